@@ -1,0 +1,91 @@
+"""Every error scalepy raises, rooted at `ScalepyError`.
+
+Each error mixes in the nearest builtin, so callers that already catch
+`ValueError`, `ConnectionError` or `TimeoutError` keep working, and carries the
+data a caller needs to react (which backend, which URL field, ...).
+
+```
+ScalepyError
+├── ConfigurationError (ValueError)
+│   └── InvalidBackendURL
+├── BackendError
+│   ├── BackendUnavailable (ConnectionError)
+│   │   └── BackendTimeout (TimeoutError)
+│   └── BackendCommandError
+└── SerializationError (ValueError)
+    └── SignatureError
+```
+
+Primitives add their own families beside these (rate limiting, circuit breaking,
+pools, queues), always below `ScalepyError`.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "BackendCommandError",
+    "BackendError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "ConfigurationError",
+    "InvalidBackendURL",
+    "ScalepyError",
+    "SerializationError",
+    "SignatureError",
+)
+
+
+class ScalepyError(Exception):
+    """Base class of every error raised by scalepy."""
+
+
+class ConfigurationError(ScalepyError, ValueError):
+    """An option given to a scalepy object is invalid; the message says what is allowed."""
+
+
+class InvalidBackendURL(ConfigurationError):
+    """A backend URL could not be parsed.
+
+    Attributes:
+        url: The offending URL with any password replaced by `***`.
+        reason: What is wrong with it and what is accepted instead.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"invalid backend URL {url!r}: {reason}")
+
+
+class BackendError(ScalepyError):
+    """A storage backend (Redis, PostgreSQL) failed to serve a request.
+
+    Attributes:
+        message: What went wrong, without the backend.
+        backend: A short description of the backend, e.g. `redis://127.0.0.1:6379/0`.
+    """
+
+    def __init__(self, message: str, *, backend: str) -> None:
+        self.message = message
+        self.backend = backend
+        super().__init__(f"{message} [{backend}]")
+
+
+class BackendUnavailable(BackendError, ConnectionError):
+    """The backend cannot be reached: connection refused, reset or closed."""
+
+
+class BackendTimeout(BackendUnavailable, TimeoutError):
+    """The backend did not answer within the configured timeout."""
+
+
+class BackendCommandError(BackendError):
+    """The backend answered with an error (a bad command, a script error, wrong type)."""
+
+
+class SerializationError(ScalepyError, ValueError):
+    """A value could not be encoded, or stored bytes could not be decoded."""
+
+
+class SignatureError(SerializationError):
+    """Signed data was unsigned, signed with an unknown key, or tampered with."""

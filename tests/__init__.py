@@ -1,0 +1,1 @@
+"""scalepy test suite."""
