@@ -1,0 +1,1 @@
+"""Glue between scalepy and third-party frameworks; one optional dependency per module."""

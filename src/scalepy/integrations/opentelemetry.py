@@ -1,0 +1,172 @@
+"""Report scalepy metrics, spans and events through the OpenTelemetry API.
+
+This module depends on `opentelemetry-api` only, as the OpenTelemetry library
+guidelines ask: the application chooses and configures the SDK and exporters.
+Without injected providers the global ones are used, so configuring the SDK
+after building scalepy objects still works.
+
+```python
+from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
+from scalepy.telemetry import set_default
+
+set_default(OpenTelemetryInstrumentation())
+```
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+from scalepy.errors import ConfigurationError
+from scalepy.telemetry import Metric, MetricKind
+
+try:
+    from opentelemetry import metrics, trace
+except ImportError as exc:
+    raise ImportError(
+        "scalepy.integrations.opentelemetry needs the 'otel' extra: pip install 'scalepy[otel]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    import contextlib
+    from collections.abc import Callable, Mapping
+
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from scalepy.telemetry import Attributes, Recorder, Span
+
+__all__ = ("OpenTelemetryInstrumentation",)
+
+_INSTRUMENTATION_NAME = "scalepy"
+
+
+def _package_version() -> str:
+    """Return the installed scalepy version, or "0" when running from a bare source tree."""
+    try:
+        return version("scalepy")
+    except PackageNotFoundError:
+        return "0"
+
+
+class _OpenTelemetryRecorder:
+    """Adds, records or sets values on one OpenTelemetry instrument."""
+
+    __slots__ = ("_emit", "_labels")
+
+    def __init__(
+        self, emit: Callable[[float, Mapping[str, str] | None], None], labels: frozenset[str]
+    ) -> None:
+        self._emit = emit
+        self._labels = labels
+
+    def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
+        """Send the value with the declared labels as attributes."""
+        if labels is None or labels.keys() <= self._labels:
+            self._emit(value, labels)
+        else:
+            self._emit(value, {key: val for key, val in labels.items() if key in self._labels})
+
+
+class OpenTelemetryInstrumentation:
+    """An `Instrumentation` backed by an OpenTelemetry tracer and meter named "scalepy".
+
+    Metric kinds map to synchronous instruments: counters to `Counter`, up-down
+    counters to `UpDownCounter`, histograms to `Histogram` (with
+    `Metric.buckets` as the explicit bucket boundaries advisory) and gauges to
+    the synchronous `Gauge`. Label values become attributes; keys a metric does
+    not declare are dropped. Each instrument is created once per metric name.
+
+    Args:
+        tracer_provider: Where spans go; the global tracer provider if omitted.
+        meter_provider: Where metrics go; the global meter provider if omitted.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        package_version = _package_version()
+        self._tracer = trace.get_tracer(
+            _INSTRUMENTATION_NAME, package_version, tracer_provider=tracer_provider
+        )
+        self._meter = metrics.get_meter(
+            _INSTRUMENTATION_NAME, package_version, meter_provider=meter_provider
+        )
+        self._lock = threading.Lock()
+        self._recorders: dict[str, tuple[Metric, _OpenTelemetryRecorder]] = {}
+
+    def metric(self, metric: Metric) -> Recorder:
+        """Return the recorder for a metric, creating its instrument on first use.
+
+        Args:
+            metric: The metric definition.
+
+        Returns:
+            The same recorder for every call with an equal definition.
+
+        Raises:
+            ConfigurationError: If a different metric was already defined under
+                the same name.
+        """
+        with self._lock:
+            known = self._recorders.get(metric.name)
+            if known is None:
+                recorder = _OpenTelemetryRecorder(self._create(metric), frozenset(metric.labels))
+                known = self._recorders[metric.name] = (metric, recorder)
+        if known[0] != metric:
+            raise ConfigurationError(
+                f"metric {metric.name!r} is already defined as {known[0]!r}; "
+                f"cannot redefine it as {metric!r}"
+            )
+        return known[1]
+
+    def _create(self, metric: Metric) -> Callable[[float, Mapping[str, str] | None], None]:
+        name, unit, description = metric.name, metric.unit, metric.description
+        if metric.kind is MetricKind.COUNTER:
+            return self._meter.create_counter(name, unit, description).add
+        if metric.kind is MetricKind.UP_DOWN_COUNTER:
+            return self._meter.create_up_down_counter(name, unit, description).add
+        if metric.kind is MetricKind.HISTOGRAM:
+            return self._meter.create_histogram(
+                name, unit, description, explicit_bucket_boundaries_advisory=metric.buckets
+            ).record
+        # MetricKind.GAUGE: the synchronous gauge, in the API since 1.23.
+        return self._meter.create_gauge(name, unit, description).set
+
+    def span(
+        self, name: str, attributes: Attributes | None = None
+    ) -> contextlib.AbstractContextManager[Span]:
+        """Start a span and make it current for the block.
+
+        An `Exception` escaping the block is recorded on the span, whose status
+        becomes ERROR, and then propagates.
+
+        Args:
+            name: The operation name, e.g. `scalepy.cache.get`.
+            attributes: Attributes of the span.
+
+        Returns:
+            A context manager whose value is the OpenTelemetry span.
+        """
+        return self._tracer.start_as_current_span(
+            name, attributes=attributes, record_exception=True, set_status_on_exception=True
+        )
+
+    def event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Add an event to the current span if it is recording; otherwise do nothing.
+
+        Args:
+            name: The event name, e.g. `scalepy.breaker.opened`.
+            attributes: Details of the event.
+        """
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(name, attributes)
+
+    def __repr__(self) -> str:
+        return f"OpenTelemetryInstrumentation(metrics={len(self._recorders)})"

@@ -1,0 +1,272 @@
+"""Report scalepy metrics to a Prometheus `CollectorRegistry` the caller owns.
+
+Nothing is registered on `prometheus_client.REGISTRY` unless the caller passes
+it. Create one `PrometheusInstrumentation` per registry and share it between
+primitives: a second one on the same registry cannot register the same metrics.
+
+```python
+from prometheus_client import CollectorRegistry
+from scalepy.integrations.prometheus import (
+    PrometheusInstrumentation, exposition_registry, render_latest,
+)
+
+registry = CollectorRegistry()
+instrumentation = PrometheusInstrumentation(registry=registry)
+...
+body, content_type = render_latest(exposition_registry(registry))
+```
+
+Multi-process servers (gunicorn, several uvicorn workers) set
+`PROMETHEUS_MULTIPROC_DIR` before `prometheus_client` is imported; every process
+then writes its values to files there, and `exposition_registry()` merges them.
+Gauges and up-down counters are summed over live processes (`livesum`): call
+`prometheus_client.multiprocess.mark_process_dead(pid)` when a worker exits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
+
+from scalepy.errors import ConfigurationError
+from scalepy.telemetry import NOOP, MetricKind
+
+try:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.exposition import choose_encoder
+    from prometheus_client.metrics import MetricWrapperBase
+    from prometheus_client.multiprocess import MultiProcessCollector
+except ImportError as exc:
+    raise ImportError(
+        "scalepy.integrations.prometheus needs the 'prometheus' extra: "
+        "pip install 'scalepy[prometheus]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    import contextlib
+    from collections.abc import Callable, Mapping
+
+    from scalepy.telemetry import Attributes, Metric, Recorder, Span
+
+__all__ = ("PrometheusInstrumentation", "exposition_registry", "render_latest")
+
+_MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_UNIT_SUFFIXES = {
+    "1": "",
+    "%": "percent",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+}
+_NOT_NAME_CHARACTERS = re.compile(r"[^a-z0-9]+")
+
+_C = TypeVar("_C", bound=MetricWrapperBase)
+
+
+def _unit_suffix(unit: str) -> str:
+    """Return the Prometheus name suffix for a UCUM unit ("" for none)."""
+    if unit in _UNIT_SUFFIXES:
+        return _UNIT_SUFFIXES[unit]
+    if unit.startswith("{") and unit.endswith("}"):  # an annotation such as {command}
+        return ""
+    return _NOT_NAME_CHARACTERS.sub("_", unit.lower()).strip("_")
+
+
+def _inc(collector: Counter | Gauge, value: float) -> None:
+    collector.inc(value)
+
+
+def _set(collector: Gauge, value: float) -> None:
+    collector.set(value)
+
+
+def _observe(collector: Histogram, value: float) -> None:
+    collector.observe(value)
+
+
+class _PrometheusRecorder(Generic[_C]):
+    """Applies one operation (inc, set, observe) to a collector or its labelled child."""
+
+    __slots__ = ("_blank", "_collector", "_keys", "_operation")
+
+    def __init__(
+        self, collector: _C, operation: Callable[[_C, float], None], keys: tuple[str, ...]
+    ) -> None:
+        self._collector = collector
+        self._operation = operation
+        self._keys = keys
+        self._blank = ("",) * len(keys)
+
+    def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
+        """Apply the value; declared labels that are missing are exported as ""."""
+        if not self._keys:
+            self._operation(self._collector, value)
+            return
+        values = self._blank if labels is None else [labels.get(key, "") for key in self._keys]
+        self._operation(self._collector.labels(*values), value)
+
+
+class PrometheusInstrumentation:
+    """An `Instrumentation` that registers one Prometheus collector per metric.
+
+    Names: dots become underscores and the unit adds a suffix (`s` ->
+    `_seconds`, `By` -> `_bytes`; `1` and annotations like `{command}` add
+    none); `prometheus_client` appends `_total` to counters. Kinds: counters
+    map to `Counter`, up-down counters to `Gauge.inc`, histograms to
+    `Histogram` (with `Metric.buckets`, else the client's default buckets) and
+    gauges to `Gauge.set`. Gauges use `multiprocess_mode="livesum"`. Label keys
+    lose their dots too; labels a recording omits are exported as "", and keys
+    the metric does not declare are dropped.
+
+    Prometheus has no spans: `span()` returns a shared no-op context manager and
+    `event()` does nothing.
+
+    Args:
+        registry: The registry to register collectors on.
+    """
+
+    def __init__(self, *, registry: CollectorRegistry) -> None:
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._recorders: dict[str, tuple[Metric, Recorder]] = {}
+
+    def metric(self, metric: Metric) -> Recorder:
+        """Return the recorder for a metric, registering its collector on first use.
+
+        Args:
+            metric: The metric definition.
+
+        Returns:
+            The same recorder for every call with an equal definition.
+
+        Raises:
+            ConfigurationError: If a different metric was already defined under
+                the same name, or the registry rejects the collector (most often
+                because something else registered the same Prometheus name).
+        """
+        with self._lock:
+            known = self._recorders.get(metric.name)
+            if known is None:
+                known = self._recorders[metric.name] = (metric, self._create(metric))
+        if known[0] != metric:
+            raise ConfigurationError(
+                f"metric {metric.name!r} is already defined as {known[0]!r}; "
+                f"cannot redefine it as {metric!r}"
+            )
+        return known[1]
+
+    def _create(self, metric: Metric) -> Recorder:
+        name = metric.name.replace(".", "_")
+        unit = _unit_suffix(metric.unit)
+        labelnames = tuple(label.replace(".", "_") for label in metric.labels)
+        if len(set(labelnames)) != len(labelnames):
+            raise ConfigurationError(
+                f"labels {metric.labels!r} of metric {metric.name!r} collide once dots "
+                "become underscores; rename one of them"
+            )
+        keys, registry = metric.labels, self._registry
+        try:
+            if metric.kind is MetricKind.COUNTER:
+                counter = Counter(
+                    name, metric.description, labelnames, unit=unit, registry=registry
+                )
+                return _PrometheusRecorder(counter, _inc, keys)
+            if metric.kind is MetricKind.HISTOGRAM:
+                histogram = Histogram(
+                    name,
+                    metric.description,
+                    labelnames,
+                    unit=unit,
+                    registry=registry,
+                    buckets=metric.buckets or Histogram.DEFAULT_BUCKETS,
+                )
+                return _PrometheusRecorder(histogram, _observe, keys)
+            gauge = Gauge(
+                name,
+                metric.description,
+                labelnames,
+                unit=unit,
+                registry=registry,
+                multiprocess_mode="livesum",
+            )
+            if metric.kind is MetricKind.UP_DOWN_COUNTER:
+                return _PrometheusRecorder(gauge, _inc, keys)
+            return _PrometheusRecorder(gauge, _set, keys)  # MetricKind.GAUGE
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"cannot register metric {metric.name!r} on the Prometheus registry: {exc}; "
+                "share one PrometheusInstrumentation per registry"
+            ) from exc
+
+    def span(
+        self, name: str, attributes: Attributes | None = None
+    ) -> contextlib.AbstractContextManager[Span]:
+        """Return the shared no-op span context manager: Prometheus has no spans.
+
+        Args:
+            name: The operation name (ignored).
+            attributes: Attributes of the span (ignored).
+
+        Returns:
+            A reusable context manager yielding a span that ignores everything.
+        """
+        return NOOP.span(name, attributes)
+
+    def event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Do nothing: Prometheus has no events.
+
+        Args:
+            name: The event name (ignored).
+            attributes: Details of the event (ignored).
+        """
+
+    def __repr__(self) -> str:
+        return f"PrometheusInstrumentation(metrics={len(self._recorders)})"
+
+
+def exposition_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
+    """Return the registry to expose on the metrics endpoint.
+
+    Call it per scrape, or once per process: a multi-process registry reads the
+    files on every collection.
+
+    Args:
+        registry: The registry the instrumentation writes to, used as is in
+            single-process mode.
+
+    Returns:
+        When `PROMETHEUS_MULTIPROC_DIR` is set, a fresh registry whose only
+        collector merges the values of every process from that directory.
+        Otherwise `registry`, or a fresh empty registry if none is given.
+
+    Raises:
+        ValueError: If `PROMETHEUS_MULTIPROC_DIR` is set but is not a directory.
+    """
+    if os.environ.get(_MULTIPROC_DIR_ENV):
+        merged = CollectorRegistry()
+        # MultiProcessCollector is unannotated; it registers itself on `merged`.
+        add_collector = cast("Callable[[CollectorRegistry], object]", MultiProcessCollector)
+        add_collector(merged)
+        return merged
+    return registry if registry is not None else CollectorRegistry()
+
+
+def render_latest(registry: CollectorRegistry, accept: str = "") -> tuple[bytes, str]:
+    """Render a registry for a scrape.
+
+    Args:
+        registry: What to render, usually `exposition_registry(...)`.
+        accept: The scraper's `Accept` header; the default gives the classic
+            Prometheus text format, `application/openmetrics-text` gives
+            OpenMetrics.
+
+    Returns:
+        The response body and its `Content-Type`.
+    """
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type

@@ -1,0 +1,462 @@
+"""The instrumentation contract every scalepy primitive reports through.
+
+Primitives never import a metrics or tracing vendor. They describe their metrics
+once as `Metric` values, ask an `Instrumentation` for a `Recorder` per metric at
+construction, and wrap interesting operations in `Instrumentation.span()`:
+
+```python
+HITS = Metric(name="scalepy.cache.hits", kind=MetricKind.COUNTER,
+              description="Cache lookups answered from the cache.", labels=("cache",))
+
+class Cache:
+    def __init__(self, *, instrumentation: Instrumentation | None = None) -> None:
+        instrumentation = instrumentation or get_default()
+        self._hits = instrumentation.metric(HITS)
+```
+
+The default is `NoopInstrumentation`: it hands out one shared recorder and one
+shared span context manager, so an unconfigured primitive pays a method call and
+nothing else. `scalepy.integrations.opentelemetry` and
+`scalepy.integrations.prometheus` implement the protocol for real backends;
+`combine()` fans out to several of them, and `scalepy.testing` provides an
+in-memory `RecordingInstrumentation` for tests.
+
+This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from scalepy.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = (
+    "NOOP",
+    "AttributeValue",
+    "Attributes",
+    "Instrumentation",
+    "Metric",
+    "MetricKind",
+    "NoopInstrumentation",
+    "Recorder",
+    "Span",
+    "combine",
+    "get_default",
+    "set_default",
+)
+
+AttributeValue = str | bool | int | float
+"""A value a span or event attribute may hold."""
+
+Attributes = Mapping[str, AttributeValue]
+"""Attributes of a span or an event, keyed by dotted names such as `db.system`."""
+
+_DOTTED_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
+_MAX_NAME_LENGTH = 255  # the OpenTelemetry limit for instrument names
+
+
+class MetricKind(enum.Enum):
+    """How the values given to a `Recorder` are aggregated."""
+
+    COUNTER = "counter"
+    """A monotonic sum: each value (never negative) is added."""
+    UP_DOWN_COUNTER = "up_down_counter"
+    """A sum that may go down: each value, positive or negative, is added."""
+    HISTOGRAM = "histogram"
+    """A distribution: each value is one observation, e.g. a duration."""
+    GAUGE = "gauge"
+    """A current level: each value replaces the previous one."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metric:
+    """The definition of one metric, shared by every backend.
+
+    Definitions are plain values: two equal `Metric` objects describe the same
+    metric, and a backend rejects a second, different definition under a name it
+    has already seen.
+
+    Raises:
+        ConfigurationError: If a field holds a value that is not allowed; the
+            message says what is.
+    """
+
+    name: str
+    """Dotted lowercase identifiers in OpenTelemetry style, e.g. `scalepy.redis.commands`."""
+    kind: MetricKind
+    """How recorded values are aggregated."""
+    description: str
+    """One sentence saying what is measured; exported as the help text."""
+    unit: str = "1"
+    """A UCUM unit: `s`, `By`, `1` (dimensionless) or an annotation like `{command}`."""
+    labels: tuple[str, ...] = ()
+    """The label keys a recording may carry; keep their values low-cardinality."""
+    buckets: tuple[float, ...] | None = None
+    """Strictly increasing histogram bucket boundaries, a hint to backends; histograms only."""
+
+    def __post_init__(self) -> None:
+        if len(self.name) > _MAX_NAME_LENGTH or not _DOTTED_NAME.fullmatch(self.name):
+            raise ConfigurationError(
+                f"invalid metric name {self.name!r}: expected dotted lowercase identifiers "
+                f"of at most {_MAX_NAME_LENGTH} characters, e.g. 'scalepy.redis.commands'"
+            )
+        if not self.description.strip():
+            raise ConfigurationError(f"metric {self.name!r} needs a non-empty description")
+        if not self.unit or not self.unit.isascii() or any(c.isspace() for c in self.unit):
+            raise ConfigurationError(
+                f"invalid unit {self.unit!r} for metric {self.name!r}: expected a UCUM unit "
+                "such as 's', 'By', '1' or '{command}'"
+            )
+        self._check_labels()
+        self._check_buckets()
+
+    def _check_labels(self) -> None:
+        for label in self.labels:
+            if not _DOTTED_NAME.fullmatch(label):
+                raise ConfigurationError(
+                    f"invalid label {label!r} for metric {self.name!r}: expected dotted "
+                    "lowercase identifiers, e.g. 'cache' or 'db.system'"
+                )
+        if len(set(self.labels)) != len(self.labels):
+            raise ConfigurationError(f"metric {self.name!r} lists a label twice: {self.labels!r}")
+        if self.kind is MetricKind.HISTOGRAM and "le" in self.labels:
+            raise ConfigurationError(
+                f"histogram {self.name!r} cannot use the label 'le', reserved for buckets"
+            )
+
+    def _check_buckets(self) -> None:
+        if self.buckets is None:
+            return
+        if self.kind is not MetricKind.HISTOGRAM:
+            raise ConfigurationError(
+                f"metric {self.name!r} is a {self.kind.value}: only histograms take buckets"
+            )
+        if not self.buckets:
+            raise ConfigurationError(
+                f"histogram {self.name!r} has empty buckets: give at least one boundary, "
+                "or None for the backend's default"
+            )
+        if not all(math.isfinite(bound) for bound in self.buckets):
+            raise ConfigurationError(
+                f"histogram {self.name!r} buckets must be finite numbers, got {self.buckets!r}"
+            )
+        if any(low >= high for low, high in zip(self.buckets, self.buckets[1:], strict=False)):
+            raise ConfigurationError(
+                f"histogram {self.name!r} buckets must be strictly increasing, got {self.buckets!r}"
+            )
+
+
+class Recorder(Protocol):
+    """Records values of one metric; obtained once from `Instrumentation.metric()`."""
+
+    def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
+        """Record one value.
+
+        Counters and up-down counters add `value`, histograms observe it and
+        gauges are set to it. Counter values must not be negative.
+
+        Args:
+            value: The amount, observation or level.
+            labels: Values for (a subset of) the metric's declared label keys.
+                Backends drop keys the metric does not declare.
+        """
+        ...
+
+
+class Span(Protocol):
+    """An operation in progress, as handed out by `Instrumentation.span()`."""
+
+    def add_event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Record that something happened during the operation.
+
+        Args:
+            name: The event name, e.g. `scalepy.breaker.opened`.
+            attributes: Details of the event.
+        """
+        ...
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        """Attach or replace one attribute of the operation.
+
+        Args:
+            key: The dotted attribute name.
+            value: Its value.
+        """
+        ...
+
+    def record_exception(self, exc: BaseException, /) -> None:
+        """Record an exception that was handled during the operation.
+
+        Args:
+            exc: The exception.
+        """
+        ...
+
+
+class Instrumentation(Protocol):
+    """Where primitives send metrics, spans and events.
+
+    Primitives take an optional `instrumentation` argument and use
+    `instrumentation or get_default()` once, at construction.
+    """
+
+    def metric(self, metric: Metric) -> Recorder:
+        """Return the recorder for a metric, creating the backend instrument once.
+
+        Args:
+            metric: The metric definition.
+
+        Returns:
+            A recorder; asking again with the same definition is allowed.
+
+        Raises:
+            ConfigurationError: If a different metric was already defined under
+                the same name.
+        """
+        ...
+
+    def span(
+        self, name: str, attributes: Attributes | None = None
+    ) -> contextlib.AbstractContextManager[Span]:
+        """Return a context manager timing one operation as a span.
+
+        An `Exception` escaping the block is recorded on the span and marks it
+        as failed, then propagates. Other `BaseException`s (cancellation,
+        `KeyboardInterrupt`) end the span without marking it failed.
+
+        Args:
+            name: The operation name, e.g. `scalepy.cache.get`.
+            attributes: Attributes of the span.
+
+        Returns:
+            A context manager whose value is the span.
+        """
+        ...
+
+    def event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Record an event on the current span, if there is one.
+
+        Args:
+            name: The event name, e.g. `scalepy.breaker.opened`.
+            attributes: Details of the event.
+        """
+        ...
+
+
+class _NoopRecorder:
+    """A recorder that discards every value."""
+
+    __slots__ = ()
+
+    def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
+        """Discard the value."""
+
+
+class _NoopSpan(contextlib.AbstractContextManager["_NoopSpan"]):
+    """A span that ignores everything; it is its own reusable context manager."""
+
+    __slots__ = ()
+
+    def add_event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Discard the event."""
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        """Discard the attribute."""
+
+    def record_exception(self, exc: BaseException, /) -> None:
+        """Discard the exception."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_NOOP_RECORDER = _NoopRecorder()
+_NOOP_SPAN = _NoopSpan()
+
+
+class NoopInstrumentation:
+    """An instrumentation that records nothing and allocates nothing per call.
+
+    `metric()` always returns the same recorder and `span()` the same reusable
+    context manager. It is the process default until `set_default()` is called.
+    """
+
+    __slots__ = ()
+
+    def metric(self, metric: Metric) -> Recorder:
+        """Return the shared recorder that discards every value.
+
+        Args:
+            metric: The metric definition (ignored).
+
+        Returns:
+            The shared no-op recorder.
+        """
+        return _NOOP_RECORDER
+
+    def span(
+        self, name: str, attributes: Attributes | None = None
+    ) -> contextlib.AbstractContextManager[Span]:
+        """Return the shared no-op span context manager.
+
+        Args:
+            name: The operation name (ignored).
+            attributes: Attributes of the span (ignored).
+
+        Returns:
+            A reusable context manager yielding a span that ignores everything.
+        """
+        return _NOOP_SPAN
+
+    def event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Do nothing.
+
+        Args:
+            name: The event name (ignored).
+            attributes: Details of the event (ignored).
+        """
+
+    def __repr__(self) -> str:
+        return "NoopInstrumentation()"
+
+
+NOOP = NoopInstrumentation()
+"""A stateless `NoopInstrumentation`, the initial process default."""
+
+
+class _FanoutRecorder:
+    """Records each value on several recorders."""
+
+    __slots__ = ("_recorders",)
+
+    def __init__(self, recorders: tuple[Recorder, ...]) -> None:
+        self._recorders = recorders
+
+    def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
+        """Record the value on every recorder."""
+        for recorder in self._recorders:
+            recorder.record(value, labels)
+
+
+class _FanoutSpan:
+    """Forwards everything to one span per combined instrumentation."""
+
+    __slots__ = ("_spans",)
+
+    def __init__(self, spans: tuple[Span, ...]) -> None:
+        self._spans = spans
+
+    def add_event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Add the event to every span."""
+        for span in self._spans:
+            span.add_event(name, attributes)
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        """Set the attribute on every span."""
+        for span in self._spans:
+            span.set_attribute(key, value)
+
+    def record_exception(self, exc: BaseException, /) -> None:
+        """Record the exception on every span."""
+        for span in self._spans:
+            span.record_exception(exc)
+
+
+class _Fanout:
+    """Sends everything to several instrumentations, in order."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, members: tuple[Instrumentation, ...]) -> None:
+        self.members = members
+
+    def metric(self, metric: Metric) -> Recorder:
+        """Return a recorder recording on every member's recorder."""
+        return _FanoutRecorder(tuple(member.metric(metric) for member in self.members))
+
+    @contextlib.contextmanager
+    def _span(self, name: str, attributes: Attributes | None) -> Iterator[Span]:
+        with contextlib.ExitStack() as stack:
+            spans = tuple(stack.enter_context(m.span(name, attributes)) for m in self.members)
+            yield _FanoutSpan(spans)
+
+    def span(
+        self, name: str, attributes: Attributes | None = None
+    ) -> contextlib.AbstractContextManager[Span]:
+        """Open one span per member; an escaping exception reaches all of them."""
+        return self._span(name, attributes)
+
+    def event(self, name: str, attributes: Attributes | None = None) -> None:
+        """Send the event to every member."""
+        for member in self.members:
+            member.event(name, attributes)
+
+    def __repr__(self) -> str:
+        return f"combine({', '.join(map(repr, self.members))})"
+
+
+def combine(*instrumentations: Instrumentation) -> Instrumentation:
+    """Fan out to several instrumentations, e.g. OpenTelemetry and Prometheus.
+
+    No-op members are dropped and nested combinations are flattened.
+
+    Args:
+        *instrumentations: The instrumentations to send everything to, in order.
+
+    Returns:
+        `NOOP` if nothing is left to combine, the single remaining
+        instrumentation itself, or one that forwards to all of them.
+    """
+    members: list[Instrumentation] = []
+    for instrumentation in instrumentations:
+        if isinstance(instrumentation, _Fanout):
+            members.extend(instrumentation.members)
+        elif not isinstance(instrumentation, NoopInstrumentation):
+            members.append(instrumentation)
+    if not members:
+        return NOOP
+    if len(members) == 1:
+        return members[0]
+    return _Fanout(tuple(members))
+
+
+_default: Instrumentation = NOOP
+
+
+def get_default() -> Instrumentation:
+    """Return the process-wide default instrumentation.
+
+    Primitives call this once, at construction, when no instrumentation is
+    passed (`instrumentation or get_default()`), so `set_default()` affects only
+    primitives created afterwards.
+
+    Returns:
+        The instrumentation given to the last `set_default()` call, else `NOOP`.
+    """
+    return _default
+
+
+def set_default(instrumentation: Instrumentation) -> None:
+    """Set the process-wide default instrumentation for primitives created from now on.
+
+    Call it once at start-up, before building primitives; pass `NOOP` to reset.
+
+    Args:
+        instrumentation: The new default.
+    """
+    global _default  # the one piece of global state, documented above
+    _default = instrumentation

@@ -1,0 +1,447 @@
+"""The instrumentation contract: metric definitions, the no-op default, fan-out, recording."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from scalepy.errors import ConfigurationError
+from scalepy.telemetry import (
+    NOOP,
+    Instrumentation,
+    Metric,
+    MetricKind,
+    NoopInstrumentation,
+    combine,
+    get_default,
+    set_default,
+)
+from scalepy.testing._instrumentation import RecordedEvent, RecordingInstrumentation
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REQUESTS = Metric(
+    name="scalepy.test.requests",
+    kind=MetricKind.COUNTER,
+    description="Requests handled.",
+    unit="{request}",
+    labels=("route", "db.system"),
+)
+IN_FLIGHT = Metric(
+    name="scalepy.test.in_flight", kind=MetricKind.UP_DOWN_COUNTER, description="Requests open."
+)
+LATENCY = Metric(
+    name="scalepy.test.latency",
+    kind=MetricKind.HISTOGRAM,
+    description="Request duration.",
+    unit="s",
+    labels=("route",),
+    buckets=(0.1, 1.0),
+)
+SIZE = Metric(
+    name="scalepy.test.size", kind=MetricKind.GAUGE, description="Pool size.", labels=("pool",)
+)
+
+
+@pytest.fixture
+def restore_default() -> Iterator[None]:
+    """Put back the process default instrumentation after the test."""
+    previous = get_default()
+    yield
+    set_default(previous)
+
+
+# Metric definitions
+
+
+def test_metric_defaults() -> None:
+    """A metric without unit, labels or buckets is dimensionless and unlabelled."""
+    metric = Metric(name="scalepy.x", kind=MetricKind.COUNTER, description="X.")
+
+    assert ("1", (), None) == (metric.unit, metric.labels, metric.buckets)
+
+
+def test_metric_equal_definitions_are_equal_and_hashable() -> None:
+    """Definitions are values: equal fields mean equal, hashable metrics."""
+    copy = Metric(
+        name="scalepy.test.latency",
+        kind=MetricKind.HISTOGRAM,
+        description="Request duration.",
+        unit="s",
+        labels=("route",),
+        buckets=(0.1, 1.0),
+    )
+
+    assert (LATENCY, 1) == (copy, len({LATENCY, copy}))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "Scalepy.x"}, "invalid metric name 'Scalepy.x'"),
+        ({"name": "scalepy..x"}, "invalid metric name"),
+        ({"name": "scalepy.x."}, "invalid metric name"),
+        ({"name": "scalepy.1x"}, "invalid metric name"),
+        ({"name": "scalepy-x"}, "invalid metric name"),
+        ({"name": "s" * 256}, "at most 255 characters"),
+        ({"description": "  "}, "non-empty description"),
+        ({"unit": ""}, "invalid unit ''"),
+        ({"unit": "m s"}, "invalid unit 'm s'"),
+        ({"unit": "µs"}, "expected a UCUM unit"),
+        ({"labels": ("Route",)}, "invalid label 'Route'"),
+        ({"labels": ("route", "route")}, "lists a label twice"),
+        ({"buckets": (1.0,)}, "only histograms take buckets"),
+        ({"kind": MetricKind.HISTOGRAM, "labels": ("le",)}, "reserved for buckets"),
+        ({"kind": MetricKind.HISTOGRAM, "buckets": ()}, "empty buckets"),
+        ({"kind": MetricKind.HISTOGRAM, "buckets": (1.0, 1.0)}, "strictly increasing"),
+        ({"kind": MetricKind.HISTOGRAM, "buckets": (2.0, 1.0)}, "strictly increasing"),
+        ({"kind": MetricKind.HISTOGRAM, "buckets": (1.0, float("inf"))}, "finite numbers"),
+        ({"kind": MetricKind.HISTOGRAM, "buckets": (float("nan"),)}, "finite numbers"),
+    ],
+)
+def test_metric_rejects_invalid_fields(fields: dict[str, Any], message: str) -> None:
+    """Each invalid field raises ConfigurationError saying what is allowed."""
+    arguments: dict[str, Any] = {
+        "name": "scalepy.x",
+        "kind": MetricKind.COUNTER,
+        "description": "X.",
+        **fields,
+    }
+
+    with pytest.raises(ConfigurationError, match=message):
+        Metric(**arguments)
+
+
+def test_metric_accepts_dotted_labels_and_annotations() -> None:
+    """Dotted label keys and UCUM annotations are valid."""
+    metric = Metric(
+        name="scalepy.redis.commands",
+        kind=MetricKind.COUNTER,
+        description="Commands sent.",
+        unit="{command}",
+        labels=("db.system", "command"),
+    )
+
+    assert ("db.system", "command") == metric.labels
+
+
+# The no-op default
+
+
+def test_noop_returns_shared_objects() -> None:
+    """The no-op hands out one recorder and one span context manager, never new ones."""
+    noop = NoopInstrumentation()
+
+    assert noop.metric(REQUESTS) is NOOP.metric(LATENCY)
+    assert noop.span("a") is NOOP.span("b", {"k": 1})
+
+
+def test_noop_span_ignores_everything_and_propagates_errors() -> None:
+    """The no-op span accepts every call, is reusable and lets exceptions through."""
+    with NOOP.span("scalepy.test.op") as span:
+        span.set_attribute("k", "v")
+        span.add_event("e", {"k": True})
+        span.record_exception(RuntimeError("handled"))
+    with pytest.raises(RuntimeError, match="boom"), NOOP.span("scalepy.test.op"):
+        raise RuntimeError("boom")
+
+    NOOP.metric(REQUESTS).record(1, {"route": "a"})
+    NOOP.event("scalepy.test.event", {"k": 1.5})
+    assert "NoopInstrumentation()" == repr(NOOP)
+
+
+def test_default_is_noop() -> None:
+    """Until configured, primitives get the no-op instrumentation."""
+    assert NOOP is get_default()
+
+
+def test_set_default(restore_default: None) -> None:
+    """set_default() changes what get_default() returns."""
+    recording = RecordingInstrumentation()
+
+    set_default(recording)
+
+    assert recording is get_default()
+
+
+# combine()
+
+
+def test_combine_nothing_is_noop() -> None:
+    """Combining nothing, or only no-ops, gives the no-op."""
+    assert (NOOP, NOOP) == (combine(), combine(NoopInstrumentation(), NOOP))
+
+
+def test_combine_one_is_itself() -> None:
+    """Combining one instrumentation (plus no-ops) returns it unchanged."""
+    recording = RecordingInstrumentation()
+
+    assert (recording, recording) == (combine(recording), combine(NOOP, recording))
+
+
+def test_combine_flattens_nested_combinations() -> None:
+    """combine(combine(a, b), c) fans out to a, b and c directly."""
+    first, second, third = (RecordingInstrumentation() for _ in range(3))
+
+    combined = combine(combine(first, second), third)
+
+    assert f"combine({first!r}, {second!r}, {third!r})" == repr(combined)
+
+
+def test_combine_fans_out_metrics() -> None:
+    """Every recorded value reaches every member."""
+    first, second = RecordingInstrumentation(), RecordingInstrumentation()
+    combined: Instrumentation = combine(first, second)
+
+    combined.metric(REQUESTS).record(2, {"route": "a"})
+
+    expected = [("scalepy.test.requests", 2.0, {"route": "a"})]
+    assert (expected, expected) == (first.records, second.records)
+
+
+def test_combine_fans_out_spans_and_events() -> None:
+    """Spans, their attributes, events and exceptions reach every member."""
+    first, second = RecordingInstrumentation(), RecordingInstrumentation()
+    combined = combine(first, second)
+    handled = ValueError("handled")
+
+    with combined.span("scalepy.test.op", {"a": 1}) as span:
+        span.set_attribute("b", "x")
+        span.add_event("added", {"c": True})
+        span.record_exception(handled)
+        combined.event("sent")
+
+    for member in (first, second):
+        (recorded,) = member.spans
+        assert {"a": 1, "b": "x"} == recorded.attributes
+        assert ["added", "sent"] == [event.name for event in recorded.events]
+        assert handled is recorded.exception
+        assert [RecordedEvent(name="sent")] == member.events
+
+
+def test_combine_span_exception_reaches_every_member() -> None:
+    """An exception escaping a combined span fails the span of every member."""
+    first, second = RecordingInstrumentation(), RecordingInstrumentation()
+
+    with pytest.raises(RuntimeError, match="boom"), combine(first, second).span("op"):
+        raise RuntimeError("boom")
+
+    assert [True, True] == [member.spans[0].error for member in (first, second)]
+
+
+# RecordingInstrumentation
+
+
+def test_recording_counter_value_and_count() -> None:
+    """Counter values are summed, optionally over records with matching labels."""
+    recording = RecordingInstrumentation()
+    requests = recording.metric(REQUESTS)
+
+    requests.record(1, {"route": "a", "db.system": "redis"})
+    requests.record(2, {"route": "a"})
+    requests.record(4, {"route": "b"})
+
+    assert 7.0 == recording.value("scalepy.test.requests")
+    assert 3.0 == recording.value("scalepy.test.requests", route="a")
+    assert 1.0 == recording.value("scalepy.test.requests", **{"db.system": "redis"})
+    assert 2 == recording.count("scalepy.test.requests", route="a")
+
+
+def test_recording_up_down_counter_sums_signed_values() -> None:
+    """Up-down counter values may be negative and are summed."""
+    recording = RecordingInstrumentation()
+    in_flight = recording.metric(IN_FLIGHT)
+
+    in_flight.record(3)
+    in_flight.record(-1)
+
+    assert (2.0, 2) == (recording.value(IN_FLIGHT.name), recording.count(IN_FLIGHT.name))
+
+
+def test_recording_histogram_sums_observations() -> None:
+    """A histogram's value is the sum of its observations, its count their number."""
+    recording = RecordingInstrumentation()
+    latency = recording.metric(LATENCY)
+
+    latency.record(0.25, {"route": "a"})
+    latency.record(0.5, {"route": "a"})
+
+    assert (0.75, 2) == (recording.value(LATENCY.name), recording.count(LATENCY.name))
+
+
+def test_recording_gauge_keeps_last_value() -> None:
+    """A gauge's value is the last one recorded with matching labels, else 0.0."""
+    recording = RecordingInstrumentation()
+    size = recording.metric(SIZE)
+
+    size.record(5, {"pool": "a"})
+    size.record(7, {"pool": "a"})
+    size.record(1, {"pool": "b"})
+
+    assert 7.0 == recording.value(SIZE.name, pool="a")
+    assert 0.0 == recording.value(SIZE.name, pool="c")
+
+
+def test_recording_keeps_raw_records() -> None:
+    """Records keep the metric name, the value as a float and a copy of the labels."""
+    recording = RecordingInstrumentation()
+    labels = {"route": "a"}
+
+    recording.metric(REQUESTS).record(1, labels)
+    recording.metric(IN_FLIGHT).record(1)
+    labels["route"] = "changed"
+
+    expected = [("scalepy.test.requests", 1.0, {"route": "a"}), ("scalepy.test.in_flight", 1.0, {})]
+    assert expected == recording.records
+
+
+def test_recording_unknown_metric_raises_key_error() -> None:
+    """Asking for a metric that was never defined is a KeyError naming the known ones."""
+    recording = RecordingInstrumentation()
+    recording.metric(REQUESTS)
+
+    with pytest.raises(KeyError, match=r"no metric 'scalepy\.test\.typo'"):
+        recording.value("scalepy.test.typo")
+    with pytest.raises(KeyError, match=r"known: \['scalepy\.test\.requests'\]"):
+        recording.count("scalepy.test.typo")
+
+
+def test_recording_rejects_undeclared_labels() -> None:
+    """Recording a label the metric does not declare raises."""
+    recorder = RecordingInstrumentation().metric(REQUESTS)
+
+    with pytest.raises(ConfigurationError, match=r"not \['user'\]"):
+        recorder.record(1, {"route": "a", "user": "u1"})
+
+
+def test_recording_rejects_negative_counter_increment() -> None:
+    """Counters only go up."""
+    recorder = RecordingInstrumentation().metric(REQUESTS)
+
+    with pytest.raises(ValueError, match="cannot be incremented by -1"):
+        recorder.record(-1)
+
+
+def test_recording_same_definition_same_recorder() -> None:
+    """Defining a metric twice returns the same recorder."""
+    recording = RecordingInstrumentation()
+
+    assert recording.metric(REQUESTS) is recording.metric(REQUESTS)
+
+
+def test_recording_rejects_conflicting_definition() -> None:
+    """A second, different definition under a known name raises."""
+    recording = RecordingInstrumentation()
+    recording.metric(REQUESTS)
+    conflicting = Metric(name=REQUESTS.name, kind=MetricKind.GAUGE, description="Other.")
+
+    with pytest.raises(ConfigurationError, match="already defined"):
+        recording.metric(conflicting)
+
+
+def test_recording_spans_nest_and_record_failures() -> None:
+    """Spans end in order with their parent; an escaping Exception marks the span failed."""
+    recording = RecordingInstrumentation()
+    error = RuntimeError("boom")
+
+    with recording.span("outer", {"k": "v"}) as outer:
+        with pytest.raises(RuntimeError), recording.span("inner"):
+            raise error
+        outer.set_attribute("done", True)
+
+    inner_span, outer_span = recording.spans
+    assert ("inner", outer_span, error, True) == (
+        inner_span.name,
+        inner_span.parent,
+        inner_span.exception,
+        inner_span.error,
+    )
+    assert ("outer", None, None, False) == (
+        outer_span.name,
+        outer_span.parent,
+        outer_span.exception,
+        outer_span.error,
+    )
+    assert {"k": "v", "done": True} == outer_span.attributes
+
+
+def test_recording_span_base_exception_is_not_a_failure() -> None:
+    """Like OpenTelemetry, a BaseException such as cancellation ends the span unfailed."""
+    recording = RecordingInstrumentation()
+
+    with pytest.raises(asyncio.CancelledError), recording.span("op"):
+        raise asyncio.CancelledError
+
+    (span,) = recording.spans
+    assert (None, False) == (span.exception, span.error)
+
+
+def test_recording_events_go_to_current_span() -> None:
+    """event() is always kept, and added to the current span when there is one."""
+    recording = RecordingInstrumentation()
+
+    recording.event("before")
+    with recording.span("op") as span:
+        recording.event("during", {"k": 1})
+        span.add_event("direct")
+    recording.event("after")
+
+    assert ["before", "during", "after"] == [event.name for event in recording.events]
+    assert [RecordedEvent(name="during", attributes={"k": 1}), RecordedEvent(name="direct")] == (
+        recording.spans[0].events
+    )
+
+
+async def test_recording_current_span_is_per_task() -> None:
+    """Concurrent tasks each see their own current span."""
+    recording = RecordingInstrumentation()
+    both_open = asyncio.Barrier(2)
+
+    async def operation(name: str) -> None:
+        with recording.span(name):
+            await both_open.wait()
+            recording.event(f"{name}.event")
+
+    await asyncio.gather(operation("a"), operation("b"))
+
+    assert {"a": ["a.event"], "b": ["b.event"]} == {
+        span.name: [event.name for event in span.events] for span in recording.spans
+    }
+
+
+def test_recording_instances_do_not_share_current_span() -> None:
+    """A span of one recording instrumentation is not current for another."""
+    first, second = RecordingInstrumentation(), RecordingInstrumentation()
+
+    with first.span("op"):
+        second.event("elsewhere")
+
+    assert [] == first.spans[0].events
+
+
+def test_recording_clear_keeps_definitions() -> None:
+    """clear() forgets what was recorded but keeps metric definitions."""
+    recording = RecordingInstrumentation()
+    recording.metric(REQUESTS).record(1)
+    with recording.span("op"):
+        recording.event("e")
+
+    recording.clear()
+
+    assert ([], [], [], 0.0) == (
+        recording.records,
+        recording.spans,
+        recording.events,
+        recording.value(REQUESTS.name),
+    )
+
+
+def test_recording_repr_shows_counts() -> None:
+    """The repr shows how much was recorded."""
+    recording = RecordingInstrumentation()
+    recording.metric(REQUESTS).record(1)
+
+    assert "RecordingInstrumentation(metrics=1, records=1, spans=0, events=0)" == repr(recording)
