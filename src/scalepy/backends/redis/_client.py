@@ -1,0 +1,307 @@
+"""`RedisClient`: the one Redis connection layer the cache, rate limiter and queue share."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+from redis.crc import key_slot
+
+from scalepy.backends._url import (
+    BackendConfig,
+    MemoryConfig,
+    RedisClusterConfig,
+    RedisConfig,
+    parse_backend_url,
+)
+from scalepy.backends.redis._cluster import ClusterRouter
+from scalepy.backends.redis._errors import ScriptNotLoaded
+from scalepy.backends.redis._node import Node
+from scalepy.backends.redis._pipeline import AutoPipeline, PipelineStatistics
+from scalepy.backends.redis._resp import Endpoint
+from scalepy.errors import ConfigurationError
+from scalepy.telemetry import Metric, MetricKind, get_default
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+    from redis.typing import EncodableT
+
+    from scalepy.backends.redis._scripts import Script
+    from scalepy.telemetry import Instrumentation
+
+__all__ = ("RedisClient", "RedisClientStatistics")
+
+PIPELINE_SIZE = Metric(
+    name="scalepy.redis.pipeline.size",
+    kind=MetricKind.HISTOGRAM,
+    unit="{command}",
+    description="Commands per automatic pipeline sent to Redis.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisClientStatistics:
+    """A snapshot of a `RedisClient`'s activity."""
+
+    backend: str
+    """The server's URL, password masked."""
+    pipeline: PipelineStatistics
+    """Automatic pipelining counters."""
+    script_reloads: int
+    """Scripts resent because the server had lost them (NOSCRIPT)."""
+
+
+class RedisClient:
+    """Redis with automatic pipelining, bounded timeouts and self-healing Lua scripts.
+
+    Commands issued concurrently within one event-loop tick reach Redis as one
+    pipeline, over one multiplexed connection per server; each caller still gets
+    its own reply or its own error. Every call is bounded by the configured
+    `timeout`, and failures are scalepy errors: `BackendTimeout`,
+    `BackendUnavailable` or `BackendCommandError`. A lost connection is reopened
+    by the next command.
+
+    Replies are raw RESP2 values: `bytes` for strings and status replies
+    (`b"OK"`), `int`, `list` and `None`.
+
+    Args:
+        config: The server or cluster to talk to (see `parse_backend_url`).
+        instrumentation: Where metrics go; the process default when `None`.
+
+    Example:
+        ```python
+        async with RedisClient.from_url("redis://localhost:6379/0") as redis:
+            await redis.execute("SET", "greeting", "hello")
+            assert await redis.execute("GET", "greeting") == b"hello"
+        ```
+    """
+
+    __slots__ = ("_config", "_is_cluster", "_pipeline", "_redis", "_script_reloads")
+
+    def __init__(
+        self,
+        config: RedisConfig | RedisClusterConfig,
+        *,
+        instrumentation: Instrumentation | None = None,
+    ) -> None:
+        self._config = config
+        self._redis: Redis | RedisCluster | None = None
+        self._script_reloads = 0
+        backend = str(config)
+        dispatcher: Node | ClusterRouter
+        if isinstance(config, RedisClusterConfig):
+            self._is_cluster = True
+            template = _endpoint(config)
+            seeds = [Endpoint(host=host, port=port) for host, port in config.nodes]
+            dispatcher = ClusterRouter(
+                seeds, template=template, backend=backend, timeout=config.timeout
+            )
+        else:
+            self._is_cluster = False
+            dispatcher = Node(_endpoint(config), backend=backend)
+        self._pipeline = AutoPipeline(
+            dispatcher,
+            timeout=config.timeout,
+            backend=backend,
+            batch_sizes=(instrumentation or get_default()).metric(PIPELINE_SIZE),
+        )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | BackendConfig,
+        *,
+        instrumentation: Instrumentation | None = None,
+    ) -> RedisClient:
+        """Create a client from a URL or a parsed configuration.
+
+        Args:
+            url: A `redis://`, `rediss://`, `unix://` or `redis+cluster://` URL.
+            instrumentation: Where metrics go; the process default when `None`.
+
+        Returns:
+            A client; it connects on first use.
+
+        Raises:
+            InvalidBackendURL: The URL cannot be parsed.
+            ConfigurationError: The URL names a backend that is not Redis.
+        """
+        config = parse_backend_url(url) if isinstance(url, str) else url
+        if isinstance(config, MemoryConfig):
+            raise ConfigurationError("RedisClient needs a Redis URL, got memory://")
+        return cls(config, instrumentation=instrumentation)
+
+    @property
+    def config(self) -> RedisConfig | RedisClusterConfig:
+        """The configuration this client was built from."""
+        return self._config
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether the server is a Redis Cluster."""
+        return self._is_cluster
+
+    @property
+    def redis(self) -> Redis | RedisCluster:
+        """A redis-py client for the same server, created on first use and closed with this.
+
+        Use it for what needs a connection of its own: pub/sub, blocking commands,
+        commands that must reach every cluster node. Plain commands are faster
+        through `execute`.
+        """
+        if self._redis is None:
+            self._redis = _redis_py_client(self._config)
+        return self._redis
+
+    async def execute(self, *command: EncodableT) -> Any:
+        """Run one command, pipelined with whatever else this tick sends.
+
+        Args:
+            *command: The command name and its arguments, e.g. `"GET", "key"`.
+
+        Returns:
+            The raw reply.
+
+        Raises:
+            BackendTimeout: No reply within the timeout.
+            BackendUnavailable: The server cannot be reached, or the client is closed.
+            BackendCommandError: The server rejected the command.
+        """
+        return await self._pipeline.submit(command)
+
+    async def run_script(
+        self,
+        script: Script,
+        keys: Sequence[str] = (),
+        args: Sequence[EncodableT] = (),
+    ) -> Any:
+        """Run a Lua script with EVALSHA, resending its body if the server lost it.
+
+        Args:
+            script: The script to run.
+            keys: The keys it touches; on a cluster they must share one hash tag.
+            args: Its other arguments.
+
+        Returns:
+            The script's raw reply.
+
+        Raises:
+            ConfigurationError: On a cluster, the keys live in different slots.
+            BackendTimeout: No reply within the timeout.
+            BackendUnavailable: The server cannot be reached.
+            BackendCommandError: The script raised an error.
+        """
+        if self._is_cluster and len(keys) > 1:
+            _check_one_slot(script, keys)
+        try:
+            return await self._pipeline.submit(("EVALSHA", script.sha, len(keys), *keys, *args))
+        except ScriptNotLoaded:
+            self._script_reloads += 1
+            return await self._pipeline.submit(("EVAL", script.source, len(keys), *keys, *args))
+
+    async def ping(self) -> bool:
+        """Return `True` when the server answers PING in time.
+
+        Raises:
+            BackendTimeout: No reply within the timeout.
+            BackendUnavailable: The server cannot be reached.
+        """
+        return bool(await self.execute("PING"))
+
+    def statistics(self) -> RedisClientStatistics:
+        """Return a snapshot of the client's counters."""
+        return RedisClientStatistics(
+            backend=str(self._config),
+            pipeline=self._pipeline.statistics(),
+            script_reloads=self._script_reloads,
+        )
+
+    async def aclose(self) -> None:
+        """Send what was submitted, wait for the replies (up to the timeout), then close."""
+        await self._pipeline.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        stats = self._pipeline.statistics()
+        return (
+            f"<RedisClient {self._config} commands={stats.commands} "
+            f"batches={stats.batches} waiting={stats.waiting}>"
+        )
+
+
+def _endpoint(config: RedisConfig | RedisClusterConfig) -> Endpoint:
+    context: ssl.SSLContext | None = None
+    if config.ssl:
+        context = ssl.create_default_context(cafile=config.ssl_ca_certs)
+        if config.ssl_cert_reqs != "required":
+            context.check_hostname = False
+            context.verify_mode = (
+                ssl.CERT_OPTIONAL if config.ssl_cert_reqs == "optional" else ssl.CERT_NONE
+            )
+    common: dict[str, Any] = {
+        "ssl_context": context,
+        "username": config.username,
+        "password": config.password,
+        "client_name": config.client_name,
+        "connect_timeout": config.connect_timeout,
+    }
+    if isinstance(config, RedisClusterConfig):
+        return Endpoint(**common)
+    return Endpoint(
+        host=config.host,
+        port=config.port,
+        unix_socket_path=config.unix_socket_path,
+        db=config.db,
+        **common,
+    )
+
+
+def _redis_py_client(config: RedisConfig | RedisClusterConfig) -> Redis | RedisCluster:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    common: dict[str, Any] = {
+        "username": config.username,
+        "password": config.password,
+        "socket_connect_timeout": config.connect_timeout,
+        "client_name": config.client_name,
+    }
+    if config.ssl:
+        common |= {
+            "ssl": True,
+            "ssl_cert_reqs": config.ssl_cert_reqs,
+            "ssl_ca_certs": config.ssl_ca_certs,
+        }
+    if isinstance(config, RedisClusterConfig):
+        nodes = [ClusterNode(host, port) for host, port in config.nodes]
+        return RedisCluster(startup_nodes=nodes, **common)
+    if config.unix_socket_path is not None:
+        return Redis(unix_socket_path=config.unix_socket_path, db=config.db, **common)
+    return Redis(host=config.host, port=config.port, db=config.db, **common)
+
+
+def _check_one_slot(script: Script, keys: Sequence[str]) -> None:
+    slots = {key_slot(key.encode()) for key in keys}
+    if len(slots) > 1:
+        raise ConfigurationError(
+            f"script {script.name!r} got keys in {len(slots)} cluster slots; give every key "
+            f"of one call the same hash tag (see scalepy.backends.KeySpace): {list(keys)}"
+        )

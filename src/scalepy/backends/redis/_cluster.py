@@ -1,0 +1,170 @@
+"""Redis Cluster: each command goes to the node that owns its key's slot.
+
+The slot map comes from `CLUSTER SLOTS`, fetched on first use and again after any
+`MOVED` redirection. A redirected command is resent to the node the reply names
+(`ASK` redirections are preceded by `ASKING`), so resharding is invisible to
+callers. Commands are grouped per node, so one tick's batch becomes one pipeline
+per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from redis.crc import key_slot
+
+from scalepy.backends.redis._node import Node
+from scalepy.errors import BackendError, BackendUnavailable
+
+if TYPE_CHECKING:
+    from scalepy.backends.redis._pipeline import Command
+    from scalepy.backends.redis._resp import Endpoint
+
+__all__ = ("ClusterRouter",)
+
+_SLOTS = 16384
+# Commands whose second word is not a key: they may run on any node.
+_KEYLESS = frozenset(
+    {"PING", "ECHO", "TIME", "INFO", "SCRIPT", "CLUSTER", "CLIENT", "CONFIG", "COMMAND",
+     "DBSIZE", "FLUSHALL", "FLUSHDB", "PUBLISH", "FUNCTION", "MEMORY", "LATENCY", "SLOWLOG"}
+)  # fmt: skip
+
+
+class ClusterRouter:
+    """Dispatches batches across a cluster's nodes; see the module docstring."""
+
+    __slots__ = ("_backend", "_nodes", "_pending", "_refreshing", "_slots", "_template", "_timeout")
+
+    def __init__(
+        self, seeds: list[Endpoint], *, template: Endpoint, backend: str, timeout: float
+    ) -> None:
+        self._template = template
+        self._backend = backend
+        self._timeout = timeout
+        self._nodes: dict[tuple[str, int], Node] = {}
+        for seed in seeds:
+            self._node(seed.host, seed.port)
+        self._slots: list[Node | None] = [None] * _SLOTS
+        self._refreshing: asyncio.Task[None] | None = None
+        self._pending: list[tuple[list[Command], list[asyncio.Future[Any]]]] = []
+
+    def dispatch(self, commands: list[Command], futures: list[asyncio.Future[Any]]) -> None:
+        """Send each command to its slot's node, once the slot map is known."""
+        if self._refreshing is not None or self._slots[0] is None:
+            self._pending.append((commands, futures))
+            self._refresh_soon()
+            return
+        groups: dict[Node, tuple[list[Command], list[asyncio.Future[Any]]]] = {}
+        for command, future in zip(commands, futures, strict=True):
+            node_commands, node_futures = groups.setdefault(self._route(command), ([], []))
+            node_commands.append(command)
+            node_futures.append(future)
+        for node, (node_commands, node_futures) in groups.items():
+            node.dispatch(node_commands, node_futures)
+
+    def waiting(self) -> int:
+        """Commands sent and not yet answered, over every node."""
+        return sum(node.waiting() for node in self._nodes.values())
+
+    def abort_stalled(self, sent_before: float) -> None:
+        """Drop every node connection with a reply missing since before `sent_before`."""
+        for node in self._nodes.values():
+            node.abort_stalled(sent_before)
+
+    async def aclose(self, grace: float) -> None:
+        """Close every node's connection, giving unanswered commands `grace` seconds."""
+        if self._refreshing is not None:
+            await asyncio.wait([self._refreshing], timeout=grace)
+        await asyncio.gather(*(node.aclose(grace) for node in self._nodes.values()))
+
+    def _route(self, command: Command) -> Node:
+        key = _key_of(command)
+        if key is not None:
+            node = self._slots[key_slot(key)]
+            if node is not None:
+                return node
+        return next(iter(self._nodes.values()))
+
+    def _node(self, host: str, port: int) -> Node:
+        node = self._nodes.get((host, port))
+        if node is None:
+            endpoint = replace(self._template, host=host, port=port, db=0)
+            node = Node(endpoint, backend=self._backend, redirect=self._redirect)
+            self._nodes[host, port] = node
+        return node
+
+    def _redirect(self, command: Command, future: asyncio.Future[Any], message: str) -> None:
+        kind, slot, address = message.split(" ", 2)
+        host, _, port = address.rpartition(":")
+        node = self._node(host or self._template.host, int(port))
+        if kind == "MOVED":
+            self._slots[int(slot)] = node
+            self._refresh_soon()
+            node.dispatch([command], [future])
+        else:
+            asking: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            asking.add_done_callback(_ignore_outcome)
+            node.dispatch([("ASKING",), command], [asking, future])
+
+    def _refresh_soon(self) -> None:
+        if self._refreshing is None:
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        error: BackendError = BackendUnavailable("no cluster node answered", backend=self._backend)
+        try:
+            for node in list(self._nodes.values()):
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                node.dispatch([("CLUSTER", "SLOTS")], [future])
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        self._apply(await future)
+                    break
+                except (BackendError, TimeoutError) as exc:
+                    if isinstance(exc, BackendError):
+                        error = exc
+            else:
+                self._fail_pending(error)
+        finally:
+            self._refreshing = None
+        pending, self._pending = self._pending, []
+        for commands, futures in pending:
+            self.dispatch(commands, futures)
+
+    def _apply(self, ranges: list[list[Any]]) -> None:
+        for start, end, primary, *_ in ranges:
+            node = self._node(primary[0].decode() or self._template.host, int(primary[1]))
+            self._slots[start : end + 1] = [node] * (end - start + 1)
+
+    def _fail_pending(self, error: BackendError) -> None:
+        pending, self._pending = self._pending, []
+        for _, futures in pending:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(type(error)(error.message, backend=error.backend))
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    # ASKING's reply matters to nobody; reading it keeps asyncio from logging it.
+    if not future.cancelled():
+        future.exception()
+
+
+def _key_of(command: Command) -> bytes | None:
+    name = command[0]
+    name = (name.decode() if isinstance(name, bytes) else str(name)).upper()
+    if name in ("EVAL", "EVALSHA", "FCALL", "FCALL_RO"):
+        return _encode(command[3]) if int(_encode(command[2])) > 0 else None
+    if name in _KEYLESS or len(command) < 2:
+        return None
+    return _encode(command[1])
+
+
+def _encode(key: object) -> bytes:
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, memoryview):
+        return key.tobytes()
+    return str(key).encode()

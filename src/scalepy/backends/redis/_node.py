@@ -1,0 +1,96 @@
+"""One Redis server: a lazily opened multiplexed connection, reopened after a failure."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from scalepy.backends.redis._resp import open_connection
+from scalepy.errors import BackendError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scalepy.backends.redis._pipeline import Command
+    from scalepy.backends.redis._resp import Endpoint, RespConnection
+
+__all__ = ("Node",)
+
+
+class Node:
+    """Sends batches to one server, connecting on first use and after every loss.
+
+    Batches dispatched while the connection opens wait in a buffer and leave as
+    soon as it is open; if it cannot be opened they fail with the connect error.
+    Only one connection attempt runs at a time.
+    """
+
+    __slots__ = ("_backend", "_buffer", "_connecting", "_connection", "_redirect", "endpoint")
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        backend: str,
+        redirect: Callable[[Command, asyncio.Future[Any], str], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._backend = backend
+        self._redirect = redirect
+        self._connection: RespConnection | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._buffer: list[tuple[list[Command], list[asyncio.Future[Any]]]] = []
+
+    def dispatch(self, commands: list[Command], futures: list[asyncio.Future[Any]]) -> None:
+        """Write the batch now if connected, else once connected."""
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            connection.send(commands, futures)
+            return
+        self._buffer.append((commands, futures))
+        if self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    def waiting(self) -> int:
+        """Commands sent on this node's connection and not yet answered."""
+        return 0 if self._connection is None else self._connection.waiting
+
+    def abort_stalled(self, sent_before: float) -> None:
+        """Drop the connection if a reply sent before `sent_before` is still missing."""
+        connection = self._connection
+        if connection is None:
+            return
+        oldest = connection.oldest_sent_at()
+        if oldest is not None and oldest <= sent_before:
+            connection.abort()
+
+    async def aclose(self, grace: float) -> None:
+        """Wait up to `grace` seconds for unanswered replies, then close the connection."""
+        if self._connecting is not None:
+            await asyncio.wait([self._connecting], timeout=grace)
+        if self._connection is not None:
+            await self._connection.drain_and_close(grace)
+
+    async def _connect(self) -> None:
+        try:
+            connection = await open_connection(
+                self.endpoint, backend=self._backend, redirect=self._redirect
+            )
+        except BackendError as exc:
+            self._fail_buffer(exc)
+            return
+        finally:
+            self._connecting = None
+        self._connection = connection
+        buffer, self._buffer = self._buffer, []
+        for commands, futures in buffer:
+            live = [(c, f) for c, f in zip(commands, futures, strict=True) if not f.done()]
+            if live:
+                connection.send([c for c, _ in live], [f for _, f in live])
+
+    def _fail_buffer(self, exc: BackendError) -> None:
+        buffer, self._buffer = self._buffer, []
+        for _, futures in buffer:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(type(exc)(exc.message, backend=exc.backend))

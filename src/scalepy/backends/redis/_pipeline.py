@@ -1,0 +1,167 @@
+"""Automatic pipelining: the commands issued during one event-loop tick travel together.
+
+The first command of a tick opens a batch and schedules `_flush` with `call_soon`;
+asyncio runs it after every callback already ready in this iteration, so every
+task woken in this tick has had its turn to add commands. The flush hands the
+batch to a dispatcher, which writes it at once on a multiplexed connection (see
+`_resp.py`); replies settle each caller's own future.
+
+Each batch carries one deadline timer: a caller never waits longer than `timeout`,
+whether its command waits for a connection or for a reply. When a batch expires
+with replies still missing, the dispatcher drops the stalled connections so the
+next command reconnects instead of queueing behind a dead socket. A command whose
+caller already gave up (timed out or cancelled) before the flush is not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT
+
+    from scalepy.telemetry import Recorder
+
+__all__ = ("AutoPipeline", "Command", "Dispatcher", "PipelineStatistics")
+
+Command = tuple["EncodableT", ...]
+
+
+class Dispatcher(Protocol):
+    """Sends batches to the right server(s): one node, or a cluster's nodes."""
+
+    def dispatch(self, commands: list[Command], futures: list[asyncio.Future[Any]]) -> None:
+        """Send `commands` now (or as soon as connected); replies settle `futures`."""
+
+    def abort_stalled(self, sent_before: float) -> None:
+        """Drop connections still waiting for a reply sent before loop time `sent_before`."""
+
+    def waiting(self) -> int:
+        """Commands sent and not yet answered, over every connection."""
+
+    async def aclose(self, grace: float) -> None:
+        """Wait up to `grace` seconds for unanswered commands, then close every connection."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineStatistics:
+    """A snapshot of an `AutoPipeline`'s activity."""
+
+    commands: int
+    """Commands sent since creation."""
+    batches: int
+    """Pipelines sent since creation; `commands / batches` is the mean batch size."""
+    waiting: int
+    """Commands sent and not yet answered, now."""
+
+
+class _Batch:
+    __slots__ = ("commands", "futures")
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self.futures: list[asyncio.Future[Any]] = []
+
+
+class AutoPipeline:
+    """Coalesces concurrent commands into pipelines; see the module docstring."""
+
+    __slots__ = (
+        "_backend",
+        "_batch_sizes",
+        "_batches",
+        "_closed",
+        "_collecting",
+        "_commands",
+        "_dispatcher",
+        "_timeout",
+    )
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        timeout: float,
+        backend: str,
+        batch_sizes: Recorder,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._timeout = timeout
+        self._backend = backend
+        self._batch_sizes = batch_sizes
+        self._collecting: _Batch | None = None
+        self._closed = False
+        self._commands = 0
+        self._batches = 0
+
+    def submit(self, command: Command) -> asyncio.Future[Any]:
+        """Queue `command` for the current tick's pipeline.
+
+        Returns:
+            A future settled with the reply, or with a scalepy `BackendError`.
+
+        Raises:
+            BackendUnavailable: The pipeline has been closed.
+        """
+        if self._closed:
+            raise BackendUnavailable("the Redis client is closed", backend=self._backend)
+        loop = asyncio.get_running_loop()
+        batch = self._collecting
+        if batch is None:
+            batch = self._collecting = _Batch()
+            loop.call_later(self._timeout, self._expire, batch)
+            loop.call_soon(self._flush)
+        future: asyncio.Future[Any] = loop.create_future()
+        batch.commands.append(command)
+        batch.futures.append(future)
+        return future
+
+    def statistics(self) -> PipelineStatistics:
+        """Return a snapshot of the pipeline's counters."""
+        return PipelineStatistics(
+            commands=self._commands, batches=self._batches, waiting=self._dispatcher.waiting()
+        )
+
+    async def aclose(self) -> None:
+        """Refuse new commands, send the open batch, and wait for the replies."""
+        self._closed = True
+        self._flush()
+        await self._dispatcher.aclose(self._timeout)
+
+    def _flush(self) -> None:
+        batch, self._collecting = self._collecting, None
+        if batch is None:
+            return
+        commands: list[Command] = []
+        futures: list[asyncio.Future[Any]] = []
+        for command, future in zip(batch.commands, batch.futures, strict=True):
+            if not future.done():
+                commands.append(command)
+                futures.append(future)
+        if not commands:
+            return
+        self._commands += len(commands)
+        self._batches += 1
+        self._batch_sizes.record(len(commands))
+        try:
+            self._dispatcher.dispatch(commands, futures)
+        except Exception as exc:  # a failed write is every caller's error, never a crash
+            for future in futures:
+                if not future.done():
+                    future.set_exception(BackendError(str(exc), backend=self._backend))
+
+    def _expire(self, batch: _Batch) -> None:
+        expired = False
+        for future in batch.futures:
+            if not future.done():
+                expired = True
+                future.set_exception(
+                    BackendTimeout(f"no reply within {self._timeout} s", backend=self._backend)
+                )
+        if expired:
+            loop = asyncio.get_running_loop()
+            self._dispatcher.abort_stalled(loop.time() - self._timeout)

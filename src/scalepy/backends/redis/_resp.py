@@ -1,0 +1,195 @@
+"""One multiplexed RESP2 connection: many pipelines in flight, replies settle futures in order.
+
+Writes never wait for earlier replies (Redis answers in order), so one connection
+carries every pipeline a process sends to one server, as ioredis and redis-rs do.
+Replies are parsed by hiredis straight from `data_received`: no reader task, no
+extra event-loop hop between the socket and the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import hiredis
+
+from scalepy.backends.redis._errors import reply_error
+from scalepy.errors import BackendTimeout, BackendUnavailable
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Callable, Sequence
+
+    from scalepy.backends.redis._pipeline import Command
+
+__all__ = ("Endpoint", "RespConnection", "open_connection")
+
+# hiredis's stub types the command as a one-element tuple; it takes any length.
+_pack = cast("Callable[[Command], bytes]", hiredis.pack_command)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """Where one Redis server listens and how to log in to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    unix_socket_path: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    db: int = 0
+    client_name: str | None = None
+    connect_timeout: float = 2.0
+
+    @property
+    def address(self) -> str:
+        """`host:port`, or the socket path."""
+        return self.unix_socket_path or f"{self.host}:{self.port}"
+
+    def handshake(self) -> list[Command]:
+        """The commands sent right after connecting (AUTH, SELECT, CLIENT SETNAME)."""
+        commands: list[Command] = []
+        if self.password is not None:
+            user = () if self.username is None else (self.username,)
+            commands.append(("AUTH", *user, self.password))
+        if self.db:
+            commands.append(("SELECT", self.db))
+        if self.client_name:
+            commands.append(("CLIENT", "SETNAME", self.client_name))
+        return commands
+
+
+class RespConnection(asyncio.Protocol):
+    """An open connection; `send` writes a batch, replies settle its futures.
+
+    Args:
+        backend: The server's masked URL, carried by errors.
+        redirect: Called instead of failing a future when the reply is a cluster
+            `MOVED`/`ASK` redirection (cluster mode only).
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        redirect: Callable[[Command, asyncio.Future[Any], str], None] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._redirect = redirect
+        self._reader = hiredis.Reader()
+        self._waiting: deque[tuple[Command, asyncio.Future[Any], float]] = deque()
+        self._transport: asyncio.Transport | None = None
+        self._lost = False
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection can take commands."""
+        return self._transport is not None and not self._lost
+
+    @property
+    def waiting(self) -> int:
+        """Commands sent and not yet answered."""
+        return len(self._waiting)
+
+    def oldest_sent_at(self) -> float | None:
+        """Loop time at which the oldest unanswered command was sent, if any."""
+        return self._waiting[0][2] if self._waiting else None
+
+    def send(self, commands: Sequence[Command], futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Write `commands` at once; their replies will settle `futures`, in order."""
+        assert self._transport is not None
+        sent_at = asyncio.get_running_loop().time()
+        self._waiting.extend(
+            (command, future, sent_at) for command, future in zip(commands, futures, strict=True)
+        )
+        self._transport.write(b"".join(map(_pack, commands)))
+
+    def abort(self) -> None:
+        """Drop the connection now; unanswered commands fail with `BackendUnavailable`."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def drain_and_close(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the last unanswered reply, then close."""
+        if self._waiting:
+            await asyncio.wait([self._waiting[-1][1]], timeout=grace)
+        if self._transport is not None:
+            self._transport.close()
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        waiting = self._waiting
+        while (reply := self._reader.gets()) is not False:
+            command, future, _ = waiting.popleft()
+            if isinstance(reply, hiredis.ReplyError):
+                message = str(reply)
+                if self._redirect is not None and message.startswith(("MOVED ", "ASK ")):
+                    self._redirect(command, future, message)
+                elif not future.done():
+                    future.set_exception(reply_error(message, self._backend))
+            elif not future.done():
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        reason = f"connection lost: {exc}" if exc else "connection closed"
+        while self._waiting:
+            _, future, _ = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(BackendUnavailable(reason, backend=self._backend))
+
+
+async def open_connection(
+    endpoint: Endpoint,
+    *,
+    backend: str,
+    redirect: Callable[[Command, asyncio.Future[Any], str], None] | None = None,
+) -> RespConnection:
+    """Connect to `endpoint` and log in, all within its connect timeout.
+
+    Raises:
+        BackendTimeout: Connecting or logging in took longer than the timeout.
+        BackendUnavailable: The server refused or dropped the connection.
+        BackendCommandError: The server rejected the login (wrong password, bad db).
+    """
+    loop = asyncio.get_running_loop()
+
+    def factory() -> RespConnection:
+        return RespConnection(backend, redirect)
+
+    connection: RespConnection | None = None
+    try:
+        async with asyncio.timeout(endpoint.connect_timeout):
+            if endpoint.unix_socket_path is not None:
+                _, connection = await loop.create_unix_connection(
+                    factory, endpoint.unix_socket_path
+                )
+            else:
+                _, connection = await loop.create_connection(
+                    factory, endpoint.host, endpoint.port, ssl=endpoint.ssl_context
+                )
+            if handshake := endpoint.handshake():
+                futures = [loop.create_future() for _ in handshake]
+                connection.send(handshake, futures)
+                await asyncio.gather(*futures)
+    except TimeoutError:
+        if connection is not None:
+            connection.abort()
+        raise BackendTimeout(
+            f"could not connect within {endpoint.connect_timeout} s", backend=backend
+        ) from None
+    except OSError as exc:
+        raise BackendUnavailable(f"could not connect: {exc}", backend=backend) from exc
+    except BaseException:
+        if connection is not None:
+            connection.abort()
+        raise
+    return connection

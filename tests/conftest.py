@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite: real Redis, Redis Cluster and PostgreSQL.
+
+The servers are the ones `scripts/services.sh start` runs; their addresses can be
+overridden with SCALEPY_TEST_REDIS_URL, SCALEPY_TEST_CLUSTER_URL and
+SCALEPY_TEST_POSTGRES_DSN.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scalepy.backends.redis import RedisClient
+from tests.support.redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+    from pathlib import Path
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the shared test Redis server."""
+    return os.environ.get("SCALEPY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> str:
+    """URL of the local 3-master Redis Cluster."""
+    return os.environ.get("SCALEPY_TEST_CLUSTER_URL", "redis+cluster://127.0.0.1:7000")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the test PostgreSQL database."""
+    return os.environ.get("SCALEPY_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A key prefix no other test uses, so tests never see each other's keys."""
+    return f"scalepy-test:{uuid.uuid4().hex}"
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+async def redis(
+    request: pytest.FixtureRequest, redis_url: str, cluster_url: str
+) -> AsyncIterator[RedisClient]:
+    """A RedisClient on the shared server, then on the cluster (every test runs on both)."""
+    url = redis_url if request.param == "standalone" else cluster_url
+    async with RedisClient.from_url(url) as client:
+        yield client
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server the test may stop, pause and restart."""
+    with RedisServer(tmp_path) as server:
+        yield server

@@ -1,0 +1,1 @@
+"""Lua scripts used by the script registry tests."""

@@ -1,0 +1,1 @@
+"""Helpers for scalepy's own test suite: real servers the tests start and stop."""

@@ -1,0 +1,99 @@
+"""A throwaway redis-server on a free port, for tests that stop, pause or restart Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+__all__ = ("RedisServer", "free_port")
+
+_READY = b"Ready to accept connections"
+
+
+def free_port() -> int:
+    """Return a TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A redis-server child process the test owns: start, stop, pause, resume.
+
+    The port stays the same across restarts, so clients can reconnect to it.
+    """
+
+    def __init__(self, directory: Path, *options: str) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.options = options
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """`redis://127.0.0.1:<port>/0`."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and return once it logs that it accepts connections."""
+        command = [
+            "redis-server",
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.directory),
+            *self.options,
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        log = b""
+        for line in process.stdout:  # the server's own log tells when it is ready
+            log += line
+            if _READY in line:
+                break
+        else:
+            raise RuntimeError(f"redis-server did not start:\n{log.decode(errors='replace')}")
+        os.set_blocking(process.stdout.fileno(), False)
+        self._process = process
+
+    def stop(self) -> None:
+        """Kill the server (connections drop at once) and reap it."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            assert self._process.stdout is not None
+            self._process.stdout.close()
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Unfreeze a paused server (SIGCONT)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self.resume()
+        self.stop()

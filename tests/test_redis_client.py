@@ -1,0 +1,161 @@
+"""RedisClient: automatic pipelining, raw replies, errors per caller, on a server and a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.crc import key_slot
+
+from scalepy.backends import KeySpace, MemoryConfig, parse_backend_url
+from scalepy.backends.redis import RedisClient
+from scalepy.backends.redis._client import PIPELINE_SIZE
+from scalepy.errors import BackendCommandError, BackendUnavailable, ConfigurationError
+from scalepy.testing import RecordingInstrumentation
+
+
+async def test_commands_return_raw_replies(redis: RedisClient, key_prefix: str) -> None:
+    """Replies are RESP2 values: bytes, int, None, lists."""
+    key = f"{key_prefix}:value"
+    assert b"OK" == await redis.execute("SET", key, "héllo")
+    assert "héllo".encode() == await redis.execute("GET", key)
+    assert None is await redis.execute("GET", f"{key_prefix}:missing")
+    assert 3 == await redis.execute("INCRBY", f"{key_prefix}:n", 3)
+    assert 2 == await redis.execute("RPUSH", f"{key_prefix}:l", "a", "b")
+    assert [b"a", b"b"] == await redis.execute("LRANGE", f"{key_prefix}:l", 0, -1)
+    assert await redis.ping()
+
+
+async def test_one_tick_of_commands_is_one_pipeline(redis: RedisClient, key_prefix: str) -> None:
+    """200 concurrent commands leave as one pipeline, and each gets its own reply."""
+    before = redis.statistics().pipeline
+    replies = await asyncio.gather(
+        *(redis.execute("INCR", f"{key_prefix}:{i % 7}") for i in range(200))
+    )
+    after = redis.statistics().pipeline
+    assert 200 == after.commands - before.commands
+    expected_batches = 1 if not redis.is_cluster else 3  # one pipeline per node
+    assert expected_batches >= after.batches - before.batches
+    assert sorted(replies) == sorted(
+        count for i in range(7) for count in range(1, len(range(i, 200, 7)) + 1)
+    )
+
+
+async def test_each_caller_gets_its_own_error(redis: RedisClient, key_prefix: str) -> None:
+    """A failing command in a pipeline fails only its own caller."""
+    text = f"{key_prefix}:text"
+    await redis.execute("SET", text, "not a number")
+    results = await asyncio.gather(
+        redis.execute("INCR", f"{key_prefix}:ok"),
+        redis.execute("INCR", text),
+        redis.execute("NOSUCHCOMMAND"),
+        redis.execute("GET", text),
+        return_exceptions=True,
+    )
+    assert 1 == results[0]
+    assert isinstance(results[1], BackendCommandError)
+    assert "not an integer" in str(results[1])
+    assert isinstance(results[2], BackendCommandError)
+    assert b"not a number" == results[3]
+
+
+async def test_cancelled_callers_do_not_disturb_the_others(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """Cancelling some callers mid-flight leaves every other reply correct."""
+    key = f"{key_prefix}:n"
+    tasks = [asyncio.create_task(redis.execute("INCR", key)) for _ in range(100)]
+    for task in tasks[::2]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    replies = [r for r in results if not isinstance(r, BaseException)]
+    assert 50 == len(replies)
+    assert len(set(replies)) == len(replies)
+    assert await redis.execute("GET", key) in {str(n).encode() for n in range(50, 101)}
+
+
+async def test_cluster_routes_keys_to_their_nodes(cluster_url: str, key_prefix: str) -> None:
+    """Keys spread over every node are read back from the right one."""
+    space = KeySpace(key_prefix)
+    async with RedisClient.from_url(cluster_url) as cluster:
+        keys = [space.key(str(i)) for i in range(60)]
+        await asyncio.gather(*(cluster.execute("SET", key, key) for key in keys))
+        assert [key.encode() for key in keys] == await asyncio.gather(
+            *(cluster.execute("GET", key) for key in keys)
+        )
+        assert 3 == len({key_slot(key.encode()) // 5462 for key in keys})
+        assert b"PONG" == await cluster.execute("PING")
+
+
+async def test_cluster_follows_a_moved_slot(cluster_url: str, key_prefix: str) -> None:
+    """When a slot changes owner, commands follow the MOVED reply and the map refreshes."""
+    key = f"{key_prefix}:{{moving}}"
+    slot = key_slot(key.encode())
+    async with RedisClient.from_url(cluster_url) as cluster:
+        ranges = await cluster.execute("CLUSTER", "SLOTS")  # also loads the slot map
+        nodes = [(host.decode(), port, node_id) for _, _, (host, port, node_id, *_) in ranges]
+        owner = next(
+            node
+            for (start, end, *_), node in zip(ranges, nodes, strict=True)
+            if start <= slot <= end
+        )
+        target = next(node for node in nodes if node != owner)
+        admins = [RedisClient.from_url(f"redis://{host}:{port}") for host, port, _ in nodes]
+        assert 0 == await admins[nodes.index(owner)].execute("CLUSTER", "COUNTKEYSINSLOT", slot)
+        try:
+            for admin in admins:
+                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", target[2])
+            assert b"OK" == await cluster.execute("SET", key, "moved")
+            assert b"moved" == await cluster.execute("GET", key)
+            assert 1 == await cluster.execute("DEL", key)
+        finally:
+            for admin in admins:
+                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", owner[2])
+                await admin.aclose()
+        assert None is await cluster.execute("GET", key)
+
+
+def test_memory_urls_are_refused() -> None:
+    """A RedisClient needs a Redis URL."""
+    with pytest.raises(ConfigurationError, match="needs a Redis URL"):
+        RedisClient.from_url("memory://")
+    assert isinstance(parse_backend_url("memory://"), MemoryConfig)
+
+
+async def test_closed_client_refuses_commands_after_finishing_sent_ones(redis_url: str) -> None:
+    """Aclose waits for replies already on the way, then refuses new commands."""
+    client = RedisClient.from_url(redis_url)
+    pending = [asyncio.ensure_future(client.execute("PING")) for _ in range(10)]
+    await asyncio.sleep(0)  # the commands are submitted, not yet answered
+    await client.aclose()
+    assert [b"PONG"] * 10 == [task.result() for task in pending]
+    with pytest.raises(BackendUnavailable, match="closed"):
+        await client.execute("PING")
+
+
+async def test_pipeline_sizes_are_reported_to_instrumentation(redis_url: str) -> None:
+    """Each pipeline's size is recorded on the scalepy.redis.pipeline.size histogram."""
+    recording = RecordingInstrumentation()
+    async with RedisClient.from_url(redis_url, instrumentation=recording) as client:
+        await asyncio.gather(*(client.execute("PING") for _ in range(25)))
+        await client.execute("PING")
+    assert 2 == recording.count(PIPELINE_SIZE.name)
+    assert 26 == recording.value(PIPELINE_SIZE.name)
+
+
+async def test_repr_and_statistics_show_live_state(redis_url: str) -> None:
+    """Repr names the server and counts commands; the password never shows."""
+    async with RedisClient.from_url(redis_url) as client:
+        await client.execute("PING")
+        assert (
+            f"<RedisClient {parse_backend_url(redis_url)} commands=1 batches=1 waiting=0>"
+            == repr(client)
+        )
+        stats = client.statistics()
+        assert (1, 1, 0) == (
+            stats.pipeline.commands,
+            stats.pipeline.batches,
+            stats.pipeline.waiting,
+        )
+        assert not client.is_cluster
+        assert client.config == parse_backend_url(redis_url)

@@ -1,0 +1,103 @@
+"""RedisClient against a private server the tests kill, freeze and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scalepy.backends.redis import RedisClient
+from scalepy.errors import BackendCommandError, BackendTimeout, BackendUnavailable
+from tests.support.redis_server import RedisServer, free_port
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# Timing bounds carry a margin for a loaded CI machine; what they guard against is
+# waiting for the next multiple of a timeout, or forever.
+MARGIN = 0.5
+
+
+async def test_a_killed_server_fails_fast_and_recovery_is_automatic(
+    redis_server: RedisServer,
+) -> None:
+    """Commands fail with BackendUnavailable while Redis is down and work once it is back."""
+    async with RedisClient.from_url(f"{redis_server.url}?timeout=1") as client:
+        assert b"OK" == await client.execute("SET", "k", "v")
+        redis_server.stop()
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(client.execute("GET", "k") for _ in range(10)), return_exceptions=True
+        )
+        assert all(isinstance(result, BackendUnavailable) for result in results)
+        with pytest.raises(BackendUnavailable, match="could not connect"):
+            await client.execute("GET", "k")
+        assert time.monotonic() - started < 1 + MARGIN
+        redis_server.start()
+        assert None is await client.execute("GET", "k")  # a fresh server, reconnected
+
+
+async def test_a_frozen_server_times_out_within_the_bound_and_recovers(
+    redis_server: RedisServer,
+) -> None:
+    """No caller waits past the timeout; the stalled connection is replaced afterwards."""
+    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.3") as client:
+        assert b"OK" == await client.execute("SET", "k", "v")
+        redis_server.pause()
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(client.execute("GET", "k") for _ in range(20)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+        assert all(isinstance(result, BackendTimeout) for result in results)
+        assert 0.3 <= elapsed < 0.3 + MARGIN
+        redis_server.resume()
+        assert b"v" == await client.execute("GET", "k")
+
+
+async def test_connecting_is_bounded_by_the_connect_timeout(tmp_path: Path) -> None:
+    """A server that accepts but never answers the login fails with BackendTimeout."""
+    with RedisServer(tmp_path, "--requirepass", "secret") as server:
+        server.pause()
+        url = f"redis://:secret@127.0.0.1:{server.port}/0?connect_timeout=0.2&timeout=5"
+        async with RedisClient.from_url(url) as client:
+            started = time.monotonic()
+            with pytest.raises(BackendTimeout, match=r"could not connect within 0\.2 s"):
+                await client.execute("PING")
+            assert time.monotonic() - started < 0.2 + MARGIN
+            server.resume()
+            assert await client.ping()
+
+
+async def test_nothing_listening_is_unavailable() -> None:
+    """Connection refused is BackendUnavailable, raised at once."""
+    async with RedisClient.from_url(f"redis://127.0.0.1:{free_port()}/0") as client:
+        with pytest.raises(BackendUnavailable, match="could not connect") as raised:
+            await client.execute("PING")
+        assert isinstance(raised.value, ConnectionError)
+        assert str(client.config) == raised.value.backend
+
+
+async def test_login_database_and_client_name_are_applied(tmp_path: Path) -> None:
+    """Password, db and client name from the URL reach the server on connect."""
+    with RedisServer(tmp_path, "--requirepass", "s3cret") as server:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/5?client_name=scalepy-test"
+        async with RedisClient.from_url(url) as client:
+            assert b"OK" == await client.execute("SET", "in-db-5", "yes")
+            assert b"scalepy-test" == await client.execute("CLIENT", "GETNAME")
+            assert b"yes" == await client.redis.get("in-db-5")  # redis-py, same config
+        async with RedisClient.from_url(f"redis://:wrong@127.0.0.1:{server.port}/5") as client:
+            with pytest.raises(BackendCommandError, match="WRONGPASS"):
+                await client.execute("PING")
+
+
+async def test_unix_socket_urls_connect(tmp_path: Path) -> None:
+    """unix:// URLs reach a server listening on a socket file."""
+    socket_path = tmp_path / "redis.sock"
+    with RedisServer(tmp_path, "--unixsocket", str(socket_path), "--unixsocketperm", "700"):
+        async with RedisClient.from_url(f"unix://{socket_path}?db=2") as client:
+            assert b"OK" == await client.execute("SET", "k", "unix")
+            assert b"unix" == await client.execute("GET", "k")
+            assert b"unix" == await client.redis.get("k")
