@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole check suite, as CI runs it (.ci/run): set up .venv and the local services,
+# then lint, format check, type check, tests with branch coverage (floor in pyproject.toml)
+# and a strict docs build. Any failure fails the script, and so does a run with no test.
+#
+# usage: scripts/test.sh [PYTEST_ARGS...]     e.g. scripts/test.sh -x -k cluster
+set -euo pipefail
+# shellcheck source=scripts/_bootstrap.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/_bootstrap.sh"
+
+bootstrap
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/scalepy-test.XXXXXX")
+trap 'rm -rf -- "$work"' EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "ruff check"
+.venv/bin/ruff check .
+
+step "ruff format --check"
+.venv/bin/ruff format --check .
+
+step "mypy --strict src tests benchmarks examples"
+.venv/bin/mypy --strict src tests benchmarks examples
+
+step "pytest (under coverage)"
+.venv/bin/coverage erase
+status=0
+.venv/bin/coverage run -m pytest --junitxml="$work/junit.xml" "$@" || status=$?
+if ((status == 5)); then
+    die "pytest collected no tests"
+elif ((status != 0)); then
+    die "pytest failed (exit $status)"
+fi
+# Belt and braces: the run must have executed at least one test that was not skipped.
+.venv/bin/python - "$work/junit.xml" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+total = sum(int(suite.get("tests", 0)) for suite in suites)
+skipped = sum(int(suite.get("skipped", 0)) for suite in suites)
+if total - skipped <= 0:
+    sys.exit(f"test.sh: error: no test ran ({total} collected, {skipped} skipped)")
+print(f"test.sh: {total - skipped} tests ran ({skipped} skipped)")
+EOF
+
+step "coverage"
+shopt -s nullglob
+parts=(.coverage.*)
+shopt -u nullglob
+if ((${#parts[@]} > 0)); then
+    .venv/bin/coverage combine --quiet
+fi
+.venv/bin/coverage report
+
+step "mkdocs build --strict"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$work/site"
+
+printf '\ntest.sh: all checks passed\n'

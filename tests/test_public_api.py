@@ -1,0 +1,96 @@
+"""The public surface: each public module's __all__, and what `import scalepy` loads."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+PUBLIC_MODULES = (
+    "scalepy",
+    "scalepy.errors",
+    "scalepy.backends",
+    "scalepy.backends.keys",
+    "scalepy.backends.redis",
+    "scalepy.serializers",
+    "scalepy.clock",
+    "scalepy.telemetry",
+    "scalepy.testing",
+    "scalepy.integrations.opentelemetry",
+    "scalepy.integrations.prometheus",
+)
+
+# Modules that must load with the standard library alone (no extra installed).
+STDLIB_ONLY = (
+    "scalepy",
+    "scalepy.errors",
+    "scalepy.backends",
+    "scalepy.serializers",
+    "scalepy.clock",
+    "scalepy.telemetry",
+    "scalepy.testing",
+)
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_all_matches_the_public_names(module_name: str) -> None:
+    """__all__ is a tuple of existing names listing every public class and function.
+
+    Public means defined in the module itself or in one of its private submodules.
+    """
+    module = importlib.import_module(module_name)
+    exported = module.__all__
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and (value.__module__ == module_name or value.__module__.startswith(f"{module_name}._"))
+    }
+    assert isinstance(exported, tuple)
+    assert [] == [name for name in exported if not hasattr(module, name)]
+    assert set() == public - set(exported)
+
+
+def test_import_scalepy_loads_only_the_standard_library() -> None:
+    """`import scalepy` and the core modules pull in no third-party module."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        f"import {', '.join(STDLIB_ONLY)}\n"
+        "print(sorted({name.partition('.')[0] for name in set(sys.modules) - before}\n"
+        "      - set(sys.stdlib_module_names) - {'scalepy'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "[]" == result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("module_name", "blocked", "extra"),
+    [
+        ("scalepy.backends.redis", "redis", "redis"),
+        ("scalepy.integrations.opentelemetry", "opentelemetry", "otel"),
+        ("scalepy.integrations.prometheus", "prometheus_client", "prometheus"),
+    ],
+)
+def test_optional_modules_name_their_extra_when_it_is_missing(
+    module_name: str, blocked: str, extra: str
+) -> None:
+    """Without its dependency, an optional module fails with the pip command to run."""
+    code = (
+        "import sys\n"
+        f"sys.modules[{blocked!r}] = None  # as if not installed\n"
+        "try:\n"
+        f"    import {module_name}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert f"pip install 'scalepy[{extra}]'" in result.stdout
