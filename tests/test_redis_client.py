@@ -59,6 +59,18 @@ async def test_each_caller_gets_its_own_error(redis: RedisClient, key_prefix: st
     assert b"not a number" == results[3]
 
 
+async def test_unsendable_arguments_fail_only_their_caller(redis: RedisClient) -> None:
+    """An argument Redis cannot take is a TypeError for its caller alone."""
+    results = await asyncio.gather(
+        redis.execute("ECHO", None),  # type: ignore[arg-type]
+        redis.execute("ECHO", "fine"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], TypeError)
+    assert "must be str, bytes, int or float" in str(results[0])
+    assert b"fine" == results[1]
+
+
 async def test_cancelled_callers_do_not_disturb_the_others(
     redis: RedisClient, key_prefix: str
 ) -> None:
@@ -111,6 +123,36 @@ async def test_cluster_follows_a_moved_slot(cluster_url: str, key_prefix: str) -
         finally:
             for admin in admins:
                 await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", owner[2])
+                await admin.aclose()
+        assert None is await cluster.execute("GET", key)
+
+
+async def test_cluster_follows_ask_during_a_slot_migration(
+    cluster_url: str, key_prefix: str
+) -> None:
+    """While a slot migrates, keys absent from the source are served by the target via ASK."""
+    key = f"{key_prefix}:{{asking}}"
+    slot = key_slot(key.encode())
+    async with RedisClient.from_url(cluster_url) as cluster:
+        ranges = await cluster.execute("CLUSTER", "SLOTS")
+        nodes = [(host.decode(), port, node_id) for _, _, (host, port, node_id, *_) in ranges]
+        owner = next(
+            node
+            for (start, end, *_), node in zip(ranges, nodes, strict=True)
+            if start <= slot <= end
+        )
+        target = next(node for node in nodes if node != owner)
+        source = RedisClient.from_url(f"redis://{owner[0]}:{owner[1]}")
+        destination = RedisClient.from_url(f"redis://{target[0]}:{target[1]}")
+        try:
+            await destination.execute("CLUSTER", "SETSLOT", slot, "IMPORTING", owner[2])
+            await source.execute("CLUSTER", "SETSLOT", slot, "MIGRATING", target[2])
+            assert b"OK" == await cluster.execute("SET", key, "asked")
+            assert b"asked" == await cluster.execute("GET", key)
+            assert 1 == await cluster.execute("DEL", key)
+        finally:
+            for admin in (source, destination):
+                await admin.execute("CLUSTER", "SETSLOT", slot, "STABLE")
                 await admin.aclose()
         assert None is await cluster.execute("GET", key)
 

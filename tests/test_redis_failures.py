@@ -53,6 +53,8 @@ async def test_a_frozen_server_times_out_within_the_bound_and_recovers(
         elapsed = time.monotonic() - started
         assert all(isinstance(result, BackendTimeout) for result in results)
         assert 0.3 <= elapsed < 0.3 + MARGIN
+        await asyncio.sleep(0)  # the dropped connection reports its loss
+        assert 0 == client.statistics().pipeline.waiting  # the stalled connection is gone
         redis_server.resume()
         assert b"v" == await client.execute("GET", "k")
 
@@ -101,3 +103,33 @@ async def test_unix_socket_urls_connect(tmp_path: Path) -> None:
             assert b"OK" == await client.execute("SET", "k", "unix")
             assert b"unix" == await client.execute("GET", "k")
             assert b"unix" == await client.redis.get("k")
+
+
+async def test_an_unreachable_cluster_is_unavailable() -> None:
+    """When no startup node answers, commands fail with BackendUnavailable."""
+    async with RedisClient.from_url(f"redis+cluster://127.0.0.1:{free_port()}") as cluster:
+        with pytest.raises(BackendUnavailable, match="could not connect"):
+            await cluster.execute("GET", "k")
+
+
+async def test_a_frozen_cluster_node_times_out_and_recovers(tmp_path: Path) -> None:
+    """The cluster path has the same bound and the same recovery as a single server."""
+    options = ("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
+    with RedisServer(tmp_path, *options) as server:
+        async with RedisClient.from_url(f"redis://127.0.0.1:{server.port}") as admin:
+            assert b"OK" == await admin.execute("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            # The server offers no event for its cluster state: poll until it is ok.
+            while b"cluster_state:ok" not in await admin.execute("CLUSTER", "INFO"):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        url = f"redis+cluster://127.0.0.1:{server.port}?timeout=0.3"
+        async with RedisClient.from_url(url) as cluster:
+            assert b"OK" == await cluster.execute("SET", "k", "v")
+            server.pause()
+            started = time.monotonic()
+            with pytest.raises(BackendTimeout):
+                await cluster.execute("GET", "k")
+            assert time.monotonic() - started < 0.3 + MARGIN
+            await asyncio.sleep(0)
+            assert 0 == cluster.statistics().pipeline.waiting
+            server.resume()
+            assert b"v" == await cluster.execute("GET", "k")

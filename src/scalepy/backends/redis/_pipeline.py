@@ -19,7 +19,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
+from scalepy.errors import BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT
@@ -60,11 +60,12 @@ class PipelineStatistics:
 
 
 class _Batch:
-    __slots__ = ("commands", "futures")
+    __slots__ = ("commands", "futures", "sent_at")
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
         self.futures: list[asyncio.Future[Any]] = []
+        self.sent_at: float | None = None
 
 
 class AutoPipeline:
@@ -147,12 +148,8 @@ class AutoPipeline:
         self._commands += len(commands)
         self._batches += 1
         self._batch_sizes.record(len(commands))
-        try:
-            self._dispatcher.dispatch(commands, futures)
-        except Exception as exc:  # a failed write is every caller's error, never a crash
-            for future in futures:
-                if not future.done():
-                    future.set_exception(BackendError(str(exc), backend=self._backend))
+        self._dispatcher.dispatch(commands, futures)
+        batch.sent_at = asyncio.get_running_loop().time()  # not before the writes
 
     def _expire(self, batch: _Batch) -> None:
         expired = False
@@ -162,6 +159,7 @@ class AutoPipeline:
                 future.set_exception(
                     BackendTimeout(f"no reply within {self._timeout} s", backend=self._backend)
                 )
-        if expired:
-            loop = asyncio.get_running_loop()
-            self._dispatcher.abort_stalled(loop.time() - self._timeout)
+        if expired and batch.sent_at is not None:
+            # A connection still owing a reply sent with this batch (or before) has
+            # not answered for a whole timeout: drop it, the next command reconnects.
+            self._dispatcher.abort_stalled(batch.sent_at)

@@ -86,7 +86,8 @@ class RespConnection(asyncio.Protocol):
     @property
     def is_open(self) -> bool:
         """Whether the connection can take commands."""
-        return self._transport is not None and not self._lost
+        transport = self._transport
+        return transport is not None and not self._lost and not transport.is_closing()
 
     @property
     def waiting(self) -> int:
@@ -101,10 +102,17 @@ class RespConnection(asyncio.Protocol):
         """Write `commands` at once; their replies will settle `futures`, in order."""
         assert self._transport is not None
         sent_at = asyncio.get_running_loop().time()
-        self._waiting.extend(
-            (command, future, sent_at) for command, future in zip(commands, futures, strict=True)
-        )
-        self._transport.write(b"".join(map(_pack, commands)))
+        chunks: list[bytes] = []
+        for command, future in zip(commands, futures, strict=True):
+            try:
+                chunks.append(_pack(command))
+            except TypeError as exc:  # only this caller passed an unsendable argument
+                future.set_exception(
+                    TypeError(f"Redis arguments must be str, bytes, int or float: {exc}")
+                )
+                continue
+            self._waiting.append((command, future, sent_at))
+        self._transport.write(b"".join(chunks))
 
     def abort(self) -> None:
         """Drop the connection now; unanswered commands fail with `BackendUnavailable`."""
