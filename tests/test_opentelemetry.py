@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,24 +20,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from scalepy.errors import ConfigurationError
 from scalepy.integrations import opentelemetry as otel_module
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
-from scalepy.telemetry import Instrumentation, Metric, MetricKind, combine
+from scalepy.telemetry import combine
 from scalepy.testing._instrumentation import RecordingInstrumentation
+from tests.support.metrics import IN_FLIGHT, LATENCY, REQUESTS, SIZE, WAIT, record_all
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from opentelemetry.sdk.metrics.export import Metric as ExportedMetric
 
-COMMANDS = Metric(
-    name="scalepy.test.commands",
-    kind=MetricKind.COUNTER,
-    description="Commands sent.",
-    unit="{command}",
-    labels=("command", "db.system"),
-)
+    from scalepy.telemetry import Metric
 
 
 @pytest.fixture
@@ -103,149 +95,86 @@ def histogram_point(metric: ExportedMetric) -> HistogramDataPoint:
     return point
 
 
-def test_satisfies_the_protocol(instrumentation: OpenTelemetryInstrumentation) -> None:
-    """The class is an Instrumentation (checked by mypy) and shows its instrument count."""
-    checked: Instrumentation = instrumentation
-
-    checked.metric(COMMANDS)
-
-    assert "OpenTelemetryInstrumentation(metrics=1)" == repr(instrumentation)
-
-
 # Metrics
 
 
-def test_counter(
-    instrumentation: OpenTelemetryInstrumentation, reader: InMemoryMetricReader
+@pytest.mark.parametrize(
+    ("definition", "records", "monotonic", "points"),
+    [
+        pytest.param(
+            REQUESTS,
+            [
+                (1, {"route": "a", "db.system": "redis"}),
+                (2, {"route": "a", "db.system": "redis"}),
+                (5, {"route": "b"}),
+            ],
+            True,
+            {(("db.system", "redis"), ("route", "a")): 3, (("route", "b"),): 5},
+            id="counter-adds-per-attribute-set",
+        ),
+        pytest.param(
+            REQUESTS,
+            [(1, {"route": "a", "user": "u1"})],
+            True,
+            {(("route", "a"),): 1},
+            id="undeclared-labels-dropped",
+        ),
+        pytest.param(REQUESTS, [(4, None)], True, {(): 4}, id="unlabelled-record"),
+        pytest.param(
+            IN_FLIGHT, [(3, None), (-1, None)], False, {(): 2}, id="up-down-counter-adds-signed"
+        ),
+        pytest.param(
+            SIZE,
+            [(5, {"pool": "a"}), (7, {"pool": "a"})],
+            None,
+            {(("pool", "a"),): 7},
+            id="gauge-keeps-last-value",
+        ),
+    ],
+)
+def test_number_instruments(
+    instrumentation: OpenTelemetryInstrumentation,
+    reader: InMemoryMetricReader,
+    definition: Metric,
+    records: list[tuple[float, Mapping[str, str] | None]],
+    monotonic: bool | None,
+    points: dict[tuple[tuple[str, object], ...], float],
 ) -> None:
-    """Counters add values per attribute set and keep unit and description."""
-    commands = instrumentation.metric(COMMANDS)
+    """Counters and up-down counters are sums, gauges synchronous gauges.
 
-    commands.record(1, {"command": "GET", "db.system": "redis"})
-    commands.record(2, {"command": "GET", "db.system": "redis"})
-    commands.record(5, {"command": "SET"})
+    Each keeps the metric's unit and description; only declared label keys
+    become attributes. `monotonic` is None where the data is a gauge.
+    """
+    record_all(instrumentation.metric(definition), records)
 
-    metric = exported(reader, "scalepy.test.commands")
-    assert ("{command}", "Commands sent.") == (metric.unit, metric.description)
-    assert isinstance(metric.data, Sum)
-    assert metric.data.is_monotonic
-    assert {
-        (("command", "GET"), ("db.system", "redis")): 3,
-        (("command", "SET"),): 5,
-    } == number_points(metric)
-
-
-def test_undeclared_labels_are_dropped(
-    instrumentation: OpenTelemetryInstrumentation, reader: InMemoryMetricReader
-) -> None:
-    """Only declared label keys become attributes."""
-    instrumentation.metric(COMMANDS).record(1, {"command": "GET", "user": "u1"})
-
-    assert {(("command", "GET"),): 1} == number_points(exported(reader, COMMANDS.name))
-
-
-def test_unlabelled_record(
-    instrumentation: OpenTelemetryInstrumentation, reader: InMemoryMetricReader
-) -> None:
-    """A record without labels has no attributes."""
-    instrumentation.metric(COMMANDS).record(4)
-
-    assert {(): 4} == number_points(exported(reader, COMMANDS.name))
-
-
-def test_up_down_counter(
-    instrumentation: OpenTelemetryInstrumentation, reader: InMemoryMetricReader
-) -> None:
-    """Up-down counters add signed values and are not monotonic."""
-    in_flight = instrumentation.metric(
-        Metric(
-            name="scalepy.test.in_flight",
-            kind=MetricKind.UP_DOWN_COUNTER,
-            description="Requests in flight.",
-            unit="{request}",
-        )
-    )
-
-    in_flight.record(3)
-    in_flight.record(-1)
-
-    metric = exported(reader, "scalepy.test.in_flight")
-    assert isinstance(metric.data, Sum)
-    assert not metric.data.is_monotonic
-    assert {(): 2} == number_points(metric)
+    metric = exported(reader, definition.name)
+    assert (definition.unit, definition.description) == (metric.unit, metric.description)
+    assert monotonic == (metric.data.is_monotonic if isinstance(metric.data, Sum) else None)
+    assert isinstance(metric.data, Sum if monotonic is not None else Gauge)
+    assert points == number_points(metric)
 
 
 def test_histogram_honours_bucket_advisory(
     instrumentation: OpenTelemetryInstrumentation, reader: InMemoryMetricReader
 ) -> None:
     """Histogram observations land in the advised buckets, with count and sum."""
-    latency = instrumentation.metric(
-        Metric(
-            name="scalepy.test.latency",
-            kind=MetricKind.HISTOGRAM,
-            description="Command duration.",
-            unit="s",
-            labels=("command",),
-            buckets=(0.1, 1.0),
-        )
-    )
+    record_all(instrumentation.metric(LATENCY), [(v, {"route": "a"}) for v in (0.05, 0.5, 2.0)])
 
-    for value in (0.05, 0.5, 2.0):
-        latency.record(value, {"command": "GET"})
-
-    metric = exported(reader, "scalepy.test.latency")
+    metric = exported(reader, LATENCY.name)
     point = histogram_point(metric)
     assert "s" == metric.unit
     assert ((0.1, 1.0), (1, 1, 1)) == (tuple(point.explicit_bounds), tuple(point.bucket_counts))
-    assert (3, 2.55, {"command": "GET"}) == (point.count, point.sum, dict(point.attributes or {}))
+    assert (3, 2.55, {"route": "a"}) == (point.count, point.sum, dict(point.attributes or {}))
 
 
 def test_histogram_without_buckets_uses_sdk_default(
     instrumentation: OpenTelemetryInstrumentation, reader: InMemoryMetricReader
 ) -> None:
     """Without a buckets hint the SDK's default boundaries apply."""
-    instrumentation.metric(
-        Metric(name="scalepy.test.size", kind=MetricKind.HISTOGRAM, description="Sizes.", unit="By")
-    ).record(10)
+    instrumentation.metric(WAIT).record(10)
 
-    point = histogram_point(exported(reader, "scalepy.test.size"))
+    point = histogram_point(exported(reader, WAIT.name))
     assert (0.0, 5.0, 10.0) == tuple(point.explicit_bounds)[:3]
-
-
-def test_gauge_keeps_last_value(
-    instrumentation: OpenTelemetryInstrumentation, reader: InMemoryMetricReader
-) -> None:
-    """Gauges are synchronous gauges set to the last value."""
-    size = instrumentation.metric(
-        Metric(
-            name="scalepy.test.pool_size",
-            kind=MetricKind.GAUGE,
-            description="Connections open.",
-            unit="{connection}",
-            labels=("pool",),
-        )
-    )
-
-    size.record(5, {"pool": "a"})
-    size.record(7, {"pool": "a"})
-
-    metric = exported(reader, "scalepy.test.pool_size")
-    assert isinstance(metric.data, Gauge)
-    assert {(("pool", "a"),): 7} == number_points(metric)
-
-
-def test_same_definition_same_recorder(instrumentation: OpenTelemetryInstrumentation) -> None:
-    """Asking twice for an equal definition returns the same recorder."""
-    assert instrumentation.metric(COMMANDS) is instrumentation.metric(COMMANDS)
-
-
-def test_conflicting_definition_is_rejected(instrumentation: OpenTelemetryInstrumentation) -> None:
-    """A different definition under a known name raises ConfigurationError."""
-    instrumentation.metric(COMMANDS)
-    conflicting = Metric(name=COMMANDS.name, kind=MetricKind.COUNTER, description="Other.")
-
-    with pytest.raises(ConfigurationError, match="already defined"):
-        instrumentation.metric(conflicting)
 
 
 # Spans and events
@@ -365,7 +294,7 @@ def test_global_providers_are_used_by_default() -> None:
 
     with instrumentation.span("scalepy.test.op"):
         instrumentation.event("scalepy.test.event")
-    instrumentation.metric(COMMANDS).record(1)
+    instrumentation.metric(REQUESTS).record(1)
 
     assert "OpenTelemetryInstrumentation(metrics=1)" == repr(instrumentation)
 
@@ -388,14 +317,3 @@ def test_version_falls_back_without_metadata(
     (finished,) = exporter.get_finished_spans()
     assert finished.instrumentation_scope is not None
     assert "0" == finished.instrumentation_scope.version
-
-
-def test_missing_extra_explains_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without opentelemetry-api, importing the integration says which extra to install."""
-    monkeypatch.setitem(sys.modules, "opentelemetry", None)
-    monkeypatch.delitem(sys.modules, "scalepy.integrations.opentelemetry")
-
-    with pytest.raises(ImportError, match=r"pip install 'scalepy\[otel\]'") as caught:
-        importlib.import_module("scalepy.integrations.opentelemetry")
-
-    assert isinstance(caught.value.__cause__, ImportError)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -18,19 +17,12 @@ from scalepy.integrations.prometheus import (
     exposition_registry,
     render_latest,
 )
-from scalepy.telemetry import NOOP, Instrumentation, Metric, MetricKind
+from scalepy.telemetry import NOOP, Metric, MetricKind
+from tests.support.metrics import IN_FLIGHT, LATENCY, REQUESTS, SIZE, WAIT, record_all
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
-
-REQUESTS = Metric(
-    name="scalepy.test.requests",
-    kind=MetricKind.COUNTER,
-    description="Requests handled.",
-    unit="{request}",
-    labels=("route", "db.system"),
-)
 
 
 @pytest.fixture
@@ -45,98 +37,121 @@ def instrumentation(registry: CollectorRegistry) -> PrometheusInstrumentation:
     return PrometheusInstrumentation(registry=registry)
 
 
-def test_satisfies_the_protocol(instrumentation: PrometheusInstrumentation) -> None:
-    """The class is an Instrumentation (checked by mypy) and shows its metric count."""
-    checked: Instrumentation = instrumentation
-
-    checked.metric(REQUESTS)
-
-    assert "PrometheusInstrumentation(metrics=1)" == repr(instrumentation)
-
-
 # Metric kinds and names
 
 
-def test_counter_gets_total_suffix_and_underscored_labels(
-    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
+def _level(unit: str) -> Metric:
+    return Metric(name="scalepy.test.level", kind=MetricKind.GAUGE, description="Level.", unit=unit)
+
+
+@pytest.mark.parametrize(
+    ("definition", "records", "sample", "labels", "expected"),
+    [
+        pytest.param(
+            REQUESTS,
+            [
+                (1, {"route": "/a", "db.system": "redis"}),
+                (2, {"route": "/a", "db.system": "redis"}),
+            ],
+            "scalepy_test_requests_total",
+            {"route": "/a", "db_system": "redis"},
+            3.0,
+            id="counter-gets-total-suffix-and-underscored-labels",
+        ),
+        pytest.param(
+            REQUESTS,
+            [(1, {"route": "/a", "user": "u1"})],
+            "scalepy_test_requests_total",
+            {"route": "/a", "db_system": ""},
+            1.0,
+            id="missing-label-blank-undeclared-dropped",
+        ),
+        pytest.param(
+            REQUESTS,
+            [(4, None)],
+            "scalepy_test_requests_total",
+            {"route": "", "db_system": ""},
+            4.0,
+            id="unlabelled-record-blank",
+        ),
+        pytest.param(
+            IN_FLIGHT,
+            [(3, None), (-1, None)],
+            "scalepy_test_in_flight",
+            {},
+            2.0,
+            id="up-down-counter-is-a-gauge",
+        ),
+        pytest.param(
+            SIZE,
+            [(10, {"pool": "a"}), (7, {"pool": "a"})],
+            "scalepy_test_size",
+            {"pool": "a"},
+            7.0,
+            id="gauge-is-set",
+        ),
+        pytest.param(
+            WAIT,
+            [(0.001, None)],
+            "scalepy_test_wait_seconds_bucket",
+            {"le": "0.005"},
+            1.0,
+            id="histogram-default-buckets",
+        ),
+        pytest.param(
+            Metric(
+                name="scalepy.test.busy_seconds",
+                kind=MetricKind.COUNTER,
+                description="B.",
+                unit="s",
+            ),
+            [(2, None)],
+            "scalepy_test_busy_seconds_total",
+            {},
+            2.0,
+            id="name-ending-in-unit-not-doubled",
+        ),
+        *(
+            pytest.param(_level(unit), [(1.5, None)], exposed, {}, 1.5, id=f"unit-{unit}")
+            for unit, exposed in [
+                ("1", "scalepy_test_level"),
+                ("{connection}", "scalepy_test_level"),
+                ("s", "scalepy_test_level_seconds"),
+                ("ms", "scalepy_test_level_milliseconds"),
+                ("By", "scalepy_test_level_bytes"),
+                ("%", "scalepy_test_level_percent"),
+                ("m/s", "scalepy_test_level_m_s"),
+            ]
+        ),
+    ],
+)
+def test_exposed_sample(
+    instrumentation: PrometheusInstrumentation,
+    registry: CollectorRegistry,
+    definition: Metric,
+    records: list[tuple[float, Mapping[str, str] | None]],
+    sample: str,
+    labels: dict[str, str],
+    expected: float,
 ) -> None:
-    """Counters are exposed as `<name>_total` with dots in names and labels underscored."""
-    requests = instrumentation.metric(REQUESTS)
+    """Each kind is exposed under its Prometheus name with underscored label keys.
 
-    requests.record(1, {"route": "/a", "db.system": "redis"})
-    requests.record(2, {"route": "/a", "db.system": "redis"})
+    Counters get `_total` and are incremented, up-down counters are gauges moved
+    by signed increments, gauges are set, histograms without buckets use the
+    client's defaults. UCUM units map to base-unit suffixes (annotations and `1`
+    add none) that a name already ending in one does not repeat. Declared labels
+    a record omits are exported as "", undeclared ones are dropped.
+    """
+    record_all(instrumentation.metric(definition), records)
 
-    assert 3.0 == registry.get_sample_value(
-        "scalepy_test_requests_total", {"route": "/a", "db_system": "redis"}
-    )
-
-
-def test_missing_labels_are_blank_and_undeclared_dropped(
-    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
-) -> None:
-    """Declared labels a record omits are exported as "", undeclared ones are dropped."""
-    requests = instrumentation.metric(REQUESTS)
-
-    requests.record(1, {"route": "/a", "user": "u1"})
-    requests.record(4)
-
-    assert (1.0, 4.0) == (
-        registry.get_sample_value("scalepy_test_requests_total", {"route": "/a", "db_system": ""}),
-        registry.get_sample_value("scalepy_test_requests_total", {"route": "", "db_system": ""}),
-    )
-
-
-def test_up_down_counter_is_a_gauge(
-    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
-) -> None:
-    """Up-down counters are gauges moved by signed increments."""
-    in_flight = instrumentation.metric(
-        Metric(name="scalepy.test.in_flight", kind=MetricKind.UP_DOWN_COUNTER, description="Open.")
-    )
-
-    in_flight.record(3)
-    in_flight.record(-1)
-
-    assert 2.0 == registry.get_sample_value("scalepy_test_in_flight")
-
-
-def test_gauge_is_set(
-    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
-) -> None:
-    """Gauges take the last value; a byte unit adds `_bytes`."""
-    memory = instrumentation.metric(
-        Metric(
-            name="scalepy.test.memory",
-            kind=MetricKind.GAUGE,
-            description="Memory held.",
-            unit="By",
-            labels=("pool",),
-        )
-    )
-
-    memory.record(10, {"pool": "a"})
-    memory.record(7, {"pool": "a"})
-
-    assert 7.0 == registry.get_sample_value("scalepy_test_memory_bytes", {"pool": "a"})
+    assert expected == registry.get_sample_value(sample, labels)
 
 
 def test_histogram_with_buckets(
     instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
 ) -> None:
     """Histograms use the metric's buckets; a seconds unit adds `_seconds`."""
-    latency = instrumentation.metric(
-        Metric(
-            name="scalepy.test.latency",
-            kind=MetricKind.HISTOGRAM,
-            description="Request duration.",
-            unit="s",
-            labels=("route",),
-            buckets=(0.1, 1.0),
-        )
-    )
-
-    for value in (0.05, 0.5, 2.0):
-        latency.record(value, {"route": "/a"})
+    record_all(instrumentation.metric(LATENCY), [(v, {"route": "/a"}) for v in (0.05, 0.5, 2.0)])
 
     def sample(suffix: str, **labels: str) -> float | None:
         return registry.get_sample_value(
@@ -152,66 +167,7 @@ def test_histogram_with_buckets(
     ]
 
 
-def test_histogram_default_buckets(
-    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
-) -> None:
-    """Without buckets a histogram uses the client's default boundaries."""
-    instrumentation.metric(
-        Metric(name="scalepy.test.wait", kind=MetricKind.HISTOGRAM, description="Wait.", unit="s")
-    ).record(0.001)
-
-    assert 1.0 == registry.get_sample_value("scalepy_test_wait_seconds_bucket", {"le": "0.005"})
-
-
-@pytest.mark.parametrize(
-    ("unit", "exposed"),
-    [
-        ("1", "scalepy_test_level"),
-        ("{connection}", "scalepy_test_level"),
-        ("s", "scalepy_test_level_seconds"),
-        ("ms", "scalepy_test_level_milliseconds"),
-        ("By", "scalepy_test_level_bytes"),
-        ("%", "scalepy_test_level_percent"),
-        ("m/s", "scalepy_test_level_m_s"),
-    ],
-)
-def test_unit_suffixes(registry: CollectorRegistry, unit: str, exposed: str) -> None:
-    """UCUM units map to Prometheus base-unit suffixes; annotations and `1` add none."""
-    PrometheusInstrumentation(registry=registry).metric(
-        Metric(name="scalepy.test.level", kind=MetricKind.GAUGE, description="Level.", unit=unit)
-    ).record(1.5)
-
-    assert 1.5 == registry.get_sample_value(exposed)
-
-
-def test_name_already_ending_in_unit_is_not_doubled(
-    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
-) -> None:
-    """A name that already ends with its unit suffix keeps a single suffix."""
-    instrumentation.metric(
-        Metric(
-            name="scalepy.test.busy_seconds", kind=MetricKind.COUNTER, description="B.", unit="s"
-        )
-    ).record(2)
-
-    assert 2.0 == registry.get_sample_value("scalepy_test_busy_seconds_total")
-
-
 # Definitions and registration
-
-
-def test_same_definition_same_recorder(instrumentation: PrometheusInstrumentation) -> None:
-    """Asking twice for an equal definition returns the same recorder."""
-    assert instrumentation.metric(REQUESTS) is instrumentation.metric(REQUESTS)
-
-
-def test_conflicting_definition_is_rejected(instrumentation: PrometheusInstrumentation) -> None:
-    """A different definition under a known name raises ConfigurationError."""
-    instrumentation.metric(REQUESTS)
-    conflicting = Metric(name=REQUESTS.name, kind=MetricKind.GAUGE, description="Other.")
-
-    with pytest.raises(ConfigurationError, match="already defined"):
-        instrumentation.metric(conflicting)
 
 
 def test_colliding_prometheus_names_are_rejected(
@@ -276,9 +232,7 @@ def test_render_latest_openmetrics(
     instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
 ) -> None:
     """An OpenMetrics Accept header gets OpenMetrics, with units declared."""
-    instrumentation.metric(
-        Metric(name="scalepy.test.wait", kind=MetricKind.HISTOGRAM, description="Wait.", unit="s")
-    ).record(0.2)
+    instrumentation.metric(WAIT).record(0.2)
 
     body, content_type = render_latest(registry, "application/openmetrics-text; version=1.0.0")
 
@@ -348,14 +302,3 @@ def test_multiprocess_values_are_merged(
         merged.get_sample_value("scalepy_test_jobs_total"),
         merged.get_sample_value("scalepy_test_workers"),
     )
-
-
-def test_missing_extra_explains_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without prometheus-client, importing the integration says which extra to install."""
-    monkeypatch.setitem(sys.modules, "prometheus_client", None)
-    monkeypatch.delitem(sys.modules, "scalepy.integrations.prometheus")
-
-    with pytest.raises(ImportError, match=r"pip install 'scalepy\[prometheus\]'") as caught:
-        importlib.import_module("scalepy.integrations.prometheus")
-
-    assert isinstance(caught.value.__cause__, ImportError)

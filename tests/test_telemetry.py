@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from scalepy.errors import ConfigurationError
+from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
+from scalepy.integrations.prometheus import PrometheusInstrumentation
 from scalepy.telemetry import (
     NOOP,
     Instrumentation,
@@ -19,31 +25,31 @@ from scalepy.telemetry import (
     set_default,
 )
 from scalepy.testing._instrumentation import RecordedEvent, RecordingInstrumentation
+from tests.support.metrics import (
+    CONFLICTING,
+    IN_FLIGHT,
+    LATENCY,
+    REQUESTS,
+    SIZE,
+    record_all,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
-REQUESTS = Metric(
-    name="scalepy.test.requests",
-    kind=MetricKind.COUNTER,
-    description="Requests handled.",
-    unit="{request}",
-    labels=("route", "db.system"),
-)
-IN_FLIGHT = Metric(
-    name="scalepy.test.in_flight", kind=MetricKind.UP_DOWN_COUNTER, description="Requests open."
-)
-LATENCY = Metric(
-    name="scalepy.test.latency",
-    kind=MetricKind.HISTOGRAM,
-    description="Request duration.",
-    unit="s",
-    labels=("route",),
-    buckets=(0.1, 1.0),
-)
-SIZE = Metric(
-    name="scalepy.test.size", kind=MetricKind.GAUGE, description="Pool size.", labels=("pool",)
-)
+IMPLEMENTATIONS: dict[str, Callable[[], Instrumentation]] = {
+    "recording": RecordingInstrumentation,
+    "opentelemetry": OpenTelemetryInstrumentation,
+    "prometheus": lambda: PrometheusInstrumentation(registry=CollectorRegistry()),
+}
+"""Every implementation of the protocol (checked by mypy), by name."""
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest) -> Instrumentation:
+    """A fresh instance of each implementation in turn."""
+    name: str = request.param
+    return IMPLEMENTATIONS[name]()
 
 
 @pytest.fixture
@@ -66,16 +72,9 @@ def test_metric_defaults() -> None:
 
 def test_metric_equal_definitions_are_equal_and_hashable() -> None:
     """Definitions are values: equal fields mean equal, hashable metrics."""
-    copy = Metric(
-        name="scalepy.test.latency",
-        kind=MetricKind.HISTOGRAM,
-        description="Request duration.",
-        unit="s",
-        labels=("route",),
-        buckets=(0.1, 1.0),
-    )
+    copy = dataclasses.replace(LATENCY)
 
-    assert (LATENCY, 1) == (copy, len({LATENCY, copy}))
+    assert (False, LATENCY, 1) == (copy is LATENCY, copy, len({LATENCY, copy}))
 
 
 @pytest.mark.parametrize(
@@ -116,16 +115,8 @@ def test_metric_rejects_invalid_fields(fields: dict[str, Any], message: str) -> 
 
 
 def test_metric_accepts_dotted_labels_and_annotations() -> None:
-    """Dotted label keys and UCUM annotations are valid."""
-    metric = Metric(
-        name="scalepy.redis.commands",
-        kind=MetricKind.COUNTER,
-        description="Commands sent.",
-        unit="{command}",
-        labels=("db.system", "command"),
-    )
-
-    assert ("db.system", "command") == metric.labels
+    """Dotted label keys and UCUM annotations are valid, as in the shared REQUESTS metric."""
+    assert ("{request}", ("route", "db.system")) == (REQUESTS.unit, REQUESTS.labels)
 
 
 # The no-op default
@@ -235,54 +226,69 @@ def test_combine_span_exception_reaches_every_member() -> None:
 # RecordingInstrumentation
 
 
-def test_recording_counter_value_and_count() -> None:
-    """Counter values are summed, optionally over records with matching labels."""
+@pytest.mark.parametrize(
+    ("metric", "records", "wanted", "expected"),
+    [
+        pytest.param(
+            REQUESTS,
+            [(1, {"route": "a", "db.system": "redis"}), (2, {"route": "a"}), (4, {"route": "b"})],
+            {},
+            (7.0, 3),
+            id="counter-sums-all",
+        ),
+        pytest.param(
+            REQUESTS,
+            [(1, {"route": "a", "db.system": "redis"}), (2, {"route": "a"}), (4, {"route": "b"})],
+            {"route": "a"},
+            (3.0, 2),
+            id="counter-sums-matching-labels",
+        ),
+        pytest.param(
+            REQUESTS,
+            [(1, {"route": "a", "db.system": "redis"}), (2, {"route": "a"})],
+            {"db.system": "redis"},
+            (1.0, 1),
+            id="counter-matches-dotted-label",
+        ),
+        pytest.param(
+            IN_FLIGHT, [(3, None), (-1, None)], {}, (2.0, 2), id="up-down-counter-sums-signed"
+        ),
+        pytest.param(
+            LATENCY,
+            [(0.25, {"route": "a"}), (0.5, {"route": "a"})],
+            {},
+            (0.75, 2),
+            id="histogram-sums-observations",
+        ),
+        pytest.param(
+            SIZE,
+            [(5, {"pool": "a"}), (7, {"pool": "a"}), (1, {"pool": "b"})],
+            {"pool": "a"},
+            (7.0, 2),
+            id="gauge-keeps-last-matching",
+        ),
+        pytest.param(SIZE, [(5, {"pool": "a"})], {"pool": "c"}, (0.0, 0), id="gauge-unmatched"),
+    ],
+)
+def test_recording_value_and_count(
+    metric: Metric,
+    records: list[tuple[float, Mapping[str, str] | None]],
+    wanted: dict[str, str],
+    expected: tuple[float, int],
+) -> None:
+    """value() aggregates by kind over the records matching the labels; count() counts them.
+
+    Counters, up-down counters and histograms sum; a gauge keeps its last value,
+    0.0 when nothing matches.
+    """
     recording = RecordingInstrumentation()
-    requests = recording.metric(REQUESTS)
 
-    requests.record(1, {"route": "a", "db.system": "redis"})
-    requests.record(2, {"route": "a"})
-    requests.record(4, {"route": "b"})
+    record_all(recording.metric(metric), records)
 
-    assert 7.0 == recording.value("scalepy.test.requests")
-    assert 3.0 == recording.value("scalepy.test.requests", route="a")
-    assert 1.0 == recording.value("scalepy.test.requests", **{"db.system": "redis"})
-    assert 2 == recording.count("scalepy.test.requests", route="a")
-
-
-def test_recording_up_down_counter_sums_signed_values() -> None:
-    """Up-down counter values may be negative and are summed."""
-    recording = RecordingInstrumentation()
-    in_flight = recording.metric(IN_FLIGHT)
-
-    in_flight.record(3)
-    in_flight.record(-1)
-
-    assert (2.0, 2) == (recording.value(IN_FLIGHT.name), recording.count(IN_FLIGHT.name))
-
-
-def test_recording_histogram_sums_observations() -> None:
-    """A histogram's value is the sum of its observations, its count their number."""
-    recording = RecordingInstrumentation()
-    latency = recording.metric(LATENCY)
-
-    latency.record(0.25, {"route": "a"})
-    latency.record(0.5, {"route": "a"})
-
-    assert (0.75, 2) == (recording.value(LATENCY.name), recording.count(LATENCY.name))
-
-
-def test_recording_gauge_keeps_last_value() -> None:
-    """A gauge's value is the last one recorded with matching labels, else 0.0."""
-    recording = RecordingInstrumentation()
-    size = recording.metric(SIZE)
-
-    size.record(5, {"pool": "a"})
-    size.record(7, {"pool": "a"})
-    size.record(1, {"pool": "b"})
-
-    assert 7.0 == recording.value(SIZE.name, pool="a")
-    assert 0.0 == recording.value(SIZE.name, pool="c")
+    assert expected == (
+        recording.value(metric.name, **wanted),
+        recording.count(metric.name, **wanted),
+    )
 
 
 def test_recording_keeps_raw_records() -> None:
@@ -323,23 +329,6 @@ def test_recording_rejects_negative_counter_increment() -> None:
 
     with pytest.raises(ValueError, match="cannot be incremented by -1"):
         recorder.record(-1)
-
-
-def test_recording_same_definition_same_recorder() -> None:
-    """Defining a metric twice returns the same recorder."""
-    recording = RecordingInstrumentation()
-
-    assert recording.metric(REQUESTS) is recording.metric(REQUESTS)
-
-
-def test_recording_rejects_conflicting_definition() -> None:
-    """A second, different definition under a known name raises."""
-    recording = RecordingInstrumentation()
-    recording.metric(REQUESTS)
-    conflicting = Metric(name=REQUESTS.name, kind=MetricKind.GAUGE, description="Other.")
-
-    with pytest.raises(ConfigurationError, match="already defined"):
-        recording.metric(conflicting)
 
 
 def test_recording_spans_nest_and_record_failures() -> None:
@@ -445,3 +434,60 @@ def test_recording_repr_shows_counts() -> None:
     recording.metric(REQUESTS).record(1)
 
     assert "RecordingInstrumentation(metrics=1, records=1, spans=0, events=0)" == repr(recording)
+
+
+# Every implementation
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("recording", "RecordingInstrumentation(metrics=1, records=0, spans=0, events=0)"),
+        ("opentelemetry", "OpenTelemetryInstrumentation(metrics=1)"),
+        ("prometheus", "PrometheusInstrumentation(metrics=1)"),
+    ],
+)
+def test_implementation_repr_counts_metrics(name: str, shown: str) -> None:
+    """Each implementation's repr counts metric names, not metric() calls."""
+    instrumentation = IMPLEMENTATIONS[name]()
+
+    instrumentation.metric(REQUESTS)
+    instrumentation.metric(REQUESTS)
+
+    assert shown == repr(instrumentation)
+
+
+def test_implementation_same_definition_same_recorder(implementation: Instrumentation) -> None:
+    """Asking again with an equal definition returns the same recorder."""
+    first = implementation.metric(REQUESTS)
+
+    assert first is implementation.metric(dataclasses.replace(REQUESTS))
+
+
+def test_implementation_rejects_conflicting_definition(implementation: Instrumentation) -> None:
+    """A second, different definition under a known name raises; the first one stays."""
+    recorder = implementation.metric(REQUESTS)
+
+    with pytest.raises(ConfigurationError, match="already defined"):
+        implementation.metric(CONFLICTING)
+    assert recorder is implementation.metric(REQUESTS)
+
+
+@pytest.mark.parametrize(
+    ("module_name", "dependency", "extra"),
+    [
+        ("scalepy.integrations.opentelemetry", "opentelemetry", "otel"),
+        ("scalepy.integrations.prometheus", "prometheus_client", "prometheus"),
+    ],
+)
+def test_integration_without_its_extra_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, module_name: str, dependency: str, extra: str
+) -> None:
+    """Without its dependency, importing an integration says which extra to install."""
+    monkeypatch.setitem(sys.modules, dependency, None)
+    monkeypatch.delitem(sys.modules, module_name)
+
+    with pytest.raises(ImportError, match=rf"pip install 'scalepy\[{extra}\]'") as caught:
+        importlib.import_module(module_name)
+
+    assert isinstance(caught.value.__cause__, ImportError)

@@ -30,6 +30,7 @@ import contextlib
 import enum
 import math
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 from scalepy.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
 __all__ = (
@@ -250,6 +252,45 @@ class Instrumentation(Protocol):
             attributes: Details of the event.
         """
         ...
+
+
+class _RecorderCache:
+    """One recorder per metric name, created on first use; what every `metric()` is built on.
+
+    Asking again with an equal definition returns the same recorder; a different
+    definition under a known name is rejected. A creation that raises leaves
+    nothing behind. Safe to share between threads.
+
+    Args:
+        create: Makes the recorder for a metric name seen for the first time.
+    """
+
+    __slots__ = ("_create", "_known", "_lock")
+
+    def __init__(self, create: Callable[[Metric], Recorder]) -> None:
+        self._create = create
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[Metric, Recorder]] = {}
+
+    def get(self, metric: Metric) -> Recorder:
+        """Return the recorder for `metric`, as the class docstring describes.
+
+        Raises:
+            ConfigurationError: If a different metric is known under its name.
+        """
+        with self._lock:
+            known = self._known.get(metric.name)
+            if known is None:
+                known = self._known[metric.name] = (metric, self._create(metric))
+        if known[0] != metric:
+            raise ConfigurationError(
+                f"metric {metric.name!r} is already defined as {known[0]!r}; "
+                f"cannot redefine it as {metric!r}"
+            )
+        return known[1]
+
+    def __len__(self) -> int:
+        return len(self._known)
 
 
 class _NoopRecorder:

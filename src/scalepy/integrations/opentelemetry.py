@@ -15,12 +15,10 @@ set_default(OpenTelemetryInstrumentation())
 
 from __future__ import annotations
 
-import threading
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from scalepy.errors import ConfigurationError
-from scalepy.telemetry import Metric, MetricKind
+from scalepy.telemetry import MetricKind, _RecorderCache
 
 try:
     from opentelemetry import metrics, trace
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from scalepy.telemetry import Attributes, Recorder, Span
+    from scalepy.telemetry import Attributes, Metric, Recorder, Span
 
 __all__ = ("OpenTelemetryInstrumentation",)
 
@@ -97,8 +95,7 @@ class OpenTelemetryInstrumentation:
         self._meter = metrics.get_meter(
             _INSTRUMENTATION_NAME, package_version, meter_provider=meter_provider
         )
-        self._lock = threading.Lock()
-        self._recorders: dict[str, tuple[Metric, _OpenTelemetryRecorder]] = {}
+        self._recorders = _RecorderCache(self._create)
 
     def metric(self, metric: Metric) -> Recorder:
         """Return the recorder for a metric, creating its instrument on first use.
@@ -113,19 +110,12 @@ class OpenTelemetryInstrumentation:
             ConfigurationError: If a different metric was already defined under
                 the same name.
         """
-        with self._lock:
-            known = self._recorders.get(metric.name)
-            if known is None:
-                recorder = _OpenTelemetryRecorder(self._create(metric), frozenset(metric.labels))
-                known = self._recorders[metric.name] = (metric, recorder)
-        if known[0] != metric:
-            raise ConfigurationError(
-                f"metric {metric.name!r} is already defined as {known[0]!r}; "
-                f"cannot redefine it as {metric!r}"
-            )
-        return known[1]
+        return self._recorders.get(metric)
 
-    def _create(self, metric: Metric) -> Callable[[float, Mapping[str, str] | None], None]:
+    def _create(self, metric: Metric) -> Recorder:
+        return _OpenTelemetryRecorder(self._emitter(metric), frozenset(metric.labels))
+
+    def _emitter(self, metric: Metric) -> Callable[[float, Mapping[str, str] | None], None]:
         name, unit, description = metric.name, metric.unit, metric.description
         if metric.kind is MetricKind.COUNTER:
             return self._meter.create_counter(name, unit, description).add

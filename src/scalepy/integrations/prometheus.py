@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from scalepy.errors import ConfigurationError
-from scalepy.telemetry import NOOP, MetricKind
+from scalepy.telemetry import NOOP, MetricKind, _RecorderCache
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -132,8 +131,7 @@ class PrometheusInstrumentation:
 
     def __init__(self, *, registry: CollectorRegistry) -> None:
         self._registry = registry
-        self._lock = threading.Lock()
-        self._recorders: dict[str, tuple[Metric, Recorder]] = {}
+        self._recorders = _RecorderCache(self._create)
 
     def metric(self, metric: Metric) -> Recorder:
         """Return the recorder for a metric, registering its collector on first use.
@@ -149,16 +147,7 @@ class PrometheusInstrumentation:
                 the same name, or the registry rejects the collector (most often
                 because something else registered the same Prometheus name).
         """
-        with self._lock:
-            known = self._recorders.get(metric.name)
-            if known is None:
-                known = self._recorders[metric.name] = (metric, self._create(metric))
-        if known[0] != metric:
-            raise ConfigurationError(
-                f"metric {metric.name!r} is already defined as {known[0]!r}; "
-                f"cannot redefine it as {metric!r}"
-            )
-        return known[1]
+        return self._recorders.get(metric)
 
     def _create(self, metric: Metric) -> Recorder:
         name = metric.name.replace(".", "_")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scalepy.errors import ConfigurationError
-from scalepy.telemetry import MetricKind
+from scalepy.telemetry import MetricKind, _RecorderCache
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -120,7 +120,7 @@ class RecordingInstrumentation:
         self.records: list[tuple[str, float, dict[str, str]]] = []
         self.spans: list[RecordedSpan] = []
         self.events: list[RecordedEvent] = []
-        self._recorders: dict[str, _RecordingRecorder] = {}
+        self._recorders = _RecorderCache(self._define)
         # One variable per instance, so two instrumentations never share a current span.
         self._current: ContextVar[RecordedSpan | None] = ContextVar(
             f"scalepy.testing.current_span.{id(self):x}", default=None
@@ -139,15 +139,11 @@ class RecordingInstrumentation:
             ConfigurationError: If a different metric was already defined under
                 the same name.
         """
-        known = self.metrics.setdefault(metric.name, metric)
-        if known != metric:
-            raise ConfigurationError(
-                f"metric {metric.name!r} is already defined as {known!r}; "
-                f"cannot redefine it as {metric!r}"
-            )
-        if metric.name not in self._recorders:
-            self._recorders[metric.name] = _RecordingRecorder(metric, self.records)
-        return self._recorders[metric.name]
+        return self._recorders.get(metric)
+
+    def _define(self, metric: Metric) -> Recorder:
+        self.metrics[metric.name] = metric
+        return _RecordingRecorder(metric, self.records)
 
     @contextlib.contextmanager
     def _span(self, name: str, attributes: Attributes | None) -> Iterator[Span]:
