@@ -21,8 +21,8 @@ step "ruff check"
 step "ruff format --check"
 .venv/bin/ruff format --check .
 
-step "mypy --strict src tests benchmarks examples"
-.venv/bin/mypy --strict src tests benchmarks examples
+step "mypy --strict src tests benchmarks examples docs/examples"
+.venv/bin/mypy --strict src tests benchmarks examples docs/examples
 
 step "pytest (under coverage)"
 .venv/bin/coverage erase

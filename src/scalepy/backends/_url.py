@@ -63,7 +63,8 @@ class _RedisOptions:
     timeout: float = 1.0
     """Seconds allowed for one command (or one pipeline) to be answered."""
     max_connections: int = 50
-    """Upper bound of connections per server."""
+    """Upper bound of connections per server for `RedisClient.redis` (pub/sub, blocking
+    commands); scalepy's own commands share one multiplexed connection per server."""
     client_name: str | None = None
     """Name shown by `CLIENT LIST`, handy when debugging a shared server."""
 

@@ -283,6 +283,7 @@ def _redis_py_client(config: RedisConfig | RedisClusterConfig) -> Redis | RedisC
         "password": config.password,
         "socket_connect_timeout": config.connect_timeout,
         "client_name": config.client_name,
+        "max_connections": config.max_connections,
     }
     if config.ssl:
         common |= {
