@@ -12,8 +12,9 @@ ScalepyError
 │   ├── BackendUnavailable (ConnectionError)
 │   │   └── BackendTimeout (TimeoutError)
 │   └── BackendCommandError
-└── SerializationError (ValueError)
-    └── SignatureError
+├── SerializationError (ValueError)
+│   └── SignatureError
+└── RateLimitExceeded
 ```
 
 Primitives add their own families beside these (rate limiting, circuit breaking,
@@ -29,6 +30,7 @@ __all__ = (
     "BackendUnavailable",
     "ConfigurationError",
     "InvalidBackendURL",
+    "RateLimitExceeded",
     "ScalepyError",
     "SerializationError",
     "SignatureError",
@@ -89,3 +91,17 @@ class SerializationError(ScalepyError, ValueError):
 
 class SignatureError(SerializationError):
     """Signed data was unsigned, signed with an unknown key, or tampered with."""
+
+
+class RateLimitExceeded(ScalepyError):
+    """A rate limit denied the call.
+
+    Attributes:
+        key: The rate-limited identity, e.g. `"client:1.2.3.4"`.
+        retry_after: Seconds until the same call would be allowed.
+    """
+
+    def __init__(self, key: str, retry_after: float) -> None:
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(f"rate limit exceeded for {key!r}; retry after {retry_after:.3f} s")

@@ -1,0 +1,1 @@
+"""Rate limiting: token bucket / GCRA and sliding-window policies, memory and Redis stores."""

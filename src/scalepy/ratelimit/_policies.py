@@ -1,0 +1,192 @@
+"""Rate-limit policies: small frozen values, validated when built.
+
+`TokenBucket` and `GCRA` are two spellings of one algorithm: GCRA is the token
+bucket in "virtual scheduling" form, which keeps one timestamp per key instead of
+a token count and a refill time. Both compile to a `_Gcra` rule (an emission
+interval and a burst, in integer microseconds) so one pure function and one Lua
+branch serve both. `SlidingWindow` is the sliding-window counter.
+
+Every rule works in integer microseconds so the Python reference and the Lua
+script compute bit-identical results; sizes are bounded so no intermediate value
+leaves the range a Lua number (a double) holds exactly (2**53).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from scalepy.errors import ConfigurationError
+
+__all__ = ("GCRA", "Policy", "SlidingWindow", "TokenBucket")
+
+MICROS = 1_000_000
+# Keeps every product the algorithms form (limit x window, tolerance + timestamps)
+# below 2**53, the largest integer a Lua number represents exactly.
+_MAX_SPAN_US = 2**52 // 4
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def _positive_seconds(name: str, value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive, finite number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBucket:
+    """A bucket of `capacity` tokens refilled at `refill_rate` tokens per second.
+
+    A request of cost `n` takes `n` tokens; it is denied, and takes nothing, when
+    fewer are left. `TokenBucket(capacity=20, refill_rate=10.0)` allows bursts of
+    20 and 10 requests per second on average.
+
+    Raises:
+        ConfigurationError: `capacity < 1`, or `refill_rate` not a positive number.
+    """
+
+    capacity: int
+    """Most tokens the bucket holds: the largest burst."""
+    refill_rate: float
+    """Tokens added per second."""
+    name: str = field(default="", compare=False)
+    """Optional policy name shown in `RateLimit-Policy` headers."""
+
+    def __post_init__(self) -> None:
+        _positive_int("capacity", self.capacity)
+        _positive_seconds("refill_rate", self.refill_rate)
+        _check_rule(self.rule)
+
+    @property
+    def rule(self) -> Rule:
+        """The integer rule the algorithms run."""
+        return _Gcra(interval_us=max(1, round(MICROS / self.refill_rate)), burst=self.capacity)
+
+    @property
+    def limit(self) -> int:
+        """Requests of cost 1 allowed at once (the burst)."""
+        return self.capacity
+
+    @property
+    def window(self) -> float:
+        """Seconds to refill the whole bucket: the quota's time window."""
+        return self.capacity / self.refill_rate
+
+
+@dataclass(frozen=True, slots=True)
+class GCRA:
+    """`limit` requests per `period` seconds, with bursts of up to `burst`.
+
+    The generic cell rate algorithm spaces requests `period / limit` seconds apart
+    on average and lets `burst` of them arrive at once. It is the token bucket with
+    `capacity=burst` and `refill_rate=limit / period`.
+
+    Raises:
+        ConfigurationError: `limit` or `burst` < 1, or `period` not a positive number.
+    """
+
+    limit: int
+    """Requests per period."""
+    period: float = 1.0
+    """The period in seconds."""
+    burst: int | None = None
+    """Requests allowed at once; `limit` when `None`."""
+    name: str = field(default="", compare=False)
+    """Optional policy name shown in `RateLimit-Policy` headers."""
+
+    def __post_init__(self) -> None:
+        _positive_int("limit", self.limit)
+        _positive_seconds("period", self.period)
+        if self.burst is not None:
+            _positive_int("burst", self.burst)
+        _check_rule(self.rule)
+
+    @property
+    def rule(self) -> Rule:
+        """The integer rule the algorithms run."""
+        interval_us = max(1, round(self.period * MICROS / self.limit))
+        burst = self.limit if self.burst is None else self.burst
+        return _Gcra(interval_us=interval_us, burst=burst)
+
+    @property
+    def window(self) -> float:
+        """The period, in seconds."""
+        return self.period
+
+
+@dataclass(frozen=True, slots=True)
+class SlidingWindow:
+    """At most `limit` requests in any `window` seconds (sliding-window counter).
+
+    The count of the previous fixed window is weighted by how much of it still
+    overlaps the sliding window, as Cloudflare's limiter does: two counters per key,
+    accurate to within a few percent for evenly spread traffic.
+
+    Raises:
+        ConfigurationError: `limit < 1`, `window` not a positive number, or the
+            pair too large to compute exactly.
+    """
+
+    limit: int
+    """Requests allowed per window."""
+    window: float
+    """The window in seconds."""
+    name: str = field(default="", compare=False)
+    """Optional policy name shown in `RateLimit-Policy` headers."""
+
+    def __post_init__(self) -> None:
+        _positive_int("limit", self.limit)
+        _positive_seconds("window", self.window)
+        _check_rule(self.rule)
+
+    @property
+    def rule(self) -> Rule:
+        """The integer rule the algorithms run."""
+        return _Window(window_us=max(1, round(self.window * MICROS)), limit=self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class _Gcra:
+    """GCRA in integer microseconds: one request per `interval_us`, bursts of `burst`."""
+
+    interval_us: int
+    burst: int
+
+    @property
+    def id(self) -> str:
+        """Stable identifier, part of the Redis key: equal rules share state."""
+        return f"g{self.interval_us}x{self.burst}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Sliding-window counter in integer microseconds."""
+
+    window_us: int
+    limit: int
+
+    @property
+    def id(self) -> str:
+        """Stable identifier, part of the Redis key: equal rules share state."""
+        return f"w{self.window_us}x{self.limit}"
+
+
+Rule = _Gcra | _Window
+"""What a policy compiles to; the algorithms and the Lua script run rules."""
+
+Policy = TokenBucket | GCRA | SlidingWindow
+"""Any rate-limit policy."""
+
+
+def _check_rule(rule: Rule) -> None:
+    span = rule.interval_us * rule.burst if isinstance(rule, _Gcra) else rule.window_us * rule.limit
+    if span > _MAX_SPAN_US:
+        raise ConfigurationError(
+            f"policy too large to compute exactly ({span} us of quota); "
+            "use a smaller limit or a shorter window"
+        )
