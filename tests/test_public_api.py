@@ -13,6 +13,7 @@ PUBLIC_MODULES = (
     "scalepy",
     "scalepy.errors",
     "scalepy.backends",
+    "scalepy.backends.guard",
     "scalepy.backends.keys",
     "scalepy.backends.redis",
     "scalepy.serializers",
