@@ -14,35 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import time
-from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from _harness import Operation, median_throughputs
 from scalepy.backends.redis import RedisClient, Script
 
 KEY = "scalepy:bench:{redis_layer}:key"
 SCRIPT = Script("bench", "return redis.call('GET', KEYS[1])")
-
-Operation = Callable[[], Awaitable[object]]
-
-
-async def throughput(operation: Operation, tasks: int, seconds: float) -> float:
-    """Return operations per second of `tasks` coroutines calling `operation`."""
-    deadline = time.perf_counter() + seconds
-    counts = [0] * tasks
-
-    async def worker(index: int) -> None:
-        count = 0
-        while time.perf_counter() < deadline:
-            await operation()
-            count += 1
-        counts[index] = count
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(tasks)))
-    return sum(counts) / (time.perf_counter() - started)
 
 
 async def main() -> None:
@@ -70,12 +49,8 @@ async def main() -> None:
     print(f"{'command':<8} {'tasks':>5} {'redis-py ops/s':>15} {'scalepy ops/s':>14} {'ratio':>6}")
     for command, clients in scenarios.items():
         for tasks in (1, 50):
-            results: dict[str, list[float]] = {name: [] for name in clients}
-            for _ in range(options.rounds):
-                for name, operation in clients.items():
-                    results[name].append(await throughput(operation, tasks, options.seconds))
-            plain_ops = statistics.median(results["redis-py"])
-            layer_ops = statistics.median(results["scalepy"])
+            medians = await median_throughputs(clients, tasks, options.seconds, options.rounds)
+            plain_ops, layer_ops = medians["redis-py"], medians["scalepy"]
             print(
                 f"{command:<8} {tasks:>5} {plain_ops:>15,.0f} {layer_ops:>14,.0f} "
                 f"{layer_ops / plain_ops:>5.2f}x"

@@ -3,7 +3,7 @@
 #
 # Sourcing it moves to the repository root and defines:
 #   bootstrap   ensure Python >= 3.11 with venv, create .venv if missing, install
-#               scalepy[all,dev] into it (editable; skipped when pyproject.toml has not
+#               scalepy[all,dev,bench] into it (editable; skipped when pyproject.toml has not
 #               changed since the last install), start the local services and export
 #               the SCALEPY_TEST_* variables (defaults below, kept when already set).
 #   say, die    progress and error lines prefixed with the calling script's name.
@@ -61,8 +61,8 @@ _bootstrap_venv() {
     stamp="$(sha256sum pyproject.toml | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
     if [[ $(cat .venv/.scalepy-install 2>/dev/null) != "$stamp" ]] \
         || ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("scalepy")' 2>/dev/null; then
-        say "installing scalepy[all,dev] into .venv"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev]'
+        say "installing scalepy[all,dev,bench] into .venv"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev,bench]'
         printf '%s\n' "$stamp" >.venv/.scalepy-install
     fi
 }

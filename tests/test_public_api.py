@@ -22,6 +22,8 @@ PUBLIC_MODULES = (
     "scalepy.testing",
     "scalepy.integrations.opentelemetry",
     "scalepy.integrations.prometheus",
+    "scalepy.ratelimit",
+    "scalepy.ratelimit.asgi",
 )
 
 # Modules that must load with the standard library alone (no extra installed).
@@ -33,6 +35,7 @@ STDLIB_ONLY = (
     "scalepy.clock",
     "scalepy.telemetry",
     "scalepy.testing",
+    "scalepy.ratelimit",
 )
 
 

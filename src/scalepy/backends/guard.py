@@ -109,6 +109,8 @@ class BackendGuard:
 
     def record_success(self) -> None:
         """Report a call that reached the backend: the guard closes."""
+        if not self._failures and self._retry_at is None:
+            return  # already closed: the common case costs two comparisons
         self._failures = 0
         self._delay = self._initial_delay
         self._retry_at = None

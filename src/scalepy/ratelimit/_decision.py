@@ -72,18 +72,36 @@ class Decision:
     """How the decision was reached (backend, cache, or a failure policy)."""
 
     @classmethod
-    def combine(cls, decisions: tuple[PolicyDecision, ...], outcome: Outcome) -> Decision:
+    def combine(
+        cls, decisions: tuple[PolicyDecision, ...], outcome: Outcome | None = None
+    ) -> Decision:
         """Aggregate per-policy decisions into one all-or-nothing decision.
 
         Args:
             decisions: One per policy, at least one.
-            outcome: How they were reached.
+            outcome: How they were reached; `ALLOWED` or `LIMITED` by the verdict
+                when `None` (the backend decided).
 
         Returns:
             The combined decision.
         """
+        if len(decisions) == 1:  # the common case, on every request's path
+            (only,) = decisions
+            if outcome is None:
+                outcome = Outcome.ALLOWED if only.allowed else Outcome.LIMITED
+            return cls(
+                allowed=only.allowed,
+                limit=only.policy.limit,
+                remaining=only.remaining,
+                retry_after=only.retry_after,
+                reset_after=only.reset_after,
+                policies=decisions,
+                outcome=outcome,
+            )
         tightest = min(decisions, key=lambda decision: decision.remaining)
         allowed = all(decision.allowed for decision in decisions)
+        if outcome is None:
+            outcome = Outcome.ALLOWED if allowed else Outcome.LIMITED
         return cls(
             allowed=allowed,
             limit=tightest.limit,

@@ -56,16 +56,13 @@ class TokenBucket:
     """Tokens added per second."""
     name: str = field(default="", compare=False)
     """Optional policy name shown in `RateLimit-Policy` headers."""
+    rule: Rule = field(init=False, repr=False, compare=False)
+    """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
         _positive_int("capacity", self.capacity)
         _positive_seconds("refill_rate", self.refill_rate)
-        _check_rule(self.rule)
-
-    @property
-    def rule(self) -> Rule:
-        """The integer rule the algorithms run."""
-        return _Gcra(interval_us=max(1, round(MICROS / self.refill_rate)), burst=self.capacity)
+        _set_rule(self, _Gcra(max(1, round(MICROS / self.refill_rate)), self.capacity))
 
     @property
     def limit(self) -> int:
@@ -98,20 +95,16 @@ class GCRA:
     """Requests allowed at once; `limit` when `None`."""
     name: str = field(default="", compare=False)
     """Optional policy name shown in `RateLimit-Policy` headers."""
+    rule: Rule = field(init=False, repr=False, compare=False)
+    """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
         _positive_int("limit", self.limit)
         _positive_seconds("period", self.period)
         if self.burst is not None:
             _positive_int("burst", self.burst)
-        _check_rule(self.rule)
-
-    @property
-    def rule(self) -> Rule:
-        """The integer rule the algorithms run."""
         interval_us = max(1, round(self.period * MICROS / self.limit))
-        burst = self.limit if self.burst is None else self.burst
-        return _Gcra(interval_us=interval_us, burst=burst)
+        _set_rule(self, _Gcra(interval_us, self.limit if self.burst is None else self.burst))
 
     @property
     def window(self) -> float:
@@ -138,16 +131,13 @@ class SlidingWindow:
     """The window in seconds."""
     name: str = field(default="", compare=False)
     """Optional policy name shown in `RateLimit-Policy` headers."""
+    rule: Rule = field(init=False, repr=False, compare=False)
+    """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
         _positive_int("limit", self.limit)
         _positive_seconds("window", self.window)
-        _check_rule(self.rule)
-
-    @property
-    def rule(self) -> Rule:
-        """The integer rule the algorithms run."""
-        return _Window(window_us=max(1, round(self.window * MICROS)), limit=self.limit)
+        _set_rule(self, _Window(max(1, round(self.window * MICROS)), self.limit))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +146,19 @@ class _Gcra:
 
     interval_us: int
     burst: int
+    id: str = field(init=False, compare=False)
+    """Stable identifier, part of the Redis key: equal rules share state."""
+    script_args: tuple[str, int, int] = field(init=False, compare=False)
+    """The rule as the Lua script reads it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"g{self.interval_us}x{self.burst}")
+        object.__setattr__(self, "script_args", ("g", self.interval_us, self.burst))
 
     @property
-    def id(self) -> str:
-        """Stable identifier, part of the Redis key: equal rules share state."""
-        return f"g{self.interval_us}x{self.burst}"
+    def max_cost(self) -> int:
+        """The largest cost this rule can ever allow."""
+        return self.burst
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +167,19 @@ class _Window:
 
     window_us: int
     limit: int
+    id: str = field(init=False, compare=False)
+    """Stable identifier, part of the Redis key: equal rules share state."""
+    script_args: tuple[str, int, int] = field(init=False, compare=False)
+    """The rule as the Lua script reads it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"w{self.window_us}x{self.limit}")
+        object.__setattr__(self, "script_args", ("w", self.window_us, self.limit))
 
     @property
-    def id(self) -> str:
-        """Stable identifier, part of the Redis key: equal rules share state."""
-        return f"w{self.window_us}x{self.limit}"
+    def max_cost(self) -> int:
+        """The largest cost this rule can ever allow."""
+        return self.limit
 
 
 Rule = _Gcra | _Window
@@ -183,10 +189,11 @@ Policy = TokenBucket | GCRA | SlidingWindow
 """Any rate-limit policy."""
 
 
-def _check_rule(rule: Rule) -> None:
+def _set_rule(policy: Policy, rule: Rule) -> None:
     span = rule.interval_us * rule.burst if isinstance(rule, _Gcra) else rule.window_us * rule.limit
     if span > _MAX_SPAN_US:
         raise ConfigurationError(
             f"policy too large to compute exactly ({span} us of quota); "
             "use a smaller limit or a shorter window"
         )
+    object.__setattr__(policy, "rule", rule)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from redis.crc import key_slot
 
+from scalepy._lifecycle import AsyncCloseable
 from scalepy.backends._url import (
     BackendConfig,
     MemoryConfig,
@@ -25,7 +26,6 @@ from scalepy.telemetry import Metric, MetricKind, get_default
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
 
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
@@ -57,7 +57,7 @@ class RedisClientStatistics:
     """Scripts resent because the server had lost them (NOSCRIPT)."""
 
 
-class RedisClient:
+class RedisClient(AsyncCloseable):
     """Redis with automatic pipelining, bounded timeouts and self-healing Lua scripts.
 
     Commands issued concurrently within one event-loop tick reach Redis as one
@@ -227,17 +227,6 @@ class RedisClient:
         await self._pipeline.aclose()
         if self._redis is not None:
             await self._redis.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         stats = self._pipeline.statistics()

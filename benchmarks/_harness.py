@@ -1,0 +1,38 @@
+"""What every benchmark shares: run concurrent callers for a while and count."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+Operation = Callable[[], Awaitable[object]]
+
+
+async def throughput(operation: Operation, tasks: int, seconds: float) -> float:
+    """Return operations per second of `tasks` coroutines calling `operation` back to back."""
+    deadline = time.perf_counter() + seconds
+    counts = [0] * tasks
+
+    async def worker(index: int) -> None:
+        count = 0
+        while time.perf_counter() < deadline:
+            await operation()
+            count += 1
+        counts[index] = count
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(tasks)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+async def median_throughputs(
+    contenders: dict[str, Operation], tasks: int, seconds: float, rounds: int
+) -> dict[str, float]:
+    """Median throughput of each contender over `rounds`, contenders alternating each round."""
+    results: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, operation in contenders.items():
+            results[name].append(await throughput(operation, tasks, seconds))
+    return {name: statistics.median(values) for name, values in results.items()}

@@ -1,0 +1,332 @@
+"""`RateLimiter`: decisions from a store, with failure policies, a denial cache and telemetry."""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from dataclasses import replace
+from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar, get_args
+
+from scalepy._lifecycle import AsyncCloseable
+from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
+from scalepy.backends.guard import BackendGuard
+from scalepy.clock import MonotonicClock
+from scalepy.errors import BackendError, ConfigurationError, RateLimitExceeded
+from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
+from scalepy.ratelimit._memory import MemoryRateLimitStore
+from scalepy.telemetry import Metric, MetricKind, get_default
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from scalepy.backends import BackendConfig
+    from scalepy.clock import Clock
+    from scalepy.ratelimit._policies import Policy
+    from scalepy.ratelimit._store import RateLimitStore
+    from scalepy.telemetry import Instrumentation
+
+__all__ = ("BACKEND_ERRORS", "DECISIONS", "DECISION_DURATION", "FailurePolicy", "RateLimiter")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FailurePolicy = Literal["fail_open", "fail_closed", "local"]
+"""What a limiter does while its backend is unavailable."""
+
+DECISIONS = Metric(
+    name="scalepy.ratelimit.decisions",
+    kind=MetricKind.COUNTER,
+    unit="{decision}",
+    description="Rate-limit decisions, by how they were reached.",
+    labels=("result",),
+)
+DECISION_DURATION = Metric(
+    name="scalepy.ratelimit.decision.duration",
+    kind=MetricKind.HISTOGRAM,
+    unit="s",
+    description="Time taken to reach a rate-limit decision.",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+BACKEND_ERRORS = Metric(
+    name="scalepy.ratelimit.backend.errors",
+    kind=MetricKind.COUNTER,
+    unit="{error}",
+    description="Rate-limit backend calls that failed, by error type.",
+    labels=("error",),
+)
+
+_DENIED_CACHE_SIZE = 10_000
+# Built once: a labels dict per outcome, not one per decision.
+_RESULT_LABELS = {outcome: {"result": outcome.value} for outcome in Outcome}
+
+
+class RateLimiter(AsyncCloseable):
+    """Decides requests against one or more policies, shared by every replica via Redis.
+
+    Args:
+        backend: `"memory://"` (one process), a Redis URL or config (every replica),
+            or a `RateLimitStore`.
+        namespace: Separates this limiter's keys from other limiters on one Redis.
+        timeout: Seconds a Redis decision may take before the failure policy applies.
+        on_failure: While the backend is unavailable: `"fail_open"` allows,
+            `"fail_closed"` denies, `"local"` decides with an in-process limiter.
+        shadow: Decide and report (metrics, `Decision.outcome`), but never deny.
+        remember_denied: Answer a key already known to be denied from memory until
+            its `retry_after` has passed, sparing Redis under attack.
+        clock: Time source for waiting, the local fallback and the denial cache.
+        instrumentation: Where metrics and span events go; the process default if `None`.
+
+    Raises:
+        ConfigurationError: An unknown failure policy, a non-positive timeout, or a
+            backend URL that cannot be parsed.
+
+    Example:
+        ```python
+        limiter = RateLimiter("redis://localhost:6379/0")
+        decision = await limiter.acquire("client:1.2.3.4", TokenBucket(20, 10.0))
+        if not decision.allowed:
+            ...  # answer 429, retry after decision.retry_after seconds
+        ```
+    """
+
+    __slots__ = (
+        "_backend_errors",
+        "_clock",
+        "_decisions",
+        "_denied",
+        "_duration",
+        "_fallback",
+        "_guard",
+        "_instrumentation",
+        "_on_failure",
+        "_owns_store",
+        "_remember_denied",
+        "_shadow",
+        "_store",
+    )
+
+    def __init__(
+        self,
+        backend: str | BackendConfig | RateLimitStore = "memory://",
+        *,
+        namespace: str = "default",
+        timeout: float = 0.1,
+        on_failure: FailurePolicy = "fail_open",
+        shadow: bool = False,
+        remember_denied: bool = True,
+        clock: Clock | None = None,
+        instrumentation: Instrumentation | None = None,
+    ) -> None:
+        if on_failure not in get_args(FailurePolicy):
+            raise ConfigurationError(
+                f"on_failure must be one of {', '.join(get_args(FailurePolicy))}, "
+                f"got {on_failure!r}"
+            )
+        if not timeout > 0:
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
+        self._clock = clock or MonotonicClock()
+        self._store, self._owns_store = _build_store(backend, namespace, timeout, self._clock)
+        self._fallback = MemoryRateLimitStore(clock=self._clock)
+        self._guard = BackendGuard(clock=self._clock)
+        self._on_failure: FailurePolicy = on_failure
+        self._shadow = shadow
+        self._remember_denied = remember_denied
+        self._denied: OrderedDict[tuple[str, tuple[Policy, ...]], tuple[float, Decision]] = (
+            OrderedDict()
+        )
+        self._instrumentation = instrumentation or get_default()
+        self._decisions = self._instrumentation.metric(DECISIONS)
+        self._duration = self._instrumentation.metric(DECISION_DURATION)
+        self._backend_errors = self._instrumentation.metric(BACKEND_ERRORS)
+
+    async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
+        """Take `cost` from every policy's quota for `key`, all or nothing.
+
+        Args:
+            key: The identity being limited, e.g. `"client:1.2.3.4"` or `"user:42"`.
+            *policies: One or more policies, decided together.
+            cost: What this request costs, >= 1.
+
+        Returns:
+            The decision; when denied, nothing was consumed from any policy.
+
+        Raises:
+            ConfigurationError: No policy, or a cost below 1 or above a policy's burst.
+        """
+        _check_call(policies, cost)
+        started = self._clock.now()
+        decision = await self._decide(key, policies, cost)
+        self._duration.record(self._clock.now() - started)
+        self._decisions.record(1, _RESULT_LABELS[decision.outcome])
+        if not decision.allowed:
+            self._instrumentation.event(
+                "scalepy.ratelimit.limited",
+                {"retry_after": decision.retry_after, "limit": decision.limit},
+            )
+            if self._shadow:
+                return replace(decision, allowed=True, retry_after=0.0)
+        return decision
+
+    async def peek(self, key: str, *policies: Policy) -> Decision:
+        """Return what `key` has left under `policies` without consuming anything.
+
+        Raises:
+            ConfigurationError: No policy given.
+        """
+        _check_call(policies, 0)
+        return await self._decide(key, policies, 0)
+
+    async def reset(self, key: str, *policies: Policy) -> None:
+        """Make `key`'s quotas under `policies` whole again, on every replica.
+
+        Raises:
+            BackendError: The backend could not be reached.
+        """
+        _check_call(policies, 0)
+        self._denied.pop((key, policies), None)
+        await self._store.reset(key, policies)
+        await self._fallback.reset(key, policies)
+
+    async def wait(self, key: str, *policies: Policy, cost: int = 1, max_wait: float) -> Decision:
+        """Wait until `key` may proceed under `policies`, for at most `max_wait` seconds.
+
+        Returns:
+            The allowing decision.
+
+        Raises:
+            RateLimitExceeded: The wait would exceed `max_wait`; nothing was consumed.
+        """
+        deadline = self._clock.now() + max_wait
+        while True:
+            decision = await self.acquire(key, *policies, cost=cost)
+            if decision.allowed:
+                return decision
+            if self._clock.now() + decision.retry_after > deadline:
+                raise RateLimitExceeded(key, decision.retry_after)
+            await self._clock.sleep(decision.retry_after)
+
+    def limit(
+        self, *policies: Policy, key: str | Callable[..., str], cost: int = 1
+    ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+        """Decorate an async function so each call must pass `policies` first.
+
+        Args:
+            *policies: The policies every call is decided against.
+            key: The identity to limit: a constant, or a function of the call's
+                arguments (e.g. `lambda user_id, **_: f"user:{user_id}"`).
+            cost: What each call costs.
+
+        Returns:
+            A decorator; the decorated function raises `RateLimitExceeded` (with
+            `retry_after`) instead of running when the limit is reached.
+        """
+        _check_call(policies, cost)
+
+        def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+            @functools.wraps(function)
+            async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+                identity = key(*args, **kwargs) if callable(key) else key
+                decision = await self.acquire(identity, *policies, cost=cost)
+                if not decision.allowed:
+                    raise RateLimitExceeded(identity, decision.retry_after)
+                return await function(*args, **kwargs)
+
+            return limited
+
+        return decorate
+
+    async def aclose(self) -> None:
+        """Close the backend if this limiter created it."""
+        if self._owns_store:
+            await self._store.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"<RateLimiter store={type(self._store).__name__} on_failure={self._on_failure} "
+            f"shadow={self._shadow} guard={self._guard!r}>"
+        )
+
+    async def _decide(self, key: str, policies: tuple[Policy, ...], cost: int) -> Decision:
+        if self._denied:
+            remembered = self._remembered_denial(key, policies)
+            if remembered is not None:
+                return remembered
+        if self._guard.available():
+            try:
+                results = await self._store.acquire(key, policies, cost)
+            except BackendError as exc:
+                self._guard.record_failure()
+                self._backend_errors.record(1, {"error": type(exc).__name__})
+            else:
+                self._guard.record_success()
+                decision = Decision.combine(results)
+                self._remember(key, policies, decision)
+                return decision
+        return await self._fail(key, policies, cost)
+
+    async def _fail(self, key: str, policies: tuple[Policy, ...], cost: int) -> Decision:
+        if self._on_failure == "local":
+            results = await self._fallback.acquire(key, policies, cost)
+            return Decision.combine(results, Outcome.LOCAL)
+        allowed = self._on_failure == "fail_open"
+        retry_after = 0.0 if allowed else max(self._guard.retry_after, 0.001)
+        results = tuple(
+            PolicyDecision(
+                policy=policy,
+                allowed=allowed,
+                remaining=policy.limit if allowed else 0,
+                retry_after=retry_after,
+                reset_after=0.0,
+            )
+            for policy in policies
+        )
+        return Decision.combine(results, Outcome.FAIL_OPEN if allowed else Outcome.FAIL_CLOSED)
+
+    def _remembered_denial(self, key: str, policies: tuple[Policy, ...]) -> Decision | None:
+        entry = self._denied.get((key, policies))
+        if entry is None:
+            return None
+        until, decision = entry
+        left = until - self._clock.now()
+        if left <= 0:
+            del self._denied[key, policies]
+            return None
+        return replace(decision, retry_after=left)
+
+    def _remember(self, key: str, policies: tuple[Policy, ...], decision: Decision) -> None:
+        if decision.allowed or not self._remember_denied:
+            return
+        self._denied[key, policies] = (self._clock.now() + decision.retry_after, decision)
+        if len(self._denied) > _DENIED_CACHE_SIZE:
+            self._denied.popitem(last=False)
+
+
+def _build_store(
+    backend: str | BackendConfig | RateLimitStore, namespace: str, timeout: float, clock: Clock
+) -> tuple[RateLimitStore, bool]:
+    if isinstance(backend, str):
+        config: BackendConfig = parse_backend_url(backend)
+    elif isinstance(backend, MemoryConfig | RedisConfig | RedisClusterConfig):
+        config = backend
+    else:
+        return backend, False
+    if isinstance(config, MemoryConfig):
+        return MemoryRateLimitStore(clock=clock), True
+    from scalepy.backends.redis import RedisClient  # the redis extra, only when asked for
+    from scalepy.ratelimit._redis import RedisRateLimitStore
+
+    client = RedisClient(replace(config, timeout=timeout))
+    return RedisRateLimitStore(client, namespace=namespace, owns_client=True), True
+
+
+def _check_call(policies: tuple[Policy, ...], cost: int) -> None:
+    if not policies:
+        raise ConfigurationError("give at least one policy")
+    if cost < 0:
+        raise ConfigurationError(f"cost must be >= 0, got {cost}")
+    for policy in policies:
+        burst = policy.rule.max_cost
+        if cost > burst:
+            raise ConfigurationError(
+                f"cost {cost} can never be allowed by {policy!r}, whose burst is {burst}"
+            )

@@ -1,0 +1,245 @@
+"""`RateLimitMiddleware`: rate limiting for any ASGI application, framework-free.
+
+```python
+from scalepy.ratelimit import GCRA, RateLimiter, TokenBucket
+from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
+
+app = RateLimitMiddleware(
+    app,
+    limiter=RateLimiter("redis://localhost:6379/0"),
+    policy=TokenBucket(capacity=20, refill_rate=10.0, name="burst"),
+    key=client_ip(trusted_proxies=["10.0.0.0/8"]),
+    routes={"/login": GCRA(limit=5, period=60, name="login")},
+    exempt=["/health"],
+)
+```
+
+Every limited response carries `RateLimit-Policy` and `RateLimit`
+(draft-ietf-httpapi-ratelimit-headers-10); a denied request is answered `429`
+with `Retry-After` and an RFC 9457 `application/problem+json` body, and never
+reaches the application. WebSocket and lifespan scopes pass through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, Protocol, TypeAlias
+
+from scalepy.errors import ConfigurationError
+from scalepy.ratelimit._decision import Decision, Outcome
+from scalepy.ratelimit._headers import (
+    check_policy_names,
+    rate_limit_headers,
+    retry_after_seconds,
+)
+from scalepy.ratelimit._keys import KeyFunc, client_ip, header_key, user_key
+from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
+
+__all__ = (
+    "PROBLEM_TYPE",
+    "AsyncLimiter",
+    "KeyFunc",
+    "RateLimitMiddleware",
+    "client_ip",
+    "header_key",
+    "user_key",
+)
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PROBLEM_TYPE = "about:blank"
+"""The problem `type` of 429 answers: the status code says it all (RFC 9457 §4.2.1)."""
+
+_DEFAULT_KEY = client_ip()
+_Policies: TypeAlias = tuple[Policy, ...]
+
+
+class AsyncLimiter(Protocol):
+    """What the middleware needs from a limiter; `RateLimiter` is one."""
+
+    async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
+        """Take `cost` from every policy's quota for `key`, all or nothing."""
+        ...
+
+
+class RateLimitMiddleware:
+    """Limit HTTP requests per key; answer `429` with `Retry-After` when over.
+
+    Args:
+        app: The ASGI application to protect.
+        limiter: Decides requests, e.g. `RateLimiter("redis://...")`.
+        policy: The policy (or policies, decided together) for every request not
+            matched by `routes`.
+        key: The identity a request is limited as: `client_ip()` (the peer address;
+            forwarding headers ignored) by default, or `header_key()`,
+            `user_key()`, any `(scope) -> str | None`. `None` skips the request.
+        routes: Path prefix -> policies for matching paths, instead of `policy`.
+            The longest matching prefix wins; prefixes match whole segments
+            (`/api` matches `/api` and `/api/x`, not `/apix`); an empty sequence
+            exempts the prefix. Each prefix has quotas of its own: the same key is
+            limited separately under `/login` and `/signup`.
+        exempt: Path prefixes never limited, e.g. `["/health", "/metrics"]`.
+        cost: What a request costs (default 1), e.g. more for uploads.
+        headers: Add `RateLimit-Policy` and `RateLimit` to responses.
+        legacy_headers: Add `X-RateLimit-Limit`, `-Remaining` and `-Reset` too.
+
+    Raises:
+        ConfigurationError: No policy, something that is not a policy, policy names
+            that cannot be shown together, a prefix that does not start with `/`,
+            a prefix given twice, or `exempt` given as one string.
+    """
+
+    __slots__ = ("_app", "_cost", "_default", "_headers", "_key", "_legacy", "_limiter", "_rules")
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: AsyncLimiter,
+        policy: Policy | Sequence[Policy],
+        key: KeyFunc = _DEFAULT_KEY,
+        routes: Mapping[str, Policy | Sequence[Policy]] | None = None,
+        exempt: Iterable[str] = (),
+        cost: Callable[[Scope], int] | None = None,
+        legacy_headers: bool = False,
+        headers: bool = True,
+    ) -> None:
+        self._app = app
+        self._limiter = limiter
+        self._key = key
+        self._cost = cost
+        self._headers = headers
+        self._legacy = legacy_headers
+        default = _policies("policy", policy)
+        if not default:
+            raise ConfigurationError("policy must be a policy or a non-empty list of policies")
+        # (prefix, policies, key suffix), longest prefix first; exemptions have no policies.
+        rules: dict[str, tuple[_Policies, str]] = {}
+        if isinstance(exempt, str):
+            raise ConfigurationError(f"exempt must be a list of path prefixes: write [{exempt!r}]")
+        for prefix in exempt:
+            rules[_prefix("exempt", prefix, rules)] = ((), "")
+        for prefix, value in (routes or {}).items():
+            normal = _prefix("routes", prefix, rules)
+            rules[normal] = (_policies(f"routes[{prefix!r}]", value), f"|{normal}")
+        self._default = default
+        self._rules = tuple(
+            sorted(
+                ((prefix, *rule) for prefix, rule in rules.items()),
+                key=lambda rule: len(rule[0]),
+                reverse=True,
+            )
+        )
+
+    def _select(self, path: str) -> tuple[_Policies, str]:
+        """The policies for `path` and the suffix that separates its route's quotas."""
+        for prefix, policies, suffix in self._rules:
+            if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
+                return policies, suffix
+        return self._default, ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Decide an HTTP request, then answer 429 or call the app with headers added."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        policies, suffix = self._select(scope["path"])
+        identity = self._key(scope) if policies else None
+        if identity is None:
+            await self._app(scope, receive, send)
+            return
+        cost = 1 if self._cost is None else self._cost(scope)
+        decision = await self._limiter.acquire(identity + suffix, *policies, cost=cost)
+        extra = _encode(
+            rate_limit_headers(
+                decision,
+                # A fail-open decision was not reached on real state: advertise nothing.
+                standard=self._headers and decision.outcome is not Outcome.FAIL_OPEN,
+                legacy=self._legacy and decision.outcome is not Outcome.FAIL_OPEN,
+            )
+        )
+        if not decision.allowed:
+            await _reject(decision, extra, send)
+            return
+        if not extra:
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
+
+
+async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
+    """Answer 429 with an RFC 9457 problem body."""
+    retry_after = retry_after_seconds(decision)
+    body = json.dumps(
+        {
+            "type": PROBLEM_TYPE,
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": f"Rate limit exceeded; retry in {retry_after} s.",
+            "retry_after": retry_after,
+        },
+        separators=(",", ":"),
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+def _policies(option: str, value: object) -> _Policies:
+    """`value` as a tuple of policies, checked."""
+    items: tuple[object, ...]
+    if isinstance(value, TokenBucket | GCRA | SlidingWindow):
+        items = (value,)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = tuple(value)
+    else:
+        raise ConfigurationError(
+            f"{option} must be a policy (TokenBucket, GCRA, SlidingWindow) or a list of "
+            f"them, got {value!r}"
+        )
+    policies: list[Policy] = []
+    for item in items:
+        if not isinstance(item, TokenBucket | GCRA | SlidingWindow):
+            raise ConfigurationError(
+                f"{option} must hold TokenBucket, GCRA or SlidingWindow policies, got {item!r}"
+            )
+        policies.append(item)
+    try:
+        check_policy_names(policies)
+    except ValueError as exc:
+        raise ConfigurationError(f"{option}: {exc}") from None
+    return tuple(policies)
+
+
+def _prefix(option: str, prefix: object, seen: Mapping[str, object]) -> str:
+    """`prefix` without a trailing slash, checked."""
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        raise ConfigurationError(f"{option} path prefixes must start with '/', got {prefix!r}")
+    normal = prefix.rstrip("/") or "/"
+    if normal in seen:
+        raise ConfigurationError(f"{option}: path prefix {prefix!r} is given more than once")
+    return normal

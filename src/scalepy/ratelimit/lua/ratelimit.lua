@@ -1,0 +1,128 @@
+-- Decide every policy of one rate-limit call atomically, all or nothing.
+--
+-- Mirrors scalepy/ratelimit/_algorithms.py operation for operation; the property
+-- tests in tests/ratelimit/test_agreement.py keep the two identical.
+--
+-- KEYS[i]         the state of policy i; all keys of one call share one hash tag
+-- ARGV[1]         now in microseconds, or "" to read the server's TIME
+-- ARGV[2]         cost, >= 0 (0 only reads)
+-- ARGV[3i .. 3i+2] policy i: 'g', interval_us, burst  (GCRA / token bucket)
+--                        or 'w', window_us, limit    (sliding-window counter)
+--
+-- Returns, per policy: allowed (1/0), remaining, retry_after_us, reset_after_us.
+-- New states are written only when every policy allows and cost > 0:
+--   GCRA    the TAT as an integer string, PX = ceil(reset_after_us / 1000)
+--   window  "start:current:previous", PX = ceil(2 * window_us / 1000)
+--
+-- Lua 5.1 numbers are doubles: every value here stays an integer below 2**53, so
+-- math.floor(a / b) is exact; integers are written with string.format('%.0f')
+-- because tostring() keeps only 14 significant digits.
+
+local floor, min, max, ceil = math.floor, math.min, math.max, math.ceil
+
+local now
+if ARGV[1] == '' then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+else
+  now = tonumber(ARGV[1])
+end
+local cost = tonumber(ARGV[2])
+
+local function fmt(x)
+  return string.format('%.0f', x)
+end
+
+-- Returns allowed, remaining, retry_after_us, reset_after_us, new TAT.
+local function gcra(raw, interval, burst)
+  local tolerance = interval * burst
+  local c = min(cost, burst + 1)
+  local tat0 = now
+  if raw then
+    tat0 = max(tonumber(raw), now)
+  end
+  local new_tat = tat0 + c * interval
+  local allowed = new_tat - now <= tolerance
+  local after = tat0
+  local retry = new_tat - now - tolerance
+  if allowed then
+    after = new_tat
+    retry = 0
+  end
+  local remaining = max(0, floor((now + tolerance - after) / interval))
+  return allowed, remaining, retry, after - now, after
+end
+
+local function window_retry(w, limit, curr, prev, elapsed, c, reset)
+  local spare = limit - curr - c
+  if spare >= 0 then
+    return w - floor(spare * w / prev) - elapsed
+  end
+  if c <= limit then
+    return w - elapsed + w - floor((limit - c) * w / curr)
+  end
+  return reset + w
+end
+
+-- Returns allowed, remaining, retry_after_us, reset_after_us, new state string.
+local function sliding_window(raw, w, limit)
+  local start = now - now % w
+  local curr, prev = 0, 0
+  if raw then
+    local s, cur, pre = string.match(raw, '^(%-?%d+):(%d+):(%d+)$')
+    s = tonumber(s)
+    if s == start then
+      curr, prev = tonumber(cur), tonumber(pre)
+    elseif s == start - w then
+      prev = tonumber(cur)
+    end
+  end
+  local elapsed = now - start
+  local c = min(cost, limit + 1)
+  local allowed = prev * (w - elapsed) + (curr + c) * w <= limit * w
+  if allowed then
+    curr = curr + c
+  end
+  local remaining = max(0, floor((limit * w - prev * (w - elapsed) - curr * w) / w))
+  local reset = 0
+  if curr > 0 then
+    reset = start + 2 * w - now
+  elseif prev > 0 then
+    reset = start + w - now
+  end
+  local retry = 0
+  if not allowed then
+    retry = window_retry(w, limit, curr, prev, elapsed, c, reset)
+  end
+  return allowed, remaining, retry, reset, fmt(start) .. ':' .. fmt(curr) .. ':' .. fmt(prev)
+end
+
+local out, states, ttls = {}, {}, {}
+local all_allowed = true
+for i = 1, #KEYS do
+  local kind, a, b = ARGV[3 * i], tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local raw = redis.call('GET', KEYS[i])
+  local allowed, remaining, retry, reset, state
+  if kind == 'g' then
+    allowed, remaining, retry, reset, state = gcra(raw, a, b)
+    states[i], ttls[i] = fmt(state), reset
+  else
+    allowed, remaining, retry, reset, state = sliding_window(raw, a, b)
+    states[i], ttls[i] = state, 2 * a
+  end
+  all_allowed = all_allowed and allowed
+  local n = 4 * (i - 1)
+  out[n + 1] = allowed and 1 or 0
+  out[n + 2], out[n + 3], out[n + 4] = remaining, retry, reset
+end
+
+if all_allowed and cost > 0 then
+  for i = 1, #KEYS do
+    if ttls[i] > 0 then
+      redis.call('SET', KEYS[i], states[i], 'PX', fmt(ceil(ttls[i] / 1000)))
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+return out

@@ -1,0 +1,288 @@
+"""Key extractors: client IP behind trusted proxies, header keys, authenticated users."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from typing import Any
+
+import pytest
+from starlette.authentication import SimpleUser, UnauthenticatedUser
+
+from scalepy.errors import ConfigurationError
+from scalepy.ratelimit._keys import ClientIP, HeaderKey, client_ip, header_key, user_key
+
+PROXIES = ["10.0.0.0/8", "fd00::/8"]
+
+
+def scope(
+    peer: str | None = "203.0.113.7", *headers: tuple[str, str], **extra: Any
+) -> dict[str, Any]:
+    """An HTTP scope from `peer` with the given headers."""
+    return {
+        "type": "http",
+        "path": "/",
+        "client": None if peer is None else (peer, 51000),
+        "headers": [(name.encode(), value.encode("latin-1")) for name, value in headers],
+        **extra,
+    }
+
+
+def test_peer_address_is_the_key_by_default() -> None:
+    """Without trusted proxies the peer address is the client."""
+    assert "ip:203.0.113.7" == client_ip()(scope())
+
+
+def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored() -> None:
+    """A client cannot choose its key by sending X-Forwarded-For itself."""
+    key = client_ip(trusted_proxies=PROXIES)
+    assert "ip:203.0.113.7" == key(scope("203.0.113.7", ("x-forwarded-for", "198.51.100.1")))
+
+
+def test_forwarded_for_ignored_when_no_proxy_is_trusted() -> None:
+    """The default trusts no proxy, even one on a private network."""
+    assert "ip:10.0.0.1" == client_ip()(scope("10.0.0.1", ("x-forwarded-for", "198.51.100.1")))
+
+
+def test_forwarded_for_from_trusted_proxy_names_the_client() -> None:
+    """The address a trusted proxy appended is the client."""
+    key = client_ip(trusted_proxies=PROXIES)
+    assert "ip:198.51.100.1" == key(scope("10.0.0.1", ("x-forwarded-for", "198.51.100.1")))
+
+
+def test_chain_through_several_trusted_proxies() -> None:
+    """Trusted hops are skipped from the right; spoofed entries left of the client are not read."""
+    key = client_ip(trusted_proxies=PROXIES)
+    request = scope("10.0.0.3", ("x-forwarded-for", "6.6.6.6, 198.51.100.1, 10.0.0.1, 10.0.0.2"))
+    assert "ip:198.51.100.1" == key(request)
+
+
+def test_repeated_forwarded_for_headers_form_one_list() -> None:
+    """Several header lines are read as one comma-separated list, in order."""
+    key = client_ip(trusted_proxies=PROXIES)
+    request = scope(
+        "10.0.0.3", ("x-forwarded-for", "6.6.6.6, 198.51.100.1"), ("x-forwarded-for", "10.0.0.2")
+    )
+    assert "ip:198.51.100.1" == key(request)
+
+
+def test_all_hops_trusted_gives_the_leftmost() -> None:
+    """A request made by the proxies themselves is keyed by the farthest of them."""
+    key = client_ip(trusted_proxies=PROXIES)
+    assert "ip:10.0.0.1" == key(scope("10.0.0.3", ("x-forwarded-for", "10.0.0.1, 10.0.0.2")))
+
+
+def test_trusted_peer_without_header_is_the_client() -> None:
+    """A trusted proxy talking on its own behalf is limited as itself."""
+    assert "ip:10.0.0.3" == client_ip(trusted_proxies=PROXIES)(scope("10.0.0.3"))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("198.51.100.1, garbage", "ip:10.0.0.3"),
+        ("198.51.100.1, unknown, 10.0.0.2", "ip:10.0.0.2"),
+        ("garbage, 198.51.100.1", "ip:198.51.100.1"),
+        ("198.51.100.1, ", "ip:10.0.0.3"),
+        ("198.51.100.1, 10.0.0.2:99999999", "ip:10.0.0.3"),
+        ("198.51.100.1, 10.0.0.2:http", "ip:10.0.0.3"),
+        ("198.51.100.1, [2001:db8::1", "ip:10.0.0.3"),
+        ("198.51.100.1, [198.51.100.2]", "ip:10.0.0.3"),
+        ("198.51.100.1, [2001:db8::1]x", "ip:10.0.0.3"),
+        ("198.51.100.1, 300.1.1.1", "ip:10.0.0.3"),
+        ("\u00ff\u00fe, 198.51.100.1", "ip:198.51.100.1"),
+    ],
+)
+def test_garbage_entries_stop_the_walk(header: str, expected: str) -> None:
+    """Nothing left of an entry that is not an address is trusted, and nothing raises."""
+    key = client_ip(trusted_proxies=PROXIES)
+    assert expected == key(scope("10.0.0.3", ("x-forwarded-for", header)))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("198.51.100.1:4711", "ip:198.51.100.1"),
+        ("[2001:db8::1]:4711", "ip:2001:db8::1"),
+        ("[2001:db8::1]", "ip:2001:db8::1"),
+        ("2001:DB8:0::1", "ip:2001:db8::1"),
+        ("::ffff:198.51.100.1", "ip:198.51.100.1"),
+    ],
+)
+def test_forwarded_for_address_forms(header: str, expected: str) -> None:
+    """Ports, brackets and IPv4-mapped forms are understood and normalised."""
+    key = client_ip(trusted_proxies=PROXIES)
+    assert expected == key(scope("10.0.0.1", ("x-forwarded-for", header)))
+
+
+def test_ipv6_trusted_network() -> None:
+    """IPv6 proxies are matched against IPv6 networks."""
+    key = client_ip(trusted_proxies=PROXIES)
+    request = scope("fd00::2", ("x-forwarded-for", "2001:db8::7, fd00::1"))
+    assert "ip:2001:db8::7" == key(request)
+
+
+def test_ipv4_mapped_peer_matches_ipv4_network() -> None:
+    """A dual-stack server's IPv4-mapped peer address is trusted like the IPv4 one."""
+    key = client_ip(trusted_proxies=PROXIES)
+    assert "ip:198.51.100.1" == key(scope("::ffff:10.0.0.1", ("x-forwarded-for", "198.51.100.1")))
+
+
+def test_single_trusted_address() -> None:
+    """A bare address is a /32 network."""
+    key = client_ip(trusted_proxies=["127.0.0.1"])
+    assert "ip:198.51.100.1" == key(scope("127.0.0.1", ("x-forwarded-for", "198.51.100.1")))
+    assert "ip:127.0.0.2" == key(scope("127.0.0.2", ("x-forwarded-for", "198.51.100.1")))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("for=198.51.100.1", "ip:198.51.100.1"),
+        ("For=198.51.100.1;proto=https;by=10.0.0.1", "ip:198.51.100.1"),
+        ('for="198.51.100.1:4711"', "ip:198.51.100.1"),
+        ('for="[2001:db8:cafe::17]:4711"', "ip:2001:db8:cafe::17"),
+        ('for="[2001:db8:cafe::17]"', "ip:2001:db8:cafe::17"),
+        ('for=6.6.6.6, for="198.51.100.1";by="x,y", for=10.0.0.2', "ip:198.51.100.1"),
+        ('for="\\198.51.100.1"', "ip:198.51.100.1"),
+        ("proto=https;by=10.0.0.2", "ip:10.0.0.3"),
+        ("for=198.51.100.1, for=unknown", "ip:10.0.0.3"),
+        ("for=198.51.100.1, for=_hidden", "ip:10.0.0.3"),
+        ('for="198.51.100.1', "ip:10.0.0.3"),
+        ("for", "ip:10.0.0.3"),
+    ],
+)
+def test_forwarded_header_forms(header: str, expected: str) -> None:
+    """RFC 7239 elements, quoted strings, IPv6 and obfuscated nodes are handled."""
+    key = client_ip(trusted_proxies=PROXIES, header="Forwarded")
+    assert expected == key(scope("10.0.0.3", ("forwarded", header)))
+
+
+def test_forwarded_header_is_not_read_when_x_forwarded_for_is_configured() -> None:
+    """Only the configured header is believed; the other is client-controlled."""
+    key = client_ip(trusted_proxies=PROXIES)
+    assert "ip:10.0.0.3" == key(scope("10.0.0.3", ("forwarded", "for=198.51.100.1")))
+
+
+def test_custom_prefix_and_header() -> None:
+    """Another address-list header and key prefix can be configured."""
+    key = client_ip(trusted_proxies=PROXIES, header="x-real-ip", prefix="client:")
+    assert "client:198.51.100.1" == key(scope("10.0.0.3", ("x-real-ip", "198.51.100.1")))
+
+
+def test_non_ip_peer_is_used_as_is() -> None:
+    """A peer that is not an IP (a test client) is keyed by what the server reported."""
+    assert "ip:testclient" == client_ip(trusted_proxies=PROXIES)(scope("testclient"))
+
+
+def test_no_peer_is_not_limited() -> None:
+    """Without a peer address (a Unix socket) there is no key."""
+    assert None is client_ip()(scope(None))
+
+
+@pytest.mark.parametrize(
+    ("proxies", "message"),
+    [
+        (["10.0.0.1/8"], "'10.0.0.1/8' is not an IP address or network"),
+        (["proxy.internal"], "'proxy.internal' is not an IP address or network"),
+        ([10], "trusted proxy must be a string like '10.0.0.0/8', got 10"),
+        ("10.0.0.0/8", "not one string: write ['10.0.0.0/8']"),
+    ],
+)
+def test_bad_trusted_proxies_raise(proxies: Any, message: str) -> None:
+    """Bad trusted proxies are refused at construction with a clear message."""
+    with pytest.raises(ConfigurationError) as info:
+        client_ip(trusted_proxies=proxies)
+    assert message in str(info.value)
+
+
+def test_network_objects_are_accepted() -> None:
+    """`ipaddress` networks may be given instead of strings."""
+    network = ipaddress.ip_network("10.0.0.0/8")
+    assert (network,) == client_ip(trusted_proxies=[network]).trusted_proxies
+
+
+def test_bad_header_name_raises() -> None:
+    """A header name must be an HTTP token."""
+    with pytest.raises(ValueError, match="header must be an HTTP header name"):
+        client_ip(header="x forwarded for")
+
+
+def test_client_ip_config_is_validated_directly() -> None:
+    """The dataclass checks its own fields, whatever built it."""
+    with pytest.raises(ConfigurationError, match="trusted_proxies must hold ipaddress networks"):
+        ClientIP(trusted_proxies=("10.0.0.0/8",))  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="header must be lower case"):
+        ClientIP(header="X-Forwarded-For")
+
+
+def test_client_ip_is_frozen() -> None:
+    """Configuration cannot change after it is built."""
+    key = client_ip()
+    with pytest.raises(AttributeError):
+        key.header = "forwarded"  # type: ignore[misc]
+
+
+def test_header_key_hashes_the_value() -> None:
+    """API keys are keyed by a digest, never stored verbatim."""
+    digest = hashlib.sha256(b"secret").hexdigest()[:32]
+    assert f"x-api-key:{digest}" == header_key("X-API-Key")(scope(None, ("x-api-key", "secret")))
+
+
+def test_header_key_plain_value_and_prefix() -> None:
+    """Hashing can be turned off and the prefix chosen."""
+    key = header_key("x-tenant", prefix="tenant:", hashed=False)
+    assert "tenant:acme" == key(scope(None, ("x-tenant", " acme ")))
+
+
+@pytest.mark.parametrize("headers", [(), (("x-api-key", "  "),), (("x-other", "secret"),)])
+def test_header_key_missing_header_is_not_limited(headers: tuple[tuple[str, str], ...]) -> None:
+    """Requests without the header (or with a blank one) have no key."""
+    assert None is header_key("x-api-key")(scope(None, *headers))
+
+
+def test_header_key_bad_name_raises() -> None:
+    """The header name is checked at construction."""
+    with pytest.raises(ConfigurationError, match="lower-case HTTP header name"):
+        header_key("x api key")
+    with pytest.raises(ConfigurationError, match="lower-case HTTP header name"):
+        HeaderKey(name="X-Api-Key", prefix="")
+
+
+class _DisplayOnlyUser:
+    """A user whose identity is not implemented, as in Starlette's BaseUser."""
+
+    is_authenticated = True
+    display_name = "Alice"
+
+    @property
+    def identity(self) -> str:
+        """Not implemented."""
+        raise NotImplementedError
+
+
+class _NamelessUser:
+    """An authenticated user without any usable name."""
+
+    is_authenticated = True
+    identity = ""
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        (SimpleUser("alice"), "user:alice"),
+        (_DisplayOnlyUser(), "user:Alice"),
+        (UnauthenticatedUser(), None),
+        (_NamelessUser(), None),
+        (object(), None),
+    ],
+)
+def test_user_key(user: object, expected: str | None) -> None:
+    """Authenticated users are keyed by identity (or display name); others have no key."""
+    assert expected == user_key()(scope(None, user=user))
+
+
+def test_user_key_without_user_in_scope() -> None:
+    """A scope without authentication has no user key."""
+    assert None is user_key(prefix="u:")(scope(None))

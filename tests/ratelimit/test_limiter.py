@@ -1,0 +1,196 @@
+"""RateLimiter: decisions, denial cache, shadow mode, decorator, waiting, failure policies."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scalepy.errors import ConfigurationError, RateLimitExceeded
+from scalepy.ratelimit._decision import Outcome
+from scalepy.ratelimit._limiter import DECISIONS, RateLimiter
+from scalepy.ratelimit._memory import MemoryRateLimitStore
+from scalepy.ratelimit._policies import SlidingWindow, TokenBucket
+from scalepy.testing import FakeClock, RecordingInstrumentation
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from scalepy.ratelimit._decision import PolicyDecision
+    from scalepy.ratelimit._policies import Policy
+    from tests.support.redis_server import RedisServer
+
+BURST = TokenBucket(capacity=3, refill_rate=1.0)
+MARGIN = 0.5  # seconds of slack on a loaded CI machine
+
+
+class CountingStore(MemoryRateLimitStore):
+    """The real memory store, counting the decisions it is asked for."""
+
+    calls = 0
+
+    async def acquire(
+        self, key: str, policies: Sequence[Policy], cost: int
+    ) -> tuple[PolicyDecision, ...]:
+        """Count, then decide as the memory store does."""
+        self.calls += 1
+        return await super().acquire(key, policies, cost)
+
+
+async def test_allows_the_burst_then_denies_with_retry_after() -> None:
+    """Three of cost 1 pass, the fourth waits one refill interval."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    decisions = [await limiter.acquire("k", BURST) for _ in range(4)]
+    assert [True, True, True, False] == [d.allowed for d in decisions]
+    assert [2, 1, 0, 0] == [d.remaining for d in decisions]
+    assert Outcome.LIMITED == decisions[-1].outcome
+    assert 1.0 == decisions[-1].retry_after
+    clock.advance(1.0)
+    assert (await limiter.acquire("k", BURST)).allowed
+
+
+async def test_several_policies_are_all_or_nothing() -> None:
+    """A request denied by one policy consumes nothing from the others."""
+    limiter = RateLimiter(clock=FakeClock())
+    per_hour = SlidingWindow(limit=2, window=3600)
+    assert (await limiter.acquire("k", BURST, per_hour)).allowed
+    assert (await limiter.acquire("k", BURST, per_hour)).allowed
+    denied = await limiter.acquire("k", BURST, per_hour)
+    assert not denied.allowed
+    assert [True, False] == [p.allowed for p in denied.policies]
+    assert 1 == (await limiter.peek("k", BURST)).remaining  # the bucket kept its token
+
+
+async def test_known_denials_are_answered_without_the_store() -> None:
+    """Until retry_after has passed, a denied key does not reach the store again."""
+    clock = FakeClock()
+    store = CountingStore(clock=clock)
+    limiter = RateLimiter(store, clock=clock)
+    for _ in range(4):
+        await limiter.acquire("k", BURST)
+    assert 4 == store.calls
+    clock.advance(0.25)
+    again = await limiter.acquire("k", BURST)
+    assert (False, 0.75, 4) == (again.allowed, again.retry_after, store.calls)
+    clock.advance(0.75)
+    assert (await limiter.acquire("k", BURST)).allowed
+    assert 5 == store.calls
+
+
+async def test_shadow_mode_reports_but_never_denies() -> None:
+    """In shadow mode the would-be denial is counted as limited and allowed through."""
+    recording = RecordingInstrumentation()
+    limiter = RateLimiter(shadow=True, clock=FakeClock(), instrumentation=recording)
+    decisions = [await limiter.acquire("k", BURST) for _ in range(5)]
+    assert all(d.allowed for d in decisions)
+    assert Outcome.LIMITED == decisions[-1].outcome
+    assert 2 == recording.value(DECISIONS.name, result="limited")
+    assert 3 == recording.value(DECISIONS.name, result="allowed")
+    assert 2 == len([e for e in recording.events if e.name == "scalepy.ratelimit.limited"])
+
+
+async def test_peek_consumes_nothing_and_reset_restores() -> None:
+    """Peek reads the quota; reset makes it whole again."""
+    limiter = RateLimiter(clock=FakeClock())
+    await limiter.acquire("k", BURST, cost=3)
+    assert 0 == (await limiter.peek("k", BURST)).remaining
+    assert 0 == (await limiter.peek("k", BURST)).remaining
+    await limiter.reset("k", BURST)
+    assert 3 == (await limiter.peek("k", BURST)).remaining
+
+
+async def test_the_decorator_raises_with_retry_after() -> None:
+    """A limited call raises RateLimitExceeded instead of running."""
+    limiter = RateLimiter(clock=FakeClock())
+    calls: list[int] = []
+
+    @limiter.limit(TokenBucket(capacity=1, refill_rate=0.5), key=lambda user, **_: f"u:{user}")
+    async def work(user: int, *, note: str = "") -> int:
+        calls.append(user)
+        return user
+
+    assert 7 == await work(7)
+    assert 8 == await work(8, note="another key")
+    with pytest.raises(RateLimitExceeded) as raised:
+        await work(7)
+    assert ("u:7", 2.0) == (raised.value.key, raised.value.retry_after)
+    assert [7, 8] == calls
+    assert "work" == work.__name__
+
+
+async def test_wait_sleeps_until_allowed_within_the_deadline() -> None:
+    """wait() sleeps for retry_after; past max_wait it raises at once."""
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock)
+    await limiter.acquire("k", BURST, cost=3)
+    with pytest.raises(RateLimitExceeded):
+        await limiter.wait("k", BURST, max_wait=0.5)
+    waiter = asyncio.create_task(limiter.wait("k", BURST, max_wait=2.0))
+    await clock.wait_for_sleepers(1)
+    clock.advance(1.0)
+    assert (await waiter).allowed
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda limiter: limiter.acquire("k"), "at least one policy"),
+        (lambda limiter: limiter.acquire("k", BURST, cost=-1), "cost must be >= 0"),
+        (lambda limiter: limiter.acquire("k", BURST, cost=4), "can never be allowed"),
+    ],
+)
+async def test_bad_calls_are_refused(call: object, message: str) -> None:
+    """Calls that can never be decided raise ConfigurationError."""
+    limiter = RateLimiter()
+    with pytest.raises(ConfigurationError, match=message):
+        await call(limiter)  # type: ignore[operator]
+
+
+def test_bad_configuration_is_refused() -> None:
+    """Unknown failure policies and non-positive timeouts fail at construction."""
+    with pytest.raises(ConfigurationError, match="on_failure must be one of"):
+        RateLimiter(on_failure="maybe")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="timeout"):
+        RateLimiter(timeout=0)
+    with pytest.raises(ValueError, match="capacity"):
+        TokenBucket(capacity=0, refill_rate=1.0)
+    with pytest.raises(ValueError, match="refill_rate"):
+        TokenBucket(capacity=1, refill_rate=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "outcome", "allowed"),
+    [
+        ("fail_open", Outcome.FAIL_OPEN, [True] * 5),
+        ("fail_closed", Outcome.FAIL_CLOSED, [False] * 5),
+        ("local", Outcome.LOCAL, [True, True, True, False, False]),
+    ],
+)
+async def test_failure_policies_while_redis_is_down_and_recovery(
+    redis_server: RedisServer, on_failure: str, outcome: Outcome, allowed: list[bool]
+) -> None:
+    """Redis stopped: each policy answers within the timeout; Redis back: limiting resumes."""
+    clock = FakeClock()
+    recording = RecordingInstrumentation()
+    async with RateLimiter(
+        redis_server.url,
+        timeout=0.2,
+        on_failure=on_failure,  # type: ignore[arg-type]
+        clock=clock,
+        instrumentation=recording,
+    ) as limiter:
+        assert Outcome.ALLOWED == (await limiter.acquire("k", BURST)).outcome
+        redis_server.stop()
+        started = time.monotonic()
+        decisions = [await limiter.acquire("other", BURST) for _ in range(5)]
+        assert time.monotonic() - started < 0.2 + MARGIN
+        assert [outcome] * 5 == [d.outcome for d in decisions]
+        assert allowed == [d.allowed for d in decisions]
+        assert 3 == recording.value("scalepy.ratelimit.backend.errors")  # then the guard opened
+        redis_server.start()
+        clock.advance(1.0)  # past the guard's delay: the next call probes Redis
+        back = [await limiter.acquire("k", BURST) for _ in range(4)]
+        assert [Outcome.ALLOWED] * 3 + [Outcome.LIMITED] == [d.outcome for d in back]

@@ -1,0 +1,417 @@
+"""`RateLimitMiddleware`, driven in-process through raw ASGI calls and a Starlette app."""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from scalepy.errors import ConfigurationError
+from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
+from scalepy.ratelimit._limiter import RateLimiter
+from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
+from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip, header_key, user_key
+from scalepy.testing import FakeClock
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from starlette.requests import HTTPConnection, Request
+
+    from scalepy.ratelimit.asgi import ASGIApp, Message, Receive, Scope, Send
+
+PAIR = TokenBucket(capacity=2, refill_rate=0.05, name="pair")
+"""Two requests at once, then one per 20 s; the whole bucket refills in 40 s."""
+PEER = "203.0.113.7"
+
+
+@dataclass
+class Response:
+    """What an ASGI app sent for one request."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The value of the only `name` header, or None."""
+        values = [value for key, value in self.headers if key == name]
+        assert len(values) <= 1
+        return values[0] if values else None
+
+
+@dataclass
+class RecordingLimiter:
+    """A real memory limiter that also records each call's key and cost."""
+
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(clock=FakeClock()))
+    calls: list[tuple[str, tuple[Policy, ...], int]] = field(default_factory=list)
+
+    async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
+        """Record the call, then decide it."""
+        self.calls.append((key, policies, cost))
+        return await self.limiter.acquire(key, *policies, cost=cost)
+
+
+@dataclass
+class FixedLimiter:
+    """Answers every call with one decision."""
+
+    decision: Decision
+
+    async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
+        """Return the fixed decision."""
+        return self.decision
+
+
+@dataclass
+class CountingApp:
+    """A raw ASGI app answering 200 "ok" with a header of its own, counting its calls."""
+
+    scopes: list[str] = field(default_factory=list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer HTTP; record every scope type."""
+        self.scopes.append(scope["type"])
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-app", b"1")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def request(
+    app: ASGIApp, path: str = "/", *, peer: str = PEER, headers: Sequence[tuple[str, str]] = ()
+) -> Response:
+    """Send one GET through `app` and collect the response."""
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(name.encode(), value.encode()) for name, value in headers],
+        "client": (peer, 51000),
+        "server": ("testserver", 80),
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start, *bodies = sent
+    return Response(
+        status=start["status"],
+        headers=[(name.decode(), value.decode()) for name, value in start.get("headers", [])],
+        body=b"".join(message.get("body", b"") for message in bodies),
+    )
+
+
+def middleware(app: ASGIApp | None = None, **options: Any) -> RateLimitMiddleware:
+    """The middleware around `app` (a counting app by default) with a recording limiter."""
+    options.setdefault("limiter", RecordingLimiter())
+    options.setdefault("policy", PAIR)
+    return RateLimitMiddleware(app or CountingApp(), **options)
+
+
+async def homepage(request: Request) -> PlainTextResponse:
+    """A Starlette endpoint."""
+    return PlainTextResponse("hello")
+
+
+def starlette_app() -> Starlette:
+    """A tiny Starlette application."""
+    return Starlette(routes=[Route("/", homepage), Route("/login", homepage)])
+
+
+async def test_allowed_response_gets_ratelimit_headers() -> None:
+    """The app's response passes, with RateLimit-Policy and RateLimit added."""
+    response = await request(middleware(starlette_app()))
+    assert 200 == response.status
+    assert b"hello" == response.body
+    assert '"pair";q=2;w=40' == response.header("ratelimit-policy")
+    assert '"pair";r=1;t=20' == response.header("ratelimit")
+    assert "text/plain; charset=utf-8" == response.header("content-type")
+
+
+async def test_headers_on_every_response_even_not_found() -> None:
+    """Error responses from the app carry the headers too."""
+    response = await request(middleware(starlette_app()), "/missing")
+    assert (404, '"pair";r=1;t=20') == (response.status, response.header("ratelimit"))
+
+
+async def test_raw_app_keeps_its_own_headers() -> None:
+    """Headers are appended after the app's own."""
+    response = await request(middleware())
+    expected = [
+        ("x-app", "1"),
+        ("ratelimit-policy", '"pair";q=2;w=40'),
+        ("ratelimit", '"pair";r=1;t=20'),
+    ]
+    assert expected == response.headers
+
+
+async def test_over_limit_answers_429_problem_json() -> None:
+    """The third request is refused with an RFC 9457 body and the app is not called."""
+    app = CountingApp()
+    limited = middleware(app)
+    for _ in range(2):
+        await request(limited)
+    response = await request(limited)
+    body = {
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": "Rate limit exceeded; retry in 20 s.",
+        "retry_after": 20,
+    }
+    assert 429 == response.status
+    assert body == json.loads(response.body)
+    expected_headers = [
+        ("content-type", "application/problem+json"),
+        ("content-length", str(len(response.body))),
+        ("retry-after", "20"),
+        ("ratelimit-policy", '"pair";q=2;w=40'),
+        ("ratelimit", '"pair";r=0;t=20'),
+    ]
+    assert expected_headers == response.headers
+    assert ["http", "http"] == app.scopes
+
+
+async def test_spoofed_forwarded_for_shares_the_peer_bucket() -> None:
+    """An untrusted client changing X-Forwarded-For still uses its own quota."""
+    limited = middleware(key=client_ip(trusted_proxies=["10.0.0.0/8"]))
+    statuses = [
+        (await request(limited, headers=[("x-forwarded-for", f"198.51.100.{n}")])).status
+        for n in range(3)
+    ]
+    assert [200, 200, 429] == statuses
+
+
+async def test_trusted_proxy_clients_have_separate_buckets() -> None:
+    """Behind a trusted proxy each forwarded client has its own quota."""
+    limiter = RecordingLimiter()
+    limited = middleware(limiter=limiter, key=client_ip(trusted_proxies=["10.0.0.0/8"]))
+    for n in range(3):
+        await request(limited, peer="10.0.0.1", headers=[("x-forwarded-for", f"198.51.100.{n}")])
+    keys = [key for key, _, _ in limiter.calls]
+    assert ["ip:198.51.100.0", "ip:198.51.100.1", "ip:198.51.100.2"] == keys
+
+
+async def test_per_route_policies_longest_prefix_wins() -> None:
+    """Each path uses the policies of its longest matching prefix, with quotas of its own."""
+    login = GCRA(limit=5, period=60, name="login")
+    admin = TokenBucket(capacity=3, refill_rate=1.0, name="admin")
+    limiter = RecordingLimiter()
+    limited = middleware(limiter=limiter, routes={"/login/": login, "/login/admin": [admin, PAIR]})
+    for path in ("/", "/login", "/login/x", "/loginx", "/login/admin/users"):
+        await request(limited, path)
+    expected = [
+        ("ip:203.0.113.7", (PAIR,), 1),
+        ("ip:203.0.113.7|/login", (login,), 1),
+        ("ip:203.0.113.7|/login", (login,), 1),
+        ("ip:203.0.113.7", (PAIR,), 1),
+        ("ip:203.0.113.7|/login/admin", (admin, PAIR), 1),
+    ]
+    assert expected == limiter.calls
+
+
+async def test_route_policies_in_headers() -> None:
+    """A route's response advertises the route's policies."""
+    limited = middleware(starlette_app(), routes={"/login": GCRA(limit=5, period=60)})
+    response = await request(limited, "/login")
+    assert '"p0";q=5;w=60' == response.header("ratelimit-policy")
+
+
+async def test_root_route_matches_everything() -> None:
+    """A "/" route replaces the default policy everywhere."""
+    limiter = RecordingLimiter()
+    everywhere = SlidingWindow(limit=9, window=1)
+    await request(middleware(limiter=limiter, routes={"/": everywhere}), "/a/b")
+    assert [("ip:203.0.113.7|/", (everywhere,), 1)] == limiter.calls
+
+
+@pytest.mark.parametrize("options", [{"exempt": ["/health"]}, {"routes": {"/health": []}}])
+async def test_exempt_paths_are_never_limited(options: dict[str, Any]) -> None:
+    """Exempt prefixes (or routes with no policy) skip the limiter and get no headers."""
+    limiter = RecordingLimiter()
+    limited = middleware(limiter=limiter, **options)
+    responses = [await request(limited, "/health/live") for _ in range(3)]
+    assert [200, 200, 200] == [response.status for response in responses]
+    assert [("x-app", "1")] == responses[-1].headers
+    assert [] == limiter.calls
+
+
+async def test_no_key_means_no_limit() -> None:
+    """A key function returning None leaves the request alone."""
+    limiter = RecordingLimiter()
+    response = await request(middleware(limiter=limiter, key=header_key("x-api-key")))
+    assert ([("x-app", "1")], []) == (response.headers, limiter.calls)
+
+
+async def test_header_key_limits_per_api_key() -> None:
+    """Each API key has its own quota."""
+    limited = middleware(key=header_key("x-api-key", hashed=False))
+    statuses = [
+        (await request(limited, headers=[("x-api-key", name)])).status
+        for name in ("a", "a", "b", "a")
+    ]
+    assert [200, 200, 200, 429] == statuses
+
+
+async def test_cost_function() -> None:
+    """The cost function's value is taken from the quota."""
+    limiter = RecordingLimiter()
+    limited = middleware(limiter=limiter, cost=lambda scope: 2 if scope["path"] == "/big" else 1)
+    response = await request(limited, "/big")
+    assert '"pair";r=0;t=40' == response.header("ratelimit")
+    assert 2 == limiter.calls[0][2]
+
+
+async def test_legacy_headers() -> None:
+    """X-RateLimit-* are added on request."""
+    response = await request(middleware(legacy_headers=True))
+    expected = [
+        ("x-app", "1"),
+        ("ratelimit-policy", '"pair";q=2;w=40'),
+        ("ratelimit", '"pair";r=1;t=20'),
+        ("x-ratelimit-limit", "2"),
+        ("x-ratelimit-remaining", "1"),
+        ("x-ratelimit-reset", "20"),
+    ]
+    assert expected == response.headers
+
+
+async def test_headers_can_be_turned_off() -> None:
+    """Without headers an allowed response is untouched and a 429 keeps Retry-After."""
+    limited = middleware(headers=False)
+    allowed = await request(limited)
+    await request(limited)
+    denied = await request(limited)
+    assert [("x-app", "1")] == allowed.headers
+    assert ["content-type", "content-length", "retry-after"] == [n for n, _ in denied.headers]
+
+
+async def test_fail_open_decision_advertises_nothing() -> None:
+    """A decision made without the backend carries no made-up quota headers."""
+    fail_open = Decision.combine(
+        (PolicyDecision(policy=PAIR, allowed=True, remaining=2, retry_after=0, reset_after=0),),
+        Outcome.FAIL_OPEN,
+    )
+    response = await request(middleware(limiter=FixedLimiter(fail_open), legacy_headers=True))
+    assert [("x-app", "1")] == response.headers
+
+
+async def test_user_key_behind_authentication_middleware() -> None:
+    """Authenticated users are limited per user; anonymous ones are not limited."""
+
+    class HeaderAuth(AuthenticationBackend):
+        """Authenticates `x-user` as that user."""
+
+        async def authenticate(
+            self, conn: HTTPConnection
+        ) -> tuple[AuthCredentials, SimpleUser] | None:
+            user = conn.headers.get("x-user")
+            return None if user is None else (AuthCredentials(["authenticated"]), SimpleUser(user))
+
+    app = Starlette(
+        routes=[Route("/", homepage)],
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=HeaderAuth()),
+            Middleware(
+                RateLimitMiddleware, limiter=RecordingLimiter(), policy=PAIR, key=user_key()
+            ),
+        ],
+    )
+    alice = [("x-user", "alice")]
+    statuses = [(await request(app, headers=alice)).status for _ in range(3)]
+    anonymous = [(await request(app)).status for _ in range(3)]
+    assert ([200, 200, 429], [200, 200, 200]) == (statuses, anonymous)
+
+
+async def test_websocket_scope_passes_untouched() -> None:
+    """WebSocket connections reach the app without a decision."""
+    app, limiter = CountingApp(), RecordingLimiter()
+    scope: Scope = {"type": "websocket", "path": "/", "client": (PEER, 1), "headers": []}
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        raise AssertionError(message)
+
+    await middleware(app, limiter=limiter)(scope, receive, send)
+    assert (["websocket"], []) == (app.scopes, limiter.calls)
+
+
+async def test_lifespan_passes_to_starlette() -> None:
+    """Lifespan startup and shutdown reach the application."""
+    events: list[str] = []
+
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        events.append("startup")
+        yield
+        events.append("shutdown")
+
+    app = middleware(Starlette(lifespan=asynccontextmanager(lifespan)))
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> Message:
+        return next(incoming)
+
+    async def send(message: Message) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    expected = ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert (["startup", "shutdown"], expected) == (events, sent)
+
+
+def test_bad_policy_raises_at_construction() -> None:
+    """Capacity 0 and negative rates are refused before any request."""
+    with pytest.raises(ValueError, match="capacity must be a whole number >= 1"):
+        middleware(policy=TokenBucket(capacity=0, refill_rate=1.0))
+    with pytest.raises(ValueError, match="refill_rate must be a positive, finite number"):
+        middleware(policy=TokenBucket(capacity=5, refill_rate=-1.0))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"policy": []}, "policy must be a policy or a non-empty list"),
+        ({"policy": "10/minute"}, "policy must be a policy (TokenBucket, GCRA, SlidingWindow)"),
+        ({"policy": [PAIR, 10]}, "policy must hold TokenBucket, GCRA or SlidingWindow"),
+        ({"policy": [PAIR, PAIR]}, "policy: policies shown together need distinct names"),
+        (
+            {"routes": {"/x": SlidingWindow(limit=1, window=1, name="é")}},
+            "routes['/x']: policy name must be printable ASCII",
+        ),
+        ({"routes": {"api": PAIR}}, "routes path prefixes must start with '/', got 'api'"),
+        ({"routes": {"/api": PAIR, "/api/": PAIR}}, "path prefix '/api/' is given more than once"),
+        ({"exempt": ["/health"], "routes": {"/health": PAIR}}, "'/health' is given more than once"),
+        ({"exempt": "/health"}, "exempt must be a list of path prefixes: write ['/health']"),
+        ({"exempt": [""]}, "exempt path prefixes must start with '/', got ''"),
+    ],
+)
+def test_bad_configuration_raises_at_construction(options: dict[str, Any], message: str) -> None:
+    """Every option is checked when the middleware is built, with a clear message."""
+    with pytest.raises(ConfigurationError) as info:
+        middleware(**options)
+    assert message in str(info.value)

@@ -1,0 +1,274 @@
+"""The RateLimitStore contract, run on memory, Redis and Redis Cluster; then each store's extras."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scalepy.backends.redis import RedisClient
+from scalepy.errors import BackendUnavailable, ConfigurationError
+from scalepy.ratelimit._memory import MemoryRateLimitStore
+from scalepy.ratelimit._policies import GCRA, SlidingWindow, TokenBucket
+from scalepy.ratelimit._redis import RedisRateLimitStore
+from scalepy.testing import FakeClock
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from scalepy.ratelimit._decision import PolicyDecision
+    from scalepy.ratelimit._policies import Policy
+    from scalepy.ratelimit._store import RateLimitStore
+
+BUCKET = TokenBucket(capacity=3, refill_rate=1.0)
+WINDOW = SlidingWindow(limit=2, window=60)
+
+
+@dataclass
+class Backend:
+    """A store under test and the fake clock its decisions read."""
+
+    store: RateLimitStore
+    clock: FakeClock
+
+    async def acquire(
+        self, key: str, *policies: Policy, cost: int = 1
+    ) -> tuple[PolicyDecision, ...]:
+        """Shorthand for `store.acquire`."""
+        return await self.store.acquire(key, policies, cost)
+
+    async def allowed(self, key: str, *policies: Policy, cost: int = 1) -> bool:
+        """Whether the store allows the request (all policies)."""
+        return all(decision.allowed for decision in await self.acquire(key, *policies, cost=cost))
+
+    async def remaining(self, key: str, *policies: Policy) -> list[int]:
+        """Each policy's remaining quota, read with a cost-0 peek."""
+        return [decision.remaining for decision in await self.acquire(key, *policies, cost=0)]
+
+
+@pytest.fixture(params=["memory", "standalone", "cluster"])
+async def backend(
+    request: pytest.FixtureRequest, redis_url: str, cluster_url: str, key_prefix: str
+) -> AsyncIterator[Backend]:
+    """Every store on a fake clock; the Redis ones get its time through the now_us hook."""
+    clock = FakeClock(1_700_000_000.0)
+    if request.param == "memory":
+        yield Backend(MemoryRateLimitStore(clock=clock), clock)
+        return
+    url = redis_url if request.param == "standalone" else cluster_url
+    store = RedisRateLimitStore(
+        RedisClient.from_url(url),
+        namespace=key_prefix,
+        owns_client=True,
+        now_us=lambda: int(clock.now() * 1_000_000),
+    )
+    yield Backend(store, clock)
+    await store.aclose()
+
+
+async def test_bucket_allows_the_burst_then_refills(backend: Backend) -> None:
+    """Three at once, the fourth waits one second; a second later one more fits."""
+    assert [True, True, True, False] == [await backend.allowed("a", BUCKET) for _ in range(4)]
+    (denied,) = await backend.acquire("a", BUCKET)
+    assert (False, 0, 1.0, 3.0) == (
+        denied.allowed,
+        denied.remaining,
+        denied.retry_after,
+        denied.reset_after,
+    )
+    backend.clock.advance(1.0)
+    assert [True, False] == [await backend.allowed("a", BUCKET) for _ in range(2)]
+
+
+async def test_several_policies_are_all_or_nothing(backend: Backend) -> None:
+    """When the window denies, the bucket keeps its tokens too."""
+    assert [True, True, False, False] == [
+        await backend.allowed("a", BUCKET, WINDOW) for _ in range(4)
+    ]
+    assert [1, 0] == await backend.remaining("a", BUCKET, WINDOW)
+    bucket, window = await backend.acquire("a", BUCKET, WINDOW)
+    assert (True, False) == (bucket.allowed, window.allowed)
+    assert [1] == await backend.remaining("a", BUCKET)
+    assert await backend.allowed("a", BUCKET)
+
+
+async def test_reset_makes_the_quota_whole(backend: Backend) -> None:
+    """After reset the key starts over; reset of unknown state or no policy is harmless."""
+    assert await backend.allowed("a", BUCKET, WINDOW, cost=2)
+    assert [1, 0] == await backend.remaining("a", BUCKET, WINDOW)
+    await backend.store.reset("a", [BUCKET, WINDOW])
+    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
+    await backend.store.reset("never-seen", [BUCKET])
+    await backend.store.reset("a", [])
+
+
+async def test_equal_policies_share_state(backend: Backend) -> None:
+    """A bucket and the GCRA it equals draw from one quota, whatever their names."""
+    twin = GCRA(limit=3, period=3.0, name="twin")
+    assert BUCKET.rule == twin.rule
+    assert await backend.allowed("a", BUCKET, cost=2)
+    assert [1] == await backend.remaining("a", twin)
+    assert await backend.allowed("a", twin)
+    assert not await backend.allowed("a", TokenBucket(3, 1.0, name="named"))
+
+
+async def test_a_policy_given_twice_counts_once(backend: Backend) -> None:
+    """Two equal policies in one call see the same state and take the cost once."""
+    first, second = await backend.acquire("a", BUCKET, BUCKET)
+    assert (2, 2) == (first.remaining, second.remaining)
+    assert [2] == await backend.remaining("a", BUCKET)
+
+
+async def test_keys_are_independent(backend: Backend) -> None:
+    """Using up one key's quota leaves another's whole, including look-alike keys."""
+    assert await backend.allowed("a", BUCKET, cost=3)
+    assert not await backend.allowed("a", BUCKET)
+    for other in ("b", "A", "{a}", "a:", ""):
+        assert [3] == await backend.remaining(other, BUCKET)
+
+
+async def test_cost_zero_peeks_and_costs_above_the_quota_take_nothing(backend: Backend) -> None:
+    """Cost 0 reads; a cost no quota can cover is denied without consuming."""
+    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
+    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
+    decisions = await backend.acquire("a", BUCKET, WINDOW, cost=10**12)
+    assert [False, False] == [decision.allowed for decision in decisions]
+    assert all(decision.retry_after > 0 for decision in decisions)
+    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
+
+
+async def test_window_slides(backend: Backend) -> None:
+    """The previous window's count fades as time passes."""
+    window = SlidingWindow(limit=4, window=10)
+    backend.clock.advance(10 - backend.clock.now() % 10)  # start of a window
+    assert await backend.allowed("a", window, cost=4)
+    (denied,) = await backend.acquire("a", window)
+    assert (False, 12.5) == (denied.allowed, denied.retry_after)  # 4 * (1 - 2.5 / 10) = 3
+    backend.clock.advance(12.5)
+    assert [True, False] == [await backend.allowed("a", window) for _ in range(2)]
+
+
+async def test_bad_calls_are_refused(backend: Backend) -> None:
+    """A negative cost raises ValueError; no policy decides nothing."""
+    with pytest.raises(ValueError, match="cost must be >= 0"):
+        await backend.acquire("a", BUCKET, cost=-1)
+    assert () == await backend.acquire("a")
+
+
+# -- memory store ---------------------------------------------------------------------------
+
+
+async def test_memory_store_drops_expired_states_when_touched() -> None:
+    """Once the quota is whole again the state is forgotten."""
+    clock = FakeClock()
+    store = MemoryRateLimitStore(clock=clock)
+    await store.acquire("a", [BUCKET, WINDOW], 1)
+    assert 2 == len(store)
+    clock.advance(1.0)
+    await store.acquire("a", [BUCKET], 0)
+    assert 1 == len(store)
+    clock.advance(120.0)
+    await store.acquire("a", [WINDOW], 0)
+    assert 0 == len(store)
+    assert "<MemoryRateLimitStore states=0 max_keys=100000>" == repr(store)
+    await store.aclose()
+
+
+async def test_memory_store_evicts_the_least_recently_used_beyond_max_keys() -> None:
+    """The oldest untouched key is forgotten first, and so gets its whole quota back."""
+    store = MemoryRateLimitStore(clock=FakeClock(), max_keys=2)
+    for key in ("a", "b"):
+        await store.acquire(key, [BUCKET], 3)
+    await store.acquire("a", [BUCKET], 0)  # touch a: b is now the oldest
+    await store.acquire("c", [BUCKET], 3)
+    assert 2 == len(store)
+    assert [0, 3, 0] == [
+        (await store.acquire(key, [BUCKET], 0))[0].remaining for key in ("a", "b", "c")
+    ]
+
+
+def test_memory_store_needs_room_for_one_key() -> None:
+    """max_keys below 1 is refused."""
+    with pytest.raises(ValueError, match="max_keys must be >= 1"):
+        MemoryRateLimitStore(max_keys=0)
+
+
+async def test_memory_store_reads_the_monotonic_clock_by_default() -> None:
+    """Without a clock, real time refills the bucket."""
+    store = MemoryRateLimitStore()
+    fast = TokenBucket(capacity=1, refill_rate=1000.0)
+    assert (await store.acquire("a", [fast], 1))[0].allowed
+    (denied,) = await store.acquire("a", [fast], 1)
+    assert 0 < denied.retry_after <= 0.001
+
+
+# -- Redis store ----------------------------------------------------------------------------
+
+
+async def test_redis_keys_share_the_call_key_hash_tag(redis: RedisClient, key_prefix: str) -> None:
+    """Keys are scalepy:rl:{namespace}:{key}:{rule id}, one hash tag (one slot) per call."""
+    store = RedisRateLimitStore(redis, namespace=key_prefix)
+    assert f"scalepy:rl:{key_prefix}:{{user:1}}:g1000000x3" == store.key("user:1", BUCKET)
+    assert f"scalepy:rl:{key_prefix}:{{user:1}}:w60000000x2" == store.key("user:1", WINDOW)
+    with pytest.raises(ConfigurationError, match="free of braces"):
+        RedisRateLimitStore(redis, namespace="{x}")
+    assert repr(redis) in repr(store)
+
+
+async def test_redis_keys_expire_when_the_quota_is_whole(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """GCRA keys live for reset_after, window keys for two windows."""
+    store = RedisRateLimitStore(redis, namespace=key_prefix)
+    bucket = TokenBucket(capacity=10, refill_rate=0.1)  # 10 s per token
+    bucket_decision, _ = await store.acquire("a", [bucket, WINDOW], 2)
+    assert 20.0 == pytest.approx(bucket_decision.reset_after, abs=0.01)
+    bucket_ttl = await redis.execute("PTTL", store.key("a", bucket))
+    window_ttl = await redis.execute("PTTL", store.key("a", WINDOW))
+    assert 19_000 < bucket_ttl <= 20_000
+    assert 119_000 < window_ttl <= 120_000
+
+
+async def test_redis_idle_keys_disappear(redis: RedisClient, key_prefix: str) -> None:
+    """A key refilled to full is gone from Redis: nothing is left for idle keys."""
+    store = RedisRateLimitStore(redis, namespace=key_prefix)
+    fast = TokenBucket(capacity=1, refill_rate=100.0)  # full again after 10 ms
+    key = store.key("a", fast)
+    assert (await store.acquire("a", [fast], 1))[0].allowed
+    deadline = time.monotonic() + 2.0
+    # Redis' own expiry notifies nobody: poll, bounded by the deadline.
+    while await redis.execute("EXISTS", key) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    assert 0 == await redis.execute("EXISTS", key)
+
+
+async def test_redis_decides_on_server_time(redis: RedisClient, key_prefix: str) -> None:
+    """Without the now_us hook the script reads Redis TIME, and the state it stores is sane."""
+    store = RedisRateLimitStore(redis, namespace=key_prefix)
+    slow = TokenBucket(capacity=2, refill_rate=0.001)
+    assert [True, True, False] == [
+        (await store.acquire("a", [slow], 1))[0].allowed for _ in range(3)
+    ]
+    seconds, micros = await redis.execute("TIME")
+    now_us = int(seconds) * 1_000_000 + int(micros)
+    tat = int(await redis.execute("GET", store.key("a", slow)))
+    assert 0 < tat - now_us <= 2 * 1_000_000_000  # two tokens of 1000 s
+
+
+async def test_redis_store_closes_only_a_client_it_owns(redis_url: str, key_prefix: str) -> None:
+    """aclose() leaves a borrowed client open and closes an owned one."""
+    client = RedisClient.from_url(redis_url)
+    await RedisRateLimitStore(client, namespace=key_prefix).aclose()
+    assert await client.ping()
+    await RedisRateLimitStore(client, namespace=key_prefix, owns_client=True).aclose()
+    with pytest.raises(BackendUnavailable):
+        await client.ping()
+
+
+def test_stores_satisfy_the_protocol() -> None:
+    """Both stores type-check as RateLimitStore (mypy checks these assignments)."""
+    stores: Sequence[type[RateLimitStore]] = (MemoryRateLimitStore, RedisRateLimitStore)
+    assert 2 == len(stores)
