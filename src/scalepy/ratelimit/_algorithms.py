@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
+from scalepy.errors import ConfigurationError
 from scalepy.ratelimit._decision import PolicyDecision
 from scalepy.ratelimit._policies import _Gcra
 
@@ -82,10 +83,10 @@ def check_cost(cost: int) -> None:
     """Reject a negative cost.
 
     Raises:
-        ValueError: `cost < 0`.
+        ConfigurationError: `cost < 0`.
     """
     if cost < 0:
-        raise ValueError(f"cost must be >= 0 (0 only reads), got {cost!r}")
+        raise ConfigurationError(f"cost must be >= 0 (0 only reads), got {cost!r}")
 
 
 def gcra(rule: _Gcra, tat: GcraState, now: int, cost: int) -> tuple[RuleResult, int]:
@@ -202,7 +203,7 @@ def decide(
         any rule denies or `cost` is 0) and whether every rule allowed.
 
     Raises:
-        ValueError: `cost < 0`.
+        ConfigurationError: `cost < 0`.
     """
     check_cost(cost)
     results: list[RuleResult] = []

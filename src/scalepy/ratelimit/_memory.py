@@ -6,6 +6,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from scalepy.clock import MonotonicClock
+from scalepy.errors import ConfigurationError
 from scalepy.ratelimit._algorithms import decide, expires_at
 
 if TYPE_CHECKING:
@@ -40,14 +41,14 @@ class MemoryRateLimitStore:
         max_keys: Most (key, policy) states kept, >= 1.
 
     Raises:
-        ValueError: `max_keys < 1`.
+        ConfigurationError: `max_keys < 1`.
     """
 
     __slots__ = ("_clock", "_max_keys", "_states")
 
     def __init__(self, *, clock: Clock | None = None, max_keys: int = 100_000) -> None:
         if max_keys < 1:
-            raise ValueError(f"max_keys must be >= 1, got {max_keys!r}")
+            raise ConfigurationError(f"max_keys must be >= 1, got {max_keys!r}")
         self._clock: Clock = clock or MonotonicClock()
         self._max_keys = max_keys
         # slot -> (state, expiry in us), least recently used first.
@@ -74,7 +75,7 @@ class MemoryRateLimitStore:
             One decision per policy, in order.
 
         Raises:
-            ValueError: `cost < 0`.
+            ConfigurationError: `cost < 0`.
         """
         now = self._now_us()
         rules = [policy.rule for policy in policies]

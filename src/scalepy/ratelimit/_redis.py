@@ -80,7 +80,7 @@ class RedisRateLimitStore:
             One decision per policy, in order.
 
         Raises:
-            ValueError: `cost < 0`.
+            ConfigurationError: `cost < 0`.
             BackendError: Redis failed or did not answer in time.
         """
         check_cost(cost)
