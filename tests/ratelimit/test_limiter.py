@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from scalepy.backends import parse_backend_url
 from scalepy.errors import ConfigurationError, RateLimitExceeded
 from scalepy.ratelimit._decision import Outcome
 from scalepy.ratelimit._limiter import DECISIONS, RateLimiter
@@ -80,6 +81,26 @@ async def test_known_denials_are_answered_without_the_store() -> None:
     assert 5 == store.calls
 
 
+async def test_the_denial_memory_is_bounded_and_can_be_turned_off() -> None:
+    """The oldest remembered denial is forgotten first; 0 remembers nothing."""
+    clock = FakeClock()
+    store = CountingStore(clock=clock)
+    limiter = RateLimiter(store, clock=clock, remember_denied=2)
+    one = TokenBucket(capacity=1, refill_rate=1.0)
+    for key in ("a", "b", "c"):
+        await limiter.acquire(key, one)
+        await limiter.acquire(key, one)  # denied, remembered
+    assert 6 == store.calls
+    await limiter.acquire("b", one)
+    await limiter.acquire("c", one)
+    assert 6 == store.calls  # still remembered
+    await limiter.acquire("a", one)
+    assert 7 == store.calls  # evicted as the oldest
+    forgetful = RateLimiter(store, clock=clock, remember_denied=0)
+    await forgetful.acquire("c", one)
+    assert 8 == store.calls
+
+
 async def test_shadow_mode_reports_but_never_denies() -> None:
     """In shadow mode the would-be denial is counted as limited and allowed through."""
     recording = RecordingInstrumentation()
@@ -90,6 +111,16 @@ async def test_shadow_mode_reports_but_never_denies() -> None:
     assert 2 == recording.value(DECISIONS.name, result="limited")
     assert 3 == recording.value(DECISIONS.name, result="allowed")
     assert 2 == len([e for e in recording.events if e.name == "scalepy.ratelimit.limited"])
+
+
+async def test_backends_by_config_and_a_readable_repr() -> None:
+    """A parsed memory:// config works like the URL; repr shows store and policy."""
+    async with RateLimiter(parse_backend_url("memory://"), on_failure="local") as limiter:
+        assert (await limiter.acquire("k", BURST)).allowed
+        assert (
+            "<RateLimiter store=MemoryRateLimitStore on_failure=local shadow=False guard="
+            in repr(limiter)
+        )
 
 
 async def test_peek_consumes_nothing_and_reset_restores() -> None:
@@ -155,6 +186,12 @@ def test_bad_configuration_is_refused() -> None:
         RateLimiter(on_failure="maybe")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="timeout"):
         RateLimiter(timeout=0)
+    with pytest.raises(ConfigurationError, match="remember_denied"):
+        RateLimiter(remember_denied=-1)
+    with pytest.raises(ValueError, match="must be a number"):
+        TokenBucket(capacity=1, refill_rate="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="too large to compute exactly"):
+        SlidingWindow(limit=10**9, window=10**9)
     with pytest.raises(ValueError, match="capacity"):
         TokenBucket(capacity=0, refill_rate=1.0)
     with pytest.raises(ValueError, match="refill_rate"):

@@ -55,7 +55,6 @@ BACKEND_ERRORS = Metric(
     labels=("error",),
 )
 
-_DENIED_CACHE_SIZE = 10_000
 # Built once: a labels dict per outcome, not one per decision.
 _RESULT_LABELS = {outcome: {"result": outcome.value} for outcome in Outcome}
 
@@ -71,8 +70,8 @@ class RateLimiter(AsyncCloseable):
         on_failure: While the backend is unavailable: `"fail_open"` allows,
             `"fail_closed"` denies, `"local"` decides with an in-process limiter.
         shadow: Decide and report (metrics, `Decision.outcome`), but never deny.
-        remember_denied: Answer a key already known to be denied from memory until
-            its `retry_after` has passed, sparing Redis under attack.
+        remember_denied: How many denied keys to answer from memory until their
+            `retry_after` has passed, sparing Redis under attack; 0 turns it off.
         clock: Time source for waiting, the local fallback and the denial cache.
         instrumentation: Where metrics and span events go; the process default if `None`.
 
@@ -113,7 +112,7 @@ class RateLimiter(AsyncCloseable):
         timeout: float = 0.1,
         on_failure: FailurePolicy = "fail_open",
         shadow: bool = False,
-        remember_denied: bool = True,
+        remember_denied: int = 10_000,
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
     ) -> None:
@@ -122,6 +121,8 @@ class RateLimiter(AsyncCloseable):
                 f"on_failure must be one of {', '.join(get_args(FailurePolicy))}, "
                 f"got {on_failure!r}"
             )
+        if remember_denied < 0:
+            raise ConfigurationError(f"remember_denied must be >= 0, got {remember_denied}")
         if not timeout > 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
         self._clock = clock or MonotonicClock()
@@ -297,7 +298,7 @@ class RateLimiter(AsyncCloseable):
         if decision.allowed or not self._remember_denied:
             return
         self._denied[key, policies] = (self._clock.now() + decision.retry_after, decision)
-        if len(self._denied) > _DENIED_CACHE_SIZE:
+        if len(self._denied) > self._remember_denied:
             self._denied.popitem(last=False)
 
 
