@@ -30,14 +30,15 @@ POLICIES: tuple[Policy, ...] = (
     SlidingWindow(limit=1_000_000, window=1000.0),  # likewise
 )
 
-Step = tuple[int, int, list[int]]
-"""(time step in us, cost, indexes into POLICIES; repeats allowed)."""
+Step = tuple[int, int, list[int], bool]
+"""(time step in us, cost, indexes into POLICIES (repeats allowed), commit)."""
 
 steps = st.lists(
     st.tuples(
         st.one_of(st.integers(0, 3), st.integers(0, 3_000_000)),
         st.one_of(st.just(1), st.integers(0, 12), st.just(10**7)),
         st.lists(st.integers(0, len(POLICIES) - 1), min_size=1, max_size=3),
+        st.booleans() | st.just(True),  # mostly consuming, sometimes only asking
     ),
     min_size=1,
     max_size=25,
@@ -53,11 +54,11 @@ async def compare(url: str, sequence: list[Step]) -> None:
         redis = RedisRateLimitStore(
             client, namespace="agreement", now_us=lambda: int(clock.now() * 1_000_000)
         )
-        for step, cost, indexes in sequence:
+        for step, cost, indexes, commit in sequence:
             clock.advance(step / 1_000_000)
             policies = [POLICIES[index] for index in indexes]
-            expected = await memory.acquire(key, policies, cost)
-            actual = await redis.acquire(key, policies, cost)
+            expected = await memory.acquire(key, policies, cost, commit=commit)
+            actual = await redis.acquire(key, policies, cost, commit=commit)
             assert expected == actual
         await redis.reset(key, POLICIES)
 

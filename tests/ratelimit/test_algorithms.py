@@ -116,22 +116,36 @@ def test_window_cost_zero_peeks() -> None:
 
 
 def test_decide_is_all_or_nothing() -> None:
-    """When one rule denies, no state changes, though every rule reports its verdict."""
+    """When one rule denies, no state changes and the others report their quota untouched."""
     rules: list[Rule] = [BUCKET, WINDOW]
     states: list[State] = [None, (1000, 4, 0)]
-    results, new_states, allowed = decide(states, rules, 1010, 1)
-    assert (False, tuple(states)) == (allowed, new_states)
+    results, new_states, committed = decide(states, rules, 1010, 1)
+    assert (False, tuple(states)) == (committed, new_states)
     assert [True, False] == [result.allowed for result in results]
-    results, new_states, allowed = decide([None, None], rules, 1010, 2)
-    assert (True, (1030, (1000, 2, 0))) == (allowed, new_states)
+    untouched, _, _ = decide(states, rules, 1010, 0)
+    assert [r.remaining for r in untouched] == [r.remaining for r in results]
+    assert [r.reset_after_us for r in untouched] == [r.reset_after_us for r in results]
+    results, new_states, committed = decide([None, None], rules, 1010, 2)
+    assert (True, (1030, (1000, 2, 0))) == (committed, new_states)
     assert [1, 2] == [result.remaining for result in results]
+
+
+def test_decide_without_commit_only_asks() -> None:
+    """commit=False answers for the cost but consumes nothing and reports the quota as is."""
+    rules: list[Rule] = [BUCKET, WINDOW]
+    asked, states, committed = decide([None, None], rules, 1010, 2, commit=False)
+    assert (False, (None, None)) == (committed, states)
+    assert [True, True] == [result.allowed for result in asked]
+    untouched, _, _ = decide([None, None], rules, 1010, 0)
+    assert untouched == asked
 
 
 def test_decide_cost_zero_keeps_states() -> None:
     """A peek returns the stored states untouched, even stale ones."""
     states: list[State] = [900, (700, 1, 1)]
-    results, new_states, allowed = decide(states, [BUCKET, WINDOW], 1010, 0)
-    assert (True, tuple(states)) == (allowed, new_states)
+    results, new_states, committed = decide(states, [BUCKET, WINDOW], 1010, 0)
+    assert (False, tuple(states)) == (committed, new_states)
+    assert [True, True] == [result.allowed for result in results]
     assert [3, 4] == [result.remaining for result in results]
 
 

@@ -33,11 +33,11 @@ class CountingStore(MemoryRateLimitStore):
     calls = 0
 
     async def acquire(
-        self, key: str, policies: Sequence[Policy], cost: int
+        self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
     ) -> tuple[PolicyDecision, ...]:
         """Count, then decide as the memory store does."""
         self.calls += 1
-        return await super().acquire(key, policies, cost)
+        return await super().acquire(key, policies, cost, commit=commit)
 
 
 async def test_allows_the_burst_then_denies_with_retry_after() -> None:
@@ -123,14 +123,45 @@ async def test_backends_by_config_and_a_readable_repr() -> None:
         )
 
 
-async def test_peek_consumes_nothing_and_reset_restores() -> None:
-    """Peek reads the quota; reset makes it whole again."""
-    limiter = RateLimiter(clock=FakeClock())
-    await limiter.acquire("k", BURST, cost=3)
-    assert 0 == (await limiter.peek("k", BURST)).remaining
-    assert 0 == (await limiter.peek("k", BURST)).remaining
+async def test_peek_answers_for_a_cost_without_consuming() -> None:
+    """Peek says whether a request would pass and what is left; reset restores."""
+    limiter = RateLimiter(clock=FakeClock(), remember_denied=0)
+    await limiter.acquire("k", BURST, cost=2)
+    peeked = await limiter.peek("k", BURST)
+    assert (True, 1, 0.0) == (peeked.allowed, peeked.remaining, peeked.retry_after)
+    costly = await limiter.peek("k", BURST, cost=2)
+    assert (False, 1, 1.0) == (costly.allowed, costly.remaining, costly.retry_after)
+    assert 1 == (await limiter.peek("k", BURST)).remaining
     await limiter.reset("k", BURST)
     assert 3 == (await limiter.peek("k", BURST)).remaining
+
+
+async def test_denials_report_the_untouched_quota_of_the_other_policies() -> None:
+    """A denied request leaves every quota as it was, and says so."""
+    limiter = RateLimiter(clock=FakeClock())
+    hourly = SlidingWindow(limit=5, window=3600)
+    await limiter.acquire("k", BURST, hourly, cost=3)
+    denied = await limiter.acquire("k", BURST, hourly, cost=2)
+    assert [False, True] == [p.allowed for p in denied.policies]
+    assert [0, 2] == [p.remaining for p in denied.policies]
+
+
+async def test_remembered_denials_respect_cost_and_reset() -> None:
+    """A costly denial does not deny cheaper requests; reset forgets every denial of the key."""
+    clock = FakeClock()
+    store = CountingStore(clock=clock)
+    limiter = RateLimiter(store, clock=clock)
+    hourly = SlidingWindow(limit=10, window=3600)
+    await limiter.acquire("k", BURST, cost=2)
+    assert not (await limiter.acquire("k", BURST, cost=3)).allowed
+    assert (await limiter.acquire("k", BURST, cost=1)).allowed  # cheaper: asks the store
+    assert 3 == store.calls
+    assert not (await limiter.acquire("k", BURST, cost=3)).allowed  # remembered
+    assert 3 == store.calls
+    assert not (await limiter.acquire("k", BURST, hourly)).allowed  # other policies: asks
+    assert 4 == store.calls
+    await limiter.reset("k", BURST)
+    assert (await limiter.acquire("k", BURST, hourly)).allowed
 
 
 async def test_the_decorator_raises_with_retry_after() -> None:

@@ -185,27 +185,46 @@ def _window_retry(
 
 
 def decide(
-    states: Sequence[State], rules: Sequence[Rule], now: int, cost: int
+    states: Sequence[State], rules: Sequence[Rule], now: int, cost: int, *, commit: bool = True
 ) -> tuple[tuple[RuleResult, ...], tuple[State, ...], bool]:
     """Decide one request against several rules, all or nothing.
 
     Each rule is decided from its stored state; equal rules given twice see the
-    same state, so they count the request once.
+    same state, so they count the request once. When the request is not
+    committed (a rule denied it, `commit` is false or `cost` is 0), every rule's
+    `remaining` and `reset_after_us` describe the quota as it stays, untouched;
+    `allowed` and `retry_after_us` still answer for `cost`.
 
     Args:
         states: One stored state per rule (the state kind must match the rule's).
         rules: The rules, in order.
         now: The current time in microseconds.
-        cost: What the request costs, >= 0; 0 only reads.
+        cost: What the request costs, >= 0.
+        commit: Consume the cost when every rule allows; false only asks.
 
     Returns:
-        One verdict per rule, the states to store (the given ones unchanged when
-        any rule denies or `cost` is 0) and whether every rule allowed.
+        One verdict per rule, the states to store (the given ones unchanged unless
+        committed) and whether the request was committed.
 
     Raises:
         ConfigurationError: `cost < 0`.
     """
     check_cost(cost)
+    results, new_states = _decide_each(states, rules, now, cost)
+    if commit and cost > 0 and all(result.allowed for result in results):
+        return results, new_states, True
+    if cost > 0:
+        untouched, _ = _decide_each(states, rules, now, 0)
+        results = tuple(
+            RuleResult(asked.allowed, kept.remaining, asked.retry_after_us, kept.reset_after_us)
+            for asked, kept in zip(results, untouched, strict=True)
+        )
+    return results, tuple(states), False
+
+
+def _decide_each(
+    states: Sequence[State], rules: Sequence[Rule], now: int, cost: int
+) -> tuple[tuple[RuleResult, ...], tuple[State, ...]]:
     results: list[RuleResult] = []
     new_states: list[State] = []
     for state, rule in zip(states, rules, strict=True):
@@ -219,10 +238,7 @@ def decide(
             result, new_state = sliding_window(rule, state, now, cost)
         results.append(result)
         new_states.append(new_state)
-    allowed = all(result.allowed for result in results)
-    if not allowed or cost == 0:
-        return tuple(results), tuple(states), allowed
-    return tuple(results), tuple(new_states), allowed
+    return tuple(results), tuple(new_states)
 
 
 def expires_at(rule: Rule, result: RuleResult, now: int) -> int:

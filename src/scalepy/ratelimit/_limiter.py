@@ -132,7 +132,8 @@ class RateLimiter(AsyncCloseable):
         self._on_failure: FailurePolicy = on_failure
         self._shadow = shadow
         self._remember_denied = remember_denied
-        self._denied: OrderedDict[tuple[str, tuple[Policy, ...]], tuple[float, Decision]] = (
+        # key -> (policies, cost, denied until, decision): the latest denial per key.
+        self._denied: OrderedDict[str, tuple[tuple[Policy, ...], int, float, Decision]] = (
             OrderedDict()
         )
         self._instrumentation = instrumentation or get_default()
@@ -168,14 +169,18 @@ class RateLimiter(AsyncCloseable):
                 return replace(decision, allowed=True, retry_after=0.0)
         return decision
 
-    async def peek(self, key: str, *policies: Policy) -> Decision:
-        """Return what `key` has left under `policies` without consuming anything.
+    async def peek(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
+        """Ask what a request of `cost` would get, without consuming anything.
+
+        Returns:
+            Whether it would be allowed (with `retry_after` if not); `remaining`
+            and `reset_after` describe the quota as it stands.
 
         Raises:
-            ConfigurationError: No policy given.
+            ConfigurationError: No policy, or a cost no policy could ever allow.
         """
-        _check_call(policies, 0)
-        return await self._decide(key, policies, 0)
+        _check_call(policies, cost)
+        return await self._decide(key, policies, cost, commit=False)
 
     async def reset(self, key: str, *policies: Policy) -> None:
         """Make `key`'s quotas under `policies` whole again, on every replica.
@@ -184,7 +189,7 @@ class RateLimiter(AsyncCloseable):
             BackendError: The backend could not be reached.
         """
         _check_call(policies, 0)
-        self._denied.pop((key, policies), None)
+        self._denied.pop(key, None)
         await self._store.reset(key, policies)
         await self._fallback.reset(key, policies)
 
@@ -247,30 +252,36 @@ class RateLimiter(AsyncCloseable):
             f"shadow={self._shadow} guard={self._guard!r}>"
         )
 
-    async def _decide(self, key: str, policies: tuple[Policy, ...], cost: int) -> Decision:
+    async def _decide(
+        self, key: str, policies: tuple[Policy, ...], cost: int, *, commit: bool = True
+    ) -> Decision:
         if self._denied:
-            remembered = self._remembered_denial(key, policies)
+            remembered = self._remembered_denial(key, policies, cost)
             if remembered is not None:
                 return remembered
         if self._guard.available():
             try:
-                results = await self._store.acquire(key, policies, cost)
+                results = await self._store.acquire(key, policies, cost, commit=commit)
             except BackendError as exc:
                 self._guard.record_failure()
                 self._backend_errors.record(1, {"error": type(exc).__name__})
             else:
                 self._guard.record_success()
                 decision = Decision.combine(results)
-                self._remember(key, policies, decision)
+                self._remember(key, policies, cost, decision)
                 return decision
-        return await self._fail(key, policies, cost)
+        return await self._fail(key, policies, cost, commit)
 
-    async def _fail(self, key: str, policies: tuple[Policy, ...], cost: int) -> Decision:
+    async def _fail(
+        self, key: str, policies: tuple[Policy, ...], cost: int, commit: bool
+    ) -> Decision:
         if self._on_failure == "local":
-            results = await self._fallback.acquire(key, policies, cost)
+            results = await self._fallback.acquire(key, policies, cost, commit=commit)
             return Decision.combine(results, Outcome.LOCAL)
         allowed = self._on_failure == "fail_open"
-        retry_after = 0.0 if allowed else max(self._guard.retry_after, 0.001)
+        # Denied callers come back no sooner than the guard's next probe, and never
+        # spin: a second is also the least a Retry-After header can say.
+        retry_after = 0.0 if allowed else max(self._guard.retry_after, 1.0)
         results = tuple(
             PolicyDecision(
                 policy=policy,
@@ -283,21 +294,29 @@ class RateLimiter(AsyncCloseable):
         )
         return Decision.combine(results, Outcome.FAIL_OPEN if allowed else Outcome.FAIL_CLOSED)
 
-    def _remembered_denial(self, key: str, policies: tuple[Policy, ...]) -> Decision | None:
-        entry = self._denied.get((key, policies))
+    def _remembered_denial(
+        self, key: str, policies: tuple[Policy, ...], cost: int
+    ) -> Decision | None:
+        entry = self._denied.get(key)
         if entry is None:
             return None
-        until, decision = entry
+        denied_policies, denied_cost, until, decision = entry
+        # A denial also answers a request as costly or more under the same policies.
+        if policies != denied_policies or cost < denied_cost:
+            return None
         left = until - self._clock.now()
         if left <= 0:
-            del self._denied[key, policies]
+            del self._denied[key]
             return None
         return replace(decision, retry_after=left)
 
-    def _remember(self, key: str, policies: tuple[Policy, ...], decision: Decision) -> None:
+    def _remember(
+        self, key: str, policies: tuple[Policy, ...], cost: int, decision: Decision
+    ) -> None:
         if decision.allowed or not self._remember_denied:
             return
-        self._denied[key, policies] = (self._clock.now() + decision.retry_after, decision)
+        self._denied[key] = (policies, cost, self._clock.now() + decision.retry_after, decision)
+        self._denied.move_to_end(key)
         if len(self._denied) > self._remember_denied:
             self._denied.popitem(last=False)
 

@@ -62,14 +62,15 @@ class MemoryRateLimitStore:
         return int(self._clock.now() * 1_000_000)
 
     async def acquire(
-        self, key: str, policies: Sequence[Policy], cost: int
+        self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
     ) -> tuple[PolicyDecision, ...]:
         """Take `cost` from every policy's quota for `key` if all allow it.
 
         Args:
             key: The identity being limited.
             policies: The policies; equal policies share state.
-            cost: What the request costs, >= 0 (0 only reads).
+            cost: What the request costs, >= 0.
+            commit: Consume when allowed; false only asks what `cost` would get.
 
         Returns:
             One decision per policy, in order.
@@ -81,8 +82,8 @@ class MemoryRateLimitStore:
         rules = [policy.rule for policy in policies]
         slots = [(key, rule.id) for rule in rules]
         states = [self._load(slot, now) for slot in slots]
-        results, new_states, allowed = decide(states, rules, now, cost)
-        if allowed and cost > 0:
+        results, new_states, committed = decide(states, rules, now, cost, commit=commit)
+        if committed:
             for slot, rule, result, state in zip(slots, rules, results, new_states, strict=True):
                 self._states[slot] = (state, expires_at(rule, result, now))
                 self._states.move_to_end(slot)

@@ -67,14 +67,15 @@ class RedisRateLimitStore:
         return self._keys.key(key, policy.rule.id)
 
     async def acquire(
-        self, key: str, policies: Sequence[Policy], cost: int
+        self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
     ) -> tuple[PolicyDecision, ...]:
         """Take `cost` from every policy's quota for `key` if all allow it, in one round trip.
 
         Args:
             key: The identity being limited.
             policies: The policies; equal policies share state.
-            cost: What the request costs, >= 0 (0 only reads).
+            cost: What the request costs, >= 0.
+            commit: Consume when allowed; false only asks what `cost` would get.
 
         Returns:
             One decision per policy, in order.
@@ -86,7 +87,8 @@ class RedisRateLimitStore:
         check_cost(cost)
         if not policies:
             return ()
-        args: list[EncodableT] = ["" if self._now_us is None else self._now_us(), cost]
+        now: EncodableT = "" if self._now_us is None else self._now_us()
+        args: list[EncodableT] = [now, cost, 1 if commit else 0]
         for policy in policies:
             args += policy.rule.script_args
         keys = [self.key(key, policy) for policy in policies]

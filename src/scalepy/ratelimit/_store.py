@@ -21,14 +21,18 @@ class RateLimitStore(Protocol):
     """
 
     async def acquire(
-        self, key: str, policies: Sequence[Policy], cost: int
+        self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
     ) -> tuple[PolicyDecision, ...]:
         """Take `cost` from every policy's quota for `key` if all allow it.
+
+        When nothing is consumed (a policy denies, or `commit` is false), every
+        decision's `remaining` and `reset_after` describe the quota as it stays.
 
         Args:
             key: The identity being limited, e.g. `"client:1.2.3.4"`.
             policies: At least one policy; equal policies share state.
-            cost: What the request costs, >= 0 (0 only reads).
+            cost: What the request costs, >= 0.
+            commit: Consume when allowed; false only asks what `cost` would get.
 
         Returns:
             One decision per policy, in order.

@@ -5,12 +5,15 @@
 --
 -- KEYS[i]         the state of policy i; all keys of one call share one hash tag
 -- ARGV[1]         now in microseconds, or "" to read the server's TIME
--- ARGV[2]         cost, >= 0 (0 only reads)
--- ARGV[3i .. 3i+2] policy i: 'g', interval_us, burst  (GCRA / token bucket)
---                        or 'w', window_us, limit    (sliding-window counter)
+-- ARGV[2]         cost, >= 0
+-- ARGV[3]         '1' to consume when every policy allows, '0' to only ask
+-- ARGV[3i+1 .. 3i+3] policy i: 'g', interval_us, burst  (GCRA / token bucket)
+--                          or 'w', window_us, limit    (sliding-window counter)
 --
 -- Returns, per policy: allowed (1/0), remaining, retry_after_us, reset_after_us.
--- New states are written only when every policy allows and cost > 0:
+-- When nothing is consumed (a denial, ARGV[3] = '0', cost 0), remaining and
+-- reset_after_us describe the quota as it stays (the policy decided at cost 0).
+-- New states are written only when every policy allows, cost > 0 and ARGV[3] = '1':
 --   GCRA    the TAT as an integer string, PX = ceil(reset_after_us / 1000)
 --   window  "start:current:previous", PX = ceil(2 * window_us / 1000)
 --
@@ -28,13 +31,14 @@ else
   now = tonumber(ARGV[1])
 end
 local cost = tonumber(ARGV[2])
+local commit = ARGV[3] == '1'
 
 local function fmt(x)
   return string.format('%.0f', x)
 end
 
 -- Returns allowed, remaining, retry_after_us, reset_after_us, new TAT.
-local function gcra(raw, interval, burst)
+local function gcra(raw, interval, burst, cost)
   local tolerance = interval * burst
   local c = min(cost, burst + 1)
   local tat0 = now
@@ -65,7 +69,7 @@ local function window_retry(w, limit, curr, prev, elapsed, c, reset)
 end
 
 -- Returns allowed, remaining, retry_after_us, reset_after_us, new state string.
-local function sliding_window(raw, w, limit)
+local function sliding_window(raw, w, limit, cost)
   local start = now - now % w
   local curr, prev = 0, 0
   if raw then
@@ -97,26 +101,33 @@ local function sliding_window(raw, w, limit)
   return allowed, remaining, retry, reset, fmt(start) .. ':' .. fmt(curr) .. ':' .. fmt(prev)
 end
 
-local out, states, ttls = {}, {}, {}
-local all_allowed = true
+local raws = {}
 for i = 1, #KEYS do
-  local kind, a, b = ARGV[3 * i], tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
-  local raw = redis.call('GET', KEYS[i])
-  local allowed, remaining, retry, reset, state
-  if kind == 'g' then
-    allowed, remaining, retry, reset, state = gcra(raw, a, b)
-    states[i], ttls[i] = fmt(state), reset
-  else
-    allowed, remaining, retry, reset, state = sliding_window(raw, a, b)
-    states[i], ttls[i] = state, 2 * a
-  end
-  all_allowed = all_allowed and allowed
-  local n = 4 * (i - 1)
-  out[n + 1] = allowed and 1 or 0
-  out[n + 2], out[n + 3], out[n + 4] = remaining, retry, reset
+  raws[i] = redis.call('GET', KEYS[i])
 end
 
-if all_allowed and cost > 0 then
+-- Decides every policy at cost c: per policy {allowed, remaining, retry, reset},
+-- the states and TTLs to write, and whether all allowed.
+local function decide(c)
+  local rows, states, ttls, all_allowed = {}, {}, {}, true
+  for i = 1, #KEYS do
+    local kind, a, b = ARGV[3 * i + 1], tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
+    local allowed, remaining, retry, reset, state
+    if kind == 'g' then
+      allowed, remaining, retry, reset, state = gcra(raws[i], a, b, c)
+      states[i], ttls[i] = fmt(state), reset
+    else
+      allowed, remaining, retry, reset, state = sliding_window(raws[i], a, b, c)
+      states[i], ttls[i] = state, 2 * a
+    end
+    all_allowed = all_allowed and allowed
+    rows[i] = {allowed and 1 or 0, remaining, retry, reset}
+  end
+  return rows, states, ttls, all_allowed
+end
+
+local rows, states, ttls, all_allowed = decide(cost)
+if commit and cost > 0 and all_allowed then
   for i = 1, #KEYS do
     if ttls[i] > 0 then
       redis.call('SET', KEYS[i], states[i], 'PX', fmt(ceil(ttls[i] / 1000)))
@@ -124,5 +135,16 @@ if all_allowed and cost > 0 then
       redis.call('DEL', KEYS[i])
     end
   end
+elseif cost > 0 then
+  local kept = decide(0)
+  for i = 1, #KEYS do
+    rows[i][2], rows[i][4] = kept[i][2], kept[i][4]
+  end
+end
+
+local out = {}
+for i = 1, #KEYS do
+  local n = 4 * (i - 1)
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = rows[i][1], rows[i][2], rows[i][3], rows[i][4]
 end
 return out
