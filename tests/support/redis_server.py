@@ -17,12 +17,18 @@ __all__ = ("RedisServer", "free_port")
 _READY = b"Ready to accept connections"
 
 
+# A cluster node also listens on its port + 10000, so ports must stay below this.
+_HIGHEST_PORT = 55535
+
+
 def free_port() -> int:
-    """Return a TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """Return a TCP port nothing listens on right now, low enough for a cluster node."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port <= _HIGHEST_PORT:
+            return port
 
 
 class RedisServer:
@@ -61,6 +67,9 @@ class RedisServer:
             if _READY in line:
                 break
         else:
+            process.kill()
+            process.wait()
+            process.stdout.close()
             raise RuntimeError(f"redis-server did not start:\n{log.decode(errors='replace')}")
         os.set_blocking(process.stdout.fileno(), False)
         self._process = process
