@@ -170,7 +170,7 @@ async def test_closed_client_refuses_commands_after_finishing_sent_ones(redis_ur
     pending = [asyncio.ensure_future(client.execute("PING")) for _ in range(10)]
     await asyncio.sleep(0)  # the commands are submitted, not yet answered
     await client.aclose()
-    assert [b"PONG"] * 10 == [task.result() for task in pending]
+    assert [b"PONG"] * 10 == await asyncio.gather(*pending)
     with pytest.raises(BackendUnavailable, match="closed"):
         await client.execute("PING")
 
