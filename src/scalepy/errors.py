@@ -14,7 +14,9 @@ ScalepyError
 │   └── BackendCommandError
 ├── SerializationError (ValueError)
 │   └── SignatureError
-└── RateLimitExceeded
+├── RateLimitExceeded
+├── CircuitOpenError
+└── BulkheadFull
 ```
 
 Primitives add their own families beside these (rate limiting, circuit breaking,
@@ -28,6 +30,8 @@ __all__ = (
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
+    "BulkheadFull",
+    "CircuitOpenError",
     "ConfigurationError",
     "InvalidBackendURL",
     "RateLimitExceeded",
@@ -105,3 +109,33 @@ class RateLimitExceeded(ScalepyError):
         self.key = key
         self.retry_after = retry_after
         super().__init__(f"rate limit exceeded for {key!r}; retry after {retry_after:.3f} s")
+
+
+class CircuitOpenError(ScalepyError):
+    """A circuit breaker rejected the call without running it.
+
+    Attributes:
+        name: The breaker's name, e.g. `"postgres"`.
+        retry_after: Seconds until the breaker lets a trial call through (0 when it
+            rejected because its half-open trial calls were all taken, or it is
+            forced open).
+    """
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        self.name = name
+        self.retry_after = retry_after
+        super().__init__(f"circuit breaker {name!r} is open; retry after {retry_after:.3f} s")
+
+
+class BulkheadFull(ScalepyError):
+    """A bulkhead had no free slot within its maximum wait.
+
+    Attributes:
+        name: The bulkhead's name.
+        max_concurrent: How many calls it runs at once.
+    """
+
+    def __init__(self, name: str, max_concurrent: int) -> None:
+        self.name = name
+        self.max_concurrent = max_concurrent
+        super().__init__(f"bulkhead {name!r} is full ({max_concurrent} calls running)")
