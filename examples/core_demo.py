@@ -1,4 +1,4 @@
-"""A tour of scalepy's core against a real Redis: pipelining, scripts, serializers, metrics.
+"""A tour of scalepy against a real Redis: pipelining, scripts, serializers, rate limits, metrics.
 
 Run it with `scripts/demo.sh` (which starts the services first), or directly:
 
@@ -18,6 +18,7 @@ from scalepy.backends import KeySpace, parse_backend_url
 from scalepy.backends.redis import RedisClient, Script
 from scalepy.errors import SignatureError
 from scalepy.integrations.prometheus import PrometheusInstrumentation, render_latest
+from scalepy.ratelimit import RateLimiter, TokenBucket
 from scalepy.serializers import JsonSerializer, PickleSerializer
 
 # Takes up to ARGV[2] tokens from a counter (KEYS[1]) that starts at ARGV[1].
@@ -76,7 +77,18 @@ async def main(url: str) -> None:
 
         await redis.execute("DEL", counter, bucket, todo)
 
-    # 4. Metrics: the pipeline sizes, as Prometheus scrapes them.
+    # 4. Rate limiting shared by every replica: 25 concurrent requests, a burst of 10.
+    async with RateLimiter(config, namespace=f"demo-{os.getpid()}") as limiter:
+        burst = TokenBucket(capacity=10, refill_rate=5.0)
+        decisions = await asyncio.gather(
+            *(limiter.acquire("client:203.0.113.7", burst) for _ in range(25))
+        )
+        allowed = sum(decision.allowed for decision in decisions)
+        retry = max(decision.retry_after for decision in decisions)
+        print(f"rate limit: {allowed} of 25 allowed, the rest may retry in {retry:.1f} s")
+        await limiter.reset("client:203.0.113.7", burst)
+
+    # 5. Metrics: the pipeline sizes, as Prometheus scrapes them.
     body, _ = render_latest(registry)
     lines = [line for line in body.decode().splitlines() if "pipeline_size" in line]
     print("prometheus:", *(line for line in lines if "_count" in line or "_sum" in line))
