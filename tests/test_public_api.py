@@ -24,6 +24,8 @@ PUBLIC_MODULES = (
     "scalepy.integrations.prometheus",
     "scalepy.ratelimit",
     "scalepy.ratelimit.asgi",
+    "scalepy.retry",
+    "scalepy.bulkhead",
 )
 
 # Modules that must load with the standard library alone (no extra installed).
@@ -36,6 +38,7 @@ STDLIB_ONLY = (
     "scalepy.telemetry",
     "scalepy.testing",
     "scalepy.ratelimit",
+    "scalepy.bulkhead",
 )
 
 
@@ -80,6 +83,7 @@ def test_import_scalepy_loads_only_the_standard_library() -> None:
         ("scalepy.backends.redis", "redis", "redis"),
         ("scalepy.integrations.opentelemetry", "opentelemetry", "otel"),
         ("scalepy.integrations.prometheus", "prometheus_client", "prometheus"),
+        ("scalepy.retry", "tenacity", "retry"),
     ],
 )
 def test_optional_modules_name_their_extra_when_it_is_missing(

@@ -1,0 +1,26 @@
+"""Checks shared by configuration objects, raising `ConfigurationError` with the allowed range."""
+
+from __future__ import annotations
+
+import math
+
+from scalepy.errors import ConfigurationError
+
+__all__ = ("check_finite",)
+
+
+def check_finite(name: str, value: float, *, minimum: float, inclusive: bool) -> None:
+    """Raise `ConfigurationError` unless `value` is a finite number above `minimum`.
+
+    Args:
+        name: The option's name, for the message.
+        value: What was given.
+        minimum: The lower bound.
+        inclusive: Whether `minimum` itself is allowed.
+    """
+    above = value >= minimum if inclusive else value > minimum
+    if isinstance(value, bool) or not (math.isfinite(value) and above):
+        relation = ">=" if inclusive else ">"
+        raise ConfigurationError(
+            f"{name} must be a finite number {relation} {minimum}, got {value!r}"
+        )
