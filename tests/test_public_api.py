@@ -26,6 +26,7 @@ PUBLIC_MODULES = (
     "scalepy.ratelimit.asgi",
     "scalepy.retry",
     "scalepy.bulkhead",
+    "scalepy.breaker",
 )
 
 # Modules that must load with the standard library alone (no extra installed).
@@ -39,6 +40,7 @@ STDLIB_ONLY = (
     "scalepy.testing",
     "scalepy.ratelimit",
     "scalepy.bulkhead",
+    "scalepy.breaker",
 )
 
 

@@ -1,0 +1,625 @@
+"""`CircuitBreaker`: the async shell around the pure state machine, with telemetry.
+
+The shell reads the clock around each call, classifies the outcome and hands it
+to `BreakerCore`; every decision is the core's. The hot path of a CLOSED breaker
+is one state check, two clock reads and one `record()` call: no lock (asyncio
+runs one task at a time and the core never awaits), no allocation, and no
+telemetry call unless a real instrumentation is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeAlias, TypeVar, overload
+
+from scalepy._callables import is_async_callable
+from scalepy.breaker._state import BreakerConfig, BreakerCore, BreakerState, WindowType
+from scalepy.errors import CircuitOpenError, ConfigurationError
+from scalepy.telemetry import Metric, MetricKind, NoopInstrumentation, get_default
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Coroutine, Iterable
+    from types import TracebackType
+
+    from scalepy.clock import Clock
+    from scalepy.telemetry import Instrumentation
+
+__all__ = (
+    "CALLS",
+    "CALL_DURATION",
+    "STATE",
+    "TRANSITIONS",
+    "BreakerStatistics",
+    "CircuitBreaker",
+    "ExceptionFilter",
+    "StateChange",
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ExceptionFilter: TypeAlias = (
+    type[BaseException] | tuple[type[BaseException], ...] | Callable[[Exception], bool]
+)
+"""Exception types (matched with `isinstance`), or a predicate on the exception."""
+
+STATE = Metric(
+    name="scalepy.breaker.state",
+    kind=MetricKind.GAUGE,
+    description="Circuit breaker state: 0 closed, 1 open, 2 half_open, 3 disabled, 4 forced_open.",
+    labels=("name",),
+)
+CALLS = Metric(
+    name="scalepy.breaker.calls",
+    kind=MetricKind.COUNTER,
+    unit="{call}",
+    description="Calls through a circuit breaker, by outcome.",
+    labels=("name", "outcome"),
+)
+TRANSITIONS = Metric(
+    name="scalepy.breaker.transitions",
+    kind=MetricKind.COUNTER,
+    unit="{transition}",
+    description="Circuit breaker state transitions.",
+    labels=("name", "from", "to"),
+)
+CALL_DURATION = Metric(
+    name="scalepy.breaker.call.duration",
+    kind=MetricKind.HISTOGRAM,
+    unit="s",
+    description="Duration of the calls a circuit breaker let through.",
+    labels=("name",),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+_OUTCOMES = ("success", "failure", "slow", "rejected", "ignored")
+_CLOSED = BreakerState.CLOSED
+_logger = logging.getLogger("scalepy.breaker")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChange:
+    """One state transition of a circuit breaker, as given to its listeners."""
+
+    name: str
+    """The breaker's name."""
+    from_state: BreakerState
+    """The state it left."""
+    to_state: BreakerState
+    """The state it entered."""
+    at: float
+    """When, on the breaker's clock."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerStatistics:
+    """A snapshot of a circuit breaker, for health checks and dashboards."""
+
+    name: str
+    """The breaker's name."""
+    state: BreakerState
+    """The state at the time of the snapshot."""
+    window: WindowType
+    """The kind of sliding window judged in CLOSED."""
+    calls: int
+    """Calls in the window (the trial calls completed, in HALF_OPEN)."""
+    failures: int
+    """Failed calls among them."""
+    slow_calls: int
+    """Slow calls among them, failed or not."""
+    failure_rate: float
+    """`failures / calls`, 0.0 without calls."""
+    slow_call_rate: float
+    """`slow_calls / calls`, 0.0 without calls."""
+    rejected: int
+    """Calls rejected since the breaker was created."""
+    transitions: int
+    """State transitions since the breaker was created."""
+    retry_after: float
+    """Seconds until an OPEN breaker lets a trial call through; 0.0 otherwise."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One `async with breaker:` block in progress; a stack per task via `_ENTRY`."""
+
+    breaker: CircuitBreaker
+    generation: int
+    started: float
+    timeout: asyncio.Timeout | None
+    parent: _Entry | None
+
+
+_ENTRY: ContextVar[_Entry | None] = ContextVar("scalepy.breaker.entry", default=None)
+
+
+async def _call_fallback(fallback: Callable[[Exception], Any], exc: Exception) -> Any:
+    result = fallback(exc)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _matcher(spec: object, option: str) -> Callable[[Exception], bool]:
+    if isinstance(spec, type) and issubclass(spec, BaseException):
+        spec = (spec,)
+    if isinstance(spec, tuple):
+        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in spec):
+            raise ConfigurationError(
+                f"{option} must be exception types or a predicate, got {spec!r}"
+            )
+        types: tuple[type[BaseException], ...] = spec
+        return lambda exc: isinstance(exc, types)
+    if callable(spec):
+        predicate: Callable[[Exception], bool] = spec
+        return predicate
+    raise ConfigurationError(f"{option} must be exception types or a predicate, got {spec!r}")
+
+
+class CircuitBreaker:
+    """Stops calling a failing dependency, then probes it until it recovers.
+
+    Use it as a decorator on async or sync functions, or around a block with
+    `async with breaker:`. Outcomes are judged over a sliding window (the last
+    `window_size` calls, or the calls of the last `window_size` seconds): once
+    it holds `minimum_calls` calls and the failure rate or the slow-call rate
+    reaches its threshold, the breaker opens and rejects calls with
+    `CircuitOpenError` for `open_for` seconds; then it lets
+    `permitted_calls_in_half_open` trial calls through, which close it again
+    or reopen it (for longer, with `backoff` > 1).
+
+    An exception matching `ignore`, and any `BaseException` that is not an
+    `Exception` (cancellation), is not counted; one matching `record` is a
+    failure; any other exception counts as a success. Exceptions always
+    propagate unless `fallback` handles them.
+
+    Args:
+        name: Names the breaker in errors, metrics and events.
+        failure_rate_threshold: Failure rate that opens the breaker, in (0, 1].
+        slow_call_rate_threshold: Slow-call rate that opens the breaker, in (0, 1].
+        slow_call_duration: Seconds above which a call is slow.
+        minimum_calls: Calls the window must hold before it is judged.
+        window: `"count"` (the last `window_size` calls) or `"time"` (the
+            calls of the last `window_size` seconds).
+        window_size: Calls or seconds in the window.
+        open_for: Seconds the breaker stays open before trial calls.
+        open_for_max: Longest wait in OPEN once it grows; needed if `backoff` > 1.
+        backoff: Factor the wait in OPEN grows by after each failed trial.
+        permitted_calls_in_half_open: Trial calls admitted in HALF_OPEN; extra
+            concurrent callers are rejected.
+        max_wait_in_half_open: Seconds HALF_OPEN waits for its trials before
+            reopening; `None` waits forever.
+        record: Exceptions that count as failures: types or a predicate.
+        ignore: Exceptions that are not counted at all: types or a predicate.
+        failure_result: Predicate on a decorated call's result that makes it a
+            failure (the result is still returned).
+        fallback: Called with the `CircuitOpenError` of a rejected call, or the
+            exception of a failed call, of a decorated function; its result (awaited
+            if need be) is returned instead. Must be sync for sync functions.
+        timeout: Seconds an async call (or `async with` block) may take; one that
+            takes longer is cancelled, counted as a failure and raises `TimeoutError`.
+        clock: Time source; `time.monotonic` if `None`. Timeouts use the event loop.
+        instrumentation: Where metrics and events go; the process default if `None`.
+        listeners: Called with a `StateChange` after every transition.
+
+    Raises:
+        ConfigurationError: An option holds a value that is not allowed.
+
+    Example:
+        ```python
+        breaker = CircuitBreaker("postgres", failure_rate_threshold=0.5, open_for=10)
+
+        @breaker
+        async def fetch_user(user_id: int) -> User: ...
+
+        async with breaker:
+            await conn.execute("SELECT 1")
+        ```
+    """
+
+    __slots__ = (
+        "_calls",
+        "_core",
+        "_duration",
+        "_failure_result",
+        "_fallback",
+        "_ignore",
+        "_instrumentation",
+        "_listeners",
+        "_name_labels",
+        "_now",
+        "_observed",
+        "_outcome_labels",
+        "_record",
+        "_settings",
+        "_state_gauge",
+        "_timeout",
+        "_transition_labels",
+        "_transitions",
+        "config",
+        "name",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_rate_threshold: float = 0.5,
+        slow_call_rate_threshold: float = 1.0,
+        slow_call_duration: float = 60.0,
+        minimum_calls: int = 20,
+        window: WindowType = "count",
+        window_size: int = 100,
+        open_for: float = 30.0,
+        open_for_max: float | None = None,
+        backoff: float = 1.0,
+        permitted_calls_in_half_open: int = 5,
+        max_wait_in_half_open: float | None = None,
+        record: ExceptionFilter = (Exception,),
+        ignore: ExceptionFilter = (),
+        failure_result: Callable[[Any], bool] | None = None,
+        fallback: Callable[[Exception], Any] | None = None,
+        timeout: float | None = None,
+        clock: Clock | None = None,
+        instrumentation: Instrumentation | None = None,
+        listeners: Iterable[Callable[[StateChange], object]] = (),
+    ) -> None:
+        if not name:
+            raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise ConfigurationError(
+                f"timeout must be a finite number > 0 or None, got {timeout!r}"
+            )
+        self.name = name
+        self.config = BreakerConfig(
+            failure_rate_threshold=failure_rate_threshold,
+            slow_call_rate_threshold=slow_call_rate_threshold,
+            slow_call_duration=slow_call_duration,
+            minimum_calls=minimum_calls,
+            window_type=window,
+            window_size=window_size,
+            open_for=open_for,
+            open_for_max=open_for_max,
+            backoff=backoff,
+            permitted_calls_in_half_open=permitted_calls_in_half_open,
+            max_wait_in_half_open=max_wait_in_half_open,
+        )
+        self._record = _matcher(record, "record")
+        self._ignore = _matcher(ignore, "ignore")
+        self._failure_result = failure_result
+        self._fallback = fallback
+        self._timeout = timeout
+        self._listeners = tuple(listeners)
+        # What the registry compares to detect a conflicting configuration.
+        self._settings = (
+            self.config,
+            record,
+            ignore,
+            failure_result,
+            fallback,
+            timeout,
+            self._listeners,
+        )
+        self._now: Callable[[], float] = time.monotonic if clock is None else clock.now
+        self._core = BreakerCore(self.config, on_transition=self._on_transition)
+        self._init_telemetry(instrumentation or get_default())
+
+    def _init_telemetry(self, instrumentation: Instrumentation) -> None:
+        self._instrumentation = instrumentation
+        self._observed = not isinstance(instrumentation, NoopInstrumentation)
+        self._state_gauge = instrumentation.metric(STATE)
+        self._calls = instrumentation.metric(CALLS)
+        self._transitions = instrumentation.metric(TRANSITIONS)
+        self._duration = instrumentation.metric(CALL_DURATION)
+        # Built once: one labels dict per outcome and per transition, none per call.
+        name = self.name
+        self._name_labels = {"name": name}
+        self._outcome_labels = {o: {"name": name, "outcome": o} for o in _OUTCOMES}
+        self._transition_labels = {
+            (a, b): {"name": name, "from": a.label, "to": b.label}
+            for a in BreakerState
+            for b in BreakerState
+            if a is not b
+        }
+
+    # -- state -----------------------------------------------------------------
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state; an OPEN breaker whose wait has passed reports HALF_OPEN."""
+        return self._core.update(self._now())
+
+    def statistics(self) -> BreakerStatistics:
+        """Return a snapshot of the state and the window.
+
+        Returns:
+            A frozen `BreakerStatistics`.
+        """
+        now = self._now()
+        core = self._core
+        state = core.update(now)
+        window = core.window
+        window.advance(now)
+        return BreakerStatistics(
+            name=self.name,
+            state=state,
+            window=self.config.window_type,
+            calls=window.calls,
+            failures=window.failures,
+            slow_calls=window.slow_calls,
+            failure_rate=window.failure_rate,
+            slow_call_rate=window.slow_call_rate,
+            rejected=core.rejected,
+            transitions=core.transitions,
+            retry_after=core.retry_after(now),
+        )
+
+    def force_open(self) -> None:
+        """Reject every call until `reset()` (or `disable()`) is called."""
+        self._core.transition_to(BreakerState.FORCED_OPEN, self._now())
+
+    def disable(self) -> None:
+        """Let every call through, recording nothing, until `reset()` is called."""
+        self._core.transition_to(BreakerState.DISABLED, self._now())
+
+    def reset(self) -> None:
+        """Return to CLOSED with an empty window and the initial wait in OPEN."""
+        self._core.reset(self._now())
+
+    # -- decorator -------------------------------------------------------------
+
+    @overload
+    def __call__(
+        self, func: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+
+    def __call__(self, func: Callable[P, Any], /) -> Callable[P, Any]:
+        """Wrap a function so every call goes through the breaker.
+
+        Args:
+            func: An async or sync function; the wrapper keeps its signature,
+                name and docstring.
+
+        Returns:
+            The wrapped function, async if `func` is.
+
+        Raises:
+            ConfigurationError: A sync function with a `timeout` or an async `fallback`.
+        """
+        if is_async_callable(func):
+            return self._wrap_async(func)
+        if self._timeout is not None:
+            raise ConfigurationError(
+                f"breaker {self.name!r} has a timeout, which applies only to async functions; "
+                f"{func!r} is sync"
+            )
+        if self._fallback is not None and is_async_callable(self._fallback):
+            raise ConfigurationError(
+                f"breaker {self.name!r} has an async fallback, which a sync function "
+                f"({func!r}) cannot await"
+            )
+        return self._wrap_sync(func)
+
+    def _wrap_async(self, func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        if self._timeout is not None:
+            return self._wrap_async_timeout(func, self._timeout)
+        core = self._core
+        now = self._now
+        failure_result = self._failure_result
+        observed = self._observed
+        fallback = self._fallback
+
+        @functools.wraps(func)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if core.state is not _CLOSED and not core.acquire(at := now()):
+                if fallback is None:
+                    raise self._reject(at)
+                rejected: R = await _call_fallback(fallback, self._reject(at))
+                return rejected
+            generation = core.generation
+            started = now()
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:
+                if self._failed(exc, started, generation, timed_out=False) and fallback:
+                    substitute: R = await _call_fallback(fallback, exc)
+                    return substitute
+                raise
+            except BaseException:
+                self._ignored(started, generation)
+                raise
+            ended = now()
+            failed = failure_result is not None and failure_result(result)
+            core.record(ended, ended - started, failed, generation)
+            if observed:
+                self._observe(ended - started, failed)
+            return result
+
+        return call
+
+    def _wrap_async_timeout(
+        self, func: Callable[P, Awaitable[R]], timeout: float
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        core = self._core
+        now = self._now
+        failure_result = self._failure_result
+        fallback = self._fallback
+
+        @functools.wraps(func)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if core.state is not _CLOSED and not core.acquire(at := now()):
+                if fallback is None:
+                    raise self._reject(at)
+                rejected: R = await _call_fallback(fallback, self._reject(at))
+                return rejected
+            generation = core.generation
+            started = now()
+            deadline = asyncio.timeout(timeout)
+            try:
+                async with deadline:
+                    result = await func(*args, **kwargs)
+            except Exception as exc:
+                if self._failed(exc, started, generation, deadline.expired()) and fallback:
+                    substitute: R = await _call_fallback(fallback, exc)
+                    return substitute
+                raise
+            except BaseException:
+                self._ignored(started, generation)
+                raise
+            ended = now()
+            failed = failure_result is not None and failure_result(result)
+            core.record(ended, ended - started, failed, generation)
+            if self._observed:
+                self._observe(ended - started, failed)
+            return result
+
+        return call
+
+    def _wrap_sync(self, func: Callable[P, R]) -> Callable[P, R]:
+        core = self._core
+        now = self._now
+        failure_result = self._failure_result
+        observed = self._observed
+        fallback = self._fallback
+
+        @functools.wraps(func)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if core.state is not _CLOSED and not core.acquire(at := now()):
+                error = self._reject(at)
+                if fallback is None:
+                    raise error
+                result: R = fallback(error)
+                return result
+            generation = core.generation
+            started = now()
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                if self._failed(exc, started, generation, timed_out=False) and fallback:
+                    substitute: R = fallback(exc)
+                    return substitute
+                raise
+            except BaseException:
+                self._ignored(started, generation)
+                raise
+            ended = now()
+            failed = failure_result is not None and failure_result(result)
+            core.record(ended, ended - started, failed, generation)
+            if observed:
+                self._observe(ended - started, failed)
+            return result
+
+        return call
+
+    # -- async with ------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        core = self._core
+        if core.state is not _CLOSED and not core.acquire(at := self._now()):
+            raise self._reject(at)
+        deadline = None
+        if self._timeout is not None:
+            deadline = asyncio.timeout(self._timeout)
+            await deadline.__aenter__()
+        _ENTRY.set(_Entry(self, core.generation, self._now(), deadline, _ENTRY.get()))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        entry = _ENTRY.get()
+        if entry is None or entry.breaker is not self:
+            raise RuntimeError(f"breaker {self.name!r} exited a block it did not enter")
+        _ENTRY.set(entry.parent)
+        if entry.timeout is not None:
+            try:
+                await entry.timeout.__aexit__(exc_type, exc, traceback)
+            except TimeoutError as error:
+                self._failed(error, entry.started, entry.generation, timed_out=True)
+                raise
+        if exc is None:
+            ended = self._now()
+            self._core.record(ended, ended - entry.started, False, entry.generation)
+            if self._observed:
+                self._observe(ended - entry.started, False)
+        elif isinstance(exc, Exception):
+            self._failed(exc, entry.started, entry.generation, timed_out=False)
+        else:
+            self._ignored(entry.started, entry.generation)
+
+    # -- outcomes --------------------------------------------------------------
+
+    def _failed(self, exc: Exception, started: float, generation: int, timed_out: bool) -> bool:
+        """Record a call that raised; return whether it counted as a failure."""
+        if not timed_out and self._ignore(exc):
+            self._ignored(started, generation)
+            return False
+        ended = self._now()
+        failed = timed_out or self._record(exc)
+        self._core.record(ended, ended - started, failed, generation)
+        if self._observed:
+            self._observe(ended - started, failed)
+        return failed
+
+    def _ignored(self, started: float, generation: int) -> None:
+        self._core.release(generation)
+        if self._observed:
+            self._duration.record(self._now() - started, self._name_labels)
+            self._calls.record(1, self._outcome_labels["ignored"])
+
+    def _observe(self, duration: float, failed: bool) -> None:
+        if failed:
+            outcome = "failure"
+        elif duration > self.config.slow_call_duration:
+            outcome = "slow"
+        else:
+            outcome = "success"
+        self._duration.record(duration, self._name_labels)
+        self._calls.record(1, self._outcome_labels[outcome])
+
+    def _reject(self, now: float) -> CircuitOpenError:
+        retry_after = self._core.retry_after(now)
+        if self._observed:
+            self._calls.record(1, self._outcome_labels["rejected"])
+            self._instrumentation.event(
+                "scalepy.breaker.rejected", {"name": self.name, "retry_after": retry_after}
+            )
+        return CircuitOpenError(self.name, retry_after)
+
+    def _on_transition(self, previous: BreakerState, state: BreakerState, now: float) -> None:
+        if self._observed:
+            self._state_gauge.record(state.value, self._name_labels)
+            self._transitions.record(1, self._transition_labels[previous, state])
+            self._instrumentation.event(
+                "scalepy.breaker.state_change",
+                {"name": self.name, "from": previous.label, "to": state.label},
+            )
+        change = StateChange(name=self.name, from_state=previous, to_state=state, at=now)
+        for listener in self._listeners:
+            try:
+                listener(change)
+            except Exception:
+                _logger.exception("listener %r of circuit breaker %r failed", listener, self.name)
+
+    def __repr__(self) -> str:
+        core = self._core
+        window = core.window
+        return (
+            f"CircuitBreaker(name={self.name!r}, state={core.state.label!r}, "
+            f"window={self.config.window_type!r}, calls={window.calls}, "
+            f"failures={window.failures}, slow_calls={window.slow_calls})"
+        )
