@@ -17,9 +17,9 @@ passed in; `CircuitBreaker` is the thin async shell around it. Importing this
 package needs only the standard library.
 """
 
-from scalepy.breaker._breaker import BreakerStatistics as BreakerStatistics
 from scalepy.breaker._breaker import CircuitBreaker as CircuitBreaker
-from scalepy.breaker._breaker import StateChange as StateChange
+from scalepy.breaker._events import BreakerStatistics as BreakerStatistics
+from scalepy.breaker._events import StateChange as StateChange
 from scalepy.breaker._registry import BreakerOptions as BreakerOptions
 from scalepy.breaker._registry import BreakerRegistry as BreakerRegistry
 from scalepy.breaker._state import BreakerConfig as BreakerConfig

@@ -21,9 +21,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeAlias, TypeVar, overload
 
 from scalepy._callables import is_async_callable
+from scalepy.breaker._events import (
+    CALL_DURATION,
+    CALLS,
+    STATE,
+    TRANSITIONS,
+    BreakerStatistics,
+    StateChange,
+)
 from scalepy.breaker._state import BreakerConfig, BreakerCore, BreakerState, WindowType
 from scalepy.errors import CircuitOpenError, ConfigurationError
-from scalepy.telemetry import Metric, MetricKind, NoopInstrumentation, get_default
+from scalepy.telemetry import NoopInstrumentation, get_default
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Coroutine, Iterable
@@ -32,16 +40,7 @@ if TYPE_CHECKING:
     from scalepy.clock import Clock
     from scalepy.telemetry import Instrumentation
 
-__all__ = (
-    "CALLS",
-    "CALL_DURATION",
-    "STATE",
-    "TRANSITIONS",
-    "BreakerStatistics",
-    "CircuitBreaker",
-    "ExceptionFilter",
-    "StateChange",
-)
+__all__ = ("CircuitBreaker", "ExceptionFilter")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,80 +50,9 @@ ExceptionFilter: TypeAlias = (
 )
 """Exception types (matched with `isinstance`), or a predicate on the exception."""
 
-STATE = Metric(
-    name="scalepy.breaker.state",
-    kind=MetricKind.GAUGE,
-    description="Circuit breaker state: 0 closed, 1 open, 2 half_open, 3 disabled, 4 forced_open.",
-    labels=("name",),
-)
-CALLS = Metric(
-    name="scalepy.breaker.calls",
-    kind=MetricKind.COUNTER,
-    unit="{call}",
-    description="Calls through a circuit breaker, by outcome.",
-    labels=("name", "outcome"),
-)
-TRANSITIONS = Metric(
-    name="scalepy.breaker.transitions",
-    kind=MetricKind.COUNTER,
-    unit="{transition}",
-    description="Circuit breaker state transitions.",
-    labels=("name", "from", "to"),
-)
-CALL_DURATION = Metric(
-    name="scalepy.breaker.call.duration",
-    kind=MetricKind.HISTOGRAM,
-    unit="s",
-    description="Duration of the calls a circuit breaker let through.",
-    labels=("name",),
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-
 _OUTCOMES = ("success", "failure", "slow", "rejected", "ignored")
 _CLOSED = BreakerState.CLOSED
 _logger = logging.getLogger("scalepy.breaker")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StateChange:
-    """One state transition of a circuit breaker, as given to its listeners."""
-
-    name: str
-    """The breaker's name."""
-    from_state: BreakerState
-    """The state it left."""
-    to_state: BreakerState
-    """The state it entered."""
-    at: float
-    """When, on the breaker's clock."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BreakerStatistics:
-    """A snapshot of a circuit breaker, for health checks and dashboards."""
-
-    name: str
-    """The breaker's name."""
-    state: BreakerState
-    """The state at the time of the snapshot."""
-    window: WindowType
-    """The kind of sliding window judged in CLOSED."""
-    calls: int
-    """Calls in the window (the trial calls completed, in HALF_OPEN)."""
-    failures: int
-    """Failed calls among them."""
-    slow_calls: int
-    """Slow calls among them, failed or not."""
-    failure_rate: float
-    """`failures / calls`, 0.0 without calls."""
-    slow_call_rate: float
-    """`slow_calls / calls`, 0.0 without calls."""
-    rejected: int
-    """Calls rejected since the breaker was created."""
-    transitions: int
-    """State transitions since the breaker was created."""
-    retry_after: float
-    """Seconds until an OPEN breaker lets a trial call through; 0.0 otherwise."""
 
 
 @dataclass(slots=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from scalepy.breaker._breaker import CircuitBreaker, ExceptionFilter, StateChange
+from scalepy.breaker._breaker import CircuitBreaker, ExceptionFilter
 from scalepy.errors import ConfigurationError
 from scalepy.telemetry import NOOP
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-    from scalepy.breaker._breaker import BreakerStatistics
+    from scalepy.breaker._events import BreakerStatistics, StateChange
     from scalepy.breaker._state import WindowType
     from scalepy.clock import Clock
     from scalepy.telemetry import Instrumentation
