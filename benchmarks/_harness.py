@@ -36,3 +36,23 @@ async def median_throughputs(
         for name, operation in contenders.items():
             results[name].append(await throughput(operation, tasks, seconds))
     return {name: statistics.median(values) for name, values in results.items()}
+
+
+TimedLoop = Callable[[int], Awaitable[float]]
+"""Runs `calls` operations back to back in one coroutine and returns nanoseconds per call."""
+
+
+async def median_ns_per_call(
+    loops: dict[str, TimedLoop], calls: int, rounds: int
+) -> dict[str, float]:
+    """Median nanoseconds per call of each loop over `rounds`, loops alternating each round.
+
+    A first, shorter round warms every loop up and is discarded.
+    """
+    for loop in loops.values():
+        await loop(max(1, calls // 10))
+    results: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(rounds):
+        for name, loop in loops.items():
+            results[name].append(await loop(calls))
+    return {name: statistics.median(values) for name, values in results.items()}

@@ -1,0 +1,299 @@
+"""Circuit breaker overhead per call: scalepy against aiobreaker, purgatory and pybreaker.
+
+Run (peers from the `bench` extra; Redis only for the optional purgatory Redis row):
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python benchmarks/breaker.py [--calls 200000] [--rounds 7]
+        [--redis-url redis://127.0.0.1:6379/0] [--redis-calls 2000] [--no-redis]
+
+Every contender wraps a trivial function (`async def noop(): return None`, or its
+sync twin for the sync rows) and is called `calls` times back to back in one
+coroutine, timed with `time.perf_counter_ns` around the whole loop; no call
+suspends, so the event loop never runs in between. The garbage collector stays
+on (collected before each loop), so a contender that leaves reference cycles
+behind pays for their collection. Rounds alternate between contenders and the
+median is shown. "added" is the contender's time per call minus the bare call of the same kind
+(async or sync) measured in the same run.
+
+Rejections: a breaker held open (scalepy `force_open()` or tripped by a failure;
+aiobreaker and pybreaker `open()`) raises its error, caught in the loop; the
+baseline is a bare function raising and the loop catching a `CircuitOpenError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import platform
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+
+import aiobreaker
+import pybreaker
+from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
+from redis.asyncio import Redis
+
+from _harness import TimedLoop, median_ns_per_call
+from scalepy.breaker import CircuitBreaker, CircuitOpenError
+
+TARGET_CALL_NS = 500  # the issue's target: scalepy adds at most 0.5 us per call
+TARGET_REJECTION_NS = 2_000  # and a rejection costs at most 2 us
+
+AsyncFn = Callable[[], Awaitable[object]]
+SyncFn = Callable[[], object]
+Errors = type[BaseException] | tuple[type[BaseException], ...]
+
+
+async def noop() -> None:
+    return None
+
+
+def noop_sync() -> None:
+    return None
+
+
+async def refuse() -> None:
+    raise CircuitOpenError("bare", 0.0)
+
+
+def refuse_sync() -> None:
+    raise CircuitOpenError("bare", 0.0)
+
+
+def fail_sync() -> None:
+    raise RuntimeError("down")
+
+
+def async_calls(func: AsyncFn) -> TimedLoop:
+    async def loop(calls: int) -> float:
+        gc.collect()
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            await func()
+        return (time.perf_counter_ns() - started) / calls
+
+    return loop
+
+
+def sync_calls(func: SyncFn) -> TimedLoop:
+    async def loop(calls: int) -> float:
+        gc.collect()
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            func()
+        return (time.perf_counter_ns() - started) / calls
+
+    return loop
+
+
+def async_rejections(func: AsyncFn, errors: Errors) -> TimedLoop:
+    async def loop(calls: int) -> float:
+        gc.collect()
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            try:  # noqa: SIM105 - `suppress` would add a context manager per call
+                await func()
+            except errors:
+                pass
+        return (time.perf_counter_ns() - started) / calls
+
+    return loop
+
+
+def sync_rejections(func: SyncFn, errors: Errors) -> TimedLoop:
+    async def loop(calls: int) -> float:
+        gc.collect()
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            try:  # noqa: SIM105 - `suppress` would add a context manager per call
+                func()
+            except errors:
+                pass
+        return (time.perf_counter_ns() - started) / calls
+
+    return loop
+
+
+async def must_reject(func: AsyncFn, errors: Errors) -> None:
+    """Fail loudly if a contender set up to reject lets the call through."""
+    try:
+        await func()
+    except errors:
+        return
+    raise RuntimeError(f"{func!r} was expected to reject the call")
+
+
+def tripped_scalepy() -> CircuitBreaker:
+    """A scalepy breaker really OPEN (not forced): one failure trips it for an hour."""
+    breaker = CircuitBreaker("tripped", minimum_calls=1, window_size=1, open_for=3600)
+    with contextlib.suppress(RuntimeError):
+        breaker(fail_sync)()
+    return breaker
+
+
+def is_sync(name: str) -> bool:
+    """Whether a contender's row measures a sync function (its baseline is then sync)."""
+    return name.startswith("bare sync") or name.endswith(", sync")
+
+
+def closed_contenders() -> tuple[dict[str, TimedLoop], dict[str, str]]:
+    """CLOSED breakers around a trivial function; returns the loops and each one's baseline."""
+    count = CircuitBreaker("bench-count")
+    time_window = CircuitBreaker("bench-time", window="time", window_size=60)
+    purgatory = AsyncCircuitBreakerFactory()
+    loops: dict[str, TimedLoop] = {
+        "bare async call": async_calls(noop),
+        "scalepy, count window": async_calls(count(noop)),
+        "scalepy, time window": async_calls(time_window(noop)),
+        "aiobreaker": async_calls(aiobreaker.CircuitBreaker()(noop)),
+        "purgatory, in memory": async_calls(purgatory("bench")(noop)),
+        "bare sync call": sync_calls(noop_sync),
+        "scalepy, count window, sync": sync_calls(CircuitBreaker("bench-sync")(noop_sync)),
+        "pybreaker, sync": sync_calls(pybreaker.CircuitBreaker()(noop_sync)),
+    }
+    baselines = {name: "bare sync call" if is_sync(name) else "bare async call" for name in loops}
+    return loops, baselines
+
+
+async def rejecting_contenders() -> tuple[dict[str, TimedLoop], dict[str, str]]:
+    """Open breakers; returns the loops and each one's baseline."""
+    forced = CircuitBreaker("bench-forced")
+    forced.force_open()
+    forced_sync = CircuitBreaker("bench-forced-sync")
+    forced_sync.force_open()
+    tripped = tripped_scalepy()
+    aio = aiobreaker.CircuitBreaker(name="bench")
+    aio.open()
+    pyb = pybreaker.CircuitBreaker(name="bench")
+    pyb.open()
+
+    aio_noop = aio(noop)
+    for func, errors in (
+        (forced(noop), CircuitOpenError),
+        (tripped(noop), CircuitOpenError),
+        (aio_noop, aiobreaker.CircuitBreakerError),
+    ):
+        await must_reject(func, errors)
+    loops: dict[str, TimedLoop] = {
+        "bare async raise + catch": async_rejections(refuse, CircuitOpenError),
+        "scalepy, forced open": async_rejections(forced(noop), CircuitOpenError),
+        "scalepy, open (tripped)": async_rejections(tripped(noop), CircuitOpenError),
+        "aiobreaker, open": async_rejections(aio_noop, aiobreaker.CircuitBreakerError),
+        "bare sync raise + catch": sync_rejections(refuse_sync, CircuitOpenError),
+        "scalepy, forced open, sync": sync_rejections(forced_sync(noop_sync), CircuitOpenError),
+        "pybreaker, open, sync": sync_rejections(pyb(noop_sync), pybreaker.CircuitBreakerError),
+    }
+    baselines = {
+        name: "bare sync raise + catch" if is_sync(name) else "bare async raise + catch"
+        for name in loops
+    }
+    return loops, baselines
+
+
+def print_table(
+    title: str,
+    medians: dict[str, float],
+    baselines: dict[str, str],
+    references: dict[str, str],
+) -> None:
+    """One row per contender: ns per call, ns added over its bare baseline, ratio to scalepy."""
+    print(f"\n{title}")
+    print(f"{'contender':<32} {'ns/call':>9} {'added ns':>9} {'added / scalepy':>16}")
+    for name, value in medians.items():
+        baseline = baselines[name]
+        if name == baseline:
+            print(f"{name:<32} {value:>9,.0f} {'-':>9} {'-':>16}")
+            continue
+        added = value - medians[baseline]
+        reference = references[baseline]
+        scalepy_added = medians[reference] - medians[baseline]
+        ratio = f"{added / scalepy_added:.2f}x" if scalepy_added > 0 else "n/a"
+        print(f"{name:<32} {value:>9,.0f} {added:>9,.0f} {ratio:>16}")
+
+
+async def purgatory_redis(url: str, calls: int, rounds: int) -> dict[str, float] | None:
+    """Median ns per call of purgatory's Redis mode, or None (with a note) without Redis."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    uow = AsyncRedisUnitOfWork(url)
+    try:
+        factory = AsyncCircuitBreakerFactory(uow=uow)
+        await factory.initialize()
+        wrapped: AsyncFn = factory(name)(noop)
+        await wrapped()
+        medians = await median_ns_per_call(
+            {"purgatory, Redis": async_calls(wrapped)}, calls, rounds
+        )
+    except Exception as exc:  # any failure only skips this optional row
+        print(f"\npurgatory Redis mode skipped ({url}): {type(exc).__name__}: {exc}")
+        return None
+    finally:
+        with contextlib.suppress(Exception):  # nothing to clean up when Redis is down
+            cleanup = Redis.from_url(url)
+            await cleanup.delete(f"cbr::{name}", f"cbr::{name}::failure_count")
+            await cleanup.aclose()
+            await uow.contexts.redis.aclose()  # type: ignore[attr-defined]
+    return medians
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--redis-calls", type=int, default=2_000)
+    parser.add_argument("--no-redis", action="store_true", help="skip purgatory's Redis mode")
+    options = parser.parse_args()
+
+    peers = ", ".join(f"{p} {version(p)}" for p in ("aiobreaker", "purgatory", "pybreaker"))
+    print(f"CPython {platform.python_version()} on {platform.machine()}; {peers}")
+    print(f"medians of {options.rounds} alternating rounds of {options.calls:,} calls")
+
+    closed, closed_baselines = closed_contenders()
+    closed_medians = await median_ns_per_call(closed, options.calls, options.rounds)
+    references = {
+        "bare async call": "scalepy, count window",
+        "bare sync call": "scalepy, count window, sync",
+    }
+    print_table(
+        "CLOSED breaker around a trivial function", closed_medians, closed_baselines, references
+    )
+
+    rejecting, rejecting_baselines = await rejecting_contenders()
+    rejecting_medians = await median_ns_per_call(rejecting, options.calls, options.rounds)
+    references = {
+        "bare async raise + catch": "scalepy, forced open",
+        "bare sync raise + catch": "scalepy, forced open, sync",
+    }
+    print_table("Rejection by an open breaker", rejecting_medians, rejecting_baselines, references)
+
+    if not options.no_redis:
+        redis_medians = await purgatory_redis(
+            options.redis_url, options.redis_calls, options.rounds
+        )
+        if redis_medians is not None:
+            value = redis_medians["purgatory, Redis"]
+            added = value - closed_medians["bare async call"]
+            print(f"\npurgatory Redis mode ({options.redis_calls:,} calls per round)")
+            print(f"{'purgatory, Redis':<32} {value:>9,.0f} {added:>9,.0f}")
+
+    added_call = closed_medians["scalepy, count window"] - closed_medians["bare async call"]
+    added_time = closed_medians["scalepy, time window"] - closed_medians["bare async call"]
+    rejection = rejecting_medians["scalepy, forced open"]
+    worst_call = max(added_call, added_time)
+    print(
+        f"\ntarget: scalepy adds <= {TARGET_CALL_NS} ns per async call: "
+        f"{worst_call:,.0f} ns -> {'met' if worst_call <= TARGET_CALL_NS else 'NOT met'}"
+    )
+    print(
+        f"target: a rejection costs <= {TARGET_REJECTION_NS:,} ns: "
+        f"{rejection:,.0f} ns in all -> "
+        f"{'met' if rejection <= TARGET_REJECTION_NS else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
