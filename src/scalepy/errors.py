@@ -106,9 +106,12 @@ class RateLimitExceeded(ScalepyError):
     """
 
     def __init__(self, key: str, retry_after: float) -> None:
+        super().__init__(key, retry_after)
         self.key = key
         self.retry_after = retry_after
-        super().__init__(f"rate limit exceeded for {key!r}; retry after {retry_after:.3f} s")
+
+    def __str__(self) -> str:
+        return f"rate limit exceeded for {self.key!r}; retry after {self.retry_after:.3f} s"
 
 
 class CircuitOpenError(ScalepyError):
@@ -122,9 +125,13 @@ class CircuitOpenError(ScalepyError):
     """
 
     def __init__(self, name: str, retry_after: float) -> None:
+        # The message is formatted only when shown: rejections must stay cheap.
+        super().__init__(name, retry_after)
         self.name = name
         self.retry_after = retry_after
-        super().__init__(f"circuit breaker {name!r} is open; retry after {retry_after:.3f} s")
+
+    def __str__(self) -> str:
+        return f"circuit breaker {self.name!r} is open; retry after {self.retry_after:.3f} s"
 
 
 class BulkheadFull(ScalepyError):
@@ -136,6 +143,9 @@ class BulkheadFull(ScalepyError):
     """
 
     def __init__(self, name: str, max_concurrent: int) -> None:
+        super().__init__(name, max_concurrent)
         self.name = name
         self.max_concurrent = max_concurrent
-        super().__init__(f"bulkhead {name!r} is full ({max_concurrent} calls running)")
+
+    def __str__(self) -> str:
+        return f"bulkhead {self.name!r} is full ({self.max_concurrent} calls running)"
