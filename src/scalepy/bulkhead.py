@@ -64,14 +64,14 @@ RUNNING = Metric(
     kind=MetricKind.GAUGE,
     unit="{call}",
     description="Calls currently running inside the bulkhead.",
-    labels=("bulkhead",),
+    labels=("name",),
 )
 REJECTED = Metric(
     name="scalepy.bulkhead.rejected",
     kind=MetricKind.COUNTER,
     unit="{call}",
     description="Calls rejected because no slot freed up within the maximum wait.",
-    labels=("bulkhead",),
+    labels=("name",),
 )
 
 
@@ -150,9 +150,9 @@ class Bulkhead:
         self._instrumentation = instrumentation or get_default()
         self._running_metric = self._instrumentation.metric(RUNNING)
         self._rejected_metric = self._instrumentation.metric(REJECTED)
-        self._labels = {"bulkhead": name}
+        self._labels = {"name": name}
         self._attributes: dict[str, AttributeValue] = {
-            "bulkhead": name,
+            "name": name,
             "max_concurrent": max_concurrent,
         }
 

@@ -290,9 +290,9 @@ async def test_telemetry_reports_running_and_rejections() -> None:
     assert [1.0, 0.0] == [
         value for name, value, _ in instrumentation.records if name == RUNNING.name
     ]
-    assert {"bulkhead": "db"} == instrumentation.records[0][2]
-    assert 1.0 == instrumentation.value(REJECTED.name, bulkhead="db")
-    assert [("scalepy.bulkhead.rejected", {"bulkhead": "db", "max_concurrent": 1})] == [
+    assert {"name": "db"} == instrumentation.records[0][2]
+    assert 1.0 == instrumentation.value(REJECTED.name, name="db")
+    assert [("scalepy.bulkhead.rejected", {"name": "db", "max_concurrent": 1})] == [
         (event.name, event.attributes) for event in instrumentation.events
     ]
 

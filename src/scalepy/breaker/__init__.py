@@ -22,6 +22,9 @@ from scalepy.breaker._events import BreakerStatistics as BreakerStatistics
 from scalepy.breaker._events import StateChange as StateChange
 from scalepy.breaker._registry import BreakerOptions as BreakerOptions
 from scalepy.breaker._registry import BreakerRegistry as BreakerRegistry
+from scalepy.breaker._shared import RedisSharedState as RedisSharedState
+from scalepy.breaker._shared import SharedState as SharedState
+from scalepy.breaker._shared import SharedStateStatistics as SharedStateStatistics
 from scalepy.breaker._state import BreakerConfig as BreakerConfig
 from scalepy.breaker._state import BreakerState as BreakerState
 from scalepy.errors import CircuitOpenError as CircuitOpenError
@@ -34,5 +37,8 @@ __all__ = (
     "BreakerStatistics",
     "CircuitBreaker",
     "CircuitOpenError",
+    "RedisSharedState",
+    "SharedState",
+    "SharedStateStatistics",
     "StateChange",
 )

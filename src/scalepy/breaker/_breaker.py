@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Coroutine, Iterable
     from types import TracebackType
 
+    from scalepy.breaker._shared import SharedState
     from scalepy.clock import Clock
     from scalepy.telemetry import Instrumentation
 
@@ -137,6 +138,9 @@ class CircuitBreaker:
         clock: Time source; `time.monotonic` if `None`. Timeouts use the event loop.
         instrumentation: Where metrics and events go; the process default if `None`.
         listeners: Called with a `StateChange` after every transition.
+        shared: Shares the state with the breakers of the same name in other
+            replicas, e.g. `RedisSharedState(url)`; the hot path is unchanged.
+            `aclose()` stops the sharing.
 
     Raises:
         ConfigurationError: An option holds a value that is not allowed.
@@ -168,6 +172,7 @@ class CircuitBreaker:
         "_outcome_labels",
         "_record",
         "_settings",
+        "_shared",
         "_state_gauge",
         "_timeout",
         "_transition_labels",
@@ -199,6 +204,7 @@ class CircuitBreaker:
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
         listeners: Iterable[Callable[[StateChange], object]] = (),
+        shared: SharedState | None = None,
     ) -> None:
         if not name:
             raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
@@ -238,6 +244,9 @@ class CircuitBreaker:
         )
         self._now: Callable[[], float] = time.monotonic if clock is None else clock.now
         self._core = BreakerCore(self.config, on_transition=self._on_transition)
+        self._shared = shared
+        if shared is not None:
+            self._listeners += (shared.attach(name, self._core, self._now),)
         self._init_telemetry(instrumentation or get_default())
 
     def _init_telemetry(self, instrumentation: Instrumentation) -> None:
@@ -301,6 +310,11 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Return to CLOSED with an empty window and the initial wait in OPEN."""
         self._core.reset(self._now())
+
+    async def aclose(self) -> None:
+        """Stop sharing the state (see `shared`); the breaker keeps working locally."""
+        if self._shared is not None:
+            await self._shared.aclose()
 
     # -- decorator -------------------------------------------------------------
 
