@@ -438,10 +438,11 @@ class CircuitBreaker:
         @functools.wraps(func)
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
             if core.state is not _CLOSED and not core.acquire(at := now()):
-                error = self._reject(at)
                 if fallback is None:
-                    raise error
-                result: R = fallback(error)
+                    # Raised straight away: a local would tie the error and this frame
+                    # into a reference cycle on every rejection.
+                    raise self._reject(at)
+                result: R = fallback(self._reject(at))
                 return result
             generation = core.generation
             started = now()
