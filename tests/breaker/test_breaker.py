@@ -546,3 +546,11 @@ async def test_cancelled_trial_frees_its_permit() -> None:
     gate.set()
     assert "ok" == await trial()
     assert CLOSED == breaker.state
+
+
+def test_the_state_gauge_is_exported_from_the_start() -> None:
+    """A breaker that never trips still reports CLOSED on the state gauge."""
+    recording = RecordingInstrumentation()
+    CircuitBreaker("quiet", instrumentation=recording)
+    assert 0.0 == recording.value("scalepy.breaker.state", name="quiet")
+    assert 1 == recording.count("scalepy.breaker.state")

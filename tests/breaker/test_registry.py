@@ -66,7 +66,7 @@ def test_registry_passes_its_clock_and_instrumentation() -> None:
         name: statistics.state for name, statistics in registry.statistics().items()
     }
     registry.get_or_create("db", open_for=5.0)  # the comparison records nothing
-    assert 1 == instrumentation.count("scalepy.breaker.state")
+    assert 2 == instrumentation.count("scalepy.breaker.state")  # CLOSED at start, then forced
 
 
 def test_all_lists_the_public_names() -> None:

@@ -266,6 +266,8 @@ class CircuitBreaker:
             for b in BreakerState
             if a is not b
         }
+        # Exported from the start, so a breaker that never trips still shows CLOSED.
+        self._state_gauge.record(self._core.state.value, self._name_labels)
 
     # -- state -----------------------------------------------------------------
 
