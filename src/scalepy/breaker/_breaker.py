@@ -70,6 +70,26 @@ class _Entry:
 _ENTRY: ContextVar[_Entry | None] = ContextVar("scalepy.breaker.entry", default=None)
 
 
+class _CallTimeout(TimeoutError):
+    """A call ran past the breaker's `timeout`; always counted as a failure."""
+
+
+def _with_timeout(
+    func: Callable[P, Awaitable[R]], timeout: float
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await func(*args, **kwargs)
+        except TimeoutError:
+            if deadline.expired():  # our deadline, not a TimeoutError of the call's own
+                raise _CallTimeout(f"call took longer than {timeout} s") from None
+            raise
+
+    return timed
+
+
 async def _call_fallback(fallback: Callable[[Exception], Any], exc: Exception) -> Any:
     result = fallback(exc)
     if inspect.isawaitable(result):
@@ -356,8 +376,9 @@ class CircuitBreaker:
         return self._wrap_sync(func)
 
     def _wrap_async(self, func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-        if self._timeout is not None:
-            return self._wrap_async_timeout(func, self._timeout)
+        # The timeout is a layer under the breaker's wrapper, so a breaker without
+        # one pays nothing for it.
+        run = func if self._timeout is None else _with_timeout(func, self._timeout)
         core = self._core
         now = self._now
         failure_result = self._failure_result
@@ -374,9 +395,9 @@ class CircuitBreaker:
             generation = core.generation
             started = now()
             try:
-                result = await func(*args, **kwargs)
+                result = await run(*args, **kwargs)
             except Exception as exc:
-                if self._failed(exc, started, generation, timed_out=False) and fallback:
+                if self._failed(exc, started, generation) and fallback:
                     substitute: R = await _call_fallback(fallback, exc)
                     return substitute
                 raise
@@ -387,44 +408,6 @@ class CircuitBreaker:
             failed = failure_result is not None and failure_result(result)
             core.record(ended, ended - started, failed, generation)
             if observed:
-                self._observe(ended - started, failed)
-            return result
-
-        return call
-
-    def _wrap_async_timeout(
-        self, func: Callable[P, Awaitable[R]], timeout: float
-    ) -> Callable[P, Coroutine[Any, Any, R]]:
-        core = self._core
-        now = self._now
-        failure_result = self._failure_result
-        fallback = self._fallback
-
-        @functools.wraps(func)
-        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            if core.state is not _CLOSED and not core.acquire(at := now()):
-                if fallback is None:
-                    raise self._reject(at)
-                rejected: R = await _call_fallback(fallback, self._reject(at))
-                return rejected
-            generation = core.generation
-            started = now()
-            deadline = asyncio.timeout(timeout)
-            try:
-                async with deadline:
-                    result = await func(*args, **kwargs)
-            except Exception as exc:
-                if self._failed(exc, started, generation, deadline.expired()) and fallback:
-                    substitute: R = await _call_fallback(fallback, exc)
-                    return substitute
-                raise
-            except BaseException:
-                self._ignored(started, generation)
-                raise
-            ended = now()
-            failed = failure_result is not None and failure_result(result)
-            core.record(ended, ended - started, failed, generation)
-            if self._observed:
                 self._observe(ended - started, failed)
             return result
 
@@ -451,7 +434,7 @@ class CircuitBreaker:
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                if self._failed(exc, started, generation, timed_out=False) and fallback:
+                if self._failed(exc, started, generation) and fallback:
                     substitute: R = fallback(exc)
                     return substitute
                 raise
@@ -493,23 +476,25 @@ class CircuitBreaker:
         if entry.timeout is not None:
             try:
                 await entry.timeout.__aexit__(exc_type, exc, traceback)
-            except TimeoutError as error:
-                self._failed(error, entry.started, entry.generation, timed_out=True)
-                raise
+            except TimeoutError:
+                error = _CallTimeout(f"block took longer than {self._timeout} s")
+                self._failed(error, entry.started, entry.generation)
+                raise error from None
         if exc is None:
             ended = self._now()
             self._core.record(ended, ended - entry.started, False, entry.generation)
             if self._observed:
                 self._observe(ended - entry.started, False)
         elif isinstance(exc, Exception):
-            self._failed(exc, entry.started, entry.generation, timed_out=False)
+            self._failed(exc, entry.started, entry.generation)
         else:
             self._ignored(entry.started, entry.generation)
 
     # -- outcomes --------------------------------------------------------------
 
-    def _failed(self, exc: Exception, started: float, generation: int, timed_out: bool) -> bool:
+    def _failed(self, exc: Exception, started: float, generation: int) -> bool:
         """Record a call that raised; return whether it counted as a failure."""
+        timed_out = isinstance(exc, _CallTimeout)
         if not timed_out and self._ignore(exc):
             self._ignored(started, generation)
             return False
