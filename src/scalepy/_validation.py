@@ -9,17 +9,21 @@ from scalepy.errors import ConfigurationError
 __all__ = ("check_finite",)
 
 
-def check_finite(name: str, value: float, *, minimum: float, inclusive: bool) -> None:
+def check_finite(
+    name: str, value: object, *, minimum: float = 0, inclusive: bool = False
+) -> None:
     """Raise `ConfigurationError` unless `value` is a finite number above `minimum`.
 
     Args:
         name: The option's name, for the message.
         value: What was given.
-        minimum: The lower bound.
-        inclusive: Whether `minimum` itself is allowed.
+        minimum: The lower bound (0 by default).
+        inclusive: Whether `minimum` itself is allowed (not by default).
     """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}")
     above = value >= minimum if inclusive else value > minimum
-    if isinstance(value, bool) or not (math.isfinite(value) and above):
+    if not (math.isfinite(value) and above):
         relation = ">=" if inclusive else ">"
         raise ConfigurationError(
             f"{name} must be a finite number {relation} {minimum}, got {value!r}"

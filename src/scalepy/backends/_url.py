@@ -14,11 +14,11 @@ per command), `max_connections` and `client_name`; TLS forms also take
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from scalepy._validation import check_finite
 from scalepy.errors import ConfigurationError, InvalidBackendURL
 
 __all__ = (
@@ -69,12 +69,8 @@ class _RedisOptions:
     """Name shown by `CLIENT LIST`, handy when debugging a shared server."""
 
     def __post_init__(self) -> None:
-        for name in ("connect_timeout", "timeout"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigurationError(
-                    f"{name} must be a positive number of seconds, got {value!r}"
-                )
+        check_finite("connect_timeout", self.connect_timeout)
+        check_finite("timeout", self.timeout)
         if self.max_connections < 1:
             raise ConfigurationError(f"max_connections must be >= 1, got {self.max_connections!r}")
         if self.ssl_cert_reqs not in ("required", "optional", "none"):

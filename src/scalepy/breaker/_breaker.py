@@ -13,7 +13,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import math
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeAlias, TypeVar, overload
 
 from scalepy._callables import is_async_callable
+from scalepy._validation import check_finite
 from scalepy.breaker._events import (
     CALL_DURATION,
     CALLS,
@@ -228,10 +228,8 @@ class CircuitBreaker:
     ) -> None:
         if not name:
             raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
-        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-            raise ConfigurationError(
-                f"timeout must be a finite number > 0 or None, got {timeout!r}"
-            )
+        if timeout is not None:
+            check_finite("timeout", timeout)
         self.name = name
         self.config = BreakerConfig(
             failure_rate_threshold=failure_rate_threshold,

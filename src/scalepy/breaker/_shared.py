@@ -34,6 +34,7 @@ from functools import cache
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy._validation import check_finite
 from scalepy.backends.guard import BackendGuard
 from scalepy.backends.keys import KeySpace
 from scalepy.breaker._state import BreakerState
@@ -228,9 +229,8 @@ class RedisSharedState(AsyncCloseable):
         max_backoff: float = 10.0,
         owns_client: bool = False,
     ) -> None:
-        for option, value in (("flush_interval", flush_interval), ("max_backoff", max_backoff)):
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigurationError(f"{option} must be a finite number > 0, got {value!r}")
+        check_finite("flush_interval", flush_interval)
+        check_finite("max_backoff", max_backoff)
         stale_after = 3 * flush_interval if stale_after is None else stale_after
         if not (math.isfinite(stale_after) and stale_after > flush_interval):
             raise ConfigurationError(

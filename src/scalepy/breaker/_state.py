@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from scalepy._validation import check_finite
 from scalepy.breaker._window import CountWindow, OutcomeWindow, TimeWindow
 from scalepy.errors import ConfigurationError
 
@@ -96,9 +97,9 @@ class BreakerConfig:
             if not 0 < value <= 1:
                 raise ConfigurationError(f"{name} must be in (0, 1], got {value!r}")
         for name in ("slow_call_duration", "open_for"):
-            _check_positive(name, getattr(self, name))
+            check_finite(name, getattr(self, name))
         if self.max_wait_in_half_open is not None:
-            _check_positive("max_wait_in_half_open", self.max_wait_in_half_open)
+            check_finite("max_wait_in_half_open", self.max_wait_in_half_open)
         for name in ("minimum_calls", "window_size", "permitted_calls_in_half_open"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -137,11 +138,6 @@ class BreakerConfig:
         if self.window_type == "time":
             return TimeWindow(self.window_size)
         return CountWindow(self.window_size)
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, got {value!r}")
 
 
 _CLOSED = BreakerState.CLOSED

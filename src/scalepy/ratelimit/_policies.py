@@ -13,9 +13,9 @@ leaves the range a Lua number (a double) holds exactly (2**53).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from scalepy._validation import check_finite
 from scalepy.errors import ConfigurationError
 
 __all__ = ("GCRA", "Policy", "SlidingWindow", "TokenBucket")
@@ -29,13 +29,6 @@ _MAX_SPAN_US = 2**52 // 4
 def _positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
-
-
-def _positive_seconds(name: str, value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigurationError(f"{name} must be a positive, finite number, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +54,7 @@ class TokenBucket:
 
     def __post_init__(self) -> None:
         _positive_int("capacity", self.capacity)
-        _positive_seconds("refill_rate", self.refill_rate)
+        check_finite("refill_rate", self.refill_rate)
         _set_rule(self, _Gcra(max(1, round(MICROS / self.refill_rate)), self.capacity))
 
     @property
@@ -100,7 +93,7 @@ class GCRA:
 
     def __post_init__(self) -> None:
         _positive_int("limit", self.limit)
-        _positive_seconds("period", self.period)
+        check_finite("period", self.period)
         if self.burst is not None:
             _positive_int("burst", self.burst)
         interval_us = max(1, round(self.period * MICROS / self.limit))
@@ -136,7 +129,7 @@ class SlidingWindow:
 
     def __post_init__(self) -> None:
         _positive_int("limit", self.limit)
-        _positive_seconds("window", self.window)
+        check_finite("window", self.window)
         _set_rule(self, _Window(max(1, round(self.window * MICROS)), self.limit))
 
 

@@ -44,11 +44,6 @@ class Endpoint:
     client_name: str | None = None
     connect_timeout: float = 2.0
 
-    @property
-    def address(self) -> str:
-        """`host:port`, or the socket path."""
-        return self.unix_socket_path or f"{self.host}:{self.port}"
-
     def handshake(self) -> list[Command]:
         """The commands sent right after connecting (AUTH, SELECT, CLIENT SETNAME)."""
         commands: list[Command] = []
