@@ -63,6 +63,7 @@ class Replica:
             try:
                 await self.shared.sync()
             except BackendError:
+                # A restarting server offers no event to wait on: retry shortly.
                 await asyncio.sleep(0.05)
             else:
                 return
