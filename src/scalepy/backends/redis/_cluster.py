@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from redis.crc import key_slot
 
 from scalepy.backends.redis._node import Node
+from scalepy.backends.redis._pipeline import fail_batches
 from scalepy.errors import BackendError, BackendUnavailable
 
 if TYPE_CHECKING:
@@ -140,10 +141,7 @@ class ClusterRouter:
 
     def _fail_pending(self, error: BackendError) -> None:
         pending, self._pending = self._pending, []
-        for _, futures in pending:
-            for future in futures:
-                if not future.done():
-                    future.set_exception(type(error)(error.message, backend=error.backend))
+        fail_batches(pending, error)
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from scalepy.backends.redis._pipeline import fail_batches
 from scalepy.backends.redis._resp import open_connection
 from scalepy.errors import BackendError
 
@@ -90,7 +91,4 @@ class Node:
 
     def _fail_buffer(self, exc: BackendError) -> None:
         buffer, self._buffer = self._buffer, []
-        for _, futures in buffer:
-            for future in futures:
-                if not future.done():
-                    future.set_exception(type(exc)(exc.message, backend=exc.backend))
+        fail_batches(buffer, exc)

@@ -19,14 +19,14 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from scalepy.errors import BackendTimeout, BackendUnavailable
+from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT
 
     from scalepy.telemetry import Recorder
 
-__all__ = ("AutoPipeline", "Command", "Dispatcher", "PipelineStatistics")
+__all__ = ("AutoPipeline", "Command", "Dispatcher", "PipelineStatistics", "fail_batches")
 
 Command = tuple["EncodableT", ...]
 
@@ -163,3 +163,17 @@ class AutoPipeline:
             # A connection still owing a reply sent with this batch (or before) has
             # not answered for a whole timeout: drop it, the next command reconnects.
             self._dispatcher.abort_stalled(batch.sent_at)
+
+
+def fail_batches(
+    batches: list[tuple[list[Command], list[asyncio.Future[Any]]]], error: BackendError
+) -> None:
+    """Fail every pending future of `batches` with its own copy of `error`.
+
+    Each caller gets a fresh exception: one instance raised in many tasks would
+    collect every task's traceback.
+    """
+    for _, futures in batches:
+        for future in futures:
+            if not future.done():
+                future.set_exception(type(error)(error.message, backend=error.backend))
