@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from scalepy.ratelimit import GCRA, RateLimiter, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip, header_key
-from scalepy.testing import FakeClock
+from scalepy.testing import FakeClock, asgi_request
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -28,34 +28,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 async def call(
     app: ASGIApp, path: str, *, peer: str = "203.0.113.7", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    """Send one GET through `app` as an ASGI server would; return status, headers, body."""
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
-        "client": (peer, 50000),
-        "server": ("testserver", 80),
-    }
-    requests = [{"type": "http.request", "body": b"", "more_body": False}]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return requests.pop() if requests else {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start, *bodies = sent
-    response_headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], response_headers, b"".join(m.get("body", b"") for m in bodies)
+    """Send one GET through `app` in-process (scalepy.testing.asgi_request)."""
+    response = await asgi_request(app, path, peer=peer, headers=list((headers or {}).items()))
+    return response.status, dict(response.headers), response.body
 
 
 async def home(request: Request) -> PlainTextResponse:

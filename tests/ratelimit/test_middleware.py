@@ -20,7 +20,7 @@ from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._limiter import RateLimiter
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip, header_key, user_key
-from scalepy.testing import FakeClock
+from scalepy.testing import AsgiResponse, FakeClock, asgi_request
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -32,21 +32,6 @@ if TYPE_CHECKING:
 PAIR = TokenBucket(capacity=2, refill_rate=0.05, name="pair")
 """Two requests at once, then one per 20 s; the whole bucket refills in 40 s."""
 PEER = "203.0.113.7"
-
-
-@dataclass
-class Response:
-    """What an ASGI app sent for one request."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """The value of the only `name` header, or None."""
-        values = [value for key, value in self.headers if key == name]
-        assert len(values) <= 1
-        return values[0] if values else None
 
 
 @dataclass
@@ -90,37 +75,9 @@ class CountingApp:
 
 async def request(
     app: ASGIApp, path: str = "/", *, peer: str = PEER, headers: Sequence[tuple[str, str]] = ()
-) -> Response:
-    """Send one GET through `app` and collect the response."""
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(name.encode(), value.encode()) for name, value in headers],
-        "client": (peer, 51000),
-        "server": ("testserver", 80),
-    }
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start, *bodies = sent
-    return Response(
-        status=start["status"],
-        headers=[(name.decode(), value.decode()) for name, value in start.get("headers", [])],
-        body=b"".join(message.get("body", b"") for message in bodies),
-    )
+) -> AsgiResponse:
+    """Send one GET through `app` from the usual client address."""
+    return await asgi_request(app, path, peer=peer, headers=headers)
 
 
 def middleware(app: ASGIApp | None = None, **options: Any) -> RateLimitMiddleware:
