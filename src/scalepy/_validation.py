@@ -9,9 +9,7 @@ from scalepy.errors import ConfigurationError
 __all__ = ("check_finite",)
 
 
-def check_finite(
-    name: str, value: object, *, minimum: float = 0, inclusive: bool = False
-) -> None:
+def check_finite(name: str, value: object, *, minimum: float = 0, inclusive: bool = False) -> None:
     """Raise `ConfigurationError` unless `value` is a finite number above `minimum`.
 
     Args:
