@@ -16,7 +16,10 @@ ScalepyError
 │   └── SignatureError
 ├── RateLimitExceeded
 ├── CircuitOpenError
-└── BulkheadFull
+├── BulkheadFull
+└── PoolError
+    ├── PoolTimeoutError (TimeoutError)
+    └── PoolClosedError
 ```
 
 Primitives add their own families beside these (rate limiting, circuit breaking,
@@ -34,6 +37,9 @@ __all__ = (
     "CircuitOpenError",
     "ConfigurationError",
     "InvalidBackendURL",
+    "PoolClosedError",
+    "PoolError",
+    "PoolTimeoutError",
     "RateLimitExceeded",
     "ScalepyError",
     "SerializationError",
@@ -149,3 +155,39 @@ class BulkheadFull(ScalepyError):
 
     def __str__(self) -> str:
         return f"bulkhead {self.name!r} is full ({self.max_concurrent} calls running)"
+
+
+class PoolError(ScalepyError):
+    """A connection pool could not hand out a connection.
+
+    Attributes:
+        pool: The pool's name, e.g. `"primary"` or `"replica-1"`.
+    """
+
+    def __init__(self, pool: str) -> None:
+        super().__init__(pool)
+        self.pool = pool
+
+
+class PoolTimeoutError(PoolError, TimeoutError):
+    """No connection became free within the pool's acquire deadline.
+
+    Attributes:
+        pool: The pool's name.
+        timeout: The deadline that expired, in seconds.
+    """
+
+    def __init__(self, pool: str, timeout: float) -> None:
+        super().__init__(pool)
+        self.args = (pool, timeout)
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"no connection from pool {self.pool!r} within {self.timeout:.3f} s"
+
+
+class PoolClosedError(PoolError):
+    """The pool is closing or closed and refuses new acquires."""
+
+    def __str__(self) -> str:
+        return f"pool {self.pool!r} is closed"
