@@ -27,6 +27,8 @@ PUBLIC_MODULES = (
     "scalepy.retry",
     "scalepy.bulkhead",
     "scalepy.breaker",
+    "scalepy.health",
+    "scalepy.integrations.starlette",
 )
 
 # Modules that must load with the standard library alone (no extra installed).
@@ -41,6 +43,7 @@ STDLIB_ONLY = (
     "scalepy.ratelimit",
     "scalepy.bulkhead",
     "scalepy.breaker",
+    "scalepy.health",
 )
 
 
@@ -86,6 +89,7 @@ def test_import_scalepy_loads_only_the_standard_library() -> None:
         ("scalepy.integrations.opentelemetry", "opentelemetry", "otel"),
         ("scalepy.integrations.prometheus", "prometheus_client", "prometheus"),
         ("scalepy.retry", "tenacity", "retry"),
+        ("scalepy.integrations.starlette", "starlette", "starlette"),
     ],
 )
 def test_optional_modules_name_their_extra_when_it_is_missing(

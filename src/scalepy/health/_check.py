@@ -11,10 +11,13 @@ is not `critical` makes the service `warn` instead of `fail`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ("Check", "Observation", "ProbeResult", "Status")
+from scalepy._validation import check_finite
+from scalepy.errors import ConfigurationError
+
+__all__ = ("Check", "Observation", "ProbeResult", "Status", "flatten_checks")
 
 
 class Status(enum.Enum):
@@ -63,6 +66,13 @@ class Check:
             `"system"`, `"component"`.
         critical: Whether a failure fails readiness (`True`) or only warns.
         timeout: Seconds the probe may take before it counts as failed.
+        measurement: What a probe that raised, timed out or returned nothing is
+            reported as: the key is `"{name}:{measurement}"`, or just `"{name}"`
+            when this is `None`.
+
+    Raises:
+        ConfigurationError: An empty name or measurement, a probe that is not
+            callable, or a timeout that is not a finite number > 0.
     """
 
     name: str
@@ -70,3 +80,51 @@ class Check:
     component_type: str = "component"
     critical: bool = True
     timeout: float = 1.0
+    measurement: str | None = None
+
+    def __post_init__(self) -> None:
+        name: object = self.name  # checked as given, whatever the annotation says
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"a check needs a non-empty name, got {self.name!r}")
+        if not callable(self.probe):
+            raise ConfigurationError(
+                f"check {self.name!r}: probe must be an async function, got {self.probe!r}"
+            )
+        if self.measurement is not None and not self.measurement:
+            raise ConfigurationError(f"check {self.name!r}: measurement must be non-empty or None")
+        check_finite(f"check {self.name!r} timeout", self.timeout)
+
+    @property
+    def key(self) -> str:
+        """The health+json key a result without observations is reported under."""
+        return self.name if self.measurement is None else f"{self.name}:{self.measurement}"
+
+
+def flatten_checks(checks: Iterable[Check | Iterable[Check]]) -> tuple[Check, ...]:
+    """Checks given one by one or in groups (`pools.health_checks()`), in order.
+
+    Raises:
+        ConfigurationError: Something that is not a check, or two checks with one name.
+    """
+    given: object = checks  # checked as given, whatever the annotations say
+    if isinstance(given, Check | str) or not isinstance(given, Iterable):
+        raise ConfigurationError(f"checks must be a list of checks, got {given!r}")
+    flat: list[Check] = []
+    for item in given:
+        group: object = [item] if isinstance(item, Check) else item
+        if isinstance(group, str) or not isinstance(group, Iterable):
+            raise ConfigurationError(
+                f"checks must hold Check objects or lists of them, got {item!r}"
+            )
+        for check in group:
+            if not isinstance(check, Check):
+                raise ConfigurationError(f"checks must hold Check objects, got {check!r}")
+            flat.append(check)
+    names = [check.name for check in flat]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigurationError(
+            f"two checks are named {twice[0]!r}: give each its own name, or make one check "
+            "return an Observation per instance (component_id)"
+        )
+    return tuple(flat)

@@ -1,0 +1,153 @@
+"""Readiness-probe cost in-process, through the ASGI app: cached, uncached, and peers.
+
+Run (services up, see scripts/services.sh):
+
+    .venv/bin/python benchmarks/health.py [--calls 20000] [--rounds 5]
+        [--url redis://127.0.0.1:6379/0]
+
+Every contender answers `GET /health/ready` (or its own path) as an ASGI server
+would call it: a fresh copy of a prepared scope, a `receive` returning the empty
+body and a `send` that drops the messages. Calls run back to back in one
+coroutine, timed with `time.perf_counter_ns` around the whole loop; rounds
+alternate between contenders and the median is shown.
+
+- raw ASGI constant: an app sending a constant 200 body, the floor of any probe.
+- Starlette JSONResponse endpoint: a hand-written `{"status": "pass"}` route, what
+  a service without scalepy typically exposes.
+- scalepy readiness, cached: `health.asgi` with a Redis PING check whose passing
+  result is cached (the state a probe meets almost always).
+- scalepy readiness via Starlette routes: the same, through `health.routes()`.
+- scalepy liveness: `health.asgi` on `/health/live`.
+- scalepy readiness, uncached: the same check with `pass_ttl=0`, one real Redis
+  round trip per probe: what the cache saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib.metadata import version
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from _harness import TimedLoop, median_ns_per_call
+from scalepy.backends.redis import RedisClient
+from scalepy.health import Health, redis_check
+
+Message = MutableMapping[str, Any]
+App = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[Message]],
+        Callable[[Message], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+TARGET_NS = 100_000  # the issue's target: a cached probe answers in < 100 us
+
+
+async def constant(scope: Message, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b'{"status":"pass"}'})
+
+
+async def status_endpoint(request: Any) -> JSONResponse:
+    return JSONResponse({"status": "pass"})
+
+
+def probe_loop(app: App, path: str) -> TimedLoop:
+    """A loop sending `GET path` through `app`; checks once that it answers 200."""
+    scope: Message = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"pod")],
+        "client": ("10.0.0.1", 50000),
+        "server": ("10.0.0.2", 8000),
+    }
+    statuses: list[int] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def record(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def drop(message: Message) -> None:
+        return None
+
+    async def run(calls: int) -> float:
+        if not statuses:
+            await app(dict(scope), receive, record)
+            assert statuses == [200], f"{path}: {statuses}"
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            await app(dict(scope), receive, drop)
+        return (time.perf_counter_ns() - started) / calls
+
+    return run
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
+    options = parser.parse_args()
+
+    async with RedisClient.from_url(options.url) as redis:
+        cached = Health([redis_check(redis)], pass_ttl=3600.0)
+        uncached = Health([redis_check(redis)], pass_ttl=0.0, fail_ttl=0.0)
+        for health in (cached, uncached):
+            health.mark_started()
+        starlette_health = Starlette(routes=cached.routes())
+        hand_written = Starlette(routes=[Route("/healthz", status_endpoint)])
+
+        loops = {
+            "raw ASGI constant (floor)": probe_loop(constant, "/"),
+            "Starlette JSONResponse endpoint": probe_loop(hand_written, "/healthz"),
+            "scalepy readiness, cached": probe_loop(cached.asgi, "/health/ready"),
+            "scalepy readiness via Starlette routes": probe_loop(starlette_health, "/health/ready"),
+            "scalepy liveness": probe_loop(cached.asgi, "/health/live"),
+        }
+        medians = await median_ns_per_call(loops, options.calls, options.rounds)
+        uncached_calls = max(1, options.calls // 20)
+        medians |= await median_ns_per_call(
+            {
+                "scalepy readiness, uncached (Redis PING)": probe_loop(
+                    uncached.asgi, "/health/ready"
+                )
+            },
+            uncached_calls,
+            options.rounds,
+        )
+
+    print(
+        f"CPython {platform.python_version()}, starlette {version('starlette')}; "
+        f"medians of {options.rounds} rounds of {options.calls:,} probes "
+        f"({uncached_calls:,} uncached)"
+    )
+    floor = medians["raw ASGI constant (floor)"]
+    print(f"{'contender':<42} {'ns/probe':>10} {'us/probe':>9} {'vs floor':>9}")
+    for name, value in medians.items():
+        print(f"{name:<42} {value:>10,.0f} {value / 1000:>9.2f} {value / floor:>8.1f}x")
+    best = medians["scalepy readiness, cached"]
+    verdict = "met" if best < TARGET_NS else "NOT met"
+    print(f"target: a cached probe < {TARGET_NS / 1000:.0f} us -> {best / 1000:.2f} us, {verdict}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
