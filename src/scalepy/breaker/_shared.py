@@ -43,11 +43,9 @@ from scalepy.errors import BackendError, ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from redis.asyncio.client import PubSub
-    from redis.asyncio.cluster import ClusterPubSub
     from redis.typing import EncodableT
 
-    from scalepy.backends.redis import RedisClient, Script
+    from scalepy.backends.redis import RedisClient, Script, Subscription
     from scalepy.breaker._events import StateChange
     from scalepy.breaker._state import BreakerCore
 
@@ -214,8 +212,9 @@ class RedisSharedState(AsyncCloseable):
         "_replica",
         "_shared_state",
         "_stale_after",
+        "_subscription",
         "_syncs",
-        "_tasks",
+        "_task",
         "_wake",
     )
 
@@ -262,7 +261,8 @@ class RedisSharedState(AsyncCloseable):
         self._proposal: tuple[BreakerState, int] | None = None  # (result, core generation)
         self._adopting = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: tuple[asyncio.Task[None], ...] = ()
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
         self._wake = asyncio.Event()
         self._syncs = self._failed_syncs = self._adopted = self._notifications = 0
         self._available = False
@@ -294,6 +294,18 @@ class RedisSharedState(AsyncCloseable):
         state_key, windows_key = self._namespace.keys(name, "state", "windows")
         self._keys = (state_key, windows_key)
         self._channel = self._namespace.key(name, "events")
+        from scalepy.backends.redis import Subscription
+
+        # Classic pub/sub, also on a cluster: the sync script PUBLISHes from the node
+        # that owns the breaker's keys, and the cluster broadcasts it to every node.
+        self._subscription = Subscription(
+            self._client,
+            self._channel,
+            self.notify,
+            on_connected=self._on_subscribed,
+            min_delay=self._flush_interval,
+            max_delay=self._max_backoff,
+        )
         self._start_in_running_loop()
         return self._on_change
 
@@ -308,7 +320,7 @@ class RedisSharedState(AsyncCloseable):
         self._start_in_running_loop()
 
     def _start_in_running_loop(self) -> None:
-        if self._tasks:
+        if self._task is not None:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -316,19 +328,21 @@ class RedisSharedState(AsyncCloseable):
             return  # created outside a loop: started later, by a transition or start()
         self._loop = loop
         self._wake = asyncio.Event()
-        self._tasks = (
-            loop.create_task(self._sync_forever(), name=f"scalepy.breaker.sync:{self._name}"),
-            loop.create_task(self._listen_forever(), name=f"scalepy.breaker.listen:{self._name}"),
+        self._task = loop.create_task(
+            self._sync_forever(), name=f"scalepy.breaker.sync:{self._name}"
         )
+        assert self._subscription is not None  # created by attach(), like the core
+        self._subscription.start_soon()
 
     async def aclose(self) -> None:
         """Stop the background tasks, and close the client if this state owns it."""
-        tasks, self._tasks, self._loop = self._tasks, (), None
-        for task in tasks:
+        task, self._task, self._loop = self._task, None, None
+        if task is not None:
             task.cancel()
-        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._subscription is not None:
+            await self._subscription.aclose()
         if self._owns_client:
             await self._client.aclose()
 
@@ -422,31 +436,11 @@ class RedisSharedState(AsyncCloseable):
 
     # -- notifications ---------------------------------------------------------
 
-    async def _listen_forever(self) -> None:
-        # Reads are bounded and the loop checks `_tasks`: redis-py's cluster pub/sub
-        # can swallow a cancellation that arrives during a read.
-        delay = self._flush_interval
-        while self._tasks:
-            redis = self._client.redis
-            pubsub: PubSub | ClusterPubSub = redis.pubsub()
-            try:
-                await redis.initialize()  # a cluster client maps its slots here
-                await pubsub.subscribe(self._channel)
-                self._guard.record_success()  # Redis is back: sync now, not after backoff
-                self._wake.set()  # catch up with what was published while unsubscribed
-                delay = self._flush_interval
-                while self._tasks:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self._flush_interval
-                    )
-                    if message is not None:
-                        self.notify(message["data"])
-            except Exception:  # any driver error: resubscribe after a pause
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+    def _on_subscribed(self) -> None:
+        # Redis is back: sync now rather than after the guard's backoff, and catch up
+        # with the transitions published while the channel was not subscribed.
+        self._guard.record_success()
+        self._wake.set()
 
     def notify(self, payload: bytes) -> None:
         """Adopt a transition published by a replica, `b"epoch:state:elapsed_ms:wait_ms"`.
@@ -526,7 +520,7 @@ class RedisSharedState(AsyncCloseable):
 
     def __repr__(self) -> str:
         shared = "unknown" if self._shared_state is None else self._shared_state.label
-        running = "running" if self._tasks else "stopped"
+        running = "running" if self._task is not None else "stopped"
         return (
             f"<RedisSharedState {self._name!r} {running} shared={shared} epoch={self._epoch} "
             f"syncs={self._syncs} failed={self._failed_syncs} client={self._client!r}>"

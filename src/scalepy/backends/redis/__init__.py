@@ -17,6 +17,10 @@ from scalepy.backends.redis._client import RedisClientStatistics as RedisClientS
 from scalepy.backends.redis._pipeline import PipelineStatistics as PipelineStatistics
 from scalepy.backends.redis._scripts import Script as Script
 from scalepy.backends.redis._scripts import ScriptRegistry as ScriptRegistry
+from scalepy.backends.redis._subscription import Subscription as Subscription
+from scalepy.backends.redis._subscription import (
+    SubscriptionStatistics as SubscriptionStatistics,
+)
 
 __all__ = (
     "PipelineStatistics",
@@ -24,4 +28,6 @@ __all__ = (
     "RedisClientStatistics",
     "Script",
     "ScriptRegistry",
+    "Subscription",
+    "SubscriptionStatistics",
 )

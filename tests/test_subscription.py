@@ -1,0 +1,262 @@
+"""`Subscription`: delivery on Redis and Redis Cluster, reconnection after failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+from scalepy.backends.redis import RedisClient, Subscription, SubscriptionStatistics
+from scalepy.errors import ConfigurationError
+from tests.support.redis_server import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.support.redis_server import RedisServer
+
+WAIT = 10.0  # the most any event below may take; they usually take milliseconds
+
+
+class Listener:
+    """Collects messages and counts (dis)connections, with events to await them."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.arrived = asyncio.Event()
+        self.ups = self.downs = 0
+        self.up = asyncio.Event()
+        self.down = asyncio.Event()
+
+    def on_message(self, data: bytes) -> None:
+        """Keep the message."""
+        self.messages.append(data)
+        self.arrived.set()
+
+    def on_connected(self) -> None:
+        """Count a subscription."""
+        self.ups += 1
+        self.up.set()
+
+    def on_disconnected(self) -> None:
+        """Count a lost connection."""
+        self.downs += 1
+        self.down.set()
+
+    def subscribe(self, client: RedisClient, channel: str, **options: Any) -> Subscription:
+        """A subscription reporting to this listener."""
+        return Subscription(
+            client,
+            channel,
+            self.on_message,
+            on_connected=self.on_connected,
+            on_disconnected=self.on_disconnected,
+            **options,
+        )
+
+    async def receive(self, count: int) -> list[bytes]:
+        """Wait until `count` messages have arrived; return them."""
+        async with asyncio.timeout(WAIT):
+            while len(self.messages) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.messages
+
+    async def next_up(self) -> None:
+        """Wait for the next subscription."""
+        self.up.clear()
+        await asyncio.wait_for(self.up.wait(), WAIT)
+
+    async def next_down(self) -> None:
+        """Wait for the next lost connection."""
+        self.down.clear()
+        await asyncio.wait_for(self.down.wait(), WAIT)
+
+
+@pytest.fixture
+def channel(key_prefix: str) -> str:
+    """A channel no other test uses."""
+    return f"{key_prefix}:{{events}}"
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["classic", "sharded"])
+async def test_messages_arrive_in_order(redis: RedisClient, channel: str, sharded: bool) -> None:
+    """Once start() returns, every message published is delivered, in publishing order."""
+    listener = Listener()
+    async with listener.subscribe(redis, channel, sharded=sharded) as subscription:
+        await subscription.start()
+        assert (True, 1) == (subscription.connected, listener.ups)
+        command = "SPUBLISH" if sharded else "PUBLISH"
+        for index in range(20):
+            await redis.execute(command, channel, f"m{index}")
+        assert [f"m{i}".encode() for i in range(20)] == await listener.receive(20)
+        stats = subscription.statistics()
+        expected = SubscriptionStatistics(
+            channel=channel, sharded=sharded, connected=True, connects=1, failures=0, messages=20
+        )
+        assert expected == stats
+    assert (False, 0) == (subscription.connected, listener.downs)
+
+
+async def test_a_stale_cluster_slot_map_is_corrected_by_moved(
+    cluster_url: str, channel: str
+) -> None:
+    """A sharded subscription sent to a node that does not own the slot follows MOVED."""
+    async with RedisClient.from_url(cluster_url) as client:
+        cluster = client.redis
+        assert isinstance(cluster, RedisCluster)
+        await cluster.initialize()
+        owner = cluster.get_node_from_key(channel)
+        assert owner is not None
+        other = next(node for node in cluster.get_primaries() if node.name != owner.name)
+        listener = Listener()
+        async with listener.subscribe(client, channel, sharded=True) as subscription:
+            subscription._redirect = (other.host, int(other.port))  # as if the slot had moved
+            await subscription.start()
+            await client.execute("SPUBLISH", channel, "found")
+            assert [b"found"] == await listener.receive(1)
+            assert (1, 1) == (subscription.statistics().failures, listener.ups)
+
+
+async def test_a_restarted_server_is_resubscribed(redis_server: RedisServer, channel: str) -> None:
+    """Redis stopped: connected turns False; restarted: True again, and messages flow."""
+    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.5") as client:
+        listener = Listener()
+        async with listener.subscribe(client, channel, min_delay=0.05, max_delay=0.2) as sub:
+            await sub.start()
+            redis_server.stop()
+            await listener.next_down()
+            assert (False, 1) == (sub.connected, listener.downs)
+            redis_server.start()
+            await listener.next_up()
+            assert (True, 2) == (sub.connected, listener.ups)
+            await client.execute("PUBLISH", channel, "back")
+            assert [b"back"] == await listener.receive(1)
+            assert 1 <= sub.statistics().failures
+            assert "connected connects=2" in repr(sub)
+
+
+async def test_a_killed_connection_is_replaced(redis_server: RedisServer, channel: str) -> None:
+    """CLIENT KILL of the subscriber's connection: it reconnects by itself."""
+    async with RedisClient.from_url(redis_server.url) as client:
+        listener = Listener()
+        async with listener.subscribe(client, channel, min_delay=0.05) as subscription:
+            await subscription.start()
+            assert 1 == await client.execute("CLIENT", "KILL", "TYPE", "pubsub")
+            await listener.next_up()
+            assert (1, 2) == (listener.downs, listener.ups)
+
+
+async def test_a_frozen_server_is_noticed_by_ping(
+    redis_server: RedisServer, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that stops answering (SIGSTOP) is dropped after ping_interval + timeout."""
+    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.2") as client:
+        listener = Listener()
+        options = {"ping_interval": 0.2, "min_delay": 0.05, "max_delay": 0.2}
+        async with listener.subscribe(client, channel, **options) as subscription:
+            await subscription.start()
+            redis_server.pause()
+            started = time.monotonic()
+            with caplog.at_level(logging.INFO, "scalepy.backends.redis"):
+                await listener.next_down()
+                assert time.monotonic() - started < 0.2 + 0.2 + 0.2 + 1.0  # poll + ping + slack
+                redis_server.resume()
+                await listener.next_up()
+            messages = [record.getMessage() for record in caplog.records]
+            assert any("lost, resubscribing" in message for message in messages)
+            assert any("restored" in message for message in messages)
+
+
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster"])
+async def test_an_unreachable_server_does_not_block_start(
+    scheme: str, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """start() returns after a bounded wait; the task keeps retrying, quietly."""
+    url = f"{scheme}://127.0.0.1:{free_port()}?connect_timeout=0.2&timeout=0.2"
+    async with RedisClient.from_url(url) as client:
+        listener = Listener()
+        subscription = listener.subscribe(client, channel, min_delay=0.01, max_delay=0.05)
+        started = time.monotonic()
+        await subscription.start()
+        assert time.monotonic() - started < 0.4 + 0.5
+        assert (False, 0) == (subscription.connected, listener.ups)
+        assert 3 <= subscription.statistics().failures  # refused at once, retried meanwhile
+        await subscription.aclose()
+        assert "stopped" in repr(subscription)
+    assert [] == [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+async def test_a_failing_callback_is_logged_and_delivery_goes_on(
+    redis_url: str, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception from on_message is logged; the next message is still delivered."""
+    received: list[bytes] = []
+    arrived = asyncio.Event()
+
+    def on_message(data: bytes) -> None:
+        if data == b"bad":
+            raise ValueError("callback bug")
+        received.append(data)
+        arrived.set()
+
+    async with (
+        RedisClient.from_url(redis_url) as client,
+        Subscription(client, channel, on_message) as subscription,
+    ):
+        await subscription.start()
+        await client.execute("PUBLISH", channel, "bad")
+        await client.execute("PUBLISH", channel, "good")
+        await asyncio.wait_for(arrived.wait(), WAIT)
+    assert [b"good"] == received
+    assert ["a callback of the subscription"] == [r.getMessage()[:30] for r in caplog.records]
+
+
+async def test_it_can_be_started_again_after_aclose(redis_url: str, channel: str) -> None:
+    """aclose() stops it; start() subscribes again; start() while running is a no-op."""
+    async with RedisClient.from_url(redis_url) as client:
+        listener = Listener()
+        subscription = listener.subscribe(client, channel)
+        await subscription.start()
+        await subscription.start()
+        await subscription.aclose()
+        await subscription.aclose()
+        assert (False, 1) == (subscription.connected, listener.ups)
+        await subscription.start()
+        assert (True, 2) == (subscription.connected, listener.ups)
+        await subscription.aclose()
+        assert 0 == listener.downs  # closing on purpose is not a lost connection
+
+
+def test_start_soon_needs_a_running_loop(redis_url: str) -> None:
+    """Outside an event loop there is nothing to run the task: RuntimeError."""
+    subscription = Subscription(RedisClient.from_url(redis_url), "events", print)
+    with pytest.raises(RuntimeError):
+        subscription.start_soon()
+
+
+BAD_OPTIONS: list[tuple[Callable[[RedisClient], object], str]] = [
+    (lambda client: Subscription(client, "", print), "non-empty channel"),
+    (lambda client: Subscription(client, "c", print, min_delay=0), "min_delay must be a finite"),
+    (
+        lambda client: Subscription(client, "c", print, min_delay=2.0, max_delay=1.0),
+        "max_delay must be a finite number >= 2.0",
+    ),
+    (
+        lambda client: Subscription(client, "c", print, ping_interval=float("inf")),
+        "ping_interval must be a finite number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "message"), BAD_OPTIONS)
+def test_bad_options_are_rejected(
+    redis_url: str, build: Callable[[RedisClient], object], message: str
+) -> None:
+    """Invalid options raise ConfigurationError naming what is allowed."""
+    with pytest.raises(ConfigurationError, match=message):
+        build(RedisClient.from_url(redis_url))
