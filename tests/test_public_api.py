@@ -29,6 +29,7 @@ PUBLIC_MODULES = (
     "scalepy.breaker",
     "scalepy.health",
     "scalepy.integrations.starlette",
+    "scalepy.pools",
 )
 
 # Modules that must load with the standard library alone (no extra installed).
@@ -89,6 +90,8 @@ def test_import_scalepy_loads_only_the_standard_library() -> None:
         ("scalepy.integrations.opentelemetry", "opentelemetry", "otel"),
         ("scalepy.integrations.prometheus", "prometheus_client", "prometheus"),
         ("scalepy.retry", "tenacity", "retry"),
+        ("scalepy.pools", "asyncpg", "postgres,retry"),
+        ("scalepy.pools", "tenacity", "postgres,retry"),
         ("scalepy.integrations.starlette", "starlette", "starlette"),
     ],
 )

@@ -1,0 +1,1 @@
+"""Tests of scalepy.pools: PostgreSQL pools, read routing, the pool manager."""
