@@ -56,10 +56,13 @@ async def main() -> None:
             # Every key carries the identity as its hash tag, and a TTL: idle keys vanish.
             async with RedisClient.from_url(REDIS_URL) as redis:
                 names = await scan(redis, f"scalepy:rl:{namespace}:*")
-                assert len(names) == 2, names  # one per policy
+                # One key per policy; the bucket's lives only until it would be full
+                # again (0.2 s here), so on a slow machine it may already be gone.
+                assert 1 <= len(names) <= 2, names
                 for name in names:
                     assert b"{user:ada}" in name
-                    assert 0 < await redis.execute("PTTL", name) <= 2 * 3600 * 1000
+                    ttl = await redis.execute("PTTL", name)  # -2: it expired meanwhile
+                    assert ttl == -2 or 0 < ttl <= 2 * 3600 * 1000, ttl  # never -1 (no TTL)
         finally:
             await limiter.reset(key, BURST, HOURLY)
 
