@@ -1,0 +1,233 @@
+"""Cache hits and misses per second: scalepy against cashews, aiocache and a raw redis-py GET.
+
+Run (services up, see scripts/services.sh; peers from the `bench` extra):
+
+    .venv/bin/pip install -e '.[all,bench]'
+    .venv/bin/python benchmarks/cache.py [--url redis://127.0.0.1:6379/0]
+        [--seconds 1] [--rounds 3]
+
+Every contender caches the same `async def` through its own decorator, with the
+same small dict as the value and the same Redis server:
+
+* scalepy, L1 on: `Cache(url, local_max_size=10_000)`: hits come from the in-process
+  L1, misses go to Redis (read, load lock, write) like the other Redis contenders'.
+* scalepy, L1 off: `Cache(url)`, every hit a Redis GET.
+* cashews memory / Redis: `Cache().setup("mem://")` / `setup(url)` (pickle, its only
+  serializer), `@cache(ttl=...)`.
+* aiocache memory / Redis: `@cached(cache=SimpleMemoryCache)` / `RedisCache` (JSON,
+  its Redis default; scalepy's default is JSON too).
+* raw redis-py GET: `Redis.get` of the stored value, without decoding: the ceiling
+  for one round trip per call without pipelining.
+
+Scenarios, each at 1 and 50 concurrent tasks: "hot key" (every call reads one
+key), "many keys" (calls cycle over 1,000 keys, all cached beforehand) and "miss"
+(every call has a new argument: lookup, call, store). Every contender is warmed up
+first; rounds alternate between contenders and the median is shown. The ratio
+compares each contender with the fastest peer of its tier (the memory tier for L1
+hits and in-memory caches, the Redis tier for the rest, scalepy's L1 misses
+included; the raw GET is not a peer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiocache import RedisCache, SimpleMemoryCache, cached
+from cashews import Cache as CashewsCache
+from redis.asyncio import Redis
+
+from _harness import Operation, median_throughputs
+from scalepy.backends import parse_backend_url
+from scalepy.backends.redis import RedisClient
+
+KEYS = 1_000
+TTL = 600  # seconds: nothing expires during a run
+MEMORY, REDIS, RAW = "memory", "Redis", "raw"
+
+Loader = Callable[[int], Awaitable[dict[str, Any]]]
+
+
+async def load(item: int) -> dict[str, Any]:
+    """What every contender caches: a small dict, as a database row would give."""
+    return {"id": item, "title": "buy milk", "done": False, "tags": ["home", "urgent"]}
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """One cache under test: its decorated loader, and the tiers it is compared within."""
+
+    name: str
+    tier: str
+    """Where its hits come from."""
+    call: Loader
+    peer: bool = True
+    """Whether it is a peer library (the ratios compare against the best peer)."""
+    miss_tier: str = ""
+    """Where its misses go, when not its hits' tier (scalepy's L1 misses go to Redis)."""
+    backend_errors: Callable[[], int] | None = None
+    """Redis calls that failed so far (scalepy): a failed call is served by the loader."""
+
+
+def workloads(call: Loader, misses: itertools.count[int]) -> dict[str, Operation]:
+    """The three scenarios for one contender (keys 0..KEYS-1 are cached beforehand)."""
+    cycle = itertools.cycle(range(KEYS))
+    return {
+        "hot key": lambda: call(0),
+        "many keys": lambda: call(next(cycle)),
+        "miss": lambda: call(next(misses)),
+    }
+
+
+async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable[[], Any]]]:
+    """Build every contender; return them with the coroutines that close them."""
+    config = parse_backend_url(url)
+    host, port = getattr(config, "host", "127.0.0.1"), getattr(config, "port", 6379)
+    closers: list[Callable[[], Any]] = []
+    found: list[Contender] = []
+
+    try:
+        from scalepy.cache import Cache
+    except ImportError:
+        print("scalepy.cache.Cache is not available yet: its rows are skipped\n")
+    else:
+        local = Cache(url, namespace=f"bench-l1-{run}", local_max_size=10_000)
+        remote = Cache(url, namespace=f"bench-l2-{run}")
+        found += [
+            Contender(
+                "scalepy, L1 on",
+                MEMORY,
+                local.cached(ttl=TTL)(load),
+                peer=False,
+                miss_tier=REDIS,
+                backend_errors=lambda: local.statistics().errors,
+            ),
+            Contender(
+                "scalepy, L1 off (Redis)",
+                REDIS,
+                remote.cached(ttl=TTL)(load),
+                peer=False,
+                backend_errors=lambda: remote.statistics().errors,
+            ),
+        ]
+        closers += [local.aclose, remote.aclose]
+
+    cashews_memory = CashewsCache()
+    cashews_memory.setup("mem://?size=100000")
+    cashews_redis = CashewsCache()
+    cashews_redis.setup(url)
+    closers += [cashews_memory.close, cashews_redis.close]
+    aiocache_memory = cached(ttl=TTL, cache=SimpleMemoryCache, namespace=f"bench-am-{run}")
+    aiocache_redis = cached(
+        ttl=TTL, cache=RedisCache, endpoint=host, port=port, namespace=f"bench-ar-{run}"
+    )
+    aiocache_redis_call: Loader = aiocache_redis(load)
+    closers.append(aiocache_redis.cache.close)
+    found += [
+        Contender("cashews memory", MEMORY, cashews_memory(ttl=TTL, prefix=f"cm-{run}")(load)),
+        Contender("cashews Redis", REDIS, cashews_redis(ttl=TTL, prefix=f"cr-{run}")(load)),
+        Contender("aiocache memory", MEMORY, aiocache_memory(load)),
+        Contender("aiocache Redis", REDIS, aiocache_redis_call),
+    ]
+
+    plain = Redis.from_url(url, max_connections=100)
+    closers.append(plain.aclose)
+    raw_keys = [f"bench-raw-{run}:{item}" for item in range(KEYS)]
+    for key in raw_keys:
+        await plain.set(key, b'{"id":0,"title":"buy milk","done":false,"tags":["home","urgent"]}')
+
+    async def raw_get(item: int) -> dict[str, Any]:
+        await plain.get(raw_keys[item % KEYS])
+        return {}
+
+    found.append(Contender("raw redis-py GET", RAW, raw_get, peer=False))
+    return found, closers
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    run = uuid.uuid4().hex[:8]
+    found, closers = await contenders(options.url, run)
+    misses = itertools.count(KEYS)  # shared: a miss is never repeated by anyone
+    operations = {c.name: workloads(c.call, misses) for c in found}
+
+    for contender in found:  # warm up: cache every key, exercise every path once
+        for item in range(KEYS):
+            await contender.call(item)
+        for operation in operations[contender.name].values():
+            await median_throughputs({"warm-up": operation}, 50, 0.1, 1)
+    for contender in found:
+        if contender.backend_errors is not None and (errors := contender.backend_errors()):
+            print(f"warning: warm-up, {contender.name}: {errors:,} Redis calls failed")
+
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    # Misses first: an L1 hit never yields to the event loop, so 50 tasks hitting L1
+    # starve the Redis replies of anything in flight; a reply late past the cache's
+    # timeout is an error, and enough of them would make later misses skip Redis.
+    for scenario in ("miss", "hot key", "many keys"):
+        for tasks in (1, 50):
+            field = {c.name: operations[c.name][scenario] for c in found}
+            if scenario == "miss":
+                del field["raw redis-py GET"]
+            before = {c.name: c.backend_errors() for c in found if c.backend_errors}
+            results[scenario, tasks] = await median_throughputs(
+                field, tasks, options.seconds, options.rounds
+            )
+            for contender in found:  # a row served by the loader instead of Redis would lie
+                if contender.backend_errors is not None:
+                    errors = contender.backend_errors() - before[contender.name]
+                    if errors:
+                        print(
+                            f"warning: {scenario}, {tasks} tasks, {contender.name}: {errors:,} Redis calls failed"
+                        )
+    report(found, results)
+    for close in closers:
+        await close()
+    await _forget(options.url, run)
+
+
+def report(found: list[Contender], results: dict[tuple[str, int], dict[str, float]]) -> None:
+    """Print one table: ops/s per scenario, and each contender against its tier's best peer."""
+    peers = {c.name for c in found if c.peer}
+    header = f"{'scenario':<10} {'tasks':>5}  {'contender':<27} {'ops/s':>10}  {'vs best peer':>24}"
+    print(header)
+    print("-" * len(header))
+    for (scenario, tasks), medians in results.items():
+        tiers = {
+            c.name: c.miss_tier if scenario == "miss" and c.miss_tier else c.tier for c in found
+        }
+        for name, value in medians.items():
+            tier = REDIS if tiers[name] == RAW else tiers[name]
+            best = max(
+                ((medians[p], p) for p in medians if p in peers and tiers[p] == tier),
+                default=None,
+            )
+            ratio = "" if best is None else f"{value / best[0]:.2f}x {best[1]}"
+            cost = f"  ({1e6 / value:,.0f} us/miss)" if scenario == "miss" and tasks == 1 else ""
+            print(f"{scenario:<10} {tasks:>5}  {name:<27} {value:>10,.0f}  {ratio:>24}{cost}")
+        print()
+
+
+async def _forget(url: str, run: str) -> None:
+    """Delete the run's keys (they would expire after TTL anyway)."""
+    async with RedisClient.from_url(url) as client:
+        cursor = b"0"
+        while True:
+            cursor, keys = await client.execute("SCAN", cursor, "MATCH", f"*{run}*", "COUNT", 1000)
+            if keys:
+                await client.execute("UNLINK", *keys)
+            if cursor == b"0":
+                break
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,121 @@
+"""Assembling a cache: its store from a URL or config, and the engine around it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from scalepy._validation import check_finite
+from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
+from scalepy.backends.guard import BackendGuard
+from scalepy.cache._engine import Engine
+from scalepy.cache._local import LocalCache
+from scalepy.cache._memory import MemoryCacheStore
+from scalepy.cache._store import SharedCacheStore
+from scalepy.cache._tier import LocalTier
+from scalepy.cache._writes import Writer
+from scalepy.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from scalepy.backends import BackendConfig
+    from scalepy.cache._flight import Flight
+    from scalepy.cache._store import CacheStore
+    from scalepy.cache._telemetry import Meter
+    from scalepy.clock import Clock
+    from scalepy.serializers import Serializer
+    from scalepy.telemetry import Instrumentation
+
+__all__ = ("build_engine", "build_store")
+
+
+def build_store(
+    backend: str | BackendConfig | CacheStore,
+    *,
+    namespace: str,
+    version: str | int,
+    timeout: float,
+    lock_ttl: float,
+    heartbeat: float,
+    clock: Clock,
+    instrumentation: Instrumentation | None,
+) -> tuple[CacheStore, bool]:
+    """Return the store `backend` names (and whether the cache owns it), or `backend` itself.
+
+    Raises:
+        ConfigurationError: A bad namespace, timeout or lock TTL, or an unparsable URL.
+    """
+    if not namespace or "{" in namespace or "}" in namespace:
+        raise ConfigurationError(f"namespace must be non-empty, without braces: {namespace!r}")
+    check_finite("timeout", timeout)
+    check_finite("lock_ttl", lock_ttl)
+    if isinstance(backend, str):
+        config: BackendConfig = parse_backend_url(backend)
+    elif isinstance(backend, MemoryConfig | RedisConfig | RedisClusterConfig):
+        config = backend
+    else:
+        return backend, False
+    if isinstance(config, MemoryConfig):
+        return MemoryCacheStore(clock=clock), True
+    from scalepy.backends.redis import RedisClient  # the redis extra, only when asked for
+    from scalepy.cache._redis import RedisCacheStore
+
+    client = RedisClient(replace(config, timeout=timeout), instrumentation=instrumentation)
+    store = RedisCacheStore(
+        client,
+        namespace=namespace,
+        version=version,
+        lock_ttl=lock_ttl,
+        heartbeat=heartbeat,
+        owns_client=True,
+        instrumentation=instrumentation,
+    )
+    return store, True
+
+
+def build_engine(
+    store: CacheStore,
+    *,
+    serializer: Serializer,
+    clock: Clock,
+    meter: Meter,
+    local_max_size: int,
+    local_max_bytes: int,
+    local_ttl: float,
+    lock_wait: float,
+) -> Engine:
+    """Wire the guard, the L1 tier, the writer and the engine of one cache around `store`.
+
+    Raises:
+        ConfigurationError: Negative L1 bounds or a non-positive `local_ttl`.
+    """
+    if local_max_size < 0 or local_max_bytes < 1:
+        raise ConfigurationError(
+            f"local_max_size must be >= 0 and local_max_bytes >= 1, "
+            f"got {local_max_size} and {local_max_bytes}"
+        )
+    check_finite("local_ttl", local_ttl)
+    guard = BackendGuard(clock=clock)
+    shared = store if isinstance(store, SharedCacheStore) else None
+    flights: dict[str, Flight] = {}
+    tier = LocalTier(
+        LocalCache(local_max_size, local_max_bytes) if local_max_size else None,
+        shared,
+        ttl=local_ttl,
+        clock=clock,
+        serializer=serializer,
+        meter=meter,
+        flights=flights,
+    )
+    writer = Writer(store, serializer=serializer, guard=guard, meter=meter, tier=tier)
+    return Engine(
+        store,
+        shared,
+        writer=writer,
+        tier=tier,
+        flights=flights,
+        serializer=serializer,
+        clock=clock,
+        guard=guard,
+        meter=meter,
+        lock_wait=lock_wait,
+    )

@@ -1,0 +1,428 @@
+"""The read-through path: L1, single flight, backend read, cross-process lock, load, write.
+
+One lookup of a key goes, in order:
+
+1. the L1 (when on and coherent): a fresh value is served at once, and XFetch
+   may schedule a background refresh;
+2. the key's in-process flight: concurrent callers of the key share the first
+   caller's lookup;
+3. the backend: the entry and its tags' current versions, in one tick;
+4. on a miss, a shared store's load lock: one process loads, the others re-read
+   with jittered, growing backoff, never longer than `lock_wait`;
+5. the loader, then the write and the lock's release, sent in one pipeline
+   (SET first): the call returns once its entry is stored, so an invalidation
+   issued after the call returned (by any process) always wins over it.
+
+While the backend is failing the `BackendGuard` skips steps 3-4 at once: the
+loader answers, with no added wait, until a probe finds the backend back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from scalepy.cache._entry import decode_entry
+from scalepy.cache._flight import Abandoned, Flight
+from scalepy.cache._policy import Verdict, judge
+from scalepy.errors import BackendError, SerializationError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
+
+    from scalepy.backends.guard import BackendGuard
+    from scalepy.cache._entry import Entry
+    from scalepy.cache._policy import Policy
+    from scalepy.cache._store import CacheStore, SharedCacheStore
+    from scalepy.cache._telemetry import Meter
+    from scalepy.cache._tier import LocalTier
+    from scalepy.cache._writes import Prepared, Writer
+    from scalepy.clock import Clock
+    from scalepy.serializers import Serializer
+
+__all__ = ("MISSING", "UNAVAILABLE", "Engine", "Found", "Read")
+
+_FRESH, _REFRESH, _STALE = Verdict.FRESH, Verdict.REFRESH, Verdict.STALE
+_STALE_IF_ERROR, _EXPIRED = Verdict.STALE_IF_ERROR, Verdict.EXPIRED
+_FIRST_BACKOFF: Final = 0.005
+_MAX_BACKOFF: Final = 0.2
+_logger = logging.getLogger("scalepy.cache")
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+MISSING: Final = _Sentinel("MISSING")
+"""`Engine.lookup` found no fresh value."""
+UNAVAILABLE: Final = _Sentinel("UNAVAILABLE")
+"""The backend could not be asked."""
+
+
+class Found(NamedTuple):
+    """A usable entry read from the backend."""
+
+    value: Any
+    entry: Entry
+    remaining: float
+    verdict: Verdict
+
+
+class Read(NamedTuple):
+    """What one backend read learned: the entry (if usable) and the tags' versions."""
+
+    found: Found | _Sentinel | None
+    """The entry; `None` on a miss, `UNAVAILABLE` when the backend failed."""
+    versions: tuple[int, ...] | None
+    """The tags' versions; `None` when unknown, and then nothing may be written."""
+
+
+def _draw() -> float:
+    return 1.0 - random.random()  # in (0, 1]: XFetch takes its logarithm
+
+
+class Engine:
+    """Runs lookups for one `Cache`; see the module docstring."""
+
+    __slots__ = (
+        "_lock_wait",
+        "_pending",
+        "_refreshing",
+        "_serializer",
+        "_shared",
+        "_store",
+        "clock",
+        "flights",
+        "guard",
+        "meter",
+        "tier",
+        "writer",
+    )
+
+    def __init__(
+        self,
+        store: CacheStore,
+        shared: SharedCacheStore | None,
+        *,
+        writer: Writer,
+        tier: LocalTier,
+        flights: dict[str, Flight],
+        serializer: Serializer,
+        clock: Clock,
+        guard: BackendGuard,
+        meter: Meter,
+        lock_wait: float,
+    ) -> None:
+        self._store = store
+        self._shared = shared
+        self.writer = writer
+        self.tier = tier
+        self.flights = flights
+        self._serializer = serializer
+        self.clock = clock
+        self.guard = guard
+        self.meter = meter
+        self._lock_wait = lock_wait
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Keys being looked up now."""
+        return len(self.flights)
+
+    # -- lookups --------------------------------------------------------------
+
+    async def fetch(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[Any]],
+        policy: Policy,
+        tags: tuple[str, ...],
+        condition: Callable[[Any], bool] | None,
+    ) -> Any:
+        """Return `key`'s value from the L1, the backend or `load`, as the module doc says."""
+        tier = self.tier
+        if tier.local is not None:
+            now = self.clock.now()
+            hit = tier.get(key, now)
+            if hit is not None:
+                if now >= hit.refresh_from and (
+                    judge(hit.fresh_until - now, 0.0, hit.load_time, policy, _draw()) is _REFRESH
+                ):
+                    self.refresh_soon(key, load, policy, tags, condition)
+                self.meter.hit("l1")
+                return hit.value
+        while (flight := self.flights.get(key)) is not None and not flight.invalidated:
+            self.meter.joined()
+            with contextlib.suppress(Abandoned):
+                return await flight.join()
+        flight = self.flights[key] = Flight()  # replaces an invalidated one
+        try:
+            value = await self._resolve(flight, key, load, policy, tags, condition)
+        except BaseException as exc:
+            flight.fail(exc)
+            raise
+        finally:
+            self.land(key, flight)
+        flight.resolve(value)
+        return value
+
+    def land(self, key: str, flight: Flight) -> None:
+        """Close `key`'s flight: later callers look the key up again."""
+        if self.flights.get(key) is flight:
+            del self.flights[key]
+
+    async def lookup(self, key: str, policy: Policy) -> Any:
+        """Return `key`'s fresh value without loading (for `Cache.get`), or `MISSING`."""
+        tier = self.tier
+        if tier.local is not None:
+            hit = tier.get(key, self.clock.now())
+            if hit is not None:
+                self.meter.hit("l1")
+                return hit.value
+        generation = tier.generation
+        found, _ = await self.read(key, (), policy)
+        if isinstance(found, Found) and found.verdict in (_FRESH, _REFRESH):
+            self.writer.keep_found(key, found, policy, generation)
+            self.meter.hit("l2")
+            return found.value
+        return MISSING
+
+    async def _resolve(
+        self,
+        flight: Flight,
+        key: str,
+        load: Callable[[], Awaitable[Any]],
+        policy: Policy,
+        tags: tuple[str, ...],
+        condition: Callable[[Any], bool] | None,
+    ) -> Any:
+        self.tier.start_soon()
+        generation = self.tier.generation
+        found, versions = await self.read(key, tags, policy)
+        if isinstance(found, Found):
+            verdict = found.verdict
+            if verdict is _FRESH or verdict is _REFRESH:
+                self.writer.keep_found(key, found, policy, generation)
+                if verdict is _REFRESH:
+                    self.refresh_soon(key, load, policy, tags, condition)
+                self.meter.hit("l2")
+                return found.value
+            if verdict is _STALE:
+                self.refresh_soon(key, load, policy, tags, condition)
+                self.meter.served_stale("l2")
+                return found.value
+        fallback = found if isinstance(found, Found) else None  # within stale-if-error
+        token: str | None = None
+        if found is UNAVAILABLE:
+            self.meter.error()
+        else:
+            self.meter.miss()
+            if self._shared is not None:
+                waited = await self._lock_or_wait(key, tags, policy)
+                if isinstance(waited, Found):
+                    self.writer.keep_found(key, waited, policy, generation)
+                    return waited.value
+                token, versions = waited
+        try:
+            value, load_time = await self.run_loader(load)
+        except BaseException as exc:
+            if token is not None:
+                self.in_background(self._release(key, token))
+            if fallback is None or not isinstance(exc, Exception):
+                raise
+            self.meter.served_stale("l2")
+            return fallback.value
+        try:
+            entry = self.writer.prepare(flight, value, policy, tags, versions, load_time, condition)
+        except SerializationError:
+            if token is not None:
+                self.in_background(self._release(key, token))
+            raise
+        if entry is not None:
+            self.writer.keep(key, entry, load_time, tags, policy, generation)
+        await self._store_and_unlock(flight, key, entry, token)
+        return value
+
+    async def _store_and_unlock(
+        self, flight: Flight, key: str, entry: Prepared | None, token: str | None
+    ) -> None:
+        if entry is None:
+            if token is not None:
+                await self._release(key, token)
+        elif token is None:
+            await self.writer.store(key, entry, flight)
+        else:  # submitted in this order, in one tick: one pipeline, SET before the unlock
+            await asyncio.gather(self.writer.store(key, entry, flight), self._release(key, token))
+
+    async def read(self, key: str, tags: Sequence[str], policy: Policy) -> Read:
+        """Read `key`'s entry and `tags`' versions together, and judge the entry."""
+        if not self.guard.available():
+            return Read(UNAVAILABLE, None)
+        store = self._store
+        versions: tuple[int, ...] = ()
+        try:
+            if tags:
+                stored, versions = await asyncio.gather(store.get(key), store.tag_versions(tags))
+            else:
+                stored = await store.get(key)
+            self.guard.record_success()
+            if stored is None:
+                return Read(None, versions)
+            data, remaining = stored
+            entry = decode_entry(data)
+            if entry.tags and not await self._tags_current(entry, tags, versions):
+                return Read(None, versions)
+            verdict = judge(remaining, entry.stale_window, entry.load_time, policy, _draw())
+            if verdict is _EXPIRED:
+                return Read(None, versions)
+            value = None if entry.is_none else self._serializer.loads(entry.payload)
+        except BackendError as exc:
+            self.writer.failed("read", exc)
+            return Read(UNAVAILABLE, None)
+        except (ValueError, SerializationError):
+            self.meter.undecodable.record(1, self.meter.labels)
+            return Read(None, versions)
+        return Read(Found(value, entry, remaining, verdict), versions)
+
+    async def _tags_current(
+        self, entry: Entry, tags: Sequence[str], versions: tuple[int, ...]
+    ) -> bool:
+        current = dict(zip(tags, versions, strict=True))
+        unknown = [tag for tag, _ in entry.tags if tag not in current]
+        if unknown:  # the entry carries tags the caller did not name: one more round trip
+            current.update(zip(unknown, await self._store.tag_versions(unknown), strict=True))
+        return all(current[tag] == version for tag, version in entry.tags)
+
+    async def _lock_or_wait(
+        self, key: str, tags: tuple[str, ...], policy: Policy
+    ) -> Found | tuple[str | None, tuple[int, ...] | None]:
+        """Take the load lock, or wait for the process holding it to store the value.
+
+        The lock attempt and a re-read go out in one pipeline, lock first: an entry
+        the re-read finds was stored before the lock was taken, so the holder never
+        loads what another process has just stored.
+
+        Returns:
+            The entry another process stored, or (the lock's token or `None`, the
+            tags' versions to write with) for the caller to load.
+        """
+        deadline = self.clock.now() + self._lock_wait
+        delay = _FIRST_BACKOFF
+        while True:
+            token, (found, versions) = await asyncio.gather(
+                self._try_lock(key), self.read(key, tags, policy)
+            )
+            if isinstance(found, Found) and found.verdict is not _STALE_IF_ERROR:
+                if isinstance(token, str):
+                    self.in_background(self._release(key, token))
+                return found
+            if token is not None or found is UNAVAILABLE or self.clock.now() >= deadline:
+                return (token if isinstance(token, str) else None), versions
+            await self.clock.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 1.5, _MAX_BACKOFF)
+
+    async def _try_lock(self, key: str) -> str | _Sentinel | None:
+        assert self._shared is not None
+        try:
+            return await self._shared.acquire_lock(key)
+        except BackendError as exc:
+            self.writer.failed("lock", exc)
+            return UNAVAILABLE
+
+    async def _release(self, key: str, token: str) -> None:
+        assert self._shared is not None
+        try:
+            await self._shared.release_lock(key, token)
+        except BackendError as exc:  # the lock expires by itself
+            self.writer.failed("unlock", exc)
+
+    async def run_loader(self, load: Callable[[], Awaitable[Any]]) -> tuple[Any, float]:
+        """Run `load`, counting and timing it; return its value and duration."""
+        meter = self.meter
+        meter.loads += 1
+        started = self.clock.now()
+        try:
+            value = await load()
+        except Exception:
+            meter.load_errors += 1
+            raise
+        elapsed = self.clock.now() - started
+        meter.load_duration.record(elapsed, meter.labels)
+        return value, elapsed
+
+    # -- background work ------------------------------------------------------
+
+    def refresh_soon(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[Any]],
+        policy: Policy,
+        tags: tuple[str, ...],
+        condition: Callable[[Any], bool] | None,
+    ) -> None:
+        """Recompute `key` in a background task, unless one is already at it."""
+        if key in self._refreshing:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._refresh(key, load, policy, tags, condition), name=f"scalepy.cache.refresh:{key}"
+        )
+        self._refreshing[key] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(key, None))
+
+    async def _refresh(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[Any]],
+        policy: Policy,
+        tags: tuple[str, ...],
+        condition: Callable[[Any], bool] | None,
+    ) -> None:
+        if not self.guard.available():
+            return
+        token: str | None = None
+        if self._shared is not None:
+            taken = await self._try_lock(key)
+            if not isinstance(taken, str):
+                return  # another process refreshes it, or the backend is failing
+            token = taken
+        try:
+            generation = self.tier.generation
+            versions = await self._store.tag_versions(tags) if tags else ()
+            value, load_time = await self.run_loader(load)
+            await self.writer.write(
+                key, value, policy, tags, versions, load_time, generation, condition
+            )
+        except BackendError as exc:
+            self.writer.failed("refresh", exc)
+        except Exception:  # the current value keeps serving; run_loader counted the failure
+            _logger.debug("background refresh of %r failed", key, exc_info=True)
+        finally:
+            if token is not None:
+                await self._release(key, token)
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (an unlock after a failed load) in a task that `aclose` waits for."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def settle(self) -> None:
+        """Wait until the background refreshes and unlocks started so far have finished."""
+        await asyncio.gather(*self._refreshing.values(), *self._pending, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop background refreshes; let pending unlocks finish (they are bounded)."""
+        for task in self._refreshing.values():
+            task.cancel()
+        await self.settle()

@@ -1,0 +1,143 @@
+"""The narrow contracts a cache backend implements.
+
+`CacheStore` is what every backend offers: entries as bytes with a time to live,
+and per-tag version counters. A store that several processes share also offers
+`SharedCacheStore`'s abilities: a short lock so one process computes a missing
+value while the others wait, and a channel that tells every process which
+values to drop from its in-process L1.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from scalepy.cache._bus import Invalidation
+
+__all__ = ("CacheStore", "InvalidationChannel", "SharedCacheStore")
+
+
+class CacheStore(Protocol):
+    """Entries and tag versions, in one process (memory) or shared by every replica (Redis).
+
+    Keys are the cache's logical keys; the store maps them to its own layout.
+    Time to live is the store's business: the cache never sends a clock reading,
+    it only reads how long an entry has left.
+    """
+
+    async def get(self, key: str) -> tuple[bytes, float] | None:
+        """Return `key`'s bytes and the seconds until it expires, or `None` if absent.
+
+        Raises:
+            BackendError: The backend failed (shared stores only).
+        """
+        ...
+
+    async def set(self, key: str, data: bytes, ttl: float) -> None:
+        """Store `data` under `key` for `ttl` seconds (> 0), replacing any entry.
+
+        Raises:
+            BackendError: The backend failed (shared stores only).
+        """
+        ...
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove these entries; absent keys are ignored.
+
+        Raises:
+            BackendError: The backend failed (shared stores only).
+        """
+        ...
+
+    async def tag_versions(self, tags: Sequence[str]) -> tuple[int, ...]:
+        """Return each tag's current version, 0 for a tag never invalidated (or forgotten).
+
+        Raises:
+            BackendError: The backend failed (shared stores only).
+        """
+        ...
+
+    async def invalidate_tags(self, tags: Sequence[str], keep_for: float) -> None:
+        """Bump each tag's version, and keep it at least `keep_for` seconds.
+
+        `keep_for` must outlast every entry written with an older version, or a
+        forgotten tag (version 0 again) would revive entries written before.
+
+        Raises:
+            BackendError: The backend failed (shared stores only).
+        """
+        ...
+
+    async def clear(self) -> None:
+        """Remove every entry and tag version of this store's namespace.
+
+        Raises:
+            BackendError: The backend failed (shared stores only).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the store holds (connections)."""
+        ...
+
+
+class InvalidationChannel(Protocol):
+    """Carries L1 invalidations between the processes sharing a store (see `_bus.py`)."""
+
+    async def start(self) -> None:
+        """Subscribe; returns once subscribed or after a bounded wait."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """Whether messages are known to arrive now; the L1 is bypassed while not."""
+        ...
+
+    @property
+    def staleness_bound(self) -> float:
+        """Worst-case seconds another process may serve a value after its invalidation."""
+        ...
+
+    async def publish(self, invalidation: Invalidation) -> None:
+        """Tell every other process what to drop.
+
+        Raises:
+            BackendError: The message could not be sent.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Unsubscribe and stop."""
+        ...
+
+
+@runtime_checkable
+class SharedCacheStore(CacheStore, Protocol):
+    """A store shared by several processes: adds a load lock and an invalidation channel."""
+
+    async def acquire_lock(self, key: str) -> str | None:
+        """Take `key`'s load lock; return a token when taken, `None` when another holds it.
+
+        Raises:
+            BackendError: The backend failed.
+        """
+        ...
+
+    async def release_lock(self, key: str, token: str) -> None:
+        """Release `key`'s load lock if `token` still holds it.
+
+        Raises:
+            BackendError: The backend failed.
+        """
+        ...
+
+    def invalidation_channel(
+        self, on_invalidation: Callable[[Invalidation], None], on_reset: Callable[[], None]
+    ) -> InvalidationChannel:
+        """Return a channel delivering other processes' invalidations to `on_invalidation`.
+
+        `on_reset` is called when messages may have been lost (a reconnect).
+        """
+        ...

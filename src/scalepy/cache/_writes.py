@@ -1,0 +1,188 @@
+"""How a loaded value becomes an entry: encoded once, stored (quietly), kept in the L1.
+
+Encoding happens where the value is produced, so a value the serializer cannot
+encode fails the call that produced it. Storing is quiet: a backend failure is
+counted and reported to the guard, never raised, because the caller already has
+its value. A key invalidated while its value was being computed is not stored at
+all (its flight is marked `invalidated`), so an invalidation cannot be undone by a
+load that started before it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from scalepy.cache._entry import encode_entry
+from scalepy.errors import BackendError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from scalepy.backends.guard import BackendGuard
+    from scalepy.cache._engine import Found
+    from scalepy.cache._flight import Flight
+    from scalepy.cache._policy import Policy
+    from scalepy.cache._store import CacheStore
+    from scalepy.cache._telemetry import Meter
+    from scalepy.cache._tier import LocalTier
+    from scalepy.serializers import Serializer
+
+__all__ = ("Prepared", "Writer")
+
+
+class Prepared(NamedTuple):
+    """An entry ready to store."""
+
+    payload: bytes
+    """The serialized value (empty for `None`)."""
+    data: bytes
+    """The stored bytes: header and payload."""
+    fresh: float
+    """Seconds the value is fresh (jitter applied)."""
+    ttl: float
+    """The entry's hard TTL: freshness plus the stale window."""
+    is_none: bool
+    """The value is `None`."""
+
+
+class Writer:
+    """Writes entries for one cache; see the module docstring."""
+
+    __slots__ = ("_guard", "_meter", "_serializer", "_store", "_tier")
+
+    def __init__(
+        self,
+        store: CacheStore,
+        *,
+        serializer: Serializer,
+        guard: BackendGuard,
+        meter: Meter,
+        tier: LocalTier,
+    ) -> None:
+        self._store = store
+        self._serializer = serializer
+        self._guard = guard
+        self._meter = meter
+        self._tier = tier
+
+    def encode(
+        self,
+        value: Any,
+        policy: Policy,
+        tags: Sequence[str],
+        versions: Sequence[int],
+        load_time: float,
+    ) -> Prepared | None:
+        """Return `value` as an entry, or `None` when the policy does not cache it.
+
+        Raises:
+            SerializationError: The serializer cannot encode `value`.
+        """
+        is_none = value is None
+        fresh = policy.fresh_lifetime(is_none, random.random())
+        if fresh <= 0:
+            return None
+        payload = b"" if is_none else self._serializer.dumps(value)
+        data = encode_entry(
+            payload,
+            is_none=is_none,
+            stale_window=policy.stale_window,
+            load_time=load_time,
+            tags=tuple(zip(tags, versions, strict=True)),
+        )
+        return Prepared(payload, data, fresh, fresh + policy.stale_window, is_none)
+
+    def prepare(
+        self,
+        flight: Flight | None,
+        value: Any,
+        policy: Policy,
+        tags: Sequence[str],
+        versions: Sequence[int] | None,
+        load_time: float,
+        condition: Callable[[Any], bool] | None,
+    ) -> Prepared | None:
+        """Return the entry to store for a loaded value, or `None` if it must not be stored.
+
+        Not stored: tag versions unknown (the read failed), the key invalidated
+        during the load (`flight` marked), `condition` false, or a lifetime of 0.
+
+        Raises:
+            SerializationError: The serializer cannot encode `value`.
+        """
+        if versions is None or (flight is not None and flight.invalidated):
+            return None
+        if condition is not None and not condition(value):
+            return None
+        return self.encode(value, policy, tags, versions, load_time)
+
+    async def store(self, key: str, entry: Prepared, flight: Flight | None = None) -> None:
+        """Store `entry` unless `flight` was invalidated meanwhile; failures are counted."""
+        if (flight is not None and flight.invalidated) or not self._guard.available():
+            return
+        try:
+            await self._store.set(key, entry.data, entry.ttl)
+        except BackendError as exc:
+            self.failed("write", exc)
+        else:
+            self._guard.record_success()
+
+    def keep(
+        self,
+        key: str,
+        entry: Prepared,
+        load_time: float,
+        tags: tuple[str, ...],
+        policy: Policy,
+        generation: int,
+    ) -> None:
+        """Hold a just-computed entry in the L1, decoded as the backend would return it."""
+        self._tier.keep_encoded(
+            key,
+            entry.payload,
+            is_none=entry.is_none,
+            size=len(entry.data),
+            fresh=entry.fresh,
+            load_time=load_time,
+            tags=tags,
+            policy=policy,
+            generation=generation,
+        )
+
+    def keep_found(self, key: str, found: Found, policy: Policy, generation: int) -> None:
+        """Hold a value just read from the backend in the L1."""
+        entry = found.entry
+        self._tier.keep(
+            key,
+            found.value,
+            size=len(entry.payload),
+            fresh=found.remaining - entry.stale_window,
+            load_time=entry.load_time,
+            tags=tuple(tag for tag, _ in entry.tags),
+            policy=policy,
+            generation=generation,
+        )
+
+    async def write(
+        self,
+        key: str,
+        value: Any,
+        policy: Policy,
+        tags: tuple[str, ...],
+        versions: tuple[int, ...] | None,
+        load_time: float,
+        generation: int,
+        condition: Callable[[Any], bool] | None = None,
+        flight: Flight | None = None,
+    ) -> None:
+        """Prepare, store and keep a loaded value (for refreshes and bulk loads)."""
+        entry = self.prepare(flight, value, policy, tags, versions, load_time, condition)
+        if entry is not None:
+            await self.store(key, entry, flight)
+            self.keep(key, entry, load_time, tags, policy, generation)
+
+    def failed(self, operation: str, error: BackendError) -> None:
+        """Report a failed backend operation to the guard and the metrics."""
+        self._guard.record_failure()
+        self._meter.backend_error(operation, error)

@@ -1,0 +1,210 @@
+"""Cache on real Redis and Redis Cluster: sharing, the load lock, L1 coherence, outages.
+
+Two `Cache` objects with their own clients stand for two processes here; the
+multi-process tests (test_processes.py) run the same scenarios in real processes.
+Waiting for another cache's invalidation message polls with a deadline (the
+message travels through Redis; there is no event to await).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from scalepy.backends.redis import RedisClient
+from scalepy.cache import Cache
+from scalepy.cache._redis import RedisCacheStore
+from scalepy.errors import BackendError
+from scalepy.testing import RecordingInstrumentation
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def url(request: pytest.FixtureRequest, redis_url: str, cluster_url: str) -> str:
+    """The shared Redis server, then the cluster."""
+    return redis_url if request.param == "standalone" else cluster_url
+
+
+@pytest.fixture
+async def caches(url: str, namespace: str) -> AsyncIterator[tuple[Cache, Cache]]:
+    """Two caches on one namespace, each with its own connection and L1 ("two processes").
+
+    Their keys expire within 20 minutes (max_ttl 600 s keeps tag versions 1200 s).
+    """
+    options: dict[str, Any] = {
+        "namespace": namespace,
+        "local_max_size": 100,
+        "heartbeat": 0.1,
+        "max_ttl": 600,
+    }
+    async with Cache(url, **options) as first, Cache(url, **options) as second:
+        yield first, second
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> float:
+    """Poll `check` until true; return the seconds it took (fail after `within`)."""
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < within, "condition not reached in time"
+        await asyncio.sleep(0.01)  # the message travels through Redis: no event to await
+    return time.monotonic() - started
+
+
+class Counter:
+    """A loader shared by several caches, counting calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate: asyncio.Event | None = None
+        self.called = asyncio.Event()
+
+    async def __call__(self, x: int = 0) -> dict[str, int]:
+        """Return the call number (after the gate opens, if set)."""
+        self.calls += 1
+        self.called.set()
+        calls = self.calls
+        if self.gate is not None:
+            await self.gate.wait()
+        return {"call": calls}
+
+
+async def test_entries_are_shared_through_redis(caches: tuple[Cache, Cache]) -> None:
+    """What one cache loaded, the other reads; values survive the round trip."""
+    first, second = caches
+    counter = Counter()
+    one = first.cached(ttl=60, key="k:{x}")(counter)
+    two = second.cached(ttl=60, key="k:{x}")(counter)
+    assert [{"call": 1}] * 3 == [await one(x=1), await two(x=1), await two(x=1)]
+    assert (1, 2, 1) == (counter.calls, second.statistics().hits, second.statistics().local_hits)
+    await first.set("manual", [1, "two"], ttl=30)
+    assert [1, "two"] == await second.get("manual")
+
+
+async def test_one_process_loads_a_cold_key_while_the_other_waits(
+    caches: tuple[Cache, Cache],
+) -> None:
+    """Concurrent misses in two caches run the loader once: the lock holder's value is read."""
+    first, second = caches
+    counter = Counter()
+    counter.gate = asyncio.Event()
+    one = first.cached(ttl=60, key="cold")(counter)
+    two = second.cached(ttl=60, key="cold")(counter)
+    calls = [asyncio.create_task(call()) for call in (one, two) for _ in range(20)]
+    await counter.called.wait()  # the lock holder's loader has started
+    counter.gate.set()
+    assert [{"call": 1}] * 40 == await asyncio.gather(*calls)
+    assert 1 == counter.calls
+
+
+async def test_writes_reach_the_other_l1_within_the_bound(caches: tuple[Cache, Cache]) -> None:
+    """set, delete and tag invalidation in one cache reach the other's L1 within 2 heartbeats."""
+    first, second = caches
+    counter = Counter()
+    read = second.cached(ttl=60, key="user:{x}", tags=["users"])(counter)
+    assert {"call": 1} == await read(x=1)
+    assert {"call": 1} == await read(x=1)
+    assert 1 == second.statistics().local_hits
+    bound = first.staleness_bound
+    assert bound is not None
+    assert bound == pytest.approx(0.2)
+
+    async def sees(expected: object) -> bool:
+        return await read(x=1) == expected
+
+    await first.set("user:1", {"call": 0})
+    assert await eventually(lambda: sees({"call": 0}), within=bound + 1.0) <= bound + 0.5
+    await first.delete("user:1")
+    await eventually(lambda: sees({"call": 2}), within=bound + 1.0)
+    await first.invalidate_tags("users")
+    await eventually(lambda: sees({"call": 3}), within=bound + 1.0)
+    await first.clear()
+    await eventually(lambda: sees({"call": 4}), within=bound + 1.0)
+
+
+async def test_versions_and_namespaces_separate_entries(url: str, namespace: str) -> None:
+    """A new version or another namespace starts from an empty cache."""
+    counter = Counter()
+    async with (
+        Cache(url, namespace=namespace, version=1) as v1,
+        Cache(url, namespace=namespace, version=2) as v2,
+        Cache(url, namespace=namespace + "-other") as other,
+    ):
+        for cache in (v1, v2, other, v1):
+            await cache.get_or_load("k", counter, ttl=60)
+        assert 3 == counter.calls
+
+
+async def test_undecodable_redis_entries_are_counted_misses(url: str, namespace: str) -> None:
+    """Garbage under an entry's key is a miss, counted, then overwritten."""
+    metrics = RecordingInstrumentation()
+    async with (
+        Cache(url, namespace=namespace, instrumentation=metrics) as cache,
+        RedisClient.from_url(url) as client,
+    ):
+        store = cache.store
+        assert isinstance(store, RedisCacheStore)
+        await client.execute("SET", store.key("k"), b"\xffgarbage", "PX", 60_000)
+        assert {"call": 1} == await cache.get_or_load("k", Counter(), ttl=60)
+        assert 2 == metrics.value("scalepy.cache.undecodable")  # the read, the re-read under lock
+        assert {"call": 1} == await cache.get("k")
+
+
+async def test_redis_stopped_mid_run_costs_at_most_the_timeout(redis_server: RedisServer) -> None:
+    """While Redis is down the loader answers, never waiting beyond the timeout.
+
+    Caching resumes by itself once Redis is back.
+    """
+    counter = Counter()
+    async with Cache(redis_server.url, namespace="outage", timeout=0.1) as cache:
+        cached = cache.cached(ttl=60)(counter)
+        await cached(0)
+        await cached(0)
+        assert 1 == counter.calls
+        redis_server.stop()
+        durations = []
+        for item in range(20):
+            started = time.monotonic()
+            assert "call" in await cached(item % 2)
+            durations.append(time.monotonic() - started)
+        assert max(durations) < 0.1 + 0.2  # the timeout, plus a loaded machine's slack
+        assert max(durations[5:]) < 0.05  # the guard is open: no wait at all
+        stats = cache.statistics()
+        assert (False, 20) == (stats.backend_available, stats.errors)
+        with pytest.raises(BackendError):
+            await cache.delete("k")
+        redis_server.start()
+
+        async def cached_again() -> bool:
+            before = counter.calls
+            await cached(7)
+            return counter.calls == before
+
+        await eventually(cached_again, within=15.0)
+        assert cache.statistics().backend_available
+
+
+async def test_the_l1_is_bypassed_while_the_channel_is_down(redis_server: RedisServer) -> None:
+    """With Redis gone the invalidation channel turns unhealthy and the L1 stops answering."""
+    counter = Counter()
+    async with Cache(
+        redis_server.url, namespace="l1", local_max_size=10, heartbeat=0.1, timeout=0.1
+    ) as cache:
+        cached = cache.cached(ttl=60)(counter)
+        await cached()
+        await cached()
+        assert (1, True) == (cache.statistics().local_hits, cache.statistics().local_coherent)
+        redis_server.stop()
+
+        async def incoherent() -> bool:
+            return not cache.statistics().local_coherent
+
+        await eventually(incoherent, within=2.0)
+        await cached()
+        assert (1, 2) == (cache.statistics().local_hits, counter.calls)
