@@ -165,9 +165,7 @@ async def main() -> None:
             await contender.call(item)
         for operation in operations[contender.name].values():
             await median_throughputs({"warm-up": operation}, 50, 0.1, 1)
-    for contender in found:
-        if contender.backend_errors is not None and (errors := contender.backend_errors()):
-            print(f"warning: warm-up, {contender.name}: {errors:,} Redis calls failed")
+    warn_of_failures(found, dict.fromkeys(backend_errors(found), 0), "warm-up")
 
     results: dict[tuple[str, int], dict[str, float]] = {}
     # Misses first: an L1 hit never yields to the event loop, so 50 tasks hitting L1
@@ -178,21 +176,27 @@ async def main() -> None:
             field = {c.name: operations[c.name][scenario] for c in found}
             if scenario == "miss":
                 del field["raw redis-py GET"]
-            before = {c.name: c.backend_errors() for c in found if c.backend_errors}
+            before = backend_errors(found)
             results[scenario, tasks] = await median_throughputs(
                 field, tasks, options.seconds, options.rounds
             )
-            for contender in found:  # a row served by the loader instead of Redis would lie
-                if contender.backend_errors is not None:
-                    errors = contender.backend_errors() - before[contender.name]
-                    if errors:
-                        print(
-                            f"warning: {scenario}, {tasks} tasks, {contender.name}: {errors:,} Redis calls failed"
-                        )
+            warn_of_failures(found, before, f"{scenario}, {tasks} tasks")
     report(found, results)
     for close in closers:
         await close()
     await _forget(options.url, run)
+
+
+def backend_errors(found: list[Contender]) -> dict[str, int]:
+    """Failed Redis calls so far, per contender that counts them."""
+    return {c.name: c.backend_errors() for c in found if c.backend_errors is not None}
+
+
+def warn_of_failures(found: list[Contender], before: dict[str, int], phase: str) -> None:
+    """Say which rows were partly served by the loader because Redis calls failed."""
+    for name, errors in backend_errors(found).items():
+        if errors > before[name]:
+            print(f"warning: {phase}, {name}: {errors - before[name]:,} Redis calls failed")
 
 
 def report(found: list[Contender], results: dict[tuple[str, int], dict[str, float]]) -> None:
