@@ -30,6 +30,8 @@ PUBLIC_MODULES = (
     "scalepy.breaker",
     "scalepy.health",
     "scalepy.integrations.starlette",
+    "scalepy.queue",
+    "scalepy.cli",
     "scalepy.pools",
 )
 
@@ -47,6 +49,7 @@ STDLIB_ONLY = (
     "scalepy.bulkhead",
     "scalepy.breaker",
     "scalepy.health",
+    "scalepy.cli",
 )
 
 

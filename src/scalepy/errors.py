@@ -17,9 +17,14 @@ ScalepyError
 ├── RateLimitExceeded
 ├── CircuitOpenError
 ├── BulkheadFull
-└── PoolError
-    ├── PoolTimeoutError (TimeoutError)
-    └── PoolClosedError
+├── PoolError
+│   ├── PoolTimeoutError (TimeoutError)
+│   └── PoolClosedError
+└── QueueError
+    ├── JobFailed
+    ├── JobCancelled
+    ├── JobNotFound (LookupError)
+    └── ResultTimeout (TimeoutError)
 ```
 
 Primitives add their own families beside these (rate limiting, circuit breaking,
@@ -37,10 +42,15 @@ __all__ = (
     "CircuitOpenError",
     "ConfigurationError",
     "InvalidBackendURL",
+    "JobCancelled",
+    "JobFailed",
+    "JobNotFound",
     "PoolClosedError",
     "PoolError",
     "PoolTimeoutError",
+    "QueueError",
     "RateLimitExceeded",
+    "ResultTimeout",
     "ScalepyError",
     "SerializationError",
     "SignatureError",
@@ -191,3 +201,64 @@ class PoolClosedError(PoolError):
 
     def __str__(self) -> str:
         return f"pool {self.pool!r} is closed"
+
+
+class QueueError(ScalepyError):
+    """A task-queue job could not give what was asked of it.
+
+    Attributes:
+        job_id: The job's id.
+    """
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+class JobFailed(QueueError):
+    """The job failed on its last attempt and went to the dead-letter set.
+
+    Attributes:
+        job_id: The job's id.
+        error: The last attempt's error as the worker recorded it: `Type: message`
+            on the first line, then the traceback.
+    """
+
+    def __init__(self, job_id: str, error: str) -> None:
+        super().__init__(job_id)
+        self.args = (job_id, error)
+        self.error = error
+
+    def __str__(self) -> str:
+        return f"job {self.job_id!r} failed: {self.error.partition(chr(10))[0]}"
+
+
+class JobCancelled(QueueError):
+    """The job was cancelled before it completed."""
+
+    def __str__(self) -> str:
+        return f"job {self.job_id!r} was cancelled"
+
+
+class JobNotFound(QueueError, LookupError):
+    """No such job: the id is unknown, or its result outlived its TTL."""
+
+    def __str__(self) -> str:
+        return f"no job {self.job_id!r} (unknown id, or its result expired)"
+
+
+class ResultTimeout(QueueError, TimeoutError):
+    """The job did not finish within the time the caller waited for its result.
+
+    Attributes:
+        job_id: The job's id.
+        timeout: The wait that expired, in seconds.
+    """
+
+    def __init__(self, job_id: str, timeout: float) -> None:
+        super().__init__(job_id)
+        self.args = (job_id, timeout)
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"job {self.job_id!r} did not finish within {self.timeout:.3f} s"

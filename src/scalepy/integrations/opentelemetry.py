@@ -15,28 +15,28 @@ set_default(OpenTelemetryInstrumentation())
 
 from __future__ import annotations
 
+import contextlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from scalepy.telemetry import MetricKind, _RecorderCache
 
 try:
-    from opentelemetry import metrics, trace
+    from opentelemetry import context, metrics, propagate, trace
 except ImportError as exc:
     raise ImportError(
         "scalepy.integrations.opentelemetry needs the 'otel' extra: pip install 'scalepy[otel]'"
     ) from exc
 
 if TYPE_CHECKING:
-    import contextlib
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
     from scalepy.telemetry import Attributes, Metric, Recorder, Span
 
-__all__ = ("OpenTelemetryInstrumentation",)
+__all__ = ("OpenTelemetryInstrumentation", "attached_context", "inject_context")
 
 _INSTRUMENTATION_NAME = "scalepy"
 
@@ -160,3 +160,36 @@ class OpenTelemetryInstrumentation:
 
     def __repr__(self) -> str:
         return f"OpenTelemetryInstrumentation(metrics={len(self._recorders)})"
+
+
+def inject_context() -> dict[str, str]:
+    """Return the current trace context (and baggage) as a carrier of text headers.
+
+    Uses the globally configured propagators (W3C `traceparent` by default), so a
+    process that carries work elsewhere, e.g. a task-queue job, can resume the
+    trace there with `attached_context`.
+
+    Returns:
+        The headers, e.g. `{"traceparent": "00-…-01"}`; empty when there is no
+        context to carry.
+    """
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextlib.contextmanager
+def attached_context(carrier: Mapping[str, str]) -> Iterator[None]:
+    """Make the context carried in `carrier` (see `inject_context`) current for the block.
+
+    Spans started in the block are children of the span that was current where
+    the carrier was made.
+
+    Args:
+        carrier: Headers made by `inject_context`.
+    """
+    token = context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        context.detach(token)

@@ -1,0 +1,7 @@
+"""`python -m scalepy.cli`: the `scalepy` command."""
+
+import sys
+
+from scalepy.cli import main
+
+sys.exit(main())

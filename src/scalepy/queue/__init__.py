@@ -1,0 +1,85 @@
+"""A Redis task queue: at-least-once delivery under fenced leases, fast and observable.
+
+```python
+from scalepy.queue import Queue, Worker
+
+queue = Queue("redis://localhost:6379/0", name="emails")
+
+
+@queue.task(retries=5, timeout=30)
+async def send_email(to: str) -> None: ...
+
+
+job = await send_email.enqueue("a@example.com")  # producer
+await Worker(queue, concurrency=32).run()  # worker; or: scalepy worker app:queue
+```
+
+A claimed job is leased to one worker and its lease renewed by a heartbeat
+thread; a job whose worker died is re-queued by any live worker when its lease
+expires; an outcome is recorded only under the claim's token, so exactly one
+attempt's outcome wins. Retries back off with jitter, then jobs go to a
+dead-letter set that can be re-driven. Delayed, scheduled, periodic (cron),
+prioritised, unique and cancellable jobs; results with a TTL.
+
+Needs the `redis` extra.
+"""
+
+from scalepy.errors import JobCancelled as JobCancelled
+from scalepy.errors import JobFailed as JobFailed
+from scalepy.errors import JobNotFound as JobNotFound
+from scalepy.errors import QueueError as QueueError
+from scalepy.errors import ResultTimeout as ResultTimeout
+from scalepy.queue._cron import Cron as Cron
+from scalepy.queue._job import Job as Job
+from scalepy.queue._job import JobContext as JobContext
+from scalepy.queue._job import JobInfo as JobInfo
+from scalepy.queue._job import JobStatus as JobStatus
+from scalepy.queue._job import current_job as current_job
+from scalepy.queue._periodic import Periodic as Periodic
+from scalepy.queue._queue import Queue as Queue
+from scalepy.queue._queue import QueueStats as QueueStats
+from scalepy.queue._runner import WorkerStatistics as WorkerStatistics
+from scalepy.queue._task import Backoff as Backoff
+from scalepy.queue._task import EnqueueOptions as EnqueueOptions
+from scalepy.queue._task import Task as Task
+from scalepy.queue._telemetry import DEAD_LETTERED as DEAD_LETTERED
+from scalepy.queue._telemetry import DEPTH as DEPTH
+from scalepy.queue._telemetry import FAILED as FAILED
+from scalepy.queue._telemetry import LEASES_LOST as LEASES_LOST
+from scalepy.queue._telemetry import PROCESS_DURATION as PROCESS_DURATION
+from scalepy.queue._telemetry import PROCESSED as PROCESSED
+from scalepy.queue._telemetry import RETRIED as RETRIED
+from scalepy.queue._telemetry import SENT as SENT
+from scalepy.queue._telemetry import WAIT_TIME as WAIT_TIME
+from scalepy.queue._worker import Worker as Worker
+
+__all__ = (
+    "DEAD_LETTERED",
+    "DEPTH",
+    "FAILED",
+    "LEASES_LOST",
+    "PROCESSED",
+    "PROCESS_DURATION",
+    "RETRIED",
+    "SENT",
+    "WAIT_TIME",
+    "Backoff",
+    "Cron",
+    "EnqueueOptions",
+    "Job",
+    "JobCancelled",
+    "JobContext",
+    "JobFailed",
+    "JobInfo",
+    "JobNotFound",
+    "JobStatus",
+    "Periodic",
+    "Queue",
+    "QueueError",
+    "QueueStats",
+    "ResultTimeout",
+    "Task",
+    "Worker",
+    "WorkerStatistics",
+    "current_job",
+)

@@ -1,0 +1,350 @@
+"""`Queue`: where tasks are registered and jobs are enqueued, inspected and re-driven."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from scalepy._callables import is_async_callable
+from scalepy._lifecycle import AsyncCloseable
+from scalepy._validation import check_finite
+from scalepy.backends import MemoryConfig, parse_backend_url
+from scalepy.errors import ConfigurationError
+from scalepy.queue._cron import Cron
+from scalepy.queue._health import queue_check
+from scalepy.queue._job import Job, JobInfo, _info
+from scalepy.queue._periodic import Periodic
+from scalepy.queue._results import ResultWaiter
+from scalepy.queue._store import QueueStore
+from scalepy.queue._task import Backoff, Task
+from scalepy.queue._telemetry import DEPTH, SENT
+from scalepy.serializers import JsonSerializer
+from scalepy.telemetry import get_default
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from scalepy.backends import BackendConfig, RedisClusterConfig, RedisConfig
+    from scalepy.backends.redis import RedisClient
+    from scalepy.health import Check
+    from scalepy.ratelimit import Policy
+    from scalepy.serializers import Serializer
+    from scalepy.telemetry import Instrumentation
+
+__all__ = ("Queue", "QueueStats")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueStats:
+    """How many jobs a queue holds in each state, read in one consistent snapshot."""
+
+    queued: int
+    """Ready, waiting for a worker."""
+    scheduled: int
+    """Delayed, or backing off before a retry."""
+    active: int
+    """Leased to a worker."""
+    dead: int
+    """In the dead-letter set."""
+
+
+class Queue(AsyncCloseable):
+    """A named task queue in Redis (or Redis Cluster), shared by producers and workers.
+
+    Delivery is at least once: a worker leases each job and renews the lease while
+    the job runs; a job whose worker dies is re-queued when its lease expires, so
+    no job is lost, and a job may run more than once. Make tasks idempotent, e.g.
+    keyed by `current_job().id`.
+
+    Args:
+        backend: A `redis://`, `rediss://`, `unix://` or `redis+cluster://` URL, or
+            its parsed configuration.
+        name: The queue's name; queues with different names share nothing.
+        serializer: Encodes arguments and results; JSON by default.
+        result_ttl: Seconds a completed or cancelled job (and its result) is kept.
+        max_running: The most jobs of this queue running at once over all
+            workers, or `None` for no limit beyond each worker's concurrency.
+        rate_limit: A `scalepy.ratelimit` policy every job start must pass, shared
+            by all workers (e.g. `TokenBucket(capacity=10, refill_rate=5.0)`).
+        batch_size: Jobs per script call in `enqueue_many`.
+        instrumentation: Where spans and metrics go; the process default if `None`.
+
+    Raises:
+        ConfigurationError: A backend that is not Redis, or an option out of range.
+
+    Example:
+        ```python
+        queue = Queue("redis://localhost:6379/0", name="emails")
+
+        @queue.task(retries=5, timeout=30)
+        async def send_email(to: str) -> None: ...
+
+        job = await send_email.enqueue("a@example.com")
+        ```
+    """
+
+    __slots__ = (
+        "_client",
+        "_instrumentation",
+        "_periodic",
+        "_result_ttl_ms",
+        "_results",
+        "_send_span",
+        "_sent",
+        "_store",
+        "_tasks",
+        "batch_size",
+        "config",
+        "max_running",
+        "name",
+        "rate_limit",
+        "serializer",
+    )
+
+    def __init__(
+        self,
+        backend: str | BackendConfig = "redis://127.0.0.1:6379/0",
+        *,
+        name: str = "default",
+        serializer: Serializer | None = None,
+        result_ttl: float = 3600.0,
+        max_running: int | None = None,
+        rate_limit: Policy | None = None,
+        batch_size: int = 500,
+        instrumentation: Instrumentation | None = None,
+    ) -> None:
+        config = parse_backend_url(backend) if isinstance(backend, str) else backend
+        if isinstance(config, MemoryConfig):
+            raise ConfigurationError("a Queue needs Redis: give a redis:// or redis+cluster:// URL")
+        if not name:
+            raise ConfigurationError("a Queue needs a non-empty name")
+        check_finite("result_ttl", result_ttl, inclusive=True)
+        if max_running is not None and max_running < 1:
+            raise ConfigurationError(f"max_running must be >= 1 or None, got {max_running!r}")
+        if not 1 <= batch_size <= 5000:
+            raise ConfigurationError(f"batch_size must be between 1 and 5000, got {batch_size!r}")
+        from scalepy.backends.redis import RedisClient  # the redis extra, only when built
+
+        self.config: RedisConfig | RedisClusterConfig = config
+        """The Redis server or cluster."""
+        self.name = name
+        """The queue's name."""
+        self.serializer: Serializer = serializer or JsonSerializer()
+        """Encodes arguments and results."""
+        self.max_running = max_running
+        """The most jobs running at once over all workers, or `None`."""
+        self.rate_limit = rate_limit
+        """The policy job starts must pass, or `None`."""
+        self.batch_size = batch_size
+        """Jobs per script call in `enqueue_many`."""
+        self._instrumentation = instrumentation or get_default()
+        self._client = RedisClient(config, instrumentation=self._instrumentation)
+        self._store = QueueStore(self._client, name)
+        self._results = ResultWaiter(self._client, self._store.channel)
+        self._result_ttl_ms = round(result_ttl * 1000)
+        self._tasks: dict[str, Task[..., Any]] = {}
+        self._periodic: dict[str, Periodic] = {}
+        self._sent = self._instrumentation.metric(SENT)
+        self._send_span = f"send {name}"
+
+    @property
+    def client(self) -> RedisClient:
+        """The Redis connection the queue owns."""
+        return self._client
+
+    @property
+    def tasks(self) -> Mapping[str, Task[..., Any]]:
+        """The registered tasks, by name."""
+        return self._tasks
+
+    @property
+    def periodic(self) -> Mapping[str, Periodic]:
+        """The cron schedules workers of this queue fire, by name."""
+        return self._periodic
+
+    @overload
+    def task(self, func: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        retries: int = 3,
+        timeout: float | None = None,
+        backoff: Callable[[int], float] | None = None,
+        priority: int = 0,
+        unique: bool = False,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]: ...
+
+    def task(
+        self,
+        func: Callable[P, Awaitable[R]] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        retries: int = 3,
+        timeout: float | None = None,
+        backoff: Callable[[int], float] | None = None,
+        priority: int = 0,
+        unique: bool = False,
+    ) -> Task[P, R] | Callable[[Callable[P, Awaitable[R]]], Task[P, R]]:
+        """Register an async function as a task; use as `@queue.task` or `@queue.task(...)`.
+
+        Args:
+            func: The async function (when used without parentheses).
+            name: The name workers find it by; `module.qualname` by default.
+            retries: Retries after a failed first attempt before dead-lettering.
+            timeout: Seconds an attempt may run before it fails (and is retried).
+            backoff: Seconds to wait before retry `n` (0 for the first);
+                `Backoff()` (1 s doubling up to 5 min, full jitter) by default.
+            priority: Default priority level of its jobs, 0 (lowest) to 9.
+            unique: Skip enqueueing while a live job of this task has the same
+                arguments (the enqueue returns that job).
+
+        Returns:
+            The `Task`, or a decorator making one.
+
+        Raises:
+            ConfigurationError: A function that is not async, a name already
+                registered, or an option out of range.
+        """
+
+        def register(function: Callable[P, Awaitable[R]]) -> Task[P, R]:
+            if not is_async_callable(function):
+                raise ConfigurationError(f"a task must be an async function, got {function!r}")
+            task_name = f"{function.__module__}.{function.__qualname__}" if name is None else name
+            if task_name in self._tasks:
+                raise ConfigurationError(f"queue {self.name!r} already has a task {task_name!r}")
+            task = Task(
+                self,
+                function,
+                name=task_name,
+                retries=retries,
+                timeout=timeout,
+                backoff=backoff or Backoff(),
+                priority=priority,
+                unique=unique,
+            )
+            self._tasks[task_name] = task
+            return task
+
+        return register if func is None else register(func)
+
+    def cron(self, schedule: str, task: Task[P, R], *args: P.args, **kwargs: P.kwargs) -> Periodic:
+        """Enqueue a job of `task` on a cron schedule (UTC), once per fire over all workers.
+
+        Every worker of the queue runs the schedule; the first to reach a fire time
+        enqueues the job and the others see it done. Fires missed while no worker
+        ran are skipped, not caught up.
+
+        Args:
+            schedule: A cron expression, five fields or six with seconds first
+                (see `Cron`), e.g. `"*/5 * * * *"`.
+            task: A task of this queue.
+            *args: Positional arguments of each job.
+            **kwargs: Keyword arguments of each job.
+
+        Returns:
+            The schedule, also listed in `periodic`.
+
+        Raises:
+            ConfigurationError: A malformed expression, a task of another queue,
+                or the same schedule registered twice.
+            SerializationError: An argument cannot be serialized.
+        """
+        if task.queue is not self:
+            raise ConfigurationError(f"{task!r} belongs to another queue than {self!r}")
+        payload = self.serializer.dumps([args, kwargs])
+        digest = hashlib.sha1(payload, usedforsecurity=False).hexdigest()[:12]
+        name = f"{task.name}:{schedule}:{digest}"
+        if name in self._periodic:
+            raise ConfigurationError(f"{task.name} already runs on {schedule!r} with these args")
+        periodic = Periodic(name=name, cron=Cron(schedule), task=task, args=payload)
+        self._periodic[name] = periodic
+        return periodic
+
+    def job(self, job_id: str) -> Job[Any]:
+        """Return a handle on the job with this id (no round trip)."""
+        return Job(self, job_id)
+
+    async def stats(self) -> QueueStats:
+        """Count the jobs by state, and record them as the `scalepy.queue.depth` gauge.
+
+        Raises:
+            BackendError: Redis failed or did not answer in time.
+        """
+        queued, scheduled, active, dead = await self._store.counts()
+        stats = QueueStats(queued=queued, scheduled=scheduled, active=active, dead=dead)
+        depth = self._instrumentation.metric(DEPTH)
+        for state in ("queued", "scheduled", "active", "dead"):
+            depth.record(getattr(stats, state), {"queue": self.name, "state": state})
+        return stats
+
+    async def dead(self, limit: int = 100) -> list[JobInfo]:
+        """Return the most recently dead-lettered jobs, newest first.
+
+        Raises:
+            BackendError: Redis failed or did not answer in time.
+        """
+        ids = await self._store.dead_ids(limit)
+        stored = await asyncio.gather(*(self._store.job(job_id) for job_id in ids))
+        return [_info(job) for job in stored if job is not None]
+
+    async def requeue(self, job_ids: Iterable[str] | None = None, *, limit: int = 1000) -> int:
+        """Re-drive dead jobs: back to the queue with their retries restored.
+
+        Args:
+            job_ids: The jobs to re-queue; `None` re-queues the most recent `limit`.
+            limit: How many at most when `job_ids` is `None`.
+
+        Returns:
+            How many jobs were re-queued (ids not dead-lettered are skipped).
+
+        Raises:
+            BackendError: Redis failed or did not answer in time.
+        """
+        ids = list(job_ids) if job_ids is not None else await self._store.dead_ids(limit)
+        return await self._store.requeue(ids)
+
+    def health_check(
+        self,
+        *,
+        name: str | None = None,
+        critical: bool = True,
+        timeout: float = 1.0,
+        warn_queued: int | None = None,
+    ) -> Check:
+        """A readiness check for `scalepy.health`: reads the queue's depth from Redis.
+
+        Reported as `"{name}:queued"` and `"{name}:dead"` (jobs); the check fails
+        when Redis does not answer within `timeout`.
+
+        Args:
+            name: The component's name; `queue:<queue name>` by default.
+            critical: Whether a failure fails readiness (else it warns).
+            timeout: Seconds the check may take.
+            warn_queued: Queued jobs above which the check warns (a backlog); never
+                if `None`.
+
+        Returns:
+            The check, to give to `Health`.
+        """
+        return queue_check(
+            self, name=name, critical=critical, timeout=timeout, warn_queued=warn_queued
+        )
+
+    async def aclose(self) -> None:
+        """Stop waiting for results and close the Redis connection."""
+        await self._results.aclose()
+        await self._client.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name!r} {self.config} tasks={len(self._tasks)}>"

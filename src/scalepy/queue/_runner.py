@@ -1,0 +1,307 @@
+"""`Runner`: runs a worker's claimed jobs, and settles their outcomes under their tokens.
+
+Each job runs in a task of its own, started from an empty context, with the
+producer's trace context attached. Outcomes go to `Acks`, which batches them per
+event-loop tick; the heartbeat's findings (leases lost, cancellations requested)
+cancel the attempts they concern.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scalepy.queue._acks import Acks
+from scalepy.queue._heartbeat import HeldLeases
+from scalepy.queue._job import _CURRENT, JobContext
+from scalepy.queue._task import Backoff
+from scalepy.queue._telemetry import (
+    DEAD_LETTERED,
+    FAILED,
+    LEASES_LOST,
+    PROCESS_DURATION,
+    PROCESSED,
+    RETRIED,
+    WAIT_TIME,
+    trace_scope,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scalepy.queue._queue import Queue
+    from scalepy.queue._store import Claimed, Settlement
+    from scalepy.queue._task import Task
+    from scalepy.ratelimit import RateLimiter
+    from scalepy.telemetry import Instrumentation
+
+__all__ = ("Runner", "WorkerStatistics")
+
+_logger = logging.getLogger("scalepy.queue")
+_MAX_ERROR = 4000  # characters of an error (with its traceback) kept on the job
+_DEFAULT_BACKOFF = Backoff()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerStatistics:
+    """A snapshot of a `Worker`'s activity since it was created."""
+
+    running: int
+    """Attempts running now."""
+    completed: int
+    """Attempts completed and recorded."""
+    failed: int
+    """Attempts that raised or timed out."""
+    retried: int
+    """Failed attempts scheduled for a retry."""
+    dead_lettered: int
+    """Failed attempts that were the job's last."""
+    cancelled: int
+    """Running attempts stopped because their job was cancelled."""
+    released: int
+    """Attempts handed back to the queue at shutdown."""
+    lost: int
+    """Attempts whose lease was lost; their outcome was refused."""
+
+
+class _Attempt:
+    """One claimed job, running in `task`; `stop` says why it was cancelled, if it was."""
+
+    __slots__ = ("claimed", "outcome", "stop", "task")
+
+    def __init__(self, claimed: Claimed) -> None:
+        self.claimed = claimed
+        self.task: asyncio.Task[None] | None = None
+        self.stop: str | None = None  # "lost", "cancel" or "shutdown"
+        self.outcome = ""  # the ack.lua outcome code sent for it
+
+
+class Runner:
+    """Runs claimed jobs and records their outcomes; the worker decides what to claim.
+
+    Args:
+        queue: The queue, whose tasks are what runs.
+        instrumentation: Where spans and metrics go.
+        lease: The worker's lease, seconds: how long to keep retrying an outcome.
+        on_slot_freed: Called each time an attempt ends.
+    """
+
+    __slots__ = (
+        "_acks",
+        "_counts",
+        "_dead",
+        "_duration",
+        "_failed",
+        "_instrumentation",
+        "_lost",
+        "_on_slot_freed",
+        "_process_span",
+        "_processed",
+        "_retried",
+        "_tasks",
+        "_wait_time",
+        "held",
+        "limiter",
+        "queue",
+        "running",
+    )
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        instrumentation: Instrumentation,
+        lease: float,
+        on_slot_freed: Callable[[], None],
+    ) -> None:
+        self.queue = queue
+        self._tasks = queue._tasks
+        self._instrumentation = instrumentation
+        self._on_slot_freed = on_slot_freed
+        metric = instrumentation.metric
+        self._processed, self._failed = metric(PROCESSED), metric(FAILED)
+        self._retried, self._dead = metric(RETRIED), metric(DEAD_LETTERED)
+        self._lost = metric(LEASES_LOST)
+        self._duration, self._wait_time = metric(PROCESS_DURATION), metric(WAIT_TIME)
+        self._process_span = f"process {queue.name}"
+        self.held = HeldLeases()
+        """The leases of the running and settling attempts, for the heartbeat."""
+        self.running: dict[str, _Attempt] = {}
+        """The attempts running now, by job id."""
+        self.limiter: RateLimiter | None = None
+        """The queue's rate limiter, while the worker runs."""
+        self._acks: Acks[_Attempt] = Acks(
+            queue._store,
+            result_ttl_ms=queue._result_ttl_ms,
+            on_settled=self._on_settled,
+            retry_for=lease,
+        )
+        self._counts = dict.fromkeys(
+            ("completed", "failed", "retried", "dead_lettered", "cancelled", "released", "lost"), 0
+        )
+
+    def statistics(self) -> WorkerStatistics:
+        """Return a snapshot of the counters."""
+        return WorkerStatistics(running=len(self.running), **self._counts)
+
+    def start(self, claimed: Claimed) -> None:
+        """Run `claimed` in a task of its own, its lease held until its outcome is recorded."""
+        attempt = _Attempt(claimed)
+        self.held.add(claimed.id, claimed.token)
+        self.running[claimed.id] = attempt
+        # An empty context: a job must not inherit the worker's (or a trace's) state.
+        attempt.task = asyncio.get_running_loop().create_task(
+            self._execute(attempt), context=contextvars.Context()
+        )
+
+    async def _execute(self, attempt: _Attempt) -> None:
+        claimed = attempt.claimed
+        task = self._tasks.get(claimed.task)
+        labels = task._labels if task is not None else {"queue": self.queue.name, "task": ""}
+        self._wait_time.record(claimed.waited_ms / 1000, labels)
+        started = time.perf_counter()
+        settlement: Settlement | None
+        try:
+            if task is None:
+                raise LookupError(f"no task {claimed.task!r} on queue {self.queue.name!r} here")
+            _CURRENT.set(
+                JobContext(
+                    id=claimed.id, task=claimed.task, queue=self.queue.name, attempt=claimed.tries
+                )
+            )
+            with (
+                trace_scope(claimed.trace),
+                self._instrumentation.span(
+                    self._process_span, _process_attributes(self.queue.name, claimed)
+                ),
+            ):
+                result = await self._call(task, claimed)
+            settlement = (claimed.id, claimed.token, "c", self.queue.serializer.dumps(result), 0)
+        except asyncio.CancelledError:
+            settlement = self._stopped(attempt, labels)
+        except Exception as exc:
+            settlement = self._failure(claimed, task, exc, labels)
+        self._duration.record(time.perf_counter() - started, labels)
+        del self.running[claimed.id]
+        self._on_slot_freed()
+        if settlement is None:
+            self.held.discard(claimed.id, claimed.token)
+        else:
+            attempt.outcome = settlement[2]
+            self._acks.add(attempt, settlement)
+
+    async def _call(self, task: Task[..., Any], claimed: Claimed) -> Any:
+        args, kwargs = self.queue.serializer.loads(claimed.args)
+        if self.limiter is not None and self.queue.rate_limit is not None:
+            await self.limiter.wait(self.queue.name, self.queue.rate_limit, max_wait=math.inf)
+        if task.timeout is None:
+            return await task.func(*args, **kwargs)
+        async with asyncio.timeout(task.timeout):
+            return await task.func(*args, **kwargs)
+
+    def _stopped(self, attempt: _Attempt, labels: dict[str, str]) -> Settlement | None:
+        claimed = attempt.claimed
+        if attempt.stop == "lost":
+            self._counts["lost"] += 1
+            self._lost.record(1, labels)
+            _logger.warning("job %s: lease lost, attempt %d stopped", claimed.id, claimed.tries)
+            return None
+        if attempt.stop == "cancel":
+            return (claimed.id, claimed.token, "x", "cancelled while running", 0)
+        return (claimed.id, claimed.token, "r", "", 0)  # shutdown: back to the queue
+
+    def _failure(
+        self,
+        claimed: Claimed,
+        task: Task[..., Any] | None,
+        exc: Exception,
+        labels: dict[str, str],
+    ) -> Settlement:
+        self._counts["failed"] += 1
+        self._failed.record(1, labels)
+        _logger.warning(
+            "job %s (%s) attempt %d failed", claimed.id, claimed.task, claimed.tries, exc_info=exc
+        )
+        backoff = _DEFAULT_BACKOFF if task is None else task.backoff
+        delay = round(backoff(claimed.tries - 1) * 1000)
+        return (claimed.id, claimed.token, "f", _describe(exc), delay)
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def _on_settled(self, attempts: list[_Attempt], codes: list[int] | None) -> None:
+        for i, attempt in enumerate(attempts):
+            claimed = attempt.claimed
+            self.held.discard(claimed.id, claimed.token)
+            if codes is None:
+                continue
+            code = codes[i]
+            task = self._tasks.get(claimed.task)
+            labels = task._labels if task is not None else {"queue": self.queue.name, "task": ""}
+            if code == 0:
+                self._counts["lost"] += 1
+                self._lost.record(1, labels)
+                _logger.warning("job %s: lease lost, outcome of attempt refused", claimed.id)
+            elif code == 2:
+                self._counts["retried"] += 1
+                self._retried.record(1, labels)
+            elif code == 3:
+                self._counts["dead_lettered"] += 1
+                self._dead.record(1, labels)
+                _logger.error("job %s (%s) dead-lettered", claimed.id, claimed.task)
+            elif attempt.outcome == "c":
+                self._counts["completed"] += 1
+                self._processed.record(1, labels)
+            elif attempt.outcome == "x":
+                self._counts["cancelled"] += 1
+            else:
+                self._counts["released"] += 1
+
+    def on_heartbeat(self, lost: list[tuple[str, int]], cancel: list[tuple[str, int]]) -> None:
+        """Cancel the attempts whose lease was lost, or whose job is to be cancelled."""
+        for reason, leases in (("lost", lost), ("cancel", cancel)):
+            for job_id, token in leases:
+                if reason == "lost":
+                    self.held.discard(job_id, token)
+                attempt = self.running.get(job_id)
+                if attempt is not None and attempt.claimed.token == token and attempt.stop is None:
+                    attempt.stop = reason
+                    if attempt.task is not None:
+                        attempt.task.cancel()
+
+    async def shut_down(self, grace: float) -> None:
+        """Let attempts finish for `grace` seconds, hand the rest back, record every outcome."""
+        tasks = [a.task for a in self.running.values() if a.task is not None]
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        for attempt in list(self.running.values()):
+            if attempt.stop is None:
+                attempt.stop = "shutdown"
+            if attempt.task is not None:
+                attempt.task.cancel()
+        tasks = [a.task for a in self.running.values() if a.task is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._acks.drain()
+
+
+def _process_attributes(queue: str, claimed: Claimed) -> dict[str, str | int]:
+    return {
+        "messaging.system": "scalepy",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": queue,
+        "messaging.message.id": claimed.id,
+        "scalepy.queue.task": claimed.task,
+        "scalepy.queue.attempt": claimed.tries,
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` on the first line, then the traceback, cut to `_MAX_ERROR`."""
+    text = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_tb(exc.__traceback__))
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."

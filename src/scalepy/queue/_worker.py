@@ -1,0 +1,278 @@
+"""`Worker`: claims jobs under leases and runs them until stopped, then hands back the rest.
+
+One fetch loop claims up to the free slots in one script call (which also
+promotes due jobs and reaps the expired leases of dead workers) and gives the
+jobs to the `Runner` (`_runner.py`), which runs and settles them. A heartbeat
+thread renews the leases (`_heartbeat.py`), and cron schedules fire from the same
+workers (`_periodic.py`). Idle, the loop blocks on the queue's wake-up list, so a
+new job starts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from scalepy._lifecycle import AsyncCloseable
+from scalepy._validation import check_finite
+from scalepy.errors import BackendError, ConfigurationError
+from scalepy.queue._heartbeat import Heartbeat
+from scalepy.queue._periodic import run_schedule
+from scalepy.queue._runner import Runner
+from scalepy.queue._store import QueueStore
+from scalepy.queue._telemetry import SENT
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from scalepy.queue._queue import Queue
+    from scalepy.queue._runner import WorkerStatistics
+    from scalepy.telemetry import Instrumentation
+
+__all__ = ("Worker",)
+
+_logger = logging.getLogger("scalepy.queue")
+
+
+class Worker(AsyncCloseable):
+    """Runs a queue's jobs: up to `concurrency` at once, each under a renewed lease.
+
+    A job's lease lasts `lease` seconds and a heartbeat thread renews it every
+    `lease / 3` seconds, even while a job blocks the event loop. A worker that
+    dies stops renewing: its jobs are re-queued by another worker once their
+    lease expires, the attempt counted against the job's retries. Each claim
+    gets a new token, and an outcome is recorded only under the current one,
+    so a worker that lost a lease (paused, partitioned) cannot overwrite the
+    outcome of the job's new attempt; its running task is cancelled when the
+    heartbeat learns of the loss.
+
+    `stop()` (or SIGTERM, with `scalepy worker`) stops claiming, lets running
+    jobs finish for up to `grace` seconds, then cancels the rest and hands them
+    back to the front of the queue at once, without counting the attempt.
+
+    Args:
+        queue: The queue whose jobs to run; its registered tasks are what runs.
+        concurrency: Jobs running at once, at most.
+        lease: Seconds a claim lasts without renewal, > 0.1.
+        grace: Seconds `stop()` lets running jobs finish before handing them back.
+        poll_interval: Most seconds an idle worker waits before checking the queue
+            again (it wakes at once when a job is enqueued).
+        stats_interval: Seconds between two `scalepy.queue.depth` readings, or
+            `None` for none.
+        name: The worker's name, kept on the jobs it claims (`JobInfo.worker`);
+            `host:pid` by default.
+        instrumentation: Where spans and metrics go; the queue's if `None`.
+
+    Raises:
+        ConfigurationError: An option out of range.
+
+    Example:
+        ```python
+        worker = Worker(queue, concurrency=32)
+        await worker.run()  # until worker.stop()
+        ```
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        concurrency: int = 10,
+        lease: float = 30.0,
+        grace: float = 0.0,
+        poll_interval: float = 1.0,
+        stats_interval: float | None = 10.0,
+        name: str | None = None,
+        instrumentation: Instrumentation | None = None,
+    ) -> None:
+        given: object = concurrency  # checked as given, whatever the annotation says
+        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        check_finite("lease", lease, minimum=0.1)
+        check_finite("grace", grace, inclusive=True)
+        check_finite("poll_interval", poll_interval)
+        if stats_interval is not None:
+            check_finite("stats_interval", stats_interval)
+        self.queue = queue
+        self.concurrency = concurrency
+        self.lease = lease
+        self.grace = grace
+        self.poll_interval = poll_interval
+        self.stats_interval = stats_interval
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._store = queue._store
+        self._lease_ms = round(lease * 1000)
+        self._cap = queue.max_running or 0
+        instrumentation = instrumentation or queue._instrumentation
+        self._sent = instrumentation.metric(SENT)
+        self._slot_freed = asyncio.Event()
+        self._runner = Runner(
+            queue, instrumentation=instrumentation, lease=lease, on_slot_freed=self._slot_freed.set
+        )
+        self._idle: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._active = False
+        self._done = asyncio.Event()
+        self._background: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Run jobs until `stop()` is called (or this task is cancelled), then shut down.
+
+        Raises:
+            RuntimeError: The worker is running already.
+        """
+        if self._active:
+            raise RuntimeError(f"{self!r} is running already")
+        self._active, self._stopping = True, False
+        self._done.clear()
+        loop = asyncio.get_running_loop()
+        heartbeat = Heartbeat(
+            self._connect_heartbeat,
+            self._runner.held,
+            lease_ms=self._lease_ms,
+            interval=self.lease / 3,
+            report=self._runner.on_heartbeat,
+            loop=loop,
+        )
+        heartbeat.start()
+        if self.queue.rate_limit is not None:
+            from scalepy.ratelimit import RateLimiter
+
+            limiter = RateLimiter(self.queue.config, namespace=f"queue:{self.queue.name}")
+            self._runner.limiter = limiter
+        chores = [
+            loop.create_task(run_schedule(self._store, periodic, on_fired=self._on_fired))
+            for periodic in self.queue.periodic.values()
+        ]
+        if self.stats_interval is not None:
+            chores.append(loop.create_task(self._record_depth(self.stats_interval)))
+        try:
+            await self._fetch()
+        finally:
+            for chore in chores:
+                chore.cancel()
+            await asyncio.gather(*chores, return_exceptions=True)
+            await self._runner.shut_down(self.grace)
+            await asyncio.to_thread(heartbeat.stop)
+            if self._runner.limiter is not None:
+                await self._runner.limiter.aclose()
+                self._runner.limiter = None
+            self._active = False
+            self._done.set()
+
+    async def stop(self) -> None:
+        """Stop claiming, hand unfinished jobs back (after `grace`), and wait for `run()`."""
+        if not self._active:
+            return
+        self._stopping = True
+        self._slot_freed.set()
+        if self._idle is not None:
+            self._idle.cancel()
+        await self._done.wait()
+
+    async def aclose(self) -> None:
+        """Stop the worker (see `stop()`) and wait for the task `async with` started."""
+        await self.stop()
+        background, self._background = self._background, None
+        if background is not None:
+            await background
+
+    async def __aenter__(self) -> Worker:
+        """Start `run()` in a background task; leaving the block stops it."""
+        self._background = asyncio.get_running_loop().create_task(self.run())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def statistics(self) -> WorkerStatistics:
+        """Return a snapshot of the worker's counters."""
+        return self._runner.statistics()
+
+    def __repr__(self) -> str:
+        state = "stopping" if self._stopping else "running" if self._active else "idle"
+        stats = self._runner.statistics()
+        return (
+            f"<Worker queue={self.queue.name!r} {state} running={stats.running}"
+            f"/{self.concurrency} completed={stats.completed}>"
+        )
+
+    # -- claiming -----------------------------------------------------------------
+
+    async def _fetch(self) -> None:
+        failures = 0
+        while not self._stopping:
+            free = self.concurrency - len(self._runner.running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                # One more tick: the outcomes of the jobs that just ended go out
+                # first, so they and this claim share one round trip.
+                await asyncio.sleep(0)
+                continue
+            try:
+                nearest, claimed = await self._store.claim(
+                    free,
+                    lease_ms=self._lease_ms,
+                    cap=self._cap,
+                    result_ttl_ms=self.queue._result_ttl_ms,
+                    worker=self.name,
+                )
+            except BackendError as exc:
+                failures += 1
+                _logger.warning("could not claim jobs from %r: %s", self.queue.name, exc)
+                await self._idle_for(min(0.1 * 2**failures, 5.0))
+                continue
+            failures = 0
+            for job in claimed:
+                self._runner.start(job)
+            if len(claimed) < free and not self._stopping:
+                timeout = self.poll_interval if nearest < 0 else nearest / 1000
+                await self._idle_for(min(self.poll_interval, timeout), wake=True)
+
+    async def _idle_for(self, seconds: float, *, wake: bool = False) -> None:
+        """Wait up to `seconds`, or less when a job is enqueued (`wake`) or on stop."""
+        self._idle = asyncio.get_running_loop().create_task(self._block(seconds, wake=wake))
+        try:
+            await asyncio.wait((self._idle,))
+        finally:
+            self._idle.cancel()
+            self._idle = None
+
+    async def _block(self, seconds: float, *, wake: bool) -> None:
+        if not wake or seconds < 0.01:
+            await asyncio.sleep(seconds)
+            return
+        redis = self.queue.client.redis
+        try:
+            async with asyncio.timeout(seconds + self.queue.config.timeout + 1.0):
+                await redis.blpop([self._store.wake_key], timeout=seconds)
+        except Exception as exc:  # any failure here only costs one poll interval
+            _logger.debug("waiting for jobs failed: %r", exc)
+            await asyncio.sleep(seconds)
+
+    def _on_fired(self) -> None:
+        self._sent.record(1, {"queue": self.queue.name, "task": "cron"})
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def _connect_heartbeat(self) -> QueueStore:
+        from scalepy.backends.redis import RedisClient
+
+        return QueueStore(RedisClient(self.queue.config), self.queue.name)
+
+    async def _record_depth(self, interval: float) -> None:
+        while True:
+            try:
+                await self.queue.stats()
+            except BackendError as exc:
+                _logger.debug("could not read the depth of %r: %s", self.queue.name, exc)
+            await asyncio.sleep(interval)

@@ -1,0 +1,54 @@
+"""Fixtures of the queue tests: a fresh queue on the shared Redis, then on the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scalepy.queue import Queue
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+WAIT = 10.0  # the most any awaited condition below may take; they usually take milliseconds
+
+_DELETE = """
+for _, key in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', key) end
+return 0
+"""
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def queue_url(request: pytest.FixtureRequest, redis_url: str, cluster_url: str) -> str:
+    """The shared Redis server's URL, then the cluster's (every test runs on both)."""
+    return redis_url if request.param == "standalone" else cluster_url
+
+
+@pytest.fixture
+def queue_name() -> str:
+    """A queue name no other test uses."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def queue(queue_url: str, queue_name: str) -> AsyncIterator[Queue]:
+    """A queue of its own, its keys deleted afterwards."""
+    async with Queue(queue_url, name=queue_name) as fresh:
+        yield fresh
+        await delete_keys(fresh)
+
+
+async def delete_keys(queue: Queue) -> None:
+    """Delete every key of `queue` (all in one cluster slot, so one script finds them)."""
+    base = queue._store.base
+    await queue.client.execute("EVAL", _DELETE, 1, base, base + "*")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:
+    """Poll `check` until it holds; for conditions set by Redis' clock or other processes."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - other processes and Redis' clock set no event here
+            await asyncio.sleep(0.01)

@@ -1,0 +1,178 @@
+"""When Redis fails: workers keep going and recover, nothing raises out of them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import types
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scalepy import integrations
+from scalepy.backends.redis import RedisClient
+from scalepy.queue import JobStatus, Queue, Worker, _periodic, _telemetry
+from scalepy.queue._acks import Acks
+from scalepy.queue._heartbeat import Heartbeat, HeldLeases
+from scalepy.queue._periodic import run_schedule
+from scalepy.queue._store import QueueStore, Settlement
+from tests.queue.conftest import WAIT, eventually
+from tests.support.redis_server import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from tests.support.redis_server import RedisServer
+
+UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2&timeout=0.2"
+
+
+@pytest.fixture
+async def dead_store() -> AsyncIterator[QueueStore]:
+    """A store whose Redis refuses connections."""
+    async with RedisClient.from_url(UNREACHABLE) as client:
+        yield QueueStore(client, "dead")
+
+
+def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    """Whether a captured log message contains `text`."""
+    return any(text in record.getMessage() for record in caplog.records)
+
+
+async def test_a_worker_rides_out_a_frozen_redis(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While Redis does not answer, claims, renewals and outcomes are retried; then all resume."""
+    caplog.set_level(logging.DEBUG, logger="scalepy.queue")
+    release = asyncio.Event()
+    async with Queue(f"{redis_server.url}?timeout=0.2", name="q") as queue:
+
+        @queue.task(name="hold")
+        async def hold() -> str:
+            await release.wait()
+            return "done"
+
+        async with Worker(queue, lease=1.5, poll_interval=0.1) as worker:
+            job = await hold.enqueue()
+            await eventually(lambda: _status(job, JobStatus.ACTIVE))
+            redis_server.pause()
+            try:
+                release.set()
+
+                async def all_failed() -> bool:
+                    return all(
+                        logged(caplog, text)
+                        for text in ("could not claim", "could not record", "could not renew")
+                    )
+
+                await eventually(all_failed)
+            finally:
+                redis_server.resume()
+            assert "done" == await job.result(timeout=WAIT)
+            assert "done" == await (await hold.enqueue()).result(timeout=WAIT)
+        assert (2, 0) == (worker.statistics().completed, worker.statistics().lost)
+
+
+async def _status(job: object, status: JobStatus) -> bool:
+    return status is await job.status()  # type: ignore[attr-defined]
+
+
+async def test_outcomes_are_given_up_after_the_lease(
+    dead_store: QueueStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past `retry_for`, a batch Redis never took is reported with no codes (and logged)."""
+    reports: list[tuple[list[str], list[int] | None]] = []
+    acks: Acks[str] = Acks(
+        dead_store,
+        result_ttl_ms=1000,
+        on_settled=lambda items, codes: reports.append((items, codes)),
+        retry_for=0.1,
+    )
+    settlement: Settlement = ("a", 1, "c", b"1", 0)
+    acks.add("a", settlement)
+    await acks.drain()
+    assert [(["a"], None)] == reports
+    assert logged(caplog, "gave up recording 1 job outcomes")
+
+
+async def test_a_failed_renewal_is_logged_and_retried_next_time(
+    dead_store: QueueStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A heartbeat that cannot reach Redis logs a warning and reports nothing."""
+    held = HeldLeases()
+    held.add("a", 1)
+    reports: list[object] = []
+    heartbeat = Heartbeat(
+        lambda: dead_store,
+        held,
+        lease_ms=1000,
+        interval=1.0,
+        report=lambda lost, cancel: reports.append((lost, cancel)),
+        loop=asyncio.get_running_loop(),
+    )
+    await heartbeat.beat(dead_store)
+    assert [] == reports
+    assert 1 == len(held)
+    assert logged(caplog, "could not renew 1 job leases")
+
+
+async def test_a_cron_fire_redis_misses_is_tried_again(
+    dead_store: QueueStore, queue: Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fire that cannot reach Redis is logged and retried a second later."""
+
+    @queue.task(name="tick")
+    async def tick() -> None: ...
+
+    periodic = queue.cron("* * * * * *", tick)
+    schedule = asyncio.create_task(run_schedule(dead_store, periodic, on_fired=lambda: None))
+    try:
+        await eventually(lambda: _logged_async(caplog, "could not fire"))
+    finally:
+        schedule.cancel()
+        await asyncio.gather(schedule, return_exceptions=True)
+
+
+async def _logged_async(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return logged(caplog, text)
+
+
+async def test_a_clock_ahead_of_redis_waits_for_the_server(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When this machine's clock runs ahead, the fire waits for Redis' clock, then happens once."""
+    ahead = types.SimpleNamespace(time=lambda: time.time() + 0.3)
+    monkeypatch.setattr(_periodic, "time", ahead)
+
+    @queue.task(name="tick")
+    async def tick() -> None: ...
+
+    periodic = queue.cron("* * * * * *", tick)
+    fired = asyncio.Event()
+    schedules = [
+        asyncio.create_task(run_schedule(queue._store, periodic, on_fired=fired.set))
+        for _ in range(2)
+    ]
+    try:
+        async with asyncio.timeout(WAIT):
+            await fired.wait()
+    finally:
+        for schedule in schedules:
+            schedule.cancel()
+        await asyncio.gather(*schedules, return_exceptions=True)
+    assert 1 == (await queue.stats()).queued
+
+
+def test_jobs_carry_no_trace_without_opentelemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the OpenTelemetry integration, jobs carry no context and workers attach none."""
+    monkeypatch.setitem(sys.modules, "scalepy.integrations.opentelemetry", None)
+    monkeypatch.delattr(integrations, "opentelemetry", raising=False)
+    _telemetry._opentelemetry.cache_clear()
+    try:
+        assert "" == _telemetry.capture_trace()
+        with _telemetry.trace_scope('{"traceparent": "x"}'):
+            pass
+    finally:
+        _telemetry._opentelemetry.cache_clear()

@@ -1,0 +1,300 @@
+"""`Queue`, `Task` and `Job` on the producer side: registering, enqueueing, inspecting."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from scalepy.errors import (
+    ConfigurationError,
+    JobCancelled,
+    JobNotFound,
+    ResultTimeout,
+    SerializationError,
+)
+from scalepy.health import Status
+from scalepy.queue import Backoff, Job, JobStatus, Queue, Task, current_job
+from scalepy.serializers import JsonSerializer
+from scalepy.testing import RecordingInstrumentation
+
+if TYPE_CHECKING:
+    from scalepy.queue._store import Claimed
+
+
+async def echo(value: Any) -> Any:
+    """A task returning its argument."""
+    return value
+
+
+async def claim_all(queue: Queue) -> list[Claimed]:
+    """Claim every ready job as a test worker."""
+    _, jobs = await queue._store.claim(
+        1000, lease_ms=60_000, cap=0, result_ttl_ms=60_000, worker="test"
+    )
+    return jobs
+
+
+def test_a_queue_needs_redis_and_sane_options(redis_url: str) -> None:
+    """Bad backends and options are refused with ConfigurationError at construction."""
+    with pytest.raises(ConfigurationError, match="needs Redis"):
+        Queue("memory://")
+    for options in (
+        {"name": ""},
+        {"result_ttl": -1},
+        {"max_running": 0},
+        {"batch_size": 0},
+        {"batch_size": 5001},
+    ):
+        with pytest.raises(ConfigurationError):
+            Queue(redis_url, **options)
+
+
+async def test_tasks_register_with_or_without_options(queue: Queue) -> None:
+    """`@queue.task` and `@queue.task(...)` both register; the default name is module.qualname."""
+    plain = queue.task(echo)
+    named = queue.task(name="named", retries=0, timeout=5, priority=9, unique=True)(echo)
+    assert {f"{__name__}.echo": plain, "named": named} == dict(queue.tasks)
+    assert (0, 5, 9, True) == (named.retries, named.timeout, named.priority, named.unique)
+    assert isinstance(plain.backoff, Backoff)
+    assert 7 == await plain(7)  # calling a task runs it here
+    assert f"<Task 'named' queue={queue.name!r} retries=0>" == repr(named)
+
+
+async def test_bad_tasks_are_refused(queue: Queue) -> None:
+    """Sync functions, taken names and out-of-range options raise ConfigurationError."""
+
+    def sync() -> None: ...
+
+    with pytest.raises(ConfigurationError, match="async function"):
+        queue.task(sync)  # type: ignore[arg-type]
+    queue.task(name="taken")(echo)
+    with pytest.raises(ConfigurationError, match="already has a task"):
+        queue.task(name="taken")(echo)
+    for options in (
+        {"name": ""},
+        {"retries": -1},
+        {"retries": True},
+        {"timeout": 0},
+        {"priority": 10},
+        {"priority": -1},
+        {"backoff": 3},
+    ):
+        with pytest.raises(ConfigurationError):
+            queue.task(**options)(echo)
+
+
+def test_backoff_grows_exponentially_with_full_jitter() -> None:
+    """Backoff bounds grow by the multiplier up to the maximum; jitter scales them by rng()."""
+    fixed = Backoff(initial=1.0, maximum=5.0, jitter=False)
+    assert [1.0, 2.0, 4.0, 5.0, 5.0] == [fixed(n) for n in range(5)]
+    assert 5.0 == fixed(10_000)  # overflow is capped
+    assert 1.0 == Backoff(initial=4.0, rng=lambda: 0.25)(0)
+    with pytest.raises(ConfigurationError):
+        Backoff(initial=2.0, maximum=1.0)
+
+
+async def test_enqueue_serializes_now_and_returns_a_handle(queue: Queue) -> None:
+    """A job is queued with its arguments; its handle reads status and info."""
+    task = queue.task(name="t")(echo)
+    job = await task.enqueue({"a": [1, 2]})
+    assert job.created
+    assert JobStatus.QUEUED == await job.status()
+    info = await job.info()
+    assert ("t", JobStatus.QUEUED, 0, 0, 3) == (
+        info.task, info.status, info.priority, info.attempts, info.retries
+    )  # fmt: skip
+    assert (None, None, None, False, None) == (
+        info.started_at, info.finished_at, info.error, info.cancel_requested, info.worker
+    )  # fmt: skip
+    assert info.created_at > 0
+    (claimed,) = await claim_all(queue)
+    assert [[{"a": [1, 2]}], {}] == JsonSerializer().loads(claimed.args)
+
+
+async def test_unserializable_arguments_fail_at_the_call(queue: Queue) -> None:
+    """SerializationError is raised by enqueue itself, and nothing is enqueued."""
+    task = queue.task(name="t")(echo)
+    with pytest.raises(SerializationError):
+        await task.enqueue(object())
+    with pytest.raises(SerializationError):
+        await task.enqueue_many([(1,), (object(),)])
+    assert 0 == (await queue.stats()).queued
+
+
+async def test_enqueue_many_creates_every_job_in_order(queue_url: str, queue_name: str) -> None:
+    """Bulk enqueueing spans several script calls (batch_size) and keeps the order."""
+    async with Queue(queue_url, name=queue_name, batch_size=7) as queue:
+        task = queue.task(name="t")(echo)
+        jobs = await task.enqueue_many([(i,) for i in range(20)])
+        assert 20 == len({job.id for job in jobs})
+        claimed = await claim_all(queue)
+        assert [job.id for job in jobs] == [job.id for job in claimed]
+        assert [[[i], {}] for i in range(20)] == [JsonSerializer().loads(c.args) for c in claimed]
+
+
+async def test_options_delay_and_schedule_jobs(queue: Queue) -> None:
+    """`delay` and `at` schedule jobs; `priority` overrides the task's level."""
+    task = queue.task(name="t")(echo)
+    delayed = await task.options(delay=60).enqueue(1)
+    later = await task.options(at=datetime.now(UTC) + timedelta(hours=1)).enqueue(2)
+    also = await task.options(delay=timedelta(minutes=1)).enqueue_many([(3,)])
+    urgent = await task.options(priority=9).enqueue(4)
+    assert [JobStatus.SCHEDULED] * 3 == [await job.status() for job in (delayed, later, also[0])]
+    assert 9 == (await urgent.info()).priority
+    assert (1, 3) == ((await queue.stats()).queued, (await queue.stats()).scheduled)
+
+
+async def test_bad_options_are_refused(queue: Queue) -> None:
+    """Both delay and at, a negative delay, a naive time or a bad priority are refused."""
+    task = queue.task(name="t")(echo)
+    now = datetime.now(UTC)
+    for options in (
+        {"delay": 1, "at": now},
+        {"delay": -1},
+        {"at": now.replace(tzinfo=None)},
+        {"priority": 11},
+    ):
+        with pytest.raises(ConfigurationError):
+            task.options(**options)
+
+
+async def test_unique_jobs_share_one_live_job(queue: Queue) -> None:
+    """A unique task, or a key, returns the live job instead of making another."""
+    unique = queue.task(name="u", unique=True)(echo)
+    first, again, other = await unique.enqueue(1), await unique.enqueue(1), await unique.enqueue(2)
+    assert (True, False, True) == (first.created, again.created, other.created)
+    assert first == again != other
+    plain = queue.task(name="p")(echo)
+    keyed = [await plain.options(key="k").enqueue(n) for n in range(3)]
+    assert 1 == len(set(keyed))
+    batch = await plain.options(key="b").enqueue_many([(1,), (2,)])
+    assert [True, False] == [job.created for job in batch]
+
+
+async def test_a_thousand_concurrent_enqueues_with_one_key_make_one_job(queue: Queue) -> None:
+    """1,000 enqueues racing with the same unique key create exactly one job."""
+    task = queue.task(name="t")(echo)
+    jobs = await asyncio.gather(*(task.options(key="once").enqueue(n) for n in range(1000)))
+    assert 1 == len({job.id for job in jobs})
+    assert 1 == sum(job.created for job in jobs)
+    assert 1 == (await queue.stats()).queued
+
+
+async def test_cancel_a_waiting_job(queue: Queue) -> None:
+    """A cancelled job never runs, and its result raises JobCancelled."""
+    task = queue.task(name="t")(echo)
+    job = await task.enqueue(1)
+    assert JobStatus.CANCELLED == await job.cancel()
+    assert JobStatus.CANCELLED == await job.cancel()
+    with pytest.raises(JobCancelled, match="was cancelled"):
+        await job.result(timeout=1)
+    assert [] == await claim_all(queue)
+
+
+async def test_unknown_jobs_raise_job_not_found(queue: Queue) -> None:
+    """Reading or cancelling an id the queue does not know raises JobNotFound."""
+    job = queue.job("nope")
+    for call in (job.status, job.info, job.cancel, job.result):
+        with pytest.raises(JobNotFound, match="nope"):
+            await call()
+
+
+async def test_result_times_out_while_the_job_waits(queue: Queue) -> None:
+    """`result(timeout)` raises ResultTimeout when no worker settles the job in time."""
+    job = await queue.task(name="t")(echo).enqueue(1)
+    with pytest.raises(ResultTimeout, match=r"did not finish within 0\.050 s"):
+        await job.result(timeout=0.05)
+
+
+async def test_job_handles_compare_by_queue_and_id(queue: Queue, redis_url: str) -> None:
+    """Handles are equal when they name the same job of the same queue."""
+    async with Queue(redis_url, name="other") as other:
+        assert queue.job("a") == queue.job("a")
+        assert queue.job("a") != other.job("a")
+        assert queue.job("a") != "a"
+        assert 1 == len({queue.job("a"), queue.job("a")})
+        assert f"<Job 'a' queue={queue.name!r}>" == repr(queue.job("a"))
+
+
+async def test_cron_schedules_are_registered_once(queue: Queue, redis_url: str) -> None:
+    """`cron` validates the expression and the task, and refuses duplicates."""
+    task = queue.task(name="t")(echo)
+    periodic = queue.cron("*/5 * * * *", task, 1)
+    assert {periodic.name: periodic} == dict(queue.periodic)
+    assert queue.cron("*/5 * * * *", task, 2).name != periodic.name
+    with pytest.raises(ConfigurationError, match="already runs"):
+        queue.cron("*/5 * * * *", task, 1)
+    with pytest.raises(ConfigurationError, match="fields"):
+        queue.cron("never", task, 1)
+    async with Queue(redis_url, name="other") as other:
+        with pytest.raises(ConfigurationError, match="another queue"):
+            other.cron("* * * * *", task, 1)
+
+
+async def test_sends_are_spans_and_counted(queue_url: str, queue_name: str) -> None:
+    """Each enqueue is a `send <queue>` span; created jobs are counted per task."""
+    instrumentation = RecordingInstrumentation()
+    async with Queue(queue_url, name=queue_name, instrumentation=instrumentation) as queue:
+        task = queue.task(name="t", unique=True)(echo)
+        await task.enqueue(1)
+        await task.enqueue(1)
+        await task.enqueue_many([(2,), (3,)])
+    assert [f"send {queue_name}"] * 3 == [span.name for span in instrumentation.spans]
+    assert [1, 1, 2] == [
+        span.attributes["messaging.batch.message_count"] for span in instrumentation.spans
+    ]
+    assert 3 == instrumentation.value("scalepy.queue.jobs.sent", task="t")
+
+
+async def test_stats_record_the_depth_gauge(queue_url: str, queue_name: str) -> None:
+    """`stats()` counts jobs by state and records them as the depth gauge."""
+    instrumentation = RecordingInstrumentation()
+    async with Queue(queue_url, name=queue_name, instrumentation=instrumentation) as queue:
+        await queue.task(name="t")(echo).enqueue(1)
+        stats = await queue.stats()
+    assert (1, 0, 0, 0) == (stats.queued, stats.scheduled, stats.active, stats.dead)
+    assert [1, 0, 0, 0] == [
+        instrumentation.value("scalepy.queue.depth", state=state)
+        for state in ("queued", "scheduled", "active", "dead")
+    ]
+
+
+async def test_the_health_check_reports_the_backlog(queue: Queue) -> None:
+    """The readiness check observes queued and dead jobs, warning past `warn_queued`."""
+    await queue.task(name="t")(echo).enqueue_many([(1,), (2,)])
+    check = queue.health_check(warn_queued=1)
+    assert f"queue:{queue.name}" == check.name
+    observed = await check.probe()
+    assert isinstance(observed, list)
+    queued, dead = observed
+    assert ("queued", 2, Status.WARN, "more than 1 jobs queued") == (
+        queued.measurement, queued.value, queued.status, queued.output
+    )  # fmt: skip
+    assert ("dead", 0, Status.PASS) == (dead.measurement, dead.value, dead.status)
+    calm = await queue.health_check(name="jobs").probe()
+    assert isinstance(calm, list)
+    assert Status.PASS == calm[0].status
+
+
+def test_statuses_tell_whether_the_job_ended() -> None:
+    """Completed, dead and cancelled jobs are finished; the others are not."""
+    assert {JobStatus.COMPLETED, JobStatus.DEAD, JobStatus.CANCELLED} == {
+        status for status in JobStatus if status.finished
+    }
+
+
+def test_current_job_is_only_set_inside_a_job() -> None:
+    """Outside a worker's job, `current_job()` raises LookupError."""
+    with pytest.raises(LookupError):
+        current_job()
+
+
+def test_task_type_keeps_the_signature(queue: Queue) -> None:
+    """`Task` is generic in the function's parameters and result (checked by mypy)."""
+    task: Task[[int], int] = queue.task(name="t")(echo)
+    job: Job[Any] = queue.job("x")
+    assert isinstance(task, Task)
+    assert isinstance(job, Job)

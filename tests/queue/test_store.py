@@ -1,0 +1,285 @@
+"""The Lua scripts, driven directly: claims, fencing, reaping, retries, cancellation, cron."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from scalepy.backends.redis import Subscription
+from scalepy.queue._store import Batch
+from tests.queue.conftest import eventually
+
+if TYPE_CHECKING:
+    from scalepy.queue import Queue
+    from scalepy.queue._store import Claimed, NewJob, QueueStore
+
+TTL = 60_000
+
+
+def new(
+    job_id: str, priority: int = 0, *, retries: int = 2, when: str = "", key: str = ""
+) -> tuple[Batch, NewJob]:
+    """A job of task `t` with no arguments."""
+    return Batch("t", priority, retries, when, ""), (job_id, b"[[],{}]", key)
+
+
+async def enqueue(store: QueueStore, jobs: list[tuple[Batch, NewJob]]) -> list[tuple[str, bool]]:
+    """Enqueue each job in order, one script call each."""
+    return [held for batch, job in jobs for held in await store.enqueue(batch, [job])]
+
+
+async def claim(
+    store: QueueStore, count: int = 10, *, lease_ms: int = 60_000, cap: int = 0
+) -> list[Claimed]:
+    """Claim up to `count` jobs as worker `w`."""
+    _, jobs = await store.claim(count, lease_ms=lease_ms, cap=cap, result_ttl_ms=TTL, worker="w")
+    return jobs
+
+
+async def state(store: QueueStore, job_id: str) -> str | None:
+    """The job's state, or None if it is gone."""
+    job = await store.job(job_id)
+    return None if job is None else job.state
+
+
+@pytest.fixture
+def store(queue: Queue) -> QueueStore:
+    """The queue's store."""
+    return queue._store
+
+
+async def test_claims_higher_priority_first_and_fifo_within_a_level(store: QueueStore) -> None:
+    """Jobs come out by priority level, highest first, then in enqueue order."""
+    await enqueue(store, [new("a"), new("b", 5), new("c"), new("d", 9), new("e", 5)])
+    claimed = await claim(store, 3) + await claim(store, 10)
+    assert ["d", "b", "e", "a", "c"] == [job.id for job in claimed]
+    assert [1] * 5 == [job.token for job in claimed]
+    assert (0, 0, 5, 0) == await store.counts()
+
+
+async def test_claim_reports_the_wait_and_records_the_worker(store: QueueStore) -> None:
+    """A claimed job carries its task, arguments and wait; the job names its worker."""
+    await enqueue(store, [new("a")])
+    (job,) = await claim(store)
+    assert ("t", b"[[],{}]", "", 1) == (job.task, job.args, job.trace, job.tries)
+    assert 0 <= job.waited_ms < 5_000
+    stored = await store.job("a")
+    assert stored is not None
+    assert ("active", "w", 1) == (stored.state, stored.worker, stored.tries)
+
+
+async def test_claim_respects_the_queue_wide_cap(store: QueueStore) -> None:
+    """With a cap, the jobs leased over all workers never exceed it."""
+    await enqueue(store, [new(str(i)) for i in range(5)])
+    assert 2 == len(await claim(store, 10, cap=2))
+    assert [] == await claim(store, 10, cap=2)
+    assert 3 == len(await claim(store, 10))
+
+
+async def test_only_the_current_token_settles_an_attempt(store: QueueStore) -> None:
+    """An outcome under a stale token is refused, and a job settles only once."""
+    await enqueue(store, [new("a")])
+    (job,) = await claim(store)
+    stale = (job.id, job.token - 1, "c", b"1", 0)
+    assert [0] == await store.ack([stale], result_ttl_ms=TTL)
+    assert [1, 0] == await store.ack(
+        [(job.id, job.token, "c", b"2", 0), (job.id, job.token, "c", b"3", 0)], result_ttl_ms=TTL
+    )
+    stored = await store.job("a")
+    assert stored is not None
+    assert ("completed", b"2") == (stored.state, stored.result)
+    assert (0, 0, 0, 0) == await store.counts()
+
+
+async def test_completed_jobs_expire_after_the_result_ttl(queue: Queue, store: QueueStore) -> None:
+    """A settled job keeps its result for the TTL; a TTL of 0 deletes it at once."""
+    await enqueue(store, [new("a"), new("b")])
+    a, b = await claim(store)
+    await store.ack([(a.id, a.token, "c", b"1", 0)], result_ttl_ms=TTL)
+    await store.ack([(b.id, b.token, "c", b"1", 0)], result_ttl_ms=0)
+    ttl = await queue.client.execute("PTTL", f"{store.base}:job:a")
+    assert 0 < ttl <= TTL
+    assert None is await store.job("b")
+
+
+async def test_a_failure_with_retries_left_is_retried_after_its_delay(store: QueueStore) -> None:
+    """A failed attempt waits out its backoff in the scheduled set, then is claimable."""
+    await enqueue(store, [new("a", retries=1)])
+    (job,) = await claim(store)
+    assert [2] == await store.ack(
+        [(job.id, job.token, "f", "ValueError: x", 200)], result_ttl_ms=TTL
+    )
+    assert "scheduled" == await state(store, "a")
+    assert (0, 1, 0, 0) == await store.counts()
+    claimed: list[Claimed] = []
+
+    async def claimed_again() -> bool:
+        claimed.extend(await claim(store))
+        return bool(claimed)
+
+    await eventually(claimed_again)
+    assert [("a", 2, 2)] == [(job.id, job.token, job.tries) for job in claimed]
+
+
+async def test_a_failure_without_delay_is_ready_at_once(store: QueueStore) -> None:
+    """A zero retry delay puts the job straight back on its ready list."""
+    await enqueue(store, [new("a")])
+    (job,) = await claim(store)
+    assert [2] == await store.ack([(job.id, job.token, "f", "E", 0)], result_ttl_ms=TTL)
+    assert ["a"] == [job.id for job in await claim(store)]
+
+
+async def test_the_last_failure_dead_letters_and_requeue_redrives(store: QueueStore) -> None:
+    """Past its retries a job is dead, with its error; requeue gives it fresh retries."""
+    await enqueue(store, [new("a", retries=0), new("b", retries=5)])
+    a, b = await claim(store)
+    codes = await store.ack(
+        [(a.id, a.token, "f", "ValueError: boom", 0), (b.id, b.token, "f", "E", -1)],
+        result_ttl_ms=TTL,
+    )
+    assert [3, 3] == codes
+    stored = await store.job("a")
+    assert stored is not None
+    assert ("dead", "ValueError: boom") == (stored.state, stored.error)
+    assert ["b", "a"] == await store.dead_ids(10) or ["a", "b"] == await store.dead_ids(10)
+    assert 1 == await store.requeue(["a", "unknown"])
+    assert 0 == await store.requeue([])
+    (again,) = await claim(store)
+    assert ("a", 1) == (again.id, again.tries)
+    assert (0, 0, 1, 1) == await store.counts()
+
+
+async def test_an_expired_lease_is_reaped_to_the_front_of_the_queue(store: QueueStore) -> None:
+    """Any claim re-queues a job whose lease expired, ahead of jobs still waiting."""
+    await enqueue(store, [new("a")])
+    await claim(store, lease_ms=50)
+    await enqueue(store, [new("b")])
+
+    async def reaped() -> bool:
+        await claim(store, 0)  # reaps, claims nothing
+        return "queued" == await state(store, "a")
+
+    await eventually(reaped)
+    assert [("a", 2)] == [(job.id, job.token) for job in await claim(store, 1)]
+
+
+async def test_an_expired_lease_past_the_retries_dead_letters(store: QueueStore) -> None:
+    """A job whose worker died on its last attempt goes to the dead-letter set."""
+    await enqueue(store, [new("a", retries=0)])
+    await claim(store, lease_ms=50)
+
+    async def dead() -> bool:
+        await claim(store)
+        return "dead" == await state(store, "a")
+
+    await eventually(dead)
+    stored = await store.job("a")
+    assert stored is not None
+    assert (stored.error or "").startswith("LeaseExpired")
+
+
+async def test_extending_keeps_the_lease_and_reports_lost_ones(store: QueueStore) -> None:
+    """A renewed lease is not reaped; leases under stale tokens are reported lost."""
+    await enqueue(store, [new("a"), new("b")])
+    a, b = await claim(store, lease_ms=100)
+    lost, cancel = await store.extend([(a.id, a.token), (b.id, b.token + 1)], lease_ms=60_000)
+    assert (["b"], []) == (lost, cancel)
+
+    async def b_reaped() -> bool:
+        return [b.id] == [job.id for job in await claim(store)]
+
+    await eventually(b_reaped)
+    assert "active" == await state(store, "a")
+
+
+async def test_a_release_hands_the_attempt_back(store: QueueStore) -> None:
+    """A released job goes back to the front, its attempt not counted."""
+    await enqueue(store, [new("a"), new("b")])
+    (a,) = await claim(store, 1)
+    assert [1] == await store.ack([(a.id, a.token, "r", "", 0)], result_ttl_ms=TTL)
+    (again,) = await claim(store, 1)
+    assert ("a", 2, 1) == (again.id, again.token, again.tries)
+
+
+async def test_cancelling_a_waiting_job_takes_it_out(store: QueueStore) -> None:
+    """A queued or scheduled job is cancelled at once and never claimed."""
+    await enqueue(store, [new("a"), new("b", when="+60000"), new("c")])
+    assert "cancelled" == await store.cancel("a", result_ttl_ms=TTL)
+    assert "cancelled" == await store.cancel("b", result_ttl_ms=TTL)
+    assert "cancelled" == await store.cancel("a", result_ttl_ms=TTL)
+    assert None is await store.cancel("unknown", result_ttl_ms=TTL)
+    assert ["c"] == [job.id for job in await claim(store)]
+    assert (0, 0, 1, 0) == await store.counts()
+
+
+async def test_cancelling_a_running_job_goes_through_its_heartbeat(store: QueueStore) -> None:
+    """A running job is flagged; its worker's next renewal learns it and settles it."""
+    await enqueue(store, [new("a")])
+    (a,) = await claim(store)
+    assert "active" == await store.cancel("a", result_ttl_ms=TTL)
+    assert ([], ["a"]) == await store.extend([(a.id, a.token)], lease_ms=60_000)
+    assert [1] == await store.ack([(a.id, a.token, "x", "stopped", 0)], result_ttl_ms=TTL)
+    assert "cancelled" == await state(store, "a")
+
+
+async def test_a_cancelled_job_whose_worker_died_ends_cancelled(store: QueueStore) -> None:
+    """The reaper settles a flagged job as cancelled instead of re-queueing it."""
+    await enqueue(store, [new("a")])
+    await claim(store, lease_ms=50)
+    await store.cancel("a", result_ttl_ms=TTL)
+
+    async def cancelled() -> bool:
+        await claim(store)
+        return "cancelled" == await state(store, "a")
+
+    await eventually(cancelled)
+
+
+async def test_a_unique_key_holds_one_live_job(store: QueueStore) -> None:
+    """While a job holds its key, enqueueing again returns it; once it ends, the key is free."""
+    first = await enqueue(store, [new("a", key="k"), new("b", key="k")])
+    assert [("a", True), ("a", False)] == first
+    (a,) = await claim(store)
+    await store.ack([(a.id, a.token, "c", b"1", 0)], result_ttl_ms=TTL)
+    assert [("c", True)] == await enqueue(store, [new("c", key="k")])
+
+
+async def test_scheduled_jobs_report_when_they_are_due(store: QueueStore) -> None:
+    """A claim that finds nothing says how long until the next scheduled job."""
+    await enqueue(store, [new("a", when="+5000")])
+    nearest, jobs = await store.claim(1, lease_ms=1000, cap=0, result_ttl_ms=TTL, worker="w")
+    assert [] == jobs
+    assert 0 < nearest <= 5000
+    await enqueue(store, [new("b", when="1")])  # an absolute time in the past: ready now
+    assert ["b"] == [job.id for job in await claim(store)]
+
+
+async def test_a_cron_fire_enqueues_once(store: QueueStore) -> None:
+    """The first call for a due fire time enqueues; later ones, and early ones, do not."""
+    batch, (job_id, args, _) = new("cron-1")
+    assert 0 < await store.fire_cron("nightly", 2**50, job_id, batch, args)
+    assert 0 == await store.fire_cron("nightly", 1000, job_id, batch, args)
+    assert -1 == await store.fire_cron("nightly", 1000, job_id, batch, args)
+    assert -1 == await store.fire_cron("nightly", 999, job_id, batch, args)
+    assert ["cron-1"] == [job.id for job in await claim(store)]
+
+
+async def test_settled_jobs_are_announced(queue: Queue, store: QueueStore) -> None:
+    """The ids of settled jobs are published on the queue's channel, space-separated."""
+    messages: list[bytes] = []
+    async with Subscription(
+        queue.client, store.channel, messages.append, sharded=queue.client.is_cluster
+    ) as subscription:
+        await subscription.start()
+        await enqueue(store, [new("a"), new("b")])
+        a, b = await claim(store)
+        await store.ack(
+            [(a.id, a.token, "c", b"1", 0), (b.id, b.token, "x", "", 0)], result_ttl_ms=TTL
+        )
+
+        async def heard() -> bool:
+            return bool(messages)
+
+        await eventually(heard)
+    assert [b"a b"] == messages
