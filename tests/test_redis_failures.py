@@ -39,6 +39,20 @@ async def test_a_killed_server_fails_fast_and_recovery_is_automatic(
         assert None is await client.execute("GET", "k")  # a fresh server, reconnected
 
 
+async def test_a_later_batch_times_out_at_its_own_deadline(redis_server: RedisServer) -> None:
+    """A batch opened after an answered one still gets its whole timeout, not the first's."""
+    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.3") as client:
+        assert b"OK" == await client.execute("SET", "k", "v")  # answered; its deadline stays
+        await asyncio.sleep(0.15)  # half a timeout later ...
+        redis_server.pause()
+        started = time.monotonic()
+        with pytest.raises(BackendTimeout):  # ... a new batch waits its own 0.3 s
+            await client.execute("GET", "k")
+        elapsed = time.monotonic() - started
+        redis_server.resume()
+        assert 0.3 <= elapsed < 0.3 + MARGIN
+
+
 async def test_a_frozen_server_times_out_within_the_bound_and_recovers(
     redis_server: RedisServer,
 ) -> None:

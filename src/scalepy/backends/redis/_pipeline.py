@@ -6,8 +6,11 @@ task woken in this tick has had its turn to add commands. The flush hands the
 batch to a dispatcher, which writes it at once on a multiplexed connection (see
 `_resp.py`); replies settle each caller's own future.
 
-Each batch carries one deadline timer: a caller never waits longer than `timeout`,
-whether its command waits for a connection or for a reply. When a batch expires
+Each batch has a deadline: a caller never waits longer than `timeout`, whether its
+command waits for a connection or for a reply. Batches share one timeout, so their
+deadlines come in the order they were opened: one watchdog timer, armed for the
+oldest open deadline, serves them all (a timer per batch would leave thousands of
+stale timers in the event loop's heap at high rates). When a batch expires
 with replies still missing, the dispatcher drops the stalled connections so the
 next command reconnects instead of queueing behind a dead socket. A command whose
 caller already gave up (timed out or cancelled) before the flush is not sent.
@@ -16,6 +19,7 @@ caller already gave up (timed out or cancelled) before the flush is not sent.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,8 +82,10 @@ class AutoPipeline:
         "_closed",
         "_collecting",
         "_commands",
+        "_deadlines",
         "_dispatcher",
         "_timeout",
+        "_watchdog",
     )
 
     def __init__(
@@ -98,6 +104,8 @@ class AutoPipeline:
         self._closed = False
         self._commands = 0
         self._batches = 0
+        self._deadlines: deque[tuple[float, _Batch]] = deque()  # oldest first
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         """Queue `command` for the current tick's pipeline.
@@ -114,7 +122,10 @@ class AutoPipeline:
         batch = self._collecting
         if batch is None:
             batch = self._collecting = _Batch()
-            loop.call_later(self._timeout, self._expire, batch)
+            deadline = loop.time() + self._timeout
+            self._deadlines.append((deadline, batch))
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(deadline, self._expire_due)
             loop.call_soon(self._flush)
         future: asyncio.Future[Any] = loop.create_future()
         batch.commands.append(command)
@@ -150,6 +161,14 @@ class AutoPipeline:
         self._batch_sizes.record(len(commands))
         self._dispatcher.dispatch(commands, futures)
         batch.sent_at = asyncio.get_running_loop().time()  # not before the writes
+
+    def _expire_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            self._expire(deadlines.popleft()[1])
+        self._watchdog = loop.call_at(deadlines[0][0], self._expire_due) if deadlines else None
 
     def _expire(self, batch: _Batch) -> None:
         expired = False
