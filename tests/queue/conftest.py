@@ -28,9 +28,12 @@ def queue_url(request: pytest.FixtureRequest, redis_url: str, cluster_url: str) 
 
 
 @pytest.fixture
-def queue_name() -> str:
-    """A queue name no other test uses."""
-    return f"test-{uuid.uuid4().hex}"
+async def queue_name(queue_url: str) -> AsyncIterator[str]:
+    """A queue name no other test uses; whatever the test left under it is deleted."""
+    name = f"test-{uuid.uuid4().hex}"
+    yield name
+    async with Queue(queue_url, name=name) as queue:
+        await delete_keys(queue)
 
 
 @pytest.fixture
