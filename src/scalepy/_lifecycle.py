@@ -1,4 +1,7 @@
-"""`AsyncCloseable`: `async with` for every scalepy object that holds a resource."""
+"""`async with` for every scalepy object that holds a resource.
+
+`AsyncCloseable` closes on leaving the block; `AsyncResource` also opens on entering it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import TYPE_CHECKING, Self
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ("AsyncCloseable",)
+__all__ = ("AsyncCloseable", "AsyncResource")
 
 
 class AsyncCloseable:
@@ -29,3 +32,17 @@ class AsyncCloseable:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class AsyncResource(AsyncCloseable):
+    """An `AsyncCloseable` with an `open()` that `async with` runs on entering."""
+
+    __slots__ = ()
+
+    async def open(self) -> None:
+        """Acquire what the object holds (connections, tasks); subclasses implement it."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from scalepy._lifecycle import AsyncResource
 from scalepy._validation import check_finite
 from scalepy.backends.guard import BackendGuard
 from scalepy.errors import BackendError, ConfigurationError
@@ -27,7 +28,6 @@ from scalepy.telemetry import get_default
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
-    from types import TracebackType
 
     import asyncpg
 
@@ -45,7 +45,7 @@ _logger = logging.getLogger("scalepy.pools")
 _MAX_REPLICA_DELAY = 30.0
 
 
-class PostgresCluster:
+class PostgresCluster(AsyncResource):
     """A primary's pool and its replicas' pools, behind one `acquire()`.
 
     ```python
@@ -341,18 +341,6 @@ class PostgresCluster:
             replicas_available=tuple(not guard.is_open for guard in self._guards),
             read_fallbacks=self._fallbacks,
         )
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         replicas = ", ".join(

@@ -7,9 +7,9 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import AsyncResource
 from scalepy._validation import check_finite
 from scalepy.backends import RedisClusterConfig, RedisConfig
 from scalepy.clock import MonotonicClock
@@ -25,7 +25,6 @@ from scalepy.telemetry import get_default
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Sequence
     from contextlib import AbstractAsyncContextManager
-    from types import TracebackType
 
     from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
@@ -43,7 +42,7 @@ RedisTarget = str | RedisConfig | RedisClusterConfig
 _DEFAULT_REDIS = "default"
 
 
-class PoolManager(AsyncCloseable):
+class PoolManager(AsyncResource):
     """Every connection pool a service needs: PostgreSQL (primary + replicas) and Redis.
 
     ```python
@@ -318,18 +317,6 @@ class PoolManager(AsyncCloseable):
             postgres=None if self._postgres is None else self._postgres.statistics(),
             redis={name: client.statistics() for name, client in self._redis.items()},
         )
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         redis = ", ".join(f"{name}: {client.config}" for name, client in self._redis.items())

@@ -12,8 +12,9 @@ import logging
 import random
 from collections import deque
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from scalepy._lifecycle import AsyncResource
 from scalepy._validation import check_finite
 from scalepy.clock import MonotonicClock
 from scalepy.errors import ConfigurationError, PoolClosedError
@@ -27,7 +28,6 @@ from scalepy.telemetry import get_default
 if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
-    from types import TracebackType
 
     from scalepy.clock import Clock
     from scalepy.pools._connection import Connection
@@ -40,7 +40,7 @@ _MAINTENANCE_INTERVAL = 1.0  # seconds between sweeps (leaks, idle, lifetime, mi
 _DEFAULT_GRACE = 10.0
 
 
-class PostgresPool(Lender):
+class PostgresPool(Lender, AsyncResource):
     """A pool of asyncpg connections to one PostgreSQL server.
 
     ```python
@@ -228,18 +228,6 @@ class PostgresPool(Lender):
     def get_max_size(self) -> int:
         """Return the most connections the pool opens at once (as asyncpg's `Pool`)."""
         return self.options.max_size
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (

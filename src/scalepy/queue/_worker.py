@@ -26,8 +26,6 @@ from scalepy.queue._store import QueueStore
 from scalepy.queue._telemetry import SENT
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from scalepy.queue._queue import Queue
     from scalepy.queue._runner import WorkerStatistics
     from scalepy.telemetry import Instrumentation
@@ -184,14 +182,6 @@ class Worker(AsyncCloseable):
         """Start `run()` in a background task; leaving the block stops it."""
         self._background = asyncio.get_running_loop().create_task(self.run())
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def statistics(self) -> WorkerStatistics:
         """Return a snapshot of the worker's counters."""
