@@ -10,7 +10,8 @@ A producer answers one JSON command a line on stdin with one JSON line on stdout
   runs the shared harness (T callers back to back for S seconds; a call enqueues one
   job, or B jobs through the library's bulk path) and answers `{"jobs_per_second": X}`;
 - `{"op": "fill", "jobs": N, "batch": B}` enqueues N jobs in batches of B, four batches
-  in flight, and answers `{"jobs": N}`.
+  in flight, and answers `{"jobs": N}`;
+- `{"op": "pin", "cpus": [C, ...]}` restricts the producer process to those CPUs.
 
 A worker imports its library, announces itself on `{PREFIX}:ready`, waits for a line
 on stdin (the go signal), then runs the library's worker until SIGTERM, counting its
@@ -52,6 +53,10 @@ def adapter(contender: str) -> Adapter:
         from _queue_arq import ArqAdapter
 
         return ArqAdapter(poll_delay=0.01 if contender == "arq-10ms" else None)
+    if contender == "floor":
+        from _queue_floor import FloorAdapter
+
+        return FloorAdapter()
     if contender in {"taskiq-list", "taskiq-stream"}:
         from _queue_taskiq import TaskiqAdapter
 
@@ -72,6 +77,9 @@ async def fill(producer: Producer, jobs: int, batch: int) -> None:
 
 async def answer(producer: Producer, command: dict[str, Any]) -> dict[str, float]:
     """Carry out one producer command."""
+    if command["op"] == "pin":
+        os.sched_setaffinity(0, command["cpus"])
+        return {"cpus": len(command["cpus"])}
     if command["op"] == "fill":
         await fill(producer, command["jobs"], command["batch"])
         return {"jobs": command["jobs"]}

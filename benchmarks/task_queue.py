@@ -35,6 +35,15 @@ Redis database (`--db`, which must be empty) and flushes it when done.
   key every 5 ms. Logging stays unconfigured everywhere (arq's and taskiq's commands
   would log every job at INFO).
 
+- Placement: a local Redis is pinned to one CPU while enqueueing, and the enqueue
+  table is measured twice, producers on Redis' CPU and on another (see
+  `_placement.py`: on a VM the cross-CPU round trip costs 3x more, and unpinned
+  figures swing by 2x with the scheduler's choice). Processing is not pinned.
+- The floor row (`_queue_floor.py`) is no queue: a bare `asyncio.Protocol` sending `PING`
+  where the others enqueue, on the same Redis. A caller that awaits an acknowledged
+  enqueue waits at least that round trip, so in the 1-caller column no library can
+  beat it; the run prints how far each 1-caller figure is above it.
+
 Rounds alternate between contenders; each figure is the median over `--rounds`, and
 its ratio compares it with the fastest peer (not scalepy) in the same column.
 """
@@ -57,6 +66,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from _placement import pinned_redis
 from _queue_processes import ProducerProcess, WorkerGroup, progress
 
 VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scalepy-bench"
@@ -81,6 +91,7 @@ class Contender:
     label: str
     peer: bool = True
     enqueues: bool = True  # False where another row measures the same producer
+    works: bool = True  # False for the floor row, which has no worker
     venv: str | None = None  # a key of PEER_VENVS, or None for the project's venv
     jobs_divisor: int = 1  # processes --jobs // jobs_divisor jobs per round
 
@@ -92,6 +103,7 @@ CONTENDERS = (
     Contender("arq-10ms", "arq (poll_delay 0.01 s)", enqueues=False, venv="arq"),
     Contender("taskiq-list", "taskiq-redis list broker"),
     Contender("taskiq-stream", "taskiq-redis stream broker"),
+    Contender("floor", "(floor: bare PING round trip)", peer=False, works=False),
 )
 
 PEERS = {c.key for c in CONTENDERS if c.peer}
@@ -123,10 +135,18 @@ class Bench:
         return f"bench-{self.run}:{contender.key}"
 
 
-async def measure_enqueue(bench: Bench, contenders: list[Contender]) -> dict[str, Column]:
-    """Median enqueue jobs/s per mode and contender, after a discarded warm-up round."""
+async def measure_enqueue(
+    bench: Bench, contenders: list[Contender], cpus: set[int] | None
+) -> dict[str, Column]:
+    """Median enqueue jobs/s per mode and contender, after a discarded warm-up round.
+
+    With `cpus`, every producer runs on those CPUs only.
+    """
     options = bench.options
     producers = {c.key: bench.producers[c.key] for c in contenders}
+    if cpus is not None:
+        for producer in producers.values():
+            await producer.ask(op="pin", cpus=sorted(cpus))
     samples: dict[str, dict[str, list[float]]] = {
         name: {key: [] for key in producers} for name in ENQUEUE_MODES
     }
@@ -231,6 +251,22 @@ def table(bench: Bench, title: str, rows: list[Contender], columns: dict[str, Co
         print(f"{contender.label:<34}{cells}")
 
 
+def floor(column: Column) -> None:
+    """Print each 1-caller figure as the round trip plus the library's own time per enqueue."""
+    rtt = 1e6 / column["floor"]
+    best = max(value for key, value in column.items() if key in PEERS)
+    print(
+        f"1 caller: a bare round trip takes {rtt:.1f} us; 2x the best peer needs "
+        f"{1e6 / (2 * best):.1f} us per enqueue, round trip included"
+    )
+    above = {key: 1e6 / value - rtt for key, value in column.items() if key != "floor"}
+    fastest_peer = min(value for key, value in above.items() if key in PEERS)
+    for key, spent in above.items():
+        print(
+            f"  {key:<14} {spent:6.1f} us above the round trip ({fastest_peer / spent:.2f}x less)"
+        )
+
+
 def python(venvs: Path, venv: str | None) -> Path:
     """The interpreter of a peer venv, or this one."""
     return venvs / venv / "bin" / "python" if venv else Path(sys.executable)
@@ -322,26 +358,36 @@ async def run(options: argparse.Namespace) -> None:
                     url,
                     bench.queue(c),
                 )
-            enqueue = await measure_enqueue(bench, [c for c in contenders if c.enqueues])
+            enqueuers = [c for c in contenders if c.enqueues]
+            async with pinned_redis(redis) as placements:
+                enqueue = {
+                    title: await measure_enqueue(bench, enqueuers, cpus)
+                    for title, cpus in placements
+                }
+            workers = [c for c in contenders if c.works]
             processing = {
-                processes_column(n): await measure_processing(bench, contenders, n) for n in (1, 2)
+                processes_column(n): await measure_processing(bench, workers, n) for n in (1, 2)
             }
         finally:
             await asyncio.gather(*(producer.aclose() for producer in bench.producers.values()))
             await redis.flushdb()
             await redis.aclose()
     rounds = f"medians of {options.rounds} rounds"
-    table(
-        bench,
-        f"Enqueue, jobs/s ({rounds} of {options.seconds:g} s; bulk: batches of {options.batch})",
-        [c for c in contenders if c.enqueues],
-        enqueue,
-    )
+    for title, columns in enqueue.items():
+        table(
+            bench,
+            f"Enqueue, jobs/s, {title} ({rounds} of {options.seconds:g} s; bulk: batches of "
+            f"{options.batch})",
+            enqueuers,
+            columns,
+        )
+        if "floor" in columns["1 caller"]:
+            floor(columns["1 caller"])
     table(
         bench,
         f"Processed no-op jobs/s ({rounds} of {options.jobs:,} jobs, arq at its default poll "
         f"{options.jobs // ARQ_DIVISOR:,}; concurrency {options.concurrency} per worker process)",
-        contenders,
+        workers,
         processing,
     )
     if bench.capped:
