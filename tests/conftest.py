@@ -40,9 +40,19 @@ def postgres_dsn() -> str:
 
 
 @pytest.fixture
-def key_prefix() -> str:
-    """A key prefix no other test uses, so tests never see each other's keys."""
-    return f"scalepy-test:{uuid.uuid4().hex}"
+async def key_prefix(redis_url: str, cluster_url: str) -> AsyncIterator[str]:
+    """A key prefix no other test uses, so tests never see each other's keys.
+
+    Afterwards every key holding it (hash-tagged or not) is deleted from the shared
+    server and every cluster node, so the servers do not fill up run after run.
+    """
+    token = uuid.uuid4().hex
+    yield f"scalepy-test:{token}"
+    for url in (redis_url, cluster_url):
+        async with RedisClient.from_url(url) as client:
+            keys = [key async for key in client.redis.scan_iter(match=f"*{token}*", count=1000)]
+            for key in keys:  # one at a time: on a cluster they may live in any slot
+                await client.redis.delete(key)
 
 
 @pytest.fixture(params=["standalone", "cluster"])
