@@ -6,6 +6,7 @@ import importlib.metadata
 from typing import TYPE_CHECKING
 
 import pytest
+from opentelemetry import baggage, context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     Gauge,
@@ -317,3 +318,18 @@ def test_version_falls_back_without_metadata(
     (finished,) = exporter.get_finished_spans()
     assert finished.instrumentation_scope is not None
     assert "0" == finished.instrumentation_scope.version
+
+
+def test_the_context_is_carried_only_when_there_is_one() -> None:
+    """No span and no baggage carry nothing; a span or baggage alone is carried."""
+    assert otel_module.inject_context() == {}
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("producer") as span:
+        carried = otel_module.inject_context()
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    assert trace_id in carried["traceparent"]
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        assert otel_module.inject_context() == {"baggage": "tenant=acme"}
+    finally:
+        context.detach(token)

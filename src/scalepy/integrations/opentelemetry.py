@@ -174,7 +174,8 @@ def inject_context() -> dict[str, str]:
         context to carry.
     """
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    if context.get_current():  # empty: no span, no baggage, nothing to carry
+        propagate.inject(carrier)
     return carrier
 
 
