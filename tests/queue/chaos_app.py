@@ -13,21 +13,24 @@ import random
 import time
 
 from scalepy.queue import Queue, current_job
+from scalepy.queue._redis import RedisQueueStore
 
 queue = Queue(
     os.environ.get("SCALEPY_CHAOS_URL", "redis://127.0.0.1:6379/0"),
     name=os.environ.get("SCALEPY_CHAOS_QUEUE", "chaos"),
 )
+assert isinstance(queue._store, RedisQueueStore)
+_BASE = queue._store.base
 
 
 def runs_key(job_id: str) -> str:
     """The counter of the runs of `job_id` (in the queue's slot)."""
-    return f"{queue._store.base}:runs:{job_id}"
+    return f"{_BASE}:runs:{job_id}"
 
 
 def starts_key(job_id: str) -> str:
     """A list of `pid time` entries, one per start of `job_id`."""
-    return f"{queue._store.base}:starts:{job_id}"
+    return f"{_BASE}:starts:{job_id}"
 
 
 async def _count_run() -> None:

@@ -1,4 +1,7 @@
-"""Fixtures of the queue tests: a fresh queue on the shared Redis, then on the cluster."""
+"""Fixtures of the queue tests: a fresh queue on the shared Redis, then on the cluster.
+
+Tests marked `@ALL_BACKENDS` also run on a `memory://` queue.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from scalepy.backends import MemoryConfig
 from scalepy.queue import Queue
+from scalepy.queue._redis import RedisQueueStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,10 +26,17 @@ return 0
 """
 
 
+ALL_BACKENDS = pytest.mark.parametrize(
+    "queue_url", ["standalone", "cluster", "memory"], indirect=True
+)
+"""Runs a test on `memory://` too: `queue_url` is then `"memory://"`."""
+
+
 @pytest.fixture(params=["standalone", "cluster"])
 def queue_url(request: pytest.FixtureRequest, redis_url: str, cluster_url: str) -> str:
     """The shared Redis server's URL, then the cluster's (every test runs on both)."""
-    return redis_url if request.param == "standalone" else cluster_url
+    urls = {"standalone": redis_url, "cluster": cluster_url, "memory": "memory://"}
+    return urls[request.param]
 
 
 @pytest.fixture
@@ -32,8 +44,9 @@ async def queue_name(queue_url: str) -> AsyncIterator[str]:
     """A queue name no other test uses; whatever the test left under it is deleted."""
     name = f"test-{uuid.uuid4().hex}"
     yield name
-    async with Queue(queue_url, name=name) as queue:
-        await delete_keys(queue)
+    if queue_url != "memory://":
+        async with Queue(queue_url, name=name) as queue:
+            await delete_keys(queue)
 
 
 @pytest.fixture
@@ -46,8 +59,21 @@ async def queue(queue_url: str, queue_name: str) -> AsyncIterator[Queue]:
 
 async def delete_keys(queue: Queue) -> None:
     """Delete every key of `queue` (all in one cluster slot, so one script finds them)."""
-    base = queue._store.base
-    await queue.client.execute("EVAL", _DELETE, 1, base, base + "*")
+    if isinstance(queue.config, MemoryConfig):
+        return  # its jobs go with the object
+    await delete_store_keys(redis_store(queue))
+
+
+async def delete_store_keys(store: RedisQueueStore) -> None:
+    """Delete every key of the store's queue."""
+    await store.client.execute("EVAL", _DELETE, 1, store.base, store.base + "*")
+
+
+def redis_store(queue: Queue) -> RedisQueueStore:
+    """The store of a Redis queue, whose keys tests may read."""
+    store = queue._store
+    assert isinstance(store, RedisQueueStore)
+    return store
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:

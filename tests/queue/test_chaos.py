@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.queue import JobStatus, Queue
-from tests.queue.conftest import WAIT, delete_keys, eventually
+from tests.queue.conftest import WAIT, delete_keys, eventually, redis_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -109,20 +109,22 @@ async def _stub(*args: Any) -> Any:
 
 async def runs(queue: Queue, job_ids: list[str]) -> dict[str, int]:
     """How many times each job ran (counted by the job itself)."""
-    base = queue._store.base
+    base = redis_store(queue).base
     counts = await queue.client.execute("MGET", *(f"{base}:runs:{job_id}" for job_id in job_ids))
     return {job_id: int(count or 0) for job_id, count in zip(job_ids, counts, strict=True)}
 
 
 async def starts(queue: Queue, job_id: str) -> list[tuple[int, float]]:
     """Each start of the job: the pid that ran it and when (Unix time)."""
-    entries = await queue.client.execute("LRANGE", f"{queue._store.base}:starts:{job_id}", 0, -1)
+    entries = await queue.client.execute(
+        "LRANGE", f"{redis_store(queue).base}:starts:{job_id}", 0, -1
+    )
     return [(int(pid), float(at)) for pid, at in (entry.split() for entry in entries)]
 
 
 async def held_by(queue: Queue, pid: int) -> list[str]:
     """The jobs whose lease the worker process `pid` holds."""
-    base = queue._store.base
+    base = redis_store(queue).base
     leased = await queue.client.execute("ZRANGE", f"{base}:leases", 0, -1)
     holders = [
         await queue.client.execute("HGET", f"{base}:job:{job_id.decode()}", "worker")
@@ -164,7 +166,7 @@ async def test_sigkill_loses_no_job_and_reruns_only_killed_attempts(
     await eventually(lambda: settled(producer), within=60)
     statuses = {await producer.job(job_id).status() for job_id in ids}
     assert statuses <= {JobStatus.COMPLETED, JobStatus.DEAD}
-    assert 0 == await producer.client.execute("ZCARD", f"{producer._store.base}:leases")
+    assert 0 == await producer.client.execute("ZCARD", f"{redis_store(producer).base}:leases")
     counted = await runs(producer, ids)
     assert {} == {
         job_id: (n, kills[job_id])
@@ -254,7 +256,7 @@ async def test_three_workers_fire_a_cron_schedule_once_per_fire(
     """Every worker runs the every-second schedule; each fire makes exactly one job."""
     workers.cron = "* * * * * *"
     await workers.start_ready(3, concurrency=2)
-    base = producer._store.base
+    base = redis_store(producer).base
 
     async def cron_jobs() -> list[str]:
         keys = await producer.client.execute("EVAL", _KEYS, 1, base, f"{base}:job:cron-*")

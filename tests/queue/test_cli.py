@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.cli import load_queue, main
+from scalepy.errors import ConfigurationError
 from scalepy.queue import Queue
 from tests.queue.conftest import delete_keys
 from tests.support.redis_server import free_port
@@ -136,6 +137,20 @@ def test_a_bad_app_reference_exits_with_2(
     """An app that cannot be loaded is reported, with exit status 2."""
     assert 2 == main(["queue", "stats", reference])
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["worker"], ["queue", "stats"], ["queue", "dead"]])
+def test_a_memory_queue_is_refused(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A memory queue lives in one process: another process's command exits with 2."""
+    module = types.ModuleType(APP)
+    module.queue = Queue("memory://")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, APP, module)
+    assert 2 == main([*command, f"{APP}:queue"])
+    assert "is a memory:// queue: its jobs live only in the process" in capsys.readouterr().err
+    with pytest.raises(ConfigurationError, match="redis://"):
+        load_queue(f"{APP}:queue")
 
 
 def test_an_unknown_log_level_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,23 +17,24 @@ from scalepy.queue import JobStatus, Queue, Worker, _periodic, _telemetry
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
 from scalepy.queue._periodic import run_schedule
-from scalepy.queue._store import QueueStore, Settlement
+from scalepy.queue._redis import RedisQueueStore
 from tests.queue.conftest import WAIT, eventually
 from tests.support.redis_server import free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from scalepy.queue._store import Settlement
     from tests.support.redis_server import RedisServer
 
 UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2&timeout=0.2"
 
 
 @pytest.fixture
-async def dead_store() -> AsyncIterator[QueueStore]:
+async def dead_store() -> AsyncIterator[RedisQueueStore]:
     """A store whose Redis refuses connections."""
     async with RedisClient.from_url(UNREACHABLE) as client:
-        yield QueueStore(client, "dead")
+        yield RedisQueueStore(client, "dead")
 
 
 def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
@@ -80,7 +81,7 @@ async def _status(job: object, status: JobStatus) -> bool:
 
 
 async def test_outcomes_are_given_up_after_the_lease(
-    dead_store: QueueStore, caplog: pytest.LogCaptureFixture
+    dead_store: RedisQueueStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Past `retry_for`, a batch Redis never took is reported with no codes (and logged)."""
     reports: list[tuple[list[str], list[int] | None]] = []
@@ -98,14 +99,14 @@ async def test_outcomes_are_given_up_after_the_lease(
 
 
 async def test_a_failed_renewal_is_logged_and_retried_next_time(
-    dead_store: QueueStore, caplog: pytest.LogCaptureFixture
+    dead_store: RedisQueueStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A heartbeat that cannot reach Redis logs a warning and reports nothing."""
     held = HeldLeases()
     held.add("a", 1)
     reports: list[object] = []
     heartbeat = Heartbeat(
-        lambda: dead_store,
+        dead_store,
         held,
         lease_ms=1000,
         interval=1.0,
@@ -119,7 +120,7 @@ async def test_a_failed_renewal_is_logged_and_retried_next_time(
 
 
 async def test_a_cron_fire_redis_misses_is_tried_again(
-    dead_store: QueueStore, queue: Queue, caplog: pytest.LogCaptureFixture
+    dead_store: RedisQueueStore, queue: Queue, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A fire that cannot reach Redis is logged and retried a second later."""
 

@@ -19,6 +19,7 @@ from scalepy.health import Status
 from scalepy.queue import Backoff, Job, JobStatus, Queue, Task, current_job
 from scalepy.serializers import JsonSerializer
 from scalepy.testing import RecordingInstrumentation
+from tests.queue.conftest import ALL_BACKENDS
 
 if TYPE_CHECKING:
     from scalepy.queue._store import Claimed
@@ -37,10 +38,10 @@ async def claim_all(queue: Queue) -> list[Claimed]:
     return jobs
 
 
-def test_a_queue_needs_redis_and_sane_options(redis_url: str) -> None:
+def test_a_queue_needs_sane_options(redis_url: str) -> None:
     """Bad backends and options are refused with ConfigurationError at construction."""
-    with pytest.raises(ConfigurationError, match="needs Redis"):
-        Queue("memory://")
+    with pytest.raises(ConfigurationError):
+        Queue("ftp://example.com")
     for options in (
         {"name": ""},
         {"result_ttl": -1},
@@ -96,6 +97,7 @@ def test_backoff_grows_exponentially_with_full_jitter() -> None:
         Backoff(initial=2.0, maximum=1.0)
 
 
+@ALL_BACKENDS
 async def test_enqueue_serializes_now_and_returns_a_handle(queue: Queue) -> None:
     """A job is queued with its arguments; its handle reads status and info."""
     task = queue.task(name="t")(echo)
@@ -114,6 +116,7 @@ async def test_enqueue_serializes_now_and_returns_a_handle(queue: Queue) -> None
     assert [[{"a": [1, 2]}], {}] == JsonSerializer().loads(claimed.args)
 
 
+@ALL_BACKENDS
 async def test_unserializable_arguments_fail_at_the_call(queue: Queue) -> None:
     """SerializationError is raised by enqueue itself, and nothing is enqueued."""
     task = queue.task(name="t")(echo)
@@ -124,6 +127,7 @@ async def test_unserializable_arguments_fail_at_the_call(queue: Queue) -> None:
     assert 0 == (await queue.stats()).queued
 
 
+@ALL_BACKENDS
 async def test_enqueue_many_creates_every_job_in_order(queue_url: str, queue_name: str) -> None:
     """Bulk enqueueing spans several script calls (batch_size) and keeps the order."""
     async with Queue(queue_url, name=queue_name, batch_size=7) as queue:
@@ -135,6 +139,7 @@ async def test_enqueue_many_creates_every_job_in_order(queue_url: str, queue_nam
         assert [[[i], {}] for i in range(20)] == [JsonSerializer().loads(c.args) for c in claimed]
 
 
+@ALL_BACKENDS
 async def test_options_delay_and_schedule_jobs(queue: Queue) -> None:
     """`delay` and `at` schedule jobs; `priority` overrides the task's level."""
     task = queue.task(name="t")(echo)
@@ -161,6 +166,7 @@ async def test_bad_options_are_refused(queue: Queue) -> None:
             task.options(**options)
 
 
+@ALL_BACKENDS
 async def test_unique_jobs_share_one_live_job(queue: Queue) -> None:
     """A unique task, or a key, returns the live job instead of making another."""
     unique = queue.task(name="u", unique=True)(echo)
@@ -174,6 +180,7 @@ async def test_unique_jobs_share_one_live_job(queue: Queue) -> None:
     assert [True, False] == [job.created for job in batch]
 
 
+@ALL_BACKENDS
 async def test_a_thousand_concurrent_enqueues_with_one_key_make_one_job(queue: Queue) -> None:
     """1,000 enqueues racing with the same unique key create exactly one job."""
     task = queue.task(name="t")(echo)
@@ -183,6 +190,7 @@ async def test_a_thousand_concurrent_enqueues_with_one_key_make_one_job(queue: Q
     assert 1 == (await queue.stats()).queued
 
 
+@ALL_BACKENDS
 async def test_cancel_a_waiting_job(queue: Queue) -> None:
     """A cancelled job never runs, and its result raises JobCancelled."""
     task = queue.task(name="t")(echo)
@@ -194,6 +202,7 @@ async def test_cancel_a_waiting_job(queue: Queue) -> None:
     assert [] == await claim_all(queue)
 
 
+@ALL_BACKENDS
 async def test_unknown_jobs_raise_job_not_found(queue: Queue) -> None:
     """Reading or cancelling an id the queue does not know raises JobNotFound."""
     job = queue.job("nope")
@@ -202,6 +211,7 @@ async def test_unknown_jobs_raise_job_not_found(queue: Queue) -> None:
             await call()
 
 
+@ALL_BACKENDS
 async def test_result_times_out_while_the_job_waits(queue: Queue) -> None:
     """`result(timeout)` raises ResultTimeout when no worker settles the job in time."""
     job = await queue.task(name="t")(echo).enqueue(1)
@@ -234,6 +244,7 @@ async def test_cron_schedules_are_registered_once(queue: Queue, redis_url: str) 
             other.cron("* * * * *", task, 1)
 
 
+@ALL_BACKENDS
 async def test_sends_are_spans_and_counted(queue_url: str, queue_name: str) -> None:
     """Each enqueue is a `send <queue>` span; created jobs are counted per task."""
     instrumentation = RecordingInstrumentation()
@@ -249,6 +260,7 @@ async def test_sends_are_spans_and_counted(queue_url: str, queue_name: str) -> N
     assert 3 == instrumentation.value("scalepy.queue.jobs.sent", task="t")
 
 
+@ALL_BACKENDS
 async def test_stats_record_the_depth_gauge(queue_url: str, queue_name: str) -> None:
     """`stats()` counts jobs by state and records them as the depth gauge."""
     instrumentation = RecordingInstrumentation()
@@ -262,6 +274,7 @@ async def test_stats_record_the_depth_gauge(queue_url: str, queue_name: str) -> 
     ]
 
 
+@ALL_BACKENDS
 async def test_the_health_check_reports_the_backlog(queue: Queue) -> None:
     """The readiness check observes queued and dead jobs, warning past `warn_queued`."""
     await queue.task(name="t")(echo).enqueue_many([(1,), (2,)])

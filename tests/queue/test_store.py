@@ -1,4 +1,7 @@
-"""The Lua scripts, driven directly: claims, fencing, reaping, retries, cancellation, cron."""
+"""The stores, driven directly: claims, fencing, reaping, retries, cancellation, cron.
+
+Written for the Lua scripts; most also run on the memory store (`@ALL_BACKENDS`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import pytest
 
 from scalepy.backends.redis import Subscription
 from scalepy.queue._store import Batch
-from tests.queue.conftest import eventually
+from tests.queue.conftest import ALL_BACKENDS, eventually, redis_store
 
 if TYPE_CHECKING:
     from scalepy.queue import Queue
@@ -49,6 +52,7 @@ def store(queue: Queue) -> QueueStore:
     return queue._store
 
 
+@ALL_BACKENDS
 async def test_claims_higher_priority_first_and_fifo_within_a_level(store: QueueStore) -> None:
     """Jobs come out by priority level, highest first, then in enqueue order."""
     await enqueue(store, [new("a"), new("b", 5), new("c"), new("d", 9), new("e", 5)])
@@ -58,6 +62,7 @@ async def test_claims_higher_priority_first_and_fifo_within_a_level(store: Queue
     assert (0, 0, 5, 0) == await store.counts()
 
 
+@ALL_BACKENDS
 async def test_claim_reports_the_wait_and_records_the_worker(store: QueueStore) -> None:
     """A claimed job carries its task, arguments and wait; the job names its worker."""
     await enqueue(store, [new("a")])
@@ -69,6 +74,7 @@ async def test_claim_reports_the_wait_and_records_the_worker(store: QueueStore) 
     assert ("active", "w", 1) == (stored.state, stored.worker, stored.tries)
 
 
+@ALL_BACKENDS
 async def test_claim_respects_the_queue_wide_cap(store: QueueStore) -> None:
     """With a cap, the jobs leased over all workers never exceed it."""
     await enqueue(store, [new(str(i)) for i in range(5)])
@@ -77,6 +83,7 @@ async def test_claim_respects_the_queue_wide_cap(store: QueueStore) -> None:
     assert 3 == len(await claim(store, 10))
 
 
+@ALL_BACKENDS
 async def test_only_the_current_token_settles_an_attempt(store: QueueStore) -> None:
     """An outcome under a stale token is refused, and a job settles only once."""
     await enqueue(store, [new("a")])
@@ -92,8 +99,9 @@ async def test_only_the_current_token_settles_an_attempt(store: QueueStore) -> N
     assert (0, 0, 0, 0) == await store.counts()
 
 
-async def test_completed_jobs_expire_after_the_result_ttl(queue: Queue, store: QueueStore) -> None:
+async def test_completed_jobs_expire_after_the_result_ttl(queue: Queue) -> None:
     """A settled job keeps its result for the TTL; a TTL of 0 deletes it at once."""
+    store = redis_store(queue)
     await enqueue(store, [new("a"), new("b")])
     a, b = await claim(store)
     await store.ack([(a.id, a.token, "c", b"1", 0)], result_ttl_ms=TTL)
@@ -103,6 +111,7 @@ async def test_completed_jobs_expire_after_the_result_ttl(queue: Queue, store: Q
     assert None is await store.job("b")
 
 
+@ALL_BACKENDS
 async def test_a_failure_with_retries_left_is_retried_after_its_delay(store: QueueStore) -> None:
     """A failed attempt waits out its backoff in the scheduled set, then is claimable."""
     await enqueue(store, [new("a", retries=1)])
@@ -122,6 +131,7 @@ async def test_a_failure_with_retries_left_is_retried_after_its_delay(store: Que
     assert [("a", 2, 2)] == [(job.id, job.token, job.tries) for job in claimed]
 
 
+@ALL_BACKENDS
 async def test_a_failure_without_delay_is_ready_at_once(store: QueueStore) -> None:
     """A zero retry delay puts the job straight back on its ready list."""
     await enqueue(store, [new("a")])
@@ -130,6 +140,7 @@ async def test_a_failure_without_delay_is_ready_at_once(store: QueueStore) -> No
     assert ["a"] == [job.id for job in await claim(store)]
 
 
+@ALL_BACKENDS
 async def test_the_last_failure_dead_letters_and_requeue_redrives(store: QueueStore) -> None:
     """Past its retries a job is dead, with its error; requeue gives it fresh retries."""
     await enqueue(store, [new("a", retries=0), new("b", retries=5)])
@@ -150,6 +161,7 @@ async def test_the_last_failure_dead_letters_and_requeue_redrives(store: QueueSt
     assert (0, 0, 1, 1) == await store.counts()
 
 
+@ALL_BACKENDS
 async def test_an_expired_lease_is_reaped_to_the_front_of_the_queue(store: QueueStore) -> None:
     """Any claim re-queues a job whose lease expired, ahead of jobs still waiting."""
     await enqueue(store, [new("a")])
@@ -164,6 +176,7 @@ async def test_an_expired_lease_is_reaped_to_the_front_of_the_queue(store: Queue
     assert [("a", 2)] == [(job.id, job.token) for job in await claim(store, 1)]
 
 
+@ALL_BACKENDS
 async def test_an_expired_lease_past_the_retries_dead_letters(store: QueueStore) -> None:
     """A job whose worker died on its last attempt goes to the dead-letter set."""
     await enqueue(store, [new("a", retries=0)])
@@ -179,6 +192,7 @@ async def test_an_expired_lease_past_the_retries_dead_letters(store: QueueStore)
     assert (stored.error or "").startswith("LeaseExpired")
 
 
+@ALL_BACKENDS
 async def test_extending_keeps_the_lease_and_reports_lost_ones(store: QueueStore) -> None:
     """A renewed lease is not reaped; leases under stale tokens are reported lost."""
     await enqueue(store, [new("a"), new("b")])
@@ -193,6 +207,7 @@ async def test_extending_keeps_the_lease_and_reports_lost_ones(store: QueueStore
     assert "active" == await state(store, "a")
 
 
+@ALL_BACKENDS
 async def test_a_release_hands_the_attempt_back(store: QueueStore) -> None:
     """A released job goes back to the front, its attempt not counted."""
     await enqueue(store, [new("a"), new("b")])
@@ -202,6 +217,7 @@ async def test_a_release_hands_the_attempt_back(store: QueueStore) -> None:
     assert ("a", 2, 1) == (again.id, again.token, again.tries)
 
 
+@ALL_BACKENDS
 async def test_cancelling_a_waiting_job_takes_it_out(store: QueueStore) -> None:
     """A queued or scheduled job is cancelled at once and never claimed."""
     await enqueue(store, [new("a"), new("b", when="+60000"), new("c")])
@@ -213,6 +229,7 @@ async def test_cancelling_a_waiting_job_takes_it_out(store: QueueStore) -> None:
     assert (0, 0, 1, 0) == await store.counts()
 
 
+@ALL_BACKENDS
 async def test_cancelling_a_running_job_goes_through_its_heartbeat(store: QueueStore) -> None:
     """A running job is flagged; its worker's next renewal learns it and settles it."""
     await enqueue(store, [new("a")])
@@ -223,6 +240,7 @@ async def test_cancelling_a_running_job_goes_through_its_heartbeat(store: QueueS
     assert "cancelled" == await state(store, "a")
 
 
+@ALL_BACKENDS
 async def test_a_cancelled_job_whose_worker_died_ends_cancelled(store: QueueStore) -> None:
     """The reaper settles a flagged job as cancelled instead of re-queueing it."""
     await enqueue(store, [new("a")])
@@ -236,6 +254,7 @@ async def test_a_cancelled_job_whose_worker_died_ends_cancelled(store: QueueStor
     await eventually(cancelled)
 
 
+@ALL_BACKENDS
 async def test_a_unique_key_holds_one_live_job(store: QueueStore) -> None:
     """While a job holds its key, enqueueing again returns it; once it ends, the key is free."""
     first = await enqueue(store, [new("a", key="k"), new("b", key="k")])
@@ -245,6 +264,7 @@ async def test_a_unique_key_holds_one_live_job(store: QueueStore) -> None:
     assert [("c", True)] == await enqueue(store, [new("c", key="k")])
 
 
+@ALL_BACKENDS
 async def test_scheduled_jobs_report_when_they_are_due(store: QueueStore) -> None:
     """A claim that finds nothing says how long until the next scheduled job."""
     await enqueue(store, [new("a", when="+5000")])
@@ -255,6 +275,7 @@ async def test_scheduled_jobs_report_when_they_are_due(store: QueueStore) -> Non
     assert ["b"] == [job.id for job in await claim(store)]
 
 
+@ALL_BACKENDS
 async def test_a_cron_fire_enqueues_once(store: QueueStore) -> None:
     """The first call for a due fire time enqueues; later ones, and early ones, do not."""
     batch, (job_id, args, _) = new("cron-1")
@@ -265,8 +286,9 @@ async def test_a_cron_fire_enqueues_once(store: QueueStore) -> None:
     assert ["cron-1"] == [job.id for job in await claim(store)]
 
 
-async def test_settled_jobs_are_announced(queue: Queue, store: QueueStore) -> None:
+async def test_settled_jobs_are_announced(queue: Queue) -> None:
     """The ids of settled jobs are published on the queue's channel, space-separated."""
+    store = redis_store(queue)
     messages: list[bytes] = []
     async with Subscription(
         queue.client, store.channel, messages.append, sharded=queue.client.is_cluster
@@ -283,3 +305,17 @@ async def test_settled_jobs_are_announced(queue: Queue, store: QueueStore) -> No
 
         await eventually(heard)
     assert [b"a b"] == messages
+
+
+@ALL_BACKENDS
+async def test_a_re_driven_job_leaves_the_key_of_its_successor_alone(store: QueueStore) -> None:
+    """A dead job gave up its unique key; dying again it must not free the key's new holder."""
+    await enqueue(store, [new("a", retries=0, key="k")])
+    (a,) = await claim(store)
+    await store.ack([(a.id, a.token, "f", "E", 0)], result_ttl_ms=TTL)
+    assert 1 == await store.requeue(["a"])
+    assert [("b", True)] == await enqueue(store, [new("b", key="k")])
+    again, _ = await claim(store, 2)
+    assert "a" == again.id
+    await store.ack([(again.id, again.token, "f", "E", 0)], result_ttl_ms=TTL)
+    assert [("b", False)] == await enqueue(store, [new("c", key="k")])

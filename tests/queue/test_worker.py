@@ -16,7 +16,7 @@ from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.queue import JobStatus, Queue, Worker, current_job
 from scalepy.ratelimit import TokenBucket
 from scalepy.testing import RecordingInstrumentation
-from tests.queue.conftest import WAIT, delete_keys, eventually
+from tests.queue.conftest import ALL_BACKENDS, WAIT, delete_keys, eventually, redis_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -44,6 +44,7 @@ async def status_is(job: Job[Any], status: JobStatus) -> None:
     await eventually(reached)
 
 
+@ALL_BACKENDS
 async def test_a_job_runs_and_its_result_comes_back(queue: Queue) -> None:
     """The worker runs the task with the job's arguments; `result()` returns its value."""
 
@@ -64,6 +65,7 @@ async def test_a_job_runs_and_its_result_comes_back(queue: Queue) -> None:
     assert 1 == worker.statistics().completed
 
 
+@ALL_BACKENDS
 async def test_many_jobs_run_concurrently(queue: Queue) -> None:
     """Jobs are claimed in batches and run up to `concurrency` at once."""
     running, peak = 0, 0
@@ -83,6 +85,7 @@ async def test_many_jobs_run_concurrently(queue: Queue) -> None:
     assert 1 < peak <= 8
 
 
+@ALL_BACKENDS
 async def test_failures_are_retried_then_dead_lettered(
     recorded: tuple[Queue, RecordingInstrumentation],
 ) -> None:
@@ -113,6 +116,7 @@ async def test_failures_are_retried_then_dead_lettered(
     )
 
 
+@ALL_BACKENDS
 async def test_dead_jobs_can_be_re_driven(queue: Queue) -> None:
     """`requeue()` gives dead jobs fresh retries; a job that now succeeds completes."""
     fail = True
@@ -132,6 +136,7 @@ async def test_dead_jobs_can_be_re_driven(queue: Queue) -> None:
     assert 0 == await queue.requeue([job.id])
 
 
+@ALL_BACKENDS
 async def test_an_attempt_past_its_timeout_fails(queue: Queue) -> None:
     """A task with `timeout` that runs longer fails with TimeoutError."""
 
@@ -154,6 +159,7 @@ async def test_a_job_of_an_unknown_task_fails(queue: Queue, queue_url: str) -> N
                 await producer.job(job.id).result(timeout=WAIT)
 
 
+@ALL_BACKENDS
 async def test_cancelling_a_running_job_stops_it(queue: Queue) -> None:
     """A running job's task is cancelled at its worker's next heartbeat."""
     started, stopped = asyncio.Event(), asyncio.Event()
@@ -220,7 +226,7 @@ async def _lost(worker: Worker) -> bool:
 
 async def steal(queue: Queue, job_id: str) -> int:
     """Expire the job's lease and claim it as another worker; return the new token."""
-    await queue.client.execute("ZADD", f"{queue._store.base}:leases", 0, job_id)
+    await queue.client.execute("ZADD", f"{redis_store(queue).base}:leases", 0, job_id)
     _, (claimed,) = await queue._store.claim(
         1, lease_ms=60_000, cap=0, result_ttl_ms=60_000, worker="thief"
     )
@@ -228,6 +234,7 @@ async def steal(queue: Queue, job_id: str) -> int:
     return claimed.token
 
 
+@ALL_BACKENDS
 async def test_stopping_hands_unfinished_jobs_back_at_once(queue: Queue) -> None:
     """`stop()` cancels running jobs and returns them to the queue, the attempt not counted."""
     started = asyncio.Event()
@@ -248,6 +255,7 @@ async def test_stopping_hands_unfinished_jobs_back_at_once(queue: Queue) -> None
     assert 1 == worker.statistics().released
 
 
+@ALL_BACKENDS
 async def test_stopping_lets_jobs_finish_within_the_grace_period(queue: Queue) -> None:
     """With `grace`, running jobs may finish before the worker stops."""
     started = asyncio.Event()
@@ -264,6 +272,7 @@ async def test_stopping_lets_jobs_finish_within_the_grace_period(queue: Queue) -
     assert JobStatus.COMPLETED == await job.status()
 
 
+@ALL_BACKENDS
 async def test_heartbeats_keep_a_long_job_leased(queue: Queue) -> None:
     """A job running 5x its lease is renewed by the heartbeat and runs once."""
     runs = 0
@@ -297,6 +306,7 @@ async def test_a_job_blocking_the_event_loop_keeps_its_lease(queue: Queue) -> No
     assert (1, 0, JobStatus.COMPLETED) == (runs, worker.statistics().lost, await job.status())
 
 
+@ALL_BACKENDS
 async def test_higher_priorities_run_first(queue: Queue) -> None:
     """With one slot, jobs start in priority order, then in enqueue order."""
     order: list[str] = []
@@ -321,6 +331,7 @@ async def _count(items: list[str], n: int) -> bool:
     return len(items) == n
 
 
+@ALL_BACKENDS
 async def test_delayed_jobs_wait_their_time(queue: Queue) -> None:
     """A delayed job starts no earlier than its delay (measured on Redis' clock)."""
 
@@ -335,6 +346,7 @@ async def test_delayed_jobs_wait_their_time(queue: Queue) -> None:
     assert 0.2 <= info.started_at - info.created_at < WAIT
 
 
+@ALL_BACKENDS
 async def test_the_queue_rate_limit_spaces_job_starts(queue_url: str, queue_name: str) -> None:
     """With a rate limit, job starts follow the policy over all workers."""
     starts: list[float] = []
@@ -354,6 +366,7 @@ async def test_the_queue_rate_limit_spaces_job_starts(queue_url: str, queue_name
     assert 4 * 0.05 * 0.8 <= max(starts) - min(starts)
 
 
+@ALL_BACKENDS
 async def test_max_running_caps_jobs_over_all_workers(queue_url: str, queue_name: str) -> None:
     """`max_running` bounds the jobs running at once across every worker of the queue."""
     running, peak = 0, 0
@@ -375,6 +388,7 @@ async def test_max_running_caps_jobs_over_all_workers(queue_url: str, queue_name
     assert 2 == peak
 
 
+@ALL_BACKENDS
 async def test_a_cron_schedule_fires_from_the_worker(queue: Queue) -> None:
     """A worker fires its queue's cron schedules; the job carries the schedule's arguments."""
     fired = asyncio.Event()
@@ -392,6 +406,7 @@ async def test_a_cron_schedule_fires_from_the_worker(queue: Queue) -> None:
     assert "every second" == seen[0]
 
 
+@ALL_BACKENDS
 async def test_processing_is_traced_and_measured(
     recorded: tuple[Queue, RecordingInstrumentation],
 ) -> None:
@@ -422,6 +437,7 @@ async def _depth_recorded(instrumentation: RecordingInstrumentation) -> bool:
     return any(name == "scalepy.queue.depth" for name, _, _ in instrumentation.records)
 
 
+@ALL_BACKENDS
 async def test_the_trace_context_travels_with_the_job(queue_url: str, queue_name: str) -> None:
     """With OpenTelemetry, the process span is a child of the send span, in the caller's trace."""
     exporter = InMemorySpanExporter()

@@ -22,7 +22,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from scalepy.errors import ScalepyError
+from scalepy.errors import ConfigurationError, ScalepyError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,9 +40,12 @@ def load_queue(reference: str) -> Queue:
 
     Raises:
         ValueError: A malformed reference, or one naming something that is not a `Queue`.
+        ConfigurationError: A `memory://` queue: its jobs live in the process that
+            made them, so no command of another process can see them.
         ImportError: The module cannot be imported.
         AttributeError: The module has no such attribute.
     """
+    from scalepy.backends import MemoryConfig
     from scalepy.queue import Queue
 
     module_name, colon, attribute = reference.partition(":")
@@ -53,6 +56,11 @@ def load_queue(reference: str) -> Queue:
     value = getattr(importlib.import_module(module_name), attribute)
     if not isinstance(value, Queue):
         raise ValueError(f"{reference} is a {type(value).__name__}, not a scalepy.queue.Queue")
+    if isinstance(value.config, MemoryConfig):
+        raise ConfigurationError(
+            f"{reference} is a memory:// queue: its jobs live only in the process that "
+            "enqueues them, so run its Worker there, or give the queue a redis:// URL"
+        )
     return value
 
 

@@ -1,4 +1,4 @@
-"""A Redis task queue: at-least-once delivery under fenced leases, fast and observable.
+"""A task queue: at-least-once delivery under fenced leases, fast and observable.
 
 ```python
 from scalepy.queue import Queue, Worker
@@ -21,7 +21,9 @@ attempt's outcome wins. Retries back off with jitter, then jobs go to a
 dead-letter set that can be re-driven. Delayed, scheduled, periodic (cron),
 prioritised, unique and cancellable jobs; results with a TTL.
 
-Needs the `redis` extra.
+Jobs live in Redis or Redis Cluster (the `redis` extra), shared by every process;
+or, with `Queue("memory://")`, in this process only, with the same semantics and
+workers in the same event loop (tests, scripts, single-process apps).
 """
 
 from scalepy.errors import JobCancelled as JobCancelled

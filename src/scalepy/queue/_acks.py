@@ -1,4 +1,4 @@
-"""`Acks`: the outcomes of attempts finished in one event-loop tick go to Redis together.
+"""`Acks`: the outcomes of attempts finished in one event-loop tick go to the store together.
 
 Each finished attempt adds its settlement; the first one of a tick schedules a
 flush for the next, which sends everything collected in `ack.lua` calls of up to

@@ -1,10 +1,14 @@
-"""`Heartbeat`: renews a worker's leases from a thread, whatever its event loop is doing.
+"""`Heartbeat`: renews a worker's leases, from a thread when the store is shared.
 
 A job that blocks the worker's event loop (CPU-bound code, a blocking call) must
-not lose its lease, so renewals cannot be a task of that loop. The heartbeat runs
-its own event loop and Redis connection in a daemon thread, renews every lease
-the worker holds in one script call per interval, and hands the leases it found
-lost, and the jobs whose cancellation was requested, back to the worker's loop.
+not lose its lease to another process, so with Redis renewals cannot be a task of
+that loop: the heartbeat runs its own event loop and Redis connection in a daemon
+thread. A memory store lives in the worker's loop and only that loop may touch
+it, so there the heartbeat is a task of that loop; a job blocking the loop then
+blocks the renewals, but also every claim, and only a claim reaps an expired
+lease. Either way it renews every lease the worker holds in one call per
+interval, and hands the leases it found lost, and the jobs whose cancellation
+was requested, back to the worker's loop.
 """
 
 from __future__ import annotations
@@ -60,11 +64,11 @@ class HeldLeases:
 
 
 class Heartbeat:
-    """Renews the leases in `held` every `interval` seconds, from a thread of its own.
+    """Renews the leases in `held` every `interval` seconds, from a thread if it can.
 
     Args:
-        connect: Makes the thread's store (and its own Redis connection) in the
-            thread's event loop.
+        store: The queue's store; the thread opens its own with `store.connector()`,
+            and a store without one is renewed from a task of `loop`.
         held: The leases to renew.
         lease_ms: The lease each renewal grants, ms.
         interval: Seconds between renewals.
@@ -73,7 +77,6 @@ class Heartbeat:
     """
 
     __slots__ = (
-        "_connect",
         "_held",
         "_interval",
         "_lease_ms",
@@ -82,13 +85,15 @@ class Heartbeat:
         "_ready",
         "_report",
         "_stop",
+        "_store",
+        "_task",
         "_thread",
         "_wakeup",
     )
 
     def __init__(
         self,
-        connect: Callable[[], QueueStore],
+        store: QueueStore,
         held: HeldLeases,
         *,
         lease_ms: int,
@@ -96,7 +101,7 @@ class Heartbeat:
         report: Report,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self._connect = connect
+        self._store = store
         self._held = held
         self._lease_ms = lease_ms
         self._interval = interval
@@ -106,29 +111,40 @@ class Heartbeat:
         self._ready = threading.Event()
         self._own_loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="scalepy-heartbeat", daemon=True)
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the thread and return once its loop runs."""
+        """Start renewing: in a thread, whose loop runs when this returns, or in a task."""
+        connect = self._store.connector()
+        if connect is None:
+            self._task = self._loop.create_task(self._main(None))
+            return
+        self._thread = threading.Thread(
+            target=self._run, args=(connect,), name="scalepy-heartbeat", daemon=True
+        )
         self._thread.start()
         self._ready.wait()
 
-    def stop(self) -> None:
-        """Stop the thread after its current renewal, and wait for it."""
+    async def stop(self) -> None:
+        """Stop renewing after the current renewal, and wait for the thread or task."""
         self._stop.set()
         if self._own_loop is not None and self._wakeup is not None:
             with contextlib.suppress(RuntimeError):  # its loop already ended
                 self._own_loop.call_soon_threadsafe(self._wakeup.set)
-        self._thread.join()
+        if self._task is not None:
+            await self._task
+        elif self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
 
-    def _run(self) -> None:
-        asyncio.run(self._main())
+    def _run(self, connect: Callable[[], QueueStore]) -> None:
+        asyncio.run(self._main(connect))
 
-    async def _main(self) -> None:
+    async def _main(self, connect: Callable[[], QueueStore] | None) -> None:
         self._own_loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         self._ready.set()
-        store = self._connect()
+        store = self._store if connect is None else connect()
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -141,7 +157,8 @@ class Heartbeat:
                 except Exception:  # a bug must not end the renewals for good
                     _logger.exception("renewing job leases failed unexpectedly")
         finally:
-            await store.client.aclose()
+            if connect is not None:  # the thread's own connection
+                await store.aclose()
 
     async def beat(self, store: QueueStore) -> None:
         """Renew every held lease once and report what was lost or must be cancelled."""

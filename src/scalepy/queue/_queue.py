@@ -15,9 +15,9 @@ from scalepy.errors import ConfigurationError
 from scalepy.queue._cron import Cron
 from scalepy.queue._health import queue_check
 from scalepy.queue._job import Job, JobInfo, _info
+from scalepy.queue._memory import MemoryQueueStore
 from scalepy.queue._periodic import Periodic
 from scalepy.queue._results import ResultWaiter
-from scalepy.queue._store import QueueStore
 from scalepy.queue._task import Backoff, Task
 from scalepy.queue._telemetry import DEPTH, SENT
 from scalepy.serializers import JsonSerializer
@@ -26,10 +26,12 @@ from scalepy.telemetry import get_default
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-    from scalepy.backends import BackendConfig, RedisClusterConfig, RedisConfig
+    from scalepy.backends import BackendConfig
     from scalepy.backends.redis import RedisClient
+    from scalepy.clock import Clock
     from scalepy.health import Check
-    from scalepy.ratelimit import Policy
+    from scalepy.queue._store import QueueStore
+    from scalepy.ratelimit import MemoryRateLimitStore, Policy
     from scalepy.serializers import Serializer
     from scalepy.telemetry import Instrumentation
 
@@ -61,10 +63,15 @@ class Queue(AsyncCloseable):
     no job is lost, and a job may run more than once. Make tasks idempotent, e.g.
     keyed by `current_job().id`.
 
+    `memory://` keeps the queue in this process instead, with the same semantics,
+    for tests, scripts and single-process apps: its workers run in this process
+    (`Worker(queue)`), and the jobs live as long as the `Queue` object.
+
     Args:
-        backend: A `redis://`, `rediss://`, `unix://` or `redis+cluster://` URL, or
-            its parsed configuration.
-        name: The queue's name; queues with different names share nothing.
+        backend: A `redis://`, `rediss://`, `unix://` or `redis+cluster://` URL,
+            `memory://` for a queue in this process only, or its parsed configuration.
+        name: The queue's name; queues with different names share nothing (nor do
+            two `memory://` queues, whatever their names).
         serializer: Encodes arguments and results; JSON by default.
         result_ttl: Seconds a completed or cancelled job (and its result) is kept.
         max_running: The most jobs of this queue running at once over all
@@ -73,9 +80,12 @@ class Queue(AsyncCloseable):
             by all workers (e.g. `TokenBucket(capacity=10, refill_rate=5.0)`).
         batch_size: Jobs per script call in `enqueue_many`.
         instrumentation: Where spans and metrics go; the process default if `None`.
+        clock: Where a `memory://` queue reads the time of its delays, leases and
+            result TTLs (e.g. a `scalepy.testing.FakeClock`, to move them at will);
+            Redis reads its own clock.
 
     Raises:
-        ConfigurationError: A backend that is not Redis, or an option out of range.
+        ConfigurationError: An unknown backend, or an option out of range.
 
     Example:
         ```python
@@ -91,6 +101,7 @@ class Queue(AsyncCloseable):
     __slots__ = (
         "_client",
         "_instrumentation",
+        "_limit_backend",
         "_periodic",
         "_result_ttl_ms",
         "_results",
@@ -117,10 +128,9 @@ class Queue(AsyncCloseable):
         rate_limit: Policy | None = None,
         batch_size: int = 500,
         instrumentation: Instrumentation | None = None,
+        clock: Clock | None = None,
     ) -> None:
         config = parse_backend_url(backend) if isinstance(backend, str) else backend
-        if isinstance(config, MemoryConfig):
-            raise ConfigurationError("a Queue needs Redis: give a redis:// or redis+cluster:// URL")
         if not name:
             raise ConfigurationError("a Queue needs a non-empty name")
         check_finite("result_ttl", result_ttl, inclusive=True)
@@ -128,10 +138,8 @@ class Queue(AsyncCloseable):
             raise ConfigurationError(f"max_running must be >= 1 or None, got {max_running!r}")
         if not 1 <= batch_size <= 5000:
             raise ConfigurationError(f"batch_size must be between 1 and 5000, got {batch_size!r}")
-        from scalepy.backends.redis import RedisClient  # the redis extra, only when built
-
-        self.config: RedisConfig | RedisClusterConfig = config
-        """The Redis server or cluster."""
+        self.config: BackendConfig = config
+        """The Redis server or cluster, or `MemoryConfig` for this process."""
         self.name = name
         """The queue's name."""
         self.serializer: Serializer = serializer or JsonSerializer()
@@ -143,9 +151,23 @@ class Queue(AsyncCloseable):
         self.batch_size = batch_size
         """Jobs per script call in `enqueue_many`."""
         self._instrumentation = instrumentation or get_default()
-        self._client = RedisClient(config, instrumentation=self._instrumentation)
-        self._store = QueueStore(self._client, name)
-        self._results = ResultWaiter(self._client, self._store.channel)
+        self._store: QueueStore
+        # Where workers' rate limiters keep their buckets: shared by this
+        # queue's workers, as Redis shares them between processes.
+        self._limit_backend: BackendConfig | MemoryRateLimitStore = config
+        self._client: RedisClient | None = None
+        if isinstance(config, MemoryConfig):
+            from scalepy.ratelimit import MemoryRateLimitStore
+
+            self._store = MemoryQueueStore(clock=clock)
+            # Rate limits pace real work: their buckets refill on the real clock.
+            self._limit_backend = MemoryRateLimitStore()
+        else:
+            from scalepy.queue._redis import RedisQueueStore  # the redis extra, only when built
+
+            store = RedisQueueStore.connect(config, name, instrumentation=self._instrumentation)
+            self._store, self._client = store, store.client
+        self._results = ResultWaiter(self._store)
         self._result_ttl_ms = round(result_ttl * 1000)
         self._tasks: dict[str, Task[..., Any]] = {}
         self._periodic: dict[str, Periodic] = {}
@@ -154,7 +176,13 @@ class Queue(AsyncCloseable):
 
     @property
     def client(self) -> RedisClient:
-        """The Redis connection the queue owns."""
+        """The Redis connection the queue owns.
+
+        Raises:
+            ConfigurationError: The queue is a `memory://` one: it has no connection.
+        """
+        if self._client is None:
+            raise ConfigurationError(f"{self!r} lives in memory: it has no Redis client")
         return self._client
 
     @property
@@ -342,9 +370,9 @@ class Queue(AsyncCloseable):
         )
 
     async def aclose(self) -> None:
-        """Stop waiting for results and close the Redis connection."""
+        """Stop waiting for results, close the Redis connection (a memory queue keeps its jobs)."""
         await self._results.aclose()
-        await self._client.aclose()
+        await self._store.aclose()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} {self.config} tasks={len(self._tasks)}>"

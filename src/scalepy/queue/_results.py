@@ -1,9 +1,10 @@
-"""`ResultWaiter`: wakes `Job.result()` callers when the worker announces their job settled.
+"""`ResultWaiter`: wakes `Job.result()` callers when the store announces their job settled.
 
-Workers publish the ids of settled jobs on the queue's channel (`ack.lua`). One
-subscription per `Queue`, opened by the first `result()` call, sets the waiting
-callers' events. A message lost while the subscription reconnects costs at most
-`recheck` seconds: each caller re-reads its job that often anyway.
+The store's settled feed (Redis: the queue's pub/sub channel, which `ack.lua`
+publishes on; memory: a callback) hands over the ids of settled jobs. One feed
+per `Queue`, started by the first `result()` call, sets the waiting callers'
+events. A message lost while a subscription reconnects costs at most `recheck`
+seconds: each caller re-reads its job that often anyway.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from scalepy._lifecycle import AsyncCloseable
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from scalepy.backends.redis import RedisClient, Subscription
-    from scalepy.queue._store import StoredJob
+    from scalepy.queue._store import QueueStore, SettledFeed, StoredJob
 
 __all__ = ("ResultWaiter",)
 
@@ -26,21 +26,19 @@ _SETTLED = frozenset(("completed", "dead", "cancelled"))
 
 
 class ResultWaiter(AsyncCloseable):
-    """Lets callers wait for jobs to settle, on one shared subscription.
+    """Lets callers wait for jobs to settle, on one shared feed.
 
     Args:
-        client: The Redis connection.
-        channel: Where settled job ids are published.
+        store: The queue's store, whose settled feed this listens to.
         recheck: Seconds between re-reads of a job while waiting.
     """
 
-    __slots__ = ("_channel", "_client", "_recheck", "_subscription", "_waiting")
+    __slots__ = ("_feed", "_recheck", "_store", "_waiting")
 
-    def __init__(self, client: RedisClient, channel: str, *, recheck: float = 1.0) -> None:
-        self._client = client
-        self._channel = channel
+    def __init__(self, store: QueueStore, *, recheck: float = 1.0) -> None:
+        self._store = store
         self._recheck = recheck
-        self._subscription: Subscription | None = None
+        self._feed: SettledFeed | None = None
         self._waiting: dict[str, list[asyncio.Event]] = {}
 
     async def wait(
@@ -56,7 +54,7 @@ class ResultWaiter(AsyncCloseable):
         settled = asyncio.Event()
         self._waiting.setdefault(job_id, []).append(settled)
         try:
-            await self._subscribed()
+            await self._listening()
             while True:
                 settled.clear()  # before the read: an announcement after it still wakes us
                 stored = await read()
@@ -79,20 +77,16 @@ class ResultWaiter(AsyncCloseable):
                 del self._waiting[job_id]
 
     async def aclose(self) -> None:
-        """Stop listening; does not close the client."""
-        if self._subscription is not None:
-            await self._subscription.aclose()
+        """Stop listening; does not close the store."""
+        if self._feed is not None:
+            await self._feed.aclose()
 
-    async def _subscribed(self) -> None:
-        if self._subscription is None:
-            from scalepy.backends.redis import Subscription
+    async def _listening(self) -> None:
+        if self._feed is None:
+            self._feed = self._store.settled_feed(self._on_settled)
+        await self._feed.start()
 
-            self._subscription = Subscription(
-                self._client, self._channel, self._on_message, sharded=self._client.is_cluster
-            )
-        await self._subscription.start()
-
-    def _on_message(self, data: bytes) -> None:
-        for job_id in data.decode().split():
+    def _on_settled(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
             for event in self._waiting.get(job_id, ()):
                 event.set()

@@ -1,49 +1,32 @@
-"""`QueueStore`: a queue's state in Redis, changed only by the Lua scripts in `lua/`.
+"""`QueueStore`: the protocol of a queue's state, and the records it takes and returns.
 
-Every key of one queue extends `scalepy:queue:{name}`, so they share one hash tag
-(one Redis Cluster slot) and each state change is one atomic script, timed by the
-server's clock. `lua/prelude.lua` describes the keys and the job hash; it is
-prepended to every other script.
+Two stores implement it: `RedisQueueStore` (`_redis.py`), shared by every process,
+each operation one atomic Lua script timed by the server's clock; and
+`MemoryQueueStore` (`_memory.py`), one process's reference model of the same
+scripts. Everything else (workers, sending, acks, results) is written once
+against this protocol; only the store and its waiting seam differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from itertools import chain
-from typing import TYPE_CHECKING, Any
-
-from scalepy.backends.keys import KeySpace
-from scalepy.backends.redis import Script, ScriptRegistry
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
-    from redis.typing import EncodableT
+__all__ = (
+    "Batch",
+    "Claimed",
+    "NewJob",
+    "QueueStore",
+    "SettledFeed",
+    "Settlement",
+    "StoredJob",
+)
 
-    from scalepy.backends.redis import RedisClient
-
-__all__ = ("Batch", "Claimed", "NewJob", "QueueStore", "Settlement", "StoredJob")
-
-_KEYS = KeySpace("scalepy:queue")
-_MAX_CLAIM = 1000  # jobs per claim: keeps each script call short and its reply small
-_INFO_FIELDS = (
-    "task", "state", "prio", "retries", "tries", "created", "started", "finished",
-    "error", "result", "cancel", "worker",
-)  # fmt: skip
-
-
-@cache
-def _scripts() -> dict[str, Script]:
-    """Every script of `lua/`, each with the prelude in front, read on first use."""
-    registry = ScriptRegistry("scalepy.queue")
-    prelude = registry["prelude"].source
-    return {
-        name: Script(f"queue.{name}", prelude + registry[name].source)
-        for name in registry
-        if name != "prelude"
-    }
-
+MAX_CLAIM = 1000
+"""Jobs per claim, and jobs promoted or reaped per claim: keeps each call short."""
 
 NewJob = tuple[str, bytes, str]
 """A job to create: its id, serialized arguments and unique key (`""` for none)."""
@@ -51,7 +34,7 @@ NewJob = tuple[str, bytes, str]
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What every job of one `enqueue.lua` call shares."""
+    """What every job of one `enqueue` call shares."""
 
     task: str
     priority: int
@@ -74,13 +57,19 @@ class Claimed:
     tries: int
 
 
-Settlement = tuple[str, int, str, "EncodableT", int]
-"""What `ack.lua` takes per attempt: id, token, outcome code, value, retry delay in ms."""
+Settlement = tuple[str, int, str, bytes | str, int]
+"""What `ack` takes per attempt: id, token, outcome code, value, retry delay in ms.
+
+Outcomes: `c` completed (value: the result), `f` failed (value: the error;
+retried after the delay while tries <= retries, a negative delay never retries),
+`x` cancelled (value: why), `r` released by a worker shutting down (back to the
+front of the queue, the attempt not counted).
+"""
 
 
 @dataclass(frozen=True, slots=True)
 class StoredJob:
-    """A job hash as read back: every field, decoded to text or numbers."""
+    """A job as read back: every field, decoded to text or numbers."""
 
     id: str
     task: str
@@ -97,72 +86,53 @@ class StoredJob:
     worker: str | None
 
 
-class QueueStore:
-    """Runs one queue's scripts on a `RedisClient`; the only code that knows the keys.
+class SettledFeed(Protocol):
+    """Hands the ids of settled jobs to a callback, from `start()` until `aclose()`."""
 
-    Args:
-        client: The Redis connection.
-        name: The queue's name: its hash tag, so any string works.
+    async def start(self) -> None:
+        """Start listening (again, after `aclose()`); idempotent."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop listening."""
+        ...
+
+
+class QueueStore(Protocol):
+    """One queue's state: every change is atomic, and fenced by tokens where it must be.
+
+    A job is `queued` (on the ready list of its priority level), `scheduled`
+    (delayed, or backing off), `active` (leased under a token that every claim
+    bumps), or ended: `completed` and `cancelled` jobs are kept for the result
+    TTL, `dead` ones until re-driven. Times are Unix ms on the store's clock.
     """
 
-    __slots__ = ("_client", "_keys", "_publish", "base", "channel", "wake_key")
-
-    def __init__(self, client: RedisClient, name: str) -> None:
-        self._client = client
-        self.base = _KEYS.key(name)
-        self._keys = (self.base,)
-        self.channel = f"{self.base}:done"
-        """Where settled job ids are published, space-separated."""
-        self.wake_key = f"{self.base}:wake"
-        """The list idle workers block on."""
-        # A cluster routes a classic PUBLISH to every node; SPUBLISH stays in the slot.
-        self._publish = "SPUBLISH" if client.is_cluster else "PUBLISH"
-
-    @property
-    def client(self) -> RedisClient:
-        """The Redis connection."""
-        return self._client
-
-    async def _run(self, name: str, *args: EncodableT) -> Any:
-        return await self._client.run_script(_scripts()[name], self._keys, (self._publish, *args))
-
     async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
-        """Create `jobs`, all with the task and options of `batch`, in one script call.
+        """Create `jobs`, all with the task and options of `batch`, atomically.
 
         Returns:
             Per job, the id of the job holding it and whether it was created (false
             when a live job already held its unique key).
         """
-        args: list[EncodableT] = [batch.task, batch.priority, batch.retries, batch.when]
-        args.append(batch.trace)
-        args += chain.from_iterable(jobs)
-        reply: list[Any] = await self._run("enqueue", *args)
-        return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+        ...
 
     async def claim(
         self, count: int, *, lease_ms: int, cap: int, result_ttl_ms: int, worker: str
     ) -> tuple[int, list[Claimed]]:
         """Promote due jobs, reap expired leases, then claim up to `count` jobs.
 
+        Args:
+            count: Jobs wanted; at most `MAX_CLAIM` are claimed.
+            lease_ms: The lease of each claimed job.
+            cap: The most jobs the whole queue may run at once, 0 for no limit.
+            result_ttl_ms: How long reaped jobs that end cancelled are kept.
+            worker: The claiming worker's name, kept on the job.
+
         Returns:
             Milliseconds until the next scheduled job or lease deadline (-1 if
-            none), and the claimed jobs.
+            none), and the claimed jobs, highest priority level first.
         """
-        count = min(count, _MAX_CLAIM)
-        reply: list[Any] = await self._run("claim", count, lease_ms, cap, result_ttl_ms, worker)
-        claimed = [
-            Claimed(
-                reply[i].decode(),
-                reply[i + 1],
-                reply[i + 2].decode(),
-                reply[i + 3],
-                reply[i + 4],
-                reply[i + 5].decode(),
-                reply[i + 6],
-            )
-            for i in range(1, len(reply), 7)
-        ]
-        return reply[0], claimed
+        ...
 
     async def ack(self, settlements: Iterable[Settlement], *, result_ttl_ms: int) -> list[int]:
         """Settle attempts, each fenced by its token.
@@ -170,11 +140,7 @@ class QueueStore:
         Returns:
             Per attempt: 0 lease lost, 1 settled, 2 scheduled for a retry, 3 dead.
         """
-        args: list[EncodableT] = []
-        for settlement in settlements:
-            args += settlement
-        reply: list[int] = await self._run("ack", result_ttl_ms, *args)
-        return reply
+        ...
 
     async def extend(
         self, leases: Sequence[tuple[str, int]], *, lease_ms: int
@@ -184,11 +150,7 @@ class QueueStore:
         Returns:
             The ids whose lease is lost, and those whose cancellation was requested.
         """
-        args: list[EncodableT] = []
-        for job_id, token in leases:
-            args += (job_id, token)
-        lost, cancel = await self._run("extend", lease_ms, *args)
-        return [job_id.decode() for job_id in lost], [job_id.decode() for job_id in cancel]
+        ...
 
     async def cancel(self, job_id: str, *, result_ttl_ms: int) -> str | None:
         """Cancel a job: at once if it waits, through its worker if it runs.
@@ -196,8 +158,7 @@ class QueueStore:
         Returns:
             Its state afterwards, or `None` if the job is unknown.
         """
-        reply: bytes | None = await self._run("cancel", job_id, result_ttl_ms)
-        return None if reply is None else reply.decode()
+        ...
 
     async def fire_cron(
         self, name: str, fire_ms: int, job_id: str, batch: Batch, args: bytes
@@ -205,13 +166,10 @@ class QueueStore:
         """Enqueue job `job_id` (as `batch` says) for the fire at `fire_ms`, unless done.
 
         Returns:
-            Milliseconds still to wait if the server's clock is behind `fire_ms`,
+            Milliseconds still to wait if the store's clock is behind `fire_ms`,
             0 if this call enqueued the job, -1 if the fire had happened already.
         """
-        reply: int = await self._run(
-            "fire_cron", name, fire_ms, job_id, batch.task, args, batch.priority, batch.retries
-        )
-        return reply
+        ...
 
     async def requeue(self, job_ids: Sequence[str]) -> int:
         """Move dead jobs back to their ready lists with fresh retries.
@@ -219,53 +177,37 @@ class QueueStore:
         Returns:
             How many were re-queued (ids not in the dead-letter set are skipped).
         """
-        if not job_ids:
-            return 0
-        reply: int = await self._run("requeue", *job_ids)
-        return reply
+        ...
 
     async def counts(self) -> tuple[int, int, int, int]:
         """Return how many jobs are queued, scheduled, active and dead."""
-        queued, scheduled, active, dead = await self._run("stats")
-        return queued, scheduled, active, dead
+        ...
 
     async def dead_ids(self, limit: int) -> list[str]:
         """Return the ids of up to `limit` dead jobs, most recent first."""
-        reply: list[bytes] = await self._client.execute(
-            "ZRANGE", f"{self.base}:dead", 0, limit - 1, "REV"
-        )
-        return [job_id.decode() for job_id in reply]
+        ...
 
     async def job(self, job_id: str) -> StoredJob | None:
-        """Read a job's hash, or `None` if there is no such job (or it expired)."""
-        f: list[bytes | None] = await self._client.execute(
-            "HMGET", f"{self.base}:job:{job_id}", *_INFO_FIELDS
-        )
-        if f[1] is None:
-            return None
-        return StoredJob(
-            id=job_id,
-            task=_text(f[0]) or "",
-            state=f[1].decode(),
-            priority=int(f[2] or 0),
-            retries=int(f[3] or 0),
-            tries=int(f[4] or 0),
-            created_ms=int(f[5] or 0),
-            started_ms=_int(f[6]),
-            finished_ms=_int(f[7]),
-            error=_text(f[8]),
-            result=f[9],
-            cancel_requested=f[10] is not None,
-            worker=_text(f[11]),
-        )
+        """Read a job, or `None` if there is no such job (or it expired)."""
+        ...
 
-    def __repr__(self) -> str:
-        return f"<QueueStore {self.base!r}>"
+    async def wait_for_jobs(self, seconds: float) -> None:
+        """Wait up to `seconds`, less when jobs became ready since the last wait."""
+        ...
 
+    def settled_feed(self, on_settled: Callable[[list[str]], None]) -> SettledFeed:
+        """A feed calling `on_settled` with the ids of jobs as they settle."""
+        ...
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode()
+    def connector(self) -> Callable[[], QueueStore] | None:
+        """How to open this queue's store on a connection of its own, from another thread.
 
+        Returns:
+            A function to call in that thread's event loop; `None` when the state
+            lives in this process's event loop (memory), which alone may touch it.
+        """
+        ...
 
-def _int(value: bytes | None) -> int | None:
-    return None if value is None else int(value)
+    async def aclose(self) -> None:
+        """Release the connection the store owns, if any."""
+        ...

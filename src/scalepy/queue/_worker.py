@@ -3,9 +3,9 @@
 One fetch loop claims up to the free slots in one script call (which also
 promotes due jobs and reaps the expired leases of dead workers) and gives the
 jobs to the `Runner` (`_runner.py`), which runs and settles them. A heartbeat
-thread renews the leases (`_heartbeat.py`), and cron schedules fire from the same
-workers (`_periodic.py`). Idle, the loop blocks on the queue's wake-up list, so a
-new job starts at once.
+renews the leases (`_heartbeat.py`), and cron schedules fire from the same
+workers (`_periodic.py`). Idle, the loop waits for the store to say jobs are
+ready (Redis: a blocking pop of the wake-up list), so a new job starts at once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from scalepy.errors import BackendError, ConfigurationError
 from scalepy.queue._heartbeat import Heartbeat
 from scalepy.queue._periodic import run_schedule
 from scalepy.queue._runner import Runner
-from scalepy.queue._store import QueueStore
 from scalepy.queue._telemetry import SENT
 
 if TYPE_CHECKING:
@@ -38,9 +37,10 @@ _logger = logging.getLogger("scalepy.queue")
 class Worker(AsyncCloseable):
     """Runs a queue's jobs: up to `concurrency` at once, each under a renewed lease.
 
-    A job's lease lasts `lease` seconds and a heartbeat thread renews it every
-    `lease / 3` seconds, even while a job blocks the event loop. A worker that
-    dies stops renewing: its jobs are re-queued by another worker once their
+    A job's lease lasts `lease` seconds and a heartbeat renews it every
+    `lease / 3` seconds; with Redis from a thread, even while a job blocks the
+    event loop (a `memory://` queue renews, and reaps, on the loop). A worker
+    that dies stops renewing: its jobs are re-queued by another worker once their
     lease expires, the attempt counted against the job's retries. Each claim
     gets a new token, and an outcome is recorded only under the current one,
     so a worker that lost a lease (paused, partitioned) cannot overwrite the
@@ -128,7 +128,7 @@ class Worker(AsyncCloseable):
         self._done.clear()
         loop = asyncio.get_running_loop()
         heartbeat = Heartbeat(
-            self._connect_heartbeat,
+            self._store,
             self._runner.held,
             lease_ms=self._lease_ms,
             interval=self.lease / 3,
@@ -139,7 +139,7 @@ class Worker(AsyncCloseable):
         if self.queue.rate_limit is not None:
             from scalepy.ratelimit import RateLimiter
 
-            limiter = RateLimiter(self.queue.config, namespace=f"queue:{self.queue.name}")
+            limiter = RateLimiter(self.queue._limit_backend, namespace=f"queue:{self.queue.name}")
             self._runner.limiter = limiter
         chores = [
             loop.create_task(run_schedule(self._store, periodic, on_fired=self._on_fired))
@@ -154,7 +154,7 @@ class Worker(AsyncCloseable):
                 chore.cancel()
             await asyncio.gather(*chores, return_exceptions=True)
             await self._runner.shut_down(self.grace)
-            await asyncio.to_thread(heartbeat.stop)
+            await heartbeat.stop()
             if self._runner.limiter is not None:
                 await self._runner.limiter.aclose()
                 self._runner.limiter = None
@@ -241,23 +241,12 @@ class Worker(AsyncCloseable):
         if not wake or seconds < 0.01:
             await asyncio.sleep(seconds)
             return
-        redis = self.queue.client.redis
-        try:
-            async with asyncio.timeout(seconds + self.queue.config.timeout + 1.0):
-                await redis.blpop([self._store.wake_key], timeout=seconds)
-        except Exception as exc:  # any failure here only costs one poll interval
-            _logger.debug("waiting for jobs failed: %r", exc)
-            await asyncio.sleep(seconds)
+        await self._store.wait_for_jobs(seconds)
 
     def _on_fired(self) -> None:
         self._sent.record(1, {"queue": self.queue.name, "task": "cron"})
 
     # -- lifecycle ------------------------------------------------------------------
-
-    def _connect_heartbeat(self) -> QueueStore:
-        from scalepy.backends.redis import RedisClient
-
-        return QueueStore(RedisClient(self.queue.config), self.queue.name)
 
     async def _record_depth(self, interval: float) -> None:
         while True:
