@@ -1,4 +1,4 @@
-"""Retries with backoff, the dead-letter set, and re-driving dead jobs."""
+"""Retries with backoff, the dead-letter set, re-driving dead jobs and purging them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import uuid
 
 from scalepy.queue import Backoff, JobFailed, JobStatus, Queue, Worker, current_job
 
-queue = Queue("redis://127.0.0.1:6379/0", name=f"example-{uuid.uuid4().hex[:8]}")
+# Dead jobs are kept a day (a week by default), then the workers delete them.
+queue = Queue(
+    "redis://127.0.0.1:6379/0", name=f"example-{uuid.uuid4().hex[:8]}", dead_ttl=24 * 3600
+)
 payment_service_up = False
 
 
@@ -29,7 +32,7 @@ async def charge(order: int) -> str:
 
 
 async def main() -> None:
-    """Watch a job succeed on its third attempt, and another die, then come back."""
+    """Watch a job succeed on its third attempt, another die and come back, a third purged."""
     global payment_service_up  # the example's stand-in for an outage ending
     async with queue, Worker(queue):
         assert await (await flaky.enqueue()).result(timeout=10) == 3
@@ -47,6 +50,15 @@ async def main() -> None:
         payment_service_up = True
         assert await queue.requeue() == 1
         assert await job.result(timeout=10) == "charged order 42"
+
+        # A job that should never be retried: delete it for good instead.
+        payment_service_up = False
+        doomed = await charge.enqueue(43)
+        try:
+            await doomed.result(timeout=10)
+        except JobFailed:
+            assert await queue.purge_dead([doomed.id]) == 1
+        assert (await queue.stats()).dead == 0
 
 
 if __name__ == "__main__":

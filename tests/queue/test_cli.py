@@ -1,4 +1,4 @@
-"""The `scalepy` command: loading the app, `worker`, `queue stats|dead|requeue`, errors."""
+"""The `scalepy` command: loading the app, `worker`, `queue stats|dead|requeue|purge`, errors."""
 
 from __future__ import annotations
 
@@ -120,6 +120,48 @@ def test_requeue_needs_ids_or_all(
     """`queue requeue` takes job ids or --all, not both and not neither."""
     assert 2 == main(["queue", "requeue", f"{APP}:queue", *arguments])
     assert "give JOB_IDs or --all" in capsys.readouterr().err
+
+
+def test_dead_jobs_are_purged(app: Queue, capsys: pytest.CaptureFixture[str]) -> None:
+    """`queue purge` deletes the given dead jobs, those old enough, or with --yes any."""
+    enqueue(app, "fail", 4)
+    enqueue(app, "ok")
+    main(["worker", f"{APP}:queue", "--status-interval", "0"])
+    main(["queue", "dead", f"{APP}:queue"])
+    job_id = capsys.readouterr().out.split()[0]
+    purge = ["queue", "purge", f"{APP}:queue"]
+    assert 0 == main([*purge, "--older-than", "3600"])
+    assert "purged 0 dead jobs, dead 3600 s or longer\n" == capsys.readouterr().out
+    assert 0 == main([*purge, job_id, "unknown"])
+    assert "purged 1 dead job\n" == capsys.readouterr().out
+    assert 0 == main([*purge, "--yes", "--limit", "2"])
+    assert "purged 2 dead jobs\n" == capsys.readouterr().out
+    assert 0 == main([*purge, "--older-than", "0"])
+    assert "purged 1 dead job, dead 0 s or longer\n" == capsys.readouterr().out
+    assert 0 == main(["queue", "stats", f"{APP}:queue"])
+    assert "dead               0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "status", "message"),
+    [
+        ([], 2, "give JOB_IDs, --older-than SECONDS, or --yes for every dead job"),
+        (["--limit", "5"], 2, "give JOB_IDs, --older-than SECONDS, or --yes"),
+        (["some-id", "--older-than", "60"], 2, "give JOB_IDs or --older-than (not both)"),
+        (["--yes", "--limit", "0"], 1, "limit must be an int >= 1"),
+        (["--older-than", "-1"], 1, "older_than must be a finite number >= 0"),
+    ],
+)
+def test_purge_refuses_to_guess(
+    app: Queue,
+    arguments: list[str],
+    status: int,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With no ids, --older-than nor --yes nothing is purged; bad values are reported."""
+    assert status == main(["queue", "purge", f"{APP}:queue", *arguments])
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 Most worker and producer tests also run on memory (`@ALL_BACKENDS`); these are
 what only a memory queue can show: leases, delays and result TTLs moved by a
-`FakeClock`, and how its waiting and notification work without Redis.
+`FakeClock` (dead jobs' retention too), and how its waiting and notification
+work without Redis.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from scalepy.errors import ConfigurationError, JobNotFound
 from scalepy.queue import JobStatus, Queue, Worker, current_job
 from scalepy.queue._memory import MemoryQueueStore
-from scalepy.queue._store import Batch
+from scalepy.queue._store import MAX_CLAIM, Batch
 from scalepy.testing import FakeClock
 from tests.queue.conftest import WAIT, eventually
 
@@ -153,7 +154,9 @@ async def test_dead_jobs_list_newest_first_then_by_id(clock: FakeClock) -> None:
     batch = Batch("t", 0, 0, "", "")
     for job_id in ("a", "b", "c"):
         await store.enqueue(batch, [(job_id, b"[]", "")])
-        (claimed,) = (await store.claim(1, lease_ms=1000, cap=0, result_ttl_ms=0, worker="w"))[1]
+        (claimed,) = (
+            await store.claim(1, lease_ms=1000, cap=0, result_ttl_ms=0, dead_ttl_ms=0, worker="w")
+        )[1]
         await store.ack([(job_id, claimed.token, "f", "E", -1)], result_ttl_ms=0)
         clock.advance(0.001 if job_id == "a" else 0)
     assert ["c", "b", "a"] == await store.dead_ids(10)
@@ -171,3 +174,49 @@ async def test_a_cron_fire_ahead_of_the_clock_says_how_long_to_wait(clock: FakeC
     clock.advance(60)
     assert 0 == await store.fire_cron("s", now_ms + 60_000, "cron-1", batch, b"[]")
     assert "<MemoryQueueStore jobs=1>" == repr(store)
+
+
+async def test_dead_jobs_are_kept_exactly_their_retention(clock: FakeClock) -> None:
+    """A claim deletes a job dead for `dead_ttl_ms` or longer, at most `MAX_CLAIM` per call."""
+    store = MemoryQueueStore(clock=clock)
+    batch = Batch("t", 0, 0, "", "")
+    ids = [f"{i:04}" for i in range(MAX_CLAIM + 1)]
+    await store.enqueue(batch, [(job_id, b"[]", "") for job_id in ids])
+    _, claimed = await store.claim(
+        MAX_CLAIM + 1, lease_ms=1000, cap=0, result_ttl_ms=0, dead_ttl_ms=0, worker="w"
+    )
+    _, last = await store.claim(1, lease_ms=1000, cap=0, result_ttl_ms=0, dead_ttl_ms=0, worker="w")
+    await store.ack([(job.id, job.token, "f", "E", -1) for job in claimed + last], result_ttl_ms=0)
+
+    async def sweep() -> int:
+        await store.claim(0, lease_ms=1000, cap=0, result_ttl_ms=0, dead_ttl_ms=60_000, worker="w")
+        *_, dead = await store.counts()
+        return dead
+
+    clock.advance(59.999)
+    assert MAX_CLAIM + 1 == await sweep()
+    clock.advance(0.001)
+    assert 1 == await sweep()  # the oldest MAX_CLAIM (by id, as they died in one ms)
+    assert [ids[-1]] == await store.dead_ids(10)
+    assert 0 == await sweep()
+
+
+async def test_a_worker_deletes_dead_jobs_after_the_queue_s_dead_ttl(clock: FakeClock) -> None:
+    """The workers' claims apply the queue's `dead_ttl`; the job is then unknown."""
+    async with Queue("memory://", dead_ttl=60, clock=clock) as queue:
+
+        @queue.task(name="fail", retries=0)
+        async def fail() -> None:
+            raise RuntimeError("always")
+
+        job = await fail.enqueue()
+        async with Worker(queue, poll_interval=0.01):
+            await eventually(lambda: status_is(job, JobStatus.DEAD))
+            clock.advance(60)
+
+            async def gone() -> bool:
+                return 0 == (await queue.stats()).dead
+
+            await eventually(gone)
+        with pytest.raises(JobNotFound):
+            await job.status()

@@ -33,7 +33,7 @@ async def echo(value: Any) -> Any:
 async def claim_all(queue: Queue) -> list[Claimed]:
     """Claim every ready job as a test worker."""
     _, jobs = await queue._store.claim(
-        1000, lease_ms=60_000, cap=0, result_ttl_ms=60_000, worker="test"
+        1000, lease_ms=60_000, cap=0, result_ttl_ms=60_000, dead_ttl_ms=0, worker="test"
     )
     return jobs
 
@@ -45,6 +45,11 @@ def test_a_queue_needs_sane_options(redis_url: str) -> None:
     for options in (
         {"name": ""},
         {"result_ttl": -1},
+        {"dead_ttl": 0},
+        {"dead_ttl": -1},
+        {"dead_ttl": float("inf")},
+        {"dead_ttl": float("nan")},
+        {"dead_ttl": "7d"},
         {"max_running": 0},
         {"batch_size": 0},
         {"batch_size": 5001},
@@ -290,6 +295,44 @@ async def test_the_health_check_reports_the_backlog(queue: Queue) -> None:
     calm = await queue.health_check(name="jobs").probe()
     assert isinstance(calm, list)
     assert Status.PASS == calm[0].status
+
+
+@ALL_BACKENDS
+async def test_purge_dead_deletes_dead_jobs_for_good(queue: Queue) -> None:
+    """By id, by age, or the oldest up to a limit; only dead jobs, and the count is returned."""
+    task = queue.task(name="t", retries=0)(echo)
+    jobs = await task.enqueue_many([(i,) for i in range(4)])
+    live = await task.enqueue("live")
+    claimed = [job for job in await claim_all(queue) if job.id != live.id]
+    settlements = [(job.id, job.token, "f", "E", -1) for job in claimed]
+    assert [3] * 4 == await queue._store.ack(settlements, result_ttl_ms=60_000)
+    assert 0 == await queue.purge_dead(older_than=3600)
+    assert 1 == await queue.purge_dead([jobs[3].id, live.id, "unknown"])
+    assert 1 == await queue.purge_dead(limit=1)
+    assert 2 == await queue.purge_dead(older_than=0)
+    assert 0 == (await queue.stats()).dead
+    assert JobStatus.ACTIVE == await live.status()
+    with pytest.raises(JobNotFound):
+        await jobs[0].status()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"job_ids": "job-1"}, "not a str"),
+        ({"job_ids": ["job-1"], "older_than": 60}, "not both"),
+        ({"older_than": -1}, "older_than must be a finite number >= 0"),
+        ({"older_than": float("nan")}, "older_than must be a finite number"),
+        ({"limit": 0}, "limit must be an int >= 1"),
+        ({"limit": 1.5}, "limit must be an int >= 1"),
+        ({"limit": True}, "limit must be an int >= 1"),
+    ],
+)
+async def test_purge_dead_refuses_bad_arguments(arguments: dict[str, Any], message: str) -> None:
+    """Bad arguments raise ConfigurationError before anything is deleted."""
+    async with Queue("memory://") as queue:
+        with pytest.raises(ConfigurationError, match=message):
+            await queue.purge_dead(**arguments)
 
 
 def test_statuses_tell_whether_the_job_ended() -> None:

@@ -1,4 +1,4 @@
-"""The stores, driven directly: claims, fencing, reaping, retries, cancellation, cron.
+"""The stores, driven directly: claims, fencing, reaping, retries, cancellation, cron, purges.
 
 Written for the Lua scripts; most also run on the memory store (`@ALL_BACKENDS`).
 """
@@ -33,11 +33,27 @@ async def enqueue(store: QueueStore, jobs: list[tuple[Batch, NewJob]]) -> list[t
 
 
 async def claim(
-    store: QueueStore, count: int = 10, *, lease_ms: int = 60_000, cap: int = 0
+    store: QueueStore,
+    count: int = 10,
+    *,
+    lease_ms: int = 60_000,
+    cap: int = 0,
+    dead_ttl_ms: int = 0,
 ) -> list[Claimed]:
-    """Claim up to `count` jobs as worker `w`."""
-    _, jobs = await store.claim(count, lease_ms=lease_ms, cap=cap, result_ttl_ms=TTL, worker="w")
+    """Claim up to `count` jobs as worker `w` (keeping dead jobs, unless told otherwise)."""
+    _, jobs = await store.claim(
+        count, lease_ms=lease_ms, cap=cap, result_ttl_ms=TTL, dead_ttl_ms=dead_ttl_ms, worker="w"
+    )
     return jobs
+
+
+async def kill(store: QueueStore, *job_ids: str) -> None:
+    """Claim the waiting jobs and fail each for good, in one ack (one time of death)."""
+    claimed = {job.id: job for job in await claim(store, len(job_ids))}
+    codes = await store.ack(
+        [(job_id, claimed[job_id].token, "f", "E", -1) for job_id in job_ids], result_ttl_ms=TTL
+    )
+    assert [3] * len(job_ids) == codes
 
 
 async def state(store: QueueStore, job_id: str) -> str | None:
@@ -268,7 +284,9 @@ async def test_a_unique_key_holds_one_live_job(store: QueueStore) -> None:
 async def test_scheduled_jobs_report_when_they_are_due(store: QueueStore) -> None:
     """A claim that finds nothing says how long until the next scheduled job."""
     await enqueue(store, [new("a", when="+5000")])
-    nearest, jobs = await store.claim(1, lease_ms=1000, cap=0, result_ttl_ms=TTL, worker="w")
+    nearest, jobs = await store.claim(
+        1, lease_ms=1000, cap=0, result_ttl_ms=TTL, dead_ttl_ms=0, worker="w"
+    )
     assert [] == jobs
     assert 0 < nearest <= 5000
     await enqueue(store, [new("b", when="1")])  # an absolute time in the past: ready now
@@ -319,3 +337,58 @@ async def test_a_re_driven_job_leaves_the_key_of_its_successor_alone(store: Queu
     assert "a" == again.id
     await store.ack([(again.id, again.token, "f", "E", 0)], result_ttl_ms=TTL)
     assert [("b", False)] == await enqueue(store, [new("c", key="k")])
+
+
+@ALL_BACKENDS
+async def test_a_claim_deletes_dead_jobs_past_the_retention(store: QueueStore) -> None:
+    """Dead jobs older than the claim's retention go (hash and entry); a retention of 0 keeps them.
+
+    Their unique key went at death: its new holder keeps it.
+    """
+    await enqueue(store, [new("a", retries=0, key="k")])
+    await kill(store, "a")
+    assert [("b", True)] == await enqueue(store, [new("b", key="k", when="+60000")])
+    await claim(store, 0, dead_ttl_ms=0)
+    await claim(store, 0, dead_ttl_ms=TTL)  # not a minute old yet
+    assert "dead" == await state(store, "a")
+
+    async def deleted() -> bool:
+        await claim(store, 0, dead_ttl_ms=1)  # a ms after the death, on the store's clock
+        return None is await state(store, "a")
+
+    await eventually(deleted)
+    assert ([], (0, 1, 0, 0)) == (await store.dead_ids(10), await store.counts())
+    assert 0 == await store.requeue(["a"])
+    assert [("b", False)] == await enqueue(store, [new("c", key="k")])
+
+
+@ALL_BACKENDS
+async def test_purge_deletes_the_given_dead_jobs_only(store: QueueStore) -> None:
+    """Given ids, only those that are dead are deleted, whatever their age and the limit."""
+    await enqueue(store, [new("a", retries=0), new("b", retries=0), new("c")])
+    await kill(store, "a", "b")
+    assert 1 == await store.purge_dead(["a", "c", "unknown"], older_than_ms=None, limit=1)
+    assert 0 == await store.purge_dead([], older_than_ms=None, limit=1)
+    assert (None, "dead", "queued") == (
+        await state(store, "a"),
+        await state(store, "b"),
+        await state(store, "c"),
+    )
+    assert (1, 0, 0, 1) == await store.counts()
+
+
+@ALL_BACKENDS
+async def test_purge_by_age_takes_the_oldest_first_up_to_the_limit(store: QueueStore) -> None:
+    """Without ids the oldest dead jobs go (deaths in one ms by id), only those old enough."""
+    await enqueue(store, [new(job_id, retries=0) for job_id in "cab"])
+    await kill(store, "c", "a", "b")
+    assert 0 == await store.purge_dead(None, older_than_ms=TTL, limit=10)
+    assert 2 == await store.purge_dead(None, older_than_ms=None, limit=2)
+    assert ["c"] == await store.dead_ids(10)
+
+    async def purged() -> bool:
+        return 1 == await store.purge_dead(None, older_than_ms=1, limit=10)
+
+    await eventually(purged)
+    assert (0, 0, 0, 0) == await store.counts()
+    assert [None, None, None] == [await state(store, job_id) for job_id in "abc"]

@@ -4,14 +4,17 @@ A state machine drives a `MemoryQueueStore` and a `RedisQueueStore` (standalone,
 then cluster) with the same random operations and checks every reply, the
 counts after every step, and every job at the end. Leases, delays and TTLs are
 either 0 or ten minutes long, so neither store's clock decides any outcome: a
-lease of 0 has run out at the next claim, one of ten minutes never does. Where
-the order of equal times would depend on each store's clock (leases run out,
-deaths), the test keeps times apart or compares no order.
+lease of 0 has run out at the next claim, one of ten minutes never does. Dead
+jobs are kept forever or ten minutes by claims, and expired by a claim keeping
+them 1 ms only after both clocks moved on. Where the order of equal times would
+depend on each store's clock (leases run out, deaths), the test keeps times
+apart, compares no order, or takes every job the order would pick among.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -29,7 +32,7 @@ from hypothesis.stateful import (
 from scalepy.backends import RedisClusterConfig, RedisConfig, parse_backend_url
 from scalepy.queue._memory import MemoryQueueStore
 from scalepy.queue._redis import RedisQueueStore
-from scalepy.queue._store import Batch
+from scalepy.queue._store import MAX_CLAIM, Batch
 from tests.queue.conftest import delete_store_keys
 
 if TYPE_CHECKING:
@@ -60,7 +63,7 @@ def _stored(job: StoredJob | None) -> tuple[Any, ...] | None:
 
 
 class StoresAgree(RuleBasedStateMachine):
-    """Random enqueues, claims, acks, renewals, cancels, cron fires and re-drives."""
+    """Random enqueues, claims, acks, renewals, cancels, cron fires, re-drives and purges."""
 
     def __init__(self, config: RedisConfig | RedisClusterConfig) -> None:
         super().__init__()
@@ -93,13 +96,13 @@ class StoresAgree(RuleBasedStateMachine):
         jobs = [(job_id, ARGS, key) for job_id, key in zip(ids, keys, strict=True)]
         self.both(lambda store: store.enqueue(batch, jobs))
 
-    @rule(count=st.integers(0, 4), cap=st.integers(0, 3), lease=leases, ttl=ttls)
-    def claim(self, count: int, cap: int, lease: int, ttl: int) -> None:
+    @rule(count=st.integers(0, 4), cap=st.integers(0, 3), lease=leases, ttl=ttls, dead_ttl=ttls)
+    def claim(self, count: int, cap: int, lease: int, ttl: int, dead_ttl: int) -> None:
         """Claim jobs, with or without a queue-wide cap; reap the leases run out."""
 
         async def call(store: QueueStore) -> tuple[bool, list[tuple[Any, ...]]]:
             nearest, claimed = await store.claim(
-                count, lease_ms=lease, cap=cap, result_ttl_ms=ttl, worker="w"
+                count, lease_ms=lease, cap=cap, result_ttl_ms=ttl, dead_ttl_ms=dead_ttl, worker="w"
             )
             return nearest < 0, [_claimed(job) for job in claimed]
 
@@ -117,10 +120,42 @@ class StoresAgree(RuleBasedStateMachine):
         """
 
         async def call(store: QueueStore) -> bool:
-            nearest, _ = await store.claim(0, lease_ms=LONG, cap=0, result_ttl_ms=ttl, worker="w")
+            nearest, _ = await store.claim(
+                0, lease_ms=LONG, cap=0, result_ttl_ms=ttl, dead_ttl_ms=0, worker="w"
+            )
             return nearest < 0
 
         self.both(call)
+
+    @rule(ttl=ttls)
+    def expire_dead(self, ttl: int) -> None:
+        """Let 2 ms pass, then claim keeping dead jobs 1 ms: every one goes, on both stores.
+
+        Both clocks follow the wall clock, so each job died at least a ms ago on
+        each; a sleep, as no event tells that a clock moved on.
+        """
+        time.sleep(0.002)
+
+        async def call(store: QueueStore) -> int:
+            await store.claim(0, lease_ms=LONG, cap=0, result_ttl_ms=ttl, dead_ttl_ms=1, worker="w")
+            *_, dead = await store.counts()
+            return dead
+
+        assert 0 == self.both(call)
+
+    @rule(data=st.data())
+    def purge(self, data: st.DataObject) -> None:
+        """Delete some jobs, dead or not."""
+        job_ids = data.draw(st.lists(st.sampled_from([*self.ids, "unknown"]), max_size=3))
+        self.both(lambda store: store.purge_dead(job_ids, older_than_ms=None, limit=1))
+
+    @rule(older_than=st.sampled_from([None, 0, LONG]))
+    def purge_by_age(self, older_than: int | None) -> None:
+        """Delete the dead jobs of any age, or dead for 0 ms or ten minutes at least.
+
+        The limit takes them all: which of them died first may differ between clocks.
+        """
+        self.both(lambda store: store.purge_dead(None, older_than_ms=older_than, limit=MAX_CLAIM))
 
     @precondition(lambda self: self.running)
     @rule(

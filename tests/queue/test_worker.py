@@ -228,7 +228,7 @@ async def steal(queue: Queue, job_id: str) -> int:
     """Expire the job's lease and claim it as another worker; return the new token."""
     await queue.client.execute("ZADD", f"{redis_store(queue).base}:leases", 0, job_id)
     _, (claimed,) = await queue._store.claim(
-        1, lease_ms=60_000, cap=0, result_ttl_ms=60_000, worker="thief"
+        1, lease_ms=60_000, cap=0, result_ttl_ms=60_000, dead_ttl_ms=0, worker="thief"
     )
     assert job_id == claimed.id
     return claimed.token
@@ -302,7 +302,9 @@ async def test_a_job_blocking_the_event_loop_keeps_its_lease(queue: Queue) -> No
     async with Worker(queue, lease=0.2) as worker:
         job = await blocking.enqueue()
         await job.result(timeout=WAIT)
-        await queue._store.claim(0, lease_ms=1, cap=0, result_ttl_ms=1, worker="reaper")
+        await queue._store.claim(
+            0, lease_ms=1, cap=0, result_ttl_ms=1, dead_ttl_ms=0, worker="reaper"
+        )
     assert (1, 0, JobStatus.COMPLETED) == (runs, worker.statistics().lost, await job.status())
 
 

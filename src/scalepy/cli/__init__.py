@@ -1,10 +1,11 @@
-"""The `scalepy` command: run queue workers, inspect queues, re-drive dead jobs.
+"""The `scalepy` command: run queue workers, inspect queues, re-drive or purge dead jobs.
 
 ```
 scalepy worker app.tasks:queue --concurrency 32     # SIGTERM/SIGINT: graceful stop
 scalepy queue stats app.tasks:queue
 scalepy queue dead app.tasks:queue --limit 20
 scalepy queue requeue app.tasks:queue --all         # or: ... requeue APP JOB_ID...
+scalepy queue purge app.tasks:queue --older-than 86400   # or: JOB_ID..., or --yes for all
 ```
 
 `APP` names a `scalepy.queue.Queue` as `module:attribute`; the module is imported

@@ -1,4 +1,4 @@
-"""`scalepy queue stats|dead|requeue APP`: look into a queue and re-drive its dead jobs."""
+"""`scalepy queue stats|dead|requeue|purge APP`: look into a queue, re-drive or purge dead jobs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ __all__ = ("add_queue_commands",)
 
 
 def add_queue_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `queue stats`, `queue dead` and `queue requeue` to the command line."""
-    parser = commands.add_parser("queue", help="inspect a queue, re-drive dead jobs")
+    """Add `queue stats`, `queue dead`, `queue requeue` and `queue purge` to the command line."""
+    parser = commands.add_parser("queue", help="inspect a queue, re-drive or purge dead jobs")
     actions = parser.add_subparsers(dest="action", required=True)
     stats = actions.add_parser("stats", help="count the jobs by state")
     stats.add_argument("app", help="the queue, as module:attribute")
@@ -31,6 +31,15 @@ def add_queue_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     requeue.add_argument("--all", action="store_true", help="every dead job (up to --limit)")
     requeue.add_argument("--limit", type=int, default=1000, help="with --all (default 1000)")
     requeue.set_defaults(handler=_requeue)
+    purge = actions.add_parser("purge", help="delete dead jobs for good, oldest first")
+    purge.add_argument("app", help="the queue, as module:attribute")
+    purge.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="jobs to delete")
+    purge.add_argument(
+        "--older-than", type=float, metavar="SECONDS", help="only jobs dead this long or longer"
+    )
+    purge.add_argument("--limit", type=int, default=1000, help="without ids (default 1000)")
+    purge.add_argument("--yes", action="store_true", help="with no ids nor --older-than: all")
+    purge.set_defaults(handler=_purge)
 
 
 async def _stats(queue: Queue, args: argparse.Namespace) -> int:
@@ -61,4 +70,24 @@ async def _requeue(queue: Queue, args: argparse.Namespace) -> int:
     async with queue:
         count = await queue.requeue(None if args.all else args.job_ids, limit=args.limit)
     print(f"re-queued {count} job{'s' * (count != 1)}")
+    return 0
+
+
+async def _purge(queue: Queue, args: argparse.Namespace) -> int:
+    if args.job_ids and args.older_than is not None:
+        print("scalepy: give JOB_IDs or --older-than (not both)", file=sys.stderr)
+        return 2
+    if not args.job_ids and args.older_than is None and not args.yes:
+        # Deleting is final: every dead job goes only when asked for in so many words.
+        print(
+            "scalepy: give JOB_IDs, --older-than SECONDS, or --yes for every dead job",
+            file=sys.stderr,
+        )
+        return 2
+    async with queue:
+        count = await queue.purge_dead(
+            args.job_ids or None, older_than=args.older_than, limit=args.limit
+        )
+    which = "" if args.older_than is None else f", dead {args.older_than:g} s or longer"
+    print(f"purged {count} dead job{'s' * (count != 1)}{which}")
     return 0

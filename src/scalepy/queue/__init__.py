@@ -18,8 +18,9 @@ A claimed job is leased to one worker and its lease renewed by a heartbeat
 thread; a job whose worker died is re-queued by any live worker when its lease
 expires; an outcome is recorded only under the claim's token, so exactly one
 attempt's outcome wins. Retries back off with jitter, then jobs go to a
-dead-letter set that can be re-driven. Delayed, scheduled, periodic (cron),
-prioritised, unique and cancellable jobs; results with a TTL.
+dead-letter set that can be re-driven or purged (kept a week by default).
+Delayed, scheduled, periodic (cron), prioritised, unique and cancellable jobs;
+results with a TTL.
 
 Jobs live in Redis or Redis Cluster (the `redis` extra), shared by every process;
 or, with `Queue("memory://")`, in this process only, with the same semantics and

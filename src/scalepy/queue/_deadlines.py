@@ -30,16 +30,20 @@ class Deadlines:
         self._at[item] = at
         heapq.heappush(self._heap, (at, item))
 
-    def discard(self, item: str) -> None:
-        """Forget `item` (ZREM)."""
-        self._at.pop(item, None)
+    def discard(self, item: str) -> bool:
+        """Forget `item` (ZREM); returns whether it was there."""
+        return self._at.pop(item, None) is not None
+
+    def ranked(self) -> list[str]:
+        """Every item in (time, id) order, as ZRANGE reads them."""
+        return sorted(self._at, key=lambda item: (self._at[item], item))
 
     def first(self) -> int | None:
         """The earliest time, or `None` if there is none."""
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
-    def pop_due(self, now: int, limit: float = math.inf) -> list[str]:
+    def pop_due(self, now: float, limit: float = math.inf) -> list[str]:
         """Remove and return up to `limit` items whose time is `now` or earlier, earliest first."""
         due: list[str] = []
         while len(due) < limit:

@@ -119,7 +119,8 @@ class Job(Generic[R]):
         """Read what the queue knows about the job.
 
         Raises:
-            JobNotFound: Unknown id, or the job ended longer ago than the result TTL.
+            JobNotFound: Unknown id, or the job ended longer ago than the result
+                TTL (a dead job: than the queue's `dead_ttl`), or was purged.
             BackendError: Redis failed or did not answer in time.
         """
         return _info(await self._stored())
@@ -128,7 +129,8 @@ class Job(Generic[R]):
         """Read the job's status.
 
         Raises:
-            JobNotFound: Unknown id, or the job ended longer ago than the result TTL.
+            JobNotFound: Unknown id, or the job ended longer ago than the result
+                TTL (a dead job: than the queue's `dead_ttl`), or was purged.
             BackendError: Redis failed or did not answer in time.
         """
         return JobStatus((await self._stored()).state)
@@ -149,7 +151,8 @@ class Job(Generic[R]):
         Raises:
             JobFailed: The job failed for good (dead-lettered); `error` says why.
             JobCancelled: The job was cancelled.
-            JobNotFound: Unknown id, or the result outlived the result TTL.
+            JobNotFound: Unknown id, or the result outlived the result TTL (a dead
+                job: the queue's `dead_ttl`), or the job was purged.
             ResultTimeout: The job did not finish within `timeout`.
             BackendError: Redis failed or did not answer in time.
         """
@@ -170,7 +173,8 @@ class Job(Generic[R]):
             or the end state the job had reached already (nothing changes then).
 
         Raises:
-            JobNotFound: Unknown id, or the job ended longer ago than the result TTL.
+            JobNotFound: Unknown id, or the job ended longer ago than the result
+                TTL (a dead job: than the queue's `dead_ttl`), or was purged.
             BackendError: Redis failed or did not answer in time.
         """
         state = await self._queue._store.cancel(self.id, result_ttl_ms=self._queue._result_ttl_ms)

@@ -12,6 +12,7 @@ drive it and `RedisQueueStore` with the same operations and check they agree.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from scalepy.queue._memory_state import MemoryState, encode
@@ -80,7 +81,14 @@ class MemoryQueueStore(MemoryState):
         return out
 
     async def claim(
-        self, count: int, *, lease_ms: int, cap: int, result_ttl_ms: int, worker: str
+        self,
+        count: int,
+        *,
+        lease_ms: int,
+        cap: int,
+        result_ttl_ms: int,
+        dead_ttl_ms: int,
+        worker: str,
     ) -> tuple[int, list[Claimed]]:
         """See `QueueStore.claim` (`claim.lua`)."""
         now = self._begin()
@@ -97,6 +105,8 @@ class MemoryQueueStore(MemoryState):
                 self._bury(job_id, job, b"LeaseExpired: the worker stopped renewing its lease", now)
             else:
                 self._push_ready(job_id, job, now, front=True)
+        if dead_ttl_ms > 0:
+            self._purge_before(now - dead_ttl_ms, MAX_CLAIM)
         if cap > 0:
             want = min(want, cap - len(self._leases))
         claimed: list[Claimed] = []
@@ -228,7 +238,7 @@ class MemoryQueueStore(MemoryState):
         now = self._begin()
         count = 0
         for job_id in job_ids:
-            if self._dead.pop(job_id, None) is None:
+            if not self._dead.discard(job_id):
                 continue
             job = self._jobs[job_id]
             job.tries, job.error, job.finished = 0, None, None
@@ -236,6 +246,16 @@ class MemoryQueueStore(MemoryState):
             count += 1
         self._finish()
         return count
+
+    async def purge_dead(
+        self, job_ids: Sequence[str] | None, *, older_than_ms: int | None, limit: int
+    ) -> int:
+        """See `QueueStore.purge_dead` (`purge.lua`)."""
+        now = self._begin()
+        if job_ids is not None:
+            return self._purge(job_ids)
+        cutoff = math.inf if older_than_ms is None else now - older_than_ms
+        return self._purge_before(cutoff, limit)
 
     async def counts(self) -> tuple[int, int, int, int]:
         """See `QueueStore.counts` (`stats.lua`)."""
@@ -246,7 +266,7 @@ class MemoryQueueStore(MemoryState):
     async def dead_ids(self, limit: int) -> list[str]:
         """See `QueueStore.dead_ids`: as `ZRANGE dead 0 <limit - 1> REV` reads them."""
         self._begin()
-        ordered = sorted(self._dead, key=lambda job_id: (self._dead[job_id], job_id), reverse=True)
+        ordered = self._dead.ranked()[::-1]
         # A ZRANGE end below 0 counts from the end (so a limit of 0 reads them all).
         stop = limit if limit > 0 else len(ordered) + limit
         return ordered[:stop]

@@ -1,7 +1,7 @@
 """`MemoryState`: a memory queue's data, and the helpers `lua/prelude.lua` gives each script.
 
 Dicts, deques and heaps stand for the Redis keys: `ready` lists per level,
-`Deadlines` for the `scheduled`, `leases` and (ended jobs') expiry sorted sets.
+`Deadlines` for the `scheduled`, `leases`, `dead` and (ended jobs') expiry sorted sets.
 Where a script would push to the `wake` list, idle workers' futures are resolved;
 where it would publish settled ids, the feeds' callbacks are called.
 """
@@ -19,7 +19,7 @@ from scalepy.clock import MonotonicClock
 from scalepy.queue._deadlines import Deadlines
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from scalepy.clock import Clock
 
@@ -86,7 +86,7 @@ class MemoryState:
         self._scheduled = Deadlines()  # id -> run at
         self._leases = Deadlines()  # id -> lease deadline
         self._expiring = Deadlines()  # id -> when the ended job's hash expires
-        self._dead: dict[str, int] = {}  # id -> time of death
+        self._dead = Deadlines()  # id -> time of death
         self._unique: dict[str, str] = {}  # unique key -> id
         self._cron: dict[str, int] = {}  # schedule -> last fire
         self._waiters: set[asyncio.Future[None]] = set()
@@ -201,9 +201,25 @@ class MemoryState:
 
     def _bury(self, job_id: str, job: MemoryJob, error: bytes, now: int) -> None:
         job.state, job.finished, job.error = "dead", now, error
-        self._dead[job_id] = now
+        self._dead.set(job_id, now)
         self._release_unique(job_id, job)
         self._settled.append(job_id)
+
+    def _purge(self, job_ids: Iterable[str]) -> int:
+        """Delete these dead jobs, skipping ids not dead (`purge`); returns how many."""
+        return self._forget([job_id for job_id in job_ids if self._dead.discard(job_id)])
+
+    def _purge_before(self, cutoff: float, limit: float) -> int:
+        """Delete up to `limit` jobs dead at `cutoff` or earlier, oldest first.
+
+        `purge(dead_before(cutoff, limit))`; returns how many.
+        """
+        return self._forget(self._dead.pop_due(cutoff, limit))
+
+    def _forget(self, dead: list[str]) -> int:
+        for job_id in dead:  # nothing else names a dead job (its unique key went at death)
+            del self._jobs[job_id]
+        return len(dead)
 
     def _finish(self) -> None:
         """Wake the idle workers if jobs became ready, announce the settled jobs."""

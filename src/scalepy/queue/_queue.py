@@ -1,4 +1,4 @@
-"""`Queue`: where tasks are registered and jobs are enqueued, inspected and re-driven."""
+"""`Queue`: where tasks are registered and jobs are enqueued, inspected, re-driven, purged."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ("Queue", "QueueStats")
 
+DEAD_TTL = 7 * 24 * 3600.0
+"""Seconds a dead-lettered job is kept by default: a week to look into it and re-drive it."""
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -74,6 +77,10 @@ class Queue(AsyncCloseable):
             two `memory://` queues, whatever their names).
         serializer: Encodes arguments and results; JSON by default.
         result_ttl: Seconds a completed or cancelled job (and its result) is kept.
+        dead_ttl: Seconds a dead-lettered job is kept after its last failure, 7 days
+            by default; `None` keeps dead jobs until re-queued or purged. The
+            workers' claims delete the older ones, so it applies while workers run
+            (with the `dead_ttl` of the workers' `Queue`).
         max_running: The most jobs of this queue running at once over all
             workers, or `None` for no limit beyond each worker's concurrency.
         rate_limit: A `scalepy.ratelimit` policy every job start must pass, shared
@@ -100,6 +107,7 @@ class Queue(AsyncCloseable):
 
     __slots__ = (
         "_client",
+        "_dead_ttl_ms",
         "_instrumentation",
         "_limit_backend",
         "_periodic",
@@ -124,6 +132,7 @@ class Queue(AsyncCloseable):
         name: str = "default",
         serializer: Serializer | None = None,
         result_ttl: float = 3600.0,
+        dead_ttl: float | None = DEAD_TTL,
         max_running: int | None = None,
         rate_limit: Policy | None = None,
         batch_size: int = 500,
@@ -134,6 +143,8 @@ class Queue(AsyncCloseable):
         if not name:
             raise ConfigurationError("a Queue needs a non-empty name")
         check_finite("result_ttl", result_ttl, inclusive=True)
+        if dead_ttl is not None:
+            check_finite("dead_ttl", dead_ttl)
         if max_running is not None and max_running < 1:
             raise ConfigurationError(f"max_running must be >= 1 or None, got {max_running!r}")
         if not 1 <= batch_size <= 5000:
@@ -169,6 +180,8 @@ class Queue(AsyncCloseable):
             self._store, self._client = store, store.client
         self._results = ResultWaiter(self._store)
         self._result_ttl_ms = round(result_ttl * 1000)
+        # 0 tells the claim script to keep dead jobs: a retention under 1 ms is 1 ms.
+        self._dead_ttl_ms = 0 if dead_ttl is None else max(1, round(dead_ttl * 1000))
         self._tasks: dict[str, Task[..., Any]] = {}
         self._periodic: dict[str, Periodic] = {}
         self._sent = self._instrumentation.metric(SENT)
@@ -341,6 +354,42 @@ class Queue(AsyncCloseable):
         """
         ids = list(job_ids) if job_ids is not None else await self._store.dead_ids(limit)
         return await self._store.requeue(ids)
+
+    async def purge_dead(
+        self,
+        job_ids: Iterable[str] | None = None,
+        *,
+        older_than: float | None = None,
+        limit: int = 1000,
+    ) -> int:
+        """Delete dead jobs for good, in one atomic call.
+
+        Args:
+            job_ids: The jobs to delete (ids not dead-lettered are skipped); `None`
+                deletes the oldest dead jobs instead, up to `limit`.
+            older_than: With no `job_ids`, only jobs that died at least this many
+                seconds ago; `None` for any age.
+            limit: With no `job_ids`, how many at most, oldest first.
+
+        Returns:
+            How many jobs were deleted.
+
+        Raises:
+            ConfigurationError: `job_ids` given as one string, or with `older_than`;
+                `older_than` not a finite number >= 0; `limit` not an int >= 1.
+            BackendError: Redis failed or did not answer in time.
+        """
+        if isinstance(job_ids, str):
+            raise ConfigurationError(f"job_ids must be an iterable of ids, not a str: {job_ids!r}")
+        if job_ids is not None and older_than is not None:
+            raise ConfigurationError("give job_ids or older_than, not both")
+        if older_than is not None:
+            check_finite("older_than", older_than, inclusive=True)
+        if type(limit) is not int or limit < 1:  # bool and float too: Redis wants an int
+            raise ConfigurationError(f"limit must be an int >= 1, got {limit!r}")
+        ids = None if job_ids is None else list(job_ids)
+        older_than_ms = None if older_than is None else round(older_than * 1000)
+        return await self._store.purge_dead(ids, older_than_ms=older_than_ms, limit=limit)
 
     def health_check(
         self,

@@ -100,11 +100,20 @@ class RedisQueueStore:
         return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
 
     async def claim(
-        self, count: int, *, lease_ms: int, cap: int, result_ttl_ms: int, worker: str
+        self,
+        count: int,
+        *,
+        lease_ms: int,
+        cap: int,
+        result_ttl_ms: int,
+        dead_ttl_ms: int,
+        worker: str,
     ) -> tuple[int, list[Claimed]]:
         """See `QueueStore.claim`: one `claim.lua` call."""
         count = min(count, MAX_CLAIM)
-        reply: list[Any] = await self._run("claim", count, lease_ms, cap, result_ttl_ms, worker)
+        reply: list[Any] = await self._run(
+            "claim", count, lease_ms, cap, result_ttl_ms, worker, dead_ttl_ms
+        )
         claimed = [
             Claimed(
                 reply[i].decode(),
@@ -156,6 +165,16 @@ class RedisQueueStore:
         if not job_ids:
             return 0
         reply: int = await self._run("requeue", *job_ids)
+        return reply
+
+    async def purge_dead(
+        self, job_ids: Sequence[str] | None, *, older_than_ms: int | None, limit: int
+    ) -> int:
+        """See `QueueStore.purge_dead`: one `purge.lua` call."""
+        if job_ids is not None and not job_ids:
+            return 0
+        age = "" if older_than_ms is None else older_than_ms
+        reply: int = await self._run("purge", age, limit, *(job_ids or ()))
         return reply
 
     async def counts(self) -> tuple[int, int, int, int]:

@@ -26,7 +26,10 @@ __all__ = (
 )
 
 MAX_CLAIM = 1000
-"""Jobs per claim, and jobs promoted or reaped per claim: keeps each call short."""
+"""Jobs per claim, and jobs promoted, reaped or expired from the dead set per claim.
+
+Keeps each call short.
+"""
 
 NewJob = tuple[str, bytes, str]
 """A job to create: its id, serialized arguments and unique key (`""` for none)."""
@@ -104,7 +107,8 @@ class QueueStore(Protocol):
     A job is `queued` (on the ready list of its priority level), `scheduled`
     (delayed, or backing off), `active` (leased under a token that every claim
     bumps), or ended: `completed` and `cancelled` jobs are kept for the result
-    TTL, `dead` ones until re-driven. Times are Unix ms on the store's clock.
+    TTL, `dead` ones until re-driven or purged (by `purge_dead`, or by a claim
+    once older than its `dead_ttl_ms`). Times are Unix ms on the store's clock.
     """
 
     async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
@@ -117,15 +121,24 @@ class QueueStore(Protocol):
         ...
 
     async def claim(
-        self, count: int, *, lease_ms: int, cap: int, result_ttl_ms: int, worker: str
+        self,
+        count: int,
+        *,
+        lease_ms: int,
+        cap: int,
+        result_ttl_ms: int,
+        dead_ttl_ms: int,
+        worker: str,
     ) -> tuple[int, list[Claimed]]:
-        """Promote due jobs, reap expired leases, then claim up to `count` jobs.
+        """Promote due jobs, reap expired leases, expire dead jobs, then claim up to `count`.
 
         Args:
             count: Jobs wanted; at most `MAX_CLAIM` are claimed.
             lease_ms: The lease of each claimed job.
             cap: The most jobs the whole queue may run at once, 0 for no limit.
             result_ttl_ms: How long reaped jobs that end cancelled are kept.
+            dead_ttl_ms: Dead jobs that died this long ago or longer are deleted
+                (the oldest `MAX_CLAIM` per call); 0 keeps them.
             worker: The claiming worker's name, kept on the job.
 
         Returns:
@@ -176,6 +189,23 @@ class QueueStore(Protocol):
 
         Returns:
             How many were re-queued (ids not in the dead-letter set are skipped).
+        """
+        ...
+
+    async def purge_dead(
+        self, job_ids: Sequence[str] | None, *, older_than_ms: int | None, limit: int
+    ) -> int:
+        """Delete dead jobs for good: `job_ids`, or else the oldest, atomically.
+
+        Args:
+            job_ids: The jobs to delete (ids not dead are skipped); `None` to pick
+                them by age instead.
+            older_than_ms: Without ids, only jobs that died this long ago or longer;
+                `None` for any age.
+            limit: Without ids, how many at most (`>= 1`).
+
+        Returns:
+            How many jobs were deleted.
         """
         ...
 

@@ -214,6 +214,7 @@ class Worker(AsyncCloseable):
                     lease_ms=self._lease_ms,
                     cap=self._cap,
                     result_ttl_ms=self.queue._result_ttl_ms,
+                    dead_ttl_ms=self.queue._dead_ttl_ms,
                     worker=self.name,
                 )
             except BackendError as exc:

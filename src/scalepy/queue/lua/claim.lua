@@ -1,12 +1,15 @@
--- Claim up to N ready jobs under a lease; first promote due scheduled jobs and reap
--- expired leases, so no separate scheduler is needed and any live worker recovers
--- the jobs of a dead one.
+-- Claim up to N ready jobs under a lease; first promote due scheduled jobs, reap
+-- expired leases and delete dead jobs past their retention, so no separate scheduler
+-- or janitor is needed and any live worker recovers the jobs of a dead one. Only
+-- workers add dead jobs (their acks and these reaps), and a worker claims every poll
+-- interval even when idle: the dead set is trimmed wherever it grows.
 --
 -- ARGV[2]  how many jobs to claim, 0 to 1000
 -- ARGV[3]  lease, ms
 -- ARGV[4]  most jobs the whole queue may run at once, 0 for no limit
 -- ARGV[5]  result TTL, ms (for reaped jobs whose cancellation was requested)
 -- ARGV[6]  the claiming worker's name, kept on the job for operators
+-- ARGV[7]  dead-job retention, ms: jobs dead this long or longer are deleted, 0 keeps them
 -- Returns {ms until the next scheduled job or lease deadline (-1: none),
 --          then 7 fields per claimed job: id, token, task, args, ms it waited, trace, tries}
 
@@ -15,6 +18,7 @@ local lease = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 local worker = ARGV[6]
+local dead_ttl = tonumber(ARGV[7])
 local now = now_ms()
 
 local due = redis.call('ZRANGEBYSCORE', SCHEDULED, '-inf', now, 'LIMIT', 0, 1000)
@@ -39,6 +43,10 @@ for _, id in ipairs(expired) do
       push_ready(id, f[4], now, true)
     end
   end
+end
+
+if dead_ttl > 0 then
+  purge(dead_before(now - dead_ttl, 1000))
 end
 
 if cap > 0 then

@@ -87,12 +87,33 @@ local function settle(id, state, now, ttl, ukey, field, value)
   settled[#settled + 1] = id
 end
 
--- The job failed for good: into the dead-letter set, kept until re-driven or purged.
+-- The job failed for good: into the dead-letter set, kept until re-driven or purged
+-- (by purge.lua, or by claim.lua once older than the queue's dead-job retention).
 local function bury(id, error, now, ukey)
   redis.call('HSET', job_key(id), 'state', 'dead', 'finished', now, 'error', error)
   redis.call('ZADD', DEAD, now, id)
   release_unique(id, ukey)
   settled[#settled + 1] = id
+end
+
+-- The ids of up to `limit` dead jobs that died at `cutoff` (ms, or '+inf') or earlier,
+-- oldest first.
+local function dead_before(cutoff, limit)
+  return redis.call('ZRANGEBYSCORE', DEAD, '-inf', cutoff, 'LIMIT', 0, limit)
+end
+
+-- Delete dead jobs for good, hash and dead-set entry; ids not dead are skipped. Nothing
+-- else names a dead job: bury released its unique key, and it is on no list or set.
+-- Returns how many were deleted.
+local function purge(ids)
+  local count = 0
+  for _, id in ipairs(ids) do
+    if redis.call('ZREM', DEAD, id) == 1 then
+      redis.call('DEL', job_key(id))
+      count = count + 1
+    end
+  end
+  return count
 end
 
 -- A live job holds this unique key already: return its id.
