@@ -263,7 +263,8 @@ def floor(column: Column) -> None:
     fastest_peer = min(value for key, value in above.items() if key in PEERS)
     for key, spent in above.items():
         print(
-            f"  {key:<14} {spent:6.1f} us above the round trip ({fastest_peer / spent:.2f}x less)"
+            f"  {key:<14} {spent:6.1f} us above the round trip"
+            f" ({fastest_peer / spent:.2f}x less than the best peer)"
         )
 
 
