@@ -241,10 +241,14 @@ class JobCancelled(QueueError):
 
 
 class JobNotFound(QueueError, LookupError):
-    """No such job: the id is unknown, or its result outlived its TTL."""
+    """No such job: the id is unknown, or the job ended and was deleted since.
+
+    An ended job is deleted when its result TTL runs out (completed, cancelled),
+    when its `dead_ttl` runs out, or when it is purged (dead).
+    """
 
     def __str__(self) -> str:
-        return f"no job {self.job_id!r} (unknown id, or its result expired)"
+        return f"no job {self.job_id!r} (unknown id, or it ended and was deleted since)"
 
 
 class ResultTimeout(QueueError, TimeoutError):
