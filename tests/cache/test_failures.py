@@ -17,7 +17,7 @@ from scalepy.backends import MemoryConfig
 from scalepy.cache import Cache, MemoryCacheStore, SharedCacheStore
 from scalepy.cache._bus import Invalidation
 from scalepy.cache._engine import MISSING
-from scalepy.errors import BackendError, BackendUnavailable
+from scalepy.errors import BackendError, BackendUnavailable, SerializationError
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 if TYPE_CHECKING:
@@ -169,6 +169,25 @@ async def test_manual_operations_raise_backend_errors(
     with pytest.raises(BackendError):
         await cache.set("k", 1)
     assert "default" == await cache.get("k", "default")
+
+
+async def test_a_value_that_is_not_stored_frees_the_load_lock_at_once(
+    shared: SharedMemoryStore, clock: FakeClock
+) -> None:
+    """Unserializable, `condition` false or raising: nothing is stored, the lock is freed."""
+    cache = make_cache(shared, clock)
+
+    def broken(value: object) -> bool:
+        raise KeyError("ok")
+
+    with pytest.raises(SerializationError):
+        await cache.get_or_load("a", lambda: asyncio.sleep(0, {1, 2}))
+    with pytest.raises(KeyError):
+        await cache.get_or_load("b", loader, condition=broken)
+    assert "loaded" == await cache.get_or_load("c", loader, condition=lambda _: False)
+    await cache._engine.settle()
+    assert (3, 3) == (shared.calls["acquire_lock"], shared.calls.get("release_lock"))
+    assert "set" not in shared.calls
 
 
 async def test_waiters_read_what_the_lock_holder_stores(

@@ -31,7 +31,7 @@ from scalepy.cache._policy import Verdict, judge
 from scalepy.errors import BackendError, SerializationError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from scalepy.backends.guard import BackendGuard
     from scalepy.cache._entry import Entry
@@ -237,17 +237,15 @@ class Engine:
         try:
             value, load_time = await self.run_loader(load)
         except BaseException as exc:
-            if token is not None:
-                self.in_background(self._release(key, token))
+            self._unlock_soon(key, token)
             if fallback is None or not isinstance(exc, Exception):
                 raise
             self.meter.served_stale("l2")
             return fallback.value
         try:
             entry = self.writer.prepare(flight, value, policy, tags, versions, load_time, condition)
-        except SerializationError:
-            if token is not None:
-                self.in_background(self._release(key, token))
+        except BaseException:  # the serializer or `condition` raised: free the lock now
+            self._unlock_soon(key, token)
             raise
         if entry is not None:
             self.writer.keep(key, entry, load_time, tags, policy, generation)
@@ -324,8 +322,7 @@ class Engine:
                 self._try_lock(key), self.read(key, tags, policy)
             )
             if isinstance(found, Found) and found.verdict is not _STALE_IF_ERROR:
-                if isinstance(token, str):
-                    self.in_background(self._release(key, token))
+                self._unlock_soon(key, token if isinstance(token, str) else None)
                 return found
             if token is not None or found is UNAVAILABLE or self.clock.now() >= deadline:
                 return (token if isinstance(token, str) else None), versions
@@ -339,6 +336,13 @@ class Engine:
         except BackendError as exc:
             self.writer.failed("lock", exc)
             return UNAVAILABLE
+
+    def _unlock_soon(self, key: str, token: str | None) -> None:
+        """Release `key`'s lock (if `token`) in a task the caller does not wait for."""
+        if token is not None:
+            task = asyncio.get_running_loop().create_task(self._release(key, token))
+            self._pending.add(task)  # `settle` and `aclose` wait for it
+            task.add_done_callback(self._pending.discard)
 
     async def _release(self, key: str, token: str) -> None:
         assert self._shared is not None
@@ -410,12 +414,6 @@ class Engine:
         finally:
             if token is not None:
                 await self._release(key, token)
-
-    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` (an unlock after a failed load) in a task that `aclose` waits for."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
 
     async def settle(self) -> None:
         """Wait until the background refreshes and unlocks started so far have finished."""
