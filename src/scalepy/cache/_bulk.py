@@ -14,9 +14,8 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from scalepy.cache._engine import UNAVAILABLE, Found
+from scalepy.cache._engine import SERVED, UNAVAILABLE, Found
 from scalepy.cache._flight import Abandoned, Flight
-from scalepy.cache._policy import Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
 __all__ = ("fetch_many",)
 
 K = TypeVar("K")
-
-_SERVED = (Verdict.FRESH, Verdict.REFRESH, Verdict.STALE)
 
 
 async def fetch_many(
@@ -92,15 +89,9 @@ async def _resolve(
     missing: list[tuple[K, Read]] = []
     for (item, key), read in zip(keys.items(), reads, strict=True):
         found = read.found
-        if isinstance(found, Found) and found.verdict in _SERVED:
-            if found.verdict is Verdict.STALE:
-                engine.meter.served_stale("l2")
-            else:
-                engine.writer.keep_found(key, found, policy, generation)
-                engine.meter.hit("l2")
-            if found.verdict is not Verdict.FRESH:
-                one = functools.partial(_load_one, load, item)
-                engine.refresh_soon(key, one, policy, tags[item], None)
+        if isinstance(found, Found) and found.verdict in SERVED:
+            one = functools.partial(_load_one, load, item)
+            engine.serve(key, found, policy, generation, one, tags[item], None)
             results[item] = found.value
         else:
             if found is UNAVAILABLE:

@@ -43,10 +43,12 @@ if TYPE_CHECKING:
     from scalepy.clock import Clock
     from scalepy.serializers import Serializer
 
-__all__ = ("MISSING", "UNAVAILABLE", "Engine", "Found", "Read")
+__all__ = ("MISSING", "SERVED", "UNAVAILABLE", "Engine", "Found", "Read")
 
 _FRESH, _REFRESH, _STALE = Verdict.FRESH, Verdict.REFRESH, Verdict.STALE
 _STALE_IF_ERROR, _EXPIRED = Verdict.STALE_IF_ERROR, Verdict.EXPIRED
+SERVED: Final = (_FRESH, _REFRESH, _STALE)  # a tuple: `in` tests identity first
+"""Verdicts whose entry is returned as found (stale ones while refreshed in the background)."""
 _FIRST_BACKOFF: Final = 0.005
 _MAX_BACKOFF: Final = 0.2
 _logger = logging.getLogger("scalepy.cache")
@@ -210,18 +212,9 @@ class Engine:
         self.tier.start_soon()
         generation = self.tier.generation
         found, versions = await self.read(key, tags, policy)
-        if isinstance(found, Found):
-            verdict = found.verdict
-            if verdict is _FRESH or verdict is _REFRESH:
-                self.writer.keep_found(key, found, policy, generation)
-                if verdict is _REFRESH:
-                    self.refresh_soon(key, load, policy, tags, condition)
-                self.meter.hit("l2")
-                return found.value
-            if verdict is _STALE:
-                self.refresh_soon(key, load, policy, tags, condition)
-                self.meter.served_stale("l2")
-                return found.value
+        if isinstance(found, Found) and found.verdict in SERVED:
+            self.serve(key, found, policy, generation, load, tags, condition)
+            return found.value
         fallback = found if isinstance(found, Found) else None  # within stale-if-error
         token: str | None = None
         if found is UNAVAILABLE:
@@ -251,6 +244,25 @@ class Engine:
             self.writer.keep(key, entry, load_time, tags, policy, generation)
         await self._store_and_unlock(flight, key, entry, token)
         return value
+
+    def serve(
+        self,
+        key: str,
+        found: Found,
+        policy: Policy,
+        generation: int,
+        load: Callable[[], Awaitable[Any]],
+        tags: tuple[str, ...],
+        condition: Callable[[Any], bool] | None,
+    ) -> None:
+        """Count a backend entry served (its verdict in `SERVED`); keep or refresh it as due."""
+        if found.verdict is _STALE:
+            self.meter.served_stale("l2")
+        else:
+            self.writer.keep_found(key, found, policy, generation)
+            self.meter.hit("l2")
+        if found.verdict is not _FRESH:
+            self.refresh_soon(key, load, policy, tags, condition)
 
     async def _store_and_unlock(
         self, flight: Flight, key: str, entry: Prepared | None, token: str | None
