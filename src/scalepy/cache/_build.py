@@ -102,7 +102,6 @@ def build_engine(
         shared,
         ttl=local_ttl,
         clock=clock,
-        serializer=serializer,
         meter=meter,
         flights=flights,
     )

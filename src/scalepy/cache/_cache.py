@@ -436,8 +436,7 @@ class Cache(AsyncCloseable):
         try:
             yield
         except BackendError as exc:
-            self._guard.record_failure()
-            self._meter.backend_error(operation, exc)
+            self._engine.writer.failed(operation, exc)
             raise
         self._guard.record_success()
 

@@ -80,16 +80,21 @@ class Policy:
             check_finite("negative_ttl", self.negative_ttl, inclusive=True)
         if self.jitter >= 1:
             raise ConfigurationError(f"jitter must be in [0, 1), got {self.jitter!r}")
-        longest = max(self.ttl, self.negative_ttl or 0.0) + self.stale_window
-        if longest > MAX_TTL:
+        if self.longest_lifetime > MAX_TTL:
             raise ConfigurationError(
-                f"ttl plus the stale window must not exceed {MAX_TTL:.0f} s, got {longest}"
+                f"ttl plus the stale window must not exceed {MAX_TTL:.0f} s, "
+                f"got {self.longest_lifetime}"
             )
 
     @property
     def stale_window(self) -> float:
         """Seconds entries outlive their freshness: `max(stale_ttl, stale_if_error)`."""
         return max(self.stale_ttl, self.stale_if_error)
+
+    @property
+    def longest_lifetime(self) -> float:
+        """Seconds the longest-lived entry of this policy lasts: fresh, then stale."""
+        return max(self.ttl, self.negative_ttl or 0.0) + self.stale_window
 
     def fresh_lifetime(self, is_none: bool, u: float) -> float:
         """Return the jittered fresh lifetime of a new value, or 0 when it is not cached.
@@ -153,10 +158,10 @@ class Policies:
                 jitter=self._jitter if jitter is None else jitter,
                 xfetch_beta=self._xfetch_beta,
             )
-            longest = max(policy.ttl, policy.negative_ttl or 0.0) + policy.stale_window
-            if longest > self.max_ttl:
+            if policy.longest_lifetime > self.max_ttl:
                 raise ConfigurationError(
-                    f"ttl plus the stale window ({longest} s) exceeds max_ttl ({self.max_ttl} s)"
+                    f"ttl plus the stale window ({policy.longest_lifetime} s) "
+                    f"exceeds max_ttl ({self.max_ttl} s)"
                 )
             self._made[spec] = policy
         return policy

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from scalepy.cache._store import InvalidationChannel, SharedCacheStore
     from scalepy.cache._telemetry import Meter
     from scalepy.clock import Clock
-    from scalepy.serializers import Serializer
 
 __all__ = ("LocalTier",)
 
@@ -50,7 +49,6 @@ class LocalTier:
         "_clock",
         "_flights",
         "_meter",
-        "_serializer",
         "_ttl",
         "local",
     )
@@ -62,14 +60,12 @@ class LocalTier:
         *,
         ttl: float,
         clock: Clock,
-        serializer: Serializer,
         meter: Meter,
         flights: Mapping[str, Flight],
     ) -> None:
         self.local = local
         self._ttl = ttl
         self._clock = clock
-        self._serializer = serializer
         self._meter = meter
         self._flights = flights
         self._channel: InvalidationChannel | None = None
@@ -139,33 +135,6 @@ class LocalTier:
         )
         local.put(key, entry, generation)
         self._meter.local_size.record(len(local), self._meter.labels)
-
-    def keep_encoded(
-        self,
-        key: str,
-        payload: bytes,
-        *,
-        is_none: bool,
-        size: int,
-        fresh: float,
-        load_time: float,
-        tags: tuple[str, ...],
-        policy: Policy,
-        generation: int,
-    ) -> None:
-        """Like `keep`, decoding `payload` first: the L1 holds what the backend would return."""
-        if self.local is not None and self.coherent:
-            value = None if is_none else self._serializer.loads(payload)
-            self.keep(
-                key,
-                value,
-                size=size,
-                fresh=fresh,
-                load_time=load_time,
-                tags=tags,
-                policy=policy,
-                generation=generation,
-            )
 
     def invalidate(
         self, keys: Sequence[str] = (), tags: Sequence[str] = (), *, clear: bool = False

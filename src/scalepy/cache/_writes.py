@@ -138,10 +138,12 @@ class Writer:
         generation: int,
     ) -> None:
         """Hold a just-computed entry in the L1, decoded as the backend would return it."""
-        self._tier.keep_encoded(
+        tier = self._tier
+        if not tier.coherent:  # no L1 to hold it: skip decoding
+            return
+        tier.keep(
             key,
-            entry.payload,
-            is_none=entry.is_none,
+            None if entry.is_none else self._serializer.loads(entry.payload),
             size=len(entry.data),
             fresh=entry.fresh,
             load_time=load_time,
