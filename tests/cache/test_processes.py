@@ -61,15 +61,17 @@ def test_four_processes_load_a_cold_key_exactly_once(
     url = redis_url if target == "standalone" else cluster_url
     namespace = f"stampede-{uuid.uuid4().hex}"
     counter = f"{namespace}:loads"
-    reports = run_processes(
-        processes.stampede,
-        PROCESSES,
-        lambda _, barrier, results: (url, namespace, counter, barrier, results),
-    )
-    assert b"1" == asyncio.run(redis_value(url, "GET", counter))
+    try:
+        reports = run_processes(
+            processes.stampede,
+            PROCESSES,
+            lambda _, barrier, results: (url, namespace, counter, barrier, results),
+        )
+        assert b"1" == asyncio.run(redis_value(url, "GET", counter))
+    finally:
+        asyncio.run(redis_value(url, "DEL", counter))
     assert [([1], loads) for (_, loads) in reports] == reports  # everyone got load 1
     assert 1 == sum(loads for _, loads in reports)
-    asyncio.run(redis_value(url, "DEL", counter))
 
 
 def test_xfetch_refreshes_a_hot_key_before_expiry_without_a_burst(redis_url: str) -> None:
@@ -80,15 +82,24 @@ def test_xfetch_refreshes_a_hot_key_before_expiry_without_a_burst(redis_url: str
     namespace = f"xfetch-{uuid.uuid4().hex}"
     loads_key = f"{namespace}:loads"
     seconds = 2.0
-    reports = run_processes(
-        processes.hot_key,
-        PROCESSES,
-        lambda _, barrier, results: (redis_url, namespace, loads_key, seconds, barrier, results),
-    )
-    starts = sorted(
-        float(s) for s in asyncio.run(redis_value(redis_url, "LRANGE", loads_key, "0", "-1"))
-    )
-    asyncio.run(redis_value(redis_url, "DEL", loads_key))
+    try:
+        reports = run_processes(
+            processes.hot_key,
+            PROCESSES,
+            lambda _, barrier, results: (
+                redis_url,
+                namespace,
+                loads_key,
+                seconds,
+                barrier,
+                results,
+            ),
+        )
+        starts = sorted(
+            float(s) for s in asyncio.run(redis_value(redis_url, "LRANGE", loads_key, "0", "-1"))
+        )
+    finally:
+        asyncio.run(redis_value(redis_url, "DEL", loads_key))
     assert [0] * PROCESSES == [misses for misses, _ in reports]  # nobody waited for a load
     assert all(hits > 100 for _, hits in reports)
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]

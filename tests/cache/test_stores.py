@@ -97,8 +97,11 @@ async def test_redis_layout_shares_one_slot_per_entry(redis_url: str) -> None:
         assert "scalepy:cache:layout:v3:tag:{t}" == store.tag_key("t")
         await other.set("kept", b"1", 10.0)
         await store.set("gone", b"1", 10.0)
+        assert await store.acquire_lock("gone") is not None
+        assert 1 == await client.execute("EXISTS", store.key("gone") + ":lock")
         await store.clear()
         assert (None, b"1") == (await store.get("gone"), (await other.get("kept") or (None,))[0])
+        assert 0 == await client.execute("EXISTS", store.key("gone") + ":lock")
         await other.clear()
         assert "layout" in repr(store)
 
@@ -113,7 +116,7 @@ async def test_entries_without_expiry_are_not_ours(redis_url: str, namespace: st
 
 
 def test_memory_store_options_are_checked() -> None:
-    """max_entries must be positive; beyond it the least recently used entry goes."""
+    """max_entries must be positive, and repr shows it."""
     with pytest.raises(ConfigurationError):
         MemoryCacheStore(max_entries=0)
     assert "max_entries=5" in repr(MemoryCacheStore(max_entries=5))
