@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.backends.redis import RedisClient
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisClusterNode, RedisServer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -69,4 +69,12 @@ async def redis(
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server the test may stop, pause and restart."""
     with RedisServer(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def outage_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server, then a private one-node cluster, the test may stop and restart."""
+    server = RedisServer(tmp_path) if request.param == "standalone" else RedisClusterNode(tmp_path)
+    with server:
         yield server

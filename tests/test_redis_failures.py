@@ -10,7 +10,7 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendCommandError, BackendTimeout, BackendUnavailable
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisClusterNode, RedisServer, free_port
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,14 +128,8 @@ async def test_an_unreachable_cluster_is_unavailable() -> None:
 
 async def test_a_frozen_cluster_node_times_out_and_recovers(tmp_path: Path) -> None:
     """The cluster path has the same bound and the same recovery as a single server."""
-    options = ("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
-    with RedisServer(tmp_path, *options) as server:
-        async with RedisClient.from_url(f"redis://127.0.0.1:{server.port}") as admin:
-            assert b"OK" == await admin.execute("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-            # The server offers no event for its cluster state: poll until it is ok.
-            while b"cluster_state:ok" not in await admin.execute("CLUSTER", "INFO"):  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        url = f"redis+cluster://127.0.0.1:{server.port}?timeout=0.3"
+    with RedisClusterNode(tmp_path) as server:
+        url = f"{server.url}?timeout=0.3"
         async with RedisClient.from_url(url) as cluster:
             assert b"OK" == await cluster.execute("SET", "k", "v")
             server.pause()

@@ -156,11 +156,12 @@ async def test_undecodable_redis_entries_are_counted_misses(url: str, namespace:
         assert {"call": 1} == await cache.get("k")
 
 
-async def test_redis_stopped_mid_run_costs_at_most_the_timeout(redis_server: RedisServer) -> None:
-    """While Redis is down the loader answers, never waiting beyond the timeout.
+async def test_redis_stopped_mid_run_costs_at_most_the_timeout(outage_server: RedisServer) -> None:
+    """While Redis (a server, or a cluster's node) is down the loader answers at once.
 
-    Caching resumes by itself once Redis is back.
+    No call waits beyond the timeout; caching resumes by itself once Redis is back.
     """
+    redis_server = outage_server
     counter = Counter()
     async with Cache(redis_server.url, namespace="outage", timeout=0.1) as cache:
         cached = cache.cached(ttl=60)(counter)

@@ -6,13 +6,16 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from typing import TYPE_CHECKING, Self
+
+import redis
 
 if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
-__all__ = ("RedisServer", "free_port")
+__all__ = ("RedisClusterNode", "RedisServer", "free_port")
 
 _READY = b"Ready to accept connections"
 
@@ -106,3 +109,30 @@ class RedisServer:
         if self._process is not None:
             self.resume()
         self.stop()
+
+
+class RedisClusterNode(RedisServer):
+    """A one-node Redis Cluster holding every slot, which the test may stop and restart.
+
+    It runs the cluster code paths on a server of the test's own; its slots survive
+    restarts (in nodes.conf).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        config = str(directory / "nodes.conf")
+        super().__init__(directory, "--cluster-enabled", "yes", "--cluster-config-file", config)
+
+    @property
+    def url(self) -> str:
+        """`redis+cluster://127.0.0.1:<port>`."""
+        return f"redis+cluster://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the node, give it every slot the first time, and wait until the cluster is ok."""
+        super().start()
+        with redis.Redis(port=self.port) as admin:
+            if b"cluster_slots_assigned:0" in admin.execute_command("CLUSTER", "INFO"):
+                admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            # The server offers no event for its cluster state: poll until it is ok.
+            while b"cluster_state:ok" not in admin.execute_command("CLUSTER", "INFO"):
+                time.sleep(0.01)
