@@ -49,7 +49,8 @@ class MemoryQueueStore(MemoryState):
         run_at = now
         if when:
             run_at = now + int(when[1:]) if when[0] == "+" else int(when)
-        state = "scheduled" if run_at > now else "queued"
+        scheduled = run_at > now
+        state, ready_at = ("scheduled", run_at) if scheduled else ("queued", now)
         out: list[tuple[str, bool]] = []
         ready: list[str] = []
         for job_id, args, ukey in jobs:
@@ -57,7 +58,6 @@ class MemoryQueueStore(MemoryState):
             if existing is not None:
                 out.append((existing, False))
                 continue
-            ready_at = run_at if state == "scheduled" else now
             self._create(
                 job_id,
                 batch.task,
@@ -70,7 +70,7 @@ class MemoryQueueStore(MemoryState):
                 state,
                 ready_at,
             )
-            if state == "scheduled":
+            if scheduled:
                 self._scheduled.set(job_id, run_at)
             else:
                 ready.append(job_id)
@@ -149,7 +149,7 @@ class MemoryQueueStore(MemoryState):
         ended = False
         for job_id, token, outcome, value, delay in settlements:
             job = self._jobs.get(job_id)
-            if job is None or job.token != int(token) or job.state != "active":
+            if job is None or job.token != token or job.state != "active":
                 out.append(0)
                 continue
             self._leases.discard(job_id)
@@ -158,10 +158,10 @@ class MemoryQueueStore(MemoryState):
             if outcome == "c":
                 self._settle(job_id, job, "completed", now, result_ttl_ms, result=encode(value))
             elif outcome == "f":
-                if int(delay) >= 0 and job.tries <= job.retries:
+                if delay >= 0 and job.tries <= job.retries:
                     job.error = encode(value)
-                    if int(delay) > 0:
-                        self._schedule(job_id, job, now + int(delay))
+                    if delay > 0:
+                        self._schedule(job_id, job, now + delay)
                     else:
                         self._push_ready(job_id, job, now, front=False)
                     code = 2

@@ -14,6 +14,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy.queue._job import JobStatus
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from scalepy.queue._store import QueueStore, SettledFeed, StoredJob
 
 __all__ = ("ResultWaiter",)
-
-_SETTLED = frozenset(("completed", "dead", "cancelled"))
 
 
 class ResultWaiter(AsyncCloseable):
@@ -58,7 +57,7 @@ class ResultWaiter(AsyncCloseable):
             while True:
                 settled.clear()  # before the read: an announcement after it still wakes us
                 stored = await read()
-                if stored.state in _SETTLED:
+                if JobStatus(stored.state).finished:
                     return stored
                 wait = (
                     self._recheck

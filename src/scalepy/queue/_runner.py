@@ -163,7 +163,7 @@ class Runner:
     async def _execute(self, attempt: _Attempt) -> None:
         claimed = attempt.claimed
         task = self._tasks.get(claimed.task)
-        labels = task._labels if task is not None else {"queue": self.queue.name, "task": ""}
+        labels = self._labels(task)
         self._wait_time.record(claimed.waited_ms / 1000, labels)
         started = time.perf_counter()
         settlement: Settlement | None
@@ -195,6 +195,10 @@ class Runner:
         else:
             attempt.outcome = settlement[2]
             self._acks.add(attempt, settlement)
+
+    def _labels(self, task: Task[..., Any] | None) -> dict[str, str]:
+        """The metric labels of a task's jobs (an empty task label for a task unknown here)."""
+        return task._labels if task is not None else {"queue": self.queue.name, "task": ""}
 
     async def _call(self, task: Task[..., Any], claimed: Claimed) -> Any:
         args, kwargs = self.queue.serializer.loads(claimed.args)
@@ -241,8 +245,7 @@ class Runner:
             if codes is None:
                 continue
             code = codes[i]
-            task = self._tasks.get(claimed.task)
-            labels = task._labels if task is not None else {"queue": self.queue.name, "task": ""}
+            labels = self._labels(self._tasks.get(claimed.task))
             if code == 0:
                 self._counts["lost"] += 1
                 self._lost.record(1, labels)

@@ -1,4 +1,4 @@
--- Shared by every queue script: scalepy.queue._store prepends it to each one.
+-- Shared by every queue script: scalepy.queue._redis prepends it to each one.
 --
 -- KEYS[1]  the queue's base key, `scalepy:queue:{name}`: every key below extends it,
 --          so all of a queue's keys share its hash tag (one Redis Cluster slot)
