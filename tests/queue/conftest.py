@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from scalepy.backends import MemoryConfig
 from scalepy.queue import Queue
 from scalepy.queue._redis import RedisQueueStore
 
@@ -41,31 +40,26 @@ def queue_url(request: pytest.FixtureRequest, redis_url: str, cluster_url: str) 
 
 @pytest.fixture
 async def queue_name(queue_url: str) -> AsyncIterator[str]:
-    """A queue name no other test uses; whatever the test left under it is deleted."""
+    """A queue name no other test uses; whatever the test left under it is deleted.
+
+    The one clean-up for every queue of the test by that name (its workers' too).
+    """
     name = f"test-{uuid.uuid4().hex}"
     yield name
-    if queue_url != "memory://":
+    if queue_url != "memory://":  # a memory queue's jobs go with the object
         async with Queue(queue_url, name=name) as queue:
-            await delete_keys(queue)
+            await delete_store_keys(redis_store(queue))
 
 
 @pytest.fixture
 async def queue(queue_url: str, queue_name: str) -> AsyncIterator[Queue]:
-    """A queue of its own, its keys deleted afterwards."""
+    """A queue of its own (`queue_name` deletes its keys afterwards)."""
     async with Queue(queue_url, name=queue_name) as fresh:
         yield fresh
-        await delete_keys(fresh)
-
-
-async def delete_keys(queue: Queue) -> None:
-    """Delete every key of `queue` (all in one cluster slot, so one script finds them)."""
-    if isinstance(queue.config, MemoryConfig):
-        return  # its jobs go with the object
-    await delete_store_keys(redis_store(queue))
 
 
 async def delete_store_keys(store: RedisQueueStore) -> None:
-    """Delete every key of the store's queue."""
+    """Delete every key of the store's queue (all in one cluster slot: one script finds them)."""
     await store.client.execute("EVAL", _DELETE, 1, store.base, store.base + "*")
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.queue import JobStatus, Queue
-from tests.queue.conftest import WAIT, delete_keys, eventually, redis_store
+from tests.queue.conftest import WAIT, eventually, redis_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -100,7 +100,6 @@ async def producer(queue_url: str, queue_name: str) -> AsyncIterator[Queue]:
         for name in ("work", "slow", "blocking", "tick"):
             queue.task(name=name, retries=20)(_stub)
         yield queue
-        await delete_keys(queue)
 
 
 async def _stub(*args: Any) -> Any:

@@ -16,7 +16,6 @@ import pytest
 from scalepy.cli import load_queue, main
 from scalepy.errors import ConfigurationError
 from scalepy.queue import Queue
-from tests.queue.conftest import delete_keys
 from tests.support.redis_server import free_port
 
 if TYPE_CHECKING:
@@ -58,12 +57,7 @@ def app(queue_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setitem(sys.modules, APP, module)
     reference = Queue(queue_url, name=queue_name)
     yield reference
-    asyncio.run(_cleanup(reference))
-
-
-async def _cleanup(queue: Queue) -> None:
-    async with queue:
-        await delete_keys(queue)
+    asyncio.run(reference.aclose())
 
 
 def enqueue(queue: Queue, task: str, count: int = 1) -> None:

@@ -65,7 +65,7 @@ async def test_a_delayed_job_waits_for_the_clock(queue: Queue, clock: FakeClock)
     """A delayed job runs once the store's clock reaches its time, not before."""
     job = await queue.task(name="t")(asyncio.sleep).options(delay=60).enqueue(0)
     async with Worker(queue, poll_interval=0.01):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a few polls, to show that none starts the job early
         assert JobStatus.SCHEDULED == await job.status()
         clock.advance(60)
         await job.result(timeout=WAIT)

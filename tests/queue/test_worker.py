@@ -16,7 +16,7 @@ from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.queue import JobStatus, Queue, Worker, current_job
 from scalepy.ratelimit import TokenBucket
 from scalepy.testing import RecordingInstrumentation
-from tests.queue.conftest import ALL_BACKENDS, WAIT, delete_keys, eventually, redis_store
+from tests.queue.conftest import ALL_BACKENDS, WAIT, eventually, redis_store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -32,7 +32,6 @@ async def recorded(
     instrumentation = RecordingInstrumentation()
     async with Queue(queue_url, name=queue_name, instrumentation=instrumentation) as queue:
         yield queue, instrumentation
-        await delete_keys(queue)
 
 
 async def status_is(job: Job[Any], status: JobStatus) -> None:
@@ -302,9 +301,6 @@ async def test_a_job_blocking_the_event_loop_keeps_its_lease(queue: Queue) -> No
     async with Worker(queue, lease=0.2) as worker:
         job = await blocking.enqueue()
         await job.result(timeout=WAIT)
-        await queue._store.claim(
-            0, lease_ms=1, cap=0, result_ttl_ms=1, dead_ttl_ms=0, worker="reaper"
-        )
     assert (1, 0, JobStatus.COMPLETED) == (runs, worker.statistics().lost, await job.status())
 
 
@@ -364,7 +360,6 @@ async def test_the_queue_rate_limit_spaces_job_starts(queue_url: str, queue_name
             jobs = await stamp.enqueue_many([()] * 5)
             for job in jobs:
                 await job.result(timeout=WAIT)
-        await delete_keys(queue)
     assert 4 * 0.05 * 0.8 <= max(starts) - min(starts)
 
 
@@ -386,7 +381,6 @@ async def test_max_running_caps_jobs_over_all_workers(queue_url: str, queue_name
             jobs = await track.enqueue_many([()] * 10)
             for job in jobs:
                 await job.result(timeout=WAIT)
-        await delete_keys(queue)
     assert 2 == peak
 
 
@@ -412,7 +406,10 @@ async def test_a_cron_schedule_fires_from_the_worker(queue: Queue) -> None:
 async def test_processing_is_traced_and_measured(
     recorded: tuple[Queue, RecordingInstrumentation],
 ) -> None:
-    """Each attempt is a parentless `process <queue>` span; its wait, duration and end count."""
+    """Each attempt is a parentless `process <queue>` span; its wait, duration and end count.
+
+    The worker runs inside a span, but its jobs start from an empty context.
+    """
     queue, instrumentation = recorded
 
     @queue.task(name="t")
@@ -420,9 +417,9 @@ async def test_processing_is_traced_and_measured(
 
     with instrumentation.span("request"):
         job = await noop.enqueue()
-    async with Worker(queue, stats_interval=0.01):
-        await job.result(timeout=WAIT)
-        await eventually(lambda: _depth_recorded(instrumentation))
+        async with Worker(queue, stats_interval=0.01):
+            await job.result(timeout=WAIT)
+            await eventually(lambda: _depth_recorded(instrumentation))
     (process,) = [span for span in instrumentation.spans if span.name == f"process {queue.name}"]
     assert None is process.parent
     assert {
@@ -455,7 +452,6 @@ async def test_the_trace_context_travels_with_the_job(queue_url: str, queue_name
             job = await noop.enqueue()
         async with Worker(queue):
             await job.result(timeout=WAIT)
-        await delete_keys(queue)
     provider.shutdown()
     spans = {span.name: span for span in exporter.get_finished_spans()}
     request, send, process = (
