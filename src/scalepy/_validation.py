@@ -6,7 +6,7 @@ import math
 
 from scalepy.errors import ConfigurationError
 
-__all__ = ("check_finite",)
+__all__ = ("check_finite", "check_int")
 
 
 def check_finite(name: str, value: object, *, minimum: float = 0, inclusive: bool = False) -> None:
@@ -26,3 +26,22 @@ def check_finite(name: str, value: object, *, minimum: float = 0, inclusive: boo
         raise ConfigurationError(
             f"{name} must be a finite number {relation} {minimum}, got {value!r}"
         )
+
+
+def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> None:
+    """Raise `ConfigurationError` unless `value` is an int (not a bool) in the range.
+
+    Args:
+        name: The option's name, for the message.
+        value: What was given (checked as given, whatever its annotation says).
+        minimum: The lowest value allowed (1 by default).
+        maximum: The highest value allowed, if any.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        allowed = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ConfigurationError(f"{name} must be an int {allowed}, got {value!r}")

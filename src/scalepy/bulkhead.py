@@ -43,6 +43,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from scalepy._validation import check_int
 from scalepy.clock import MonotonicClock
 from scalepy.errors import BulkheadFull, ConfigurationError
 from scalepy.telemetry import Metric, MetricKind, get_default
@@ -129,13 +130,10 @@ class Bulkhead:
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
     ) -> None:
-        # Checked as given, whatever the annotations say.
-        given: object = max_concurrent
-        given_name: object = name
+        given_name: object = name  # checked as given, whatever the annotation says
         if not isinstance(given_name, str) or not given_name:
             raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
-        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
-            raise ConfigurationError(f"max_concurrent must be an int >= 1, got {given!r}")
+        check_int("max_concurrent", max_concurrent)
         if isinstance(max_wait, bool) or not max_wait >= 0:
             raise ConfigurationError(
                 f"max_wait must be a number of seconds >= 0 (math.inf: no limit), got {max_wait!r}"

@@ -404,7 +404,7 @@ def test_budget_rejects_invalid_options(kwargs: dict[str, Any], message: str) ->
     ("kwargs", "message"),
     [
         ({"attempts": None}, "set attempts, deadline or both"),
-        ({"attempts": 0}, "attempts must be an int >= 1 or None"),
+        ({"attempts": 0}, "attempts must be an int >= 1"),
         ({"attempts": 2.5}, "attempts must be an int"),
         ({"attempts": True}, "attempts must be an int"),
         ({"deadline": 0.0}, "deadline must be a finite number > 0"),

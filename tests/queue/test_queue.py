@@ -335,6 +335,16 @@ async def test_purge_dead_refuses_bad_arguments(arguments: dict[str, Any], messa
             await queue.purge_dead(**arguments)
 
 
+@pytest.mark.parametrize("limit", [0, -1, 2.0, True])
+async def test_dead_and_requeue_refuse_a_bad_limit(limit: Any) -> None:
+    """A limit of 0 or less would read the whole dead set (ZRANGE's end index)."""
+    async with Queue("memory://") as queue:
+        with pytest.raises(ConfigurationError, match="limit must be an int >= 1"):
+            await queue.dead(limit)
+        with pytest.raises(ConfigurationError, match="limit must be an int >= 1"):
+            await queue.requeue(limit=limit)
+
+
 def test_statuses_tell_whether_the_job_ended() -> None:
     """Completed, dead and cancelled jobs are finished; the others are not."""
     assert {JobStatus.COMPLETED, JobStatus.DEAD, JobStatus.CANCELLED} == {

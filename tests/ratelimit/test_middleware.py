@@ -343,7 +343,7 @@ async def test_lifespan_passes_to_starlette() -> None:
 
 def test_bad_policy_raises_at_construction() -> None:
     """Capacity 0 and negative rates are refused before any request."""
-    with pytest.raises(ValueError, match="capacity must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="capacity must be an int >= 1"):
         middleware(policy=TokenBucket(capacity=0, refill_rate=1.0))
     with pytest.raises(ValueError, match="refill_rate must be a finite number > 0"):
         middleware(policy=TokenBucket(capacity=5, refill_rate=-1.0))

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.breaker._window import CountWindow, OutcomeWindow, TimeWindow
 from scalepy.errors import ConfigurationError
 
@@ -101,9 +101,7 @@ class BreakerConfig:
         if self.max_wait_in_half_open is not None:
             check_finite("max_wait_in_half_open", self.max_wait_in_half_open)
         for name in ("minimum_calls", "window_size", "permitted_calls_in_half_open"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.window_type not in get_args(WindowType):
             raise ConfigurationError(
                 f"window_type must be 'count' or 'time', got {self.window_type!r}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from scalepy._callables import is_async_callable
 from scalepy._lifecycle import AsyncCloseable
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.backends import MemoryConfig, parse_backend_url
 from scalepy.errors import ConfigurationError
 from scalepy.queue._cron import Cron
@@ -332,9 +332,14 @@ class Queue(AsyncCloseable):
     async def dead(self, limit: int = 100) -> list[JobInfo]:
         """Return the most recently dead-lettered jobs, newest first.
 
+        Args:
+            limit: How many at most; >= 1.
+
         Raises:
+            ConfigurationError: `limit` is not an int >= 1.
             BackendError: Redis failed or did not answer in time.
         """
+        check_int("limit", limit)  # 0 or less would read the whole set (ZRANGE's end)
         ids = await self._store.dead_ids(limit)
         stored = await asyncio.gather(*(self._store.job(job_id) for job_id in ids))
         return [_info(job) for job in stored if job is not None]
@@ -344,14 +349,16 @@ class Queue(AsyncCloseable):
 
         Args:
             job_ids: The jobs to re-queue; `None` re-queues the most recent `limit`.
-            limit: How many at most when `job_ids` is `None`.
+            limit: How many at most when `job_ids` is `None`; >= 1.
 
         Returns:
             How many jobs were re-queued (ids not dead-lettered are skipped).
 
         Raises:
+            ConfigurationError: `limit` is not an int >= 1.
             BackendError: Redis failed or did not answer in time.
         """
+        check_int("limit", limit)
         ids = list(job_ids) if job_ids is not None else await self._store.dead_ids(limit)
         return await self._store.requeue(ids)
 
@@ -385,8 +392,7 @@ class Queue(AsyncCloseable):
             raise ConfigurationError("give job_ids or older_than, not both")
         if older_than is not None:
             check_finite("older_than", older_than, inclusive=True)
-        if type(limit) is not int or limit < 1:  # bool and float too: Redis wants an int
-            raise ConfigurationError(f"limit must be an int >= 1, got {limit!r}")
+        check_int("limit", limit)
         ids = None if job_ids is None else list(job_ids)
         older_than_ms = None if older_than is None else round(older_than * 1000)
         return await self._store.purge_dead(ids, older_than_ms=older_than_ms, limit=limit)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.errors import ConfigurationError
 from scalepy.queue._sending import send, send_many
 
@@ -27,11 +27,7 @@ MAX_PRIORITY = 9
 
 def check_priority(priority: int) -> int:
     """Return `priority` if it is a level from 0 to 9, else raise `ConfigurationError`."""
-    given: object = priority  # checked as given, whatever the annotation says
-    if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given <= MAX_PRIORITY:
-        raise ConfigurationError(
-            f"priority must be an int from 0 (lowest) to {MAX_PRIORITY}, got {priority!r}"
-        )
+    check_int("priority", priority, minimum=0, maximum=MAX_PRIORITY)
     return priority
 
 
@@ -141,9 +137,7 @@ class Task(Generic[P, R]):
     ) -> None:
         if not name:
             raise ConfigurationError("a task needs a non-empty name")
-        given: object = retries  # checked as given, whatever the annotation says
-        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
-            raise ConfigurationError(f"retries must be an int >= 0, got {retries!r}")
+        check_int("retries", retries, minimum=0)
         if timeout is not None:
             check_finite("timeout", timeout)
         if not callable(backoff):

@@ -17,8 +17,8 @@ import socket
 from typing import TYPE_CHECKING
 
 from scalepy._lifecycle import AsyncCloseable
-from scalepy._validation import check_finite
-from scalepy.errors import BackendError, ConfigurationError
+from scalepy._validation import check_finite, check_int
+from scalepy.errors import BackendError
 from scalepy.queue._heartbeat import Heartbeat
 from scalepy.queue._periodic import run_schedule
 from scalepy.queue._runner import Runner
@@ -86,9 +86,7 @@ class Worker(AsyncCloseable):
         name: str | None = None,
         instrumentation: Instrumentation | None = None,
     ) -> None:
-        given: object = concurrency  # checked as given, whatever the annotation says
-        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
-            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        check_int("concurrency", concurrency)
         check_finite("lease", lease, minimum=0.1)
         check_finite("grace", grace, inclusive=True)
         check_finite("poll_interval", poll_interval)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.errors import ConfigurationError
 
 __all__ = ("GCRA", "Policy", "SlidingWindow", "TokenBucket")
@@ -24,11 +24,6 @@ MICROS = 1_000_000
 # Keeps every product the algorithms form (limit x window, tolerance + timestamps)
 # below 2**53, the largest integer a Lua number represents exactly.
 _MAX_SPAN_US = 2**52 // 4
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +48,7 @@ class TokenBucket:
     """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
-        _positive_int("capacity", self.capacity)
+        check_int("capacity", self.capacity)
         check_finite("refill_rate", self.refill_rate)
         _set_rule(self, _Gcra(max(1, round(MICROS / self.refill_rate)), self.capacity))
 
@@ -92,10 +87,10 @@ class GCRA:
     """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
-        _positive_int("limit", self.limit)
+        check_int("limit", self.limit)
         check_finite("period", self.period)
         if self.burst is not None:
-            _positive_int("burst", self.burst)
+            check_int("burst", self.burst)
         interval_us = max(1, round(self.period * MICROS / self.limit))
         _set_rule(self, _Gcra(interval_us, self.limit if self.burst is None else self.burst))
 
@@ -128,7 +123,7 @@ class SlidingWindow:
     """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
-        _positive_int("limit", self.limit)
+        check_int("limit", self.limit)
         check_finite("window", self.window)
         _set_rule(self, _Window(max(1, round(self.window * MICROS)), self.limit))
 

@@ -10,7 +10,7 @@ from weakref import WeakKeyDictionary
 
 import tenacity
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.clock import MonotonicClock
 from scalepy.errors import BulkheadFull, CircuitOpenError, ConfigurationError, RateLimitExceeded
 from scalepy.telemetry import Metric, MetricKind, get_default
@@ -77,11 +77,8 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.attempts is None and self.deadline is None:
             raise ConfigurationError("set attempts, deadline or both; both are None")
-        attempts: object = self.attempts  # checked as given, whatever the annotation says
-        if attempts is not None and (
-            isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
-        ):
-            raise ConfigurationError(f"attempts must be an int >= 1 or None, got {attempts!r}")
+        if self.attempts is not None:
+            check_int("attempts", self.attempts)
         if self.deadline is not None:
             check_finite("deadline", self.deadline, minimum=0, inclusive=False)
         check_finite("initial_backoff", self.initial_backoff, minimum=0, inclusive=False)
