@@ -385,8 +385,14 @@ async def test_max_running_caps_jobs_over_all_workers(queue_url: str, queue_name
 
 
 @ALL_BACKENDS
-async def test_a_cron_schedule_fires_from_the_worker(queue: Queue) -> None:
-    """A worker fires its queue's cron schedules; the job carries the schedule's arguments."""
+async def test_a_cron_schedule_fires_from_the_worker(
+    recorded: tuple[Queue, RecordingInstrumentation],
+) -> None:
+    """A worker fires its queue's cron schedules; the job carries the schedule's arguments.
+
+    A fire counts as a job sent of its task, like any enqueue.
+    """
+    queue, instrumentation = recorded
     fired = asyncio.Event()
     seen: list[str] = []
 
@@ -400,6 +406,7 @@ async def test_a_cron_schedule_fires_from_the_worker(queue: Queue) -> None:
         async with asyncio.timeout(WAIT):
             await fired.wait()
     assert "every second" == seen[0]
+    assert instrumentation.value("scalepy.queue.jobs.sent", task="tick") >= 1
 
 
 @ALL_BACKENDS

@@ -11,6 +11,7 @@ ready (Redis: a blocking pop of the wake-up list), so a new job starts at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -140,7 +141,14 @@ class Worker(AsyncCloseable):
             limiter = RateLimiter(self.queue._limit_backend, namespace=f"queue:{self.queue.name}")
             self._runner.limiter = limiter
         chores = [
-            loop.create_task(run_schedule(self._store, periodic, on_fired=self._on_fired))
+            loop.create_task(
+                run_schedule(
+                    self._store,
+                    periodic,
+                    # Sent as the task's job, like any enqueue: processed counts match.
+                    on_fired=functools.partial(self._sent.record, 1, periodic.task._labels),
+                )
+            )
             for periodic in self.queue.periodic.values()
         ]
         if self.stats_interval is not None:
@@ -241,9 +249,6 @@ class Worker(AsyncCloseable):
             await asyncio.sleep(seconds)
             return
         await self._store.wait_for_jobs(seconds)
-
-    def _on_fired(self) -> None:
-        self._sent.record(1, {"queue": self.queue.name, "task": "cron"})
 
     # -- lifecycle ------------------------------------------------------------------
 
