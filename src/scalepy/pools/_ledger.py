@@ -157,29 +157,29 @@ class Ledger:
         elif handoff is None:
             self._free_slot()
 
+    def _hand_over(self, handoff: Pooled | None) -> bool:
+        """Wake the longest live waiter with a connection or a free slot; whether there was one."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(handoff)
+                return True
+        return False
+
     def _put_back(self, pooled: Pooled) -> None:
         """Give a connection this pool holds to the longest waiter, or make it idle."""
         if self._closing:
             self._terminate(pooled)
-            return
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(pooled)
-                return
-        pooled.idle_since = self._clock.now()
-        self._idle.append(pooled)
-        self._recorders.count(1, self._recorders.idle)
+        elif not self._hand_over(pooled):
+            pooled.idle_since = self._clock.now()
+            self._idle.append(pooled)
+            self._recorders.count(1, self._recorders.idle)
 
     def _free_slot(self) -> None:
         """Give a freed slot to the longest waiter (to open a connection), or release it."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        if self._hand_over(None):
+            return
         self._size -= 1
         if self._size == 0 and self._drained is not None:
             self._drained.set()

@@ -129,11 +129,12 @@ class Lender(Ledger):
             if loop.time() >= deadline:
                 raise self._timed_out(wait)
             if not self._line_ahead():
-                pooled = self._top_idle(self._clock.now())
+                now = self._clock.now()
+                pooled = self._top_idle(now)
                 if pooled is not None:
                     self._idle.pop()
                     self._recorders.count(-1, self._recorders.idle)
-                    if self._needs_check(pooled, self._clock.now()) and not await self._check(
+                    if self._needs_check(pooled, now) and not await self._check(
                         pooled, loop, deadline
                     ):
                         continue
