@@ -10,10 +10,12 @@ from scalepy.errors import ConfigurationError
 from scalepy.health._check import Check, Observation, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from contextlib import AbstractAsyncContextManager
 
     from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
+    from scalepy.health._check import ProbeResult
     from scalepy.health._monitor import LoopLagMonitor
 
 __all__ = (
@@ -91,6 +93,20 @@ def _timed(
     )
 
 
+def _round_trip_check(
+    name: str, probe: Callable[[], Awaitable[ProbeResult]], *, critical: bool, timeout: float
+) -> Check:
+    """A datastore check; a probe that fails is reported as `"{name}:responseTime"`."""
+    return Check(
+        name=name,
+        probe=probe,
+        component_type="datastore",
+        critical=critical,
+        timeout=timeout,
+        measurement="responseTime",
+    )
+
+
 def redis_check(
     client: RedisClient,
     *,
@@ -128,14 +144,7 @@ def redis_check(
         await client.ping()  # raises BackendUnavailable or BackendTimeout
         return _timed("responseTime", timer.now() - started, warn_above, component_id)
 
-    return Check(
-        name=name,
-        probe=probe,
-        component_type="datastore",
-        critical=critical,
-        timeout=timeout,
-        measurement="responseTime",
-    )
+    return _round_trip_check(name, probe, critical=critical, timeout=timeout)
 
 
 def postgres_check(
@@ -184,23 +193,15 @@ def postgres_check(
     timer = clock or MonotonicClock()
 
     async def probe() -> list[Observation]:
-        usage = _utilization(pool, utilization_warn_above, component_id)
-        observations = [] if usage is None else [usage]
+        usage = _utilization(pool, utilization_warn_above, component_id)  # before borrowing
         async with pool.acquire() as connection:
             started = timer.now()
             await connection.fetchval(query)
             elapsed = timer.now() - started
-        observations.insert(0, _timed("responseTime", elapsed, warn_above, component_id))
-        return observations
+        timed = _timed("responseTime", elapsed, warn_above, component_id)
+        return [timed] if usage is None else [timed, usage]
 
-    return Check(
-        name=name,
-        probe=probe,
-        component_type="datastore",
-        critical=critical,
-        timeout=timeout,
-        measurement="responseTime",
-    )
+    return _round_trip_check(name, probe, critical=critical, timeout=timeout)
 
 
 def event_loop_check(
