@@ -13,9 +13,9 @@ from scalepy.health._asgi import HealthApp, HttpOptions
 from scalepy.health._check import Check, Status, flatten_checks
 from scalepy.health._lifespan import (
     close_resources,
-    consumers_tuple,
     open_resource,
     resources_tuple,
+    shutdown_plan,
     stop_consumers,
 )
 from scalepy.health._monitor import LoopLagMonitor
@@ -350,10 +350,7 @@ class Health(AsyncCloseable):
             ConfigurationError: A consumer that is not callable, a resource
                 without `aclose()` or `close()`, or a timeout that is not > 0.
         """
-        stoppers = consumers_tuple(consumers)
-        closing = resources_tuple(resources)
-        check_finite("stop_timeout", stop_timeout)
-        check_finite("close_timeout", close_timeout)
+        stoppers, closing = shutdown_plan(consumers, resources, stop_timeout, close_timeout)
         await self.drain(wait=drain_wait)
         self._instrumentation.event("scalepy.health.stopping_consumers")
         await stop_consumers(stoppers, stop_timeout, self._clock)
@@ -395,11 +392,8 @@ class Health(AsyncCloseable):
         Raises:
             ConfigurationError: Like `shutdown()`, when called, not at shutdown.
         """
-        held = resources_tuple(resources)
-        stoppers = consumers_tuple(consumers)
+        stoppers, held = shutdown_plan(consumers, resources, stop_timeout, close_timeout)
         hooks = tuple(on_startup)
-        check_finite("stop_timeout", stop_timeout)
-        check_finite("close_timeout", close_timeout)
 
         @contextlib.asynccontextmanager
         async def lifespan(app: object) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from scalepy._validation import check_finite
 from scalepy.errors import ConfigurationError
 from scalepy.health._deadline import finished_within
 
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
 __all__ = (
     "Consumer",
     "close_resources",
-    "consumers_tuple",
     "open_resource",
     "resources_tuple",
+    "shutdown_plan",
     "stop_consumers",
 )
 
@@ -69,6 +70,25 @@ def consumers_tuple(consumers: Iterable[Consumer]) -> tuple[Consumer, ...]:
     return checked
 
 
+def shutdown_plan(
+    consumers: Iterable[Consumer],
+    resources: Iterable[object],
+    stop_timeout: float,
+    close_timeout: float,
+) -> tuple[tuple[Consumer, ...], tuple[object, ...]]:
+    """The consumers and resources a shutdown stops and closes, checked with its timeouts.
+
+    Raises:
+        ConfigurationError: A consumer that is not callable, a resource without
+            `aclose()` or `close()`, or a timeout that is not a finite number > 0.
+    """
+    stoppers = consumers_tuple(consumers)
+    closing = resources_tuple(resources)
+    check_finite("stop_timeout", stop_timeout)
+    check_finite("close_timeout", close_timeout)
+    return stoppers, closing
+
+
 async def open_resource(resource: object) -> None:
     """Call the resource's `open()` if it has one, awaiting it if async."""
     opener = getattr(resource, "open", None)
@@ -82,6 +102,18 @@ def _abandon(task: asyncio.Future[Any]) -> None:
     """Cancel a late task; its outcome, whenever it comes, is dropped."""
     task.cancel()
     task.add_done_callback(lambda done: None if done.cancelled() else done.exception())
+
+
+async def _finished_or_abandoned(task: asyncio.Future[Any], seconds: float, clock: Clock) -> bool:
+    """Wait up to `seconds` for `task`; abandon it if it is late or the wait is cancelled."""
+    try:
+        done = await finished_within(task, seconds, clock)
+    except BaseException:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)
+    return done
 
 
 async def stop_consumers(consumers: Iterable[Consumer], seconds: float, clock: Clock) -> None:
@@ -100,13 +132,7 @@ async def stop_consumers(consumers: Iterable[Consumer], seconds: float, clock: C
     if not pending:
         return
     together = asyncio.gather(*pending, return_exceptions=True)
-    try:
-        done = await finished_within(together, seconds, clock)
-    except BaseException:
-        _abandon(together)
-        raise
-    if not done:
-        _abandon(together)
+    if not await _finished_or_abandoned(together, seconds, clock):
         logger.warning("consumers did not stop within %g s; cancelled them", seconds)
         return
     for consumer, outcome in zip(stopping, together.result(), strict=True):
@@ -127,13 +153,7 @@ async def close_resources(resources: Iterable[object], seconds: float, clock: Cl
         if not inspect.isawaitable(result):
             continue
         task = asyncio.ensure_future(result)
-        try:
-            done = await finished_within(task, seconds, clock)
-        except BaseException:
-            _abandon(task)
-            raise
-        if not done:
-            _abandon(task)
+        if not await _finished_or_abandoned(task, seconds, clock):
             logger.warning("%r did not close within %g s", resource, seconds)
             _terminate(resource)
         elif (error := task.exception()) is not None:
