@@ -15,8 +15,10 @@ from scalepy.integrations.prometheus import PrometheusInstrumentation
 from scalepy.testing import FakeClock, asgi_request
 from tests.health.probes import Probe
 from tests.health.schema import validate_health_json
+from tests.support.asgi import run_lifespan
 
 if TYPE_CHECKING:
+    from scalepy.health import HealthApp
     from scalepy.health._asgi import Message, Receive, Scope, Send
 
 HEALTH_JSON = "application/health+json"
@@ -35,6 +37,27 @@ def healthy(**options: Any) -> Health:
     health = Health(checks, clock=FakeClock(), drain_delay=0, **options)
     health.mark_started()
     return health
+
+
+async def get(app: HealthApp, path: str, *, root_path: str = "") -> list[Message]:
+    """GET `path` under `root_path` (which asgi_request leaves empty); the messages sent back."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    scope: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "root_path": root_path,
+        "headers": [],
+    }
+    await app(scope, receive, send)
+    return sent
 
 
 @pytest.mark.parametrize(
@@ -186,22 +209,7 @@ async def test_prefix_and_root_path() -> None:
     app = healthy(prefix="/_/status/").asgi
     scope_paths = [endpoint.path for endpoint in app.endpoints]
 
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
-
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/api/_/status/live",
-        "root_path": "/api",
-        "headers": [],
-    }
-    await app(scope, receive, send)
+    sent = await get(app, "/api/_/status/live", root_path="/api")
 
     assert ["/_/status", "/_/status/live", "/_/status/ready", "/_/status/startup"] == scope_paths[
         :4
@@ -221,22 +229,7 @@ async def test_root_path_is_stripped_on_segment_boundaries(
     path: str, root_path: str, status: int
 ) -> None:
     """Only a root_path that ends on a segment boundary is taken off the path."""
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
-
-    scope: Scope = {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "root_path": root_path,
-        "headers": [],
-    }
-    await healthy().asgi(scope, receive, send)
+    sent = await get(healthy().asgi, path, root_path=root_path)
 
     assert status == sent[0]["status"]
 
@@ -254,21 +247,13 @@ async def test_root_prefix() -> None:
 async def test_cached_probes_reuse_one_encoding_but_fresh_messages() -> None:
     """Cached probes send equal bodies; editing a sent header list changes nothing later."""
     app = healthy().asgi
-    sent: list[Message] = []
 
-    async def send(message: Message) -> None:
-        sent.append(message)
+    first = await get(app, "/health/ready")
+    first[0]["headers"].append((b"x-added", b"by middleware"))
+    second = await get(app, "/health/ready")
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
-
-    scope: Scope = {"type": "http", "method": "GET", "path": "/health/ready", "headers": []}
-    await app(scope, receive, send)
-    sent[0]["headers"].append((b"x-added", b"by middleware"))
-    await app(scope, receive, send)
-
-    assert sent[1]["body"] is sent[3]["body"]
-    assert (b"x-added", b"by middleware") not in sent[2]["headers"]
+    assert first[1]["body"] is second[1]["body"]
+    assert (b"x-added", b"by middleware") not in second[0]["headers"]
 
 
 async def test_wrap_passes_other_requests_and_scopes_on() -> None:
@@ -284,14 +269,7 @@ async def test_wrap_passes_other_requests_and_scopes_on() -> None:
     wrapped = healthy().wrap(app)
     other = await asgi_request(wrapped, "/todos")
     probe = await asgi_request(wrapped, "/health/live")
-
-    async def nothing() -> Message:
-        return {"type": "lifespan.shutdown"}
-
-    async def ignore(message: Message) -> None:
-        """Drop the message."""
-
-    await wrapped({"type": "lifespan"}, nothing, ignore)
+    await run_lifespan(wrapped)
 
     assert (b"app", 200) == (other.body, probe.status)
     assert ["http", "lifespan"] == seen
@@ -300,20 +278,15 @@ async def test_wrap_passes_other_requests_and_scopes_on() -> None:
 async def test_bare_app_runs_the_lifespan() -> None:
     """As the top-level app, health.asgi starts the health at startup and closes it at shutdown."""
     health = Health(clock=FakeClock(), drain_delay=30)
-    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
-    sent: list[str] = []
+    serving: list[tuple[bool, bool]] = []
 
-    async def receive() -> Message:
-        return next(incoming)
+    async def observe() -> None:
+        serving.append((health.started, health.loop_monitor.running))
 
-    async def send(message: Message) -> None:
-        sent.append(message["type"])
-        if message["type"] == "lifespan.startup.complete":
-            assert (True, True) == (health.started, health.loop_monitor.running)
-
-    await health.asgi({"type": "lifespan"}, receive, send)
+    sent = await run_lifespan(health.asgi, while_serving=observe)
 
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == sent
+    assert [(True, True)] == serving
     assert (True, False) == (health.draining, health.loop_monitor.running)
 
 

@@ -15,11 +15,10 @@ from scalepy.health import Check, Health
 from scalepy.integrations.starlette import health_routes
 from scalepy.testing import FakeClock, asgi_request
 from tests.health.probes import Probe
+from tests.support.asgi import run_lifespan
 
 if TYPE_CHECKING:
     from starlette.requests import Request
-
-    from scalepy.health._asgi import Message
 
 
 async def home(request: Request) -> PlainTextResponse:
@@ -95,18 +94,11 @@ async def test_lifespan_helper_in_starlette() -> None:
         routes=health.routes(),
         lifespan=health.lifespan(resources=[Pools()], consumers=[lambda: log.append("stop")]),
     )
-    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
-    sent: list[str] = []
 
-    async def receive() -> Message:
-        return next(incoming)
+    async def probe_startup() -> None:
+        log.append(f"startup probe {(await asgi_request(app, '/health/startup')).status}")
 
-    async def send(message: Message) -> None:
-        sent.append(message["type"])
-        if message["type"] == "lifespan.startup.complete":
-            log.append(f"startup probe {(await asgi_request(app, '/health/startup')).status}")
-
-    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    sent = await run_lifespan(app, while_serving=probe_startup)
 
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == sent
     assert ["open", "startup probe 200", "stop", "close"] == log

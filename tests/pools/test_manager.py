@@ -12,12 +12,11 @@ from starlette.routing import Route
 
 from scalepy.errors import BackendError, BackendUnavailable, ConfigurationError, PoolClosedError
 from scalepy.pools import PoolManager, PoolOptions, PostgresConfig
-from scalepy.testing import asgi_request
+from scalepy.testing import AsgiResponse, asgi_request
 from tests.pools.helpers import wait_for_backends
+from tests.support.asgi import run_lifespan
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
-
     from starlette.requests import Request
 
 
@@ -187,28 +186,14 @@ async def test_lifespan_opens_the_pools_for_a_starlette_app(
         )
 
     app = Starlette(routes=[Route("/db", database)], lifespan=pools.lifespan)
-    messages: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
-    sent: list[str] = []
-    changed = asyncio.Event()
+    responses: list[AsgiResponse] = []
 
-    async def receive() -> MutableMapping[str, Any]:
-        return await messages.get()
+    async def request() -> None:
+        responses.append(await asgi_request(app, "/db"))
 
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message["type"])
-        changed.set()
+    sent = await run_lifespan(app, while_serving=request)
 
-    lifespan = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
-    )
-    await messages.put({"type": "lifespan.startup"})
-    await changed.wait()
-    changed.clear()
-    response = await asgi_request(app, "/db")
-    await messages.put({"type": "lifespan.shutdown"})
-    await changed.wait()
-    await lifespan
-
+    [response] = responses
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == sent
     assert (200, b'{"database":"test"}') == (response.status, response.body)
     assert 0 == await wait_for_backends(postgres_dsn, app_name, 0)
