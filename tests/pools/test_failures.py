@@ -31,6 +31,23 @@ def options(app_name: str, **given: Any) -> PoolOptions:
     return PoolOptions(application_name=app_name, **given)
 
 
+def with_private_replica(
+    private_postgres: PostgresServer,
+    postgres_dsn: str,
+    app_name: str,
+    clock: FakeClock | None = None,
+    **given: Any,
+) -> PoolManager:
+    """The shared server as the primary, the private one as its replica (skipped 5 s on failure)."""
+    return PoolManager(
+        postgres=postgres_dsn,
+        postgres_replicas=[private_postgres.dsn()],
+        options=options(app_name, **given),
+        replica_retry_delay=5.0,
+        clock=clock,
+    )
+
+
 async def test_no_acquire_hangs_while_the_server_is_frozen(
     private_postgres: PostgresServer, app_name: str
 ) -> None:
@@ -149,27 +166,20 @@ async def test_reads_fall_back_to_the_primary_while_a_replica_is_down(
 ) -> None:
     """A stopped replica is skipped (reads go to the primary) until a probe after the delay."""
     clock = FakeClock()
-    pools = PoolManager(
-        postgres=postgres_dsn,
-        postgres_replicas=[private_postgres.dsn()],
-        options=options(app_name),
-        replica_retry_delay=5.0,
-        clock=clock,
-    )
-    read = "SELECT current_database()"
+    pools = with_private_replica(private_postgres, postgres_dsn, app_name, clock)
     async with pools:
-        assert "postgres" == await pools.postgres.fetchval(read, read_only=True)
+        assert "postgres" == await pools.postgres.fetchval(WHERE, read_only=True)
         private_postgres.stop()
 
-        assert "test" == await pools.postgres.fetchval(read, read_only=True)
-        assert "test" == await pools.postgres.fetchval(read, read_only=True)
+        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)
+        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)
         stats = pools.postgres.statistics()
         assert ((False,), 2) == (stats.replicas_available, stats.read_fallbacks)
 
         private_postgres.start()
-        assert "test" == await pools.postgres.fetchval(read, read_only=True)  # still skipped
+        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)  # still skipped
         clock.advance(5.0)
-        assert "postgres" == await pools.postgres.fetchval(read, read_only=True)  # the probe
+        assert "postgres" == await pools.postgres.fetchval(WHERE, read_only=True)  # the probe
         assert (True,) == pools.postgres.statistics().replicas_available
 
 
@@ -182,11 +192,9 @@ async def test_a_replica_down_at_startup_does_not_stop_the_service(
     """open() succeeds without the replica; reads go to the primary and a warning says why."""
     caplog.set_level(logging.WARNING, logger="scalepy.pools")
     private_postgres.stop()
-    pools = PoolManager(
-        postgres=postgres_dsn, postgres_replicas=[private_postgres.dsn()], options=options(app_name)
-    )
+    pools = with_private_replica(private_postgres, postgres_dsn, app_name)
     async with pools:
-        assert "test" == await pools.postgres.fetchval("SELECT current_database()", read_only=True)
+        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)
         assert (False,) == pools.postgres.statistics().replicas_available
     assert "replica 'replica-1' cannot be reached; reads go to the primary" in caplog.text
 
@@ -265,14 +273,14 @@ async def test_a_probe_that_times_out_counts_as_a_failure(
 ) -> None:
     """A read probing a replica that hangs times out, and the replica stays skipped."""
     clock = FakeClock()
-    pools = PoolManager(
-        postgres=postgres_dsn,
-        postgres_replicas=[private_postgres.dsn()],
-        options=options(
-            app_name, min_size=0, connect_timeout=0.3, acquire_timeout=3.0, validate_after_idle=0.0
-        ),
-        replica_retry_delay=5.0,
-        clock=clock,
+    pools = with_private_replica(
+        private_postgres,
+        postgres_dsn,
+        app_name,
+        clock,
+        min_size=0,
+        acquire_timeout=3.0,
+        validate_after_idle=0.0,
     )
     async with pools:
         private_postgres.pause()
