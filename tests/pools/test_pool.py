@@ -46,6 +46,12 @@ def make_pool(
     )
 
 
+async def borrowed_pid(pool: PostgresPool) -> int:
+    """Borrow a connection, waiting in line if need be; return its server process id."""
+    async with pool.acquire() as connection:
+        return connection.get_server_pid()
+
+
 async def test_lends_a_connection_and_takes_it_back(postgres_dsn: str, app_name: str) -> None:
     """A lent connection works, counts as used, and is idle again after the block."""
     async with make_pool(postgres_dsn, app_name, min_size=1, max_size=2) as pool:
@@ -139,15 +145,10 @@ async def test_a_connection_handed_to_a_cancelled_waiter_is_passed_on(
     # pgbouncer mode returns a connection without a reset round trip, so the hand-off
     # happens synchronously when the block ends and the cancel lands right after it.
     async with make_pool(postgres_dsn, app_name, min_size=1, max_size=1, pgbouncer=True) as pool:
-
-        async def wait_in_line() -> int:
-            async with pool.acquire() as connection:
-                return connection.get_server_pid()
-
         async with pool.acquire() as connection:
             pid = connection.get_server_pid()
-            first = asyncio.create_task(wait_in_line())
-            second = asyncio.create_task(wait_in_line())
+            first = asyncio.create_task(borrowed_pid(pool))
+            second = asyncio.create_task(borrowed_pid(pool))
             await asyncio.sleep(0)  # both wait in line now
         first.cancel()  # it was handed the connection a moment ago
 
@@ -488,16 +489,11 @@ async def test_a_cancelled_waiter_does_not_hold_up_the_line(
 ) -> None:
     """A newcomer arriving before a cancelled waiter has left the line is served next."""
     async with make_pool(postgres_dsn, app_name, max_size=1) as pool:
-
-        async def borrow() -> int:
-            async with pool.acquire() as connection:
-                return connection.get_server_pid()
-
         async with pool.acquire() as connection:
             pid = connection.get_server_pid()
-            cancelled = asyncio.create_task(borrow())
+            cancelled = asyncio.create_task(borrowed_pid(pool))
             await asyncio.sleep(0)  # it waits in line
-            newcomer = asyncio.create_task(borrow())  # runs before `cancelled` resumes
+            newcomer = asyncio.create_task(borrowed_pid(pool))  # runs before `cancelled` resumes
             cancelled.cancel()
             await asyncio.sleep(0)
             assert 1 == pool.statistics().pending
