@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.backends._url import _mask_password
 from scalepy.errors import ConfigurationError, InvalidBackendURL
 
@@ -53,11 +53,6 @@ def _check_dsn(dsn: object) -> str:
 def _check_optional(name: str, value: float | None, *, minimum: float = 0) -> None:
     if value is not None:
         check_finite(name, value, minimum=minimum, inclusive=True)
-
-
-def _check_count(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,8 +119,8 @@ class PoolOptions:
     """Session settings sent when each connection opens, e.g. `{"jit": "off"}`."""
 
     def __post_init__(self) -> None:
-        _check_count("min_size", self.min_size, 0)
-        _check_count("max_size", self.max_size, 1)
+        check_int("min_size", self.min_size, minimum=0)
+        check_int("max_size", self.max_size)
         if self.min_size > self.max_size:
             raise ConfigurationError(
                 f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
@@ -143,7 +138,7 @@ class PoolOptions:
         _check_optional("validate_after_idle", self.validate_after_idle)
         _check_optional("leak_threshold", self.leak_threshold, minimum=math.ulp(0))
         if self.statement_cache_size is not None:
-            _check_count("statement_cache_size", self.statement_cache_size, 0)
+            check_int("statement_cache_size", self.statement_cache_size, minimum=0)
             if self.pgbouncer and self.statement_cache_size:
                 raise ConfigurationError(
                     "pgbouncer=True needs statement_cache_size 0 or None: PgBouncer "
