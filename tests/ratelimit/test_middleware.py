@@ -21,6 +21,7 @@ from scalepy.ratelimit._limiter import RateLimiter
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip, header_key, user_key
 from scalepy.testing import AsgiResponse, FakeClock, asgi_request
+from tests.support.asgi import run_lifespan
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -327,16 +328,7 @@ async def test_lifespan_passes_to_starlette() -> None:
         events.append("shutdown")
 
     app = middleware(Starlette(lifespan=asynccontextmanager(lifespan)))
-    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
-    sent: list[str] = []
-
-    async def receive() -> Message:
-        return next(incoming)
-
-    async def send(message: Message) -> None:
-        sent.append(message["type"])
-
-    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    sent = await run_lifespan(app)
     expected = ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert (["startup", "shutdown"], expected) == (events, sent)
 
