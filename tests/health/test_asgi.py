@@ -18,8 +18,8 @@ from tests.health.schema import validate_health_json
 from tests.support.asgi import run_lifespan
 
 if TYPE_CHECKING:
+    from scalepy._asgi import Message, Receive, Scope, Send
     from scalepy.health import HealthApp
-    from scalepy.health._asgi import Message, Receive, Scope, Send
 
 HEALTH_JSON = "application/health+json"
 

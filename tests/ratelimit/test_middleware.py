@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import HTTPConnection, Request
 
-    from scalepy.ratelimit.asgi import ASGIApp, Message, Receive, Scope, Send
+    from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
 
 PAIR = TokenBucket(capacity=2, refill_rate=0.05, name="pair")
 """Two requests at once, then one per 20 s; the whole bucket refills in 40 s."""

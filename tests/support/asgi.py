@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from scalepy.testing._asgi import ASGIApp, Message
+    from scalepy._asgi import ASGIApp, Message
 
 __all__ = ("run_lifespan",)
 

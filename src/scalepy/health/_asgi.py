@@ -11,26 +11,22 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING
 
 from scalepy.errors import ConfigurationError
 from scalepy.health._report import ServiceInfo, render
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from prometheus_client import CollectorRegistry
 
+    from scalepy._asgi import ASGIApp, Receive, Scope, Send
     from scalepy.health._health import Health
     from scalepy.health._report import HealthReport
 
-__all__ = ("ASGIApp", "Endpoint", "HealthApp", "HttpOptions", "Receive", "Scope", "Send")
-
-Scope: TypeAlias = MutableMapping[str, Any]
-Message: TypeAlias = MutableMapping[str, Any]
-Receive: TypeAlias = Callable[[], Awaitable[Message]]
-Send: TypeAlias = Callable[[Message], Awaitable[None]]
-ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = ("Endpoint", "HealthApp", "HttpOptions")
 
 HEALTH_JSON = b"application/health+json"
 _READ = frozenset({"GET", "HEAD"})

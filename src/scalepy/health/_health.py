@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from starlette.routing import Route
 
+    from scalepy._asgi import ASGIApp, Scope
     from scalepy.clock import Clock
-    from scalepy.health._asgi import ASGIApp, Scope
     from scalepy.health._lifespan import Consumer
     from scalepy.telemetry import Instrumentation
 

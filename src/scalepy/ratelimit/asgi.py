@@ -23,8 +23,8 @@ reaches the application. WebSocket and lifespan scopes pass through untouched.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from scalepy.errors import ConfigurationError
 from scalepy.ratelimit._decision import Decision, Outcome
@@ -36,6 +36,9 @@ from scalepy.ratelimit._headers import (
 from scalepy.ratelimit._keys import KeyFunc, client_ip, header_key, user_key
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 
+if TYPE_CHECKING:
+    from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
+
 __all__ = (
     "PROBLEM_TYPE",
     "AsyncLimiter",
@@ -45,12 +48,6 @@ __all__ = (
     "header_key",
     "user_key",
 )
-
-Scope: TypeAlias = MutableMapping[str, Any]
-Message: TypeAlias = MutableMapping[str, Any]
-Receive: TypeAlias = Callable[[], Awaitable[Message]]
-Send: TypeAlias = Callable[[Message], Awaitable[None]]
-ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PROBLEM_TYPE = "about:blank"
 """The problem `type` of 429 answers: the status code says it all (RFC 9457 §4.2.1)."""

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from scalepy._asgi import ASGIApp, Message
 
 __all__ = ("AsgiResponse", "asgi_request")
-
-Message: TypeAlias = MutableMapping[str, Any]
-ASGIApp: TypeAlias = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[Message]],
-        Callable[[Message], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
 
 
 @dataclass(frozen=True, slots=True)
