@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -139,3 +140,16 @@ def test_parsing_round_trips_through_the_url_spelling(
 
     config = parse_backend_url(f"redis://:{quote(password, safe='')}@{host}:{port}/{db}")
     assert RedisConfig(host=host, port=port, db=db, password=password) == config
+
+
+@given(
+    scheme=st.sampled_from(["redis", "rediss", "unix", "redis+cluster", "memory", "http"]),
+    rest=st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40),
+)
+def test_any_bad_url_raises_a_configuration_error(scheme: str, rest: str) -> None:
+    """Whatever follows the scheme, parsing gives a config or raises InvalidBackendURL.
+
+    Any other exception (a bare ValueError from a port, an IndexError) fails the test.
+    """
+    with contextlib.suppress(InvalidBackendURL):
+        parse_backend_url(f"{scheme}://{rest}")

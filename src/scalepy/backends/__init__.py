@@ -4,6 +4,8 @@ The Redis connection layer lives in `scalepy.backends.redis` (the `redis` extra)
 importing this package needs only the standard library.
 """
 
+from scalepy.backends._masking import mask_url as mask_url
+from scalepy.backends._masking import redact as redact
 from scalepy.backends._url import BackendConfig as BackendConfig
 from scalepy.backends._url import MemoryConfig as MemoryConfig
 from scalepy.backends._url import RedisClusterConfig as RedisClusterConfig
@@ -19,5 +21,7 @@ __all__ = (
     "RedisClusterConfig",
     "RedisConfig",
     "hash_tag",
+    "mask_url",
     "parse_backend_url",
+    "redact",
 )

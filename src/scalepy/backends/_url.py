@@ -7,6 +7,10 @@ Accepted forms:
 - `unix://[[user]:password@]/path/to/redis.sock[?db=N]`.
 - `redis+cluster://[[user]:password@]host:port[,host:port…]` and `rediss+cluster://…`.
 
+The user info ends at the last `@`, so a password may hold `/`, `?`, `#`, `:` or `@`
+unencoded (percent-encoded characters are decoded); an `@` after the host must be
+written `%40`. Every error names the URL with `mask_url()` applied.
+
 Every Redis form accepts the query options `connect_timeout`, `timeout` (seconds,
 per command), `max_connections` and `client_name`; TLS forms also take
 `ssl_cert_reqs` (`required`, `optional`, `none`) and `ssl_ca_certs`.
@@ -19,6 +23,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scalepy._validation import check_finite
+from scalepy.backends._masking import mask_url
 from scalepy.errors import ConfigurationError, InvalidBackendURL
 
 __all__ = (
@@ -27,6 +32,8 @@ __all__ = (
     "RedisClusterConfig",
     "RedisConfig",
     "parse_backend_url",
+    "split_host",
+    "split_userinfo",
 )
 
 SslCertReqs = Literal["required", "optional", "none"]
@@ -153,26 +160,41 @@ def parse_backend_url(url: str) -> BackendConfig:
     """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
-    safe = _mask_password(url)
     if not sep or scheme not in _SCHEMES:
         raise InvalidBackendURL(
-            safe, "the scheme must be one of " + ", ".join(f"{name}://" for name in _SCHEMES)
+            mask_url(url),
+            "the scheme must be one of " + ", ".join(f"{name}://" for name in _SCHEMES),
         )
     try:
         if scheme == "memory":
             if rest.strip("/"):
                 raise ValueError("memory:// takes no host, path or options")
             return MemoryConfig()
+        # Parsed without the user info: no message below can quote a piece of the password.
+        userinfo, location = split_userinfo(rest)
         if scheme.endswith("+cluster"):
-            return _parse_cluster(scheme, rest)
-        return _parse_single(scheme, rest)
+            return _with_userinfo(_parse_cluster(scheme, location), userinfo)
+        return _with_userinfo(_parse_single(scheme, location), userinfo)
     except ValueError as exc:
-        raise InvalidBackendURL(safe, str(exc)) from None
+        raise InvalidBackendURL(mask_url(url), str(exc)) from None
 
 
-def _parse_single(scheme: str, rest: str) -> RedisConfig:
-    parts = urlsplit(f"{scheme}://{rest}")
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+def split_userinfo(rest: str) -> tuple[str, str]:
+    """Split what follows `scheme://` into the user info and the rest, at the last `@`.
+
+    The last `@`, not the first `/`: a password holding a raw `/`, `?` or `#` is
+    still taken whole (and masked whole by `mask_url`).
+
+    Returns:
+        `(userinfo, location)`; `userinfo` is empty when there is no `@`.
+    """
+    userinfo, _, location = rest.rpartition("@")
+    return userinfo, location
+
+
+def _parse_single(scheme: str, location: str) -> RedisConfig:
+    parts = urlsplit(f"{scheme}://{location}")
+    hostinfo = parts.netloc
     options = _options(parts.query, tls=scheme == "rediss")
     db = options.pop("db", None)
     if scheme == "unix":
@@ -186,29 +208,28 @@ def _parse_single(scheme: str, rest: str) -> RedisConfig:
         if db is not None and path:
             raise ValueError("give the database either in the path or as ?db=, not both")
         db = db if db is not None else (path or None)
-        host, port = _split_host(hostinfo)
+        host, port = split_host(hostinfo)
         config = RedisConfig(host=host, port=port, ssl=scheme == "rediss", **options)
     if db is not None:
         config = replace(config, db=_integer("db", db))
-    return _with_userinfo(config, userinfo)
+    return config
 
 
-def _parse_cluster(scheme: str, rest: str) -> RedisClusterConfig:
-    netloc, _, tail = rest.partition("/")
+def _parse_cluster(scheme: str, location: str) -> RedisClusterConfig:
+    hosts, _, tail = location.partition("/")
     path, _, query = tail.partition("?")
-    if "?" in netloc:
-        netloc, _, query = netloc.partition("?")
+    if "?" in hosts:
+        hosts, _, query = hosts.partition("?")
     if path.strip("/") not in ("", "0"):
         raise ValueError("Redis Cluster only has database 0; remove the path")
-    userinfo, _, hosts = netloc.rpartition("@")
     if not hosts:
         raise ValueError("give at least one node, e.g. redis+cluster://127.0.0.1:7000")
-    nodes = tuple(_split_host(entry) for entry in hosts.split(","))
+    nodes = tuple(split_host(entry) for entry in hosts.split(","))
     tls = scheme == "rediss+cluster"
     options = _options(query, tls=tls)
     if "db" in options:
         raise ValueError("Redis Cluster only has database 0; remove ?db=")
-    return _with_userinfo(RedisClusterConfig(nodes=nodes, ssl=tls, **options), userinfo)
+    return RedisClusterConfig(nodes=nodes, ssl=tls, **options)
 
 
 def _with_userinfo(config: _Config, userinfo: str) -> _Config:
@@ -239,7 +260,13 @@ def _options(query: str, *, tls: bool) -> dict[str, Any]:
     return options
 
 
-def _split_host(hostinfo: str) -> tuple[str, int]:
+def split_host(hostinfo: str, default_port: int = _DEFAULT_REDIS_PORT) -> tuple[str, int]:
+    """Split `host[:port]` or `[ipv6][:port]`, checking the port.
+
+    Raises:
+        ValueError: A malformed address, a missing host, or a port that is not a
+            whole number between 1 and 65535 (a `ConfigurationError`).
+    """
     if hostinfo.startswith("["):
         host, bracket, port_text = hostinfo[1:].partition("]")
         if not bracket or (port_text and not port_text.startswith(":")):
@@ -249,7 +276,7 @@ def _split_host(hostinfo: str) -> tuple[str, int]:
         host, _, port_text = hostinfo.rpartition(":") if ":" in hostinfo else (hostinfo, "", "")
     if not host:
         raise ValueError(f"missing host in {hostinfo!r}")
-    port = _integer("port", port_text) if port_text else _DEFAULT_REDIS_PORT
+    port = _integer("port", port_text) if port_text else default_port
     _check_port(port)
     return host, port
 
@@ -275,13 +302,3 @@ def _number(name: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
-
-
-def _mask_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, tail = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.partition(":")[0]
-    return f"{scheme}{sep}{user}:***@{hosts}{slash}{tail}"

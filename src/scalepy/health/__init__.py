@@ -12,6 +12,7 @@ this package needs only the standard library; `Health.routes()` needs the
 `starlette` extra and `/metrics` the `prometheus` extra.
 """
 
+from scalepy.backends._masking import redact as redact
 from scalepy.health._asgi import Endpoint as Endpoint
 from scalepy.health._asgi import HealthApp as HealthApp
 from scalepy.health._check import Check as Check
@@ -26,7 +27,6 @@ from scalepy.health._checks import redis_check as redis_check
 from scalepy.health._health import Health as Health
 from scalepy.health._monitor import LOOP_LAG as LOOP_LAG
 from scalepy.health._monitor import LoopLagMonitor as LoopLagMonitor
-from scalepy.health._redact import redact as redact
 from scalepy.health._report import CheckResult as CheckResult
 from scalepy.health._report import HealthReport as HealthReport
 from scalepy.health._runner import CHECK_DURATION as CHECK_DURATION

@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scalepy.backends._masking import redact
 from scalepy.health._check import Check, Observation, Status
-from scalepy.health._redact import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -11,43 +11,67 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from urllib.parse import quote, unquote
 
 from scalepy._validation import check_finite, check_int
-from scalepy.backends._url import _mask_password
+from scalepy.backends._masking import mask_url
+from scalepy.backends._url import split_host, split_userinfo
 from scalepy.errors import ConfigurationError, InvalidBackendURL
 
 __all__ = ("PoolOptions", "PostgresConfig", "mask_dsn")
 
 _SCHEMES = ("postgresql", "postgres")
-_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&]*")
+_POSTGRES_PORT = 5432
 
 
 def mask_dsn(dsn: str) -> str:
     """Return a PostgreSQL DSN with its password replaced by `***`, safe for logs.
 
-    Both places a DSN can carry a password are masked: the user info
-    (`postgresql://app:secret@db/app`) and the `password` query parameter.
+    The same as `scalepy.backends.mask_url`: the user info (`postgresql://app:***@db/app`,
+    whatever the password holds), secret query parameters (`?password=`,
+    `&sslpassword=`) and keyword DSNs (`host=db password='a b'`) are masked.
 
     Args:
-        dsn: A `postgresql://` or `postgres://` URL.
+        dsn: A `postgresql://` or `postgres://` URL, or whatever was given as one.
 
     Returns:
         The DSN with every password masked; unchanged if it holds none.
     """
-    return _QUERY_PASSWORD.sub(r"\1***", _mask_password(dsn))
+    return mask_url(dsn)
 
 
 def _check_dsn(dsn: object) -> str:
+    """`dsn` checked, with its user info percent-encoded as asyncpg expects.
+
+    A raw `/`, `?`, `#` or `@` in the password would make asyncpg read part of it
+    as the host or port (and quote it in a bare `ValueError`); encoded, it is
+    read whole.
+
+    Raises:
+        ConfigurationError: `dsn` is not a string.
+        InvalidBackendURL: Not a `postgresql://` URL, or a malformed host or port.
+    """
     if not isinstance(dsn, str):
         raise ConfigurationError(f"a PostgreSQL DSN must be a string, got {type(dsn).__name__}")
-    scheme, sep, _ = dsn.partition("://")
+    scheme, sep, rest = dsn.partition("://")
     if not sep or scheme.lower() not in _SCHEMES:
         raise InvalidBackendURL(
             mask_dsn(dsn),
             "a PostgreSQL DSN starts with postgresql:// or postgres://, "
             "e.g. postgresql://app:secret@127.0.0.1:5432/app",
         )
-    return dsn
+    userinfo, location = split_userinfo(rest)
+    hosts = re.split(r"[/?#]", location, maxsplit=1)[0]
+    try:
+        for host in filter(None, hosts.split(",")):  # no host: a Unix socket or PGHOST
+            split_host(host, _POSTGRES_PORT)
+    except ValueError as exc:
+        raise InvalidBackendURL(mask_dsn(dsn), str(exc)) from None
+    if not userinfo:
+        return dsn
+    user, colon, password = userinfo.partition(":")
+    encoded = quote(unquote(user), safe="") + colon + quote(unquote(password), safe="")
+    return f"{scheme}://{encoded}@{location}"
 
 
 def _check_optional(name: str, value: float | None, *, minimum: float = 0) -> None:

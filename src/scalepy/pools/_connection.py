@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 
+from scalepy.backends._masking import redact
 from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
@@ -100,9 +101,11 @@ async def open_connection(
     except TimeoutError as exc:
         raise BackendTimeout(f"no connection within {limit:.3f} s", backend=backend) from exc
     except _PERMANENT as exc:
-        raise BackendError(f"the server refused the connection: {exc}", backend=backend) from exc
+        raise BackendError(
+            f"the server refused the connection: {redact(str(exc))}", backend=backend
+        ) from exc
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise BackendUnavailable(f"cannot connect: {exc}", backend=backend) from exc
+        raise BackendUnavailable(f"cannot connect: {redact(str(exc))}", backend=backend) from exc
     return connection
 
 
