@@ -40,6 +40,7 @@ async def main() -> None:
             loop_monitor=monitor,
             service_id="todo",
             release_id="1.4.2",
+            public_details=True,  # only for a port the outside world cannot reach
         )
         async with health:  # runs the event-loop lag monitor
             # Until startup completed, startup and readiness fail; liveness passes.
@@ -57,6 +58,7 @@ async def main() -> None:
             assert ready.header("content-type") == "application/health+json"
             assert json.loads(ready.body) == {"status": "pass"}  # probes get the status only
 
+            # The details name each check, never a server's URL or a driver's message.
             details = json.loads((await asgi_request(health.asgi, "/health")).body)
             assert details["serviceId"] == "todo"
             assert sorted(details["checks"]) == [

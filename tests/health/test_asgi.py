@@ -103,9 +103,27 @@ async def test_not_started_fails_startup_and_readiness() -> None:
         )
 
 
+async def test_details_are_opt_in() -> None:
+    """Without public_details, a token or a predicate, /health answers the status alone."""
+    health = healthy(service_id="todo")
+
+    response = await asgi_request(health.asgi, "/health")
+
+    assert (200, {"status": "pass"}) == (
+        response.status,
+        validate_health_json(response.body, details=False),
+    )
+
+
 async def test_details_carry_the_checks() -> None:
-    """/health shows every check and the service fields, valid health+json."""
-    health = healthy(service_id="todo", version="1", release_id="abc", description="Todo API")
+    """With public_details, /health shows every check and the service fields, valid health+json."""
+    health = healthy(
+        service_id="todo",
+        version="1",
+        release_id="abc",
+        description="Todo API",
+        public_details=True,
+    )
 
     response = await asgi_request(health.asgi, "/health")
 

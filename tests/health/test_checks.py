@@ -42,14 +42,14 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def test_redis_check_pings(redis: RedisClient) -> None:
-    """A PING round trip in ms, reported under redis:responseTime with the server's URL."""
+    """A PING round trip in ms under redis:responseTime; the server's URL is never shown."""
     check = redis_check(redis)
 
     result = await run(check)
 
     [observation] = result.observations
     assert (Status.PASS, "redis:responseTime") == (result.status, check.key)
-    assert ("responseTime", "ms", str(redis.config)) == (
+    assert ("responseTime", "ms", None) == (
         observation.measurement,
         observation.unit,
         observation.component_id,
@@ -117,11 +117,11 @@ async def test_postgres_check_warns_on_a_busy_pool(pool: asyncpg.Pool) -> None:
 
 
 async def test_postgres_check_failing_query(pool: asyncpg.Pool) -> None:
-    """A query that raises fails the check with the driver's error."""
+    """A query that raises fails the check with the driver error's class name, not its text."""
     result = await run(postgres_check(pool, query="SELECT 1/0"))
 
     assert Status.FAIL == result.status
-    assert "DivisionByZeroError: division by zero" == result.error
+    assert "DivisionByZeroError" == result.error
 
 
 async def test_postgres_check_on_any_pool() -> None:
@@ -172,7 +172,7 @@ async def test_event_loop_check_needs_a_running_monitor() -> None:
     result = await run(check)
 
     assert (Status.FAIL, False) == (result.status, check.critical)
-    assert "the event-loop lag monitor is not running; start it" in (result.error or "")
+    assert "the event-loop lag monitor is not running; start it" == result.observations[0].output
 
 
 @pytest.mark.parametrize(

@@ -193,6 +193,7 @@ def test_bad_checks_are_rejected(checks: object, message: str) -> None:
         ({"prefix": "/", "metrics_path": "/"}, "collides with the health endpoints"),
         ({"details_token": ""}, "details_token must be a non-empty string or None"),
         ({"drain_token": ""}, "drain_token must be a non-empty string or None"),
+        ({"public_details": True, "details_token": "t"}, "public_details shows the details"),
     ],
 )
 def test_bad_options_are_rejected(options: dict[str, object], message: str) -> None:

@@ -203,7 +203,10 @@ async def test_invalidate_forgets_results() -> None:
     ("critical", "expected"), [(True, Status.FAIL), (False, Status.WARN)], ids=["critical", "not"]
 )
 async def test_failure_fails_or_warns(critical: bool, expected: Status) -> None:
-    """A critical check failing fails the service; a non-critical one only warns."""
+    """A critical check failing fails the service; a non-critical one only warns.
+
+    The result names the exception's class alone: its text is the driver's.
+    """
     clock = FakeClock()
     failing = Probe(error=ConnectionError("postgresql://app:hunter2@db/app refused"))
     checks = runner(check("db", failing, critical=critical), check("ok", Probe()), clock=clock)
@@ -212,7 +215,7 @@ async def test_failure_fails_or_warns(critical: bool, expected: Status) -> None:
 
     assert expected == report.status
     assert Status.FAIL == report.checks[0].status
-    assert "ConnectionError: postgresql://app:***@db/app refused" == report.checks[0].error
+    assert "ConnectionError" == report.checks[0].error
 
 
 async def test_observation_status_decides_the_check() -> None:
@@ -234,11 +237,13 @@ async def test_observation_status_decides_the_check() -> None:
     [
         (
             Probe(result=cast("ProbeResult", 42)),
-            "the probe returned 42; expected None, an Observation or a list of them",
+            "the probe returned a value of type 'int'; expected None, an Observation or a list "
+            "of them",
         ),
         (
             Probe(result=cast("ProbeResult", ["x"])),
-            "the probe returned ['x']; expected None, an Observation or a list of them",
+            "the probe returned a value of type 'list'; expected None, an Observation or a list "
+            "of them",
         ),
         (Probe(error=TimeoutError()), "TimeoutError"),
         (Probe(error=asyncio.CancelledError()), "the probe was cancelled"),
@@ -271,9 +276,7 @@ async def test_probe_that_is_not_async_fails() -> None:
 
     report = await checks.report()
 
-    assert "RuntimeError: boom" == report.checks[0].error
-    assert report.checks[1].error is not None
-    assert report.checks[1].error.startswith("TypeError: ")
+    assert ("RuntimeError", "TypeError") == (report.checks[0].error, report.checks[1].error)
 
 
 async def test_cancelled_probe_request_does_not_cancel_the_refresh() -> None:

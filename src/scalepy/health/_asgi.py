@@ -93,9 +93,14 @@ class HttpOptions:
     """The registry to expose; `prometheus_client.REGISTRY` if `None`. In multi-process
     mode (`PROMETHEUS_MULTIPROC_DIR`), every process's files are merged instead."""
     details_token: str | None = None
-    """When set, `{prefix}` answers only requests with `Authorization: Bearer <token>`."""
+    """When set, `{prefix}` shows the details only to requests with
+    `Authorization: Bearer <token>` (401 otherwise)."""
     details_allowed: Callable[[Scope], bool] | None = None
-    """When set, `{prefix}` answers only requests for whose ASGI scope it returns `True`."""
+    """When set, `{prefix}` shows the details only to requests for whose ASGI scope it
+    returns `True` (403 otherwise)."""
+    public_details: bool = False
+    """Show the details at `{prefix}` to anyone. With neither this nor a token nor a
+    predicate, `{prefix}` answers the status alone, as the probes do."""
     drain_token: str | None = None
     """When set, `{prefix}/drain` needs `Authorization: Bearer <token>`."""
     drain_methods: frozenset[str] = frozenset({"POST"})
@@ -117,6 +122,13 @@ class HttpOptions:
         for option in ("details_token", "drain_token"):
             if getattr(self, option) == "":
                 raise ConfigurationError(f"{option} must be a non-empty string or None")
+        if self.public_details and (
+            self.details_token is not None or self.details_allowed is not None
+        ):
+            raise ConfigurationError(
+                "public_details shows the details to everyone: give it, or details_token "
+                "and details_allowed, not both"
+            )
         methods = self.drain_methods
         if not methods:
             raise ConfigurationError("drain_methods must name at least one HTTP method")
@@ -268,6 +280,9 @@ class HealthApp:
 
     async def _details(self, scope: Scope) -> _Response:
         options = self._options
+        guarded = options.details_token is not None or options.details_allowed is not None
+        if not guarded and not options.public_details:
+            return self._encoded("summary", await self._health.details(), details=False)
         if options.details_token is not None and not _bearer_matches(scope, options.details_token):
             return _UNAUTHORIZED
         if options.details_allowed is not None and not options.details_allowed(scope):

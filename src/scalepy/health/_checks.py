@@ -114,12 +114,14 @@ def redis_check(
     critical: bool = True,
     timeout: float = 1.0,
     warn_above: float | None = None,
+    component_id: str | None = None,
     clock: Clock | None = None,
 ) -> Check:
     """Check a Redis server (or cluster) with a PING; observe the round trip.
 
-    Reported as `"{name}:responseTime"` in ms, `componentId` the server's URL with
-    the password masked. The client's own command timeout bounds the PING too.
+    Reported as `"{name}:responseTime"` in ms. The server's address is not shown
+    (an internal URL tells an outsider where to aim); pass `component_id` to name
+    the instance. The client's own command timeout bounds the PING too.
 
     Args:
         client: The scalepy client to ping.
@@ -127,6 +129,7 @@ def redis_check(
         critical: Whether Redis being down fails readiness (else it warns).
         timeout: Seconds the check may take.
         warn_above: Seconds of round trip above which the check warns; never if `None`.
+        component_id: Shown as `componentId`, e.g. `"sessions"`; secrets are masked.
         clock: Times the round trip; the monotonic clock if `None`.
 
     Returns:
@@ -137,7 +140,6 @@ def redis_check(
     """
     _threshold("warn_above", warn_above)
     timer = clock or MonotonicClock()
-    component_id = str(client.config)
 
     async def probe() -> Observation:
         started = timer.now()
@@ -242,7 +244,11 @@ def event_loop_check(
 
     async def probe() -> Observation:
         if not monitor.running:
-            raise RuntimeError("the event-loop lag monitor is not running; start it")
+            return Observation(
+                measurement="lag",
+                status=Status.FAIL,
+                output="the event-loop lag monitor is not running; start it",
+            )
         lag = monitor.lag()
         status = Status.PASS
         if lag > fail_above:

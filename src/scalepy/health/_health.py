@@ -53,8 +53,11 @@ class Health(AsyncCloseable):
       warns). Results are cached (`pass_ttl`, `fail_ttl`) and shared: a probe
       storm runs each check once.
     - **Startup** (`/health/startup`) passes once `mark_started()` was called.
-    - **Details** (`/health`) answers what readiness answers, with every check's
-      observations; it can be protected with `details_token` or `details_allowed`.
+    - **Details** (`/health`) answers what readiness answers (checks run even
+      while starting or draining). Its checks and service fields are shown only
+      with `public_details=True`, or to requests passing `details_token` or
+      `details_allowed`; otherwise it answers the status alone. Even then a failed
+      check shows only its exception's class name, never the exception's text.
 
     Args:
         checks: `Check` objects, or iterables of them (e.g. `pools.health_checks()`).
@@ -72,6 +75,8 @@ class Health(AsyncCloseable):
         details_token: Bearer token the detailed `/health` requires, if set.
         details_allowed: A predicate on the ASGI scope the detailed `/health`
             requires to be true, if set (403 otherwise).
+        public_details: Show the detailed `/health` to anyone (for a port only
+            the cluster reaches); it cannot be combined with the two above.
         prefix: Where the endpoints live.
         metrics_path: Where Prometheus metrics are served; `None` for nowhere.
         metrics_registry: The Prometheus registry to serve; the default registry
@@ -88,7 +93,8 @@ class Health(AsyncCloseable):
         ConfigurationError: Something in `checks` that is not a check, two checks
             with one name, a negative or non-finite duration, a path that does not
             start with '/', a `metrics_path` under `prefix`, an empty token, or
-            drain methods other than GET, POST and PUT.
+            drain methods other than GET, POST and PUT, or `public_details` with
+            `details_token` or `details_allowed`.
     """
 
     def __init__(
@@ -104,6 +110,7 @@ class Health(AsyncCloseable):
         drain_methods: Iterable[str] = ("POST",),
         details_token: str | None = None,
         details_allowed: Callable[[Scope], bool] | None = None,
+        public_details: bool = False,
         prefix: str = "/health",
         metrics_path: str | None = "/metrics",
         metrics_registry: CollectorRegistry | None = None,
@@ -138,6 +145,7 @@ class Health(AsyncCloseable):
             metrics_registry=metrics_registry,
             details_token=details_token,
             details_allowed=details_allowed,
+            public_details=public_details,
             drain_token=drain_token,
             drain_methods=frozenset(drain_methods),
             service=ServiceInfo(

@@ -52,7 +52,8 @@ class CheckResult:
     observations: tuple[Observation, ...] = ()
     """What the probe returned, in order (empty if it returned nothing or failed)."""
     error: str | None = None
-    """Why the probe failed (exception type and message, or the timeout), secrets masked."""
+    """Why the probe failed: the exception's class name, or a fixed phrase (the timeout);
+    never the exception's text."""
     duration: float = 0.0
     """Seconds the probe ran, up to its timeout."""
     time: float = 0.0

@@ -10,16 +10,24 @@ one execution of each check.
 A probe that outlives its timeout is cancelled and reported as failed at the
 deadline; it is not waited for, so a probe that ignores cancellation delays
 nothing. It finishes in the background and `aclose()` collects it.
+
+What a failure shows is allow-listed: the exception's class name (`OSError`,
+`BackendUnavailable`), "timed out after 1 s" or another fixed phrase, never the
+text of the exception, which is a driver's and may quote a URL, a header or a
+query. The text goes to the `scalepy.health` log instead, once per outage of a
+check (when it starts failing), with secrets masked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from scalepy.backends._masking import redact
 from scalepy.health._check import Observation, Status
 from scalepy.health._deadline import finished_within
 from scalepy.health._report import CheckResult, HealthReport, aggregate, clean_output, worst
@@ -33,6 +41,8 @@ if TYPE_CHECKING:
     from scalepy.telemetry import Instrumentation
 
 __all__ = ("CHECK_DURATION", "CHECK_STATUS", "CheckRunner")
+
+_logger = logging.getLogger("scalepy.health")
 
 CHECK_STATUS = Metric(
     name="scalepy.health.check.status",
@@ -151,7 +161,9 @@ class CheckRunner:
     async def _refresh_expired(self) -> HealthReport:
         now = self._clock.now()
         expired = [index for index, expiry in enumerate(self._expiry) if now >= expiry]
-        fresh = await asyncio.gather(*(self._run(self._checks[index]) for index in expired))
+        fresh = await asyncio.gather(
+            *(self._run(self._checks[index], self._results[index]) for index in expired)
+        )
         for index, result in zip(expired, fresh, strict=True):
             ttl = self._pass_ttl if result.status is Status.PASS else self._fail_ttl
             self._results[index] = result
@@ -162,10 +174,11 @@ class CheckRunner:
         self._expires = min(self._expiry, default=math.inf)
         return report
 
-    async def _run(self, check: Check) -> CheckResult:
+    async def _run(self, check: Check, previous: CheckResult | None) -> CheckResult:
         self._runs += 1
+        failing = previous is not None and previous.status is Status.FAIL
         with self._instrumentation.span("scalepy.health.check", {"check": check.name}) as span:
-            result = await self._probe(check, self._clock.now())
+            result = await self._probe(check, self._clock.now(), log=not failing)
             span.set_attribute("status", result.status.value)
         self._duration.record(result.duration, {"check": check.name, "status": result.status.value})
         for status in Status:
@@ -173,11 +186,11 @@ class CheckRunner:
             self._status.record(level, {"check": check.name, "status": status.value})
         return result
 
-    async def _probe(self, check: Check, started: float) -> CheckResult:
+    async def _probe(self, check: Check, started: float, *, log: bool) -> CheckResult:
         try:
             task: asyncio.Future[object] = asyncio.ensure_future(check.probe())
         except Exception as exc:  # the probe raised before awaiting, or is not async
-            return self._failed(check, started, _describe(exc))
+            return self._failed(check, started, _cause(exc, check, log=log))
         try:
             done = await finished_within(task, check.timeout, self._clock)
         except BaseException:
@@ -192,11 +205,11 @@ class CheckRunner:
             return self._failed(check, started, "the probe was cancelled")
         error = task.exception()
         if error is not None:
-            return self._failed(check, started, _describe(error))
+            return self._failed(check, started, _cause(error, check, log=log))
         try:
             observations = _observations(task.result())
         except TypeError as exc:
-            return self._failed(check, started, str(exc))
+            return self._failed(check, started, str(exc))  # our own text, naming a type
         return CheckResult(
             check=check,
             status=worst(observation.status for observation in observations),
@@ -223,9 +236,14 @@ class CheckRunner:
         return f"<CheckRunner checks={len(self._checks)} runs={self._runs}>"
 
 
-def _describe(exc: BaseException) -> str:
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+def _cause(exc: BaseException, check: Check, *, log: bool) -> str:
+    """What a body shows of a probe's exception: its class name; the text goes to the log."""
+    cause = type(exc).__name__
+    if log:
+        _logger.warning(
+            "health check %r fails: %s: %s", check.name, cause, redact(str(exc)) or "(no message)"
+        )
+    return cause
 
 
 def _observations(value: object) -> tuple[Observation, ...]:
@@ -239,5 +257,6 @@ def _observations(value: object) -> tuple[Observation, ...]:
         if all(isinstance(item, Observation) for item in items):
             return items
     raise TypeError(
-        f"the probe returned {value!r}; expected None, an Observation or a list of them"
+        f"the probe returned a value of type {type(value).__name__!r}; expected None, an "
+        "Observation or a list of them"
     )
