@@ -82,6 +82,7 @@ def build_engine(
     local_max_bytes: int,
     local_ttl: float,
     lock_wait: float,
+    name: str,
 ) -> Engine:
     """Wire the guard, the L1 tier, the writer and the engine of one cache around `store`.
 
@@ -94,7 +95,7 @@ def build_engine(
             f"got {local_max_size} and {local_max_bytes}"
         )
     check_finite("local_ttl", local_ttl)
-    guard = BackendGuard(clock=clock)
+    guard = BackendGuard(clock=clock, name=name)
     shared = store if isinstance(store, SharedCacheStore) else None
     flights: dict[str, Flight] = {}
     tier = LocalTier(

@@ -119,6 +119,7 @@ class Cache(AsyncCloseable):
             local_max_bytes=local_max_bytes,
             local_ttl=local_ttl,
             lock_wait=lock_ttl,
+            name=f"cache {namespace!r}",
         )
         self._guard = self._engine.guard
 
@@ -408,6 +409,20 @@ class Cache(AsyncCloseable):
             backend_available=not self._guard.is_open,
             local_coherent=tier.coherent,
         )
+
+    async def ping(self) -> None:
+        """Check now that the backend answers: the startup check of a misconfigured cache.
+
+        While Redis fails, the cache serves from its loaders and logs one WARNING
+        (`scalepy.backends`); call this at startup, e.g. in
+        `health.lifespan(on_startup=[cache.ping])`, to refuse to start instead.
+
+        Raises:
+            BackendUnavailable: Redis cannot be reached, or refused the password or
+                the database index (`BackendTimeout` if it did not answer in time);
+                the message names the cause, `backend` the masked URL.
+        """
+        await self._guard.ping(self._store)
 
     async def start(self) -> None:
         """Start listening for other processes' invalidations (the first lookup also does)."""

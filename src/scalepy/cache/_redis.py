@@ -241,6 +241,14 @@ class RedisCacheStore:
             instrumentation=self._instrumentation,
         )
 
+    async def ping(self) -> None:
+        """Ask Redis for an answer (connecting, logging in and selecting the db first).
+
+        Raises:
+            BackendError: Redis cannot be reached, refused the login or the db.
+        """
+        await self._client.ping()
+
     async def aclose(self) -> None:
         """Close the client if this store owns it."""
         if self._owns_client:

@@ -186,5 +186,5 @@ class Writer:
 
     def failed(self, operation: str, error: BackendError) -> None:
         """Report a failed backend operation to the guard and the metrics."""
-        self._guard.record_failure()
+        self._guard.record_failure(error)
         self._meter.backend_error(operation, error)

@@ -128,7 +128,7 @@ class RateLimiter(AsyncCloseable):
         self._clock = clock or MonotonicClock()
         self._store, self._owns_store = _build_store(backend, namespace, timeout, self._clock)
         self._fallback = MemoryRateLimitStore(clock=self._clock)
-        self._guard = BackendGuard(clock=self._clock)
+        self._guard = BackendGuard(clock=self._clock, name=f"rate limiter {namespace!r}")
         self._on_failure: FailurePolicy = on_failure
         self._shadow = shadow
         self._remember_denied = remember_denied
@@ -241,6 +241,20 @@ class RateLimiter(AsyncCloseable):
 
         return decorate
 
+    async def ping(self) -> None:
+        """Check now that the backend answers: the startup check of a misconfigured limiter.
+
+        While Redis fails, the limiter decides by `on_failure` and logs one WARNING
+        (`scalepy.backends`); call this at startup, e.g. in
+        `health.lifespan(on_startup=[limiter.ping])`, to refuse to start instead.
+
+        Raises:
+            BackendUnavailable: Redis cannot be reached, or refused the password or
+                the database index (`BackendTimeout` if it did not answer in time);
+                the message names the cause, `backend` the masked URL.
+        """
+        await self._guard.ping(self._store)
+
     async def aclose(self) -> None:
         """Close the backend if this limiter created it."""
         if self._owns_store:
@@ -263,7 +277,7 @@ class RateLimiter(AsyncCloseable):
             try:
                 results = await self._store.acquire(key, policies, cost, commit=commit)
             except BackendError as exc:
-                self._guard.record_failure()
+                self._guard.record_failure(exc)
                 self._backend_errors.record(1, {"error": type(exc).__name__})
             else:
                 self._guard.record_success()
