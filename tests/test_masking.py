@@ -7,15 +7,19 @@ any printable characters, `/`, `@`, `:`, `%`, quotes and spaces included.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 import string
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalepy.backends import parse_backend_url
-from scalepy.errors import InvalidBackendURL
+from scalepy.cache import Cache
+from scalepy.errors import BackendUnavailable, InvalidBackendURL
 from scalepy.pools import PoolOptions, PostgresConfig, PostgresPool
 
 PASSWORDS = st.text(alphabet=string.printable.strip() + " ", min_size=8, max_size=24).filter(
@@ -107,3 +111,45 @@ async def test_a_raw_slash_in_the_password_reaches_postgres_whole(postgres_dsn: 
     async with pool, pool.acquire() as connection:
         assert 1 == await connection.fetchval("SELECT 1")
     assert "pa/ss" not in repr(pool)
+
+
+class Lines(logging.Handler):
+    """Keeps every formatted log line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the line."""
+        self.lines.append(self.format(record))
+
+
+@settings(max_examples=25, deadline=None)
+@given(password=PASSWORDS)
+def test_degraded_logs_and_ping_errors_never_show_the_password(password: str) -> None:
+    """A cache on a port nothing listens on logs and raises with the password masked."""
+    with socket.socket() as probe:  # a port that refuses connections
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cache = Cache(f"redis://app:{password}@127.0.0.1:{port}/0", namespace="masking")
+    lines = Lines()
+    logger = logging.getLogger("scalepy")
+    logger.addHandler(lines)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+
+    async def use() -> str:
+        async with cache:
+            await cache.get("key")
+            with pytest.raises(BackendUnavailable) as raised:
+                await cache.ping()
+            return f"{raised.value}\n{raised.value!r}\n{cache!r}"
+
+    try:
+        text = asyncio.run(use())
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    assert any("is degraded: redis://app:***@127.0.0.1" in line for line in lines.lines)
+    assert password not in "\n".join([text, *lines.lines])
