@@ -29,6 +29,14 @@ from scalepy.errors import ConfigurationError, InvalidBackendURL
         ("redis://:s3cret@h", RedisConfig(host="h", password="s3cret")),
         ("redis://user@h", RedisConfig(host="h", username="user")),
         ("redis://us%40er:p%3Aw@h", RedisConfig(host="h", username="us@er", password="p:w")),
+        (
+            "redis://u:pa/ss@w:rd?#x@h:1/2",
+            RedisConfig(host="h", port=1, db=2, username="u", password="pa/ss@w:rd?#x"),
+        ),
+        (
+            "redis+cluster://:a/b@c@n:7000",
+            RedisClusterConfig(nodes=(("n", 7000),), password="a/b@c"),
+        ),
         ("redis://[::1]:7000/1", RedisConfig(host="::1", port=7000, db=1)),
         ("rediss://h", RedisConfig(host="h", ssl=True)),
         (
