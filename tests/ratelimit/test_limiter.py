@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from scalepy.backends import parse_backend_url
-from scalepy.errors import ConfigurationError, RateLimitExceeded
+from scalepy.errors import ConfigurationError, CostExceedsBurst, RateLimitExceeded
 from scalepy.ratelimit._decision import Outcome
 from scalepy.ratelimit._limiter import DECISIONS, RateLimiter
 from scalepy.ratelimit._memory import MemoryRateLimitStore
@@ -17,7 +18,7 @@ from scalepy.ratelimit._policies import SlidingWindow, TokenBucket
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from scalepy.ratelimit._decision import PolicyDecision
     from scalepy.ratelimit._policies import Policy
@@ -200,8 +201,8 @@ async def test_wait_sleeps_until_allowed_within_the_deadline() -> None:
     ("call", "message"),
     [
         (lambda limiter: limiter.acquire("k"), "at least one policy"),
-        (lambda limiter: limiter.acquire("k", BURST, cost=-1), "cost must be >= 0"),
-        (lambda limiter: limiter.acquire("k", BURST, cost=4), "can never be allowed"),
+        (lambda limiter: limiter.acquire("k", BURST, cost=-1), "cost must be a whole number >= 0"),
+        (lambda limiter: limiter.peek("k", BURST, cost=-1), "cost must be a whole number >= 0"),
     ],
 )
 async def test_bad_calls_are_refused(call: object, message: str) -> None:
@@ -209,6 +210,60 @@ async def test_bad_calls_are_refused(call: object, message: str) -> None:
     limiter = RateLimiter()
     with pytest.raises(ConfigurationError, match=message):
         await call(limiter)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("cost", [math.nan, math.inf, 1.5, True, False, "1", None, -1, -2.0])
+async def test_costs_that_are_not_whole_numbers_are_refused(cost: Any) -> None:
+    """NaN, infinities, fractions, bools and non-numbers are refused before any quota is read."""
+    store = CountingStore()
+    limiter = RateLimiter(store)
+    with pytest.raises(ConfigurationError, match="cost must be a whole number >= 0"):
+        await limiter.acquire("k", BURST, cost=cost)
+    assert 0 == store.calls
+
+
+async def test_a_whole_float_cost_counts_as_its_int() -> None:
+    """`cost=2.0` takes two tokens, as `cost=2` does."""
+    limiter = RateLimiter(clock=FakeClock())
+    decision = await limiter.acquire("k", BURST, cost=2.0)  # type: ignore[arg-type]  # a float on purpose
+    assert (True, 1) == (decision.allowed, decision.remaining)
+
+
+HOURLY = SlidingWindow(limit=10, window=3600)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda limiter: limiter.acquire("k", HOURLY, BURST, cost=4),
+        lambda limiter: limiter.peek("k", HOURLY, BURST, cost=4),
+        lambda limiter: limiter.wait("k", HOURLY, BURST, cost=4, max_wait=60),
+    ],
+    ids=["acquire", "peek", "wait"],
+)
+async def test_a_cost_above_the_burst_raises_a_typed_denial(
+    call: Callable[[RateLimiter], Awaitable[object]],
+) -> None:
+    """A cost no quota could ever cover raises CostExceedsBurst: a RateLimitExceeded forever."""
+    store = CountingStore()
+    with pytest.raises(CostExceedsBurst) as raised:
+        await call(RateLimiter(store))
+    error = raised.value
+    assert isinstance(error, RateLimitExceeded)
+    assert isinstance(error, ValueError)
+    assert ("k", 4, 3, math.inf) == (error.key, error.cost, error.burst, error.retry_after)
+    expected = (
+        "a request of cost 4 for 'k' can never be allowed: "
+        "the strictest policy allows at most 3 at once"
+    )
+    assert expected == str(error)
+    assert 0 == store.calls
+
+
+def test_a_decorator_whose_cost_is_above_the_burst_is_a_configuration_error() -> None:
+    """Every call would be refused, so the decorator refuses to be built."""
+    with pytest.raises(ConfigurationError, match="cost 4 can never be allowed: the strictest"):
+        RateLimiter().limit(BURST, key="k", cost=4)
 
 
 def test_bad_configuration_is_refused() -> None:

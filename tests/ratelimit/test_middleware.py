@@ -242,6 +242,33 @@ async def test_cost_function() -> None:
     assert 2 == limiter.calls[0][2]
 
 
+async def test_a_cost_above_the_burst_answers_413_problem_json() -> None:
+    """An upload costing more than the burst can never pass: 413, not a 500, and no app call."""
+    app, limiter = CountingApp(), RecordingLimiter()
+    limited = middleware(app, limiter=limiter, cost=lambda scope: 50)
+    response = await request(limited, "/upload")
+    body = {
+        "type": "about:blank",
+        "title": "Content Too Large",
+        "status": 413,
+        "detail": "This request costs 50; at most 2 can ever be allowed at once.",
+    }
+    assert 413 == response.status
+    assert body == json.loads(response.body)
+    expected_headers = [
+        ("content-type", "application/problem+json"),
+        ("content-length", str(len(response.body))),
+    ]
+    assert expected_headers == response.headers
+    assert ([], []) == (app.scopes, limiter.calls)
+
+
+async def test_a_cost_within_the_burst_but_above_what_is_left_answers_429() -> None:
+    """A cost the bucket can hold, but not right now, is an ordinary denial."""
+    limited = middleware(cost=lambda scope: 2, routes={"/big": [PAIR, SlidingWindow(5, 60)]})
+    assert [200, 429] == [(await request(limited, "/big")).status for _ in range(2)]
+
+
 async def test_legacy_headers() -> None:
     """X-RateLimit-* are added on request."""
     response = await request(middleware(legacy_headers=True))

@@ -11,6 +11,7 @@ Importing this package needs only the standard library; a Redis URL needs the
 `redis` extra.
 """
 
+from scalepy.errors import CostExceedsBurst as CostExceedsBurst
 from scalepy.errors import RateLimitExceeded as RateLimitExceeded
 from scalepy.ratelimit._decision import Decision as Decision
 from scalepy.ratelimit._decision import Outcome as Outcome
@@ -31,6 +32,7 @@ from scalepy.ratelimit.asgi import RateLimitMiddleware as RateLimitMiddleware
 
 __all__ = (
     "GCRA",
+    "CostExceedsBurst",
     "Decision",
     "FailurePolicy",
     "KeyFunc",

@@ -11,7 +11,8 @@ from scalepy._lifecycle import AsyncCloseable
 from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
 from scalepy.backends.guard import BackendGuard
 from scalepy.clock import MonotonicClock
-from scalepy.errors import BackendError, ConfigurationError, RateLimitExceeded
+from scalepy.errors import BackendError, ConfigurationError, CostExceedsBurst, RateLimitExceeded
+from scalepy.ratelimit._algorithms import check_cost
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._memory import MemoryRateLimitStore
 from scalepy.telemetry import Metric, MetricKind, get_default
@@ -153,9 +154,10 @@ class RateLimiter(AsyncCloseable):
             The decision; when denied, nothing was consumed from any policy.
 
         Raises:
-            ConfigurationError: No policy, or a cost below 1 or above a policy's burst.
+            ConfigurationError: No policy, or a cost that is not a whole number >= 0.
+            CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
-        _check_call(policies, cost)
+        cost = _check_cost(key, policies, cost)
         started = self._clock.now()
         decision = await self._decide(key, policies, cost)
         self._duration.record(self._clock.now() - started)
@@ -177,9 +179,10 @@ class RateLimiter(AsyncCloseable):
             and `reset_after` describe the quota as it stands.
 
         Raises:
-            ConfigurationError: No policy, or a cost no policy could ever allow.
+            ConfigurationError: No policy, or a cost that is not a whole number >= 0.
+            CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
-        _check_call(policies, cost)
+        cost = _check_cost(key, policies, cost)
         return await self._decide(key, policies, cost, commit=False)
 
     async def reset(self, key: str, *policies: Policy) -> None:
@@ -188,7 +191,7 @@ class RateLimiter(AsyncCloseable):
         Raises:
             BackendError: The backend could not be reached.
         """
-        _check_call(policies, 0)
+        _check_policies(policies)
         self._denied.pop(key, None)
         await self._store.reset(key, policies)
         await self._fallback.reset(key, policies)
@@ -225,8 +228,18 @@ class RateLimiter(AsyncCloseable):
         Returns:
             A decorator; the decorated function raises `RateLimitExceeded` (with
             `retry_after`) instead of running when the limit is reached.
+
+        Raises:
+            ConfigurationError: No policy, or a cost that is not a whole number >= 0
+                or that is above a policy's burst.
         """
-        _check_call(policies, cost)
+        try:
+            cost = _check_cost("", policies, cost)
+        except CostExceedsBurst as exc:  # every call would fail: a configuration error
+            raise ConfigurationError(
+                f"cost {exc.cost} can never be allowed: the strictest policy allows at most "
+                f"{exc.burst} at once"
+            ) from None
 
         def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             @functools.wraps(function)
@@ -339,14 +352,22 @@ def _build_store(
     return RedisRateLimitStore(client, namespace=namespace, owns_client=True), True
 
 
-def _check_call(policies: tuple[Policy, ...], cost: int) -> None:
+def _check_policies(policies: tuple[Policy, ...]) -> None:
     if not policies:
         raise ConfigurationError("give at least one policy")
-    if cost < 0:
-        raise ConfigurationError(f"cost must be >= 0, got {cost}")
+
+
+def _check_cost(key: str, policies: tuple[Policy, ...], cost: object) -> int:
+    """`cost` as an int that every policy could allow when its quota is whole.
+
+    Raises:
+        ConfigurationError: No policy, or `cost` is not a whole number >= 0.
+        CostExceedsBurst: `cost` is above a policy's burst.
+    """
+    _check_policies(policies)
+    checked = check_cost(cost)
     for policy in policies:
         burst = policy.rule.max_cost
-        if cost > burst:
-            raise ConfigurationError(
-                f"cost {cost} can never be allowed by {policy!r}, whose burst is {burst}"
-            )
+        if checked > burst:
+            raise CostExceedsBurst(key, checked, burst)
+    return checked

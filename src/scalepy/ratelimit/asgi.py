@@ -17,13 +17,16 @@ app = RateLimitMiddleware(
 Every limited response carries `RateLimit-Policy` and `RateLimit`
 (draft-ietf-httpapi-ratelimit-headers-10); a denied request is answered `429`
 with `Retry-After` and an RFC 9457 `application/problem+json` body, and never
-reaches the application. WebSocket and lifespan scopes pass through untouched.
+reaches the application. A request costing more than its policies allow at once
+can never pass: it is answered `413`, with the same kind of body. WebSocket and
+lifespan scopes pass through untouched.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from scalepy.errors import ConfigurationError
@@ -50,7 +53,7 @@ __all__ = (
 )
 
 PROBLEM_TYPE = "about:blank"
-"""The problem `type` of 429 answers: the status code says it all (RFC 9457 §4.2.1)."""
+"""The problem `type` of 429 and 413 answers: the status code says it all (RFC 9457 §4.2.1)."""
 
 _DEFAULT_KEY = client_ip()
 _Policies: TypeAlias = tuple[Policy, ...]
@@ -81,7 +84,9 @@ class RateLimitMiddleware:
             exempts the prefix. Each prefix has quotas of its own: the same key is
             limited separately under `/login` and `/signup`.
         exempt: Path prefixes never limited, e.g. `["/health", "/metrics"]`.
-        cost: What a request costs (default 1), e.g. more for uploads.
+        cost: What a request costs (default 1), e.g. more for uploads. A request
+            costing more than a policy's burst is answered `413` without asking
+            the limiter.
         headers: Add `RateLimit-Policy` and `RateLimit` to responses.
         legacy_headers: Add `X-RateLimit-Limit`, `-Remaining` and `-Reset` too.
 
@@ -115,43 +120,42 @@ class RateLimitMiddleware:
         default = _policies("policy", policy)
         if not default:
             raise ConfigurationError("policy must be a policy or a non-empty list of policies")
-        # (prefix, policies, key suffix), longest prefix first; exemptions have no policies.
-        rules: dict[str, tuple[_Policies, str]] = {}
+        # prefix -> its rule, then sorted longest prefix first; exemptions have no policies.
+        rules: dict[str, _Rule] = {}
         if isinstance(exempt, str):
             raise ConfigurationError(f"exempt must be a list of path prefixes: write [{exempt!r}]")
         for prefix in exempt:
-            rules[_prefix("exempt", prefix, rules)] = ((), "")
+            rules[_prefix("exempt", prefix, rules)] = _Rule((), "")
         for prefix, value in (routes or {}).items():
             normal = _prefix("routes", prefix, rules)
-            rules[normal] = (_policies(f"routes[{prefix!r}]", value), f"|{normal}")
-        self._default = default
-        self._rules = tuple(
-            sorted(
-                ((prefix, *rule) for prefix, rule in rules.items()),
-                key=lambda rule: len(rule[0]),
-                reverse=True,
-            )
-        )
+            rules[normal] = _Rule(_policies(f"routes[{prefix!r}]", value), f"|{normal}")
+        self._default = _Rule(default, "")
+        self._rules = tuple(sorted(rules.items(), key=lambda rule: len(rule[0]), reverse=True))
 
-    def _select(self, path: str) -> tuple[_Policies, str]:
-        """The policies for `path` and the suffix that separates its route's quotas."""
-        for prefix, policies, suffix in self._rules:
+    def _select(self, path: str) -> _Rule:
+        """The rule of the longest prefix matching `path`, else the default."""
+        for prefix, rule in self._rules:
             if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
-                return policies, suffix
-        return self._default, ""
+                return rule
+        return self._default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Decide an HTTP request, then answer 429 or call the app with headers added."""
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        policies, suffix = self._select(scope["path"])
-        identity = self._key(scope) if policies else None
+        rule = self._select(scope["path"])
+        identity = self._key(scope) if rule.policies else None
         if identity is None:
             await self._app(scope, receive, send)
             return
-        cost = 1 if self._cost is None else self._cost(scope)
-        decision = await self._limiter.acquire(identity + suffix, *policies, cost=cost)
+        cost = 1
+        if self._cost is not None:
+            cost = self._cost(scope)
+            if cost > rule.burst:  # no wait would ever let it through
+                await _too_large(cost, rule.burst, send)
+                return
+        decision = await self._limiter.acquire(identity + rule.suffix, *rule.policies, cost=cost)
         extra = _encode(
             rate_limit_headers(
                 decision,
@@ -175,23 +179,50 @@ class RateLimitMiddleware:
         await self._app(scope, receive, send_with_headers)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """What applies to the paths under one prefix (or to every other path)."""
+
+    policies: _Policies
+    """The policies decided together; none for an exemption."""
+    suffix: str
+    """Appended to the identity so that each route has quotas of its own."""
+    burst: int = field(init=False)
+    """The largest cost the policies allow at once."""
+
+    def __post_init__(self) -> None:
+        burst = min((policy.rule.max_cost for policy in self.policies), default=0)
+        object.__setattr__(self, "burst", burst)
+
+
 async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
     """Answer 429 with an RFC 9457 problem body."""
     retry_after = retry_after_seconds(decision)
-    body = json.dumps(
-        {
-            "type": PROBLEM_TYPE,
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": f"Rate limit exceeded; retry in {retry_after} s.",
-            "retry_after": retry_after,
-        },
-        separators=(",", ":"),
-    ).encode()
+    detail = f"Rate limit exceeded; retry in {retry_after} s."
+    await _problem(send, 429, "Too Many Requests", detail, headers, retry_after=retry_after)
+
+
+async def _too_large(cost: int, burst: int, send: Send) -> None:
+    """Answer 413: the request costs more than its policies ever allow at once."""
+    detail = f"This request costs {cost}; at most {burst} can ever be allowed at once."
+    await _problem(send, 413, "Content Too Large", detail, [])
+
+
+async def _problem(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]],
+    **extensions: int,
+) -> None:
+    """Answer `status` with an RFC 9457 `application/problem+json` body."""
+    problem = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
+    body = json.dumps({**problem, **extensions}, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 429,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
