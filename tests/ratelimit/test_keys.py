@@ -7,10 +7,20 @@ import ipaddress
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from starlette.authentication import SimpleUser, UnauthenticatedUser
 
 from scalepy.errors import ConfigurationError
-from scalepy.ratelimit._keys import ClientIP, HeaderKey, client_ip, header_key, user_key
+from scalepy.ratelimit._keys import (
+    ClientIP,
+    HeaderKey,
+    client_ip,
+    header_key,
+    quota_key,
+    route_suffix,
+    user_key,
+)
 
 PROXIES = ["10.0.0.0/8", "fd00::/8"]
 
@@ -286,3 +296,35 @@ def test_user_key(user: object, expected: str | None) -> None:
 def test_user_key_without_user_in_scope() -> None:
     """A scope without authentication has no user key."""
     assert None is user_key(prefix="u:")(scope(None))
+
+
+identities = st.text(alphabet="ab|/", max_size=8) | st.text()
+"""Identities rich in pipes and slashes, and any text at all."""
+routes = st.sampled_from([None, "/", "/login", "/login/admin", "/a|b", "/|", "/a||/b"])
+"""The default policies (None) and path prefixes, some holding pipes of their own."""
+
+
+@given(first=st.tuples(identities, routes), second=st.tuples(identities, routes))
+def test_different_identity_route_pairs_never_share_a_key(
+    first: tuple[str, str | None], second: tuple[str, str | None]
+) -> None:
+    """quota_key is injective: no identity can name another identity's quota on any route."""
+    assume(first != second)
+    keys = [quota_key(identity, route_suffix(route)) for identity, route in (first, second)]
+    assert keys[0] != keys[1]
+
+
+@pytest.mark.parametrize(
+    ("identity", "route", "expected"),
+    [
+        ("ip:203.0.113.7", None, "ip:203.0.113.7"),
+        ("ip:203.0.113.7", "/login", "ip:203.0.113.7|/login"),
+        ("x|/login", None, "x||/login"),
+        ("user:a|b", "/login", "user:a||b|/login"),
+    ],
+)
+def test_quota_keys_keep_plain_identities_and_double_pipes(
+    identity: str, route: str | None, expected: str
+) -> None:
+    """Identities without a pipe keep their keys; a route follows one pipe."""
+    assert expected == quota_key(identity, route_suffix(route))

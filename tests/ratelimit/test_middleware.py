@@ -190,6 +190,19 @@ async def test_per_route_policies_longest_prefix_wins() -> None:
     assert expected == limiter.calls
 
 
+async def test_an_identity_cannot_spend_another_identity_quota_on_a_route() -> None:
+    """An identity ending in `|/login` on the default route has a quota of its own."""
+    limiter = RecordingLimiter()
+    limited = middleware(
+        limiter=limiter, key=header_key("x-user", prefix="", hashed=False), routes={"/login": PAIR}
+    )
+    forged = [("x-user", "alice|/login")]
+    assert [200, 200] == [(await request(limited, "/", headers=forged)).status for _ in range(2)]
+    alice = await request(limited, "/login", headers=[("x-user", "alice")])
+    assert 200 == alice.status
+    assert ["alice||/login", "alice||/login", "alice|/login"] == [k for k, _, _ in limiter.calls]
+
+
 async def test_route_policies_in_headers() -> None:
     """A route's response advertises the route's policies."""
     limited = middleware(starlette_app(), routes={"/login": GCRA(limit=5, period=60)})

@@ -31,6 +31,8 @@ __all__ = (
     "UserKey",
     "client_ip",
     "header_key",
+    "quota_key",
+    "route_suffix",
     "user_key",
 )
 
@@ -257,6 +259,36 @@ def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         return re.sub(r"\\(.)", r"\1", value[1:-1])
     return value
+
+
+def route_suffix(route: str | None) -> str:
+    """The suffix of `route`'s quota keys (see `quota_key`): `"|" + route`, or `""`.
+
+    Args:
+        route: A path prefix (it starts with `/`), or `None` for the default policies.
+    """
+    return "" if route is None else "|" + route
+
+
+def quota_key(identity: str, suffix: str) -> str:
+    """The limiter key of `identity` under the route whose `route_suffix` is `suffix`.
+
+    Every `|` in the identity is doubled and a route follows a single `|`, so the
+    identity ends where the first run of an odd number of pipes does (a route
+    starts with `/`, never with `|`). A key therefore names one (identity, route)
+    pair only: an identity such as `"x|/login"` cannot borrow the quota of `"x"`
+    on `/login`. Identities without `|` (addresses, digests) are kept as they are.
+
+    Args:
+        identity: What the key function returned.
+        suffix: `route_suffix(route)`, computed once per route.
+
+    Returns:
+        E.g. `"ip:203.0.113.7"`, `"ip:203.0.113.7|/login"`, `"user:a||b|/login"`.
+    """
+    if "|" in identity:
+        identity = identity.replace("|", "||")
+    return identity + suffix
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

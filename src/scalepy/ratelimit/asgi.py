@@ -36,7 +36,14 @@ from scalepy.ratelimit._headers import (
     rate_limit_headers,
     retry_after_seconds,
 )
-from scalepy.ratelimit._keys import KeyFunc, client_ip, header_key, user_key
+from scalepy.ratelimit._keys import (
+    KeyFunc,
+    client_ip,
+    header_key,
+    quota_key,
+    route_suffix,
+    user_key,
+)
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 
 if TYPE_CHECKING:
@@ -82,7 +89,9 @@ class RateLimitMiddleware:
             The longest matching prefix wins; prefixes match whole segments
             (`/api` matches `/api` and `/api/x`, not `/apix`); an empty sequence
             exempts the prefix. Each prefix has quotas of its own: the same key is
-            limited separately under `/login` and `/signup`.
+            limited separately under `/login` and `/signup` (the limiter key is
+            the identity, pipes doubled, then `|` and the prefix: no identity can
+            forge another's key).
         exempt: Path prefixes never limited, e.g. `["/health", "/metrics"]`.
         cost: What a request costs (default 1), e.g. more for uploads. A request
             costing more than a policy's burst is answered `413` without asking
@@ -128,8 +137,8 @@ class RateLimitMiddleware:
             rules[_prefix("exempt", prefix, rules)] = _Rule((), "")
         for prefix, value in (routes or {}).items():
             normal = _prefix("routes", prefix, rules)
-            rules[normal] = _Rule(_policies(f"routes[{prefix!r}]", value), f"|{normal}")
-        self._default = _Rule(default, "")
+            rules[normal] = _Rule(_policies(f"routes[{prefix!r}]", value), route_suffix(normal))
+        self._default = _Rule(default, route_suffix(None))
         self._rules = tuple(sorted(rules.items(), key=lambda rule: len(rule[0]), reverse=True))
 
     def _select(self, path: str) -> _Rule:
@@ -155,7 +164,8 @@ class RateLimitMiddleware:
             if cost > rule.burst:  # no wait would ever let it through
                 await _too_large(cost, rule.burst, send)
                 return
-        decision = await self._limiter.acquire(identity + rule.suffix, *rule.policies, cost=cost)
+        key = quota_key(identity, rule.suffix)
+        decision = await self._limiter.acquire(key, *rule.policies, cost=cost)
         extra = _encode(
             rate_limit_headers(
                 decision,
@@ -186,7 +196,7 @@ class _Rule:
     policies: _Policies
     """The policies decided together; none for an exemption."""
     suffix: str
-    """Appended to the identity so that each route has quotas of its own."""
+    """Appended to the escaped identity so that each route has quotas of its own."""
     burst: int = field(init=False)
     """The largest cost the policies allow at once."""
 
