@@ -13,6 +13,7 @@ from starlette.authentication import SimpleUser, UnauthenticatedUser
 
 from scalepy.errors import ConfigurationError
 from scalepy.ratelimit._keys import (
+    UNIX,
     ClientIP,
     HeaderKey,
     client_ip,
@@ -185,9 +186,43 @@ def test_non_ip_peer_is_used_as_is() -> None:
     assert "ip:testclient" == client_ip(trusted_proxies=PROXIES)(scope("testclient"))
 
 
-def test_no_peer_is_not_limited() -> None:
-    """Without a peer address (a Unix socket) there is no key."""
-    assert None is client_ip()(scope(None))
+@pytest.mark.parametrize("client", [None, ("", 0)])
+def test_a_peer_without_address_has_no_key(client: tuple[str, int] | None) -> None:
+    """An untrusted Unix-socket peer has no address: no key, whatever its headers say."""
+    request = {**scope(None, ("x-forwarded-for", "198.51.100.1")), "client": client}
+    assert None is client_ip(trusted_proxies=PROXIES)(request)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("198.51.100.1", "ip:198.51.100.1"),
+        ("6.6.6.6, 198.51.100.1, 10.0.0.1", "ip:198.51.100.1"),
+        ("10.0.0.2, 10.0.0.1", "ip:10.0.0.2"),
+        ("198.51.100.1, garbage", None),
+        ("", None),
+    ],
+)
+def test_a_trusted_unix_socket_peer_names_the_client_in_its_header(
+    header: str, expected: str | None
+) -> None:
+    """With "unix" trusted, the forwarding header of a Unix-socket peer is walked as usual."""
+    key = client_ip(trusted_proxies=["unix", *PROXIES])
+    assert expected == key(scope(None, ("x-forwarded-for", header)))
+
+
+def test_a_trusted_unix_socket_peer_with_the_forwarded_header() -> None:
+    """The RFC 7239 header works behind a Unix socket too; no header at all means no key."""
+    key = client_ip(trusted_proxies=[UNIX], header="forwarded")
+    assert "ip:2001:db8::7" == key(scope(None, ("forwarded", 'for="[2001:db8::7]:4711"')))
+    assert None is key(scope(None))
+
+
+def test_trusting_unix_sockets_trusts_no_address() -> None:
+    """Trusting "unix" trusts Unix-socket peers only: an IP peer's header is still ignored."""
+    key = client_ip(trusted_proxies=["unix"])
+    assert (True, ()) == (key.trust_unix_socket, key.trusted_proxies)
+    assert "ip:10.0.0.1" == key(scope("10.0.0.1", ("x-forwarded-for", "198.51.100.1")))
 
 
 @pytest.mark.parametrize(
@@ -195,7 +230,8 @@ def test_no_peer_is_not_limited() -> None:
     [
         (["10.0.0.1/8"], "'10.0.0.1/8' is not an IP address or network"),
         (["proxy.internal"], "'proxy.internal' is not an IP address or network"),
-        ([10], "trusted proxy must be a string like '10.0.0.0/8', got 10"),
+        (["Unix"], "'Unix' is not an IP address or network (e.g. '10.0.0.0/8', '192.0.2.1', "),
+        ([10], "trusted proxy must be a string like '10.0.0.0/8' or 'unix', got 10"),
         ("10.0.0.0/8", "not one string: write ['10.0.0.0/8']"),
     ],
 )
@@ -246,7 +282,7 @@ def test_header_key_plain_value_and_prefix() -> None:
 
 
 @pytest.mark.parametrize("headers", [(), (("x-api-key", "  "),), (("x-other", "secret"),)])
-def test_header_key_missing_header_is_not_limited(headers: tuple[tuple[str, str], ...]) -> None:
+def test_header_key_missing_header_has_no_key(headers: tuple[tuple[str, str], ...]) -> None:
     """Requests without the header (or with a blank one) have no key."""
     assert None is header_key("x-api-key")(scope(None, *headers))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,15 @@ from scalepy.errors import ConfigurationError
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._limiter import RateLimiter
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
-from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip, header_key, user_key
+from scalepy.ratelimit.asgi import (
+    EXEMPT,
+    UNIDENTIFIED,
+    UNIX,
+    RateLimitMiddleware,
+    client_ip,
+    header_key,
+    user_key,
+)
 from scalepy.testing import AsgiResponse, FakeClock, asgi_request
 from tests.support.asgi import run_lifespan
 
@@ -229,11 +238,75 @@ async def test_exempt_paths_are_never_limited(options: dict[str, Any]) -> None:
     assert [] == limiter.calls
 
 
-async def test_no_key_means_no_limit() -> None:
-    """A key function returning None leaves the request alone."""
+def over_unix_socket(app: ASGIApp) -> ASGIApp:
+    """`app` as a server on a Unix socket calls it: the scope has no client address."""
+
+    async def unix(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, "client": None}, receive, send)
+
+    return unix
+
+
+def identity_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings the middleware logged about requests without an identity."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "scalepy.ratelimit" and record.levelno == logging.WARNING
+    ]
+
+
+async def test_unix_socket_requests_share_one_quota_and_warn_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without a peer address nothing is silently unlimited: one shared key, one warning."""
     limiter = RecordingLimiter()
-    response = await request(middleware(limiter=limiter, key=header_key("x-api-key")))
-    assert ([("x-app", "1")], []) == (response.headers, limiter.calls)
+    limited = over_unix_socket(middleware(limiter=limiter))
+    statuses = [
+        (await request(limited, headers=[("x-forwarded-for", f"198.51.100.{n}")])).status
+        for n in range(3)
+    ]
+    assert [200, 200, 429] == statuses
+    assert [UNIDENTIFIED] * 3 == [key for key, _, _ in limiter.calls]
+    (warning,) = identity_warnings(caplog)
+    assert "found no identity for GET /" in warning
+    assert "add 'unix' to client_ip(trusted_proxies=...)" in warning
+
+
+async def test_trusted_unix_socket_clients_have_their_own_quotas(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With "unix" trusted, each client the proxy forwards has its own quota."""
+    limiter = RecordingLimiter()
+    limited = over_unix_socket(middleware(limiter=limiter, key=client_ip(trusted_proxies=[UNIX])))
+    for n in range(3):
+        await request(limited, headers=[("x-forwarded-for", f"198.51.100.{n}")])
+    keys = [key for key, _, _ in limiter.calls]
+    assert ["ip:198.51.100.0", "ip:198.51.100.1", "ip:198.51.100.2"] == keys
+    assert [] == identity_warnings(caplog)
+
+
+async def test_a_key_function_returning_none_by_accident_is_limited_and_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A missing API key (or a forgotten return) shares one quota, per route, with one warning."""
+    limiter = RecordingLimiter()
+    limited = middleware(limiter=limiter, key=header_key("x-api-key"), routes={"/login": PAIR})
+    statuses = [(await request(limited, path)).status for path in ("/", "/", "/", "/login")]
+    assert [200, 200, 429, 200] == statuses
+    expected = [UNIDENTIFIED] * 3 + [f"{UNIDENTIFIED}|/login"]
+    assert expected == [key for key, _, _ in limiter.calls]
+    assert 1 == len(identity_warnings(caplog))
+
+
+async def test_exempt_from_the_key_function_skips_the_limit() -> None:
+    """EXEMPT is the one way a key function lets a request through unlimited."""
+    limiter = RecordingLimiter()
+    api_key = header_key("x-api-key")
+    limited = middleware(limiter=limiter, key=lambda scope: api_key(scope) or EXEMPT)
+    responses = [await request(limited) for _ in range(3)]
+    assert [200, 200, 200] == [response.status for response in responses]
+    assert ([("x-app", "1")], []) == (responses[-1].headers, limiter.calls)
 
 
 async def test_header_key_limits_per_api_key() -> None:
@@ -317,7 +390,7 @@ async def test_fail_open_decision_advertises_nothing() -> None:
 
 
 async def test_user_key_behind_authentication_middleware() -> None:
-    """Authenticated users are limited per user; anonymous ones are not limited."""
+    """Authenticated users are limited per user; anonymous ones share one quota."""
 
     class HeaderAuth(AuthenticationBackend):
         """Authenticates `x-user` as that user."""
@@ -340,7 +413,7 @@ async def test_user_key_behind_authentication_middleware() -> None:
     alice = [("x-user", "alice")]
     statuses = [(await request(app, headers=alice)).status for _ in range(3)]
     anonymous = [(await request(app)).status for _ in range(3)]
-    assert ([200, 200, 429], [200, 200, 200]) == (statuses, anonymous)
+    assert ([200, 200, 429], [200, 200, 429]) == (statuses, anonymous)
 
 
 async def test_websocket_scope_passes_untouched() -> None:

@@ -25,6 +25,7 @@ lifespan scopes pass through untouched.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
@@ -37,6 +38,10 @@ from scalepy.ratelimit._headers import (
     retry_after_seconds,
 )
 from scalepy.ratelimit._keys import (
+    EXEMPT,
+    UNIDENTIFIED,
+    UNIX,
+    Exempt,
     KeyFunc,
     client_ip,
     header_key,
@@ -50,8 +55,12 @@ if TYPE_CHECKING:
     from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = (
+    "EXEMPT",
     "PROBLEM_TYPE",
+    "UNIDENTIFIED",
+    "UNIX",
     "AsyncLimiter",
+    "Exempt",
     "KeyFunc",
     "RateLimitMiddleware",
     "client_ip",
@@ -63,6 +72,7 @@ PROBLEM_TYPE = "about:blank"
 """The problem `type` of 429 and 413 answers: the status code says it all (RFC 9457 §4.2.1)."""
 
 _DEFAULT_KEY = client_ip()
+_logger = logging.getLogger("scalepy.ratelimit")
 _Policies: TypeAlias = tuple[Policy, ...]
 
 
@@ -84,7 +94,11 @@ class RateLimitMiddleware:
             matched by `routes`.
         key: The identity a request is limited as: `client_ip()` (the peer address;
             forwarding headers ignored) by default, or `header_key()`,
-            `user_key()`, any `(scope) -> str | None`. `None` skips the request.
+            `user_key()`, any `(scope) -> str | EXEMPT | None`. `EXEMPT` lets the
+            request through unlimited. `None` (no identity: a Unix-socket peer not
+            trusted as a proxy, a missing header) never does: every such request
+            shares the quota of the key `UNIDENTIFIED`, and the first one logs a
+            warning on the `scalepy.ratelimit` logger.
         routes: Path prefix -> policies for matching paths, instead of `policy`.
             The longest matching prefix wins; prefixes match whole segments
             (`/api` matches `/api` and `/api/x`, not `/apix`); an empty sequence
@@ -105,7 +119,17 @@ class RateLimitMiddleware:
             a prefix given twice, or `exempt` given as one string.
     """
 
-    __slots__ = ("_app", "_cost", "_default", "_headers", "_key", "_legacy", "_limiter", "_rules")
+    __slots__ = (
+        "_app",
+        "_cost",
+        "_default",
+        "_headers",
+        "_key",
+        "_legacy",
+        "_limiter",
+        "_rules",
+        "_warned",
+    )
 
     def __init__(
         self,
@@ -123,6 +147,7 @@ class RateLimitMiddleware:
         self._app = app
         self._limiter = limiter
         self._key = key
+        self._warned = False  # about requests without an identity: once, not per request
         self._cost = cost
         self._headers = headers
         self._legacy = legacy_headers
@@ -154,8 +179,10 @@ class RateLimitMiddleware:
             await self._app(scope, receive, send)
             return
         rule = self._select(scope["path"])
-        identity = self._key(scope) if rule.policies else None
+        identity = self._key(scope) if rule.policies else EXEMPT
         if identity is None:
+            identity = self._unidentified(scope)
+        elif identity is EXEMPT:
             await self._app(scope, receive, send)
             return
         cost = 1
@@ -187,6 +214,23 @@ class RateLimitMiddleware:
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
+
+    def _unidentified(self, scope: Scope) -> str:
+        """The shared key of requests without an identity; the first one is logged."""
+        if not self._warned:
+            self._warned = True
+            _logger.warning(
+                "the rate-limit key function %r found no identity for %s %s (a Unix-socket "
+                "peer: add 'unix' to client_ip(trusted_proxies=...) behind a proxy that "
+                "sets the forwarding header; or a missing header or user); every such "
+                "request now shares the quota of the key %r. Return EXEMPT from the key "
+                "function to let such requests through on purpose. Logged once.",
+                self._key,
+                scope.get("method", "?"),
+                scope.get("path", "?"),
+                UNIDENTIFIED,
+            )
+        return UNIDENTIFIED
 
 
 @dataclass(frozen=True, slots=True)
