@@ -114,9 +114,9 @@ def test_garbage_entries_stop_the_walk(header: str, expected: str) -> None:
     ("header", "expected"),
     [
         ("198.51.100.1:4711", "ip:198.51.100.1"),
-        ("[2001:db8::1]:4711", "ip:2001:db8::1"),
-        ("[2001:db8::1]", "ip:2001:db8::1"),
-        ("2001:DB8:0::1", "ip:2001:db8::1"),
+        ("[2001:db8::1]:4711", "ip:2001:db8::/64"),
+        ("[2001:db8::1]", "ip:2001:db8::/64"),
+        ("2001:DB8:0::1", "ip:2001:db8::/64"),
         ("::ffff:198.51.100.1", "ip:198.51.100.1"),
     ],
 )
@@ -130,7 +130,7 @@ def test_ipv6_trusted_network() -> None:
     """IPv6 proxies are matched against IPv6 networks."""
     key = client_ip(trusted_proxies=PROXIES)
     request = scope("fd00::2", ("x-forwarded-for", "2001:db8::7, fd00::1"))
-    assert "ip:2001:db8::7" == key(request)
+    assert "ip:2001:db8::/64" == key(request)
 
 
 def test_ipv4_mapped_peer_matches_ipv4_network() -> None:
@@ -152,8 +152,8 @@ def test_single_trusted_address() -> None:
         ("for=198.51.100.1", "ip:198.51.100.1"),
         ("For=198.51.100.1;proto=https;by=10.0.0.1", "ip:198.51.100.1"),
         ('for="198.51.100.1:4711"', "ip:198.51.100.1"),
-        ('for="[2001:db8:cafe::17]:4711"', "ip:2001:db8:cafe::17"),
-        ('for="[2001:db8:cafe::17]"', "ip:2001:db8:cafe::17"),
+        ('for="[2001:db8:cafe::17]:4711"', "ip:2001:db8:cafe::/64"),
+        ('for="[2001:db8:cafe::17]"', "ip:2001:db8:cafe::/64"),
         ('for=6.6.6.6, for="198.51.100.1";by="x,y", for=10.0.0.2', "ip:198.51.100.1"),
         ('for="\\198.51.100.1"', "ip:198.51.100.1"),
         ("proto=https;by=10.0.0.2", "ip:10.0.0.3"),
@@ -214,7 +214,7 @@ def test_a_trusted_unix_socket_peer_names_the_client_in_its_header(
 def test_a_trusted_unix_socket_peer_with_the_forwarded_header() -> None:
     """The RFC 7239 header works behind a Unix socket too; no header at all means no key."""
     key = client_ip(trusted_proxies=[UNIX], header="forwarded")
-    assert "ip:2001:db8::7" == key(scope(None, ("forwarded", 'for="[2001:db8::7]:4711"')))
+    assert "ip:2001:db8::/64" == key(scope(None, ("forwarded", 'for="[2001:db8::7]:4711"')))
     assert None is key(scope(None))
 
 
@@ -223,6 +223,50 @@ def test_trusting_unix_sockets_trusts_no_address() -> None:
     key = client_ip(trusted_proxies=["unix"])
     assert (True, ()) == (key.trust_unix_socket, key.trusted_proxies)
     assert "ip:10.0.0.1" == key(scope("10.0.0.1", ("x-forwarded-for", "198.51.100.1")))
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ("2001:db8:1:2::1", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "ip:2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "ip:fe80::/64"),
+        ("::ffff:198.51.100.7", "ip:198.51.100.7"),
+        ("198.51.100.7", "ip:198.51.100.7"),
+    ],
+)
+def test_ipv6_clients_are_keyed_by_their_slash_64(peer: str, expected: str) -> None:
+    """Every address of one /64 is one client; IPv4-mapped addresses count as IPv4."""
+    assert expected == client_ip()(scope(peer))
+
+
+@pytest.mark.parametrize(
+    ("ipv6_prefix", "expected"),
+    [
+        (128, "ip:2001:db8:1:2:3:4:5:6"),
+        (56, "ip:2001:db8:1::/56"),
+        (48, "ip:2001:db8:1::/48"),
+        (1, "ip:::/1"),
+    ],
+)
+def test_the_ipv6_prefix_is_configurable(ipv6_prefix: int, expected: str) -> None:
+    """Shorter prefixes group more; 128 keys each address."""
+    assert expected == client_ip(ipv6_prefix=ipv6_prefix)(scope("2001:db8:1:2:3:4:5:6"))
+
+
+def test_a_forwarded_ipv6_client_is_grouped_but_trust_checks_use_whole_addresses() -> None:
+    """The walk checks each full address against the proxies; only the client is grouped."""
+    key = client_ip(trusted_proxies=["2001:db8:1:2::1"])
+    request = scope("2001:db8:1:2::1", ("x-forwarded-for", "2001:db8:9::5, 2001:db8:1:2::2"))
+    assert "ip:2001:db8:1:2::/64" == key(request)  # ::2 is not trusted: it is the client
+
+
+@pytest.mark.parametrize("ipv6_prefix", [0, 129, -64, True, 64.0, "64", None])
+def test_a_bad_ipv6_prefix_raises(ipv6_prefix: Any) -> None:
+    """The prefix length is checked at construction."""
+    with pytest.raises(ConfigurationError, match="ipv6_prefix must be an int from 1 to 128"):
+        client_ip(ipv6_prefix=ipv6_prefix)
 
 
 @pytest.mark.parametrize(

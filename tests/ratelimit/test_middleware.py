@@ -181,6 +181,14 @@ async def test_trusted_proxy_clients_have_separate_buckets() -> None:
     assert ["ip:198.51.100.0", "ip:198.51.100.1", "ip:198.51.100.2"] == keys
 
 
+async def test_ipv6_addresses_of_one_slash_64_share_a_quota() -> None:
+    """A client cannot multiply its quota by picking fresh addresses from its /64."""
+    limited = middleware()
+    peers = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:abcd::3", "2001:db8:1:3::1"]
+    statuses = [(await request(limited, peer=peer)).status for peer in peers]
+    assert [200, 200, 429, 200] == statuses
+
+
 async def test_per_route_policies_longest_prefix_wins() -> None:
     """Each path uses the policies of its longest matching prefix, with quotas of its own."""
     login = GCRA(limit=5, period=60, name="login")

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
+from scalepy._validation import check_int
 from scalepy.errors import ConfigurationError
 
 __all__ = (
@@ -92,6 +93,11 @@ class ClientIP:
     trusted proxy only with `trust_unix_socket`; then the header names the
     client. Otherwise, or when the header names no address, the key is `None`.
 
+    An IPv6 client is limited by its network of `ipv6_prefix` bits (a /64 by
+    default, as Envoy and Cloudflare do): one subscriber usually holds a whole
+    /64 and can pick a fresh address from it for every request. IPv4-mapped IPv6
+    addresses (`::ffff:192.0.2.1`) are limited as the IPv4 address.
+
     Build it with `client_ip()`.
     """
 
@@ -104,7 +110,10 @@ class ClientIP:
     addresses, or `forwarded` for the RFC 7239 header (`for=` parameters)."""
     prefix: str = "ip:"
     """Prepended to the address to form the key."""
+    ipv6_prefix: int = 64
+    """IPv6 clients are keyed by their network of this many leading bits, 1 to 128."""
     _header_bytes: bytes = field(init=False, repr=False, compare=False)
+    _ipv6_mask: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for network in self.trusted_proxies:
@@ -120,7 +129,9 @@ class ClientIP:
             )
         if self.header != self.header.lower():
             raise ConfigurationError(f"header must be lower case, got {self.header!r}")
+        check_int("ipv6_prefix", self.ipv6_prefix, minimum=1, maximum=128)
         object.__setattr__(self, "_header_bytes", self.header.encode("ascii"))
+        object.__setattr__(self, "_ipv6_mask", (2**128 - 1) ^ (2 ** (128 - self.ipv6_prefix) - 1))
 
     def __call__(self, scope: Scope) -> str | None:
         """Return `prefix` + the client address, or `None` when no address names the client."""
@@ -128,29 +139,38 @@ class ClientIP:
         if not client or not client[0]:  # a Unix socket: the peer has no address
             if not self.trust_unix_socket:
                 return None
-            address = self._walk(scope, None)
-            return None if address is None else self.prefix + str(address)
+            address = self._walk(scope)
+            return None if address is None else self._key(address)
         host = str(client[0])
         peer = _parse_address(host)
         if peer is None:
             # Not an IP (a test client, a socket path): the server's word, not the client's.
             return self.prefix + host
         if self.trusted_proxies and self._trusted(peer):
-            peer = self._walk(scope, peer)
-        return self.prefix + str(peer)
+            forwarded = self._walk(scope)
+            if forwarded is not None:
+                peer = forwarded
+        return self._key(peer)
+
+    def _key(self, client: IPAddress) -> str:
+        """`prefix` + the IPv4 address, or + the IPv6 network of `ipv6_prefix` bits."""
+        if client.version == 4 or self.ipv6_prefix == 128:
+            return self.prefix + str(client)
+        network = ipaddress.IPv6Address(int(client) & self._ipv6_mask)
+        return f"{self.prefix}{network}/{self.ipv6_prefix}"
 
     def _trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self.trusted_proxies)
 
-    def _walk(self, scope: Scope, peer: IPAddress | None) -> IPAddress | None:
-        """The client the header names behind the trusted `peer` (`None`: a Unix socket)."""
+    def _walk(self, scope: Scope) -> IPAddress | None:
+        """The client the header names behind a trusted peer; `None` if no address is usable."""
         values = [
             value.decode("latin-1")
             for name, value in scope.get("headers", ())
             if name == self._header_bytes
         ]
         hops = _forwarded_for(values) if self.header == "forwarded" else _forwarded_list(values)
-        client = peer
+        client: IPAddress | None = None
         for hop in reversed(hops):
             address = _parse_address(hop)
             if address is None:
@@ -166,6 +186,7 @@ def client_ip(
     trusted_proxies: Iterable[str | IPNetwork] = (),
     header: str = "x-forwarded-for",
     prefix: str = "ip:",
+    ipv6_prefix: int = 64,
 ) -> ClientIP:
     """Limit by client IP address; see `ClientIP` for how proxies are handled.
 
@@ -179,16 +200,21 @@ def client_ip(
             comma-separated list of addresses, or `"forwarded"` (RFC 7239). Name
             the one header your proxy writes; the other one is client-controlled.
         prefix: Prepended to the address to form the key.
+        ipv6_prefix: How many leading bits of an IPv6 client address form its key,
+            1 to 128: 64 (the default) limits each /64 as one client, 128 each
+            address.
 
     Returns:
-        A key function returning e.g. `"ip:203.0.113.7"`, or `None` for a request
+        A key function returning e.g. `"ip:203.0.113.7"` or
+        `"ip:2001:db8:1:2::/64"`, or `None` for a request
         whose client has no address: from a Unix socket that is not trusted, or
         from a trusted one whose header names no address.
 
     Raises:
         ConfigurationError: A trusted proxy is not an IP network (or has host bits
             set, e.g. `10.0.0.1/8`) nor `"unix"`, `trusted_proxies` is a single
-            string, or the header name is not a valid header name.
+            string, the header name is not a valid header name, or `ipv6_prefix`
+            is not an int from 1 to 128.
     """
     if isinstance(trusted_proxies, str | bytes):
         raise ConfigurationError(
@@ -201,6 +227,7 @@ def client_ip(
         trust_unix_socket=UNIX in proxies,
         header=header.lower(),
         prefix=prefix,
+        ipv6_prefix=ipv6_prefix,
     )
 
 
