@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,66 @@ async def test_known_denials_are_answered_without_the_store() -> None:
     clock.advance(0.75)
     assert (await limiter.acquire("k", BURST)).allowed
     assert 5 == store.calls
+
+
+async def test_a_remembered_denial_is_checked_again_after_remember_denied_for() -> None:
+    """Past `remember_denied_for` the store is asked again; retry_after stays the store's."""
+    clock = FakeClock()
+    store = CountingStore(clock=clock)
+    limiter = RateLimiter(store, clock=clock, remember_denied_for=0.5)
+    slow = TokenBucket(capacity=1, refill_rate=0.1)  # a denial waits 10 s
+    await limiter.acquire("k", slow)
+    await limiter.acquire("k", slow)  # denied, remembered
+    clock.advance(0.25)
+    remembered = await limiter.acquire("k", slow)
+    assert (False, 9.75, 2) == (remembered.allowed, remembered.retry_after, store.calls)
+    clock.advance(0.25)
+    asked = await limiter.acquire("k", slow)
+    assert (False, 9.5, 3) == (asked.allowed, asked.retry_after, store.calls)
+
+
+async def test_a_reset_by_another_replica_reaches_this_one_within_remember_denied_for() -> None:
+    """Two limiters on one store: the other's reset is seen once the denial is rechecked."""
+    clock = FakeClock()
+    store = MemoryRateLimitStore(clock=clock)
+    this, other = RateLimiter(store, clock=clock), RateLimiter(store, clock=clock)
+    slow = TokenBucket(capacity=1, refill_rate=0.01)  # a denial waits 100 s
+    await this.acquire("k", slow)
+    assert not (await this.acquire("k", slow)).allowed
+    await other.reset("k", slow)
+    assert Outcome.LIMITED == (await this.acquire("k", slow)).outcome  # still remembered
+    clock.advance(1.0)  # the default remember_denied_for
+    assert (await this.acquire("k", slow)).allowed
+
+
+RESET_IN_ANOTHER_PROCESS = """
+import asyncio, sys
+from scalepy.ratelimit import RateLimiter, TokenBucket
+
+async def main() -> None:
+    async with RateLimiter(sys.argv[1], namespace=sys.argv[2]) as limiter:
+        await limiter.reset(sys.argv[3], TokenBucket(capacity=1, refill_rate=0.01))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_reset_in_another_process_reaches_a_replica_that_remembers_a_denial(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Replicas as processes on one Redis: a reset there lifts the denial here within 1 s."""
+    clock = FakeClock()
+    slow = TokenBucket(capacity=1, refill_rate=0.01)
+    async with RateLimiter(redis_url, namespace=key_prefix, clock=clock) as replica:
+        await replica.acquire("client", slow)
+        assert not (await replica.acquire("client", slow)).allowed  # remembered
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RESET_IN_ANOTHER_PROCESS, redis_url, key_prefix, "client"
+        )
+        assert 0 == await process.wait()
+        assert not (await replica.acquire("client", slow)).allowed  # within the bound
+        clock.advance(1.0)
+        assert (await replica.acquire("client", slow)).allowed
 
 
 async def test_the_denial_memory_is_bounded_and_can_be_turned_off() -> None:
@@ -274,6 +335,8 @@ def test_bad_configuration_is_refused() -> None:
         RateLimiter(timeout=0)
     with pytest.raises(ConfigurationError, match="remember_denied"):
         RateLimiter(remember_denied=-1)
+    with pytest.raises(ConfigurationError, match="remember_denied_for must be a finite number > 0"):
+        RateLimiter(remember_denied_for=0)
     with pytest.raises(ValueError, match="must be a number"):
         TokenBucket(capacity=1, refill_rate="fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="too large to compute exactly"):
