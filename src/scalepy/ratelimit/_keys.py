@@ -131,7 +131,8 @@ class ClientIP:
             raise ConfigurationError(f"header must be lower case, got {self.header!r}")
         check_int("ipv6_prefix", self.ipv6_prefix, minimum=1, maximum=128)
         object.__setattr__(self, "_header_bytes", self.header.encode("ascii"))
-        object.__setattr__(self, "_ipv6_mask", (2**128 - 1) ^ (2 ** (128 - self.ipv6_prefix) - 1))
+        mask = ((1 << self.ipv6_prefix) - 1) << (128 - self.ipv6_prefix)  # the leading bits
+        object.__setattr__(self, "_ipv6_mask", mask)
 
     def __call__(self, scope: Scope) -> str | None:
         """Return `prefix` + the client address, or `None` when no address names the client."""
@@ -205,10 +206,9 @@ def client_ip(
             address.
 
     Returns:
-        A key function returning e.g. `"ip:203.0.113.7"` or
-        `"ip:2001:db8:1:2::/64"`, or `None` for a request
-        whose client has no address: from a Unix socket that is not trusted, or
-        from a trusted one whose header names no address.
+        A key function returning e.g. `"ip:203.0.113.7"` or `"ip:2001:db8:1:2::/64"`,
+        or `None` for a request whose client has no address: from a Unix socket
+        that is not trusted, or from a trusted one whose header names no address.
 
     Raises:
         ConfigurationError: A trusted proxy is not an IP network (or has host bits
