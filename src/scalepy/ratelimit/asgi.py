@@ -18,8 +18,11 @@ Every limited response carries `RateLimit-Policy` and `RateLimit`
 (draft-ietf-httpapi-ratelimit-headers-10); a denied request is answered `429`
 with `Retry-After` and an RFC 9457 `application/problem+json` body, and never
 reaches the application. A request costing more than its policies allow at once
-can never pass: it is answered `413`, with the same kind of body. WebSocket and
-lifespan scopes pass through untouched.
+can never pass: it is answered `413`, with the same kind of body. A request
+without an identity (the key function returned `None`: a Unix-socket peer, a
+missing header) is never let through unlimited: all such requests share the key
+`UNIDENTIFIED`, and the first one is logged. WebSocket and lifespan scopes pass
+through untouched.
 """
 
 from __future__ import annotations
