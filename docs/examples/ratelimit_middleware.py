@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from scalepy.ratelimit import GCRA, RateLimiter, TokenBucket
-from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip, header_key
+from scalepy.ratelimit.asgi import EXEMPT, RateLimitMiddleware, client_ip, header_key
 from scalepy.testing import FakeClock, asgi_request
 
 if TYPE_CHECKING:
@@ -97,11 +97,14 @@ async def raw_app(clock: FakeClock) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
+    api_key = header_key("x-api-key")  # hashed: the key never reaches the backend
     limited = RateLimitMiddleware(
         app,
         limiter=RateLimiter("memory://", clock=clock),
         policy=GCRA(limit=100, period=60),  # unnamed: shown as "p0"
-        key=header_key("x-api-key"),  # hashed: the key never reaches the backend
+        # Requests without an API key are let through on purpose. Without `or EXEMPT`
+        # they would share one quota (the key function returns None: no identity).
+        key=lambda scope: api_key(scope) or EXEMPT,
         legacy_headers=True,
     )
     status, headers, body = await call(limited, "/", headers={"x-api-key": "secret"})
@@ -111,7 +114,7 @@ async def raw_app(clock: FakeClock) -> None:
     assert headers["x-ratelimit-remaining"] == "99"
     assert headers["x-ratelimit-reset"] == "1"  # seconds from now, rounded up
 
-    # No API key: the key function returns None, so the request is not limited.
+    # No API key: the key function returns EXEMPT, so the request is not limited.
     assert (await call(limited, "/"))[1] == {}
 
 

@@ -15,6 +15,7 @@ ScalepyError
 ├── SerializationError (ValueError)
 │   └── SignatureError
 ├── RateLimitExceeded
+│   └── CostExceedsBurst (ValueError)
 ├── CircuitOpenError
 ├── BulkheadFull
 ├── PoolError
@@ -33,6 +34,8 @@ pools, queues), always below `ScalepyError`.
 
 from __future__ import annotations
 
+import math
+
 __all__ = (
     "BackendCommandError",
     "BackendError",
@@ -41,6 +44,7 @@ __all__ = (
     "BulkheadFull",
     "CircuitOpenError",
     "ConfigurationError",
+    "CostExceedsBurst",
     "InvalidBackendURL",
     "JobCancelled",
     "JobFailed",
@@ -128,6 +132,32 @@ class RateLimitExceeded(ScalepyError):
 
     def __str__(self) -> str:
         return f"rate limit exceeded for {self.key!r}; retry after {self.retry_after:.3f} s"
+
+
+class CostExceedsBurst(RateLimitExceeded, ValueError):
+    """A request costs more than a policy allows at once: no wait will ever let it through.
+
+    A `RateLimitExceeded` whose `retry_after` is infinite, so handlers of denials
+    answer it too (the rate-limit middleware answers `413`), and a `ValueError`,
+    as it was refused before any quota was read.
+
+    Attributes:
+        key: The rate-limited identity.
+        cost: What the request costs.
+        burst: The most the strictest policy allows at once.
+    """
+
+    def __init__(self, key: str, cost: int, burst: int) -> None:
+        super().__init__(key, math.inf)
+        self.args = (key, cost, burst)
+        self.cost = cost
+        self.burst = burst
+
+    def __str__(self) -> str:
+        return (
+            f"a request of cost {self.cost} for {self.key!r} can never be allowed: "
+            f"the strictest policy allows at most {self.burst} at once"
+        )
 
 
 class CircuitOpenError(ScalepyError):

@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalepy.backends.redis import RedisClient
+from scalepy.errors import ConfigurationError
 from scalepy.ratelimit._memory import MemoryRateLimitStore
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 from scalepy.ratelimit._redis import RedisRateLimitStore
 from scalepy.testing import FakeClock
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable
+
+    from scalepy.ratelimit._decision import PolicyDecision
 
 POLICIES: tuple[Policy, ...] = (
     TokenBucket(capacity=3, refill_rate=1.0),
@@ -45,22 +54,38 @@ steps = st.lists(
 )
 
 
-async def compare(url: str, sequence: list[Step]) -> None:
-    """Run `sequence` on both stores and assert identical decisions at every step."""
+@dataclass
+class Stores:
+    """Both stores on one fake clock, the Redis one given its time, and a fresh key."""
+
+    clock: FakeClock
+    memory: MemoryRateLimitStore
+    redis: RedisRateLimitStore
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@asynccontextmanager
+async def stores(url: str) -> AsyncIterator[Stores]:
+    """Both stores on the Redis at `url`; the key's Redis state is deleted afterwards."""
     clock = FakeClock(1_700_000_000.0)
-    key = uuid.uuid4().hex
-    memory = MemoryRateLimitStore(clock=clock)
     async with RedisClient.from_url(url) as client:
         redis = RedisRateLimitStore(
             client, namespace="agreement", now_us=lambda: int(clock.now() * 1_000_000)
         )
+        both = Stores(clock, MemoryRateLimitStore(clock=clock), redis)
+        yield both
+        await redis.reset(both.key, POLICIES)
+
+
+async def compare(url: str, sequence: list[Step]) -> None:
+    """Run `sequence` on both stores and assert identical decisions at every step."""
+    async with stores(url) as both:
         for step, cost, indexes, commit in sequence:
-            clock.advance(step / 1_000_000)
+            both.clock.advance(step / 1_000_000)
             policies = [POLICIES[index] for index in indexes]
-            expected = await memory.acquire(key, policies, cost, commit=commit)
-            actual = await redis.acquire(key, policies, cost, commit=commit)
+            expected = await both.memory.acquire(both.key, policies, cost, commit=commit)
+            actual = await both.redis.acquire(both.key, policies, cost, commit=commit)
             assert expected == actual
-        await redis.reset(key, POLICIES)
 
 
 @settings(max_examples=100, deadline=None)
@@ -75,3 +100,41 @@ def test_lua_agrees_with_python_on_redis(redis_url: str, sequence: list[Step]) -
 def test_lua_agrees_with_python_on_the_cluster(cluster_url: str, sequence: list[Step]) -> None:
     """Redis Cluster: the same agreement, with each key's slot on its own node."""
     asyncio.run(compare(cluster_url, sequence))
+
+
+costs = st.lists(
+    st.one_of(
+        st.integers(-2, 4),
+        st.integers(0, 4).map(float),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+async def verdict(call: Awaitable[tuple[PolicyDecision, ...]]) -> object:
+    """The decisions of `call`, or the message of the ConfigurationError it raised."""
+    try:
+        return await call
+    except ConfigurationError as exc:
+        return str(exc)
+
+
+async def compare_costs(url: str, sequence: list[Any]) -> None:
+    """One request per cost (of any type, on purpose) on both stores: same refusal or decisions."""
+    policies = [POLICIES[0], POLICIES[2]]
+    async with stores(url) as both:
+        for cost in sequence:
+            both.clock.advance(0.1)
+            expected = await verdict(both.memory.acquire(both.key, policies, cost))
+            actual = await verdict(both.redis.acquire(both.key, policies, cost))
+            assert expected == actual
+
+
+@settings(max_examples=60, deadline=None)
+@given(sequence=costs)
+def test_stores_agree_on_which_costs_they_accept(redis_url: str, sequence: list[Any]) -> None:
+    """NaN, fractions and bools are refused by both stores alike; whole floats count as ints."""
+    asyncio.run(compare_costs(redis_url, sequence))

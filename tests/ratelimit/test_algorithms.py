@@ -151,7 +151,7 @@ def test_decide_cost_zero_keeps_states() -> None:
 
 def test_decide_rejects_negative_costs() -> None:
     """A negative cost is a programming error."""
-    with pytest.raises(ValueError, match="cost must be >= 0"):
+    with pytest.raises(ValueError, match="cost must be a whole number >= 0"):
         decide([None], [BUCKET], 0, -1)
 
 

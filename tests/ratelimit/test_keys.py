@@ -7,10 +7,21 @@ import ipaddress
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from starlette.authentication import SimpleUser, UnauthenticatedUser
 
 from scalepy.errors import ConfigurationError
-from scalepy.ratelimit._keys import ClientIP, HeaderKey, client_ip, header_key, user_key
+from scalepy.ratelimit._keys import (
+    UNIX,
+    ClientIP,
+    HeaderKey,
+    client_ip,
+    header_key,
+    quota_key,
+    route_suffix,
+    user_key,
+)
 
 PROXIES = ["10.0.0.0/8", "fd00::/8"]
 
@@ -103,9 +114,9 @@ def test_garbage_entries_stop_the_walk(header: str, expected: str) -> None:
     ("header", "expected"),
     [
         ("198.51.100.1:4711", "ip:198.51.100.1"),
-        ("[2001:db8::1]:4711", "ip:2001:db8::1"),
-        ("[2001:db8::1]", "ip:2001:db8::1"),
-        ("2001:DB8:0::1", "ip:2001:db8::1"),
+        ("[2001:db8::1]:4711", "ip:2001:db8::/64"),
+        ("[2001:db8::1]", "ip:2001:db8::/64"),
+        ("2001:DB8:0::1", "ip:2001:db8::/64"),
         ("::ffff:198.51.100.1", "ip:198.51.100.1"),
     ],
 )
@@ -119,7 +130,7 @@ def test_ipv6_trusted_network() -> None:
     """IPv6 proxies are matched against IPv6 networks."""
     key = client_ip(trusted_proxies=PROXIES)
     request = scope("fd00::2", ("x-forwarded-for", "2001:db8::7, fd00::1"))
-    assert "ip:2001:db8::7" == key(request)
+    assert "ip:2001:db8::/64" == key(request)
 
 
 def test_ipv4_mapped_peer_matches_ipv4_network() -> None:
@@ -141,8 +152,8 @@ def test_single_trusted_address() -> None:
         ("for=198.51.100.1", "ip:198.51.100.1"),
         ("For=198.51.100.1;proto=https;by=10.0.0.1", "ip:198.51.100.1"),
         ('for="198.51.100.1:4711"', "ip:198.51.100.1"),
-        ('for="[2001:db8:cafe::17]:4711"', "ip:2001:db8:cafe::17"),
-        ('for="[2001:db8:cafe::17]"', "ip:2001:db8:cafe::17"),
+        ('for="[2001:db8:cafe::17]:4711"', "ip:2001:db8:cafe::/64"),
+        ('for="[2001:db8:cafe::17]"', "ip:2001:db8:cafe::/64"),
         ('for=6.6.6.6, for="198.51.100.1";by="x,y", for=10.0.0.2', "ip:198.51.100.1"),
         ('for="\\198.51.100.1"', "ip:198.51.100.1"),
         ("proto=https;by=10.0.0.2", "ip:10.0.0.3"),
@@ -175,9 +186,87 @@ def test_non_ip_peer_is_used_as_is() -> None:
     assert "ip:testclient" == client_ip(trusted_proxies=PROXIES)(scope("testclient"))
 
 
-def test_no_peer_is_not_limited() -> None:
-    """Without a peer address (a Unix socket) there is no key."""
-    assert None is client_ip()(scope(None))
+@pytest.mark.parametrize("client", [None, ("", 0)])
+def test_a_peer_without_address_has_no_key(client: tuple[str, int] | None) -> None:
+    """An untrusted Unix-socket peer has no address: no key, whatever its headers say."""
+    request = {**scope(None, ("x-forwarded-for", "198.51.100.1")), "client": client}
+    assert None is client_ip(trusted_proxies=PROXIES)(request)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("198.51.100.1", "ip:198.51.100.1"),
+        ("6.6.6.6, 198.51.100.1, 10.0.0.1", "ip:198.51.100.1"),
+        ("10.0.0.2, 10.0.0.1", "ip:10.0.0.2"),
+        ("198.51.100.1, garbage", None),
+        ("", None),
+    ],
+)
+def test_a_trusted_unix_socket_peer_names_the_client_in_its_header(
+    header: str, expected: str | None
+) -> None:
+    """With "unix" trusted, the forwarding header of a Unix-socket peer is walked as usual."""
+    key = client_ip(trusted_proxies=["unix", *PROXIES])
+    assert expected == key(scope(None, ("x-forwarded-for", header)))
+
+
+def test_a_trusted_unix_socket_peer_with_the_forwarded_header() -> None:
+    """The RFC 7239 header works behind a Unix socket too; no header at all means no key."""
+    key = client_ip(trusted_proxies=[UNIX], header="forwarded")
+    assert "ip:2001:db8::/64" == key(scope(None, ("forwarded", 'for="[2001:db8::7]:4711"')))
+    assert None is key(scope(None))
+
+
+def test_trusting_unix_sockets_trusts_no_address() -> None:
+    """Trusting "unix" trusts Unix-socket peers only: an IP peer's header is still ignored."""
+    key = client_ip(trusted_proxies=["unix"])
+    assert (True, ()) == (key.trust_unix_socket, key.trusted_proxies)
+    assert "ip:10.0.0.1" == key(scope("10.0.0.1", ("x-forwarded-for", "198.51.100.1")))
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ("2001:db8:1:2::1", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "ip:2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "ip:fe80::/64"),
+        ("::ffff:198.51.100.7", "ip:198.51.100.7"),
+        ("198.51.100.7", "ip:198.51.100.7"),
+    ],
+)
+def test_ipv6_clients_are_keyed_by_their_slash_64(peer: str, expected: str) -> None:
+    """Every address of one /64 is one client; IPv4-mapped addresses count as IPv4."""
+    assert expected == client_ip()(scope(peer))
+
+
+@pytest.mark.parametrize(
+    ("ipv6_prefix", "expected"),
+    [
+        (128, "ip:2001:db8:1:2:3:4:5:6"),
+        (56, "ip:2001:db8:1::/56"),
+        (48, "ip:2001:db8:1::/48"),
+        (1, "ip:::/1"),
+    ],
+)
+def test_the_ipv6_prefix_is_configurable(ipv6_prefix: int, expected: str) -> None:
+    """Shorter prefixes group more; 128 keys each address."""
+    assert expected == client_ip(ipv6_prefix=ipv6_prefix)(scope("2001:db8:1:2:3:4:5:6"))
+
+
+def test_a_forwarded_ipv6_client_is_grouped_but_trust_checks_use_whole_addresses() -> None:
+    """The walk checks each full address against the proxies; only the client is grouped."""
+    key = client_ip(trusted_proxies=["2001:db8:1:2::1"])
+    request = scope("2001:db8:1:2::1", ("x-forwarded-for", "2001:db8:9::5, 2001:db8:1:2::2"))
+    assert "ip:2001:db8:1:2::/64" == key(request)  # ::2 is not trusted: it is the client
+
+
+@pytest.mark.parametrize("ipv6_prefix", [0, 129, -64, True, 64.0, "64", None])
+def test_a_bad_ipv6_prefix_raises(ipv6_prefix: Any) -> None:
+    """The prefix length is checked at construction."""
+    with pytest.raises(ConfigurationError, match="ipv6_prefix must be an int from 1 to 128"):
+        client_ip(ipv6_prefix=ipv6_prefix)
 
 
 @pytest.mark.parametrize(
@@ -185,7 +274,8 @@ def test_no_peer_is_not_limited() -> None:
     [
         (["10.0.0.1/8"], "'10.0.0.1/8' is not an IP address or network"),
         (["proxy.internal"], "'proxy.internal' is not an IP address or network"),
-        ([10], "trusted proxy must be a string like '10.0.0.0/8', got 10"),
+        (["Unix"], "'Unix' is not an IP address or network (e.g. '10.0.0.0/8', '192.0.2.1', "),
+        ([10], "trusted proxy must be a string like '10.0.0.0/8' or 'unix', got 10"),
         ("10.0.0.0/8", "not one string: write ['10.0.0.0/8']"),
     ],
 )
@@ -236,7 +326,7 @@ def test_header_key_plain_value_and_prefix() -> None:
 
 
 @pytest.mark.parametrize("headers", [(), (("x-api-key", "  "),), (("x-other", "secret"),)])
-def test_header_key_missing_header_is_not_limited(headers: tuple[tuple[str, str], ...]) -> None:
+def test_header_key_missing_header_has_no_key(headers: tuple[tuple[str, str], ...]) -> None:
     """Requests without the header (or with a blank one) have no key."""
     assert None is header_key("x-api-key")(scope(None, *headers))
 
@@ -286,3 +376,35 @@ def test_user_key(user: object, expected: str | None) -> None:
 def test_user_key_without_user_in_scope() -> None:
     """A scope without authentication has no user key."""
     assert None is user_key(prefix="u:")(scope(None))
+
+
+identities = st.text(alphabet="ab|/", max_size=8) | st.text()
+"""Identities rich in pipes and slashes, and any text at all."""
+routes = st.sampled_from([None, "/", "/login", "/login/admin", "/a|b", "/|", "/a||/b"])
+"""The default policies (None) and path prefixes, some holding pipes of their own."""
+
+
+@given(first=st.tuples(identities, routes), second=st.tuples(identities, routes))
+def test_different_identity_route_pairs_never_share_a_key(
+    first: tuple[str, str | None], second: tuple[str, str | None]
+) -> None:
+    """quota_key is injective: no identity can name another identity's quota on any route."""
+    assume(first != second)
+    keys = [quota_key(identity, route_suffix(route)) for identity, route in (first, second)]
+    assert keys[0] != keys[1]
+
+
+@pytest.mark.parametrize(
+    ("identity", "route", "expected"),
+    [
+        ("ip:203.0.113.7", None, "ip:203.0.113.7"),
+        ("ip:203.0.113.7", "/login", "ip:203.0.113.7|/login"),
+        ("x|/login", None, "x||/login"),
+        ("user:a|b", "/login", "user:a||b|/login"),
+    ],
+)
+def test_quota_keys_keep_plain_identities_and_double_pipes(
+    identity: str, route: str | None, expected: str
+) -> None:
+    """Identities without a pipe keep their keys; a route follows one pipe."""
+    assert expected == quota_key(identity, route_suffix(route))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from scalepy.backends import parse_backend_url
-from scalepy.errors import ConfigurationError, RateLimitExceeded
+from scalepy.errors import ConfigurationError, CostExceedsBurst, RateLimitExceeded
 from scalepy.ratelimit._decision import Outcome
 from scalepy.ratelimit._limiter import DECISIONS, RateLimiter
 from scalepy.ratelimit._memory import MemoryRateLimitStore
@@ -17,7 +19,7 @@ from scalepy.ratelimit._policies import SlidingWindow, TokenBucket
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from scalepy.ratelimit._decision import PolicyDecision
     from scalepy.ratelimit._policies import Policy
@@ -79,6 +81,66 @@ async def test_known_denials_are_answered_without_the_store() -> None:
     clock.advance(0.75)
     assert (await limiter.acquire("k", BURST)).allowed
     assert 5 == store.calls
+
+
+async def test_a_remembered_denial_is_checked_again_after_remember_denied_for() -> None:
+    """Past `remember_denied_for` the store is asked again; retry_after stays the store's."""
+    clock = FakeClock()
+    store = CountingStore(clock=clock)
+    limiter = RateLimiter(store, clock=clock, remember_denied_for=0.5)
+    slow = TokenBucket(capacity=1, refill_rate=0.1)  # a denial waits 10 s
+    await limiter.acquire("k", slow)
+    await limiter.acquire("k", slow)  # denied, remembered
+    clock.advance(0.25)
+    remembered = await limiter.acquire("k", slow)
+    assert (False, 9.75, 2) == (remembered.allowed, remembered.retry_after, store.calls)
+    clock.advance(0.25)
+    asked = await limiter.acquire("k", slow)
+    assert (False, 9.5, 3) == (asked.allowed, asked.retry_after, store.calls)
+
+
+async def test_a_reset_by_another_replica_reaches_this_one_within_remember_denied_for() -> None:
+    """Two limiters on one store: the other's reset is seen once the denial is rechecked."""
+    clock = FakeClock()
+    store = MemoryRateLimitStore(clock=clock)
+    this, other = RateLimiter(store, clock=clock), RateLimiter(store, clock=clock)
+    slow = TokenBucket(capacity=1, refill_rate=0.01)  # a denial waits 100 s
+    await this.acquire("k", slow)
+    assert not (await this.acquire("k", slow)).allowed
+    await other.reset("k", slow)
+    assert Outcome.LIMITED == (await this.acquire("k", slow)).outcome  # still remembered
+    clock.advance(1.0)  # the default remember_denied_for
+    assert (await this.acquire("k", slow)).allowed
+
+
+RESET_IN_ANOTHER_PROCESS = """
+import asyncio, sys
+from scalepy.ratelimit import RateLimiter, TokenBucket
+
+async def main() -> None:
+    async with RateLimiter(sys.argv[1], namespace=sys.argv[2]) as limiter:
+        await limiter.reset(sys.argv[3], TokenBucket(capacity=1, refill_rate=0.01))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_reset_in_another_process_reaches_a_replica_that_remembers_a_denial(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Replicas as processes on one Redis: a reset there lifts the denial here within 1 s."""
+    clock = FakeClock()
+    slow = TokenBucket(capacity=1, refill_rate=0.01)
+    async with RateLimiter(redis_url, namespace=key_prefix, clock=clock) as replica:
+        await replica.acquire("client", slow)
+        assert not (await replica.acquire("client", slow)).allowed  # remembered
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RESET_IN_ANOTHER_PROCESS, redis_url, key_prefix, "client"
+        )
+        assert 0 == await process.wait()
+        assert not (await replica.acquire("client", slow)).allowed  # within the bound
+        clock.advance(1.0)
+        assert (await replica.acquire("client", slow)).allowed
 
 
 async def test_the_denial_memory_is_bounded_and_can_be_turned_off() -> None:
@@ -200,8 +262,8 @@ async def test_wait_sleeps_until_allowed_within_the_deadline() -> None:
     ("call", "message"),
     [
         (lambda limiter: limiter.acquire("k"), "at least one policy"),
-        (lambda limiter: limiter.acquire("k", BURST, cost=-1), "cost must be >= 0"),
-        (lambda limiter: limiter.acquire("k", BURST, cost=4), "can never be allowed"),
+        (lambda limiter: limiter.acquire("k", BURST, cost=-1), "cost must be a whole number >= 0"),
+        (lambda limiter: limiter.peek("k", BURST, cost=-1), "cost must be a whole number >= 0"),
     ],
 )
 async def test_bad_calls_are_refused(call: object, message: str) -> None:
@@ -209,6 +271,60 @@ async def test_bad_calls_are_refused(call: object, message: str) -> None:
     limiter = RateLimiter()
     with pytest.raises(ConfigurationError, match=message):
         await call(limiter)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("cost", [math.nan, math.inf, 1.5, True, False, "1", None, -1, -2.0])
+async def test_costs_that_are_not_whole_numbers_are_refused(cost: Any) -> None:
+    """NaN, infinities, fractions, bools and non-numbers are refused before any quota is read."""
+    store = CountingStore()
+    limiter = RateLimiter(store)
+    with pytest.raises(ConfigurationError, match="cost must be a whole number >= 0"):
+        await limiter.acquire("k", BURST, cost=cost)
+    assert 0 == store.calls
+
+
+async def test_a_whole_float_cost_counts_as_its_int() -> None:
+    """`cost=2.0` takes two tokens, as `cost=2` does."""
+    limiter = RateLimiter(clock=FakeClock())
+    decision = await limiter.acquire("k", BURST, cost=2.0)  # type: ignore[arg-type]  # a float on purpose
+    assert (True, 1) == (decision.allowed, decision.remaining)
+
+
+HOURLY = SlidingWindow(limit=10, window=3600)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda limiter: limiter.acquire("k", HOURLY, BURST, cost=4),
+        lambda limiter: limiter.peek("k", HOURLY, BURST, cost=4),
+        lambda limiter: limiter.wait("k", HOURLY, BURST, cost=4, max_wait=60),
+    ],
+    ids=["acquire", "peek", "wait"],
+)
+async def test_a_cost_above_the_burst_raises_a_typed_denial(
+    call: Callable[[RateLimiter], Awaitable[object]],
+) -> None:
+    """A cost no quota could ever cover raises CostExceedsBurst: a RateLimitExceeded forever."""
+    store = CountingStore()
+    with pytest.raises(CostExceedsBurst) as raised:
+        await call(RateLimiter(store))
+    error = raised.value
+    assert isinstance(error, RateLimitExceeded)
+    assert isinstance(error, ValueError)
+    assert ("k", 4, 3, math.inf) == (error.key, error.cost, error.burst, error.retry_after)
+    expected = (
+        "a request of cost 4 for 'k' can never be allowed: "
+        "the strictest policy allows at most 3 at once"
+    )
+    assert expected == str(error)
+    assert 0 == store.calls
+
+
+def test_a_decorator_whose_cost_is_above_the_burst_is_a_configuration_error() -> None:
+    """Every call would be refused, so the decorator refuses to be built."""
+    with pytest.raises(ConfigurationError, match="cost 4 can never be allowed: the strictest"):
+        RateLimiter().limit(BURST, key="k", cost=4)
 
 
 def test_bad_configuration_is_refused() -> None:
@@ -219,6 +335,8 @@ def test_bad_configuration_is_refused() -> None:
         RateLimiter(timeout=0)
     with pytest.raises(ConfigurationError, match="remember_denied"):
         RateLimiter(remember_denied=-1)
+    with pytest.raises(ConfigurationError, match="remember_denied_for must be a finite number > 0"):
+        RateLimiter(remember_denied_for=0)
     with pytest.raises(ValueError, match="must be a number"):
         TokenBucket(capacity=1, refill_rate="fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="too large to compute exactly"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,15 @@ from scalepy.errors import ConfigurationError
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._limiter import RateLimiter
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
-from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip, header_key, user_key
+from scalepy.ratelimit.asgi import (
+    EXEMPT,
+    UNIDENTIFIED,
+    UNIX,
+    RateLimitMiddleware,
+    client_ip,
+    header_key,
+    user_key,
+)
 from scalepy.testing import AsgiResponse, FakeClock, asgi_request
 from tests.support.asgi import run_lifespan
 
@@ -172,6 +181,14 @@ async def test_trusted_proxy_clients_have_separate_buckets() -> None:
     assert ["ip:198.51.100.0", "ip:198.51.100.1", "ip:198.51.100.2"] == keys
 
 
+async def test_ipv6_addresses_of_one_slash_64_share_a_quota() -> None:
+    """A client cannot multiply its quota by picking fresh addresses from its /64."""
+    limited = middleware()
+    peers = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:abcd::3", "2001:db8:1:3::1"]
+    statuses = [(await request(limited, peer=peer)).status for peer in peers]
+    assert [200, 200, 429, 200] == statuses
+
+
 async def test_per_route_policies_longest_prefix_wins() -> None:
     """Each path uses the policies of its longest matching prefix, with quotas of its own."""
     login = GCRA(limit=5, period=60, name="login")
@@ -188,6 +205,19 @@ async def test_per_route_policies_longest_prefix_wins() -> None:
         ("ip:203.0.113.7|/login/admin", (admin, PAIR), 1),
     ]
     assert expected == limiter.calls
+
+
+async def test_an_identity_cannot_spend_another_identity_quota_on_a_route() -> None:
+    """An identity ending in `|/login` on the default route has a quota of its own."""
+    limiter = RecordingLimiter()
+    limited = middleware(
+        limiter=limiter, key=header_key("x-user", prefix="", hashed=False), routes={"/login": PAIR}
+    )
+    forged = [("x-user", "alice|/login")]
+    assert [200, 200] == [(await request(limited, "/", headers=forged)).status for _ in range(2)]
+    alice = await request(limited, "/login", headers=[("x-user", "alice")])
+    assert 200 == alice.status
+    assert ["alice||/login", "alice||/login", "alice|/login"] == [k for k, _, _ in limiter.calls]
 
 
 async def test_route_policies_in_headers() -> None:
@@ -216,11 +246,75 @@ async def test_exempt_paths_are_never_limited(options: dict[str, Any]) -> None:
     assert [] == limiter.calls
 
 
-async def test_no_key_means_no_limit() -> None:
-    """A key function returning None leaves the request alone."""
+def over_unix_socket(app: ASGIApp) -> ASGIApp:
+    """`app` as a server on a Unix socket calls it: the scope has no client address."""
+
+    async def unix(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, "client": None}, receive, send)
+
+    return unix
+
+
+def identity_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings the middleware logged about requests without an identity."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "scalepy.ratelimit" and record.levelno == logging.WARNING
+    ]
+
+
+async def test_unix_socket_requests_share_one_quota_and_warn_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without a peer address nothing is silently unlimited: one shared key, one warning."""
     limiter = RecordingLimiter()
-    response = await request(middleware(limiter=limiter, key=header_key("x-api-key")))
-    assert ([("x-app", "1")], []) == (response.headers, limiter.calls)
+    limited = over_unix_socket(middleware(limiter=limiter))
+    statuses = [
+        (await request(limited, headers=[("x-forwarded-for", f"198.51.100.{n}")])).status
+        for n in range(3)
+    ]
+    assert [200, 200, 429] == statuses
+    assert [UNIDENTIFIED] * 3 == [key for key, _, _ in limiter.calls]
+    (warning,) = identity_warnings(caplog)
+    assert "found no identity for GET /" in warning
+    assert "add 'unix' to client_ip(trusted_proxies=...)" in warning
+
+
+async def test_trusted_unix_socket_clients_have_their_own_quotas(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With "unix" trusted, each client the proxy forwards has its own quota."""
+    limiter = RecordingLimiter()
+    limited = over_unix_socket(middleware(limiter=limiter, key=client_ip(trusted_proxies=[UNIX])))
+    for n in range(3):
+        await request(limited, headers=[("x-forwarded-for", f"198.51.100.{n}")])
+    keys = [key for key, _, _ in limiter.calls]
+    assert ["ip:198.51.100.0", "ip:198.51.100.1", "ip:198.51.100.2"] == keys
+    assert [] == identity_warnings(caplog)
+
+
+async def test_a_key_function_returning_none_by_accident_is_limited_and_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A missing API key (or a forgotten return) shares one quota, per route, with one warning."""
+    limiter = RecordingLimiter()
+    limited = middleware(limiter=limiter, key=header_key("x-api-key"), routes={"/login": PAIR})
+    statuses = [(await request(limited, path)).status for path in ("/", "/", "/", "/login")]
+    assert [200, 200, 429, 200] == statuses
+    expected = [UNIDENTIFIED] * 3 + [f"{UNIDENTIFIED}|/login"]
+    assert expected == [key for key, _, _ in limiter.calls]
+    assert 1 == len(identity_warnings(caplog))
+
+
+async def test_exempt_from_the_key_function_skips_the_limit() -> None:
+    """EXEMPT is the one way a key function lets a request through unlimited."""
+    limiter = RecordingLimiter()
+    api_key = header_key("x-api-key")
+    limited = middleware(limiter=limiter, key=lambda scope: api_key(scope) or EXEMPT)
+    responses = [await request(limited) for _ in range(3)]
+    assert [200, 200, 200] == [response.status for response in responses]
+    assert ([("x-app", "1")], []) == (responses[-1].headers, limiter.calls)
 
 
 async def test_header_key_limits_per_api_key() -> None:
@@ -240,6 +334,33 @@ async def test_cost_function() -> None:
     response = await request(limited, "/big")
     assert '"pair";r=0;t=40' == response.header("ratelimit")
     assert 2 == limiter.calls[0][2]
+
+
+async def test_a_cost_above_the_burst_answers_413_problem_json() -> None:
+    """An upload costing more than the burst can never pass: 413, not a 500, and no app call."""
+    app, limiter = CountingApp(), RecordingLimiter()
+    limited = middleware(app, limiter=limiter, cost=lambda scope: 50)
+    response = await request(limited, "/upload")
+    body = {
+        "type": "about:blank",
+        "title": "Content Too Large",
+        "status": 413,
+        "detail": "This request costs 50; at most 2 can ever be allowed at once.",
+    }
+    assert 413 == response.status
+    assert body == json.loads(response.body)
+    expected_headers = [
+        ("content-type", "application/problem+json"),
+        ("content-length", str(len(response.body))),
+    ]
+    assert expected_headers == response.headers
+    assert ([], []) == (app.scopes, limiter.calls)
+
+
+async def test_a_cost_within_the_burst_but_above_what_is_left_answers_429() -> None:
+    """A cost the bucket can hold, but not right now, is an ordinary denial."""
+    limited = middleware(cost=lambda scope: 2, routes={"/big": [PAIR, SlidingWindow(5, 60)]})
+    assert [200, 429] == [(await request(limited, "/big")).status for _ in range(2)]
 
 
 async def test_legacy_headers() -> None:
@@ -277,7 +398,7 @@ async def test_fail_open_decision_advertises_nothing() -> None:
 
 
 async def test_user_key_behind_authentication_middleware() -> None:
-    """Authenticated users are limited per user; anonymous ones are not limited."""
+    """Authenticated users are limited per user; anonymous ones share one quota."""
 
     class HeaderAuth(AuthenticationBackend):
         """Authenticates `x-user` as that user."""
@@ -300,7 +421,7 @@ async def test_user_key_behind_authentication_middleware() -> None:
     alice = [("x-user", "alice")]
     statuses = [(await request(app, headers=alice)).status for _ in range(3)]
     anonymous = [(await request(app)).status for _ in range(3)]
-    assert ([200, 200, 429], [200, 200, 200]) == (statuses, anonymous)
+    assert ([200, 200, 429], [200, 200, 429]) == (statuses, anonymous)
 
 
 async def test_websocket_scope_passes_untouched() -> None:

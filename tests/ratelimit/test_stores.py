@@ -153,7 +153,7 @@ async def test_window_slides(backend: Backend) -> None:
 
 async def test_bad_calls_are_refused(backend: Backend) -> None:
     """A negative cost raises ValueError; no policy decides nothing."""
-    with pytest.raises(ValueError, match="cost must be >= 0"):
+    with pytest.raises(ValueError, match="cost must be a whole number >= 0"):
         await backend.acquire("a", BUCKET, cost=-1)
     assert () == await backend.acquire("a")
 

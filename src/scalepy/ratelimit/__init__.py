@@ -11,10 +11,15 @@ Importing this package needs only the standard library; a Redis URL needs the
 `redis` extra.
 """
 
+from scalepy.errors import CostExceedsBurst as CostExceedsBurst
 from scalepy.errors import RateLimitExceeded as RateLimitExceeded
 from scalepy.ratelimit._decision import Decision as Decision
 from scalepy.ratelimit._decision import Outcome as Outcome
 from scalepy.ratelimit._decision import PolicyDecision as PolicyDecision
+from scalepy.ratelimit._keys import EXEMPT as EXEMPT
+from scalepy.ratelimit._keys import UNIDENTIFIED as UNIDENTIFIED
+from scalepy.ratelimit._keys import UNIX as UNIX
+from scalepy.ratelimit._keys import Exempt as Exempt
 from scalepy.ratelimit._keys import KeyFunc as KeyFunc
 from scalepy.ratelimit._keys import client_ip as client_ip
 from scalepy.ratelimit._keys import header_key as header_key
@@ -30,8 +35,13 @@ from scalepy.ratelimit._store import RateLimitStore as RateLimitStore
 from scalepy.ratelimit.asgi import RateLimitMiddleware as RateLimitMiddleware
 
 __all__ = (
+    "EXEMPT",
     "GCRA",
+    "UNIDENTIFIED",
+    "UNIX",
+    "CostExceedsBurst",
     "Decision",
+    "Exempt",
     "FailurePolicy",
     "KeyFunc",
     "MemoryRateLimitStore",

@@ -79,14 +79,23 @@ def policy_decision(
     )
 
 
-def check_cost(cost: int) -> None:
-    """Reject a negative cost.
+def check_cost(cost: object) -> int:
+    """Return `cost` as the int the algorithms (and the Lua script) compute with.
+
+    A whole float such as `2.0` is accepted as its int; `bool`, NaN, infinities,
+    fractions and anything else are refused, since the Python reference and the
+    Lua script would each read them differently.
 
     Raises:
-        ConfigurationError: `cost < 0`.
+        ConfigurationError: `cost` is not a whole number >= 0.
     """
-    if cost < 0:
-        raise ConfigurationError(f"cost must be >= 0 (0 only reads), got {cost!r}")
+    if type(cost) is int and cost >= 0:  # the common case: one check on the hot path
+        return cost
+    if isinstance(cost, float) and cost.is_integer() and cost >= 0:
+        return int(cost)
+    if isinstance(cost, int) and not isinstance(cost, bool) and cost >= 0:
+        return int(cost)  # an int subclass (an IntEnum): its plain value
+    raise ConfigurationError(f"cost must be a whole number >= 0 (0 only reads), got {cost!r}")
 
 
 def gcra(rule: _Gcra, tat: GcraState, now: int, cost: int) -> tuple[RuleResult, int]:
@@ -207,9 +216,9 @@ def decide(
         committed) and whether the request was committed.
 
     Raises:
-        ConfigurationError: `cost < 0`.
+        ConfigurationError: `cost` is not a whole number >= 0.
     """
-    check_cost(cost)
+    cost = check_cost(cost)
     results, new_states = _decide_each(states, rules, now, cost)
     if commit and cost > 0 and all(result.allowed for result in results):
         return results, new_states, True

@@ -1,12 +1,17 @@
 """Key extractors: which identity an HTTP request is limited as.
 
 A key function takes the ASGI scope and returns the identity to limit, e.g.
-`"ip:203.0.113.7"`, or `None` to leave the request unlimited.
+`"ip:203.0.113.7"`; `None` when the request has no identity it can name (no
+peer address, no such header, an anonymous user); or `EXEMPT` to leave the
+request unlimited on purpose. `None` is never an exemption: it is what a missing
+header or a forgotten `return` produce, so the middleware limits such requests
+together under one shared key and says so in a warning.
 
 - `client_ip()` uses the peer address. It reads `X-Forwarded-For` (or the
   standard `Forwarded` header) only when the peer is a configured trusted proxy,
   and then only as far as the chain of trusted proxies goes: a client can write
-  anything into those headers, so by default they are ignored.
+  anything into those headers, so by default they are ignored. A peer on a Unix
+  socket has no address; `"unix"` among the trusted proxies trusts it.
 - `header_key(name)` uses a request header such as an API key, hashed so that
   secrets never reach the backend's key space.
 - `user_key()` uses the authenticated user that Starlette's
@@ -15,30 +20,54 @@ A key function takes the ASGI scope and returns the identity to limit, e.g.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
+from scalepy._validation import check_int
 from scalepy.errors import ConfigurationError
 
 __all__ = (
+    "EXEMPT",
+    "UNIDENTIFIED",
+    "UNIX",
     "ClientIP",
+    "Exempt",
     "HeaderKey",
     "KeyFunc",
     "UserKey",
     "client_ip",
     "header_key",
+    "quota_key",
+    "route_suffix",
     "user_key",
 )
 
 Scope: TypeAlias = Mapping[str, Any]
 """An ASGI connection scope, read-only as far as key functions are concerned."""
 
-KeyFunc: TypeAlias = Callable[[Scope], "str | None"]
-"""Maps an ASGI scope to the identity to limit, or `None` to not limit the request."""
+
+class Exempt(enum.Enum):
+    """The type of `EXEMPT`, the one value a key function returns to skip limiting."""
+
+    EXEMPT = "exempt"
+
+
+EXEMPT: Final = Exempt.EXEMPT
+"""Returned by a key function: let this request through unlimited, on purpose."""
+
+UNIDENTIFIED: Final = "unidentified"
+"""The key the middleware gives every request whose key function returned `None`."""
+
+UNIX: Final = "unix"
+"""Names Unix-socket peers among `client_ip()`'s trusted proxies."""
+
+KeyFunc: TypeAlias = Callable[[Scope], "str | Exempt | None"]
+"""Maps an ASGI scope to the identity to limit; `None` when it has none, `EXEMPT` to skip."""
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -60,17 +89,31 @@ class ClientIP:
     garbage) ends the walk: nothing to its left can be vouched for, so the last
     trusted hop is used instead. When every hop is trusted, the leftmost one is.
 
+    A peer without an address (a Unix socket: `scope["client"]` is `None`) is a
+    trusted proxy only with `trust_unix_socket`; then the header names the
+    client. Otherwise, or when the header names no address, the key is `None`.
+
+    An IPv6 client is limited by its network of `ipv6_prefix` bits (a /64 by
+    default, as Envoy and Cloudflare do): one subscriber usually holds a whole
+    /64 and can pick a fresh address from it for every request. IPv4-mapped IPv6
+    addresses (`::ffff:192.0.2.1`) are limited as the IPv4 address.
+
     Build it with `client_ip()`.
     """
 
     trusted_proxies: tuple[IPNetwork, ...] = ()
     """Networks whose forwarding headers are believed; empty trusts none."""
+    trust_unix_socket: bool = False
+    """Believe the forwarding header of peers without an address (Unix sockets)."""
     header: str = "x-forwarded-for"
     """The forwarding header to read, lower case: `x-forwarded-for`-style lists of
     addresses, or `forwarded` for the RFC 7239 header (`for=` parameters)."""
     prefix: str = "ip:"
     """Prepended to the address to form the key."""
+    ipv6_prefix: int = 64
+    """IPv6 clients are keyed by their network of this many leading bits, 1 to 128."""
     _header_bytes: bytes = field(init=False, repr=False, compare=False)
+    _ipv6_mask: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for network in self.trusted_proxies:
@@ -86,33 +129,49 @@ class ClientIP:
             )
         if self.header != self.header.lower():
             raise ConfigurationError(f"header must be lower case, got {self.header!r}")
+        check_int("ipv6_prefix", self.ipv6_prefix, minimum=1, maximum=128)
         object.__setattr__(self, "_header_bytes", self.header.encode("ascii"))
+        mask = ((1 << self.ipv6_prefix) - 1) << (128 - self.ipv6_prefix)  # the leading bits
+        object.__setattr__(self, "_ipv6_mask", mask)
 
     def __call__(self, scope: Scope) -> str | None:
-        """Return `prefix` + the client address, or `None` when the server knows no peer."""
+        """Return `prefix` + the client address, or `None` when no address names the client."""
         client = scope.get("client")
-        if not client:
-            return None
+        if not client or not client[0]:  # a Unix socket: the peer has no address
+            if not self.trust_unix_socket:
+                return None
+            address = self._walk(scope)
+            return None if address is None else self._key(address)
         host = str(client[0])
         peer = _parse_address(host)
         if peer is None:
             # Not an IP (a test client, a socket path): the server's word, not the client's.
             return self.prefix + host
         if self.trusted_proxies and self._trusted(peer):
-            peer = self._walk(scope, peer)
-        return self.prefix + str(peer)
+            forwarded = self._walk(scope)
+            if forwarded is not None:
+                peer = forwarded
+        return self._key(peer)
+
+    def _key(self, client: IPAddress) -> str:
+        """`prefix` + the IPv4 address, or + the IPv6 network of `ipv6_prefix` bits."""
+        if client.version == 4 or self.ipv6_prefix == 128:
+            return self.prefix + str(client)
+        network = ipaddress.IPv6Address(int(client) & self._ipv6_mask)
+        return f"{self.prefix}{network}/{self.ipv6_prefix}"
 
     def _trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self.trusted_proxies)
 
-    def _walk(self, scope: Scope, peer: IPAddress) -> IPAddress:
+    def _walk(self, scope: Scope) -> IPAddress | None:
+        """The client the header names behind a trusted peer; `None` if no address is usable."""
         values = [
             value.decode("latin-1")
             for name, value in scope.get("headers", ())
             if name == self._header_bytes
         ]
         hops = _forwarded_for(values) if self.header == "forwarded" else _forwarded_list(values)
-        client = peer
+        client: IPAddress | None = None
         for hop in reversed(hops):
             address = _parse_address(hop)
             if address is None:
@@ -128,35 +187,47 @@ def client_ip(
     trusted_proxies: Iterable[str | IPNetwork] = (),
     header: str = "x-forwarded-for",
     prefix: str = "ip:",
+    ipv6_prefix: int = 64,
 ) -> ClientIP:
     """Limit by client IP address; see `ClientIP` for how proxies are handled.
 
     Args:
         trusted_proxies: Networks or addresses of your own reverse proxies and load
-            balancers, e.g. `["10.0.0.0/8", "fd00::/8", "127.0.0.1"]`. Empty (the
-            default) ignores forwarding headers: the peer address is the client.
+            balancers, e.g. `["10.0.0.0/8", "fd00::/8", "127.0.0.1"]`, and `"unix"`
+            (`UNIX`) when the server listens on a Unix socket behind a proxy (e.g.
+            `uvicorn --uds` behind nginx). Empty (the default) ignores forwarding
+            headers: the peer address is the client.
         header: `"x-forwarded-for"` (default), another header holding a
             comma-separated list of addresses, or `"forwarded"` (RFC 7239). Name
             the one header your proxy writes; the other one is client-controlled.
         prefix: Prepended to the address to form the key.
+        ipv6_prefix: How many leading bits of an IPv6 client address form its key,
+            1 to 128: 64 (the default) limits each /64 as one client, 128 each
+            address.
 
     Returns:
-        A key function returning e.g. `"ip:203.0.113.7"`.
+        A key function returning e.g. `"ip:203.0.113.7"` or `"ip:2001:db8:1:2::/64"`,
+        or `None` for a request whose client has no address: from a Unix socket
+        that is not trusted, or from a trusted one whose header names no address.
 
     Raises:
         ConfigurationError: A trusted proxy is not an IP network (or has host bits
-            set, e.g. `10.0.0.1/8`), `trusted_proxies` is a single string, or the
-            header name is not a valid header name.
+            set, e.g. `10.0.0.1/8`) nor `"unix"`, `trusted_proxies` is a single
+            string, the header name is not a valid header name, or `ipv6_prefix`
+            is not an int from 1 to 128.
     """
     if isinstance(trusted_proxies, str | bytes):
         raise ConfigurationError(
             f"trusted_proxies must be a list of networks, not one string: "
             f"write [{trusted_proxies!r}]"
         )
+    proxies = list(trusted_proxies)
     return ClientIP(
-        trusted_proxies=tuple(_parse_network(value) for value in trusted_proxies),
+        trusted_proxies=tuple(_parse_network(value) for value in proxies if value != UNIX),
+        trust_unix_socket=UNIX in proxies,
         header=header.lower(),
         prefix=prefix,
+        ipv6_prefix=ipv6_prefix,
     )
 
 
@@ -164,13 +235,15 @@ def _parse_network(value: str | IPNetwork) -> IPNetwork:
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
         return value
     if not isinstance(value, str):
-        raise ConfigurationError(f"trusted proxy must be a string like '10.0.0.0/8', got {value!r}")
+        raise ConfigurationError(
+            f"trusted proxy must be a string like '10.0.0.0/8' or 'unix', got {value!r}"
+        )
     try:
         return ipaddress.ip_network(value.strip(), strict=True)
     except ValueError as exc:
         raise ConfigurationError(
             f"trusted proxy {value!r} is not an IP address or network "
-            f"(e.g. '10.0.0.0/8', '192.0.2.1', 'fd00::/8'): {exc}"
+            f"(e.g. '10.0.0.0/8', '192.0.2.1', 'fd00::/8') nor 'unix': {exc}"
         ) from None
 
 
@@ -259,13 +332,44 @@ def _unquote(value: str) -> str:
     return value
 
 
+def route_suffix(route: str | None) -> str:
+    """The suffix of `route`'s quota keys (see `quota_key`): `"|" + route`, or `""`.
+
+    Args:
+        route: A path prefix (it starts with `/`), or `None` for the default policies.
+    """
+    return "" if route is None else "|" + route
+
+
+def quota_key(identity: str, suffix: str) -> str:
+    """The limiter key of `identity` under the route whose `route_suffix` is `suffix`.
+
+    Every `|` in the identity is doubled and a route follows a single `|`, so the
+    identity ends where the first run of an odd number of pipes does (a route
+    starts with `/`, never with `|`). A key therefore names one (identity, route)
+    pair only: an identity such as `"x|/login"` cannot borrow the quota of `"x"`
+    on `/login`. Identities without `|` (addresses, digests) are kept as they are.
+
+    Args:
+        identity: What the key function returned.
+        suffix: `route_suffix(route)`, computed once per route.
+
+    Returns:
+        E.g. `"ip:203.0.113.7"`, `"ip:203.0.113.7|/login"`, `"user:a||b|/login"`.
+    """
+    if "|" in identity:
+        identity = identity.replace("|", "||")
+    return identity + suffix
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderKey:
     """Limit by the value of a request header, e.g. an API key.
 
-    Requests without the header (or with an empty one) are not limited by this
-    key; give such requests their own policy or key when that matters. Build it
-    with `header_key()`.
+    Requests without the header (or with an empty one) have no key (`None`): the
+    middleware limits them together under one shared key. To key them otherwise,
+    combine key functions, e.g. `lambda scope: api_key(scope) or ips(scope)`, or
+    `... or EXEMPT` to let them through. Build it with `header_key()`.
     """
 
     name: str
@@ -323,8 +427,9 @@ class UserKey:
 
     Works with Starlette's `AuthenticationMiddleware` and anything else that puts
     an object with `is_authenticated` and `identity` (or `display_name`) in the
-    scope. Anonymous requests are not limited by this key. Build it with
-    `user_key()`.
+    scope. Anonymous requests have no key (`None`): the middleware limits them
+    together under one shared key; `lambda scope: users(scope) or ips(scope)`
+    limits them by address instead. Build it with `user_key()`.
     """
 
     prefix: str = "user:"

@@ -8,10 +8,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar, get_args
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy._validation import check_finite
 from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
 from scalepy.backends.guard import BackendGuard
 from scalepy.clock import MonotonicClock
-from scalepy.errors import BackendError, ConfigurationError, RateLimitExceeded
+from scalepy.errors import BackendError, ConfigurationError, CostExceedsBurst, RateLimitExceeded
+from scalepy.ratelimit._algorithms import check_cost
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._memory import MemoryRateLimitStore
 from scalepy.telemetry import Metric, MetricKind, get_default
@@ -72,12 +74,15 @@ class RateLimiter(AsyncCloseable):
         shadow: Decide and report (metrics, `Decision.outcome`), but never deny.
         remember_denied: How many denied keys to answer from memory until their
             `retry_after` has passed, sparing Redis under attack; 0 turns it off.
+        remember_denied_for: The longest a remembered denial is answered from memory
+            (seconds) before the backend is asked again: how late a `reset()` made
+            on another replica may reach this one.
         clock: Time source for waiting, the local fallback and the denial cache.
         instrumentation: Where metrics and span events go; the process default if `None`.
 
     Raises:
-        ConfigurationError: An unknown failure policy, a non-positive timeout, or a
-            backend URL that cannot be parsed.
+        ConfigurationError: An unknown failure policy, a non-positive timeout or
+            `remember_denied_for`, or a backend URL that cannot be parsed.
 
     Example:
         ```python
@@ -100,6 +105,7 @@ class RateLimiter(AsyncCloseable):
         "_on_failure",
         "_owns_store",
         "_remember_denied",
+        "_remember_denied_for",
         "_shadow",
         "_store",
     )
@@ -113,6 +119,7 @@ class RateLimiter(AsyncCloseable):
         on_failure: FailurePolicy = "fail_open",
         shadow: bool = False,
         remember_denied: int = 10_000,
+        remember_denied_for: float = 1.0,
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
     ) -> None:
@@ -125,6 +132,7 @@ class RateLimiter(AsyncCloseable):
             raise ConfigurationError(f"remember_denied must be >= 0, got {remember_denied}")
         if not timeout > 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
+        check_finite("remember_denied_for", remember_denied_for)
         self._clock = clock or MonotonicClock()
         self._store, self._owns_store = _build_store(backend, namespace, timeout, self._clock)
         self._fallback = MemoryRateLimitStore(clock=self._clock)
@@ -132,8 +140,10 @@ class RateLimiter(AsyncCloseable):
         self._on_failure: FailurePolicy = on_failure
         self._shadow = shadow
         self._remember_denied = remember_denied
-        # key -> (policies, cost, denied until, decision): the latest denial per key.
-        self._denied: OrderedDict[str, tuple[tuple[Policy, ...], int, float, Decision]] = (
+        self._remember_denied_for = remember_denied_for
+        # key -> (policies, cost, answered from memory until, denied until, decision):
+        # the latest denial per key.
+        self._denied: OrderedDict[str, tuple[tuple[Policy, ...], int, float, float, Decision]] = (
             OrderedDict()
         )
         self._instrumentation = instrumentation or get_default()
@@ -153,9 +163,10 @@ class RateLimiter(AsyncCloseable):
             The decision; when denied, nothing was consumed from any policy.
 
         Raises:
-            ConfigurationError: No policy, or a cost below 1 or above a policy's burst.
+            ConfigurationError: No policy, or a cost that is not a whole number >= 0.
+            CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
-        _check_call(policies, cost)
+        cost = _check_cost(key, policies, cost)
         started = self._clock.now()
         decision = await self._decide(key, policies, cost)
         self._duration.record(self._clock.now() - started)
@@ -177,18 +188,25 @@ class RateLimiter(AsyncCloseable):
             and `reset_after` describe the quota as it stands.
 
         Raises:
-            ConfigurationError: No policy, or a cost no policy could ever allow.
+            ConfigurationError: No policy, or a cost that is not a whole number >= 0.
+            CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
-        _check_call(policies, cost)
+        cost = _check_cost(key, policies, cost)
         return await self._decide(key, policies, cost, commit=False)
 
     async def reset(self, key: str, *policies: Policy) -> None:
         """Make `key`'s quotas under `policies` whole again, on every replica.
 
+        The shared state is deleted at once and this limiter forgets the key's
+        denial. Another replica that remembers a denial of the key answers it from
+        memory for at most its `remember_denied_for` (1 s by default) before it asks
+        the backend, which then allows. The `"local"` fallback's state is per
+        process: only this replica's is reset.
+
         Raises:
             BackendError: The backend could not be reached.
         """
-        _check_call(policies, 0)
+        _check_policies(policies)
         self._denied.pop(key, None)
         await self._store.reset(key, policies)
         await self._fallback.reset(key, policies)
@@ -225,8 +243,18 @@ class RateLimiter(AsyncCloseable):
         Returns:
             A decorator; the decorated function raises `RateLimitExceeded` (with
             `retry_after`) instead of running when the limit is reached.
+
+        Raises:
+            ConfigurationError: No policy, or a cost that is not a whole number >= 0
+                or that is above a policy's burst.
         """
-        _check_call(policies, cost)
+        try:
+            cost = _check_cost("", policies, cost)
+        except CostExceedsBurst as exc:  # every call would fail: a configuration error
+            raise ConfigurationError(
+                f"cost {exc.cost} can never be allowed: the strictest policy allows at most "
+                f"{exc.burst} at once"
+            ) from None
 
         def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             @functools.wraps(function)
@@ -314,22 +342,24 @@ class RateLimiter(AsyncCloseable):
         entry = self._denied.get(key)
         if entry is None:
             return None
-        denied_policies, denied_cost, until, decision = entry
+        denied_policies, denied_cost, trusted_until, denied_until, decision = entry
         # A denial also answers a request as costly or more under the same policies.
         if policies != denied_policies or cost < denied_cost:
             return None
-        left = until - self._clock.now()
-        if left <= 0:
+        now = self._clock.now()
+        if now >= trusted_until:  # expired, or time to ask again (a reset elsewhere)
             del self._denied[key]
             return None
-        return replace(decision, retry_after=left)
+        return replace(decision, retry_after=denied_until - now)
 
     def _remember(
         self, key: str, policies: tuple[Policy, ...], cost: int, decision: Decision
     ) -> None:
         if decision.allowed or not self._remember_denied:
             return
-        self._denied[key] = (policies, cost, self._clock.now() + decision.retry_after, decision)
+        now = self._clock.now()
+        trusted = min(decision.retry_after, self._remember_denied_for)
+        self._denied[key] = (policies, cost, now + trusted, now + decision.retry_after, decision)
         self._denied.move_to_end(key)
         if len(self._denied) > self._remember_denied:
             self._denied.popitem(last=False)
@@ -353,14 +383,22 @@ def _build_store(
     return RedisRateLimitStore(client, namespace=namespace, owns_client=True), True
 
 
-def _check_call(policies: tuple[Policy, ...], cost: int) -> None:
+def _check_policies(policies: tuple[Policy, ...]) -> None:
     if not policies:
         raise ConfigurationError("give at least one policy")
-    if cost < 0:
-        raise ConfigurationError(f"cost must be >= 0, got {cost}")
+
+
+def _check_cost(key: str, policies: tuple[Policy, ...], cost: object) -> int:
+    """`cost` as an int that every policy could allow when its quota is whole.
+
+    Raises:
+        ConfigurationError: No policy, or `cost` is not a whole number >= 0.
+        CostExceedsBurst: `cost` is above a policy's burst.
+    """
+    _check_policies(policies)
+    checked = check_cost(cost)
     for policy in policies:
         burst = policy.rule.max_cost
-        if cost > burst:
-            raise ConfigurationError(
-                f"cost {cost} can never be allowed by {policy!r}, whose burst is {burst}"
-            )
+        if checked > burst:
+            raise CostExceedsBurst(key, checked, burst)
+    return checked

@@ -76,7 +76,7 @@ class MemoryRateLimitStore:
             One decision per policy, in order.
 
         Raises:
-            ConfigurationError: `cost < 0`.
+            ConfigurationError: `cost` is not a whole number >= 0.
         """
         now = self._now_us()
         rules = [policy.rule for policy in policies]

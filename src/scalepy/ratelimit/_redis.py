@@ -81,10 +81,10 @@ class RedisRateLimitStore:
             One decision per policy, in order.
 
         Raises:
-            ConfigurationError: `cost < 0`.
+            ConfigurationError: `cost` is not a whole number >= 0.
             BackendError: Redis failed or did not answer in time.
         """
-        check_cost(cost)
+        cost = check_cost(cost)
         if not policies:
             return ()
         now: EncodableT = "" if self._now_us is None else self._now_us()

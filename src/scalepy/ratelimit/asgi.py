@@ -17,13 +17,20 @@ app = RateLimitMiddleware(
 Every limited response carries `RateLimit-Policy` and `RateLimit`
 (draft-ietf-httpapi-ratelimit-headers-10); a denied request is answered `429`
 with `Retry-After` and an RFC 9457 `application/problem+json` body, and never
-reaches the application. WebSocket and lifespan scopes pass through untouched.
+reaches the application. A request costing more than its policies allow at once
+can never pass: it is answered `413`, with the same kind of body. A request
+without an identity (the key function returned `None`: a Unix-socket peer, a
+missing header) is never let through unlimited: all such requests share the key
+`UNIDENTIFIED`, and the first one is logged. WebSocket and lifespan scopes pass
+through untouched.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from scalepy.errors import ConfigurationError
@@ -33,15 +40,30 @@ from scalepy.ratelimit._headers import (
     rate_limit_headers,
     retry_after_seconds,
 )
-from scalepy.ratelimit._keys import KeyFunc, client_ip, header_key, user_key
+from scalepy.ratelimit._keys import (
+    EXEMPT,
+    UNIDENTIFIED,
+    UNIX,
+    Exempt,
+    KeyFunc,
+    client_ip,
+    header_key,
+    quota_key,
+    route_suffix,
+    user_key,
+)
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 
 if TYPE_CHECKING:
     from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = (
+    "EXEMPT",
     "PROBLEM_TYPE",
+    "UNIDENTIFIED",
+    "UNIX",
     "AsyncLimiter",
+    "Exempt",
     "KeyFunc",
     "RateLimitMiddleware",
     "client_ip",
@@ -50,9 +72,10 @@ __all__ = (
 )
 
 PROBLEM_TYPE = "about:blank"
-"""The problem `type` of 429 answers: the status code says it all (RFC 9457 §4.2.1)."""
+"""The problem `type` of 429 and 413 answers: the status code says it all (RFC 9457 §4.2.1)."""
 
 _DEFAULT_KEY = client_ip()
+_logger = logging.getLogger("scalepy.ratelimit")
 _Policies: TypeAlias = tuple[Policy, ...]
 
 
@@ -74,14 +97,22 @@ class RateLimitMiddleware:
             matched by `routes`.
         key: The identity a request is limited as: `client_ip()` (the peer address;
             forwarding headers ignored) by default, or `header_key()`,
-            `user_key()`, any `(scope) -> str | None`. `None` skips the request.
+            `user_key()`, any `(scope) -> str | EXEMPT | None`. `EXEMPT` lets the
+            request through unlimited. `None` (no identity: a Unix-socket peer not
+            trusted as a proxy, a missing header) never does: every such request
+            shares the quota of the key `UNIDENTIFIED`, and the first one logs a
+            warning on the `scalepy.ratelimit` logger.
         routes: Path prefix -> policies for matching paths, instead of `policy`.
             The longest matching prefix wins; prefixes match whole segments
             (`/api` matches `/api` and `/api/x`, not `/apix`); an empty sequence
             exempts the prefix. Each prefix has quotas of its own: the same key is
-            limited separately under `/login` and `/signup`.
+            limited separately under `/login` and `/signup` (the limiter key is
+            the identity, pipes doubled, then `|` and the prefix: no identity can
+            forge another's key).
         exempt: Path prefixes never limited, e.g. `["/health", "/metrics"]`.
-        cost: What a request costs (default 1), e.g. more for uploads.
+        cost: What a request costs (default 1), e.g. more for uploads. A request
+            costing more than a policy's burst is answered `413` without asking
+            the limiter.
         headers: Add `RateLimit-Policy` and `RateLimit` to responses.
         legacy_headers: Add `X-RateLimit-Limit`, `-Remaining` and `-Reset` too.
 
@@ -91,7 +122,17 @@ class RateLimitMiddleware:
             a prefix given twice, or `exempt` given as one string.
     """
 
-    __slots__ = ("_app", "_cost", "_default", "_headers", "_key", "_legacy", "_limiter", "_rules")
+    __slots__ = (
+        "_app",
+        "_cost",
+        "_default",
+        "_headers",
+        "_key",
+        "_legacy",
+        "_limiter",
+        "_rules",
+        "_warned",
+    )
 
     def __init__(
         self,
@@ -109,49 +150,52 @@ class RateLimitMiddleware:
         self._app = app
         self._limiter = limiter
         self._key = key
+        self._warned = False  # about requests without an identity: once, not per request
         self._cost = cost
         self._headers = headers
         self._legacy = legacy_headers
         default = _policies("policy", policy)
         if not default:
             raise ConfigurationError("policy must be a policy or a non-empty list of policies")
-        # (prefix, policies, key suffix), longest prefix first; exemptions have no policies.
-        rules: dict[str, tuple[_Policies, str]] = {}
+        # prefix -> its rule, then sorted longest prefix first; exemptions have no policies.
+        rules: dict[str, _Rule] = {}
         if isinstance(exempt, str):
             raise ConfigurationError(f"exempt must be a list of path prefixes: write [{exempt!r}]")
         for prefix in exempt:
-            rules[_prefix("exempt", prefix, rules)] = ((), "")
+            rules[_prefix("exempt", prefix, rules)] = _Rule((), "")
         for prefix, value in (routes or {}).items():
             normal = _prefix("routes", prefix, rules)
-            rules[normal] = (_policies(f"routes[{prefix!r}]", value), f"|{normal}")
-        self._default = default
-        self._rules = tuple(
-            sorted(
-                ((prefix, *rule) for prefix, rule in rules.items()),
-                key=lambda rule: len(rule[0]),
-                reverse=True,
-            )
-        )
+            rules[normal] = _Rule(_policies(f"routes[{prefix!r}]", value), route_suffix(normal))
+        self._default = _Rule(default, route_suffix(None))
+        self._rules = tuple(sorted(rules.items(), key=lambda rule: len(rule[0]), reverse=True))
 
-    def _select(self, path: str) -> tuple[_Policies, str]:
-        """The policies for `path` and the suffix that separates its route's quotas."""
-        for prefix, policies, suffix in self._rules:
+    def _select(self, path: str) -> _Rule:
+        """The rule of the longest prefix matching `path`, else the default."""
+        for prefix, rule in self._rules:
             if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
-                return policies, suffix
-        return self._default, ""
+                return rule
+        return self._default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Decide an HTTP request, then answer 429 or call the app with headers added."""
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        policies, suffix = self._select(scope["path"])
-        identity = self._key(scope) if policies else None
+        rule = self._select(scope["path"])
+        identity = self._key(scope) if rule.policies else EXEMPT
         if identity is None:
+            identity = self._unidentified(scope)
+        elif identity is EXEMPT:
             await self._app(scope, receive, send)
             return
-        cost = 1 if self._cost is None else self._cost(scope)
-        decision = await self._limiter.acquire(identity + suffix, *policies, cost=cost)
+        cost = 1
+        if self._cost is not None:
+            cost = self._cost(scope)
+            if cost > rule.burst:  # no wait would ever let it through
+                await _too_large(cost, rule.burst, send)
+                return
+        key = quota_key(identity, rule.suffix)
+        decision = await self._limiter.acquire(key, *rule.policies, cost=cost)
         extra = _encode(
             rate_limit_headers(
                 decision,
@@ -174,24 +218,68 @@ class RateLimitMiddleware:
 
         await self._app(scope, receive, send_with_headers)
 
+    def _unidentified(self, scope: Scope) -> str:
+        """The shared key of requests without an identity; the first one is logged."""
+        if not self._warned:
+            self._warned = True
+            _logger.warning(
+                "the rate-limit key function %r found no identity for %s %s (a Unix-socket "
+                "peer: add 'unix' to client_ip(trusted_proxies=...) behind a proxy that "
+                "sets the forwarding header; or a missing header or user); every such "
+                "request now shares the quota of the key %r. Return EXEMPT from the key "
+                "function to let such requests through on purpose. Logged once.",
+                self._key,
+                scope.get("method", "?"),
+                scope.get("path", "?"),
+                UNIDENTIFIED,
+            )
+        return UNIDENTIFIED
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """What applies to the paths under one prefix (or to every other path)."""
+
+    policies: _Policies
+    """The policies decided together; none for an exemption."""
+    suffix: str
+    """Appended to the escaped identity so that each route has quotas of its own."""
+    burst: int = field(init=False)
+    """The largest cost the policies allow at once."""
+
+    def __post_init__(self) -> None:
+        burst = min((policy.rule.max_cost for policy in self.policies), default=0)
+        object.__setattr__(self, "burst", burst)
+
 
 async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
     """Answer 429 with an RFC 9457 problem body."""
     retry_after = retry_after_seconds(decision)
-    body = json.dumps(
-        {
-            "type": PROBLEM_TYPE,
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": f"Rate limit exceeded; retry in {retry_after} s.",
-            "retry_after": retry_after,
-        },
-        separators=(",", ":"),
-    ).encode()
+    detail = f"Rate limit exceeded; retry in {retry_after} s."
+    await _problem(send, 429, "Too Many Requests", detail, headers, retry_after=retry_after)
+
+
+async def _too_large(cost: int, burst: int, send: Send) -> None:
+    """Answer 413: the request costs more than its policies ever allow at once."""
+    detail = f"This request costs {cost}; at most {burst} can ever be allowed at once."
+    await _problem(send, 413, "Content Too Large", detail, [])
+
+
+async def _problem(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]],
+    **extensions: int,
+) -> None:
+    """Answer `status` with an RFC 9457 `application/problem+json` body."""
+    problem = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
+    body = json.dumps({**problem, **extensions}, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 429,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
