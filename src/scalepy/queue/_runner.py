@@ -93,7 +93,6 @@ class Runner:
     """
 
     __slots__ = (
-        "_acks",
         "_counts",
         "_dead",
         "_duration",
@@ -106,6 +105,7 @@ class Runner:
         "_retried",
         "_tasks",
         "_wait_time",
+        "acks",
         "held",
         "limiter",
         "queue",
@@ -136,12 +136,13 @@ class Runner:
         """The attempts running now, by job id."""
         self.limiter: RateLimiter | None = None
         """The queue's rate limiter, while the worker runs."""
-        self._acks: Acks[_Attempt] = Acks(
+        self.acks: Acks[_Attempt] = Acks(
             queue._store,
             result_ttl_ms=queue._result_ttl_ms,
             on_settled=self._on_settled,
             retry_for=lease,
         )
+        """The outcomes on their way to the store."""
         self._counts = dict.fromkeys(
             ("completed", "failed", "retried", "dead_lettered", "cancelled", "released", "lost"), 0
         )
@@ -194,7 +195,7 @@ class Runner:
             self.held.discard(claimed.id, claimed.token)
         else:
             attempt.outcome = settlement[2]
-            self._acks.add(attempt, settlement)
+            self.acks.add(attempt, settlement)
 
     def _labels(self, task: Task[..., Any] | None) -> dict[str, str]:
         """The metric labels of a task's jobs (an empty task label for a task unknown here)."""
@@ -290,7 +291,7 @@ class Runner:
         tasks = [a.task for a in self.running.values() if a.task is not None]
         if tasks:
             await asyncio.wait(tasks)
-        await self._acks.drain()
+        await self.acks.drain()
 
 
 def _process_attributes(queue: str, claimed: Claimed) -> dict[str, str | int]:

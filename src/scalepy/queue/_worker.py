@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._validation import check_finite, check_int
@@ -26,6 +26,8 @@ from scalepy.queue._runner import Runner
 from scalepy.queue._telemetry import SENT
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from scalepy.queue._queue import Queue
     from scalepy.queue._runner import WorkerStatistics
     from scalepy.telemetry import Instrumentation
@@ -109,7 +111,7 @@ class Worker(AsyncCloseable):
         self._runner = Runner(
             queue, instrumentation=instrumentation, lease=lease, on_slot_freed=self._slot_freed.set
         )
-        self._idle: asyncio.Task[None] | None = None
+        self._idle_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._active = False
         self._done = asyncio.Event()
@@ -173,8 +175,8 @@ class Worker(AsyncCloseable):
             return
         self._stopping = True
         self._slot_freed.set()
-        if self._idle is not None:
-            self._idle.cancel()
+        if self._idle_task is not None:
+            self._idle_task.cancel()
         await self._done.wait()
 
     async def aclose(self) -> None:
@@ -214,6 +216,12 @@ class Worker(AsyncCloseable):
                 # first, so they and this claim share one round trip.
                 await asyncio.sleep(0)
                 continue
+            if not self._runner.acks.sent:
+                # Outcomes before claims: a claim reaps the leases that ran out (all
+                # of them, after an outage longer than the lease), and an outcome
+                # that reached Redis after it would be refused and its job run again.
+                await self._idle(self._runner.acks.wait_sent())
+                continue
             try:
                 nearest, claimed = await self._store.claim(
                     free,
@@ -226,26 +234,27 @@ class Worker(AsyncCloseable):
             except BackendError as exc:
                 failures += 1
                 _logger.warning("could not claim jobs from %r: %s", self.queue.name, exc)
-                await self._idle_for(min(0.1 * 2**failures, 5.0))
+                await self._idle(asyncio.sleep(min(0.1 * 2**failures, 5.0)))
                 continue
             failures = 0
             for job in claimed:
                 self._runner.start(job)
             if len(claimed) < free and not self._stopping:
                 timeout = self.poll_interval if nearest < 0 else nearest / 1000
-                await self._idle_for(min(self.poll_interval, timeout), wake=True)
+                await self._idle(self._wait_for_jobs(min(self.poll_interval, timeout)))
 
-    async def _idle_for(self, seconds: float, *, wake: bool = False) -> None:
-        """Wait up to `seconds`, or less when a job is enqueued (`wake`) or on stop."""
-        self._idle = asyncio.get_running_loop().create_task(self._block(seconds, wake=wake))
+    async def _idle(self, waiting: Coroutine[Any, Any, None]) -> None:
+        """Wait for `waiting` to end, or less on stop."""
+        self._idle_task = asyncio.get_running_loop().create_task(waiting)
         try:
-            await asyncio.wait((self._idle,))
+            await asyncio.wait((self._idle_task,))
         finally:
-            self._idle.cancel()
-            self._idle = None
+            self._idle_task.cancel()
+            self._idle_task = None
 
-    async def _block(self, seconds: float, *, wake: bool) -> None:
-        if not wake or seconds < 0.01:
+    async def _wait_for_jobs(self, seconds: float) -> None:
+        """Wait up to `seconds`, less when a job is enqueued."""
+        if seconds < 0.01:
             await asyncio.sleep(seconds)
             return
         await self._store.wait_for_jobs(seconds)
