@@ -116,6 +116,34 @@ async def test_failures_are_retried_then_dead_lettered(
 
 
 @ALL_BACKENDS
+async def test_a_result_that_cannot_be_serialized_fails_the_job_without_a_retry(
+    queue: Queue,
+) -> None:
+    """The task ran (its side effect happened once); only its result cannot be stored.
+
+    Retrying would repeat the side effect: the job fails for good, with the cause.
+    """
+    side_effects = 0
+
+    @queue.task(name="unstorable", retries=3, backoff=lambda retry: 0.0)
+    async def unstorable() -> object:
+        nonlocal side_effects
+        side_effects += 1
+        return object()
+
+    async with Worker(queue) as worker:
+        job = await unstorable.enqueue()
+        with pytest.raises(JobFailed, match=r"SerializationError: task 'unstorable' ran") as failed:
+            await job.result(timeout=WAIT)
+    assert "not retried" in str(failed.value)
+    assert 1 == side_effects
+    info = await job.info()
+    assert (JobStatus.DEAD, 1) == (info.status, info.attempts)
+    stats = worker.statistics()
+    assert (1, 0, 1, 0) == (stats.failed, stats.retried, stats.dead_lettered, stats.completed)
+
+
+@ALL_BACKENDS
 async def test_dead_jobs_can_be_re_driven(queue: Queue) -> None:
     """`requeue()` gives dead jobs fresh retries; a job that now succeeds completes."""
     fail = True

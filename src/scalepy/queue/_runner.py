@@ -57,7 +57,7 @@ class WorkerStatistics:
     completed: int
     """Attempts completed and recorded."""
     failed: int
-    """Attempts that raised or timed out."""
+    """Attempts that raised or timed out, or whose result could not be serialized."""
     retried: int
     """Failed attempts scheduled for a retry."""
     dead_lettered: int
@@ -183,11 +183,12 @@ class Runner:
                 ),
             ):
                 result = await self._call(task, claimed)
-            settlement = (claimed.id, claimed.token, "c", self.queue.serializer.dumps(result), 0)
         except asyncio.CancelledError:
             settlement = self._stopped(attempt, labels)
         except Exception as exc:
             settlement = self._failure(claimed, task, exc, labels)
+        else:
+            settlement = self._completion(claimed, result, labels)
         self._duration.record(time.perf_counter() - started, labels)
         del self.running[claimed.id]
         self._on_slot_freed()
@@ -220,6 +221,26 @@ class Runner:
         if attempt.stop == "cancel":
             return (claimed.id, claimed.token, "x", "cancelled while running", 0)
         return (claimed.id, claimed.token, "r", "", 0)  # shutdown: back to the queue
+
+    def _completion(self, claimed: Claimed, result: Any, labels: dict[str, str]) -> Settlement:
+        try:
+            value = self.queue.serializer.dumps(result)
+        except Exception as exc:  # a custom serializer may raise anything
+            # The task ran and its side effects happened: a retry would repeat them.
+            self._counts["failed"] += 1
+            self._failed.record(1, labels)
+            _logger.error(
+                "job %s (%s) ran, but its result cannot be serialized: failed, not retried",
+                claimed.id,
+                claimed.task,
+                exc_info=exc,
+            )
+            cause = (
+                f"SerializationError: task {claimed.task!r} ran, but its result (of type "
+                f"{type(result).__name__}) cannot be serialized, so the job is not retried. "
+            )
+            return (claimed.id, claimed.token, "f", cause + _describe(exc), -1)
+        return (claimed.id, claimed.token, "c", value, 0)
 
     def _failure(
         self,

@@ -54,7 +54,7 @@ FAILED = Metric(
     name="scalepy.queue.jobs.failed",
     kind=MetricKind.COUNTER,
     unit="{attempt}",
-    description="Attempts that raised or timed out.",
+    description="Attempts that raised or timed out, or whose result could not be serialized.",
     labels=_JOB_LABELS,
 )
 RETRIED = Metric(
