@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +184,21 @@ async def test_unique_jobs_share_one_live_job(queue: Queue) -> None:
     assert 1 == len(set(keyed))
     batch = await plain.options(key="b").enqueue_many([(1,), (2,)])
     assert [True, False] == [job.created for job in batch]
+
+
+@ALL_BACKENDS
+async def test_unique_keys_of_different_tasks_never_collide(queue: Queue) -> None:
+    """A key is unique per task: no task name and key spell another task's, nor an args hash."""
+    emails = queue.task(name="emails", unique=True)(echo)
+    welcome = queue.task(name="emails:welcome")(echo)
+    by_key = await emails.options(key="welcome:42").enqueue(1)
+    other_task = await welcome.options(key="42").enqueue(1)
+    by_args = await emails.enqueue(1)
+    args_digest = hashlib.sha1(queue.serializer.dumps([[1], {}]), usedforsecurity=False)
+    by_digest_key = await emails.options(key=args_digest.hexdigest()).enqueue(2)
+    jobs = (by_key, other_task, by_args, by_digest_key)
+    assert [True] * 4 == [job.created for job in jobs]
+    assert 4 == len(set(jobs))
 
 
 @ALL_BACKENDS

@@ -87,10 +87,15 @@ def _batch(options: EnqueueOptions[Any, Any]) -> Batch:
 
 
 def _unique_key(options: EnqueueOptions[Any, Any], payload: bytes) -> str:
-    task = options.task
+    """The job's unique key: scoped to its task, and to keys or argument digests.
+
+    The task name's length goes first, so that no other task name and key spell
+    the same string (task `a` with key `b:c`, task `a:b` with key `c`).
+    """
+    name = options.task.name
     if options.key is not None:
-        return f"{task.name}:{options.key}"
-    return f"{task.name}:{hashlib.sha1(payload, usedforsecurity=False).hexdigest()}"
+        return f"{len(name)}:{name}:key:{options.key}"
+    return f"{len(name)}:{name}:args:{hashlib.sha1(payload, usedforsecurity=False).hexdigest()}"
 
 
 def _attributes(options: EnqueueOptions[Any, Any], count: int) -> dict[str, str | int]:
