@@ -14,6 +14,7 @@ import pytest
 
 from scalepy import integrations
 from scalepy.backends.redis import RedisClient
+from scalepy.errors import BackendTimeout
 from scalepy.queue import JobStatus, Queue, Worker, _periodic, _telemetry
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
@@ -107,6 +108,35 @@ async def test_jobs_finished_during_an_outage_longer_than_the_lease_run_once(
                 assert list(range(10)) == [await job.result(timeout=WAIT) for job in jobs]
     assert dict.fromkeys(range(10), 1) == dict(runs)
     assert (10, 0) == (worker.statistics().completed, worker.statistics().lost)
+
+
+async def test_an_enqueue_that_timed_out_may_have_queued_its_job_and_its_id_makes_retries_safe(
+    redis_server: RedisServer,
+) -> None:
+    """An enqueue can reach a frozen Redis and run when it thaws, after raising BackendTimeout.
+
+    Retried with the same `job_id`, it returns that job instead of queueing a second one.
+    """
+    async with Queue(f"{redis_server.url}?timeout=0.2", name="q") as queue:
+        task = queue.task(name="t")(_noop)
+        await task.enqueue()  # connected, and the script loaded: the next one is sent whole
+        redis_server.pause()
+        try:
+            with pytest.raises(BackendTimeout):
+                await task.options(job_id="payment-1").enqueue()
+        finally:
+            redis_server.resume()
+        await eventually(lambda: _queued(queue, 2))  # the enqueue did happen
+        job = await task.options(job_id="payment-1").enqueue()
+        assert ("payment-1", False) == (job.id, job.created)
+        assert 2 == (await queue.stats()).queued
+
+
+async def _noop() -> None: ...
+
+
+async def _queued(queue: Queue, count: int) -> bool:
+    return count == (await queue.stats()).queued
 
 
 async def _status(job: object, status: JobStatus) -> bool:

@@ -96,6 +96,15 @@ class StoresAgree(RuleBasedStateMachine):
         jobs = [(job_id, ARGS, key) for job_id, key in zip(ids, keys, strict=True)]
         self.both(lambda store: store.enqueue(batch, jobs))
 
+    @rule(data=st.data(), key=unique_keys, when=st.sampled_from(["", f"+{LONG}"]))
+    def enqueue_named(self, data: st.DataObject, key: str, when: str) -> None:
+        """Enqueue a job under an id the caller chose: a new one, or one used already."""
+        job_id = data.draw(st.sampled_from([*self.ids, f"j{len(self.ids)}"]))
+        if job_id not in self.ids:
+            self.ids.append(job_id)
+        batch = Batch("t", 0, 1, when, "", named=True)
+        self.both(lambda store: store.enqueue(batch, [(job_id, ARGS, key)]))
+
     @rule(count=st.integers(0, 4), cap=st.integers(0, 3), lease=leases, ttl=ttls, dead_ttl=ttls)
     def claim(self, count: int, cap: int, lease: int, ttl: int, dead_ttl: int) -> None:
         """Claim jobs, with or without a queue-wide cap; reap the leases run out."""

@@ -54,6 +54,9 @@ class MemoryQueueStore(MemoryState):
         out: list[tuple[str, bool]] = []
         ready: list[str] = []
         for job_id, args, ukey in jobs:
+            if batch.named and job_id in self._jobs:
+                out.append((job_id, False))
+                continue
             existing = self._holder(ukey) if ukey else None
             if existing is not None:
                 out.append((existing, False))

@@ -45,6 +45,8 @@ class Batch:
     when: str
     """`""` now, `"+<ms>"` after a delay, `"<ms>"` at a Unix time in ms."""
     trace: str
+    named: bool = False
+    """The caller chose the jobs' ids: a job that exists already is returned, not made."""
 
 
 @dataclass(slots=True)
@@ -116,7 +118,8 @@ class QueueStore(Protocol):
 
         Returns:
             Per job, the id of the job holding it and whether it was created (false
-            when a live job already held its unique key).
+            when a live job already held its unique key or, for a `named` batch,
+            when a job with its id existed, live or ended and kept).
         """
         ...
 
