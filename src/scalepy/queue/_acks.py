@@ -43,6 +43,8 @@ class Acks(Generic[T]):
             (`None` for all when the batch was given up).
         retry_for: Seconds to keep retrying a batch Redis answered with an error,
             and a batch still unsent when `drain()` starts.
+        unknown_limit: Put-backs of a job of a task its workers do not have
+            before it is dead-lettered (see `QueueStore.ack`).
         chunk: Settlements per script call.
     """
 
@@ -57,6 +59,7 @@ class Acks(Generic[T]):
         "_retry_for",
         "_sending",
         "_store",
+        "_unknown_limit",
         "_unsent",
     )
 
@@ -67,9 +70,11 @@ class Acks(Generic[T]):
         result_ttl_ms: int,
         on_settled: Callable[[list[T], list[int] | None], None],
         retry_for: float,
+        unknown_limit: int = 0,
         chunk: int = 500,
     ) -> None:
         self._store = store
+        self._unknown_limit = unknown_limit
         self._result_ttl_ms = result_ttl_ms
         self._on_settled = on_settled
         self._retry_for = retry_for
@@ -139,7 +144,11 @@ class Acks(Generic[T]):
         try:
             while True:
                 try:
-                    codes = await self._store.ack(settlements, result_ttl_ms=self._result_ttl_ms)
+                    codes = await self._store.ack(
+                        settlements,
+                        result_ttl_ms=self._result_ttl_ms,
+                        unknown_limit=self._unknown_limit,
+                    )
                 except BackendError as exc:
                     if failed_at is None:
                         failed_at = loop.time()

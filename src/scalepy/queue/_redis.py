@@ -128,12 +128,14 @@ class RedisQueueStore:
         ]
         return reply[0], claimed
 
-    async def ack(self, settlements: Iterable[Settlement], *, result_ttl_ms: int) -> list[int]:
+    async def ack(
+        self, settlements: Iterable[Settlement], *, result_ttl_ms: int, unknown_limit: int = 0
+    ) -> list[int]:
         """See `QueueStore.ack`: one `ack.lua` call."""
         args: list[EncodableT] = []
         for settlement in settlements:
             args += settlement
-        reply: list[int] = await self._run("ack", result_ttl_ms, *args)
+        reply: list[int] = await self._run("ack", result_ttl_ms, unknown_limit, *args)
         return reply
 
     async def extend(

@@ -24,6 +24,7 @@ from scalepy.queue._heartbeat import Heartbeat
 from scalepy.queue._periodic import run_schedule
 from scalepy.queue._runner import Runner
 from scalepy.queue._telemetry import SENT
+from scalepy.queue._unknown import UnknownTasks
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -54,6 +55,12 @@ class Worker(AsyncCloseable):
     jobs finish for up to `grace` seconds, then cancels the rest and hands them
     back to the front of the queue at once, without counting the attempt.
 
+    A job of a task the worker's queue does not have (a rolling deploy: the
+    producers run newer code than this worker) is not run nor counted as an
+    attempt: it is put back, due again `unknown_task_delay` seconds later, for a
+    worker that has the task; put back more than `unknown_task_limit` times, it
+    is dead-lettered with the reason.
+
     Args:
         queue: The queue whose jobs to run; its registered tasks are what runs.
         concurrency: Jobs running at once, at most.
@@ -66,6 +73,10 @@ class Worker(AsyncCloseable):
         name: The worker's name, kept on the jobs it claims (`JobInfo.worker`);
             `host:pid` by default.
         instrumentation: Where spans and metrics go; the queue's if `None`.
+        unknown_task_delay: Seconds until a job of a task this worker does not
+            have is due again after the worker put it back.
+        unknown_task_limit: Put-backs of such a job (by any worker) before it is
+            dead-lettered; with the delay, how long a rolling deploy may take.
 
     Raises:
         ConfigurationError: An option out of range.
@@ -88,8 +99,12 @@ class Worker(AsyncCloseable):
         stats_interval: float | None = 10.0,
         name: str | None = None,
         instrumentation: Instrumentation | None = None,
+        unknown_task_delay: float = 10.0,
+        unknown_task_limit: int = 60,
     ) -> None:
         check_int("concurrency", concurrency)
+        check_finite("unknown_task_delay", unknown_task_delay, inclusive=True)
+        check_int("unknown_task_limit", unknown_task_limit, minimum=0)
         check_finite("lease", lease, minimum=0.1)
         check_finite("grace", grace, inclusive=True)
         check_finite("poll_interval", poll_interval)
@@ -108,8 +123,13 @@ class Worker(AsyncCloseable):
         instrumentation = instrumentation or queue._instrumentation
         self._sent = instrumentation.metric(SENT)
         self._slot_freed = asyncio.Event()
+        unknown = UnknownTasks(queue.name, delay=unknown_task_delay, limit=unknown_task_limit)
         self._runner = Runner(
-            queue, instrumentation=instrumentation, lease=lease, on_slot_freed=self._slot_freed.set
+            queue,
+            instrumentation=instrumentation,
+            lease=lease,
+            on_slot_freed=self._slot_freed.set,
+            unknown=unknown,
         )
         self._idle_task: asyncio.Task[None] | None = None
         self._stopping = False
