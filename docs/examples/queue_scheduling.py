@@ -1,4 +1,4 @@
-"""Delayed jobs, unique jobs, priorities, cancellation and a cron schedule."""
+"""Delayed, unique and idempotent jobs, priorities, cancellation and a cron schedule."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ async def main() -> None:
         again = await notify.options(key="digest:ada").enqueue("daily digest")
         assert (first.created, again.created, first == again) == (True, False, True)
 
+        # Idempotent: the caller names the job; enqueueing the same id again (say, a
+        # retry after a timeout) returns that job, even once it has ended.
+        receipt = await notify.options(job_id="order-42:receipt").enqueue("receipt")
+        retried = await notify.options(job_id="order-42:receipt").enqueue("receipt")
+        assert (receipt.id, receipt.created, retried.created) == ("order-42:receipt", True, False)
+
         # Priorities: 0 (the default, lowest) to 9; higher levels are claimed first.
         await notify.options(priority=9).enqueue("urgent")
 
@@ -50,7 +56,7 @@ async def main() -> None:
         async with Worker(queue, concurrency=1):
             await later.result(timeout=10)
             await asyncio.wait_for(ticked.wait(), timeout=10)  # the cron job ran
-        assert ran == ["urgent", "daily digest", "in 200 ms"]
+        assert ran == ["urgent", "daily digest", "receipt", "in 200 ms"]
 
         # Ended jobs expire, but a queue keeps two kinds of keys for good: each
         # schedule's last fire (so that it fires once) and the idle workers' wake-up

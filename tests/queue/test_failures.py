@@ -7,25 +7,27 @@ import logging
 import sys
 import time
 import types
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import pytest
 
 from scalepy import integrations
 from scalepy.backends.redis import RedisClient
+from scalepy.errors import BackendTimeout
 from scalepy.queue import JobStatus, Queue, Worker, _periodic, _telemetry
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
 from scalepy.queue._periodic import run_schedule
 from scalepy.queue._redis import RedisQueueStore
 from tests.queue.conftest import WAIT, eventually
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from scalepy.queue._store import Settlement
-    from tests.support.redis_server import RedisServer
 
 UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2&timeout=0.2"
 
@@ -55,25 +57,86 @@ async def test_a_worker_rides_out_a_frozen_redis(
             await release.wait()
             return "done"
 
-        async with Worker(queue, lease=1.5, poll_interval=0.1) as worker:
+        async with Worker(queue, lease=3.0, poll_interval=0.1) as worker:
             job = await hold.enqueue()
             await eventually(lambda: _status(job, JobStatus.ACTIVE))
             redis_server.pause()
             try:
-                release.set()
-
-                async def all_failed() -> bool:
-                    return all(
-                        logged(caplog, text)
-                        for text in ("could not claim", "could not record", "could not renew")
-                    )
-
-                await eventually(all_failed)
+                await eventually(lambda: _all_logged(caplog, "could not claim"))
+                release.set()  # from now on, claims wait for its outcome to be recorded
+                await eventually(lambda: _all_logged(caplog, "could not record", "could not renew"))
             finally:
                 redis_server.resume()
             assert "done" == await job.result(timeout=WAIT)
             assert "done" == await (await hold.enqueue()).result(timeout=WAIT)
         assert (2, 0) == (worker.statistics().completed, worker.statistics().lost)
+
+
+async def test_jobs_finished_during_an_outage_longer_than_the_lease_run_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outcomes of jobs that ended while Redis was down reach it before the worker's next claim.
+
+    The claim would reap the leases that ran out meanwhile and the outcomes would be
+    refused: every job would run again. Redis keeps its data over the restart (AOF).
+    """
+    lease = 0.6
+    runs: Counter[int] = Counter()
+    all_running, release = asyncio.Event(), asyncio.Event()
+    durable = ("--appendonly", "yes", "--appendfsync", "always")
+    with RedisServer(tmp_path, *durable) as server:
+        url = f"{server.url}?timeout=0.2&connect_timeout=0.2"
+        async with Queue(url, name="q") as queue:
+
+            @queue.task(name="once")
+            async def once(n: int) -> int:
+                runs[n] += 1
+                if len(runs) == 10:
+                    all_running.set()
+                await release.wait()
+                return n
+
+            async with Worker(queue, concurrency=10, lease=lease, poll_interval=0.1) as worker:
+                jobs = await once.enqueue_many([(n,) for n in range(10)])
+                async with asyncio.timeout(WAIT):
+                    await all_running.wait()
+                server.stop()
+                release.set()
+                await eventually(lambda: _all_logged(caplog, "could not record"))
+                await asyncio.sleep(3 * lease)  # the outage itself: longer than the lease
+                server.start()
+                assert list(range(10)) == [await job.result(timeout=WAIT) for job in jobs]
+    assert dict.fromkeys(range(10), 1) == dict(runs)
+    assert (10, 0) == (worker.statistics().completed, worker.statistics().lost)
+
+
+async def test_an_enqueue_that_timed_out_may_have_queued_its_job_and_its_id_makes_retries_safe(
+    redis_server: RedisServer,
+) -> None:
+    """An enqueue can reach a frozen Redis and run when it thaws, after raising BackendTimeout.
+
+    Retried with the same `job_id`, it returns that job instead of queueing a second one.
+    """
+    async with Queue(f"{redis_server.url}?timeout=0.2", name="q") as queue:
+        task = queue.task(name="t")(_noop)
+        await task.enqueue()  # connected, and the script loaded: the next one is sent whole
+        redis_server.pause()
+        try:
+            with pytest.raises(BackendTimeout):
+                await task.options(job_id="payment-1").enqueue()
+        finally:
+            redis_server.resume()
+        await eventually(lambda: _queued(queue, 2))  # the enqueue did happen
+        job = await task.options(job_id="payment-1").enqueue()
+        assert ("payment-1", False) == (job.id, job.created)
+        assert 2 == (await queue.stats()).queued
+
+
+async def _noop() -> None: ...
+
+
+async def _queued(queue: Queue, count: int) -> bool:
+    return count == (await queue.stats()).queued
 
 
 async def _status(job: object, status: JobStatus) -> bool:
@@ -130,14 +193,14 @@ async def test_a_cron_fire_redis_misses_is_tried_again(
     periodic = queue.cron("* * * * * *", tick)
     schedule = asyncio.create_task(run_schedule(dead_store, periodic, on_fired=lambda: None))
     try:
-        await eventually(lambda: _logged_async(caplog, "could not fire"))
+        await eventually(lambda: _all_logged(caplog, "could not fire"))
     finally:
         schedule.cancel()
         await asyncio.gather(schedule, return_exceptions=True)
 
 
-async def _logged_async(caplog: pytest.LogCaptureFixture, text: str) -> bool:
-    return logged(caplog, text)
+async def _all_logged(caplog: pytest.LogCaptureFixture, *texts: str) -> bool:
+    return all(logged(caplog, text) for text in texts)
 
 
 async def test_a_clock_ahead_of_redis_waits_for_the_server(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +18,10 @@ from scalepy.errors import (
     SerializationError,
 )
 from scalepy.health import Status
-from scalepy.queue import Backoff, Job, JobStatus, Queue, Task, current_job
+from scalepy.queue import Backoff, Job, JobStatus, Queue, Task, Worker, current_job
 from scalepy.serializers import JsonSerializer
 from scalepy.testing import RecordingInstrumentation
-from tests.queue.conftest import ALL_BACKENDS
+from tests.queue.conftest import ALL_BACKENDS, WAIT
 
 if TYPE_CHECKING:
     from scalepy.queue._store import Claimed
@@ -183,6 +185,56 @@ async def test_unique_jobs_share_one_live_job(queue: Queue) -> None:
     assert 1 == len(set(keyed))
     batch = await plain.options(key="b").enqueue_many([(1,), (2,)])
     assert [True, False] == [job.created for job in batch]
+
+
+@ALL_BACKENDS
+async def test_unique_keys_of_different_tasks_never_collide(queue: Queue) -> None:
+    """A key is unique per task: no task name and key spell another task's, nor an args hash."""
+    emails = queue.task(name="emails", unique=True)(echo)
+    welcome = queue.task(name="emails:welcome")(echo)
+    by_key = await emails.options(key="welcome:42").enqueue(1)
+    other_task = await welcome.options(key="42").enqueue(1)
+    by_args = await emails.enqueue(1)
+    args_digest = hashlib.sha1(queue.serializer.dumps([[1], {}]), usedforsecurity=False)
+    by_digest_key = await emails.options(key=args_digest.hexdigest()).enqueue(2)
+    jobs = (by_key, other_task, by_args, by_digest_key)
+    assert [True] * 4 == [job.created for job in jobs]
+    assert 4 == len(set(jobs))
+
+
+@ALL_BACKENDS
+async def test_an_enqueue_repeated_with_its_job_id_makes_one_job(queue: Queue) -> None:
+    """The id is the idempotency key: a repeat returns the job, running or ended, never a copy."""
+    task = queue.task(name="t")(echo)
+    first = await task.options(job_id="order-7:receipt").enqueue(1)
+    again = await task.options(job_id="order-7:receipt").enqueue(2)
+    assert ("order-7:receipt", True, False) == (first.id, first.created, again.created)
+    assert first == again
+    async with Worker(queue):
+        assert 1 == await first.result(timeout=WAIT)
+    repeated = await task.options(job_id="order-7:receipt").enqueue(3)
+    assert (False, 1) == (repeated.created, await repeated.result(timeout=WAIT))
+    assert (0, 0, 0, 0) == astuple(await queue.stats())
+
+
+async def test_a_job_id_taken_by_another_task_is_refused(queue: Queue) -> None:
+    """Job ids are queue-wide: one held by a job of another task raises, nothing is created."""
+    first = queue.task(name="first")(echo)
+    second = queue.task(name="second")(echo)
+    await first.options(job_id="shared").enqueue(1)
+    with pytest.raises(ConfigurationError, match=r"id 'shared' is taken by a job of task 'first'"):
+        await second.options(job_id="shared").enqueue(1)
+    assert 1 == (await queue.stats()).queued
+
+
+async def test_bad_job_ids_are_refused(queue: Queue) -> None:
+    """A job id is a non-empty string without whitespace, of one job only."""
+    task = queue.task(name="t")(echo)
+    for job_id in ("", "a b", "tab\there", "x" * 1001):
+        with pytest.raises(ConfigurationError, match="job_id"):
+            task.options(job_id=job_id)
+    with pytest.raises(ConfigurationError, match="job_id"):
+        await task.options(job_id="one").enqueue_many([(1,), (2,)])
 
 
 @ALL_BACKENDS

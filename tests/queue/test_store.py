@@ -21,10 +21,16 @@ TTL = 60_000
 
 
 def new(
-    job_id: str, priority: int = 0, *, retries: int = 2, when: str = "", key: str = ""
+    job_id: str,
+    priority: int = 0,
+    *,
+    retries: int = 2,
+    when: str = "",
+    key: str = "",
+    named: bool = False,
 ) -> tuple[Batch, NewJob]:
-    """A job of task `t` with no arguments."""
-    return Batch("t", priority, retries, when, ""), (job_id, b"[[],{}]", key)
+    """A job of task `t` with no arguments (`named`: its id is the caller's)."""
+    return Batch("t", priority, retries, when, "", named), (job_id, b"[[],{}]", key)
 
 
 async def enqueue(store: QueueStore, jobs: list[tuple[Batch, NewJob]]) -> list[tuple[str, bool]]:
@@ -278,6 +284,21 @@ async def test_a_unique_key_holds_one_live_job(store: QueueStore) -> None:
     (a,) = await claim(store)
     await store.ack([(a.id, a.token, "c", b"1", 0)], result_ttl_ms=TTL)
     assert [("c", True)] == await enqueue(store, [new("c", key="k")])
+
+
+@ALL_BACKENDS
+async def test_a_named_job_is_created_once_while_it_is_kept(store: QueueStore) -> None:
+    """A job id the caller chose makes one job: live, or ended and kept, it is returned."""
+    assert [("a", True), ("a", False)] == await enqueue(
+        store, [new("a", named=True), new("a", named=True, when="+5000")]
+    )
+    (a,) = await claim(store)
+    await store.ack([(a.id, a.token, "c", b"1", 0)], result_ttl_ms=TTL)
+    assert [("a", False)] == await enqueue(store, [new("a", named=True)])
+    stored = await store.job("a")
+    assert stored is not None
+    assert ("completed", b"1") == (stored.state, stored.result)
+    assert (0, 0, 0, 0) == await store.counts()
 
 
 @ALL_BACKENDS

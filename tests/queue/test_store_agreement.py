@@ -96,6 +96,15 @@ class StoresAgree(RuleBasedStateMachine):
         jobs = [(job_id, ARGS, key) for job_id, key in zip(ids, keys, strict=True)]
         self.both(lambda store: store.enqueue(batch, jobs))
 
+    @rule(data=st.data(), key=unique_keys, when=st.sampled_from(["", f"+{LONG}"]))
+    def enqueue_named(self, data: st.DataObject, key: str, when: str) -> None:
+        """Enqueue a job under an id the caller chose: a new one, or one used already."""
+        job_id = data.draw(st.sampled_from([*self.ids, f"j{len(self.ids)}"]))
+        if job_id not in self.ids:
+            self.ids.append(job_id)
+        batch = Batch("t", 0, 1, when, "", named=True)
+        self.both(lambda store: store.enqueue(batch, [(job_id, ARGS, key)]))
+
     @rule(count=st.integers(0, 4), cap=st.integers(0, 3), lease=leases, ttl=ttls, dead_ttl=ttls)
     def claim(self, count: int, cap: int, lease: int, ttl: int, dead_ttl: int) -> None:
         """Claim jobs, with or without a queue-wide cap; reap the leases run out."""
@@ -160,14 +169,20 @@ class StoresAgree(RuleBasedStateMachine):
     @precondition(lambda self: self.running)
     @rule(
         data=st.data(),
-        outcome=st.sampled_from(["c", "f", "x", "r"]),
+        outcome=st.sampled_from(["c", "f", "x", "r", "u"]),
         delay=st.sampled_from([0, 0, -1, LONG]),
         ttl=ttls,
+        unknown_limit=st.integers(0, 2),
     )
-    def ack(self, data: st.DataObject, outcome: str, delay: int, ttl: int) -> None:
-        """Settle running attempts in one batch, as a worker does."""
+    def ack(
+        self, data: st.DataObject, outcome: str, delay: int, ttl: int, unknown_limit: int
+    ) -> None:
+        """Settle running attempts in one batch, as a worker does (`u`: put back, or buried)."""
         picked = data.draw(st.lists(st.sampled_from(sorted(self.running.items())), min_size=1))
-        self.settle([(i, token, outcome, f"{outcome}:{i}", delay) for i, token in picked], ttl)
+        settlements: list[Settlement] = [
+            (i, token, outcome, f"{outcome}:{i}", delay) for i, token in picked
+        ]
+        self.settle(settlements, ttl, unknown_limit)
 
     @precondition(lambda self: self.attempts)
     @rule(data=st.data(), skew=st.sampled_from([0, -1, 1]), ttl=ttls)
@@ -176,9 +191,11 @@ class StoresAgree(RuleBasedStateMachine):
         picked = data.draw(st.lists(st.sampled_from(self.attempts), min_size=1, max_size=3))
         self.settle([(i, token + skew, "c", b"1", 0) for i, token in picked], ttl)
 
-    def settle(self, settlements: list[Settlement], ttl: int) -> None:
+    def settle(self, settlements: list[Settlement], ttl: int, unknown_limit: int = 0) -> None:
         """Ack `settlements` on both; the attempts settled are no longer running."""
-        codes = self.both(lambda store: store.ack(settlements, result_ttl_ms=ttl))
+        codes = self.both(
+            lambda store: store.ack(settlements, result_ttl_ms=ttl, unknown_limit=unknown_limit)
+        )
         for (job_id, token, *_), code in zip(settlements, codes, strict=True):
             if code and self.running.get(job_id) == token:
                 del self.running[job_id]

@@ -53,6 +53,7 @@ from scalepy.queue._telemetry import PROCESS_DURATION as PROCESS_DURATION
 from scalepy.queue._telemetry import PROCESSED as PROCESSED
 from scalepy.queue._telemetry import RETRIED as RETRIED
 from scalepy.queue._telemetry import SENT as SENT
+from scalepy.queue._telemetry import UNKNOWN_TASK as UNKNOWN_TASK
 from scalepy.queue._telemetry import WAIT_TIME as WAIT_TIME
 from scalepy.queue._worker import Worker as Worker
 
@@ -65,6 +66,7 @@ __all__ = (
     "PROCESS_DURATION",
     "RETRIED",
     "SENT",
+    "UNKNOWN_TASK",
     "WAIT_TIME",
     "Backoff",
     "Cron",

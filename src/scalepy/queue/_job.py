@@ -149,7 +149,9 @@ class Job(Generic[R]):
             tuples come back as lists).
 
         Raises:
-            JobFailed: The job failed for good (dead-lettered); `error` says why.
+            JobFailed: The job failed for good (dead-lettered); `error` says why. A
+                task whose result the serializer cannot encode fails so too, at its
+                first attempt: it ran, and a retry would repeat its side effects.
             JobCancelled: The job was cancelled.
             JobNotFound: Unknown id, or the result outlived the result TTL (a dead
                 job: the queue's `dead_ttl`), or the job was purged.

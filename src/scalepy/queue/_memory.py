@@ -54,6 +54,9 @@ class MemoryQueueStore(MemoryState):
         out: list[tuple[str, bool]] = []
         ready: list[str] = []
         for job_id, args, ukey in jobs:
+            if batch.named and job_id in self._jobs:
+                out.append((job_id, False))
+                continue
             existing = self._holder(ukey) if ukey else None
             if existing is not None:
                 out.append((existing, False))
@@ -142,7 +145,9 @@ class MemoryQueueStore(MemoryState):
         self._finish()
         return nearest, claimed
 
-    async def ack(self, settlements: Iterable[Settlement], *, result_ttl_ms: int) -> list[int]:
+    async def ack(
+        self, settlements: Iterable[Settlement], *, result_ttl_ms: int, unknown_limit: int = 0
+    ) -> list[int]:
         """See `QueueStore.ack` (`ack.lua`)."""
         now = self._begin()
         out: list[int] = []
@@ -160,16 +165,22 @@ class MemoryQueueStore(MemoryState):
             elif outcome == "f":
                 if delay >= 0 and job.tries <= job.retries:
                     job.error = encode(value)
-                    if delay > 0:
-                        self._schedule(job_id, job, now + delay)
-                    else:
-                        self._push_ready(job_id, job, now, front=False)
+                    self._retry(job_id, job, now, delay)
                     code = 2
                 else:
                     self._bury(job_id, job, encode(value), now)
                     code = 3
             elif outcome == "x":
                 self._settle(job_id, job, "cancelled", now, result_ttl_ms, error=encode(value))
+            elif outcome == "u":
+                job.tries -= 1
+                job.unknown += 1
+                if job.unknown > unknown_limit:
+                    self._bury(job_id, job, encode(value), now)
+                    code = 3
+                else:
+                    self._retry(job_id, job, now, delay)
+                    code = 2
             else:
                 job.tries -= 1
                 self._push_ready(job_id, job, now, front=True)
@@ -241,7 +252,7 @@ class MemoryQueueStore(MemoryState):
             if not self._dead.discard(job_id):
                 continue
             job = self._jobs[job_id]
-            job.tries, job.error, job.finished = 0, None, None
+            job.tries, job.error, job.finished, job.unknown = 0, None, None, 0
             self._push_ready(job_id, job, now, front=False)
             count += 1
         self._finish()

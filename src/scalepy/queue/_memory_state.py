@@ -50,6 +50,7 @@ class MemoryJob:
     result: bytes | None = None
     cancel: bool = False
     worker: str | None = None
+    unknown: int = 0
 
 
 class MemoryState:
@@ -171,6 +172,13 @@ class MemoryState:
     def _schedule(self, job_id: str, job: MemoryJob, run_at: int) -> None:
         self._scheduled.set(job_id, run_at)
         job.state, job.ready_at = "scheduled", run_at
+
+    def _retry(self, job_id: str, job: MemoryJob, now: int, delay: int) -> None:
+        """Make the job due again after `delay` ms: scheduled, or ready at once."""
+        if delay > 0:
+            self._schedule(job_id, job, now + delay)
+        else:
+            self._push_ready(job_id, job, now, front=False)
 
     def _release_unique(self, job_id: str, job: MemoryJob) -> None:
         if job.ukey and self._unique.get(job.ukey) == job_id:

@@ -94,7 +94,7 @@ class RedisQueueStore:
     async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
         """See `QueueStore.enqueue`: one `enqueue.lua` call."""
         args: list[EncodableT] = [batch.task, batch.priority, batch.retries, batch.when]
-        args.append(batch.trace)
+        args += (batch.trace, "1" if batch.named else "")
         args += chain.from_iterable(jobs)
         reply: list[Any] = await self._run("enqueue", *args)
         return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
@@ -128,12 +128,14 @@ class RedisQueueStore:
         ]
         return reply[0], claimed
 
-    async def ack(self, settlements: Iterable[Settlement], *, result_ttl_ms: int) -> list[int]:
+    async def ack(
+        self, settlements: Iterable[Settlement], *, result_ttl_ms: int, unknown_limit: int = 0
+    ) -> list[int]:
         """See `QueueStore.ack`: one `ack.lua` call."""
         args: list[EncodableT] = []
         for settlement in settlements:
             args += settlement
-        reply: list[int] = await self._run("ack", result_ttl_ms, *args)
+        reply: list[int] = await self._run("ack", result_ttl_ms, unknown_limit, *args)
         return reply
 
     async def extend(

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import HeldLeases
 from scalepy.queue._job import _CURRENT, JobContext
-from scalepy.queue._task import Backoff
 from scalepy.queue._telemetry import (
     DEAD_LETTERED,
     FAILED,
@@ -28,6 +27,7 @@ from scalepy.queue._telemetry import (
     PROCESS_DURATION,
     PROCESSED,
     RETRIED,
+    UNKNOWN_TASK,
     WAIT_TIME,
     trace_scope,
 )
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from scalepy.queue._queue import Queue
     from scalepy.queue._store import Claimed, Settlement
     from scalepy.queue._task import Task
+    from scalepy.queue._unknown import UnknownTasks
     from scalepy.ratelimit import RateLimiter
     from scalepy.telemetry import Instrumentation
 
@@ -45,7 +46,6 @@ __all__ = ("Runner", "WorkerStatistics")
 
 _logger = logging.getLogger("scalepy.queue")
 _MAX_ERROR = 4000  # characters of an error (with its traceback) kept on the job
-_DEFAULT_BACKOFF = Backoff()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +57,7 @@ class WorkerStatistics:
     completed: int
     """Attempts completed and recorded."""
     failed: int
-    """Attempts that raised or timed out."""
+    """Attempts that raised or timed out, or whose result could not be serialized."""
     retried: int
     """Failed attempts scheduled for a retry."""
     dead_lettered: int
@@ -68,6 +68,8 @@ class WorkerStatistics:
     """Attempts handed back to the queue at shutdown."""
     lost: int
     """Attempts whose lease was lost; their outcome was refused."""
+    unknown: int
+    """Jobs of a task this worker does not have, put back (or dead-lettered past the limit)."""
 
 
 class _Attempt:
@@ -90,10 +92,10 @@ class Runner:
         instrumentation: Where spans and metrics go.
         lease: The worker's lease, seconds: how long to keep retrying an outcome.
         on_slot_freed: Called each time an attempt ends.
+        unknown: What to do with jobs of tasks the queue does not have.
     """
 
     __slots__ = (
-        "_acks",
         "_counts",
         "_dead",
         "_duration",
@@ -105,7 +107,10 @@ class Runner:
         "_processed",
         "_retried",
         "_tasks",
+        "_unknown",
+        "_unknown_task",
         "_wait_time",
+        "acks",
         "held",
         "limiter",
         "queue",
@@ -119,15 +124,17 @@ class Runner:
         instrumentation: Instrumentation,
         lease: float,
         on_slot_freed: Callable[[], None],
+        unknown: UnknownTasks,
     ) -> None:
         self.queue = queue
         self._tasks = queue._tasks
+        self._unknown = unknown
         self._instrumentation = instrumentation
         self._on_slot_freed = on_slot_freed
         metric = instrumentation.metric
         self._processed, self._failed = metric(PROCESSED), metric(FAILED)
         self._retried, self._dead = metric(RETRIED), metric(DEAD_LETTERED)
-        self._lost = metric(LEASES_LOST)
+        self._lost, self._unknown_task = metric(LEASES_LOST), metric(UNKNOWN_TASK)
         self._duration, self._wait_time = metric(PROCESS_DURATION), metric(WAIT_TIME)
         self._process_span = f"process {queue.name}"
         self.held = HeldLeases()
@@ -136,14 +143,26 @@ class Runner:
         """The attempts running now, by job id."""
         self.limiter: RateLimiter | None = None
         """The queue's rate limiter, while the worker runs."""
-        self._acks: Acks[_Attempt] = Acks(
+        self.acks: Acks[_Attempt] = Acks(
             queue._store,
             result_ttl_ms=queue._result_ttl_ms,
             on_settled=self._on_settled,
             retry_for=lease,
+            unknown_limit=unknown.limit,
         )
+        """The outcomes on their way to the store."""
         self._counts = dict.fromkeys(
-            ("completed", "failed", "retried", "dead_lettered", "cancelled", "released", "lost"), 0
+            (
+                "completed",
+                "failed",
+                "retried",
+                "dead_lettered",
+                "cancelled",
+                "released",
+                "lost",
+                "unknown",
+            ),
+            0,
         )
 
     def statistics(self) -> WorkerStatistics:
@@ -151,25 +170,29 @@ class Runner:
         return WorkerStatistics(running=len(self.running), **self._counts)
 
     def start(self, claimed: Claimed) -> None:
-        """Run `claimed` in a task of its own, its lease held until its outcome is recorded."""
+        """Run `claimed` in a task of its own, its lease held until its outcome is recorded.
+
+        A job of a task this worker does not know is put back at once instead.
+        """
         attempt = _Attempt(claimed)
         self.held.add(claimed.id, claimed.token)
+        task = self._tasks.get(claimed.task)
+        if task is None:
+            self._settle(attempt, self._unknown.put_back(claimed))
+            return
         self.running[claimed.id] = attempt
         # An empty context: a job must not inherit the worker's (or a trace's) state.
         attempt.task = asyncio.get_running_loop().create_task(
-            self._execute(attempt), context=contextvars.Context()
+            self._execute(attempt, task), context=contextvars.Context()
         )
 
-    async def _execute(self, attempt: _Attempt) -> None:
+    async def _execute(self, attempt: _Attempt, task: Task[..., Any]) -> None:
         claimed = attempt.claimed
-        task = self._tasks.get(claimed.task)
-        labels = self._labels(task)
+        labels = task._labels
         self._wait_time.record(claimed.waited_ms / 1000, labels)
         started = time.perf_counter()
         settlement: Settlement | None
         try:
-            if task is None:
-                raise LookupError(f"no task {claimed.task!r} on queue {self.queue.name!r} here")
             _CURRENT.set(
                 JobContext(
                     id=claimed.id, task=claimed.task, queue=self.queue.name, attempt=claimed.tries
@@ -182,19 +205,23 @@ class Runner:
                 ),
             ):
                 result = await self._call(task, claimed)
-            settlement = (claimed.id, claimed.token, "c", self.queue.serializer.dumps(result), 0)
         except asyncio.CancelledError:
             settlement = self._stopped(attempt, labels)
         except Exception as exc:
             settlement = self._failure(claimed, task, exc, labels)
+        else:
+            settlement = self._completion(claimed, result, labels)
         self._duration.record(time.perf_counter() - started, labels)
         del self.running[claimed.id]
         self._on_slot_freed()
         if settlement is None:
             self.held.discard(claimed.id, claimed.token)
         else:
-            attempt.outcome = settlement[2]
-            self._acks.add(attempt, settlement)
+            self._settle(attempt, settlement)
+
+    def _settle(self, attempt: _Attempt, settlement: Settlement) -> None:
+        attempt.outcome = settlement[2]
+        self.acks.add(attempt, settlement)
 
     def _labels(self, task: Task[..., Any] | None) -> dict[str, str]:
         """The metric labels of a task's jobs (an empty task label for a task unknown here)."""
@@ -220,20 +247,35 @@ class Runner:
             return (claimed.id, claimed.token, "x", "cancelled while running", 0)
         return (claimed.id, claimed.token, "r", "", 0)  # shutdown: back to the queue
 
+    def _completion(self, claimed: Claimed, result: Any, labels: dict[str, str]) -> Settlement:
+        try:
+            value = self.queue.serializer.dumps(result)
+        except Exception as exc:  # a custom serializer may raise anything
+            # The task ran and its side effects happened: a retry would repeat them.
+            self._counts["failed"] += 1
+            self._failed.record(1, labels)
+            _logger.error(
+                "job %s (%s) ran, but its result cannot be serialized: failed, not retried",
+                claimed.id,
+                claimed.task,
+                exc_info=exc,
+            )
+            cause = (
+                f"SerializationError: task {claimed.task!r} ran, but its result (of type "
+                f"{type(result).__name__}) cannot be serialized, so the job is not retried. "
+            )
+            return (claimed.id, claimed.token, "f", cause + _describe(exc), -1)
+        return (claimed.id, claimed.token, "c", value, 0)
+
     def _failure(
-        self,
-        claimed: Claimed,
-        task: Task[..., Any] | None,
-        exc: Exception,
-        labels: dict[str, str],
+        self, claimed: Claimed, task: Task[..., Any], exc: Exception, labels: dict[str, str]
     ) -> Settlement:
         self._counts["failed"] += 1
         self._failed.record(1, labels)
         _logger.warning(
             "job %s (%s) attempt %d failed", claimed.id, claimed.task, claimed.tries, exc_info=exc
         )
-        backoff = _DEFAULT_BACKOFF if task is None else task.backoff
-        delay = round(backoff(claimed.tries - 1) * 1000)
+        delay = round(task.backoff(claimed.tries - 1) * 1000)
         return (claimed.id, claimed.token, "f", _describe(exc), delay)
 
     # -- outcomes -------------------------------------------------------------------
@@ -250,13 +292,16 @@ class Runner:
                 self._counts["lost"] += 1
                 self._lost.record(1, labels)
                 _logger.warning("job %s: lease lost, outcome of attempt refused", claimed.id)
+            elif attempt.outcome == "u":
+                self._counts["unknown"] += 1
+                self._unknown_task.record(1, labels)
+                if code == 3:
+                    self._dead_lettered(claimed, labels, "no worker that claimed it has its task")
             elif code == 2:
                 self._counts["retried"] += 1
                 self._retried.record(1, labels)
             elif code == 3:
-                self._counts["dead_lettered"] += 1
-                self._dead.record(1, labels)
-                _logger.error("job %s (%s) dead-lettered", claimed.id, claimed.task)
+                self._dead_lettered(claimed, labels, "its last attempt failed")
             elif attempt.outcome == "c":
                 self._counts["completed"] += 1
                 self._processed.record(1, labels)
@@ -264,6 +309,11 @@ class Runner:
                 self._counts["cancelled"] += 1
             else:
                 self._counts["released"] += 1
+
+    def _dead_lettered(self, claimed: Claimed, labels: dict[str, str], why: str) -> None:
+        self._counts["dead_lettered"] += 1
+        self._dead.record(1, labels)
+        _logger.error("job %s (%s) dead-lettered: %s", claimed.id, claimed.task, why)
 
     def on_heartbeat(self, lost: list[tuple[str, int]], cancel: list[tuple[str, int]]) -> None:
         """Cancel the attempts whose lease was lost, or whose job is to be cancelled."""
@@ -290,7 +340,7 @@ class Runner:
         tasks = [a.task for a in self.running.values() if a.task is not None]
         if tasks:
             await asyncio.wait(tasks)
-        await self._acks.drain()
+        await self.acks.drain()
 
 
 def _process_attributes(queue: str, claimed: Claimed) -> dict[str, str | int]:

@@ -12,6 +12,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from scalepy.errors import ConfigurationError
 from scalepy.queue._job import Job
 from scalepy.queue._store import Batch
 from scalepy.queue._telemetry import capture_trace
@@ -41,6 +42,8 @@ async def send(
         ((job_id, created),) = await queue._store.enqueue(_batch(options), jobs)
     if created:
         queue._sent.record(1, task._labels)
+    elif options.job_id is not None:
+        await _check_same_task(options, job_id)
     return Job(queue, job_id, created=created)
 
 
@@ -49,6 +52,8 @@ async def send_many(
 ) -> list[Job[R]]:
     """Enqueue one job per tuple of positional arguments; see `Task.enqueue_many`."""
     task = options.task
+    if options.job_id is not None:
+        raise ConfigurationError("job_id names one job: enqueue it with enqueue()")
     queue = task.queue
     dumps = queue.serializer.dumps
     payloads = [dumps([call, {}]) for call in calls]
@@ -76,21 +81,44 @@ async def send_many(
 
 def _new_jobs(options: EnqueueOptions[Any, Any], payloads: list[bytes]) -> list[NewJob]:
     if options.key is None and not options.task.unique:  # the common case, kept lean
+        if options.job_id is not None:
+            return [(options.job_id, payloads[0], "")]
         return [(os.urandom(12).hex(), payload, "") for payload in payloads]
-    return [(os.urandom(12).hex(), p, _unique_key(options, p)) for p in payloads]
+    job_id = options.job_id
+    return [(job_id or os.urandom(12).hex(), p, _unique_key(options, p)) for p in payloads]
 
 
 def _batch(options: EnqueueOptions[Any, Any]) -> Batch:
     task = options.task
     priority = task.priority if options.priority is None else options.priority
-    return Batch(task.name, priority, task.retries, options.when, capture_trace())
+    named = options.job_id is not None
+    return Batch(task.name, priority, task.retries, options.when, capture_trace(), named)
+
+
+async def _check_same_task(options: EnqueueOptions[Any, Any], job_id: str) -> None:
+    """Raise if the job holding the id the caller chose belongs to another task.
+
+    One more round trip, only when an enqueue with a `job_id` found its job existing.
+    """
+    task = options.task
+    stored = await task.queue._store.job(job_id)
+    if stored is not None and stored.task != task.name:
+        raise ConfigurationError(
+            f"job id {job_id!r} is taken by a job of task {stored.task!r}, not {task.name!r}:"
+            " job ids are queue-wide"
+        )
 
 
 def _unique_key(options: EnqueueOptions[Any, Any], payload: bytes) -> str:
-    task = options.task
+    """The job's unique key: scoped to its task, and to keys or argument digests.
+
+    The task name's length goes first, so that no other task name and key spell
+    the same string (task `a` with key `b:c`, task `a:b` with key `c`).
+    """
+    name = options.task.name
     if options.key is not None:
-        return f"{task.name}:{options.key}"
-    return f"{task.name}:{hashlib.sha1(payload, usedforsecurity=False).hexdigest()}"
+        return f"{len(name)}:{name}:key:{options.key}"
+    return f"{len(name)}:{name}:args:{hashlib.sha1(payload, usedforsecurity=False).hexdigest()}"
 
 
 def _attributes(options: EnqueueOptions[Any, Any], count: int) -> dict[str, str | int]:

@@ -45,6 +45,8 @@ class Batch:
     when: str
     """`""` now, `"+<ms>"` after a delay, `"<ms>"` at a Unix time in ms."""
     trace: str
+    named: bool = False
+    """The caller chose the jobs' ids: a job that exists already is returned, not made."""
 
 
 @dataclass(slots=True)
@@ -66,7 +68,9 @@ Settlement = tuple[str, int, str, bytes | str, int]
 Outcomes: `c` completed (value: the result), `f` failed (value: the error;
 retried after the delay while tries <= retries, a negative delay never retries),
 `x` cancelled (value: why), `r` released by a worker shutting down (back to the
-front of the queue, the attempt not counted).
+front of the queue, the attempt not counted), `u` the worker does not know the
+task (put back after the delay, the attempt not counted; dead-lettered with the
+value as its error once put back more than `unknown_limit` times).
 """
 
 
@@ -116,7 +120,8 @@ class QueueStore(Protocol):
 
         Returns:
             Per job, the id of the job holding it and whether it was created (false
-            when a live job already held its unique key).
+            when a live job already held its unique key or, for a `named` batch,
+            when a job with its id existed, live or ended and kept).
         """
         ...
 
@@ -147,11 +152,20 @@ class QueueStore(Protocol):
         """
         ...
 
-    async def ack(self, settlements: Iterable[Settlement], *, result_ttl_ms: int) -> list[int]:
+    async def ack(
+        self, settlements: Iterable[Settlement], *, result_ttl_ms: int, unknown_limit: int = 0
+    ) -> list[int]:
         """Settle attempts, each fenced by its token.
 
+        Args:
+            settlements: The attempts' outcomes.
+            result_ttl_ms: How long jobs that end completed or cancelled are kept.
+            unknown_limit: How many times a job of a task unknown to its worker (`u`)
+                is put back before it is dead-lettered.
+
         Returns:
-            Per attempt: 0 lease lost, 1 settled, 2 scheduled for a retry, 3 dead.
+            Per attempt: 0 lease lost, 1 settled, 2 scheduled for a retry (or put
+            back), 3 dead.
         """
         ...
 

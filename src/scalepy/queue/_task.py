@@ -23,6 +23,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 MAX_PRIORITY = 9
+MAX_JOB_ID = 1000
 
 
 def check_priority(priority: int) -> int:
@@ -84,6 +85,8 @@ class EnqueueOptions(Generic[P, R]):
     """The unique key: at most one live job per key and task."""
     priority: int | None = None
     """The priority level, or `None` for the task's."""
+    job_id: str | None = None
+    """The job's id, chosen by the caller: the idempotency key of `enqueue`."""
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue one job with these options; see `Task.enqueue`."""
@@ -168,7 +171,10 @@ class Task(Generic[P, R]):
 
         Raises:
             SerializationError: An argument cannot be serialized.
-            BackendError: Redis failed or did not answer in time.
+            BackendError: Redis failed or did not answer in time. A timeout
+                (`BackendTimeout`) does not say the job was not queued: Redis may
+                have run the enqueue without its reply arriving in time. Retry
+                with `options(job_id=...)` to be safe.
         """
         return await send(self._default, args, kwargs)
 
@@ -198,6 +204,7 @@ class Task(Generic[P, R]):
         at: datetime | None = None,
         key: str | None = None,
         priority: int | None = None,
+        job_id: str | None = None,
     ) -> EnqueueOptions[P, R]:
         """Return this task with options for the jobs it enqueues.
 
@@ -210,20 +217,37 @@ class Task(Generic[P, R]):
             key: A unique key: while a job with this key (and task) is queued,
                 scheduled or running, enqueueing another returns that job instead.
             priority: The jobs' priority level, 0 (lowest) to 9.
+            job_id: The job's id, instead of a random one, for `enqueue` (one job):
+                the idempotency key of the enqueue. While a job with this id
+                exists (queued, scheduled, running, or ended and kept for the
+                result TTL, or dead), enqueueing again returns it, with
+                `created` false, so a retried enqueue never makes a second job.
+                Ids are queue-wide: up to 1000 characters, no whitespace.
 
         Raises:
             ConfigurationError: Both `delay` and `at`, a negative delay, a naive
-                `at`, or a priority outside 0-9.
+                `at`, a priority outside 0-9, or an empty, too long or
+                whitespace-holding `job_id`.
         """
         return EnqueueOptions(
             task=self,
             when=_when(delay, at),
             key=key,
             priority=None if priority is None else check_priority(priority),
+            job_id=None if job_id is None else _check_job_id(job_id),
         )
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} queue={self.queue.name!r} retries={self.retries}>"
+
+
+def _check_job_id(job_id: str) -> str:
+    # Settled ids are announced space-separated (see lua/prelude.lua): no whitespace.
+    if not 0 < len(job_id) <= MAX_JOB_ID or any(char.isspace() for char in job_id):
+        raise ConfigurationError(
+            f"job_id must be 1 to {MAX_JOB_ID} characters without whitespace, got {job_id!r}"
+        )
+    return job_id
 
 
 def _when(delay: float | timedelta | None, at: datetime | None) -> str:

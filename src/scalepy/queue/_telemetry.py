@@ -28,6 +28,7 @@ __all__ = (
     "PROCESS_DURATION",
     "RETRIED",
     "SENT",
+    "UNKNOWN_TASK",
     "WAIT_TIME",
     "capture_trace",
     "trace_scope",
@@ -54,7 +55,7 @@ FAILED = Metric(
     name="scalepy.queue.jobs.failed",
     kind=MetricKind.COUNTER,
     unit="{attempt}",
-    description="Attempts that raised or timed out.",
+    description="Attempts that raised or timed out, or whose result could not be serialized.",
     labels=_JOB_LABELS,
 )
 RETRIED = Metric(
@@ -76,6 +77,16 @@ LEASES_LOST = Metric(
     kind=MetricKind.COUNTER,
     unit="{attempt}",
     description="Attempts whose lease expired or was taken over; their outcome was refused.",
+    labels=_JOB_LABELS,
+)
+UNKNOWN_TASK = Metric(
+    name="scalepy.queue.jobs.unknown_task",
+    kind=MetricKind.COUNTER,
+    unit="{job}",
+    description=(
+        "Jobs claimed by a worker that does not have their task, put back for another"
+        " (or dead-lettered past the limit); the task label is empty."
+    ),
     labels=_JOB_LABELS,
 )
 PROCESS_DURATION = Metric(

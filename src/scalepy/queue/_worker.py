@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._validation import check_finite, check_int
@@ -24,8 +24,11 @@ from scalepy.queue._heartbeat import Heartbeat
 from scalepy.queue._periodic import run_schedule
 from scalepy.queue._runner import Runner
 from scalepy.queue._telemetry import SENT
+from scalepy.queue._unknown import UnknownTasks
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from scalepy.queue._queue import Queue
     from scalepy.queue._runner import WorkerStatistics
     from scalepy.telemetry import Instrumentation
@@ -52,6 +55,12 @@ class Worker(AsyncCloseable):
     jobs finish for up to `grace` seconds, then cancels the rest and hands them
     back to the front of the queue at once, without counting the attempt.
 
+    A job of a task the worker's queue does not have (a rolling deploy: the
+    producers run newer code than this worker) is not run nor counted as an
+    attempt: it is put back, due again `unknown_task_delay` seconds later, for a
+    worker that has the task; put back more than `unknown_task_limit` times, it
+    is dead-lettered with the reason.
+
     Args:
         queue: The queue whose jobs to run; its registered tasks are what runs.
         concurrency: Jobs running at once, at most.
@@ -64,6 +73,10 @@ class Worker(AsyncCloseable):
         name: The worker's name, kept on the jobs it claims (`JobInfo.worker`);
             `host:pid` by default.
         instrumentation: Where spans and metrics go; the queue's if `None`.
+        unknown_task_delay: Seconds until a job of a task this worker does not
+            have is due again after the worker put it back.
+        unknown_task_limit: Put-backs of such a job (by any worker) before it is
+            dead-lettered; with the delay, how long a rolling deploy may take.
 
     Raises:
         ConfigurationError: An option out of range.
@@ -86,8 +99,12 @@ class Worker(AsyncCloseable):
         stats_interval: float | None = 10.0,
         name: str | None = None,
         instrumentation: Instrumentation | None = None,
+        unknown_task_delay: float = 10.0,
+        unknown_task_limit: int = 60,
     ) -> None:
         check_int("concurrency", concurrency)
+        check_finite("unknown_task_delay", unknown_task_delay, inclusive=True)
+        check_int("unknown_task_limit", unknown_task_limit, minimum=0)
         check_finite("lease", lease, minimum=0.1)
         check_finite("grace", grace, inclusive=True)
         check_finite("poll_interval", poll_interval)
@@ -106,10 +123,15 @@ class Worker(AsyncCloseable):
         instrumentation = instrumentation or queue._instrumentation
         self._sent = instrumentation.metric(SENT)
         self._slot_freed = asyncio.Event()
+        unknown = UnknownTasks(queue.name, delay=unknown_task_delay, limit=unknown_task_limit)
         self._runner = Runner(
-            queue, instrumentation=instrumentation, lease=lease, on_slot_freed=self._slot_freed.set
+            queue,
+            instrumentation=instrumentation,
+            lease=lease,
+            on_slot_freed=self._slot_freed.set,
+            unknown=unknown,
         )
-        self._idle: asyncio.Task[None] | None = None
+        self._idle_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._active = False
         self._done = asyncio.Event()
@@ -173,8 +195,8 @@ class Worker(AsyncCloseable):
             return
         self._stopping = True
         self._slot_freed.set()
-        if self._idle is not None:
-            self._idle.cancel()
+        if self._idle_task is not None:
+            self._idle_task.cancel()
         await self._done.wait()
 
     async def aclose(self) -> None:
@@ -214,6 +236,12 @@ class Worker(AsyncCloseable):
                 # first, so they and this claim share one round trip.
                 await asyncio.sleep(0)
                 continue
+            if not self._runner.acks.sent:
+                # Outcomes before claims: a claim reaps the leases that ran out (all
+                # of them, after an outage longer than the lease), and an outcome
+                # that reached Redis after it would be refused and its job run again.
+                await self._idle(self._runner.acks.wait_sent())
+                continue
             try:
                 nearest, claimed = await self._store.claim(
                     free,
@@ -226,26 +254,27 @@ class Worker(AsyncCloseable):
             except BackendError as exc:
                 failures += 1
                 _logger.warning("could not claim jobs from %r: %s", self.queue.name, exc)
-                await self._idle_for(min(0.1 * 2**failures, 5.0))
+                await self._idle(asyncio.sleep(min(0.1 * 2**failures, 5.0)))
                 continue
             failures = 0
             for job in claimed:
                 self._runner.start(job)
             if len(claimed) < free and not self._stopping:
                 timeout = self.poll_interval if nearest < 0 else nearest / 1000
-                await self._idle_for(min(self.poll_interval, timeout), wake=True)
+                await self._idle(self._wait_for_jobs(min(self.poll_interval, timeout)))
 
-    async def _idle_for(self, seconds: float, *, wake: bool = False) -> None:
-        """Wait up to `seconds`, or less when a job is enqueued (`wake`) or on stop."""
-        self._idle = asyncio.get_running_loop().create_task(self._block(seconds, wake=wake))
+    async def _idle(self, waiting: Coroutine[Any, Any, None]) -> None:
+        """Wait for `waiting` to end, or less on stop."""
+        self._idle_task = asyncio.get_running_loop().create_task(waiting)
         try:
-            await asyncio.wait((self._idle,))
+            await asyncio.wait((self._idle_task,))
         finally:
-            self._idle.cancel()
-            self._idle = None
+            self._idle_task.cancel()
+            self._idle_task = None
 
-    async def _block(self, seconds: float, *, wake: bool) -> None:
-        if not wake or seconds < 0.01:
+    async def _wait_for_jobs(self, seconds: float) -> None:
+        """Wait up to `seconds`, less when a job is enqueued."""
+        if seconds < 0.01:
             await asyncio.sleep(seconds)
             return
         await self._store.wait_for_jobs(seconds)

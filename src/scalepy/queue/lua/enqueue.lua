@@ -1,12 +1,15 @@
 -- Enqueue a batch of jobs of one task, with the same options, in one call.
 --
--- ARGV[2..6]  task, level, retries, when, trace: shared by every job of the batch
+-- ARGV[2..7]  task, level, retries, when, trace, named: shared by every job of the batch
 --             when: '' to run now, '+<ms>' to run after a delay, '<ms>' at a Unix time
--- ARGV[7..]   3 fields per job: id, args, unique key ('' for none)
--- Returns, per job, the id of the job that holds it (the new one, or the live job
--- already holding its unique key) and 1 if it was created, else 0.
+--             named: '1' if the caller chose the ids (an existing job is kept), else ''
+-- ARGV[8..]   3 fields per job: id, args, unique key ('' for none)
+-- Returns, per job, the id of the job that holds it (the new one, the job that had
+-- its id already, or the live job already holding its unique key) and 1 if it was
+-- created, else 0.
 
 local task, level, retries, when, trace = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local named = ARGV[7] == '1'
 local now = now_ms()
 local run_at = now
 if when ~= '' then
@@ -19,9 +22,10 @@ end
 local scheduled = run_at > now
 local out = {}
 local ready = {}
-for i = 7, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local id, ukey = ARGV[i], ARGV[i + 2]
-  local existing = ukey ~= '' and holder(ukey)
+  local existing = (named and redis.call('EXISTS', job_key(id)) == 1 and id)
+    or (ukey ~= '' and holder(ukey))
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = 0

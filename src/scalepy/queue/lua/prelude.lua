@@ -12,6 +12,7 @@
 --   created, ready_at, started, finished   Redis times in ms
 --   trace, ukey, result, error, cancel     trace context, unique key, outcome, cancel request
 --   worker     the name of the worker that claimed it last
+--   unknown    times it was put back by workers that did not know its task
 --
 -- Queue keys: `ready:<level>` LISTs (claimed from the head), `levels` ZSET of the
 -- levels that may hold jobs, `leases` ZSET id -> lease deadline, `scheduled` ZSET
@@ -64,6 +65,15 @@ end
 local function schedule(id, run_at)
   redis.call('ZADD', SCHEDULED, run_at, id)
   redis.call('HSET', job_key(id), 'state', 'scheduled', 'ready_at', run_at)
+end
+
+-- Make a job due again after `delay` ms: scheduled, or at once at the back of its level.
+local function retry(id, level, now, delay)
+  if delay > 0 then
+    schedule(id, now + delay)
+  else
+    push_ready(id, level, now, false)
+  end
 end
 
 -- Free the job's unique key if it still names this job.
