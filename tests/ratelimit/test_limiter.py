@@ -283,6 +283,31 @@ async def test_costs_that_are_not_whole_numbers_are_refused(cost: Any) -> None:
     assert 0 == store.calls
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_a_key_function_returning_none_is_a_configuration_error(
+    backend: str, redis_url: str, key_prefix: str
+) -> None:
+    """A decorated call whose key function returns None fails typed on every store.
+
+    The Redis store used to fail deep inside with an AttributeError, and the memory
+    store quietly limited every such call under one shared key.
+    """
+    url = "memory://" if backend == "memory" else redis_url
+
+    def user_key(user: str) -> Any:  # untyped user code that forgets the anonymous case
+        return None if user == "anonymous" else f"user:{user}"
+
+    async with RateLimiter(url, namespace=key_prefix) as limiter:
+
+        @limiter.limit(BURST, key=user_key)
+        async def fetch(user: str) -> str:
+            return user
+
+        assert "alice" == await fetch("alice")
+        with pytest.raises(ConfigurationError, match="key must be a str, got NoneType"):
+            await fetch("anonymous")
+
+
 async def test_a_whole_float_cost_counts_as_its_int() -> None:
     """`cost=2.0` takes two tokens, as `cost=2` does."""
     limiter = RateLimiter(clock=FakeClock())

@@ -163,7 +163,8 @@ class RateLimiter(AsyncCloseable):
             The decision; when denied, nothing was consumed from any policy.
 
         Raises:
-            ConfigurationError: No policy, or a cost that is not a whole number >= 0.
+            ConfigurationError: A key that is not a str, no policy, or a cost that
+                is not a whole number >= 0.
             CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
         cost = _check_cost(key, policies, cost)
@@ -188,7 +189,8 @@ class RateLimiter(AsyncCloseable):
             and `reset_after` describe the quota as it stands.
 
         Raises:
-            ConfigurationError: No policy, or a cost that is not a whole number >= 0.
+            ConfigurationError: A key that is not a str, no policy, or a cost that
+                is not a whole number >= 0.
             CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
         cost = _check_cost(key, policies, cost)
@@ -388,13 +390,19 @@ def _check_policies(policies: tuple[Policy, ...]) -> None:
         raise ConfigurationError("give at least one policy")
 
 
-def _check_cost(key: str, policies: tuple[Policy, ...], cost: object) -> int:
+def _check_cost(key: object, policies: tuple[Policy, ...], cost: object) -> int:
     """`cost` as an int that every policy could allow when its quota is whole.
 
     Raises:
-        ConfigurationError: No policy, or `cost` is not a whole number >= 0.
+        ConfigurationError: `key` is not a string (a key function that returned
+            None), no policy, or `cost` is not a whole number >= 0.
         CostExceedsBurst: `cost` is above a policy's burst.
     """
+    if not isinstance(key, str):  # checked here, or the Redis store fails deep inside
+        raise ConfigurationError(
+            f"the rate-limit key must be a str, got {type(key).__name__}"
+            " (does the key function return on every path?)"
+        )
     _check_policies(policies)
     checked = check_cost(cost)
     for policy in policies:
