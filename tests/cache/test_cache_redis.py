@@ -18,6 +18,7 @@ from scalepy.backends.redis import RedisClient
 from scalepy.cache import Cache
 from scalepy.cache._redis import RedisCacheStore
 from scalepy.errors import BackendError
+from scalepy.serializers import PickleSerializer
 from scalepy.testing import RecordingInstrumentation
 
 if TYPE_CHECKING:
@@ -209,3 +210,35 @@ async def test_the_l1_is_bypassed_while_the_channel_is_down(redis_server: RedisS
         await eventually(incoherent, within=2.0)
         await cached()
         assert (1, 2) == (cache.statistics().local_hits, counter.calls)
+
+
+async def test_signed_pickles_copied_to_another_key_or_namespace_are_misses(
+    url: str, namespace: str
+) -> None:
+    """A signed entry copied under another key, or into another namespace, is a counted miss.
+
+    The signature binds the namespace and the key: bob's `admin` role copied to
+    mallory's key does not make mallory an admin.
+    """
+    metrics = RecordingInstrumentation()
+    options: dict[str, Any] = {
+        "serializer": PickleSerializer(b"k" * 32),
+        "instrumentation": metrics,
+    }
+    async with (
+        Cache(url, namespace=namespace, **options) as cache,
+        Cache(url, namespace=namespace + "-other", **options) as other,
+        RedisClient.from_url(url) as client,
+    ):
+        here, there = cache.store, other.store
+        assert isinstance(here, RedisCacheStore)
+        assert isinstance(there, RedisCacheStore)
+        await cache.set("role:bob", {"role": "admin"}, ttl=60)
+        blob = await client.execute("GET", here.key("role:bob"))
+        await client.execute("SET", here.key("role:mallory"), blob, "PX", 60_000)
+        await client.execute("SET", there.key("role:bob"), blob, "PX", 60_000)
+        absent = object()
+        assert absent is await cache.get("role:mallory", absent)
+        assert absent is await other.get("role:bob", absent)
+        assert {"role": "admin"} == await cache.get("role:bob")
+        assert 2 == metrics.value("scalepy.cache.undecodable")

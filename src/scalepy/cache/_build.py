@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from scalepy._validation import check_finite
 from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
 from scalepy.backends.guard import BackendGuard
+from scalepy.cache._codec import Codec
 from scalepy.cache._engine import Engine
 from scalepy.cache._local import LocalCache
 from scalepy.cache._memory import MemoryCacheStore
@@ -76,6 +77,7 @@ def build_engine(
     store: CacheStore,
     *,
     serializer: Serializer,
+    namespace: str,
     clock: Clock,
     meter: Meter,
     local_max_size: int,
@@ -105,14 +107,15 @@ def build_engine(
         meter=meter,
         flights=flights,
     )
-    writer = Writer(store, serializer=serializer, guard=guard, meter=meter, tier=tier)
+    codec = Codec(serializer, namespace)
+    writer = Writer(store, codec=codec, guard=guard, meter=meter, tier=tier)
     return Engine(
         store,
         shared,
         writer=writer,
         tier=tier,
         flights=flights,
-        serializer=serializer,
+        codec=codec,
         clock=clock,
         guard=guard,
         meter=meter,

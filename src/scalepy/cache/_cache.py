@@ -113,6 +113,7 @@ class Cache(AsyncCloseable):
         self._engine = build_engine(
             self._store,
             serializer=serializer or JsonSerializer(),
+            namespace=namespace,
             clock=self._clock,
             meter=self._meter,
             local_max_size=local_max_size,
@@ -333,7 +334,7 @@ class Cache(AsyncCloseable):
         tier.invalidate([key])  # a load of the key still storing its value must not win
         with self._backend_call("write"):
             versions = await self._store.tag_versions(tag_names) if tag_names else ()
-            entry = writer.encode(value, policy, tag_names, versions, 0.0)
+            entry = writer.encode(key, value, policy, tag_names, versions, 0.0)
             assert entry is not None  # no jitter, a positive ttl: always cached
             await self._store.set(key, entry.data, entry.ttl)
         tier.invalidate([key])

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from scalepy.backends.guard import BackendGuard
+    from scalepy.cache._codec import Codec
     from scalepy.cache._engine import Found
     from scalepy.cache._flight import Flight
     from scalepy.cache._policy import Policy
     from scalepy.cache._store import CacheStore
     from scalepy.cache._telemetry import Meter
     from scalepy.cache._tier import LocalTier
-    from scalepy.serializers import Serializer
 
 __all__ = ("Prepared", "Writer")
 
@@ -49,25 +49,26 @@ class Prepared(NamedTuple):
 class Writer:
     """Writes entries for one cache; see the module docstring."""
 
-    __slots__ = ("_guard", "_meter", "_serializer", "_store", "_tier")
+    __slots__ = ("_codec", "_guard", "_meter", "_store", "_tier")
 
     def __init__(
         self,
         store: CacheStore,
         *,
-        serializer: Serializer,
+        codec: Codec,
         guard: BackendGuard,
         meter: Meter,
         tier: LocalTier,
     ) -> None:
         self._store = store
-        self._serializer = serializer
+        self._codec = codec
         self._guard = guard
         self._meter = meter
         self._tier = tier
 
     def encode(
         self,
+        key: str,
         value: Any,
         policy: Policy,
         tags: Sequence[str],
@@ -83,7 +84,7 @@ class Writer:
         fresh = policy.fresh_lifetime(is_none, random.random())
         if fresh <= 0:
             return None
-        payload = b"" if is_none else self._serializer.dumps(value)
+        payload = b"" if is_none else self._codec.dumps(key, value)
         data = encode_entry(
             payload,
             is_none=is_none,
@@ -95,6 +96,7 @@ class Writer:
 
     def prepare(
         self,
+        key: str,
         flight: Flight | None,
         value: Any,
         policy: Policy,
@@ -115,7 +117,7 @@ class Writer:
             return None
         if condition is not None and not condition(value):
             return None
-        return self.encode(value, policy, tags, versions, load_time)
+        return self.encode(key, value, policy, tags, versions, load_time)
 
     async def store(self, key: str, entry: Prepared, flight: Flight | None = None) -> None:
         """Store `entry` unless `flight` was invalidated meanwhile; failures are counted."""
@@ -143,7 +145,7 @@ class Writer:
             return
         tier.keep(
             key,
-            None if entry.is_none else self._serializer.loads(entry.payload),
+            None if entry.is_none else self._codec.loads(key, entry.payload),
             size=len(entry.data),
             fresh=entry.fresh,
             load_time=load_time,
@@ -179,7 +181,7 @@ class Writer:
         flight: Flight | None = None,
     ) -> None:
         """Prepare, store and keep a loaded value (for refreshes and bulk loads)."""
-        entry = self.prepare(flight, value, policy, tags, versions, load_time, condition)
+        entry = self.prepare(key, flight, value, policy, tags, versions, load_time, condition)
         if entry is not None:
             await self.store(key, entry, flight)
             self.keep(key, entry, load_time, tags, policy, generation)
