@@ -54,14 +54,22 @@ def test_entries_round_trip(
     [
         b"",
         b"\x01",
-        b"\x02" + bytes(11),
-        bytes([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9]),
-        b"\x01\x01" + bytes(10) + b"x",
+        b"\x03" + bytes(11),
+        b"\x01" + bytes(11) + b"payload",
+        bytes([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9]),
+        b"\x02\x01" + bytes(10) + b"x",
     ],
-    ids=["empty", "truncated", "newer-format", "truncated-tag", "none-with-payload"],
+    ids=[
+        "empty",
+        "truncated",
+        "newer-format",
+        "older-format",
+        "truncated-tag",
+        "none-with-payload",
+    ],
 )
 def test_foreign_bytes_do_not_decode(data: bytes) -> None:
-    """Truncated, foreign or newer entries raise ValueError (the cache counts a miss)."""
+    """Truncated, foreign, older or newer entries raise ValueError (the cache counts a miss)."""
     with pytest.raises(ValueError, match=r"entry|payload"):
         decode_entry(data)
 
