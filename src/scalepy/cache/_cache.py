@@ -48,7 +48,8 @@ class Cache(AsyncCloseable):
         max_ttl: Longest lifetime (ttl plus stale windows) any entry may have; tag
             versions are kept twice as long, so tags invalidate reliably.
         local_max_size: Values held in the in-process L1; 0 turns the L1 off.
-        local_max_bytes: Serialized bytes the L1 may hold.
+        local_max_bytes: Estimated memory, in bytes, the L1's values (decoded, with
+            their keys and bookkeeping) may take.
         local_ttl: Longest time a value stays in the L1.
         serializer: How values become bytes; `JsonSerializer()` by default.
         timeout: Seconds a Redis call may take before the loader answers instead.

@@ -97,7 +97,7 @@ class CacheStatistics:
     local_entries: int
     """Values held in the L1 now."""
     local_bytes: int
-    """Serialized bytes held in the L1 now."""
+    """Estimated memory the L1 holds now, in bytes (values, keys and bookkeeping)."""
     in_flight: int
     """Keys being looked up or loaded now."""
     backend_available: bool

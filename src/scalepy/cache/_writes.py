@@ -146,7 +146,6 @@ class Writer:
         tier.keep(
             key,
             None if entry.is_none else self._codec.loads(key, entry.payload),
-            size=len(entry.data),
             fresh=entry.fresh,
             load_time=load_time,
             tags=tags,
@@ -160,7 +159,6 @@ class Writer:
         self._tier.keep(
             key,
             found.value,
-            size=len(entry.payload),
             fresh=found.remaining - entry.stale_window,
             load_time=entry.load_time,
             tags=tuple(tag for tag, _ in entry.tags),
