@@ -448,6 +448,10 @@ async def test_misuse_is_a_configuration_error(clock: FakeClock) -> None:
         {"max_ttl": 50 * 86_400},
         {"ttl": 0},
         {"jitter": 1.5},
+        {"max_value_bytes": 0},
+        {"max_value_bytes": True},
+        {"max_value_bytes": 1.5},
+        {"max_value_bytes": 512 * 2**20 + 1},
     ],
 )
 def test_invalid_cache_options_are_rejected(options: dict[str, Any]) -> None:
@@ -624,3 +628,51 @@ async def test_statistics_and_repr_show_the_state(clock: FakeClock) -> None:
         )
         assert "MemoryCacheStore" in repr(cache)
         assert cache.staleness_bound is None
+
+
+async def test_values_over_max_value_bytes_are_returned_but_not_stored(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Oversized values reach their caller, are never stored, are counted, and logged once.
+
+    One WARNING per function, however many oversized values it returns; `set`
+    raises instead, since storing is all it does.
+    """
+    metrics = RecordingInstrumentation()
+    cache = make_cache(clock, max_value_bytes=100, instrumentation=metrics, local_max_size=10)
+    loads: list[str] = []
+
+    @cache.cached(ttl=60)
+    async def big() -> str:
+        loads.append("big")
+        return "x" * 200
+
+    @cache.cached(ttl=60)
+    async def other() -> str:
+        loads.append("other")
+        return "y" * 200
+
+    with caplog.at_level("WARNING", logger="scalepy.cache"):
+        for _ in range(3):
+            assert "x" * 200 == await big()
+        assert "y" * 200 == await other()
+        assert "z" * 200 == await cache.get_or_load("manual", lambda: _value("z" * 200))
+    assert ["big", "big", "big", "other"] == loads  # never stored: loaded every time
+    assert 5 == cache.statistics().oversized == metrics.value("scalepy.cache.oversized")
+    assert 0 == cache.statistics().local_entries
+    warnings = [record.getMessage() for record in caplog.records]
+    assert 3 == len(warnings)  # big, other, get_or_load: once each
+    assert ".<locals>.big: a value of 202 bytes serialized" in warnings[0]
+    assert "over max_value_bytes (100)" in warnings[0]
+    assert ".<locals>.other: a value of 202 bytes serialized" in warnings[1]
+    assert warnings[2].startswith("Cache.get_or_load: a value of 202 bytes serialized")
+    with pytest.raises(SerializationError, match="over max_value_bytes"):
+        await cache.set("manual", "z" * 200)
+    assert None is await cache.get("manual")
+    await cache.set("manual", "z" * 50)
+    assert "z" * 50 == await cache.get("manual")
+
+
+async def _value(value: object) -> object:
+    """Return `value` (a loader for get_or_load)."""
+    return value

@@ -242,3 +242,49 @@ async def test_signed_pickles_copied_to_another_key_or_namespace_are_misses(
         assert absent is await other.get("role:bob", absent)
         assert {"role": "admin"} == await cache.get("role:bob")
         assert 2 == metrics.value("scalepy.cache.undecodable")
+
+
+async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
+    redis_url: str, namespace: str
+) -> None:
+    """A 60 MiB value is returned and not stored; callers hitting meanwhile keep their hits.
+
+    Written, it would take longer than the 0.1 s timeout on the shared connection:
+    every other caller's command would fail with it and the guard would open.
+    """
+    metrics = RecordingInstrumentation()
+    async with Cache(redis_url, namespace=namespace, instrumentation=metrics) as cache:
+        counter = Counter()
+        small = cache.cached(ttl=60)(counter)
+
+        @cache.cached(ttl=60)
+        async def huge() -> str:
+            return "x" * (60 * 2**20)
+
+        for i in range(10):
+            await small(i)
+        done = asyncio.Event()
+        hits_meanwhile = 0
+
+        async def hitter(i: int) -> None:
+            nonlocal hits_meanwhile
+            while not done.is_set():
+                assert {"call": i + 1} == await small(i)
+                hits_meanwhile += 1
+
+        async def load_huge() -> str:
+            try:
+                return await huge()
+            finally:
+                done.set()
+
+        loading = asyncio.create_task(load_huge())
+        await asyncio.gather(*(hitter(i) for i in range(10)))
+        assert 60 * 2**20 == len(await loading)
+        assert hits_meanwhile >= 10
+        statistics = cache.statistics()
+        assert (True, 0, 10) == (statistics.backend_available, statistics.errors, counter.calls)
+        assert None is await cache.get(huge.key())  # not stored
+        assert 60 * 2**20 == len(await huge())  # so loaded again
+        assert (12, 2) == (cache.statistics().loads, cache.statistics().oversized)
+        assert 2 == metrics.value("scalepy.cache.oversized")

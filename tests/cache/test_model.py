@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -130,7 +131,7 @@ def test_fresh_lifetimes_are_jittered_down_and_none_has_its_own() -> None:
         {"ttl": MAX_TTL, "stale_if_error": 1},
     ],
 )
-def test_invalid_policies_are_rejected(options: dict[str, float]) -> None:
+def test_invalid_policies_are_rejected(options: dict[str, Any]) -> None:
     """Durations must be finite, non-negative (ttl positive) and fit an entry header."""
     with pytest.raises(ConfigurationError):
         Policy(**options)

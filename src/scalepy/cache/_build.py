@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
 from scalepy.backends.guard import BackendGuard
 from scalepy.cache._codec import Codec
@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from scalepy.serializers import Serializer
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("build_engine", "build_store")
+__all__ = ("MAX_VALUE_BYTES", "build_engine", "build_store")
+
+MAX_VALUE_BYTES = 512 * 2**20
+"""The largest `max_value_bytes`: the largest string Redis accepts."""
 
 
 def build_store(
@@ -84,12 +87,15 @@ def build_engine(
     local_max_bytes: int,
     local_ttl: float,
     lock_wait: float,
+    max_value_bytes: int,
 ) -> Engine:
     """Wire the guard, the L1 tier, the writer and the engine of one cache around `store`.
 
     Raises:
-        ConfigurationError: Negative L1 bounds or a non-positive `local_ttl`.
+        ConfigurationError: Negative L1 bounds, a non-positive `local_ttl`, or a
+            `max_value_bytes` that is not an int from 1 to 512 MiB.
     """
+    check_int("max_value_bytes", max_value_bytes, maximum=MAX_VALUE_BYTES)
     if local_max_size < 0 or local_max_bytes < 1:
         raise ConfigurationError(
             f"local_max_size must be >= 0 and local_max_bytes >= 1, "
@@ -108,7 +114,9 @@ def build_engine(
         flights=flights,
     )
     codec = Codec(serializer, namespace)
-    writer = Writer(store, codec=codec, guard=guard, meter=meter, tier=tier)
+    writer = Writer(
+        store, codec=codec, guard=guard, meter=meter, tier=tier, max_value_bytes=max_value_bytes
+    )
     return Engine(
         store,
         shared,

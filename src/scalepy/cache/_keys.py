@@ -181,6 +181,11 @@ class KeyBuilder:
             self.check_template(key)
             self._template = KeyTemplate(key)
 
+    @property
+    def name(self) -> str:
+        """The function's identity: `module.qualname`, plus `@version` when given."""
+        return self._prefix[:-1]
+
     def check_template(self, template: str) -> None:
         """Raise `ConfigurationError` unless every field of `template` is a parameter."""
         unknown = [name for name in template_fields(template) if name not in self._names]
