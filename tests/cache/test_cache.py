@@ -14,7 +14,7 @@ import pytest
 from scalepy.cache import Cache, MemoryCacheStore
 from scalepy.cache._entry import encode_entry
 from scalepy.errors import ConfigurationError, SerializationError
-from scalepy.serializers import MsgpackSerializer
+from scalepy.serializers import MsgpackSerializer, PickleSerializer
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 if TYPE_CHECKING:
@@ -360,6 +360,47 @@ async def test_undecodable_entries_are_counted_misses(clock: FakeClock) -> None:
         await cache.get_or_load("bad", lambda: asyncio.sleep(0, "fresh")),
     )
     assert 2 == metrics.value("scalepy.cache.undecodable")
+
+
+async def test_pickles_signed_without_their_key_are_counted_misses(clock: FakeClock) -> None:
+    """Entries signed before keys were bound (no context), or for another key, are misses."""
+    metrics = RecordingInstrumentation()
+    store = MemoryCacheStore(clock=clock)
+    serializer = PickleSerializer(b"k" * 32)
+    cache = Cache(store, clock=clock, serializer=serializer, instrumentation=metrics)
+    unbound = encode_entry(serializer.dumps("admin"), is_none=False, stale_window=0, load_time=0)
+    await store.set("role:old", unbound, 60)
+    await cache.set("role:bob", "admin")
+    stored = await store.get("role:bob")
+    assert stored is not None
+    await store.set("role:mallory", stored[0], 60)
+    assert (None, None, "admin") == (
+        await cache.get("role:old"),
+        await cache.get("role:mallory"),
+        await cache.get("role:bob"),
+    )
+    assert 2 == metrics.value("scalepy.cache.undecodable")
+
+
+async def test_templated_keys_whose_fields_spell_alike_keep_their_own_entries(
+    clock: FakeClock,
+) -> None:
+    """item('1:2', '3') and item('1', '2:3') are two entries, and invalidate separately."""
+    cache = make_cache(clock)
+
+    @cache.cached(ttl=60, key="item:{a}:{b}")
+    async def item(a: str, b: str) -> str:
+        return f"{a}|{b}"
+
+    assert ("1:2|3", "1|2:3") == (await item("1:2", "3"), await item("1", "2:3"))
+    assert ("1:2|3", "1|2:3") == (await item("1:2", "3"), await item("1", "2:3"))
+    assert "1|2" == await item("1", "2")
+    assert "1|2" == await cache.get("item:1:2")  # simple values keep their readable key
+    await item.invalidate("1:2", "3")
+    assert (None, "1|2:3") == (
+        await cache.get(item.key("1:2", "3")),
+        await cache.get(item.key("1", "2:3")),
+    )
 
 
 async def test_methods_share_entries_across_instances(clock: FakeClock) -> None:
