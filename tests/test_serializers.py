@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from scalepy.errors import ConfigurationError, SerializationError, SignatureError
 from scalepy.serializers import (
+    ContextSerializer,
     JsonSerializer,
     MsgpackSerializer,
     PickleSerializer,
@@ -360,3 +361,46 @@ def test_pickle_repr_does_not_leak_keys() -> None:
     assert "PickleSerializer(key=<hidden>, old_keys=1)" == text
     assert key not in text
     assert repr(old_key) not in text
+
+
+# Pickle bound to a context
+
+
+def test_pickle_bound_to_a_context_loads_only_under_that_context() -> None:
+    """A blob dumped with a context is refused under any other context, or none."""
+    serializer = PickleSerializer(KEY)
+    blob = serializer.dumps_with({"role": "admin"}, context=b"ns/user:2")
+    assert {"role": "admin"} == serializer.loads_with(blob, context=b"ns/user:2")
+    for other in (b"ns/user:1", b"other/user:2", b""):
+        with pytest.raises(SignatureError, match="another context"):
+            serializer.loads_with(blob, context=other)
+    with pytest.raises(SignatureError):
+        serializer.loads(blob)
+
+
+def test_pickle_without_a_context_is_refused_under_one() -> None:
+    """A blob from dumps() (format 1, no context) loads only where no context is expected."""
+    serializer = PickleSerializer(KEY)
+    blob = serializer.dumps([1, 2])
+    assert [1, 2] == serializer.loads_with(blob, context=b"")
+    with pytest.raises(SignatureError, match="another context"):
+        serializer.loads_with(blob, context=b"ns/k")
+
+
+@given(first=st.binary(max_size=40), second=st.binary(max_size=40), value=pickle_values)
+def test_pickle_contexts_never_verify_each_other(first: bytes, second: bytes, value: Any) -> None:
+    """Two different contexts never accept each other's blobs, whatever their bytes."""
+    serializer = PickleSerializer(KEY)
+    blob = serializer.dumps_with(value, context=first)
+    if first == second:
+        assert value == serializer.loads_with(blob, context=second)
+    else:
+        with pytest.raises(SignatureError):
+            serializer.loads_with(blob, context=second)
+
+
+def test_pickle_is_a_context_serializer_and_the_others_are_not() -> None:
+    """Only the signed pickle binds a context; the cache checks this ability by protocol."""
+    assert isinstance(PickleSerializer(KEY), ContextSerializer)
+    assert not isinstance(JsonSerializer(), ContextSerializer)
+    assert not isinstance(MsgpackSerializer(), ContextSerializer)

@@ -79,6 +79,17 @@ async def signed_pickle() -> None:
     else:
         raise AssertionError("unsigned data must be refused")
 
+    # Bound to a context (the cache binds its namespace and the entry's key): the blob
+    # is refused anywhere else, so copying bob's session to alice's key gains nothing.
+    bound = serializer.dumps_with(session, context=b"sessions:bob")
+    assert serializer.loads_with(bound, context=b"sessions:bob") == session
+    try:
+        serializer.loads_with(bound, context=b"sessions:alice")
+    except SignatureError:
+        pass
+    else:
+        raise AssertionError("a blob bound to bob must be refused for alice")
+
     # Key rotation: sign with the new key, keep accepting the old one for a while.
     rotated = PickleSerializer(secrets.token_bytes(32), old_keys=[key])
     assert rotated.loads(serializer.dumps(session)) == session

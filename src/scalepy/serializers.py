@@ -8,7 +8,9 @@ arbitrary code.
 
 Every serializer raises `SerializationError` when a value cannot be encoded or
 stored bytes cannot be decoded; `PickleSerializer` raises its subclass
-`SignatureError` when a signature does not verify.
+`SignatureError` when a signature does not verify. A `ContextSerializer`
+(the signed pickle) can also bind a blob to a context, such as the key it is
+stored under, so the blob is refused anywhere else.
 """
 
 from __future__ import annotations
@@ -18,14 +20,21 @@ import hmac
 import importlib
 import json
 import pickle
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
+import struct
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, runtime_checkable
 
 from scalepy.errors import ConfigurationError, SerializationError, SignatureError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ("JsonSerializer", "MsgpackSerializer", "PickleSerializer", "Serializer")
+__all__ = (
+    "ContextSerializer",
+    "JsonSerializer",
+    "MsgpackSerializer",
+    "PickleSerializer",
+    "Serializer",
+)
 
 
 class Serializer(Protocol):
@@ -64,6 +73,33 @@ class Serializer(Protocol):
 
         Raises:
             SerializationError: If the bytes are not valid in this format.
+        """
+        ...
+
+
+@runtime_checkable
+class ContextSerializer(Serializer, Protocol):
+    """A `Serializer` that can also bind a blob to a context, such as where it is stored.
+
+    A blob encoded with one context is refused under any other, so stored bytes
+    copied to another key decode as an error, never as a value. The cache uses
+    these methods, with its namespace and the entry's key as the context,
+    whenever its serializer has them.
+    """
+
+    def dumps_with(self, value: Any, *, context: bytes) -> bytes:
+        """Encode a value bound to `context`.
+
+        Raises:
+            SerializationError: If the value cannot be encoded in this format.
+        """
+        ...
+
+    def loads_with(self, data: bytes, *, context: bytes) -> Any:
+        """Decode bytes produced by `dumps_with()` with the same `context`.
+
+        Raises:
+            SerializationError: If the bytes are not valid, or were bound to another context.
         """
         ...
 
@@ -209,7 +245,9 @@ class MsgpackSerializer:
         return f"{type(self).__name__}()"
 
 
-_MAGIC: Final = b"SPK\x01"  # scalepy signed pickle, version 1
+_MAGIC: Final = b"SPK\x01"  # scalepy signed pickle, format 1: bound to no context
+_BOUND_MAGIC: Final = b"SPK\x02"  # format 2: bound to a context
+_CONTEXT_LENGTH: Final = struct.Struct(">I")
 _MAC_SIZE: Final = hashlib.sha256().digest_size
 _HEADER_SIZE: Final = len(_MAGIC) + _MAC_SIZE
 _MIN_KEY_BYTES: Final = 16
@@ -227,12 +265,36 @@ def _key_bytes(key: bytes | str, what: str) -> bytes:
     return raw
 
 
+def _pickle(value: Any) -> bytes:
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # __reduce__ may run arbitrary code and raise anything
+        raise SerializationError(f"cannot pickle {type(value).__name__}: {_reason(exc)}") from exc
+
+
+def _signed(base: hmac.HMAC, magic: bytes, prefix: bytes, value: Any) -> bytes:
+    payload = _pickle(value)
+    mac = base.copy()
+    mac.update(prefix)
+    mac.update(payload)
+    return b"".join((magic, mac.digest(), payload))
+
+
+def _bound(context: bytes) -> bytes:
+    # Length-prefixed, so no context is a prefix of another context plus payload.
+    return _CONTEXT_LENGTH.pack(len(context)) + context
+
+
 class PickleSerializer:
     """Pickle, signed with HMAC-SHA256 so only blobs this application wrote are unpickled.
 
     Unpickling runs arbitrary code, so `loads()` checks the signature before
-    unpickling anything. A blob is `magic/version (4 bytes) + HMAC (32 bytes) +
-    pickle`, and the HMAC covers the magic and the pickle.
+    unpickling anything. A blob is `magic/format (4 bytes) + HMAC (32 bytes) +
+    pickle`. `dumps()` writes format 1, whose HMAC covers the magic and the
+    pickle; `dumps_with(value, context=...)` writes format 2, whose HMAC also
+    covers the context (length-prefixed), so the blob is refused under any other
+    context: the cache passes its namespace and the entry's key, and a blob copied
+    to another key or namespace does not decode there.
 
     To rotate keys, sign with the new `key` and keep the previous ones in
     `old_keys` until every blob signed with them has expired.
@@ -245,7 +307,7 @@ class PickleSerializer:
         ConfigurationError: If a key is empty or shorter than 16 bytes.
     """
 
-    __slots__ = ("_macs",)
+    __slots__ = ("_bound_macs", "_macs")
 
     name: Final = "pickle"
 
@@ -254,31 +316,40 @@ class PickleSerializer:
         keys.extend(_key_bytes(old, f"old_keys[{i}]") for i, old in enumerate(old_keys))
         # Keyed and primed with the magic once; copy() per call skips the key setup.
         self._macs = tuple(hmac.new(k, _MAGIC, hashlib.sha256) for k in keys)
+        self._bound_macs = tuple(hmac.new(k, _BOUND_MAGIC, hashlib.sha256) for k in keys)
 
     def dumps(self, value: Any) -> bytes:
-        """Pickle a value and sign it with the current key.
+        """Pickle a value and sign it with the current key, bound to no context.
 
         Args:
             value: Any picklable value.
 
         Returns:
-            The signed blob.
+            The signed blob (format 1).
 
         Raises:
             SerializationError: If the value cannot be pickled.
         """
-        try:
-            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # __reduce__ may run arbitrary code and raise anything
-            raise SerializationError(
-                f"cannot pickle {type(value).__name__}: {_reason(exc)}"
-            ) from exc
-        mac = self._macs[0].copy()
-        mac.update(payload)
-        return b"".join((_MAGIC, mac.digest(), payload))
+        return _signed(self._macs[0], _MAGIC, b"", value)
+
+    def dumps_with(self, value: Any, *, context: bytes) -> bytes:
+        """Pickle a value and sign it, with `context`, with the current key.
+
+        Args:
+            value: Any picklable value.
+            context: Where the blob belongs, e.g. the namespace and key it is
+                stored under; `loads_with()` accepts it only with the same context.
+
+        Returns:
+            The signed blob (format 2).
+
+        Raises:
+            SerializationError: If the value cannot be pickled.
+        """
+        return _signed(self._bound_macs[0], _BOUND_MAGIC, _bound(context), value)
 
     def loads(self, data: bytes) -> Any:
-        """Verify a signed blob with the current key, then the old keys, and unpickle it.
+        """Verify a blob bound to no context (`loads_with(data, context=b"")`) and unpickle it.
 
         Args:
             data: Bytes produced by `dumps()`.
@@ -287,24 +358,50 @@ class PickleSerializer:
             The unpickled value.
 
         Raises:
+            SerializationError: As `loads_with()` raises it: `SignatureError` unless
+                the blob was signed, unaltered, by a known key, for no context.
+        """
+        return self.loads_with(data, context=b"")
+
+    def loads_with(self, data: bytes, *, context: bytes) -> Any:
+        """Verify a signed blob for `context` with the current key, then the old keys; unpickle it.
+
+        Args:
+            data: Bytes produced by `dumps_with()` with this context, or by
+                `dumps()` when `context` is empty.
+            context: The context the blob must have been signed for.
+
+        Returns:
+            The unpickled value.
+
+        Raises:
             SignatureError: If the blob is not a signed pickle, is truncated, was
-                signed with an unknown key or was altered.
+                signed with an unknown key or for another context, or was altered.
             SerializationError: If the signature verifies but unpickling fails,
                 e.g. because a pickled class no longer exists.
         """
-        if data[: len(_MAGIC)] != _MAGIC:
+        magic = data[: len(_MAGIC)]
+        if magic == _BOUND_MAGIC:
+            macs, prefix = self._bound_macs, _bound(context)
+            failure = "unknown key, tampered data or another context"
+        elif magic == _MAGIC:
+            if context:
+                raise SignatureError("signed pickle rejected: signed for another context (none)")
+            macs, prefix, failure = self._macs, b"", "unknown key or tampered data"
+        else:
             raise SignatureError("not a signed scalepy pickle: the magic prefix is missing")
         if len(data) <= _HEADER_SIZE:
             raise SignatureError("signed pickle is truncated")
         signature = data[len(_MAGIC) : _HEADER_SIZE]
         payload = memoryview(data)[_HEADER_SIZE:]
-        for base in self._macs:
+        for base in macs:
             mac = base.copy()
+            mac.update(prefix)
             mac.update(payload)
             if hmac.compare_digest(signature, mac.digest()):
                 break
         else:
-            raise SignatureError("signed pickle rejected: unknown key or tampered data")
+            raise SignatureError(f"signed pickle rejected: {failure}")
         try:
             return pickle.loads(payload)
         except Exception as exc:  # a verified pickle can still fail in __setstate__ & co.

@@ -10,11 +10,13 @@ compare readings taken in different processes.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from scalepy.backends.redis import RedisClient
-from scalepy.cache import Cache
+from scalepy.cache import Cache, MemoryCacheStore
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -141,3 +143,45 @@ async def _coherence(index: int, url: str, namespace: str, barrier: Barrier) -> 
         kept = await settings() == held[2]
         await asyncio.to_thread(barrier.wait, 30)
         return ("reader", saw_set, saw_invalidation, local_hits, kept)
+
+
+def profile(user_id: int) -> dict[str, Any]:
+    """A typical small cached record: a dozen objects, about 170 bytes of JSON."""
+    return {
+        "id": user_id,
+        "name": f"user-{user_id}",
+        "email": f"user{user_id}@example.com",
+        "roles": ["reader", f"team-{user_id % 97}"],
+        "score": user_id * 1.5,
+        "active": True,
+        "org": {"id": user_id % 13, "name": "acme"},
+    }
+
+
+def fill_l1(count: int, bound: int, _: Barrier, results: Queue[Report]) -> None:
+    """Process entry point: set `count` distinct records; report RSS growth and the L1's size."""
+    results.put(asyncio.run(_fill_l1(count, bound)))
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:  # Linux: pages resident
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def _fill_l1(count: int, bound: int) -> Report:
+    # The store keeps 64 entries: what the process grows by is the L1's.
+    store = MemoryCacheStore(max_entries=64)
+    options: dict[str, Any] = {
+        "local_max_size": count,  # only the byte bound limits the L1
+        "local_max_bytes": bound,
+        "local_ttl": 600,
+    }
+    async with Cache(store, **options) as cache:
+        await cache.set("warm-up", profile(-1), ttl=60)  # code paths warm
+        gc.collect()
+        before = _resident_bytes()
+        for user_id in range(count):
+            await cache.set(f"user:{user_id}", profile(user_id), ttl=60)
+        gc.collect()
+        statistics = cache.statistics()
+        return (_resident_bytes() - before, statistics.local_entries, statistics.local_bytes)

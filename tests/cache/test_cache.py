@@ -14,7 +14,7 @@ import pytest
 from scalepy.cache import Cache, MemoryCacheStore
 from scalepy.cache._entry import encode_entry
 from scalepy.errors import ConfigurationError, SerializationError
-from scalepy.serializers import MsgpackSerializer
+from scalepy.serializers import MsgpackSerializer, PickleSerializer
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 if TYPE_CHECKING:
@@ -362,6 +362,47 @@ async def test_undecodable_entries_are_counted_misses(clock: FakeClock) -> None:
     assert 2 == metrics.value("scalepy.cache.undecodable")
 
 
+async def test_pickles_signed_without_their_key_are_counted_misses(clock: FakeClock) -> None:
+    """Entries signed before keys were bound (no context), or for another key, are misses."""
+    metrics = RecordingInstrumentation()
+    store = MemoryCacheStore(clock=clock)
+    serializer = PickleSerializer(b"k" * 32)
+    cache = Cache(store, clock=clock, serializer=serializer, instrumentation=metrics)
+    unbound = encode_entry(serializer.dumps("admin"), is_none=False, stale_window=0, load_time=0)
+    await store.set("role:old", unbound, 60)
+    await cache.set("role:bob", "admin")
+    stored = await store.get("role:bob")
+    assert stored is not None
+    await store.set("role:mallory", stored[0], 60)
+    assert (None, None, "admin") == (
+        await cache.get("role:old"),
+        await cache.get("role:mallory"),
+        await cache.get("role:bob"),
+    )
+    assert 2 == metrics.value("scalepy.cache.undecodable")
+
+
+async def test_templated_keys_whose_fields_spell_alike_keep_their_own_entries(
+    clock: FakeClock,
+) -> None:
+    """item('1:2', '3') and item('1', '2:3') are two entries, and invalidate separately."""
+    cache = make_cache(clock)
+
+    @cache.cached(ttl=60, key="item:{a}:{b}")
+    async def item(a: str, b: str) -> str:
+        return f"{a}|{b}"
+
+    assert ("1:2|3", "1|2:3") == (await item("1:2", "3"), await item("1", "2:3"))
+    assert ("1:2|3", "1|2:3") == (await item("1:2", "3"), await item("1", "2:3"))
+    assert "1|2" == await item("1", "2")
+    assert "1|2" == await cache.get("item:1:2")  # simple values keep their readable key
+    await item.invalidate("1:2", "3")
+    assert (None, "1|2:3") == (
+        await cache.get(item.key("1:2", "3")),
+        await cache.get(item.key("1", "2:3")),
+    )
+
+
 async def test_methods_share_entries_across_instances(clock: FakeClock) -> None:
     """The instance is not part of the key; invalidate works on the bound method."""
     cache = make_cache(clock)
@@ -448,6 +489,10 @@ async def test_misuse_is_a_configuration_error(clock: FakeClock) -> None:
         {"max_ttl": 50 * 86_400},
         {"ttl": 0},
         {"jitter": 1.5},
+        {"max_value_bytes": 0},
+        {"max_value_bytes": True},
+        {"max_value_bytes": 1.5},
+        {"max_value_bytes": 512 * 2**20 + 1},
     ],
 )
 def test_invalid_cache_options_are_rejected(options: dict[str, Any]) -> None:
@@ -624,3 +669,51 @@ async def test_statistics_and_repr_show_the_state(clock: FakeClock) -> None:
         )
         assert "MemoryCacheStore" in repr(cache)
         assert cache.staleness_bound is None
+
+
+async def test_values_over_max_value_bytes_are_returned_but_not_stored(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Oversized values reach their caller, are never stored, are counted, and logged once.
+
+    One WARNING per function, however many oversized values it returns; `set`
+    raises instead, since storing is all it does.
+    """
+    metrics = RecordingInstrumentation()
+    cache = make_cache(clock, max_value_bytes=100, instrumentation=metrics, local_max_size=10)
+    loads: list[str] = []
+
+    @cache.cached(ttl=60)
+    async def big() -> str:
+        loads.append("big")
+        return "x" * 200
+
+    @cache.cached(ttl=60)
+    async def other() -> str:
+        loads.append("other")
+        return "y" * 200
+
+    with caplog.at_level("WARNING", logger="scalepy.cache"):
+        for _ in range(3):
+            assert "x" * 200 == await big()
+        assert "y" * 200 == await other()
+        assert "z" * 200 == await cache.get_or_load("manual", lambda: _value("z" * 200))
+    assert ["big", "big", "big", "other"] == loads  # never stored: loaded every time
+    assert 5 == cache.statistics().oversized == metrics.value("scalepy.cache.oversized")
+    assert 0 == cache.statistics().local_entries
+    warnings = [record.getMessage() for record in caplog.records]
+    assert 3 == len(warnings)  # big, other, get_or_load: once each
+    assert ".<locals>.big: a value of 202 bytes serialized" in warnings[0]
+    assert "over max_value_bytes (100)" in warnings[0]
+    assert ".<locals>.other: a value of 202 bytes serialized" in warnings[1]
+    assert warnings[2].startswith("Cache.get_or_load: a value of 202 bytes serialized")
+    with pytest.raises(SerializationError, match="over max_value_bytes"):
+        await cache.set("manual", "z" * 200)
+    assert None is await cache.get("manual")
+    await cache.set("manual", "z" * 50)
+    assert "z" * 50 == await cache.get("manual")
+
+
+async def _value(value: object) -> object:
+    """Return `value` (a loader for get_or_load)."""
+    return value

@@ -18,6 +18,7 @@ from scalepy.backends.redis import RedisClient
 from scalepy.cache import Cache
 from scalepy.cache._redis import RedisCacheStore
 from scalepy.errors import BackendError
+from scalepy.serializers import PickleSerializer
 from scalepy.testing import RecordingInstrumentation
 
 if TYPE_CHECKING:
@@ -209,3 +210,81 @@ async def test_the_l1_is_bypassed_while_the_channel_is_down(redis_server: RedisS
         await eventually(incoherent, within=2.0)
         await cached()
         assert (1, 2) == (cache.statistics().local_hits, counter.calls)
+
+
+async def test_signed_pickles_copied_to_another_key_or_namespace_are_misses(
+    url: str, namespace: str
+) -> None:
+    """A signed entry copied under another key, or into another namespace, is a counted miss.
+
+    The signature binds the namespace and the key: bob's `admin` role copied to
+    mallory's key does not make mallory an admin.
+    """
+    metrics = RecordingInstrumentation()
+    options: dict[str, Any] = {
+        "serializer": PickleSerializer(b"k" * 32),
+        "instrumentation": metrics,
+    }
+    async with (
+        Cache(url, namespace=namespace, **options) as cache,
+        Cache(url, namespace=namespace + "-other", **options) as other,
+        RedisClient.from_url(url) as client,
+    ):
+        here, there = cache.store, other.store
+        assert isinstance(here, RedisCacheStore)
+        assert isinstance(there, RedisCacheStore)
+        await cache.set("role:bob", {"role": "admin"}, ttl=60)
+        blob = await client.execute("GET", here.key("role:bob"))
+        await client.execute("SET", here.key("role:mallory"), blob, "PX", 60_000)
+        await client.execute("SET", there.key("role:bob"), blob, "PX", 60_000)
+        absent = object()
+        assert absent is await cache.get("role:mallory", absent)
+        assert absent is await other.get("role:bob", absent)
+        assert {"role": "admin"} == await cache.get("role:bob")
+        assert 2 == metrics.value("scalepy.cache.undecodable")
+
+
+async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
+    redis_url: str, namespace: str
+) -> None:
+    """A 60 MiB value is returned and not stored; callers hitting meanwhile keep their hits.
+
+    Written, it would take longer than the 0.1 s timeout on the shared connection:
+    every other caller's command would fail with it and the guard would open.
+    """
+    metrics = RecordingInstrumentation()
+    async with Cache(redis_url, namespace=namespace, instrumentation=metrics) as cache:
+        counter = Counter()
+        small = cache.cached(ttl=60)(counter)
+
+        @cache.cached(ttl=60)
+        async def huge() -> str:
+            return "x" * (60 * 2**20)
+
+        for i in range(10):
+            await small(i)
+        done = asyncio.Event()
+        hits_meanwhile = 0
+
+        async def hitter(i: int) -> None:
+            nonlocal hits_meanwhile
+            while not done.is_set():
+                assert {"call": i + 1} == await small(i)
+                hits_meanwhile += 1
+
+        async def load_huge() -> str:
+            try:
+                return await huge()
+            finally:
+                done.set()
+
+        loading = asyncio.create_task(load_huge())
+        await asyncio.gather(*(hitter(i) for i in range(10)))
+        assert 60 * 2**20 == len(await loading)
+        assert hits_meanwhile >= 10
+        statistics = cache.statistics()
+        assert (True, 0, 10) == (statistics.backend_available, statistics.errors, counter.calls)
+        assert None is await cache.get(huge.key())  # not stored
+        assert 60 * 2**20 == len(await huge())  # so loaded again
+        assert (12, 2) == (cache.statistics().loads, cache.statistics().oversized)
+        assert 2 == metrics.value("scalepy.cache.oversized")

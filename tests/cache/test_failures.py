@@ -200,7 +200,7 @@ async def test_waiters_read_what_the_lock_holder_stores(
     await clock.wait_for_sleepers(1)
     clock.advance(0.01)
     await clock.wait_for_sleepers(1)  # it read again, found nothing, backs off again
-    await shared.set("k", (await _entry(cache, "from-holder")), 60)
+    await shared.set("k", (await _entry(cache, "k", "from-holder")), 60)
     clock.advance(1.0)
     assert "from-holder" == await waiting
     assert 0 == cache.statistics().loads
@@ -357,8 +357,8 @@ async def test_config_objects_and_repr(clock: FakeClock) -> None:
     assert "<LocalTier None coherent=False>" == repr(cache._engine.tier)  # no L1
 
 
-async def _entry(cache: Cache, value: object) -> bytes:
-    """The stored bytes of `value`, as another process would have written them."""
-    entry = cache._engine.writer.encode(value, cache._policies.get(60), (), (), 0.0)
+async def _entry(cache: Cache, key: str, value: object) -> bytes:
+    """The stored bytes of `value` under `key`, as another process would have written them."""
+    entry = cache._engine.writer.encode(key, value, cache._policies.get(60), (), (), 0.0)
     assert entry is not None
     return entry.data

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import itertools
+import re
+import string
 import uuid
 from typing import Any, NamedTuple
 
@@ -214,3 +217,74 @@ def test_a_call_that_does_not_fit_the_signature_raises_type_error() -> None:
     """Binding errors surface as the TypeError Python would raise."""
     with pytest.raises(TypeError):
         KeyBuilder(sample)((), {})
+
+
+async def item(a: Any, b: Any, c: Any = "") -> None:
+    """A function cached under the templates below."""
+
+
+@pytest.mark.parametrize(
+    ("template", "first", "second"),
+    [
+        ("item:{a}:{b}", ("1:2", "3"), ("1", "2:3")),
+        ("item:{a}:{b}", ("1%3A2", "3"), ("1:2", "3")),
+        ("{a}-{b}-{c}", ("x-y", "z", ""), ("x", "y-z", "")),
+        ("{a}{b}", ("1", "23"), ("12", "3")),
+        ("v{a}1{b}", ("2", "13"), ("21", "3")),
+        ("{a}%{b}", ("1%2", "3"), ("1", "2%3")),
+    ],
+)
+def test_template_fields_that_spell_a_separator_do_not_share_a_key(
+    template: str, first: tuple[str, str, str], second: tuple[str, str, str]
+) -> None:
+    """item('1:2', '3') and item('1', '2:3') no longer share the entry 'item:1:2:3'."""
+    keys = KeyBuilder(item, key=template)
+    assert keys(first, {}) != keys(second, {})
+
+
+template_texts = st.text(alphabet=":-%{}A1Fxyé\\", max_size=5)
+
+
+def other_readings(template: str, texts: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """Field texts that plain `str.format` spells exactly as it spells `texts` (collisions)."""
+    parts = list(string.Formatter().parse(template))
+    fields = template_fields(template)
+    rendered = template.format_map(dict(zip(fields, texts, strict=True)))
+    readings = set()
+    for lazy in itertools.product((True, False), repeat=len(fields)):
+        quantifiers = iter(lazy)
+        pattern = "".join(
+            re.escape(literal) + ("" if name is None else "(.*?)" if next(quantifiers) else "(.*)")
+            for literal, name, _, _ in parts
+        )
+        match = re.fullmatch(pattern, rendered, re.DOTALL)
+        assert match is not None
+        readings.add(match.groups())
+    return readings
+
+
+@pytest.mark.parametrize(
+    "template", ["item:{a}:{b}", "{a}-{b}:{c}", "{a}{b}{c}", "x{a}xy{b}y", "{a}0{b}F{c}", "{a}%{b}"]
+)
+@given(texts=st.tuples(template_texts, template_texts, template_texts), other=st.data())
+def test_templated_keys_are_injective_on_field_texts(
+    template: str, texts: tuple[str, str, str], other: st.DataObject
+) -> None:
+    """Distinct field texts give distinct keys: the readings that collided before, and any other."""
+    fields = template_fields(template)
+    keys = KeyBuilder(item, key=template)
+    mine = texts[: len(fields)]
+    others = other_readings(template, mine)
+    others.add(other.draw(st.tuples(*[template_texts] * len(fields))))
+    for reading in others:
+        assert (reading == mine) == (keys(reading, {}) == keys(mine, {}))
+
+
+def test_templated_keys_of_simple_values_stay_as_they_were() -> None:
+    """Fields without separators read as before; the last field is never escaped."""
+    assert "user:42" == KeyBuilder(item, key="user:{a}")((42, 0), {})
+    assert "user:1:2" == KeyBuilder(item, key="user:{a}:{b}")(("1", 2), {})
+    assert "item:a%3Ab:c:d" == KeyBuilder(item, key="item:{a}:{b}")(("a:b", "c:d"), {})
+    assert "item:10%25:x" == KeyBuilder(item, key="item:{a}:{b}")(("10%", "x"), {})
+    assert "1~742" == KeyBuilder(item, key="{a}{b}")((7, 42), {})  # adjacent: length-prefixed
+    assert "{x}:'1':  2" == KeyBuilder(item, key="{{x}}:{a!r}:{b:>3}")(("1", 2), {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -54,14 +55,22 @@ def test_entries_round_trip(
     [
         b"",
         b"\x01",
-        b"\x02" + bytes(11),
-        bytes([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9]),
-        b"\x01\x01" + bytes(10) + b"x",
+        b"\x03" + bytes(11),
+        b"\x01" + bytes(11) + b"payload",
+        bytes([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9]),
+        b"\x02\x01" + bytes(10) + b"x",
     ],
-    ids=["empty", "truncated", "newer-format", "truncated-tag", "none-with-payload"],
+    ids=[
+        "empty",
+        "truncated",
+        "newer-format",
+        "older-format",
+        "truncated-tag",
+        "none-with-payload",
+    ],
 )
 def test_foreign_bytes_do_not_decode(data: bytes) -> None:
-    """Truncated, foreign or newer entries raise ValueError (the cache counts a miss)."""
+    """Truncated, foreign, older or newer entries raise ValueError (the cache counts a miss)."""
     with pytest.raises(ValueError, match=r"entry|payload"):
         decode_entry(data)
 
@@ -122,7 +131,7 @@ def test_fresh_lifetimes_are_jittered_down_and_none_has_its_own() -> None:
         {"ttl": MAX_TTL, "stale_if_error": 1},
     ],
 )
-def test_invalid_policies_are_rejected(options: dict[str, float]) -> None:
+def test_invalid_policies_are_rejected(options: dict[str, Any]) -> None:
     """Durations must be finite, non-negative (ttl positive) and fit an entry header."""
     with pytest.raises(ConfigurationError):
         Policy(**options)

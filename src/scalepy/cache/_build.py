@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
 from scalepy.backends.guard import BackendGuard
+from scalepy.cache._codec import Codec
 from scalepy.cache._engine import Engine
 from scalepy.cache._local import LocalCache
 from scalepy.cache._memory import MemoryCacheStore
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
     from scalepy.serializers import Serializer
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("build_engine", "build_store")
+__all__ = ("MAX_VALUE_BYTES", "build_engine", "build_store")
+
+MAX_VALUE_BYTES = 512 * 2**20
+"""The largest `max_value_bytes`: the largest string Redis accepts."""
 
 
 def build_store(
@@ -76,6 +80,7 @@ def build_engine(
     store: CacheStore,
     *,
     serializer: Serializer,
+    namespace: str,
     clock: Clock,
     meter: Meter,
     local_max_size: int,
@@ -83,12 +88,15 @@ def build_engine(
     local_ttl: float,
     lock_wait: float,
     name: str,
+    max_value_bytes: int,
 ) -> Engine:
     """Wire the guard, the L1 tier, the writer and the engine of one cache around `store`.
 
     Raises:
-        ConfigurationError: Negative L1 bounds or a non-positive `local_ttl`.
+        ConfigurationError: Negative L1 bounds, a non-positive `local_ttl`, or a
+            `max_value_bytes` that is not an int from 1 to 512 MiB.
     """
+    check_int("max_value_bytes", max_value_bytes, maximum=MAX_VALUE_BYTES)
     if local_max_size < 0 or local_max_bytes < 1:
         raise ConfigurationError(
             f"local_max_size must be >= 0 and local_max_bytes >= 1, "
@@ -106,14 +114,17 @@ def build_engine(
         meter=meter,
         flights=flights,
     )
-    writer = Writer(store, serializer=serializer, guard=guard, meter=meter, tier=tier)
+    codec = Codec(serializer, namespace)
+    writer = Writer(
+        store, codec=codec, guard=guard, meter=meter, tier=tier, max_value_bytes=max_value_bytes
+    )
     return Engine(
         store,
         shared,
         writer=writer,
         tier=tier,
         flights=flights,
-        serializer=serializer,
+        codec=codec,
         clock=clock,
         guard=guard,
         meter=meter,

@@ -48,8 +48,11 @@ class Cache(AsyncCloseable):
         max_ttl: Longest lifetime (ttl plus stale windows) any entry may have; tag
             versions are kept twice as long, so tags invalidate reliably.
         local_max_size: Values held in the in-process L1; 0 turns the L1 off.
-        local_max_bytes: Serialized bytes the L1 may hold.
+        local_max_bytes: Estimated memory, in bytes, the L1's values (decoded, with
+            their keys and bookkeeping) may take.
         local_ttl: Longest time a value stays in the L1.
+        max_value_bytes: Largest value, serialized, that is stored; a larger one is
+            returned to its caller but not cached (counted, logged once per function).
         serializer: How values become bytes; `JsonSerializer()` by default.
         timeout: Seconds a Redis call may take before the loader answers instead.
         lock_ttl: Seconds a cross-process load lock lasts, and the longest other
@@ -87,6 +90,7 @@ class Cache(AsyncCloseable):
         local_max_size: int = 0,
         local_max_bytes: int = 64 * 2**20,
         local_ttl: float = 10.0,
+        max_value_bytes: int = 2**20,
         serializer: Serializer | None = None,
         timeout: float = 0.1,
         lock_ttl: float = 5.0,
@@ -113,6 +117,7 @@ class Cache(AsyncCloseable):
         self._engine = build_engine(
             self._store,
             serializer=serializer or JsonSerializer(),
+            namespace=namespace,
             clock=self._clock,
             meter=self._meter,
             local_max_size=local_max_size,
@@ -120,6 +125,7 @@ class Cache(AsyncCloseable):
             local_ttl=local_ttl,
             lock_wait=lock_ttl,
             name=f"cache {namespace!r}",
+            max_value_bytes=max_value_bytes,
         )
         self._guard = self._engine.guard
 
@@ -322,7 +328,8 @@ class Cache(AsyncCloseable):
 
         Raises:
             ConfigurationError: An empty key, a bad tag or an option out of range.
-            SerializationError: The value cannot be serialized.
+            SerializationError: The value cannot be serialized, or is larger than
+                `max_value_bytes` serialized (nothing is stored).
             BackendError: The backend failed; the old value may still be served.
         """
         _check_key(key)
@@ -334,7 +341,7 @@ class Cache(AsyncCloseable):
         tier.invalidate([key])  # a load of the key still storing its value must not win
         with self._backend_call("write"):
             versions = await self._store.tag_versions(tag_names) if tag_names else ()
-            entry = writer.encode(value, policy, tag_names, versions, 0.0)
+            entry = writer.encode(key, value, policy, tag_names, versions, 0.0, strict=True)
             assert entry is not None  # no jitter, a positive ttl: always cached
             await self._store.set(key, entry.data, entry.ttl)
         tier.invalidate([key])
@@ -403,6 +410,7 @@ class Cache(AsyncCloseable):
             loads=meter.loads,
             load_errors=meter.load_errors,
             coalesced=meter.coalesced_count,
+            oversized=meter.oversized_count,
             local_entries=0 if local is None else len(local),
             local_bytes=0 if local is None else local.bytes,
             in_flight=self._engine.in_flight,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -105,8 +106,8 @@ class CachedFunction(Generic[P, R]):
         self._function: Callable[..., Awaitable[Any]] = function
         self._cache = cache
         self._engine = engine
-        self._policy = policy
         self._keys = KeyBuilder(function, key=key, version=version)
+        self._policy = dataclasses.replace(policy, origin=self._keys.name)
         self._condition = condition
         self._instance = _UNBOUND
         self._static_tags: tuple[str, ...] = ()
@@ -193,9 +194,9 @@ class CachedManyFunction(Generic[K, V, P]):
         self._function = function
         self._cache = cache
         self._engine = engine
-        self._policy = policy
         self._tags = tags
         keys = KeyBuilder(function, version=version)
+        self._policy = dataclasses.replace(policy, origin=keys.name)
         self._key: Callable[[K, tuple[Any, ...], dict[str, Any]], str] = (
             (lambda item, args, kwargs: keys((item, *args), kwargs))
             if key is None

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from scalepy.backends.guard import BackendGuard
+    from scalepy.cache._codec import Codec
     from scalepy.cache._entry import Entry
     from scalepy.cache._policy import Policy
     from scalepy.cache._store import CacheStore, SharedCacheStore
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from scalepy.cache._tier import LocalTier
     from scalepy.cache._writes import Prepared, Writer
     from scalepy.clock import Clock
-    from scalepy.serializers import Serializer
 
 __all__ = ("MISSING", "SERVED", "UNAVAILABLE", "Engine", "Found", "Read")
 
@@ -96,10 +96,10 @@ class Engine:
     """Runs lookups for one `Cache`; see the module docstring."""
 
     __slots__ = (
+        "_codec",
         "_lock_wait",
         "_pending",
         "_refreshing",
-        "_serializer",
         "_shared",
         "_store",
         "clock",
@@ -118,7 +118,7 @@ class Engine:
         writer: Writer,
         tier: LocalTier,
         flights: dict[str, Flight],
-        serializer: Serializer,
+        codec: Codec,
         clock: Clock,
         guard: BackendGuard,
         meter: Meter,
@@ -129,7 +129,7 @@ class Engine:
         self.writer = writer
         self.tier = tier
         self.flights = flights
-        self._serializer = serializer
+        self._codec = codec
         self.clock = clock
         self.guard = guard
         self.meter = meter
@@ -236,7 +236,9 @@ class Engine:
             self.meter.served_stale("l2")
             return fallback.value
         try:
-            entry = self.writer.prepare(flight, value, policy, tags, versions, load_time, condition)
+            entry = self.writer.prepare(
+                key, flight, value, policy, tags, versions, load_time, condition
+            )
         except BaseException:  # the serializer or `condition` raised: free the lock now
             self._unlock_soon(key, token)
             raise
@@ -296,7 +298,7 @@ class Engine:
             verdict = judge(remaining, entry.stale_window, entry.load_time, policy, _draw())
             if verdict is _EXPIRED:
                 return Read(None, versions)
-            value = None if entry.is_none else self._serializer.loads(entry.payload)
+            value = None if entry.is_none else self._codec.loads(key, entry.payload)
         except BackendError as exc:
             self.writer.failed("read", exc)
             return Read(UNAVAILABLE, None)

@@ -2,7 +2,7 @@
 
 ```
 offset  size  field
-0       1     format version (1)
+0       1     format version (2)
 1       1     flags: bit 0 = the value is None (no payload follows)
 2       4     stale window, ms: how long the entry outlives its freshness
 6       4     load time, ms: how long the value took to compute (XFetch)
@@ -15,6 +15,11 @@ The header is what lets every replica judge an entry from the entry alone and it
 remaining time to live: fresh while more than the stale window remains. A cached
 `None` is a flag, so it needs no serializer support and stays distinct from a
 miss. Bytes that do not parse raise `ValueError`, which the cache counts as a miss.
+
+Format 2 replaced format 1 when templated keys started delimiting their fields
+(`_template.py`) and signed pickles started binding their key (`_codec.py`): an
+entry of format 1 may sit under a key that now means other arguments, so it is
+refused like any foreign entry and read as a miss.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 
 __all__ = ("Entry", "decode_entry", "encode_entry")
 
-FORMAT = 1
+FORMAT = 2
 _NONE = 0x01
 _HEADER = struct.Struct(">BBIIH")
 _TAG_LENGTH = struct.Struct(">H")

@@ -23,6 +23,7 @@ import string
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from scalepy.cache._template import KeyTemplate
 from scalepy.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class KeyBuilder:
         ConfigurationError: A template names a field that is not a parameter.
     """
 
-    __slots__ = ("_fast", "_key", "_names", "_prefix", "_signature", "_skip")
+    __slots__ = ("_fast", "_key", "_names", "_prefix", "_signature", "_skip", "_template")
 
     def __init__(
         self,
@@ -175,8 +176,15 @@ class KeyBuilder:
             identity += f"@{version}"
         self._prefix = identity + ":"
         self._key = key
+        self._template: KeyTemplate | None = None
         if isinstance(key, str):
             self.check_template(key)
+            self._template = KeyTemplate(key)
+
+    @property
+    def name(self) -> str:
+        """The function's identity: `module.qualname`, plus `@version` when given."""
+        return self._prefix[:-1]
 
     def check_template(self, template: str) -> None:
         """Raise `ConfigurationError` unless every field of `template` is a parameter."""
@@ -218,8 +226,9 @@ class KeyBuilder:
                 digest = hashlib.blake2b(encoded.encode(), digest_size=_DIGEST_BYTES)
                 encoded = "#" + digest.hexdigest()
             return self._prefix + encoded
-        if isinstance(key, str):
-            return key.format_map(self.arguments(args, kwargs))
+        if self._template is not None:
+            return self._template(self.arguments(args, kwargs))
+        assert not isinstance(key, str)  # a template is formatted by self._template
         return key(*args, **kwargs)
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""The in-process L1: a least-recently-used map bounded by entries and bytes.
+"""The in-process L1: a least-recently-used map bounded by entries and by estimated memory.
 
 It holds decoded values that are fresh, for at most `local_ttl`, and only while
 the invalidation channel is healthy (the cache decides that). A small index from
@@ -30,7 +30,7 @@ class LocalEntry:
     value: Any
     """The value, shared by every caller: treat it as read-only."""
     size: int
-    """Its serialized size in bytes, what the byte bound counts."""
+    """Estimated bytes it holds: value, key and bookkeeping (see `_sizing.py`)."""
     expires_at: float
     """When the L1 drops it: the earlier of its end of freshness and `local_ttl`."""
     fresh_until: float
@@ -48,7 +48,8 @@ class LocalCache:
 
     Args:
         max_entries: Most values held, >= 1.
-        max_bytes: Most serialized bytes held; a larger value is not held at all.
+        max_bytes: Most bytes held, as the entries' `size` estimates them; a larger
+            value is not held at all.
     """
 
     __slots__ = ("_bytes", "_entries", "_max_bytes", "_max_entries", "_tags", "generation")
@@ -67,7 +68,7 @@ class LocalCache:
 
     @property
     def bytes(self) -> int:
-        """Serialized bytes held."""
+        """Estimated bytes held."""
         return self._bytes
 
     def get(self, key: str, now: float) -> LocalEntry | None:

@@ -71,6 +71,8 @@ class Policy:
     """Fresh lifetimes are shortened by a random fraction up to this, spreading expiries."""
     xfetch_beta: float = 1.0
     """XFetch eagerness; 0 turns early refresh off."""
+    origin: str = ""
+    """Whose values these are, for messages: the cached function's name ("" for manual calls)."""
 
     def __post_init__(self) -> None:
         check_finite("ttl", self.ttl)

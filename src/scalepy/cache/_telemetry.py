@@ -16,6 +16,7 @@ __all__ = (
     "INVALIDATIONS",
     "LOAD_DURATION",
     "LOCAL_SIZE",
+    "OVERSIZED",
     "REQUESTS",
     "UNDECODABLE",
     "CacheStatistics",
@@ -72,6 +73,13 @@ UNDECODABLE = Metric(
     description="Reads that found an entry they could not decode, treated as misses.",
     labels=("cache",),
 )
+OVERSIZED = Metric(
+    name="scalepy.cache.oversized",
+    kind=MetricKind.COUNTER,
+    unit="{value}",
+    description="Values returned but not stored: serialized, larger than max_value_bytes.",
+    labels=("cache",),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,10 +102,12 @@ class CacheStatistics:
     """Loader runs that raised."""
     coalesced: int
     """Lookups that shared another caller's in-flight lookup."""
+    oversized: int
+    """Values not stored because they exceeded `max_value_bytes` once serialized."""
     local_entries: int
     """Values held in the L1 now."""
     local_bytes: int
-    """Serialized bytes held in the L1 now."""
+    """Estimated memory the L1 holds now, in bytes (values, keys and bookkeeping)."""
     in_flight: int
     """Keys being looked up or loaded now."""
     backend_available: bool
@@ -124,6 +134,8 @@ class Meter:
         "local_size",
         "misses",
         "name",
+        "oversized",
+        "oversized_count",
         "request_labels",
         "requests",
         "stale",
@@ -141,6 +153,7 @@ class Meter:
         self.local_size = instrumentation.metric(LOCAL_SIZE)
         self.backend_errors = instrumentation.metric(BACKEND_ERRORS)
         self.undecodable = instrumentation.metric(UNDECODABLE)
+        self.oversized = instrumentation.metric(OVERSIZED)
         self.request_labels = {
             (result, tier): {"cache": name, "result": result, "tier": tier}
             for result in ("hit", "stale", "miss", "error")
@@ -152,7 +165,7 @@ class Meter:
             for origin in ("local", "remote")
         }
         self.hits = self.local_hits = self.stale = self.misses = self.unreachable = 0
-        self.loads = self.load_errors = self.coalesced_count = 0
+        self.loads = self.load_errors = self.coalesced_count = self.oversized_count = 0
 
     def hit(self, tier: str) -> None:
         """Count a fresh value served from `tier` ("l1" or "l2")."""
@@ -180,6 +193,11 @@ class Meter:
         """Count a lookup that joined another caller's in-flight lookup."""
         self.coalesced_count += 1
         self.coalesced.record(1, self.labels)
+
+    def too_large(self) -> None:
+        """Count a value not stored because it exceeded `max_value_bytes`."""
+        self.oversized_count += 1
+        self.oversized.record(1, self.labels)
 
     def backend_error(self, operation: str, error: BaseException) -> None:
         """Count a failed backend operation."""

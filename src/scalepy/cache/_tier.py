@@ -6,16 +6,20 @@ invalidation another process published has been applied. When the channel turns
 healthy after an outage, messages may have been lost, so the whole L1 is
 dropped. Values enter it decoded from their serialized bytes, exactly as a
 backend read would give them back, and only while fresh, for at most `ttl`.
+Each is weighed once, as it enters, by the memory it holds (`_sizing.py`), so
+the byte bound bounds memory, not serialized bytes, and a hit costs nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import TYPE_CHECKING, Any
 
 from scalepy.cache._bus import Invalidation
 from scalepy.cache._local import LocalEntry
 from scalepy.cache._policy import xfetch_horizon
+from scalepy.cache._sizing import ENTRY_OVERHEAD, held_size
 from scalepy.errors import BackendError
 
 if TYPE_CHECKING:
@@ -111,7 +115,6 @@ class LocalTier:
         key: str,
         value: Any,
         *,
-        size: int,
         fresh: float,
         load_time: float,
         tags: tuple[str, ...],
@@ -126,7 +129,7 @@ class LocalTier:
         fresh_until = now + fresh
         entry = LocalEntry(
             value=value,
-            size=size,
+            size=held_size(value) + sys.getsizeof(key) + ENTRY_OVERHEAD,
             expires_at=min(fresh_until, now + self._ttl),
             fresh_until=fresh_until,
             refresh_from=xfetch_horizon(fresh_until, load_time, policy.xfetch_beta),

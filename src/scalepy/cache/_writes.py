@@ -6,29 +6,37 @@ counted and reported to the guard, never raised, because the caller already has
 its value. A key invalidated while its value was being computed is not stored at
 all (its flight is marked `invalidated`), so an invalidation cannot be undone by a
 load that started before it.
+
+A value larger than `max_value_bytes` once serialized is returned to its caller
+but not stored, counted, and logged once per function: writing it on the
+connection every caller shares would hold up their commands for as long as it
+takes to send, long enough to time them out and open the guard.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scalepy.cache._entry import encode_entry
-from scalepy.errors import BackendError
+from scalepy.errors import BackendError, SerializationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from scalepy.backends.guard import BackendGuard
+    from scalepy.cache._codec import Codec
     from scalepy.cache._engine import Found
     from scalepy.cache._flight import Flight
     from scalepy.cache._policy import Policy
     from scalepy.cache._store import CacheStore
     from scalepy.cache._telemetry import Meter
     from scalepy.cache._tier import LocalTier
-    from scalepy.serializers import Serializer
 
 __all__ = ("Prepared", "Writer")
+
+_logger = logging.getLogger("scalepy.cache")
 
 
 class Prepared(NamedTuple):
@@ -49,41 +57,54 @@ class Prepared(NamedTuple):
 class Writer:
     """Writes entries for one cache; see the module docstring."""
 
-    __slots__ = ("_guard", "_meter", "_serializer", "_store", "_tier")
+    __slots__ = ("_codec", "_guard", "_max_value_bytes", "_meter", "_store", "_tier", "_warned")
 
     def __init__(
         self,
         store: CacheStore,
         *,
-        serializer: Serializer,
+        codec: Codec,
         guard: BackendGuard,
         meter: Meter,
         tier: LocalTier,
+        max_value_bytes: int,
     ) -> None:
         self._store = store
-        self._serializer = serializer
+        self._max_value_bytes = max_value_bytes
+        self._warned: set[str] = set()  # origins whose oversized values were logged
+        self._codec = codec
         self._guard = guard
         self._meter = meter
         self._tier = tier
 
     def encode(
         self,
+        key: str,
         value: Any,
         policy: Policy,
         tags: Sequence[str],
         versions: Sequence[int],
         load_time: float,
+        *,
+        strict: bool = False,
     ) -> Prepared | None:
-        """Return `value` as an entry, or `None` when the policy does not cache it.
+        """Return `value` as an entry, or `None` when it is not to be stored.
+
+        Not stored: the policy gives it no lifetime, or it exceeds `max_value_bytes`
+        once serialized (counted, and logged once per `policy.origin`).
 
         Raises:
-            SerializationError: The serializer cannot encode `value`.
+            SerializationError: The serializer cannot encode `value`, or `strict`
+                and the value exceeds `max_value_bytes`.
         """
         is_none = value is None
         fresh = policy.fresh_lifetime(is_none, random.random())
         if fresh <= 0:
             return None
-        payload = b"" if is_none else self._serializer.dumps(value)
+        payload = b"" if is_none else self._codec.dumps(key, value)
+        if len(payload) > self._max_value_bytes:
+            self._too_large(key, len(payload), policy.origin, strict=strict)
+            return None
         data = encode_entry(
             payload,
             is_none=is_none,
@@ -93,8 +114,28 @@ class Writer:
         )
         return Prepared(payload, data, fresh, fresh + policy.stale_window, is_none)
 
+    def _too_large(self, key: str, size: int, origin: str, *, strict: bool) -> None:
+        self._meter.too_large()
+        limit = self._max_value_bytes
+        if strict:
+            raise SerializationError(
+                f"cannot cache {key[:100]!r}: {size} bytes serialized, over "
+                f"max_value_bytes ({limit})"
+            )
+        if origin not in self._warned:
+            self._warned.add(origin)
+            _logger.warning(
+                "%s: a value of %d bytes serialized (key %r) is over max_value_bytes (%d): "
+                "returned, not cached; logged once, counted in scalepy.cache.oversized",
+                origin or "Cache.get_or_load",
+                size,
+                key[:100],
+                limit,
+            )
+
     def prepare(
         self,
+        key: str,
         flight: Flight | None,
         value: Any,
         policy: Policy,
@@ -115,7 +156,7 @@ class Writer:
             return None
         if condition is not None and not condition(value):
             return None
-        return self.encode(value, policy, tags, versions, load_time)
+        return self.encode(key, value, policy, tags, versions, load_time)
 
     async def store(self, key: str, entry: Prepared, flight: Flight | None = None) -> None:
         """Store `entry` unless `flight` was invalidated meanwhile; failures are counted."""
@@ -143,8 +184,7 @@ class Writer:
             return
         tier.keep(
             key,
-            None if entry.is_none else self._serializer.loads(entry.payload),
-            size=len(entry.data),
+            None if entry.is_none else self._codec.loads(key, entry.payload),
             fresh=entry.fresh,
             load_time=load_time,
             tags=tags,
@@ -158,7 +198,6 @@ class Writer:
         self._tier.keep(
             key,
             found.value,
-            size=len(entry.payload),
             fresh=found.remaining - entry.stale_window,
             load_time=entry.load_time,
             tags=tuple(tag for tag, _ in entry.tags),
@@ -179,7 +218,7 @@ class Writer:
         flight: Flight | None = None,
     ) -> None:
         """Prepare, store and keep a loaded value (for refreshes and bulk loads)."""
-        entry = self.prepare(flight, value, policy, tags, versions, load_time, condition)
+        entry = self.prepare(key, flight, value, policy, tags, versions, load_time, condition)
         if entry is not None:
             await self.store(key, entry, flight)
             self.keep(key, entry, load_time, tags, policy, generation)
