@@ -467,7 +467,7 @@ def test_bad_policy_raises_at_construction() -> None:
     [
         ({"policy": []}, "policy must be a policy or a non-empty list"),
         ({"policy": "10/minute"}, "policy must be a policy (TokenBucket, GCRA, SlidingWindow)"),
-        ({"policy": [PAIR, 10]}, "policy must hold TokenBucket, GCRA or SlidingWindow"),
+        ({"policy": [PAIR, 10]}, "policy must hold policies (TokenBucket, GCRA, SlidingWindow)"),
         ({"policy": [PAIR, PAIR]}, "policy: policies shown together need distinct names"),
         (
             {"routes": {"/x": SlidingWindow(limit=1, window=1, name="é")}},
