@@ -10,10 +10,18 @@ from hypothesis import strategies as st
 
 from scalepy.ratelimit import PolicyDecision, TokenBucket
 from scalepy.ratelimit._algorithms import decide, to_decision
-from scalepy.ratelimit._rules import GcraRule, Rule, RuleResult, SlidingWindowRule, State
+from scalepy.ratelimit._rules import (
+    FixedWindowRule,
+    GcraRule,
+    Rule,
+    RuleResult,
+    SlidingWindowRule,
+    State,
+)
 
 BUCKET = GcraRule(interval_us=10, burst=3)  # 3 at once, then one per 10 us
 WINDOW = SlidingWindowRule(window_us=100, limit=4)  # 4 per 100 us
+FIXED = FixedWindowRule(window_us=100, limit=3)  # 3 per window [100k, 100k + 100)
 
 
 def test_gcra_allows_the_burst_then_denies() -> None:
@@ -100,6 +108,44 @@ def test_window_cost_zero_peeks() -> None:
     assert (RuleResult(True, 3, 0, 50), (1100, 0, 2)) == WINDOW.decide((1000, 2, 9), 1150, 0)
 
 
+def test_fixed_window_counts_until_the_window_ends() -> None:
+    """The window holding `now` admits `limit`, then denies until the next one starts."""
+    state = None
+    results = []
+    for _ in range(4):
+        result, new_state = FIXED.decide(state, 1030, 1)
+        results.append(result)
+        state = new_state if result.allowed else state
+    assert [
+        RuleResult(allowed=True, remaining=2, retry_after_us=0, reset_after_us=70),
+        RuleResult(allowed=True, remaining=1, retry_after_us=0, reset_after_us=70),
+        RuleResult(allowed=True, remaining=0, retry_after_us=0, reset_after_us=70),
+        RuleResult(allowed=False, remaining=0, retry_after_us=70, reset_after_us=70),
+    ] == results
+    assert (1000, 3) == state
+    assert (RuleResult(False, 0, 1, 1), (1000, 3)) == FIXED.decide(state, 1099, 1)
+    assert (RuleResult(True, 2, 0, 100), (1100, 1)) == FIXED.decide(state, 1100, 1)
+
+
+def test_fixed_windows_are_aligned_to_time_zero() -> None:
+    """Windows start at multiples of their length, wherever the first request falls."""
+    assert (RuleResult(True, 2, 0, 1), (1_000_000_000_000, 1)) == FIXED.decide(
+        None, 1_000_000_000_099, 1
+    )
+    # an older window's count counts for nothing
+    assert (RuleResult(True, 1, 0, 50), (1200, 2)) == FIXED.decide((1100, 3), 1250, 2)
+    assert (RuleResult(True, 2, 0, 100), (-100, 1)) == FIXED.decide(None, -100, 1)
+
+
+def test_fixed_window_costs_and_peeks() -> None:
+    """A cost takes that many; above the limit it is never allowed; cost 0 only reads."""
+    assert (RuleResult(False, 1, 60, 60), (1000, 2)) == FIXED.decide((1000, 2), 1040, 2)
+    assert (RuleResult(False, 3, 60, 0), (1000, 0)) == FIXED.decide(None, 1040, 4)
+    assert FIXED.decide(None, 1040, 4) == FIXED.decide(None, 1040, 10**30)
+    assert (RuleResult(True, 1, 0, 60), (1000, 2)) == FIXED.decide((1000, 2), 1040, 0)
+    assert (RuleResult(True, 3, 0, 0), (1000, 0)) == FIXED.decide(None, 1040, 0)
+
+
 def test_decide_is_all_or_nothing() -> None:
     """When one rule denies, no state changes and the others report their quota untouched."""
     rules: list[Rule[Any]] = [BUCKET, WINDOW]
@@ -141,10 +187,15 @@ def test_decide_rejects_negative_costs() -> None:
 
 
 def test_expiry_is_when_the_state_stops_mattering() -> None:
-    """GCRA state expires when the bucket is full, window state after two windows."""
+    """GCRA state expires when the bucket is full, window state after two windows.
+
+    A fixed window's state is kept for one window after its last change, by when
+    its window has surely ended, wherever in it the request fell.
+    """
     result = RuleResult(allowed=True, remaining=0, retry_after_us=0, reset_after_us=30)
     assert 1030 == BUCKET.expires_at(result, 1000)
     assert 1200 == WINDOW.expires_at(result, 1000)
+    assert 1100 == FIXED.expires_at(result, 1000)
 
 
 def test_results_convert_to_decisions_in_seconds() -> None:
@@ -163,7 +214,8 @@ gcra_rules = st.builds(GcraRule, interval_us=st.integers(1, 1000), burst=st.inte
 window_rules = st.builds(
     SlidingWindowRule, window_us=st.integers(1, 1000), limit=st.integers(1, 10)
 )
-rules = st.one_of(gcra_rules, window_rules)
+fixed_rules = st.builds(FixedWindowRule, window_us=st.integers(1, 1000), limit=st.integers(1, 10))
+rules = st.one_of(gcra_rules, window_rules, fixed_rules)
 histories = st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 10)), max_size=30)
 
 
@@ -220,7 +272,7 @@ def test_reset_after_brings_the_quota_back_whole(
     state, now = replay(rule, history, start)
     reset = verdict(rule, state, now, 0).reset_after_us
     assert rule.max_cost == verdict(rule, state, now + reset, 0).remaining
-    if reset > 0 and isinstance(rule, GcraRule):
+    if reset > 0 and not isinstance(rule, SlidingWindowRule):
         assert rule.max_cost > verdict(rule, state, now + reset - 1, 0).remaining
 
 

@@ -4,7 +4,8 @@
 bucket in "virtual scheduling" form, which keeps one timestamp per key instead of
 a token count and a refill time. Both compile to a `GcraRule` (an emission
 interval and a burst, in integer microseconds) so one pure decision and one Lua
-branch serve both. `SlidingWindow` is the sliding-window counter.
+branch serve both. `SlidingWindow` is the sliding-window counter and
+`FixedWindow` the fixed-window counter.
 
 Each policy compiles once, when built, to a rule of `scalepy.ratelimit._rules`,
 which holds everything its kind does differently; a new kind of policy is one
@@ -17,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_args
 
 from scalepy._validation import check_finite, check_int
-from scalepy.ratelimit._rules import GcraRule, SlidingWindowRule
+from scalepy.ratelimit._rules import FixedWindowRule, GcraRule, SlidingWindowRule
 
 if TYPE_CHECKING:
     from scalepy.ratelimit._rules import Rule
 
-__all__ = ("GCRA", "Policy", "SlidingWindow", "TokenBucket")
+__all__ = ("GCRA", "POLICY_KINDS", "FixedWindow", "Policy", "SlidingWindow", "TokenBucket")
 
 MICROS = 1_000_000
 
@@ -129,7 +130,39 @@ class SlidingWindow:
         _set_rule(self, SlidingWindowRule(max(1, round(self.window * MICROS)), self.limit))
 
 
-Policy = TokenBucket | GCRA | SlidingWindow
+@dataclass(frozen=True, slots=True)
+class FixedWindow:
+    """At most `limit` requests per `window` seconds, counted in fixed windows.
+
+    Windows follow each other back to back, aligned to the clock: on Redis each
+    starts at a multiple of `window` seconds since the Unix epoch by the server's
+    `TIME` (an hourly window runs from one full hour to the next), so every
+    replica counts in the same windows. One counter per key, the cheapest
+    policy; but a client may spend `limit` at the end of one window and `limit`
+    again at the start of the next, twice the quota in a moment. `SlidingWindow`
+    smooths that edge.
+
+    Raises:
+        ConfigurationError: `limit < 1`, `window` not a positive number, or
+            either too large to compute exactly.
+    """
+
+    limit: int
+    """Requests allowed per window."""
+    window: float
+    """The window in seconds."""
+    name: str = field(default="", compare=False)
+    """Optional policy name shown in `RateLimit-Policy` headers."""
+    rule: Rule[Any] = field(init=False, repr=False, compare=False)
+    """The integer rule the algorithms run, compiled once."""
+
+    def __post_init__(self) -> None:
+        check_int("limit", self.limit)
+        check_finite("window", self.window)
+        _set_rule(self, FixedWindowRule(max(1, round(self.window * MICROS)), self.limit))
+
+
+Policy = TokenBucket | GCRA | SlidingWindow | FixedWindow
 """Any rate-limit policy."""
 
 POLICY_KINDS: tuple[type[Policy], ...] = get_args(Policy)

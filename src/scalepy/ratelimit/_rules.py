@@ -8,11 +8,12 @@ and the middleware never ask which kind they hold:
   the state to keep out, no I/O;
 - `expires_at(result, now)` says when a committed state stops mattering;
 - `script_args` is the rule as `lua/ratelimit.lua` reads it, whose branch of the
-  same name (`'g'`, `'w'`) mirrors `decide` operation for operation;
+  same name (`'g'`, `'w'`, `'f'`) mirrors `decide` operation for operation;
 - `id` names the state (equal rules share it) and `max_cost` bounds a request.
 
-Adding a kind means one class here, one policy in `_policies.py` and one branch
-in the Lua script; `tests/ratelimit/test_agreement.py` keeps the two in step.
+Adding a kind means one class here, one policy in `_policies.py` (added to its
+`Policy` union) and one branch in the Lua script; `tests/ratelimit/test_agreement.py`
+keeps the two in step.
 
 Time is an integer count of microseconds, so the Lua script computes
 bit-identical results: every intermediate value stays an integer below 2**53
@@ -34,6 +35,7 @@ from scalepy.errors import ConfigurationError
 
 __all__ = (
     "MAX_SPAN_US",
+    "FixedWindowRule",
     "GcraRule",
     "Rule",
     "RuleResult",
@@ -234,3 +236,50 @@ class SlidingWindowRule:
     def expires_at(self, result: RuleResult, now: int) -> int:
         """The count weighs on the next window too: two windows from `now`."""
         return now + 2 * self.window_us
+
+
+@dataclass(frozen=True, slots=True)
+class FixedWindowRule:
+    """Fixed-window counter in integer microseconds: `limit` per window of `window_us`.
+
+    Windows start at the multiples of `window_us` (on Redis, of its `TIME` since
+    the Unix epoch). The state is `(the window's start, its count)`; a state from
+    an earlier window counts for nothing.
+
+    Raises:
+        ConfigurationError: `window_us` or `limit` is too large to compute exactly.
+    """
+
+    window_us: int
+    limit: int
+    id: str = field(init=False, compare=False)
+    script_args: tuple[str, int, int] = field(init=False, compare=False)
+    max_cost: int = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Only sums are formed (a timestamp plus a window, a count plus a cost).
+        span = max(self.window_us, self.limit)
+        _compile(self, span, "f", self.window_us, self.limit, max_cost=self.limit)
+
+    def decide(
+        self, state: tuple[int, int] | None, now: int, cost: int
+    ) -> tuple[RuleResult, tuple[int, int]]:
+        """Decide one request; a denial waits for the next window, which starts whole."""
+        start = now - now % self.window_us
+        count = state[1] if state is not None and state[0] == start else 0
+        cost = min(cost, self.limit + 1)
+        allowed = count + cost <= self.limit
+        if allowed:
+            count += cost
+        end = start + self.window_us - now
+        result = RuleResult(
+            allowed=allowed,
+            remaining=self.limit - count,
+            retry_after_us=0 if allowed else end,
+            reset_after_us=end if count > 0 else 0,
+        )
+        return result, (start, count)
+
+    def expires_at(self, result: RuleResult, now: int) -> int:
+        """One window from `now`: by then the state's window has surely ended."""
+        return now + self.window_us

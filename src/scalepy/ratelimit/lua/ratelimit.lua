@@ -12,6 +12,7 @@
 --                 table below and two integers:
 --                   'g', interval_us, burst  (GCRA / token bucket)
 --                   'w', window_us, limit    (sliding-window counter)
+--                   'f', window_us, limit    (fixed-window counter)
 --
 -- Returns, per policy: allowed (1/0), remaining, retry_after_us, reset_after_us.
 -- When nothing is consumed (a denial, ARGV[3] = '0', cost 0), remaining and
@@ -20,6 +21,7 @@
 -- each with the TTL its rule gives (its expires_at):
 --   GCRA    the TAT as an integer string, PX = ceil(reset_after_us / 1000)
 --   window  "start:current:previous", PX = ceil(2 * window_us / 1000)
+--   fixed   "start:count", PX = ceil(window_us / 1000)
 --
 -- Lua 5.1 numbers are doubles: every value here stays an integer below 2**53, so
 -- math.floor(a / b) is exact; integers are written with string.format('%.0f')
@@ -107,7 +109,32 @@ local function sliding_window(raw, w, limit, cost)
   return allowed, remaining, retry, reset, state, 2 * w
 end
 
-local rules = {g = gcra, w = sliding_window}
+local function fixed_window(raw, w, limit, cost)
+  local start = now - now % w
+  local count = 0
+  if raw then
+    local s, n = string.match(raw, '^(%-?%d+):(%d+)$')
+    if tonumber(s) == start then
+      count = tonumber(n)
+    end
+  end
+  local c = min(cost, limit + 1)
+  local allowed = count + c <= limit
+  if allowed then
+    count = count + c
+  end
+  local stop = start + w - now
+  local retry, reset = 0, 0
+  if not allowed then
+    retry = stop
+  end
+  if count > 0 then
+    reset = stop
+  end
+  return allowed, limit - count, retry, reset, fmt(start) .. ':' .. fmt(count), w
+end
+
+local rules = {g = gcra, w = sliding_window, f = fixed_window}
 
 local raws = {}
 for i = 1, #KEYS do
