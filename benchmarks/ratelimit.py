@@ -28,7 +28,7 @@ from limits.storage import storage_from_string
 from redis.asyncio import Redis
 
 from _harness import Operation, median_throughputs
-from scalepy.ratelimit import GCRA, RateLimiter, TokenBucket
+from scalepy.ratelimit import GCRA, FixedWindow, RateLimiter, TokenBucket
 
 HUGE = 1_000_000  # requests per second: never limited during the run
 
@@ -44,6 +44,7 @@ async def main() -> None:
     limiter = RateLimiter(options.url, namespace=f"bench-{run}", timeout=1.0)
     bucket = TokenBucket(capacity=HUGE, refill_rate=float(HUGE))
     gcra = GCRA(limit=HUGE, period=1.0)
+    fixed_window = FixedWindow(limit=HUGE, window=1.0)
     storage = storage_from_string(f"async+{options.url}")
     item = RateLimitItemPerSecond(HUGE)
     moving = MovingWindowRateLimiter(storage)
@@ -55,6 +56,7 @@ async def main() -> None:
     contenders: dict[str, Operation] = {
         "scalepy token bucket": lambda: limiter.acquire(f"tb-{run}", bucket),
         "scalepy GCRA": lambda: limiter.acquire(f"gcra-{run}", gcra),
+        "scalepy fixed window": lambda: limiter.acquire(f"fixed-{run}", fixed_window),
         "limits moving window": lambda: moving.hit(item, f"mw-{run}"),
         "limits fixed window": lambda: fixed.hit(item, f"fw-{run}"),
         "limits sliding window counter": lambda: sliding.hit(item, f"sw-{run}"),

@@ -4,7 +4,8 @@ Random sequences of (time step, cost, policies) run through the memory store on 
 fake clock and through the Redis store given the same integer time; every
 decision must match exactly. The Redis keys expire in real time while the fake
 clock jumps, so every policy's interval is long (>= 0.47 s) next to the few
-milliseconds an example takes: no key expires in Redis while it still matters.
+milliseconds an example takes: no key expires in Redis while it still matters
+(a fixed window's key lives one whole window, wherever in it the request fell).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from hypothesis import strategies as st
 
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import ConfigurationError
+from scalepy.ratelimit import GCRA, FixedWindow, Policy, SlidingWindow, TokenBucket
 from scalepy.ratelimit._memory import MemoryRateLimitStore
-from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 from scalepy.ratelimit._redis import RedisRateLimitStore
 from scalepy.testing import FakeClock
 
@@ -37,6 +38,9 @@ POLICIES: tuple[Policy, ...] = (
     SlidingWindow(limit=10, window=3.7),
     TokenBucket(capacity=1_000_000, refill_rate=0.001),  # near the exactness bound
     SlidingWindow(limit=1_000_000, window=1000.0),  # likewise
+    FixedWindow(limit=3, window=0.5),
+    FixedWindow(limit=8, window=2.9),
+    FixedWindow(limit=2**40, window=10**9),  # likewise
 )
 
 Step = tuple[int, int, list[int], bool]

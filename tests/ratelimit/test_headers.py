@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from scalepy.ratelimit import FixedWindow
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._headers import (
     check_policy_names,
@@ -69,6 +70,14 @@ def test_fractional_window_rounds_up() -> None:
     result = decision(verdict(third, 5, reset_after=0.0), verdict(fast, 9, reset_after=0.05))
     assert '"p0";q=20;w=7, "fast";q=10;w=1' == ratelimit_policy_field(result)
     assert '"p0";r=5;t=0, "fast";r=9;t=1' == ratelimit_field(result)
+
+
+def test_a_fixed_window_shows_its_limit_and_window() -> None:
+    """The fixed window's quota q is its limit, w its length; t counts to the window's end."""
+    minute = FixedWindow(limit=100, window=90.5, name="minute")
+    result = decision(verdict(minute, 0, retry_after=12.25, reset_after=12.25))
+    assert '"minute";q=100;w=91' == ratelimit_policy_field(result)
+    assert '"minute";r=0;t=13' == ratelimit_field(result)
 
 
 def test_names_are_escaped_as_structured_strings() -> None:

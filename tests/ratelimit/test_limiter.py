@@ -12,6 +12,7 @@ import pytest
 
 from scalepy.backends import parse_backend_url
 from scalepy.errors import ConfigurationError, CostExceedsBurst, RateLimitExceeded
+from scalepy.ratelimit import FixedWindow
 from scalepy.ratelimit._decision import Outcome
 from scalepy.ratelimit._limiter import DECISIONS, RateLimiter
 from scalepy.ratelimit._memory import MemoryRateLimitStore
@@ -346,6 +347,20 @@ async def test_a_cost_above_the_burst_raises_a_typed_denial(
     assert 0 == store.calls
 
 
+async def test_a_fixed_window_decides_with_the_other_kinds() -> None:
+    """Its limit is its burst, it denies until the window ends and never eats others' quota."""
+    minute = FixedWindow(limit=2, window=60)
+    limiter = RateLimiter(clock=FakeClock(45.0))  # 15 s before the window ends
+    with pytest.raises(CostExceedsBurst) as raised:
+        await limiter.acquire("k", BURST, minute, cost=3)
+    assert 2 == raised.value.burst
+    assert [True, True] == [(await limiter.acquire("k", BURST, minute)).allowed for _ in range(2)]
+    denied = await limiter.acquire("k", BURST, minute)
+    assert (False, 15.0, 0) == (denied.allowed, denied.retry_after, denied.remaining)
+    assert [True, False] == [p.allowed for p in denied.policies]
+    assert 1 == (await limiter.peek("k", BURST)).remaining  # the bucket kept its token
+
+
 def test_a_decorator_whose_cost_is_above_the_burst_is_a_configuration_error() -> None:
     """Every call would be refused, so the decorator refuses to be built."""
     with pytest.raises(ConfigurationError, match="cost 4 can never be allowed: the strictest"):
@@ -370,6 +385,24 @@ def test_bad_configuration_is_refused() -> None:
         TokenBucket(capacity=0, refill_rate=1.0)
     with pytest.raises(ValueError, match="refill_rate"):
         TokenBucket(capacity=1, refill_rate=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("limit", "window", "message"),
+    [
+        (0, 60, "limit must be"),
+        (5, 0, "window must be a finite number > 0"),
+        (5, float("nan"), "window must be a finite number > 0"),
+        (True, 60, "limit must be"),
+        (5, 10**10, "too large to compute exactly"),
+        (2**51, 60, "too large to compute exactly"),
+    ],
+)
+def test_a_fixed_window_is_checked_when_built(limit: int, window: float, message: str) -> None:
+    """A fixed window refuses what it cannot count exactly, at construction."""
+    with pytest.raises(ConfigurationError, match=message):
+        FixedWindow(limit=limit, window=window)
+    assert FixedWindow(limit=2**50, window=10**9).rule.max_cost == 2**50  # the largest sizes
 
 
 @pytest.mark.parametrize(

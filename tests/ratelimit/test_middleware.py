@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from scalepy.errors import ConfigurationError
+from scalepy.ratelimit import FixedWindow
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._limiter import RateLimiter
 from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
@@ -115,6 +116,25 @@ async def test_allowed_response_gets_ratelimit_headers() -> None:
     assert '"pair";q=2;w=40' == response.header("ratelimit-policy")
     assert '"pair";r=1;t=20' == response.header("ratelimit")
     assert "text/plain; charset=utf-8" == response.header("content-type")
+
+
+async def test_a_fixed_window_route_counts_down_to_the_window_end() -> None:
+    """A fixed window is a policy like the others: headers, then 429 until its window ends."""
+    limiter = RecordingLimiter(RateLimiter(clock=FakeClock(30.0)))  # mid-way through a minute
+    minute = FixedWindow(limit=2, window=60, name="minute")
+    app = middleware(limiter=limiter, routes={"/report": minute})
+    first = await request(app, "/report")
+    assert ('"minute";q=2;w=60', '"minute";r=1;t=30') == (
+        first.header("ratelimit-policy"),
+        first.header("ratelimit"),
+    )
+    assert 200 == (await request(app, "/report")).status
+    denied = await request(app, "/report")
+    assert (429, "30", '"minute";r=0;t=30') == (
+        denied.status,
+        denied.header("retry-after"),
+        denied.header("ratelimit"),
+    )
 
 
 async def test_headers_on_every_response_even_not_found() -> None:
@@ -466,8 +486,14 @@ def test_bad_policy_raises_at_construction() -> None:
     ("options", "message"),
     [
         ({"policy": []}, "policy must be a policy or a non-empty list"),
-        ({"policy": "10/minute"}, "policy must be a policy (TokenBucket, GCRA, SlidingWindow)"),
-        ({"policy": [PAIR, 10]}, "policy must hold TokenBucket, GCRA or SlidingWindow"),
+        (
+            {"policy": "10/minute"},
+            "policy must be a policy (TokenBucket, GCRA, SlidingWindow, FixedWindow)",
+        ),
+        (
+            {"policy": [PAIR, 10]},
+            "policy must hold policies (TokenBucket, GCRA, SlidingWindow, FixedWindow)",
+        ),
         ({"policy": [PAIR, PAIR]}, "policy: policies shown together need distinct names"),
         (
             {"routes": {"/x": SlidingWindow(limit=1, window=1, name="é")}},

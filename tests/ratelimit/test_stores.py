@@ -11,8 +11,8 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendUnavailable, ConfigurationError
+from scalepy.ratelimit import GCRA, FixedWindow, SlidingWindow, TokenBucket
 from scalepy.ratelimit._memory import MemoryRateLimitStore
-from scalepy.ratelimit._policies import GCRA, SlidingWindow, TokenBucket
 from scalepy.ratelimit._redis import RedisRateLimitStore
 from scalepy.testing import FakeClock
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 BUCKET = TokenBucket(capacity=3, refill_rate=1.0)
 WINDOW = SlidingWindow(limit=2, window=60)
+FIXED = FixedWindow(limit=2, window=10)
 
 
 @dataclass
@@ -151,6 +152,43 @@ async def test_window_slides(backend: Backend) -> None:
     assert [True, False] == [await backend.allowed("a", window) for _ in range(2)]
 
 
+async def test_fixed_window_counts_until_the_next_window(backend: Backend) -> None:
+    """Two per 10 s window; a denial waits for the next window, which starts whole."""
+    backend.clock.advance(10 - backend.clock.now() % 10 + 4)  # 4 s into a window
+    assert [True, True, False] == [await backend.allowed("a", FIXED) for _ in range(3)]
+    (denied,) = await backend.acquire("a", FIXED)
+    assert (False, 0, 6.0, 6.0) == (
+        denied.allowed,
+        denied.remaining,
+        denied.retry_after,
+        denied.reset_after,
+    )
+    backend.clock.advance(5.5)
+    assert not await backend.allowed("a", FIXED)
+    backend.clock.advance(0.5)
+    assert [True, True, False] == [await backend.allowed("a", FIXED) for _ in range(3)]
+
+
+async def test_fixed_window_is_all_or_nothing_with_the_other_kinds(backend: Backend) -> None:
+    """When the fixed window denies, the bucket and the sliding window keep their quota."""
+    assert await backend.allowed("a", BUCKET, WINDOW, FIXED)
+    assert await backend.allowed("a", FIXED)
+    bucket, window, fixed = await backend.acquire("a", BUCKET, WINDOW, FIXED)
+    assert (True, True, False) == (bucket.allowed, window.allowed, fixed.allowed)
+    assert [2, 1, 0] == await backend.remaining("a", BUCKET, WINDOW, FIXED)
+    decisions = await backend.acquire("a", FIXED, BUCKET, cost=2)
+    assert [False, True] == [decision.allowed for decision in decisions]
+    assert [2] == await backend.remaining("a", BUCKET)
+
+
+async def test_fixed_and_sliding_windows_of_one_size_keep_apart(backend: Backend) -> None:
+    """A fixed and a sliding window with equal limit and length are different policies."""
+    sliding = SlidingWindow(limit=2, window=10)
+    assert FIXED.rule != sliding.rule
+    assert await backend.allowed("a", FIXED, cost=2)
+    assert [2] == await backend.remaining("a", sliding)
+
+
 async def test_bad_calls_are_refused(backend: Backend) -> None:
     """A negative cost raises ValueError; no policy decides nothing."""
     with pytest.raises(ValueError, match="cost must be a whole number >= 0"):
@@ -213,6 +251,7 @@ async def test_redis_keys_share_the_call_key_hash_tag(redis: RedisClient, key_pr
     store = RedisRateLimitStore(redis, namespace=key_prefix)
     assert f"scalepy:rl:{key_prefix}:{{user:1}}:g1000000x3" == store.key("user:1", BUCKET)
     assert f"scalepy:rl:{key_prefix}:{{user:1}}:w60000000x2" == store.key("user:1", WINDOW)
+    assert f"scalepy:rl:{key_prefix}:{{user:1}}:f10000000x2" == store.key("user:1", FIXED)
     with pytest.raises(ConfigurationError, match="free of braces"):
         RedisRateLimitStore(redis, namespace="{x}")
     assert repr(redis) in repr(store)
@@ -256,6 +295,35 @@ async def test_redis_decides_on_server_time(redis: RedisClient, key_prefix: str)
     now_us = int(seconds) * 1_000_000 + int(micros)
     tat = int(await redis.execute("GET", store.key("a", slow)))
     assert 0 < tat - now_us <= 2 * 1_000_000_000  # two tokens of 1000 s
+
+
+async def test_redis_fixed_windows_align_to_the_epoch_on_server_time(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """Windows start at multiples of their length since the Unix epoch, by Redis TIME.
+
+    So every replica counts in the same windows: an hourly window ends on the hour.
+    The key lives one window from its last change, so it outlives its window.
+    """
+    store = RedisRateLimitStore(redis, namespace=key_prefix)
+    hourly = FixedWindow(limit=5, window=3600)
+    before = await server_time_us(redis)
+    (decision,) = await store.acquire("a", [hourly], 2)
+    after = await server_time_us(redis)
+    start, count = (
+        int(part) for part in (await redis.execute("GET", store.key("a", hourly))).split(b":")
+    )
+    assert (0, 2, 3) == (start % 3_600_000_000, count, decision.remaining)
+    assert before - 3_600_000_000 < start <= after
+    assert (start + 3_600_000_000 - after) / 1e6 <= decision.reset_after
+    assert decision.reset_after <= (start + 3_600_000_000 - before) / 1e6
+    assert 3_599_000 < await redis.execute("PTTL", store.key("a", hourly)) <= 3_600_000
+
+
+async def server_time_us(redis: RedisClient) -> int:
+    """Redis TIME in microseconds."""
+    seconds, micros = await redis.execute("TIME")
+    return int(seconds) * 1_000_000 + int(micros)
 
 
 async def test_redis_store_closes_only_a_client_it_owns(redis_url: str, key_prefix: str) -> None:

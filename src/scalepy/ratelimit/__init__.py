@@ -1,4 +1,4 @@
-"""Rate limiting shared by every replica: token bucket / GCRA and sliding window, ASGI middleware.
+"""Rate limits shared by every replica: token bucket / GCRA, sliding and fixed windows, middleware.
 
 ```python
 from scalepy.ratelimit import RateLimiter, TokenBucket
@@ -28,6 +28,7 @@ from scalepy.ratelimit._limiter import FailurePolicy as FailurePolicy
 from scalepy.ratelimit._limiter import RateLimiter as RateLimiter
 from scalepy.ratelimit._memory import MemoryRateLimitStore as MemoryRateLimitStore
 from scalepy.ratelimit._policies import GCRA as GCRA
+from scalepy.ratelimit._policies import FixedWindow as FixedWindow
 from scalepy.ratelimit._policies import Policy as Policy
 from scalepy.ratelimit._policies import SlidingWindow as SlidingWindow
 from scalepy.ratelimit._policies import TokenBucket as TokenBucket
@@ -43,6 +44,7 @@ __all__ = (
     "Decision",
     "Exempt",
     "FailurePolicy",
+    "FixedWindow",
     "KeyFunc",
     "MemoryRateLimitStore",
     "Outcome",

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 
 from scalepy.clock import MonotonicClock
 from scalepy.errors import ConfigurationError
-from scalepy.ratelimit._algorithms import decide, expires_at
+from scalepy.ratelimit._algorithms import decide, to_decision
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from scalepy.clock import Clock
-    from scalepy.ratelimit._algorithms import State
     from scalepy.ratelimit._decision import PolicyDecision
     from scalepy.ratelimit._policies import Policy
+    from scalepy.ratelimit._rules import State
 
 __all__ = ("MemoryRateLimitStore",)
 
@@ -26,7 +26,7 @@ _Slot = tuple[str, str]
 class MemoryRateLimitStore:
     """Rate-limit state in a dict, for one process (tests, single replicas, fallback).
 
-    Decisions run the pure functions of `scalepy.ratelimit._algorithms`, exactly
+    Decisions run the pure rules of `scalepy.ratelimit._rules`, exactly
     as the Redis script does, on the time of `clock` in integer microseconds.
     Every `acquire` completes without awaiting, so calls from one event loop are
     atomic; the store is not meant to be shared between threads.
@@ -85,12 +85,12 @@ class MemoryRateLimitStore:
         results, new_states, committed = decide(states, rules, now, cost, commit=commit)
         if committed:
             for slot, rule, result, state in zip(slots, rules, results, new_states, strict=True):
-                self._states[slot] = (state, expires_at(rule, result, now))
+                self._states[slot] = (state, rule.expires_at(result, now))
                 self._states.move_to_end(slot)
             while len(self._states) > self._max_keys:
                 self._states.popitem(last=False)
         return tuple(
-            result.to_decision(policy) for policy, result in zip(policies, results, strict=True)
+            to_decision(policy, result) for policy, result in zip(policies, results, strict=True)
         )
 
     def _load(self, slot: _Slot, now: int) -> State:

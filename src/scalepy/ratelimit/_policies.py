@@ -2,28 +2,30 @@
 
 `TokenBucket` and `GCRA` are two spellings of one algorithm: GCRA is the token
 bucket in "virtual scheduling" form, which keeps one timestamp per key instead of
-a token count and a refill time. Both compile to a `_Gcra` rule (an emission
-interval and a burst, in integer microseconds) so one pure function and one Lua
-branch serve both. `SlidingWindow` is the sliding-window counter.
+a token count and a refill time. Both compile to a `GcraRule` (an emission
+interval and a burst, in integer microseconds) so one pure decision and one Lua
+branch serve both. `SlidingWindow` is the sliding-window counter and
+`FixedWindow` the fixed-window counter.
 
-Every rule works in integer microseconds so the Python reference and the Lua
-script compute bit-identical results; sizes are bounded so no intermediate value
-leaves the range a Lua number (a double) holds exactly (2**53).
+Each policy compiles once, when built, to a rule of `scalepy.ratelimit._rules`,
+which holds everything its kind does differently; a new kind of policy is one
+class here, added to `Policy`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, get_args
 
 from scalepy._validation import check_finite, check_int
-from scalepy.errors import ConfigurationError
+from scalepy.ratelimit._rules import FixedWindowRule, GcraRule, SlidingWindowRule
 
-__all__ = ("GCRA", "Policy", "SlidingWindow", "TokenBucket")
+if TYPE_CHECKING:
+    from scalepy.ratelimit._rules import Rule
+
+__all__ = ("GCRA", "POLICY_KINDS", "FixedWindow", "Policy", "SlidingWindow", "TokenBucket")
 
 MICROS = 1_000_000
-# Keeps every product the algorithms form (limit x window, tolerance + timestamps)
-# below 2**53, the largest integer a Lua number represents exactly.
-_MAX_SPAN_US = 2**52 // 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +46,13 @@ class TokenBucket:
     """Tokens added per second."""
     name: str = field(default="", compare=False)
     """Optional policy name shown in `RateLimit-Policy` headers."""
-    rule: Rule = field(init=False, repr=False, compare=False)
+    rule: Rule[Any] = field(init=False, repr=False, compare=False)
     """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
         check_int("capacity", self.capacity)
         check_finite("refill_rate", self.refill_rate)
-        _set_rule(self, _Gcra(max(1, round(MICROS / self.refill_rate)), self.capacity))
+        _set_rule(self, GcraRule(max(1, round(MICROS / self.refill_rate)), self.capacity))
 
     @property
     def limit(self) -> int:
@@ -83,7 +85,7 @@ class GCRA:
     """Requests allowed at once; `limit` when `None`."""
     name: str = field(default="", compare=False)
     """Optional policy name shown in `RateLimit-Policy` headers."""
-    rule: Rule = field(init=False, repr=False, compare=False)
+    rule: Rule[Any] = field(init=False, repr=False, compare=False)
     """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
@@ -92,7 +94,7 @@ class GCRA:
         if self.burst is not None:
             check_int("burst", self.burst)
         interval_us = max(1, round(self.period * MICROS / self.limit))
-        _set_rule(self, _Gcra(interval_us, self.limit if self.burst is None else self.burst))
+        _set_rule(self, GcraRule(interval_us, self.limit if self.burst is None else self.burst))
 
     @property
     def window(self) -> float:
@@ -119,69 +121,53 @@ class SlidingWindow:
     """The window in seconds."""
     name: str = field(default="", compare=False)
     """Optional policy name shown in `RateLimit-Policy` headers."""
-    rule: Rule = field(init=False, repr=False, compare=False)
+    rule: Rule[Any] = field(init=False, repr=False, compare=False)
     """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
         check_int("limit", self.limit)
         check_finite("window", self.window)
-        _set_rule(self, _Window(max(1, round(self.window * MICROS)), self.limit))
+        _set_rule(self, SlidingWindowRule(max(1, round(self.window * MICROS)), self.limit))
 
 
 @dataclass(frozen=True, slots=True)
-class _Gcra:
-    """GCRA in integer microseconds: one request per `interval_us`, bursts of `burst`."""
+class FixedWindow:
+    """At most `limit` requests per `window` seconds, counted in fixed windows.
 
-    interval_us: int
-    burst: int
-    id: str = field(init=False, compare=False)
-    """Stable identifier, part of the Redis key: equal rules share state."""
-    script_args: tuple[str, int, int] = field(init=False, compare=False)
-    """The rule as the Lua script reads it."""
+    Windows follow each other back to back, aligned to the clock: on Redis each
+    starts at a multiple of `window` seconds since the Unix epoch by the server's
+    `TIME` (an hourly window runs from one full hour to the next), so every
+    replica counts in the same windows. One counter per key, the cheapest
+    policy; but a client may spend `limit` at the end of one window and `limit`
+    again at the start of the next, twice the quota in a moment. `SlidingWindow`
+    smooths that edge.
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "id", f"g{self.interval_us}x{self.burst}")
-        object.__setattr__(self, "script_args", ("g", self.interval_us, self.burst))
+    Raises:
+        ConfigurationError: `limit < 1`, `window` not a positive number, or
+            either too large to compute exactly.
+    """
 
-    @property
-    def max_cost(self) -> int:
-        """The largest cost this rule can ever allow."""
-        return self.burst
-
-
-@dataclass(frozen=True, slots=True)
-class _Window:
-    """Sliding-window counter in integer microseconds."""
-
-    window_us: int
     limit: int
-    id: str = field(init=False, compare=False)
-    """Stable identifier, part of the Redis key: equal rules share state."""
-    script_args: tuple[str, int, int] = field(init=False, compare=False)
-    """The rule as the Lua script reads it."""
+    """Requests allowed per window."""
+    window: float
+    """The window in seconds."""
+    name: str = field(default="", compare=False)
+    """Optional policy name shown in `RateLimit-Policy` headers."""
+    rule: Rule[Any] = field(init=False, repr=False, compare=False)
+    """The integer rule the algorithms run, compiled once."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", f"w{self.window_us}x{self.limit}")
-        object.__setattr__(self, "script_args", ("w", self.window_us, self.limit))
-
-    @property
-    def max_cost(self) -> int:
-        """The largest cost this rule can ever allow."""
-        return self.limit
+        check_int("limit", self.limit)
+        check_finite("window", self.window)
+        _set_rule(self, FixedWindowRule(max(1, round(self.window * MICROS)), self.limit))
 
 
-Rule = _Gcra | _Window
-"""What a policy compiles to; the algorithms and the Lua script run rules."""
-
-Policy = TokenBucket | GCRA | SlidingWindow
+Policy = TokenBucket | GCRA | SlidingWindow | FixedWindow
 """Any rate-limit policy."""
 
+POLICY_KINDS: tuple[type[Policy], ...] = get_args(Policy)
+"""The policy classes, for checking a value given as a policy."""
 
-def _set_rule(policy: Policy, rule: Rule) -> None:
-    span = rule.interval_us * rule.burst if isinstance(rule, _Gcra) else rule.window_us * rule.limit
-    if span > _MAX_SPAN_US:
-        raise ConfigurationError(
-            f"policy too large to compute exactly ({span} us of quota); "
-            "use a smaller limit or a shorter window"
-        )
+
+def _set_rule(policy: Policy, rule: Rule[Any]) -> None:
     object.__setattr__(policy, "rule", rule)

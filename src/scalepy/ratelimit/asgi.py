@@ -52,7 +52,7 @@ from scalepy.ratelimit._keys import (
     route_suffix,
     user_key,
 )
-from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
+from scalepy.ratelimit._policies import POLICY_KINDS, Policy
 
 if TYPE_CHECKING:
     from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
@@ -297,21 +297,19 @@ def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 def _policies(option: str, value: object) -> _Policies:
     """`value` as a tuple of policies, checked."""
     items: tuple[object, ...]
-    if isinstance(value, TokenBucket | GCRA | SlidingWindow):
+    kinds = ", ".join(kind.__name__ for kind in POLICY_KINDS)
+    if isinstance(value, POLICY_KINDS):
         items = (value,)
     elif isinstance(value, Sequence) and not isinstance(value, str):
         items = tuple(value)
     else:
         raise ConfigurationError(
-            f"{option} must be a policy (TokenBucket, GCRA, SlidingWindow) or a list of "
-            f"them, got {value!r}"
+            f"{option} must be a policy ({kinds}) or a list of them, got {value!r}"
         )
     policies: list[Policy] = []
     for item in items:
-        if not isinstance(item, TokenBucket | GCRA | SlidingWindow):
-            raise ConfigurationError(
-                f"{option} must hold TokenBucket, GCRA or SlidingWindow policies, got {item!r}"
-            )
+        if not isinstance(item, POLICY_KINDS):
+            raise ConfigurationError(f"{option} must hold policies ({kinds}), got {item!r}")
         policies.append(item)
     try:
         check_policy_names(policies)

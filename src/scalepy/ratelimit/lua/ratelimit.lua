@@ -1,21 +1,27 @@
 -- Decide every policy of one rate-limit call atomically, all or nothing.
 --
--- Mirrors scalepy/ratelimit/_algorithms.py operation for operation; the property
--- tests in tests/ratelimit/test_agreement.py keep the two identical.
+-- Mirrors scalepy/ratelimit/_algorithms.py (decide) and each rule's decide in
+-- scalepy/ratelimit/_rules.py operation for operation; the property tests in
+-- tests/ratelimit/test_agreement.py keep the two identical.
 --
 -- KEYS[i]         the state of policy i; all keys of one call share one hash tag
 -- ARGV[1]         now in microseconds, or "" to read the server's TIME
 -- ARGV[2]         cost, >= 0
 -- ARGV[3]         '1' to consume when every policy allows, '0' to only ask
--- ARGV[3i+1 .. 3i+3] policy i: 'g', interval_us, burst  (GCRA / token bucket)
---                          or 'w', window_us, limit    (sliding-window counter)
+-- ARGV[3i+1 .. 3i+3] policy i: its rule's script_args, a kind of the `rules`
+--                 table below and two integers:
+--                   'g', interval_us, burst  (GCRA / token bucket)
+--                   'w', window_us, limit    (sliding-window counter)
+--                   'f', window_us, limit    (fixed-window counter)
 --
 -- Returns, per policy: allowed (1/0), remaining, retry_after_us, reset_after_us.
 -- When nothing is consumed (a denial, ARGV[3] = '0', cost 0), remaining and
 -- reset_after_us describe the quota as it stays (the policy decided at cost 0).
--- New states are written only when every policy allows, cost > 0 and ARGV[3] = '1':
+-- New states are written only when every policy allows, cost > 0 and ARGV[3] = '1',
+-- each with the TTL its rule gives (its expires_at):
 --   GCRA    the TAT as an integer string, PX = ceil(reset_after_us / 1000)
 --   window  "start:current:previous", PX = ceil(2 * window_us / 1000)
+--   fixed   "start:count", PX = ceil(window_us / 1000)
 --
 -- Lua 5.1 numbers are doubles: every value here stays an integer below 2**53, so
 -- math.floor(a / b) is exact; integers are written with string.format('%.0f')
@@ -37,7 +43,9 @@ local function fmt(x)
   return string.format('%.0f', x)
 end
 
--- Returns allowed, remaining, retry_after_us, reset_after_us, new TAT.
+-- Each rule returns allowed, remaining, retry_after_us, reset_after_us, the new
+-- state as a string and its TTL in microseconds.
+
 local function gcra(raw, interval, burst, cost)
   local tolerance = interval * burst
   local c = min(cost, burst + 1)
@@ -54,7 +62,7 @@ local function gcra(raw, interval, burst, cost)
     retry = 0
   end
   local remaining = max(0, floor((now + tolerance - after) / interval))
-  return allowed, remaining, retry, after - now, after
+  return allowed, remaining, retry, after - now, fmt(after), after - now
 end
 
 local function window_retry(w, limit, curr, prev, elapsed, c, reset)
@@ -68,7 +76,6 @@ local function window_retry(w, limit, curr, prev, elapsed, c, reset)
   return reset + w
 end
 
--- Returns allowed, remaining, retry_after_us, reset_after_us, new state string.
 local function sliding_window(raw, w, limit, cost)
   local start = now - now % w
   local curr, prev = 0, 0
@@ -98,8 +105,36 @@ local function sliding_window(raw, w, limit, cost)
   if not allowed then
     retry = window_retry(w, limit, curr, prev, elapsed, c, reset)
   end
-  return allowed, remaining, retry, reset, fmt(start) .. ':' .. fmt(curr) .. ':' .. fmt(prev)
+  local state = fmt(start) .. ':' .. fmt(curr) .. ':' .. fmt(prev)
+  return allowed, remaining, retry, reset, state, 2 * w
 end
+
+local function fixed_window(raw, w, limit, cost)
+  local start = now - now % w
+  local count = 0
+  if raw then
+    local s, n = string.match(raw, '^(%-?%d+):(%d+)$')
+    if tonumber(s) == start then
+      count = tonumber(n)
+    end
+  end
+  local c = min(cost, limit + 1)
+  local allowed = count + c <= limit
+  if allowed then
+    count = count + c
+  end
+  local stop = start + w - now
+  local retry, reset = 0, 0
+  if not allowed then
+    retry = stop
+  end
+  if count > 0 then
+    reset = stop
+  end
+  return allowed, limit - count, retry, reset, fmt(start) .. ':' .. fmt(count), w
+end
+
+local rules = {g = gcra, w = sliding_window, f = fixed_window}
 
 local raws = {}
 for i = 1, #KEYS do
@@ -111,15 +146,9 @@ end
 local function decide(c)
   local rows, states, ttls, all_allowed = {}, {}, {}, true
   for i = 1, #KEYS do
-    local kind, a, b = ARGV[3 * i + 1], tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
-    local allowed, remaining, retry, reset, state
-    if kind == 'g' then
-      allowed, remaining, retry, reset, state = gcra(raws[i], a, b, c)
-      states[i], ttls[i] = fmt(state), reset
-    else
-      allowed, remaining, retry, reset, state = sliding_window(raws[i], a, b, c)
-      states[i], ttls[i] = state, 2 * a
-    end
+    local rule, a, b = rules[ARGV[3 * i + 1]], tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
+    local allowed, remaining, retry, reset
+    allowed, remaining, retry, reset, states[i], ttls[i] = rule(raws[i], a, b, c)
     all_allowed = all_allowed and allowed
     rows[i] = {allowed and 1 or 0, remaining, retry, reset}
   end
