@@ -12,7 +12,6 @@ from scalepy.errors import BackendError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from scalepy.backends.redis._pipeline import Command
     from scalepy.backends.redis._resp import Endpoint, RespConnection
 
 __all__ = ("Node",)
@@ -33,22 +32,22 @@ class Node:
         endpoint: Endpoint,
         *,
         backend: str,
-        redirect: Callable[[Command, asyncio.Future[Any], str], None] | None = None,
+        redirect: Callable[[bytes, asyncio.Future[Any], str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._backend = backend
         self._redirect = redirect
         self._connection: RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
-        self._buffer: list[tuple[list[Command], list[asyncio.Future[Any]]]] = []
+        self._buffer: list[tuple[list[bytes], list[asyncio.Future[Any]]]] = []
 
-    def dispatch(self, commands: list[Command], futures: list[asyncio.Future[Any]]) -> None:
+    def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Write the batch now if connected, else once connected."""
         connection = self._connection
         if connection is not None and connection.is_open:
-            connection.send(commands, futures)
+            connection.send(wires, futures)
             return
-        self._buffer.append((commands, futures))
+        self._buffer.append((wires, futures))
         if self._connecting is None:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
@@ -84,10 +83,10 @@ class Node:
             self._connecting = None
         self._connection = connection
         buffer, self._buffer = self._buffer, []
-        for commands, futures in buffer:
-            live = [(c, f) for c, f in zip(commands, futures, strict=True) if not f.done()]
+        for wires, futures in buffer:
+            live = [(w, f) for w, f in zip(wires, futures, strict=True) if not f.done()]
             if live:
-                connection.send([c for c, _ in live], [f for _, f in live])
+                connection.send([w for w, _ in live], [f for _, f in live])
 
     def _fail_buffer(self, exc: BackendError) -> None:
         buffer, self._buffer = self._buffer, []

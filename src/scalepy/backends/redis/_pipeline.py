@@ -1,6 +1,8 @@
 """Automatic pipelining: the commands issued during one event-loop tick travel together.
 
-The first command of a tick opens a batch and schedules `_flush` with `call_soon`;
+Each command is encoded to bytes when submitted (see `_command.py`): one that cannot
+be encoded fails its caller there and never joins a batch. The first command of a
+tick opens a batch and schedules `_flush` with `call_soon`;
 asyncio runs it after every callback already ready in this iteration, so every
 task woken in this tick has had its turn to add commands. The flush hands the
 batch to a dispatcher, which writes it at once on a multiplexed connection (see
@@ -23,23 +25,21 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scalepy.backends.redis._command import encode_command
 from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
-    from redis.typing import EncodableT
-
+    from scalepy.backends.redis._command import Command
     from scalepy.telemetry import Recorder
 
-__all__ = ("AutoPipeline", "Command", "Dispatcher", "PipelineStatistics", "fail_batches")
-
-Command = tuple["EncodableT", ...]
+__all__ = ("AutoPipeline", "Dispatcher", "PipelineStatistics", "fail_batches")
 
 
 class Dispatcher(Protocol):
     """Sends batches to the right server(s): one node, or a cluster's nodes."""
 
-    def dispatch(self, commands: list[Command], futures: list[asyncio.Future[Any]]) -> None:
-        """Send `commands` now (or as soon as connected); replies settle `futures`."""
+    def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
+        """Send encoded commands now (or as soon as connected); replies settle `futures`."""
 
     def abort_stalled(self, sent_before: float) -> None:
         """Drop connections still waiting for a reply sent before loop time `sent_before`."""
@@ -64,10 +64,10 @@ class PipelineStatistics:
 
 
 class _Batch:
-    __slots__ = ("commands", "futures", "sent_at")
+    __slots__ = ("futures", "sent_at", "wires")
 
     def __init__(self) -> None:
-        self.commands: list[Command] = []
+        self.wires: list[bytes] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.sent_at: float | None = None
 
@@ -115,9 +115,11 @@ class AutoPipeline:
 
         Raises:
             BackendUnavailable: The pipeline has been closed.
+            SerializationError: The command cannot be encoded; nothing was queued.
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
+        wire = encode_command(command)
         loop = asyncio.get_running_loop()
         batch = self._collecting
         if batch is None:
@@ -128,7 +130,7 @@ class AutoPipeline:
                 self._watchdog = loop.call_at(deadline, self._expire_due)
             loop.call_soon(self._flush)
         future: asyncio.Future[Any] = loop.create_future()
-        batch.commands.append(command)
+        batch.wires.append(wire)
         batch.futures.append(future)
         return future
 
@@ -148,18 +150,18 @@ class AutoPipeline:
         batch, self._collecting = self._collecting, None
         if batch is None:
             return
-        commands: list[Command] = []
+        wires: list[bytes] = []
         futures: list[asyncio.Future[Any]] = []
-        for command, future in zip(batch.commands, batch.futures, strict=True):
+        for wire, future in zip(batch.wires, batch.futures, strict=True):
             if not future.done():
-                commands.append(command)
+                wires.append(wire)
                 futures.append(future)
-        if not commands:
+        if not wires:
             return
-        self._commands += len(commands)
+        self._commands += len(wires)
         self._batches += 1
-        self._batch_sizes.record(len(commands))
-        self._dispatcher.dispatch(commands, futures)
+        self._batch_sizes.record(len(wires))
+        self._dispatcher.dispatch(wires, futures)
         batch.sent_at = asyncio.get_running_loop().time()  # not before the writes
 
     def _expire_due(self) -> None:
@@ -185,7 +187,7 @@ class AutoPipeline:
 
 
 def fail_batches(
-    batches: list[tuple[list[Command], list[asyncio.Future[Any]]]], error: BackendError
+    batches: list[tuple[list[bytes], list[asyncio.Future[Any]]]], error: BackendError
 ) -> None:
     """Fail every pending future of `batches` with its own copy of `error`.
 
