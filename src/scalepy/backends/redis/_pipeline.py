@@ -25,10 +25,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scalepy._loop import PerLoop
 from scalepy.backends.redis._command import encode_command
 from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scalepy.backends.redis._command import Command
     from scalepy.telemetry import Recorder
 
@@ -72,25 +75,49 @@ class _Batch:
         self.sent_at: float | None = None
 
 
+class _LoopState:
+    """What the pipeline holds on one event loop: its batches, watchdog and connections."""
+
+    __slots__ = ("collecting", "deadlines", "dispatcher", "loop", "watchdog")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher) -> None:
+        self.loop = loop
+        self.dispatcher = dispatcher
+        self.collecting: _Batch | None = None
+        self.deadlines: deque[tuple[float, _Batch]] = deque()  # oldest first
+        self.watchdog: asyncio.TimerHandle | None = None
+
+
 class AutoPipeline:
-    """Coalesces concurrent commands into pipelines; see the module docstring."""
+    """Coalesces concurrent commands into pipelines; see the module docstring.
+
+    Everything tied to an event loop (the open batch, the deadlines and their
+    watchdog, the connections) lives in a `_LoopState` of the loop that submits:
+    used from another loop, the pipeline starts afresh there with new connections,
+    and the previous loop's state is released on that loop (see `scalepy._loop`).
+
+    Args:
+        dispatcher: Makes the dispatcher that carries one loop's batches.
+        timeout: Seconds a caller waits for its reply at most.
+        backend: The server's masked URL, carried by errors.
+        batch_sizes: Records each batch's size.
+    """
 
     __slots__ = (
         "_backend",
         "_batch_sizes",
         "_batches",
         "_closed",
-        "_collecting",
         "_commands",
-        "_deadlines",
         "_dispatcher",
+        "_state",
+        "_states",
         "_timeout",
-        "_watchdog",
     )
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        dispatcher: Callable[[], Dispatcher],
         *,
         timeout: float,
         backend: str,
@@ -100,12 +127,13 @@ class AutoPipeline:
         self._timeout = timeout
         self._backend = backend
         self._batch_sizes = batch_sizes
-        self._collecting: _Batch | None = None
         self._closed = False
         self._commands = 0
         self._batches = 0
-        self._deadlines: deque[tuple[float, _Batch]] = deque()  # oldest first
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._states: PerLoop[_LoopState] = PerLoop(
+            self._new_state, self._release, name="scalepy.redis.connections"
+        )
+        self._state: _LoopState | None = None  # the last loop's, for the hot path
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         """Queue `command` for the current tick's pipeline.
@@ -121,14 +149,17 @@ class AutoPipeline:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
         wire = encode_command(command)
         loop = asyncio.get_running_loop()
-        batch = self._collecting
+        state = self._state
+        if state is None or state.loop is not loop:  # first use, or another event loop
+            state = self._state = self._states.get(loop)
+        batch = state.collecting
         if batch is None:
-            batch = self._collecting = _Batch()
+            batch = state.collecting = _Batch()
             deadline = loop.time() + self._timeout
-            self._deadlines.append((deadline, batch))
-            if self._watchdog is None:
-                self._watchdog = loop.call_at(deadline, self._expire_due)
-            loop.call_soon(self._flush)
+            state.deadlines.append((deadline, batch))
+            if state.watchdog is None:
+                state.watchdog = loop.call_at(deadline, self._expire_due, state)
+            loop.call_soon(self._flush, state)
         future: asyncio.Future[Any] = loop.create_future()
         batch.wires.append(wire)
         batch.futures.append(future)
@@ -136,18 +167,43 @@ class AutoPipeline:
 
     def statistics(self) -> PipelineStatistics:
         """Return a snapshot of the pipeline's counters."""
+        state = self._state
         return PipelineStatistics(
-            commands=self._commands, batches=self._batches, waiting=self._dispatcher.waiting()
+            commands=self._commands,
+            batches=self._batches,
+            waiting=0 if state is None else state.dispatcher.waiting(),
         )
 
     async def aclose(self) -> None:
-        """Refuse new commands, send the open batch, and wait for the replies."""
-        self._closed = True
-        self._flush()
-        await self._dispatcher.aclose(self._timeout)
+        """Refuse new commands, send the open batch, and wait for the replies.
 
-    def _flush(self) -> None:
-        batch, self._collecting = self._collecting, None
+        Connections of another event loop are closed by that loop (see `scalepy._loop`).
+        """
+        self._closed = True
+        state = self._state
+        if state is not None and self._states.bound_here():
+            self._flush(state)
+            await state.dispatcher.aclose(self._timeout)
+        await self._states.aclose()
+
+    def _new_state(self) -> _LoopState:
+        return _LoopState(asyncio.get_running_loop(), self._dispatcher())
+
+    async def _release(self, state: _LoopState) -> None:
+        """Close a loop's connections on that loop: it is shutting down, or left behind."""
+        batch, state.collecting = state.collecting, None
+        if batch is not None:
+            for future in batch.futures:
+                if not future.done():
+                    future.set_exception(
+                        BackendUnavailable("the event loop is shutting down", backend=self._backend)
+                    )
+        if state.watchdog is not None:
+            state.watchdog.cancel()
+        await state.dispatcher.aclose(0)
+
+    def _flush(self, state: _LoopState) -> None:
+        batch, state.collecting = state.collecting, None
         if batch is None:
             return
         wires: list[bytes] = []
@@ -161,18 +217,19 @@ class AutoPipeline:
         self._commands += len(wires)
         self._batches += 1
         self._batch_sizes.record(len(wires))
-        self._dispatcher.dispatch(wires, futures)
-        batch.sent_at = asyncio.get_running_loop().time()  # not before the writes
+        state.dispatcher.dispatch(wires, futures)
+        batch.sent_at = state.loop.time()  # not before the writes
 
-    def _expire_due(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        deadlines = self._deadlines
+    def _expire_due(self, state: _LoopState) -> None:
+        now = state.loop.time()
+        deadlines = state.deadlines
         while deadlines and deadlines[0][0] <= now:
-            self._expire(deadlines.popleft()[1])
-        self._watchdog = loop.call_at(deadlines[0][0], self._expire_due) if deadlines else None
+            self._expire(state, deadlines.popleft()[1])
+        state.watchdog = (
+            state.loop.call_at(deadlines[0][0], self._expire_due, state) if deadlines else None
+        )
 
-    def _expire(self, batch: _Batch) -> None:
+    def _expire(self, state: _LoopState, batch: _Batch) -> None:
         expired = False
         for future in batch.futures:
             if not future.done():
@@ -183,7 +240,7 @@ class AutoPipeline:
         if expired and batch.sent_at is not None:
             # A connection still owing a reply sent with this batch (or before) has
             # not answered for a whole timeout: drop it, the next command reconnects.
-            self._dispatcher.abort_stalled(batch.sent_at)
+            state.dispatcher.abort_stalled(batch.sent_at)
 
 
 def fail_batches(
