@@ -28,11 +28,16 @@ ROOT = Path(__file__).parent.parent
 BOUND = 60.0  # seconds for a whole scenario: three loops and a close
 
 
-def run_scenario(name: str, url: str) -> subprocess.CompletedProcess[str]:
-    """Run one scenario in a fresh interpreter, warnings as errors, within BOUND seconds."""
+def run_scenario(name: str, url: str, key_prefix: str) -> subprocess.CompletedProcess[str]:
+    """Run one scenario in a fresh interpreter, warnings as errors, within BOUND seconds.
+
+    Its keys hold the token of `key_prefix`, whose fixture deletes them afterwards.
+    """
+    token = key_prefix.partition(":")[2]
+    command = [sys.executable, "-W", "error", "-m", "tests.support.loop_scenarios"]
     try:
         return subprocess.run(
-            [sys.executable, "-W", "error", "-m", "tests.support.loop_scenarios", name, url],
+            [*command, name, url, token],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -48,16 +53,17 @@ def run_scenario(name: str, url: str) -> subprocess.CompletedProcess[str]:
 )
 @pytest.mark.parametrize("which", ["standalone", "cluster"])
 def test_a_module_level_object_serves_every_event_loop(
-    name: str, which: str, redis_url: str, cluster_url: str
+    name: str, which: str, redis_url: str, cluster_url: str, key_prefix: str
 ) -> None:
     """Three asyncio.run() in a row, then a close in a fourth: all answer, nothing leaks."""
-    result = run_scenario(name, redis_url if which == "standalone" else cluster_url)
+    url = redis_url if which == "standalone" else cluster_url
+    result = run_scenario(name, url, key_prefix)
     assert (0, "") == (result.returncode, result.stderr)
 
 
-def test_a_memory_queue_and_its_worker_serve_every_event_loop() -> None:
+def test_a_memory_queue_and_its_worker_serve_every_event_loop(key_prefix: str) -> None:
     """The in-process queue too: jobs enqueued and run in three loops in a row."""
-    result = run_scenario("queue", "memory://")
+    result = run_scenario("queue", "memory://", key_prefix)
     assert (0, "") == (result.returncode, result.stderr)
 
 

@@ -1,17 +1,17 @@
 """Module-level scalepy objects used from several event loops in a row, in a subprocess.
 
-`python -m tests.support.loop_scenarios SCENARIO URL` builds the scenario's objects
+`python -m tests.support.loop_scenarios SCENARIO URL TOKEN` builds the scenario's objects
 once, outside any loop (as a module would at import), then runs its step in three
 `asyncio.run()` calls in a row and closes the objects in a fourth. Each step is
 bounded by `STEP_BOUND` seconds; the caller also bounds the whole process, so a
-regression fails instead of hanging. Exit status 0 means every step passed.
+regression fails instead of hanging. Exit status 0 means every step passed. Every
+key the scenario writes holds TOKEN, so the caller can delete them afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 STEP_BOUND = 10.0
 STEPS = 3
-TOKEN = uuid.uuid4().hex
 
 
 class Scenario:
@@ -48,10 +47,10 @@ class Scenario:
         self.close = close
 
 
-def redis_client(url: str) -> Scenario:
+def redis_client(url: str, token: str) -> Scenario:
     """A RedisClient: pipelined commands and its redis-py client, in every loop."""
     client = RedisClient.from_url(url)
-    key = f"scalepy-test:{TOKEN}:{{loops}}"
+    key = f"scalepy-test:{token}:{{loops}}"
 
     async def step(number: int) -> None:
         assert b"OK" == await client.execute("SET", key, number, "PX", 60_000)
@@ -61,9 +60,9 @@ def redis_client(url: str) -> Scenario:
     return Scenario(step, client.aclose)
 
 
-def cache(url: str) -> Scenario:
+def cache(url: str, token: str) -> Scenario:
     """A Cache with L1 and Redis: values, and a coherent L1 (a live bus) in every loop."""
-    shared = Cache(url, namespace=f"loops-{TOKEN}", local_max_size=100, heartbeat=0.1)
+    shared = Cache(url, namespace=f"loops-{token}", local_max_size=100, heartbeat=0.1)
     loads: list[int] = []
 
     @shared.cached(ttl=60)
@@ -83,9 +82,9 @@ def cache(url: str) -> Scenario:
     return Scenario(step, shared.aclose)
 
 
-def rate_limiter(url: str) -> Scenario:
+def rate_limiter(url: str, token: str) -> Scenario:
     """A RateLimiter on Redis: the third acquire is denied, so Redis decided (not fail-open)."""
-    limiter = RateLimiter(url, namespace=f"loops-{TOKEN}")
+    limiter = RateLimiter(url, namespace=f"loops-{token}")
     policy = TokenBucket(capacity=2, refill_rate=0.001)
 
     async def step(number: int) -> None:
@@ -95,9 +94,9 @@ def rate_limiter(url: str) -> Scenario:
     return Scenario(step, limiter.aclose)
 
 
-def queue(url: str) -> Scenario:
+def queue(url: str, token: str) -> Scenario:
     """A Queue: a job enqueued and run by a worker started in every loop."""
-    jobs = Queue(url, name=f"loops-{TOKEN}")
+    jobs = Queue(url, name=f"loops-{token}")
 
     @jobs.task()
     async def triple(number: int) -> int:
@@ -111,9 +110,9 @@ def queue(url: str) -> Scenario:
     return Scenario(step, jobs.aclose)
 
 
-def breaker(url: str) -> Scenario:
+def breaker(url: str, token: str) -> Scenario:
     """A circuit breaker sharing its state through Redis: syncs succeed in every loop."""
-    shared = RedisSharedState(url, namespace=f"loops-{TOKEN}", flush_interval=0.1)
+    shared = RedisSharedState(url, namespace=f"loops-{token}", flush_interval=0.1)
     guarded = CircuitBreaker("dependency", minimum_calls=4, shared=shared)
 
     @guarded
@@ -129,9 +128,9 @@ def breaker(url: str) -> Scenario:
     return Scenario(step, guarded.aclose)
 
 
-def middleware(url: str) -> Scenario:
+def middleware(url: str, token: str) -> Scenario:
     """Starlette's TestClient without `with`: each request runs in an event loop of its own."""
-    limiter = RateLimiter(url, namespace=f"loops-{TOKEN}")
+    limiter = RateLimiter(url, namespace=f"loops-{token}")
 
     async def home(request: Request) -> PlainTextResponse:
         return PlainTextResponse("hello")
@@ -150,7 +149,7 @@ def middleware(url: str) -> Scenario:
     return Scenario(step, limiter.aclose)
 
 
-SCENARIOS: dict[str, Callable[[str], Scenario]] = {
+SCENARIOS: dict[str, Callable[[str, str], Scenario]] = {
     "redis_client": redis_client,
     "cache": cache,
     "rate_limiter": rate_limiter,
@@ -166,13 +165,13 @@ async def bounded(awaitable: Awaitable[Any]) -> None:
         await awaitable
 
 
-def main(name: str, url: str) -> None:
+def main(name: str, url: str, token: str) -> None:
     """Build the scenario outside any loop, run its step in STEPS loops, close it in one more."""
-    scenario = SCENARIOS[name](url)
+    scenario = SCENARIOS[name](url, token)
     for number in range(STEPS):
         asyncio.run(bounded(scenario.step(number)))
     asyncio.run(bounded(scenario.close()))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])
