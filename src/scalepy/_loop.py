@@ -10,8 +10,9 @@ The old loop's state is released on its own loop, never awaited from the new one
 
 * The usual runners (`asyncio.run`, `asyncio.Runner`, anyio, pytest-asyncio) cancel
   every task before closing their loop. A small keeper task per value waits for
-  that cancellation and releases the value then, while its loop still runs, so its
-  connections close cleanly.
+  that cancellation, lets the loop's other cancelled tasks unwind (they may still
+  use the value in a `finally`), then releases the value while its loop still runs,
+  so its connections close cleanly.
 * A loop still open when another loop takes over (one running in another thread)
   is asked, thread-safely, to cancel the keeper; the release runs there.
 * A loop closed without cancelling its tasks leaves its state unreleased: it is
@@ -139,7 +140,7 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     A task of an earlier loop is never awaited from this one (that would fail, or
     hang): if its loop is still open (in another thread) it is cancelled there.
     """
-    if task is None or task.done():
+    if task is None:
         return
     if started_here(task):
         task.cancel()
@@ -147,7 +148,7 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
             await task
         return
     loop = task.get_loop()
-    if not loop.is_closed():
+    if not task.done() and not loop.is_closed():
         loop.call_soon_threadsafe(task.cancel)
 
 

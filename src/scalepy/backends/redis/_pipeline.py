@@ -2,11 +2,11 @@
 
 Each command is encoded to bytes when submitted (see `_command.py`): one that cannot
 be encoded fails its caller there and never joins a batch. The first command of a
-tick opens a batch and schedules `_flush` with `call_soon`;
-asyncio runs it after every callback already ready in this iteration, so every
-task woken in this tick has had its turn to add commands. The flush hands the
-batch to a dispatcher, which writes it at once on a multiplexed connection (see
-`_resp.py`); replies settle each caller's own future.
+tick opens a batch and schedules `_flush` with `call_soon`; asyncio runs it after
+every callback already ready in this iteration, so every task woken in this tick
+has had its turn to add commands. The flush hands the batch to a dispatcher, which
+writes it at once on a multiplexed connection (see `_resp.py`); replies settle each
+caller's own future.
 
 Each batch has a deadline: a caller never waits longer than `timeout`, whether its
 command waits for a connection or for a reply. Batches share one timeout, so their
