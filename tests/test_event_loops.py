@@ -22,6 +22,7 @@ import pytest
 from scalepy._loop import PerLoop
 from scalepy.backends.redis import RedisClient
 from scalepy.cache import Cache
+from scalepy.errors import BackendUnavailable
 from scalepy.ratelimit import RateLimiter, TokenBucket
 
 ROOT = Path(__file__).parent.parent
@@ -169,3 +170,29 @@ async def test_aclose_releases_now_and_a_later_use_makes_a_new_value() -> None:
     assert loop is first.released_in
     assert first is not values.get(loop)
     await values.aclose()
+
+
+def test_two_threads_sharing_a_client_never_hang(redis_url: str, key_prefix: str) -> None:
+    """Two loops running at once on one client: each command is answered or fails, in time.
+
+    Every switch of loop reconnects (the docs say: give each thread its own client),
+    so a command may fail with BackendUnavailable; none waits past the timeout.
+    """
+    client = RedisClient.from_url(f"{redis_url}?timeout=1")
+    outcomes: list[object] = []
+
+    async def commands() -> None:
+        for _ in range(50):
+            try:
+                outcomes.append(await client.execute("INCR", f"{key_prefix}:n"))
+            except BackendUnavailable as exc:
+                outcomes.append(exc)
+
+    threads = [threading.Thread(target=asyncio.run, args=(commands(),)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(BOUND)
+    assert [False, False] == [thread.is_alive() for thread in threads]
+    assert 100 == len(outcomes)
+    assert all(isinstance(outcome, int | BackendUnavailable) for outcome in outcomes)

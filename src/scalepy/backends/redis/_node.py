@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalepy.backends.redis._pipeline import fail_batches
 from scalepy.backends.redis._resp import open_connection
-from scalepy.errors import BackendError
+from scalepy.errors import BackendError, BackendUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,10 +22,19 @@ class Node:
 
     Batches dispatched while the connection opens wait in a buffer and leave as
     soon as it is open; if it cannot be opened they fail with the connect error.
-    Only one connection attempt runs at a time.
+    Only one connection attempt runs at a time. Once closed, a node opens nothing
+    more: a connection an attempt brings after that is closed at once.
     """
 
-    __slots__ = ("_backend", "_buffer", "_connecting", "_connection", "_redirect", "endpoint")
+    __slots__ = (
+        "_backend",
+        "_buffer",
+        "_closed",
+        "_connecting",
+        "_connection",
+        "_redirect",
+        "endpoint",
+    )
 
     def __init__(
         self,
@@ -40,6 +49,7 @@ class Node:
         self._connection: RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._buffer: list[tuple[list[bytes], list[asyncio.Future[Any]]]] = []
+        self._closed = False
 
     def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Write the batch now if connected, else once connected."""
@@ -48,6 +58,9 @@ class Node:
             connection.send(wires, futures)
             return
         self._buffer.append((wires, futures))
+        if self._closed:
+            self._fail_buffer(BackendUnavailable("the connection is closed", backend=self._backend))
+            return
         if self._connecting is None:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
@@ -68,6 +81,7 @@ class Node:
         """Wait up to `grace` seconds for unanswered replies, then close the connection."""
         if self._connecting is not None:
             await asyncio.wait([self._connecting], timeout=grace)
+        self._closed = True  # an attempt still running after the grace ends in vain
         if self._connection is not None:
             await self._connection.drain_and_close(grace)
 
@@ -81,6 +95,10 @@ class Node:
             return
         finally:
             self._connecting = None
+        if self._closed:  # closed while connecting: nothing else would close this one
+            connection.abort()
+            self._fail_buffer(BackendUnavailable("the connection is closed", backend=self._backend))
+            return
         self._connection = connection
         buffer, self._buffer = self._buffer, []
         for wires, futures in buffer:
