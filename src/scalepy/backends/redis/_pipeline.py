@@ -193,11 +193,8 @@ class AutoPipeline:
         """Close a loop's connections on that loop: it is shutting down, or left behind."""
         batch, state.collecting = state.collecting, None
         if batch is not None:
-            for future in batch.futures:
-                if not future.done():
-                    future.set_exception(
-                        BackendUnavailable("the event loop is shutting down", backend=self._backend)
-                    )
+            left = BackendUnavailable("the client left this event loop", backend=self._backend)
+            fail_batches([(batch.wires, batch.futures)], left)
         if state.watchdog is not None:
             state.watchdog.cancel()
         await state.dispatcher.aclose(0)
