@@ -60,18 +60,6 @@ async def test_each_caller_gets_its_own_error(redis: RedisClient, key_prefix: st
     assert b"not a number" == results[3]
 
 
-async def test_unsendable_arguments_fail_only_their_caller(redis: RedisClient) -> None:
-    """An argument Redis cannot take is a TypeError for its caller alone."""
-    results = await asyncio.gather(
-        redis.execute("ECHO", None),  # type: ignore[arg-type]
-        redis.execute("ECHO", "fine"),
-        return_exceptions=True,
-    )
-    assert isinstance(results[0], TypeError)
-    assert "must be str, bytes, int or float" in str(results[0])
-    assert b"fine" == results[1]
-
-
 async def test_cancelled_callers_do_not_disturb_the_others(
     redis: RedisClient, key_prefix: str
 ) -> None:

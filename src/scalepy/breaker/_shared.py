@@ -34,6 +34,7 @@ from functools import cache
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
 from scalepy.backends.guard import BackendGuard
 from scalepy.backends.keys import KeySpace
@@ -320,7 +321,7 @@ class RedisSharedState(AsyncCloseable):
         self._start_in_running_loop()
 
     def _start_in_running_loop(self) -> None:
-        if self._task is not None:
+        if started_here(self._task):  # a task of an earlier event loop ended with it
             return
         try:
             loop = asyncio.get_running_loop()
@@ -337,10 +338,7 @@ class RedisSharedState(AsyncCloseable):
     async def aclose(self) -> None:
         """Stop the background tasks, and close the client if this state owns it."""
         task, self._task, self._loop = self._task, None, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)  # a task of an earlier event loop is not awaited
         if self._subscription is not None:
             await self._subscription.aclose()
         if self._owns_client:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
 from scalepy.errors import BackendError
 from scalepy.telemetry import Metric, MetricKind, get_default
@@ -274,7 +275,7 @@ class InvalidationBus(AsyncCloseable):
         The wait lasts at most the client's connect timeout plus its command
         timeout plus one heartbeat; the bus keeps trying in the background.
         """
-        if self._task is None:
+        if not started_here(self._task):  # never started, or in an earlier event loop
             self._wake = asyncio.Event()
             self._healthy = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(
@@ -305,10 +306,7 @@ class InvalidationBus(AsyncCloseable):
     async def aclose(self) -> None:
         """Stop the heartbeats and unsubscribe; the bus is unhealthy from now on."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)  # a task of an earlier event loop is not awaited
         await self._subscription.aclose()
         self._last_echo = -math.inf
 

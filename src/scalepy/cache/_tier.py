@@ -16,6 +16,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
+from scalepy._loop import cancel_and_wait, started_here
 from scalepy.cache._bus import Invalidation
 from scalepy.cache._local import LocalEntry
 from scalepy.cache._policy import xfetch_horizon
@@ -101,7 +102,11 @@ class LocalTier:
 
     def start_soon(self) -> None:
         """Start listening for invalidations in the background, if the L1 needs it."""
-        if self._channel_task is None and self.local is not None and self._channel is not None:
+        if (
+            not started_here(self._channel_task)  # never, or in an earlier event loop
+            and self.local is not None
+            and self._channel is not None
+        ):
             self._channel_task = asyncio.get_running_loop().create_task(self._channel.start())
 
     async def start(self) -> None:
@@ -189,9 +194,7 @@ class LocalTier:
     async def aclose(self) -> None:
         """Stop listening."""
         task, self._channel_task = self._channel_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)  # a task of an earlier event loop is not awaited
         if self._channel is not None:
             await self._channel.aclose()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -9,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from redis.crc import key_slot
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy._loop import PerLoop
 from scalepy.backends._url import (
     BackendConfig,
     MemoryConfig,
@@ -25,7 +28,7 @@ from scalepy.errors import ConfigurationError
 from scalepy.telemetry import Metric, MetricKind, get_default
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
@@ -65,7 +68,9 @@ class RedisClient(AsyncCloseable):
     its own reply or its own error. Every call is bounded by the configured
     `timeout`, and failures are scalepy errors: `BackendTimeout`,
     `BackendUnavailable` or `BackendCommandError`. A lost connection is reopened
-    by the next command.
+    by the next command. Its connections belong to the running event loop: used
+    from another loop (a second `asyncio.run()`, a test's loop), it connects again
+    there, and the earlier loop's connections close on that loop.
 
     Replies are raw RESP2 values: `bytes` for strings and status replies
     (`b"OK"`), `int`, `list` and `None`.
@@ -91,20 +96,22 @@ class RedisClient(AsyncCloseable):
         instrumentation: Instrumentation | None = None,
     ) -> None:
         self._config = config
-        self._redis: Redis | RedisCluster | None = None
+        self._redis: PerLoop[Redis | RedisCluster] = PerLoop(
+            functools.partial(_redis_py_client, config), _close_redis_py, name="scalepy.redis.py"
+        )
         self._script_reloads = 0
         backend = str(config)
-        dispatcher: Node | ClusterRouter
+        dispatcher: Callable[[], Node | ClusterRouter]
         if isinstance(config, RedisClusterConfig):
             self._is_cluster = True
             template = _endpoint(config)
             seeds = [Endpoint(host=host, port=port) for host, port in config.nodes]
-            dispatcher = ClusterRouter(
-                seeds, template=template, backend=backend, timeout=config.timeout
+            dispatcher = functools.partial(
+                ClusterRouter, seeds, template=template, backend=backend, timeout=config.timeout
             )
         else:
             self._is_cluster = False
-            dispatcher = Node(_endpoint(config), backend=backend)
+            dispatcher = functools.partial(Node, _endpoint(config), backend=backend)
         self._pipeline = AutoPipeline(
             dispatcher,
             timeout=config.timeout,
@@ -153,11 +160,13 @@ class RedisClient(AsyncCloseable):
 
         Use it for what needs a connection of its own: pub/sub, blocking commands,
         commands that must reach every cluster node. Plain commands are faster
-        through `execute`.
+        through `execute`. Like the client's own connections, it belongs to the
+        running event loop: another loop gets another one.
+
+        Raises:
+            RuntimeError: No event loop is running.
         """
-        if self._redis is None:
-            self._redis = _redis_py_client(self._config)
-        return self._redis
+        return self._redis.get(asyncio.get_running_loop())
 
     async def execute(self, *command: EncodableT) -> Any:
         """Run one command, pipelined with whatever else this tick sends.
@@ -225,8 +234,7 @@ class RedisClient(AsyncCloseable):
     async def aclose(self) -> None:
         """Send what was submitted, wait for the replies (up to the timeout), then close."""
         await self._pipeline.aclose()
-        if self._redis is not None:
-            await self._redis.aclose()
+        await self._redis.aclose()
 
     def __repr__(self) -> str:
         stats = self._pipeline.statistics()
@@ -286,6 +294,10 @@ def _redis_py_client(config: RedisConfig | RedisClusterConfig) -> Redis | RedisC
     if config.unix_socket_path is not None:
         return Redis(unix_socket_path=config.unix_socket_path, db=config.db, **common)
     return Redis(host=config.host, port=config.port, db=config.db, **common)
+
+
+async def _close_redis_py(client: Redis | RedisCluster) -> None:
+    await client.aclose()
 
 
 def _check_one_slot(script: Script, keys: Sequence[str]) -> None:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from redis.crc import key_slot
 
+from scalepy.backends.redis._command import encode_command, leading_arguments
 from scalepy.backends.redis._node import Node
 from scalepy.backends.redis._pipeline import fail_batches
 from scalepy.errors import BackendError, BackendUnavailable
 
 if TYPE_CHECKING:
-    from scalepy.backends.redis._pipeline import Command
     from scalepy.backends.redis._resp import Endpoint
 
 __all__ = ("ClusterRouter",)
@@ -28,9 +28,14 @@ __all__ = ("ClusterRouter",)
 _SLOTS = 16384
 # Commands whose second word is not a key: they may run on any node.
 _KEYLESS = frozenset(
-    {"PING", "ECHO", "TIME", "INFO", "SCRIPT", "CLUSTER", "CLIENT", "CONFIG", "COMMAND",
-     "DBSIZE", "FLUSHALL", "FLUSHDB", "PUBLISH", "FUNCTION", "MEMORY", "LATENCY", "SLOWLOG"}
+    {b"PING", b"ECHO", b"TIME", b"INFO", b"SCRIPT", b"CLUSTER", b"CLIENT", b"CONFIG", b"COMMAND",
+     b"DBSIZE", b"FLUSHALL", b"FLUSHDB", b"PUBLISH", b"FUNCTION", b"MEMORY", b"LATENCY",
+     b"SLOWLOG"}
 )  # fmt: skip
+# Commands whose keys follow a key count: name, script or function, numkeys, key...
+_SCRIPTED = frozenset({b"EVAL", b"EVALSHA", b"FCALL", b"FCALL_RO"})
+_ASKING = encode_command(("ASKING",))
+_CLUSTER_SLOTS = encode_command(("CLUSTER", "SLOTS"))
 
 
 class ClusterRouter:
@@ -49,21 +54,21 @@ class ClusterRouter:
             self._node(seed.host, seed.port)
         self._slots: list[Node | None] = [None] * _SLOTS
         self._refreshing: asyncio.Task[None] | None = None
-        self._pending: list[tuple[list[Command], list[asyncio.Future[Any]]]] = []
+        self._pending: list[tuple[list[bytes], list[asyncio.Future[Any]]]] = []
 
-    def dispatch(self, commands: list[Command], futures: list[asyncio.Future[Any]]) -> None:
-        """Send each command to its slot's node, once the slot map is known."""
+    def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
+        """Send each encoded command to its slot's node, once the slot map is known."""
         if self._refreshing is not None or self._slots[0] is None:
-            self._pending.append((commands, futures))
+            self._pending.append((wires, futures))
             self._refresh_soon()
             return
-        groups: dict[Node, tuple[list[Command], list[asyncio.Future[Any]]]] = {}
-        for command, future in zip(commands, futures, strict=True):
-            node_commands, node_futures = groups.setdefault(self._route(command), ([], []))
-            node_commands.append(command)
+        groups: dict[Node, tuple[list[bytes], list[asyncio.Future[Any]]]] = {}
+        for wire, future in zip(wires, futures, strict=True):
+            node_wires, node_futures = groups.setdefault(self._route(wire), ([], []))
+            node_wires.append(wire)
             node_futures.append(future)
-        for node, (node_commands, node_futures) in groups.items():
-            node.dispatch(node_commands, node_futures)
+        for node, (node_wires, node_futures) in groups.items():
+            node.dispatch(node_wires, node_futures)
 
     def waiting(self) -> int:
         """Commands sent and not yet answered, over every node."""
@@ -80,8 +85,8 @@ class ClusterRouter:
             await asyncio.wait([self._refreshing], timeout=grace)
         await asyncio.gather(*(node.aclose(grace) for node in self._nodes.values()))
 
-    def _route(self, command: Command) -> Node:
-        key = _key_of(command)
+    def _route(self, wire: bytes) -> Node:
+        key = _key_of(wire)
         if key is not None:
             node = self._slots[key_slot(key)]
             if node is not None:
@@ -96,18 +101,18 @@ class ClusterRouter:
             self._nodes[host, port] = node
         return node
 
-    def _redirect(self, command: Command, future: asyncio.Future[Any], message: str) -> None:
+    def _redirect(self, wire: bytes, future: asyncio.Future[Any], message: str) -> None:
         kind, slot, address = message.split(" ", 2)
         host, _, port = address.rpartition(":")
         node = self._node(host or self._template.host, int(port))
         if kind == "MOVED":
             self._slots[int(slot)] = node
             self._refresh_soon()
-            node.dispatch([command], [future])
+            node.dispatch([wire], [future])
         else:
             asking: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             asking.add_done_callback(_ignore_outcome)
-            node.dispatch([("ASKING",), command], [asking, future])
+            node.dispatch([_ASKING, wire], [asking, future])
 
     def _refresh_soon(self) -> None:
         if self._refreshing is None:
@@ -118,7 +123,7 @@ class ClusterRouter:
         try:
             for node in list(self._nodes.values()):
                 future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                node.dispatch([("CLUSTER", "SLOTS")], [future])
+                node.dispatch([_CLUSTER_SLOTS], [future])
                 try:
                     async with asyncio.timeout(self._timeout):
                         self._apply(await future)
@@ -150,19 +155,12 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _key_of(command: Command) -> bytes | None:
-    name = command[0]
-    name = (name.decode() if isinstance(name, bytes) else str(name)).upper()
-    if name in ("EVAL", "EVALSHA", "FCALL", "FCALL_RO"):
-        return _encode(command[3]) if int(_encode(command[2])) > 0 else None
-    if name in _KEYLESS or len(command) < 2:
+def _key_of(wire: bytes) -> bytes | None:
+    name, *key = leading_arguments(wire, 2)
+    name = name.upper()
+    if name in _SCRIPTED:
+        _, _, count, *key = leading_arguments(wire, 4)
+        return key[0] if key and count.isdigit() and int(count) > 0 else None
+    if name in _KEYLESS or not key:
         return None
-    return _encode(command[1])
-
-
-def _encode(key: object) -> bytes:
-    if isinstance(key, bytes):
-        return key
-    if isinstance(key, memoryview):
-        return key.tobytes()
-    return str(key).encode()
+    return key[0]

@@ -1,10 +1,12 @@
 """Automatic pipelining: the commands issued during one event-loop tick travel together.
 
-The first command of a tick opens a batch and schedules `_flush` with `call_soon`;
-asyncio runs it after every callback already ready in this iteration, so every
-task woken in this tick has had its turn to add commands. The flush hands the
-batch to a dispatcher, which writes it at once on a multiplexed connection (see
-`_resp.py`); replies settle each caller's own future.
+Each command is encoded to bytes when submitted (see `_command.py`): one that cannot
+be encoded fails its caller there and never joins a batch. The first command of a
+tick opens a batch and schedules `_flush` with `call_soon`; asyncio runs it after
+every callback already ready in this iteration, so every task woken in this tick
+has had its turn to add commands. The flush hands the batch to a dispatcher, which
+writes it at once on a multiplexed connection (see `_resp.py`); replies settle each
+caller's own future.
 
 Each batch has a deadline: a caller never waits longer than `timeout`, whether its
 command waits for a connection or for a reply. Batches share one timeout, so their
@@ -23,23 +25,24 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scalepy._loop import PerLoop
+from scalepy.backends.redis._command import encode_command
 from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
-    from redis.typing import EncodableT
+    from collections.abc import Callable
 
+    from scalepy.backends.redis._command import Command
     from scalepy.telemetry import Recorder
 
-__all__ = ("AutoPipeline", "Command", "Dispatcher", "PipelineStatistics", "fail_batches")
-
-Command = tuple["EncodableT", ...]
+__all__ = ("AutoPipeline", "Dispatcher", "PipelineStatistics", "fail_batches")
 
 
 class Dispatcher(Protocol):
     """Sends batches to the right server(s): one node, or a cluster's nodes."""
 
-    def dispatch(self, commands: list[Command], futures: list[asyncio.Future[Any]]) -> None:
-        """Send `commands` now (or as soon as connected); replies settle `futures`."""
+    def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
+        """Send encoded commands now (or as soon as connected); replies settle `futures`."""
 
     def abort_stalled(self, sent_before: float) -> None:
         """Drop connections still waiting for a reply sent before loop time `sent_before`."""
@@ -64,33 +67,57 @@ class PipelineStatistics:
 
 
 class _Batch:
-    __slots__ = ("commands", "futures", "sent_at")
+    __slots__ = ("futures", "sent_at", "wires")
 
     def __init__(self) -> None:
-        self.commands: list[Command] = []
+        self.wires: list[bytes] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.sent_at: float | None = None
 
 
+class _LoopState:
+    """What the pipeline holds on one event loop: its batches, watchdog and connections."""
+
+    __slots__ = ("collecting", "deadlines", "dispatcher", "loop", "watchdog")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher) -> None:
+        self.loop = loop
+        self.dispatcher = dispatcher
+        self.collecting: _Batch | None = None
+        self.deadlines: deque[tuple[float, _Batch]] = deque()  # oldest first
+        self.watchdog: asyncio.TimerHandle | None = None
+
+
 class AutoPipeline:
-    """Coalesces concurrent commands into pipelines; see the module docstring."""
+    """Coalesces concurrent commands into pipelines; see the module docstring.
+
+    Everything tied to an event loop (the open batch, the deadlines and their
+    watchdog, the connections) lives in a `_LoopState` of the loop that submits:
+    used from another loop, the pipeline starts afresh there with new connections,
+    and the previous loop's state is released on that loop (see `scalepy._loop`).
+
+    Args:
+        dispatcher: Makes the dispatcher that carries one loop's batches.
+        timeout: Seconds a caller waits for its reply at most.
+        backend: The server's masked URL, carried by errors.
+        batch_sizes: Records each batch's size.
+    """
 
     __slots__ = (
         "_backend",
         "_batch_sizes",
         "_batches",
         "_closed",
-        "_collecting",
         "_commands",
-        "_deadlines",
         "_dispatcher",
+        "_state",
+        "_states",
         "_timeout",
-        "_watchdog",
     )
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        dispatcher: Callable[[], Dispatcher],
         *,
         timeout: float,
         backend: str,
@@ -100,12 +127,13 @@ class AutoPipeline:
         self._timeout = timeout
         self._backend = backend
         self._batch_sizes = batch_sizes
-        self._collecting: _Batch | None = None
         self._closed = False
         self._commands = 0
         self._batches = 0
-        self._deadlines: deque[tuple[float, _Batch]] = deque()  # oldest first
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._states: PerLoop[_LoopState] = PerLoop(
+            self._new_state, self._release, name="scalepy.redis.connections"
+        )
+        self._state: _LoopState | None = None  # the last loop's, for the hot path
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         """Queue `command` for the current tick's pipeline.
@@ -115,62 +143,90 @@ class AutoPipeline:
 
         Raises:
             BackendUnavailable: The pipeline has been closed.
+            SerializationError: The command cannot be encoded; nothing was queued.
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
+        wire = encode_command(command)
         loop = asyncio.get_running_loop()
-        batch = self._collecting
+        state = self._state
+        if state is None or state.loop is not loop:  # first use, or another event loop
+            state = self._state = self._states.get(loop)
+        batch = state.collecting
         if batch is None:
-            batch = self._collecting = _Batch()
+            batch = state.collecting = _Batch()
             deadline = loop.time() + self._timeout
-            self._deadlines.append((deadline, batch))
-            if self._watchdog is None:
-                self._watchdog = loop.call_at(deadline, self._expire_due)
-            loop.call_soon(self._flush)
+            state.deadlines.append((deadline, batch))
+            if state.watchdog is None:
+                state.watchdog = loop.call_at(deadline, self._expire_due, state)
+            loop.call_soon(self._flush, state)
         future: asyncio.Future[Any] = loop.create_future()
-        batch.commands.append(command)
+        batch.wires.append(wire)
         batch.futures.append(future)
         return future
 
     def statistics(self) -> PipelineStatistics:
         """Return a snapshot of the pipeline's counters."""
+        state = self._state
         return PipelineStatistics(
-            commands=self._commands, batches=self._batches, waiting=self._dispatcher.waiting()
+            commands=self._commands,
+            batches=self._batches,
+            waiting=0 if state is None else state.dispatcher.waiting(),
         )
 
     async def aclose(self) -> None:
-        """Refuse new commands, send the open batch, and wait for the replies."""
-        self._closed = True
-        self._flush()
-        await self._dispatcher.aclose(self._timeout)
+        """Refuse new commands, send the open batch, and wait for the replies.
 
-    def _flush(self) -> None:
-        batch, self._collecting = self._collecting, None
+        Connections of another event loop are closed by that loop (see `scalepy._loop`).
+        """
+        self._closed = True
+        state = self._state
+        if state is not None and self._states.bound_here():
+            self._flush(state)
+            await state.dispatcher.aclose(self._timeout)
+        await self._states.aclose()
+
+    def _new_state(self) -> _LoopState:
+        return _LoopState(asyncio.get_running_loop(), self._dispatcher())
+
+    async def _release(self, state: _LoopState) -> None:
+        """Close a loop's connections on that loop: it is shutting down, or left behind."""
+        batch, state.collecting = state.collecting, None
+        if batch is not None:
+            left = BackendUnavailable("the client left this event loop", backend=self._backend)
+            fail_batches([(batch.wires, batch.futures)], left)
+        if state.watchdog is not None:
+            state.watchdog.cancel()
+        await state.dispatcher.aclose(0)
+
+    def _flush(self, state: _LoopState) -> None:
+        batch, state.collecting = state.collecting, None
         if batch is None:
             return
-        commands: list[Command] = []
+        wires: list[bytes] = []
         futures: list[asyncio.Future[Any]] = []
-        for command, future in zip(batch.commands, batch.futures, strict=True):
+        for wire, future in zip(batch.wires, batch.futures, strict=True):
             if not future.done():
-                commands.append(command)
+                wires.append(wire)
                 futures.append(future)
-        if not commands:
+        if not wires:
             return
-        self._commands += len(commands)
+        self._commands += len(wires)
         self._batches += 1
-        self._batch_sizes.record(len(commands))
-        self._dispatcher.dispatch(commands, futures)
-        batch.sent_at = asyncio.get_running_loop().time()  # not before the writes
+        self._batch_sizes.record(len(wires))
+        state.dispatcher.dispatch(wires, futures)
+        batch.sent_at = state.loop.time()  # not before the writes
 
-    def _expire_due(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        deadlines = self._deadlines
+    def _expire_due(self, state: _LoopState) -> None:
+        now = state.loop.time()
+        deadlines = state.deadlines
         while deadlines and deadlines[0][0] <= now:
-            self._expire(deadlines.popleft()[1])
-        self._watchdog = loop.call_at(deadlines[0][0], self._expire_due) if deadlines else None
+            self._expire(state, deadlines.popleft()[1])
+        state.watchdog = (
+            state.loop.call_at(deadlines[0][0], self._expire_due, state) if deadlines else None
+        )
 
-    def _expire(self, batch: _Batch) -> None:
+    def _expire(self, state: _LoopState, batch: _Batch) -> None:
         expired = False
         for future in batch.futures:
             if not future.done():
@@ -181,11 +237,11 @@ class AutoPipeline:
         if expired and batch.sent_at is not None:
             # A connection still owing a reply sent with this batch (or before) has
             # not answered for a whole timeout: drop it, the next command reconnects.
-            self._dispatcher.abort_stalled(batch.sent_at)
+            state.dispatcher.abort_stalled(batch.sent_at)
 
 
 def fail_batches(
-    batches: list[tuple[list[Command], list[asyncio.Future[Any]]]], error: BackendError
+    batches: list[tuple[list[bytes], list[asyncio.Future[Any]]]], error: BackendError
 ) -> None:
     """Fail every pending future of `batches` with its own copy of `error`.
 

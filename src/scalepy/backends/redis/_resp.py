@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import hiredis
 
+from scalepy.backends.redis._command import encode_command
 from scalepy.backends.redis._errors import reply_error
 from scalepy.errors import BackendTimeout, BackendUnavailable
 
@@ -22,12 +23,9 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable, Sequence
 
-    from scalepy.backends.redis._pipeline import Command
+    from scalepy.backends.redis._command import Command
 
 __all__ = ("Endpoint", "RespConnection", "open_connection")
-
-# hiredis's stub types the command as a one-element tuple; it takes any length.
-_pack = cast("Callable[[Command], bytes]", hiredis.pack_command)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,19 +60,19 @@ class RespConnection(asyncio.Protocol):
 
     Args:
         backend: The server's masked URL, carried by errors.
-        redirect: Called instead of failing a future when the reply is a cluster
-            `MOVED`/`ASK` redirection (cluster mode only).
+        redirect: Called with the encoded command instead of failing its future when
+            the reply is a cluster `MOVED`/`ASK` redirection (cluster mode only).
     """
 
     def __init__(
         self,
         backend: str,
-        redirect: Callable[[Command, asyncio.Future[Any], str], None] | None = None,
+        redirect: Callable[[bytes, asyncio.Future[Any], str], None] | None = None,
     ) -> None:
         self._backend = backend
         self._redirect = redirect
         self._reader = hiredis.Reader()
-        self._waiting: deque[tuple[Command, asyncio.Future[Any], float]] = deque()
+        self._waiting: deque[tuple[bytes, asyncio.Future[Any], float]] = deque()
         self._transport: asyncio.Transport | None = None
         self._lost = False
 
@@ -93,21 +91,18 @@ class RespConnection(asyncio.Protocol):
         """Loop time at which the oldest unanswered command was sent, if any."""
         return self._waiting[0][2] if self._waiting else None
 
-    def send(self, commands: Sequence[Command], futures: Sequence[asyncio.Future[Any]]) -> None:
-        """Write `commands` at once; their replies will settle `futures`, in order."""
+    def send(self, wires: Sequence[bytes], futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Write encoded commands at once; their replies will settle `futures`, in order.
+
+        Nothing here can fail half-way: every command was encoded before (see
+        `encode_command`), so each written command has its future waiting, in order.
+        """
         assert self._transport is not None
         sent_at = asyncio.get_running_loop().time()
-        chunks: list[bytes] = []
-        for command, future in zip(commands, futures, strict=True):
-            try:
-                chunks.append(_pack(command))
-            except TypeError as exc:  # only this caller passed an unsendable argument
-                future.set_exception(
-                    TypeError(f"Redis arguments must be str, bytes, int or float: {exc}")
-                )
-                continue
-            self._waiting.append((command, future, sent_at))
-        self._transport.write(b"".join(chunks))
+        waiting = self._waiting
+        for wire, future in zip(wires, futures, strict=True):
+            waiting.append((wire, future, sent_at))
+        self._transport.write(b"".join(wires))
 
     def abort(self) -> None:
         """Drop the connection now; unanswered commands fail with `BackendUnavailable`."""
@@ -131,11 +126,11 @@ class RespConnection(asyncio.Protocol):
         self._reader.feed(data)
         waiting = self._waiting
         while (reply := self._reader.gets()) is not False:
-            command, future, _ = waiting.popleft()
+            wire, future, _ = waiting.popleft()
             if isinstance(reply, hiredis.ReplyError):
                 message = str(reply)
                 if self._redirect is not None and message.startswith(("MOVED ", "ASK ")):
-                    self._redirect(command, future, message)
+                    self._redirect(wire, future, message)
                 elif not future.done():
                     future.set_exception(reply_error(message, self._backend))
             elif not future.done():
@@ -154,7 +149,7 @@ async def open_connection(
     endpoint: Endpoint,
     *,
     backend: str,
-    redirect: Callable[[Command, asyncio.Future[Any], str], None] | None = None,
+    redirect: Callable[[bytes, asyncio.Future[Any], str], None] | None = None,
 ) -> RespConnection:
     """Connect to `endpoint` and log in, all within its connect timeout.
 
@@ -181,7 +176,7 @@ async def open_connection(
                 )
             if handshake := endpoint.handshake():
                 futures = [loop.create_future() for _ in handshake]
-                connection.send(handshake, futures)
+                connection.send([encode_command(command) for command in handshake], futures)
                 await asyncio.gather(*futures)
     except TimeoutError:
         if connection is not None:

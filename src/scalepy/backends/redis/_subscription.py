@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import MovedError, RedisClusterException, RedisError
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
 from scalepy.errors import ConfigurationError
 
@@ -174,10 +175,13 @@ class Subscription(AsyncCloseable):
     def start_soon(self) -> None:
         """Start the background task in the running event loop, if it is not running.
 
+        A task started in an earlier event loop does not count: it ended with that
+        loop, so a new one starts in this loop.
+
         Raises:
             RuntimeError: No event loop is running in this thread.
         """
-        if self._task is None:
+        if not started_here(self._task):
             self._subscribed = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"scalepy.redis.subscription:{self._channel}"
@@ -204,9 +208,7 @@ class Subscription(AsyncCloseable):
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)  # a task of an earlier event loop is not awaited
         self._connected = False  # closed on purpose: not a loss, so no on_disconnected
         self._subscribed.clear()
 
@@ -233,8 +235,10 @@ class Subscription(AsyncCloseable):
 
     def _running(self) -> bool:
         # Checked by the loops as well as cancelled: a cancellation that a driver
-        # swallows mid-read must not keep a closed subscription alive.
-        return self._task is not None and self._task is asyncio.current_task()
+        # swallows mid-read must not keep a closed subscription alive, nor one whose
+        # event loop is shutting down (its runner cancels every task and waits).
+        task = self._task
+        return task is not None and not task.cancelling() and task is asyncio.current_task()
 
     async def _run(self) -> None:
         delay = self._min_delay
