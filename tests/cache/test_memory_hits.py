@@ -30,14 +30,14 @@ async def record(item: int) -> dict[str, Any]:
 
 
 async def test_memory_hits_skip_the_serializer(clock: FakeClock) -> None:
-    """A `memory://` cache decodes a value once, when stored; its hits come from the L1."""
+    """A `memory://` cache decodes a value once, on its first hit; later hits come from the L1."""
     serializer = CountingSerializer()
     cache = Cache("memory://", serializer=serializer, clock=clock)
     cached = cache.cached(ttl=60)(record)
     for _ in range(100):
         assert {"id": 1, "tags": ["home"]} == await cached(1)
     stats = cache.statistics()
-    assert (1, 99, 99, 1) == (serializer.decoded, stats.hits, stats.local_hits, stats.misses)
+    assert (1, 99, 98, 1) == (serializer.decoded, stats.hits, stats.local_hits, stats.misses)
     assert (1, True) == (stats.local_entries, stats.local_coherent)
 
 
@@ -77,3 +77,39 @@ async def test_a_store_object_gets_no_l1_unless_asked(clock: FakeClock) -> None:
     await first.invalidate_tags("t")
     assert None is await second.get("k")
     assert (0, 0) == (first.statistics().local_entries, second.statistics().local_entries)
+
+
+async def test_memory_values_are_decoded_on_their_first_read(clock: FakeClock) -> None:
+    """Values computed but never read again are never decoded: a miss costs what it did."""
+    serializer = CountingSerializer()
+    cache = Cache("memory://", serializer=serializer, clock=clock)
+    cached = cache.cached(ttl=60)(record)
+    for item in range(100):
+        await cached(item)
+    await cache.set("manual", {"id": 0})
+    assert (0, 0, 101) == (serializer.decoded, cache.statistics().local_entries, len(store(cache)))
+
+
+async def test_a_refresh_replaces_the_value_held_in_memory(clock: FakeClock) -> None:
+    """After a background refresh, hits return the new value, not the one held before it."""
+    cache = Cache("memory://", clock=clock, jitter=0.0)
+    loads: list[int] = []
+
+    @cache.cached(ttl=10)
+    async def slow() -> int:
+        if not loads:
+            clock.advance(1.0)  # the first load takes a second: XFetch weighs that
+        loads.append(len(loads) + 1)
+        return loads[-1]
+
+    assert 1 == await slow()  # fresh until t=11
+    clock.advance(8.5)  # 0.5 s of freshness left: each hit refreshes with p = 0.61
+    assert [1] * 50 == [await slow() for _ in range(50)]
+    await cache._engine.settle()
+    assert ([1, 2], 2) == (loads, await slow())  # the old value is still fresh, yet gone
+
+
+def store(cache: Cache) -> MemoryCacheStore:
+    """The memory store of `cache`."""
+    assert isinstance(cache.store, MemoryCacheStore)
+    return cache.store
