@@ -4,7 +4,10 @@ Run (services up, see scripts/services.sh; peers from the `bench` extra):
 
     .venv/bin/pip install -e '.[all,bench]'
     .venv/bin/python benchmarks/cache.py [--url redis://127.0.0.1:6379/0]
-        [--seconds 1] [--rounds 3]
+        [--seconds 1] [--rounds 3] [--only NAME ...] [--scenario SCENARIO ...]
+
+`--only` keeps the contenders whose name contains one of the given strings
+(e.g. `--only memory --only "L1 on"`), `--scenario` the named scenarios.
 
 Every contender caches the same `async def` through its own decorator, with the
 same small dict as the value and the same Redis server:
@@ -12,6 +15,7 @@ same small dict as the value and the same Redis server:
 * scalepy, L1 on: `Cache(url, local_max_size=10_000)`: hits come from the in-process
   L1, misses go to Redis (read, load lock, write) like the other Redis contenders'.
 * scalepy, L1 off: `Cache(url)`, every hit a Redis GET.
+* scalepy memory: `Cache("memory://")`, one process, its defaults.
 * cashews memory / Redis: `Cache().setup("mem://")` / `setup(url)` (pickle, its only
   serializer), `@cache(ttl=...)`.
 * aiocache memory / Redis: `@cached(cache=SimpleMemoryCache)` / `RedisCache` (JSON,
@@ -49,6 +53,7 @@ from scalepy.backends.redis import RedisClient
 KEYS = 1_000
 TTL = 600  # seconds: nothing expires during a run
 MEMORY, REDIS, RAW = "memory", "Redis", "raw"
+SCENARIOS = ("miss", "hot key", "many keys")  # in the order they run
 
 Loader = Callable[[int], Awaitable[dict[str, Any]]]
 
@@ -98,7 +103,9 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
     else:
         local = Cache(url, namespace=f"bench-l1-{run}", local_max_size=10_000)
         remote = Cache(url, namespace=f"bench-l2-{run}")
+        memory = Cache("memory://", namespace=f"bench-m-{run}")
         found += [
+            Contender("scalepy memory", MEMORY, memory.cached(ttl=TTL)(load), peer=False),
             Contender(
                 "scalepy, L1 on",
                 MEMORY,
@@ -115,7 +122,7 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
                 backend_errors=lambda: remote.statistics().errors,
             ),
         ]
-        closers += [local.aclose, remote.aclose]
+        closers += [local.aclose, remote.aclose, memory.aclose]
 
     cashews_memory = CashewsCache()
     cashews_memory.setup("mem://?size=100000")
@@ -154,9 +161,17 @@ async def main() -> None:
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="contenders named so"
+    )
+    parser.add_argument(
+        "--scenario", action="append", choices=SCENARIOS, default=[], help="run only these"
+    )
     options = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     found, closers = await contenders(options.url, run)
+    if options.only:
+        found = [c for c in found if any(part in c.name for part in options.only)]
     misses = itertools.count(KEYS)  # shared: a miss is never repeated by anyone
     operations = {c.name: workloads(c.call, misses) for c in found}
 
@@ -171,11 +186,11 @@ async def main() -> None:
     # Misses first: an L1 hit never yields to the event loop, so 50 tasks hitting L1
     # starve the Redis replies of anything in flight; a reply late past the cache's
     # timeout is an error, and enough of them would make later misses skip Redis.
-    for scenario in ("miss", "hot key", "many keys"):
+    for scenario in [s for s in SCENARIOS if s in (options.scenario or SCENARIOS)]:
         for tasks in (1, 50):
             field = {c.name: operations[c.name][scenario] for c in found}
             if scenario == "miss":
-                del field["raw redis-py GET"]
+                field.pop("raw redis-py GET", None)
             before = backend_errors(found)
             results[scenario, tasks] = await median_throughputs(
                 field, tasks, options.seconds, options.rounds

@@ -502,20 +502,24 @@ def test_invalid_cache_options_are_rejected(options: dict[str, Any]) -> None:
 
 
 async def test_the_l1_answers_repeat_hits_for_at_most_local_ttl(clock: FakeClock) -> None:
-    """With an L1, hits skip the store; after local_ttl they go back to it."""
+    """With an L1, hits skip the store; after local_ttl they go back to it.
+
+    The store is in this process, so a value enters the L1 on its first read from
+    the store, not when it is computed or set.
+    """
     cache = make_cache(clock, local_max_size=100, local_ttl=5)
     source = Source()
     cached = cache.cached(ttl=60)(source.__call__)
-    await cached()
-    await cached()
+    for _ in range(3):
+        await cached()
     clock.advance(5)
     await cached()
     await cached()
     stats = cache.statistics()
-    assert (3, 2, 1) == (stats.hits, stats.local_hits, stats.local_entries)
+    assert (4, 2, 1) == (stats.hits, stats.local_hits, stats.local_entries)
     assert stats.local_coherent
     await cache.set("other", "x")
-    assert "x" == await cache.get("other")
+    assert ["x", "x"] == [await cache.get("other"), await cache.get("other")]
     assert 3 == cache.statistics().local_hits
 
 
@@ -640,12 +644,14 @@ async def test_metrics_describe_every_outcome(clock: FakeClock) -> None:
     await asyncio.sleep(0)
     source.gate.set()
     await asyncio.gather(*calls)
+    await cached()  # from the store, then kept in the L1
     await cached()
     await cache.invalidate_tags("t")
     await cache.delete("x")
     await cache.clear()
     value = metrics.value
     assert 1 == value("scalepy.cache.requests", cache="m", result="miss", tier="loader")
+    assert 1 == value("scalepy.cache.requests", result="hit", tier="l2")
     assert 1 == value("scalepy.cache.requests", result="hit", tier="l1")
     assert 2 == value("scalepy.cache.coalesced", cache="m")
     assert 1 == metrics.count("scalepy.cache.load.duration", cache="m")
@@ -659,6 +665,7 @@ async def test_statistics_and_repr_show_the_state(clock: FakeClock) -> None:
     """statistics() is a snapshot; repr names the store and the guard."""
     async with make_cache(clock, local_max_size=10) as cache:
         await cache.get_or_load("k", Source())
+        await cache.get_or_load("k", Source())  # read from the store: now in the L1
         stats = cache.statistics()
         assert (0, 1, 1, 0, True) == (
             stats.in_flight,

@@ -350,11 +350,16 @@ async def test_bulk_lookups_fall_back_to_the_loader_and_hand_over(clock: FakeClo
 
 
 async def test_config_objects_and_repr(clock: FakeClock) -> None:
-    """A parsed MemoryConfig works like its URL; sentinels show their name."""
+    """A parsed MemoryConfig works like its URL (an L1 as large as the store); reprs say so."""
     async with Cache(MemoryConfig(), clock=clock) as cache:
-        assert "loaded" == await cache.get_or_load("k", loader)
+        for _ in range(3):  # a miss, a read from the store, an L1 hit
+            assert "loaded" == await cache.get_or_load("k", loader)
+        assert 1 == cache.statistics().local_hits
     assert "MISSING" == repr(MISSING)
-    assert "<LocalTier None coherent=False>" == repr(cache._engine.tier)  # no L1
+    assert repr(cache._engine.tier).startswith("<LocalTier <LocalCache entries=1/100000 ")
+    assert "<LocalTier None coherent=False>" == repr(
+        Cache(MemoryConfig(), local_max_size=0)._engine.tier
+    )  # no L1
 
 
 async def _entry(cache: Cache, key: str, value: object) -> bytes:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from scalepy.serializers import Serializer
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("MAX_VALUE_BYTES", "build_engine", "build_store")
+__all__ = ("MAX_VALUE_BYTES", "build_engine", "build_store", "local_size")
 
 MAX_VALUE_BYTES = 512 * 2**20
 """The largest `max_value_bytes`: the largest string Redis accepts."""
@@ -74,6 +74,20 @@ def build_store(
         instrumentation=instrumentation,
     )
     return store, True
+
+
+def local_size(local_max_size: int | None, store: CacheStore, *, owned: bool) -> int:
+    """Return how many values the L1 holds: `local_max_size`, or its default when `None`.
+
+    The default L1 of a `memory://` cache holds as many values as its store: no
+    other process or cache reaches that store, so the L1 is coherent with it by
+    construction, and hits are served decoded instead of decoded again each time.
+    A store passed as an object may be shared with other caches, which could not
+    tell this L1 what they change: its L1 is off unless asked for, as with Redis.
+    """
+    if local_max_size is not None:
+        return local_max_size
+    return store.max_entries if owned and isinstance(store, MemoryCacheStore) else 0
 
 
 def build_engine(

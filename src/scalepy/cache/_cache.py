@@ -6,7 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
 
 from scalepy._lifecycle import AsyncCloseable
-from scalepy.cache._build import build_engine, build_store
+from scalepy.cache._build import build_engine, build_store, local_size
 from scalepy.cache._decorator import CachedFunction, CachedManyFunction, check_tags
 from scalepy.cache._engine import MISSING
 from scalepy.cache._policy import Policies, Policy
@@ -47,7 +47,9 @@ class Cache(AsyncCloseable):
         ttl: Default seconds a value stays fresh, when a call does not say.
         max_ttl: Longest lifetime (ttl plus stale windows) any entry may have; tag
             versions are kept twice as long, so tags invalidate reliably.
-        local_max_size: Values held in the in-process L1; 0 turns the L1 off.
+        local_max_size: Values held in the in-process L1; 0 turns the L1 off. By
+            default as many as the store holds for `memory://` (hits are then
+            served decoded, shared by their callers), 0 otherwise.
         local_max_bytes: Estimated memory, in bytes, the L1's values (decoded, with
             their keys and bookkeeping) may take.
         local_ttl: Longest time a value stays in the L1.
@@ -87,7 +89,7 @@ class Cache(AsyncCloseable):
         version: str | int = 1,
         ttl: float = 300.0,
         max_ttl: float = 86_400.0,
-        local_max_size: int = 0,
+        local_max_size: int | None = None,
         local_max_bytes: int = 64 * 2**20,
         local_ttl: float = 10.0,
         max_value_bytes: int = 2**20,
@@ -120,7 +122,7 @@ class Cache(AsyncCloseable):
             namespace=namespace,
             clock=self._clock,
             meter=self._meter,
-            local_max_size=local_max_size,
+            local_max_size=local_size(local_max_size, self._store, owned=self._owns_store),
             local_max_bytes=local_max_bytes,
             local_ttl=local_ttl,
             lock_wait=lock_ttl,

@@ -95,6 +95,11 @@ class LocalCache:
         while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
             self._remove(next(iter(self._entries)))
 
+    def drop(self, key: str) -> None:
+        """Drop `key`'s value if held; not an invalidation, so `generation` stays."""
+        if key in self._entries:
+            self._remove(key)
+
     def discard(self, keys: Iterable[str]) -> None:
         """Drop these keys' values."""
         self.generation += 1

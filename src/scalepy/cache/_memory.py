@@ -57,6 +57,11 @@ class MemoryCacheStore:
         """Return the number of entries held, expired ones included until touched."""
         return len(self._entries)
 
+    @property
+    def max_entries(self) -> int:
+        """Most entries kept."""
+        return self._max_entries
+
     async def get(self, key: str) -> tuple[bytes, float] | None:
         """Return `key`'s bytes and the seconds until it expires, or `None` if absent."""
         item = self._entries.get(key)

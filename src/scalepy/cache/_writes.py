@@ -178,9 +178,18 @@ class Writer:
         policy: Policy,
         generation: int,
     ) -> None:
-        """Hold a just-computed entry in the L1, decoded as the backend would return it."""
+        """Hold a just-computed entry in the L1, decoded as the backend would return it.
+
+        With a store in this process (no channel) reading the entry back costs no
+        round trip, so it is not decoded now but on its first read, if one comes;
+        the L1 only drops the key's previous value.
+        """
         tier = self._tier
-        if not tier.coherent:  # no L1 to hold it: skip decoding
+        local = tier.local
+        if local is None or not tier.coherent:  # no L1 to hold it: skip decoding
+            return
+        if tier.channel is None:
+            local.drop(key)
             return
         tier.keep(
             key,
