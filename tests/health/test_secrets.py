@@ -138,3 +138,36 @@ async def test_failing_check_is_logged_once_with_secrets_masked(
         "health check 'search' fails: ConnectionError: "
         "connect to redis://app:***@10.0.0.7:6379/0 failed"
     ] == [record.getMessage() for record in caplog.records]
+
+
+HYPHENATED = {
+    "X-Auth-Token: 4uth-t0k3n-1": "X-Auth-Token: ***",
+    "X-Vault-Token: hvs.v4ult-2": "X-Vault-Token: ***",
+    "api-token=4pi-t0k3n-3": "api-token=***",
+    "client-secret=cl13nt-s3cr3t-4": "client-secret=***",
+    "GET https://b.example/o?X-Goog-Signature=g00g-s1g-5&x=1": (
+        "GET https://b.example/o?X-Goog-Signature=***&x=1"
+    ),
+    "GET https://b.example/o?X-Amz-Security-Token=4mz-t0k3n-6": (
+        "GET https://b.example/o?X-Amz-Security-Token=***"
+    ),
+    "Set-Cookie: session=c00k13-7": "Set-Cookie: ***",
+    "private_key=pr1v4t3-k3y-8": "private_key=***",
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), list(HYPHENATED.items()), ids=list(range(8)))
+async def test_hyphenated_secret_names_are_masked_in_the_log(
+    caplog: pytest.LogCaptureFixture, text: str, expected: str
+) -> None:
+    """Secret-named headers and parameters spelled with hyphens are masked as the others are."""
+    health = Health(
+        [Check(name="api", probe=Probe(error=PermissionError(text)))], clock=FakeClock()
+    )
+    health.mark_started()
+    with caplog.at_level(logging.WARNING, logger="scalepy.health"):
+        await health.readiness()
+
+    assert [f"health check 'api' fails: PermissionError: {expected}"] == [
+        record.getMessage() for record in caplog.records
+    ]
