@@ -15,6 +15,7 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.health import Check, Health, redis_check
+from scalepy.health._asgi import HttpOptions
 from scalepy.testing import FakeClock, asgi_request
 from tests.health.probes import Probe
 from tests.health.schema import validate_health_json
@@ -171,3 +172,14 @@ async def test_hyphenated_secret_names_are_masked_in_the_log(
     assert [f"health check 'api' fails: PermissionError: {expected}"] == [
         record.getMessage() for record in caplog.records
     ]
+
+
+def test_the_http_options_repr_hides_the_tokens() -> None:
+    """An error reporter capturing a frame's locals (Sentry does by default) shows no token.
+
+    `HealthApp._details` holds the options in a local while it calls the user's
+    `details_allowed` predicate, which may raise.
+    """
+    options = HttpOptions(details_token="d3t41ls-t0k3n", drain_token="dr41n-t0k3n")
+    shown = repr(options)
+    assert [] == [token for token in ("d3t41ls-t0k3n", "dr41n-t0k3n") if token in shown]
