@@ -97,6 +97,28 @@ def test_bad_postgres_dsns_raise_configuration_errors_when_built(dsn: str, reaso
         PostgresPool(dsn)
 
 
+@pytest.mark.parametrize(
+    ("option", "reason"),
+    [
+        ("sslmode=bogus", "`sslmode` parameter must be one of"),
+        ("target_session_attrs=bogus", "target_session_attrs"),
+    ],
+)
+async def test_bad_postgres_dsn_options_raise_configuration_errors_on_open(
+    postgres_dsn: str, option: str, reason: str
+) -> None:
+    """An option the driver refuses before connecting is a configuration error, not an outage.
+
+    As `BackendUnavailable` it read as a server that may come back, and was retried.
+    """
+    separator = "&" if "?" in postgres_dsn else "?"
+    pool = PostgresPool(f"{postgres_dsn}{separator}password=hunt3r-2&{option}")
+    with pytest.raises(InvalidBackendURL, match=reason) as raised:
+        await pool.open()
+    await pool.aclose()
+    assert "hunt3r-2" not in str(raised.value) + repr(raised.value)
+
+
 async def test_a_raw_slash_in_the_password_reaches_postgres_whole(postgres_dsn: str) -> None:
     """A DSN whose password holds a raw `/` connects (asyncpg used to read part of it as a port).
 
