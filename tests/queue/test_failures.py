@@ -15,7 +15,7 @@ import pytest
 from scalepy import integrations
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendTimeout
-from scalepy.queue import JobStatus, Queue, Worker, _periodic, _telemetry
+from scalepy.queue import JobFailed, JobStatus, Queue, Worker, _periodic, _telemetry
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
 from scalepy.queue._periodic import run_schedule
@@ -137,6 +137,37 @@ async def _noop() -> None: ...
 
 async def _queued(queue: Queue, count: int) -> bool:
     return count == (await queue.stats()).queued
+
+
+async def test_a_result_too_large_to_store_fails_the_job_without_a_retry(tmp_path: Path) -> None:
+    """A result over `max_result_bytes` (16 MiB by default) fails the job for good, at once.
+
+    Written, the 32 MiB result held the shared connection past the command timeout:
+    the outcome was retried until given up, every other command of the process
+    timed out meanwhile, no other job was claimed, and the job then ran again.
+    """
+    runs = 0
+    with RedisServer(tmp_path) as server:
+        async with Queue(f"{server.url}?timeout=0.05", name="q") as queue:
+
+            @queue.task(name="huge", retries=2, backoff=lambda retry: 0.0)
+            async def huge() -> str:
+                nonlocal runs
+                runs += 1
+                return "x" * (32 * 2**20)
+
+            @queue.task(name="small")
+            async def small(n: int) -> int:
+                return n
+
+            async with Worker(queue, poll_interval=0.05) as worker:
+                job = await huge.enqueue()
+                with pytest.raises(JobFailed, match=r"over max_result_bytes \(16777216\)"):
+                    await job.result(timeout=WAIT)
+                assert 7 == await (await small.enqueue(7)).result(timeout=WAIT)
+    assert 1 == runs
+    stats = worker.statistics()
+    assert (1, 0, 1) == (stats.failed, stats.retried, stats.dead_lettered)
 
 
 async def _status(job: object, status: JobStatus) -> bool:
