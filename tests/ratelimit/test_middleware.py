@@ -369,6 +369,23 @@ async def test_cost_function() -> None:
     assert 2 == limiter.calls[0][2]
 
 
+@pytest.mark.parametrize("cost", [None, "3", float("inf"), 2.5, True], ids=repr)
+async def test_a_cost_function_returning_no_whole_number_is_a_configuration_error(
+    redis_url: str, key_prefix: str, cost: object
+) -> None:
+    """A forgotten `return` (None), a string or inf is refused as the limiter refuses it.
+
+    None and strings raised a bare TypeError from comparing them with the burst;
+    inf was answered 413 as if it were a cost.
+    """
+    app = CountingApp()
+    async with RateLimiter(redis_url, namespace=key_prefix) as limiter:
+        limited = middleware(app, limiter=limiter, cost=lambda scope: cost)
+        with pytest.raises(ConfigurationError, match="cost must be a whole number >= 0"):
+            await request(limited)
+    assert [] == app.scopes
+
+
 async def test_a_cost_above_the_burst_answers_413_problem_json() -> None:
     """An upload costing more than the burst can never pass: 413, not a 500, and no app call."""
     app, limiter = CountingApp(), RecordingLimiter()
