@@ -22,10 +22,16 @@ from scalepy.cache import Cache
 from scalepy.errors import BackendUnavailable, InvalidBackendURL
 from scalepy.pools import PoolOptions, PostgresConfig, PostgresPool
 
-PASSWORDS = st.text(alphabet=string.printable.strip() + " ", min_size=8, max_size=24).filter(
-    lambda password: password.strip() == password
+_PRINTABLE = st.text(alphabet=string.printable.strip() + " ", min_size=4, max_size=12)
+PASSWORDS = (
+    st.tuples(_PRINTABLE, st.sampled_from("^|~"), _PRINTABLE)
+    .map("".join)
+    .filter(lambda password: password.strip() == password)
 )
-"""Printable passwords (`/`, `@`, `:`, `%`, `'`, `\\`, `#`, `?` and inner spaces included)."""
+"""Printable passwords (`/`, `@`, `:`, `%`, `'`, `\\`, `#`, `?` and inner spaces included).
+
+Each holds one of `^|~`, which no message or repr spells: a password such as
+`PostgreS` would otherwise be "found" in the fixed text `a PostgreSQL DSN`."""
 
 
 def libpq_quoted(password: str) -> str:
