@@ -22,10 +22,16 @@ from scalepy.cache import Cache
 from scalepy.errors import BackendUnavailable, InvalidBackendURL
 from scalepy.pools import PoolOptions, PostgresConfig, PostgresPool
 
-PASSWORDS = st.text(alphabet=string.printable.strip() + " ", min_size=8, max_size=24).filter(
-    lambda password: password.strip() == password
+_PRINTABLE = st.text(alphabet=string.printable.strip() + " ", min_size=4, max_size=12)
+PASSWORDS = (
+    st.tuples(_PRINTABLE, st.sampled_from("^|~"), _PRINTABLE)
+    .map("".join)
+    .filter(lambda password: password.strip() == password)
 )
-"""Printable passwords (`/`, `@`, `:`, `%`, `'`, `\\`, `#`, `?` and inner spaces included)."""
+"""Printable passwords (`/`, `@`, `:`, `%`, `'`, `\\`, `#`, `?` and inner spaces included).
+
+Each holds one of `^|~`, which no message or repr spells: a password such as
+`PostgreS` would otherwise be "found" in the fixed text `a PostgreSQL DSN`."""
 
 
 def libpq_quoted(password: str) -> str:
@@ -95,6 +101,28 @@ def test_bad_postgres_dsns_raise_configuration_errors_when_built(dsn: str, reaso
     """A malformed host or port fails when the pool is built, not as a bare ValueError later."""
     with pytest.raises(InvalidBackendURL, match=reason):
         PostgresPool(dsn)
+
+
+@pytest.mark.parametrize(
+    ("option", "reason"),
+    [
+        ("sslmode=bogus", "`sslmode` parameter must be one of"),
+        ("target_session_attrs=bogus", "target_session_attrs"),
+    ],
+)
+async def test_bad_postgres_dsn_options_raise_configuration_errors_on_open(
+    postgres_dsn: str, option: str, reason: str
+) -> None:
+    """An option the driver refuses before connecting is a configuration error, not an outage.
+
+    As `BackendUnavailable` it read as a server that may come back, and was retried.
+    """
+    separator = "&" if "?" in postgres_dsn else "?"
+    pool = PostgresPool(f"{postgres_dsn}{separator}password=hunt3r-2&{option}")
+    with pytest.raises(InvalidBackendURL, match=reason) as raised:
+        await pool.open()
+    await pool.aclose()
+    assert "hunt3r-2" not in str(raised.value) + repr(raised.value)
 
 
 async def test_a_raw_slash_in_the_password_reaches_postgres_whole(postgres_dsn: str) -> None:

@@ -7,6 +7,7 @@ import json
 import pickle
 import sys
 import tracemalloc
+from collections import Counter, OrderedDict, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -60,8 +61,24 @@ def allocated(make: Callable[[int], Any], count: int = 2000) -> float:
         lambda i: json.loads(json.dumps([f"item-{10**6 + i}-{j}" for j in range(40)])),
         lambda i: pickle.loads(pickle.dumps(Account(10**6 + i, f"owner-{i}", ["a", f"r{i}"]))),
         lambda i: pickle.loads(pickle.dumps(Slotted(10**6 + i))),
+        # dict subclasses with str keys: the collector's traversal skips such keys
+        lambda i: pickle.loads(pickle.dumps(Counter({f"word-{i}-{j}": j for j in range(40)}))),
+        lambda i: pickle.loads(
+            pickle.dumps(OrderedDict((f"field-{i}-{j}", 1000 + j) for j in range(40)))
+        ),
+        lambda i: pickle.loads(
+            pickle.dumps(defaultdict(list, {f"k-{i}-{j}": [j] for j in range(40)}))
+        ),
     ],
-    ids=["json-record", "json-strings", "pickled-instance", "pickled-slots"],
+    ids=[
+        "json-record",
+        "json-strings",
+        "pickled-instance",
+        "pickled-slots",
+        "pickled-counter",
+        "pickled-ordered-dict",
+        "pickled-defaultdict",
+    ],
 )
 def test_the_estimate_is_close_to_what_is_allocated(make: Callable[[int], Any]) -> None:
     """Decoded values are estimated within -10 % / +60 % of their allocations.

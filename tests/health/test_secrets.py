@@ -15,6 +15,7 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.health import Check, Health, redis_check
+from scalepy.health._asgi import HttpOptions
 from scalepy.testing import FakeClock, asgi_request
 from tests.health.probes import Probe
 from tests.health.schema import validate_health_json
@@ -138,3 +139,47 @@ async def test_failing_check_is_logged_once_with_secrets_masked(
         "health check 'search' fails: ConnectionError: "
         "connect to redis://app:***@10.0.0.7:6379/0 failed"
     ] == [record.getMessage() for record in caplog.records]
+
+
+HYPHENATED = {
+    "X-Auth-Token: 4uth-t0k3n-1": "X-Auth-Token: ***",
+    "X-Vault-Token: hvs.v4ult-2": "X-Vault-Token: ***",
+    "api-token=4pi-t0k3n-3": "api-token=***",
+    "client-secret=cl13nt-s3cr3t-4": "client-secret=***",
+    "GET https://b.example/o?X-Goog-Signature=g00g-s1g-5&x=1": (
+        "GET https://b.example/o?X-Goog-Signature=***&x=1"
+    ),
+    "GET https://b.example/o?X-Amz-Security-Token=4mz-t0k3n-6": (
+        "GET https://b.example/o?X-Amz-Security-Token=***"
+    ),
+    "Set-Cookie: session=c00k13-7": "Set-Cookie: ***",
+    "private_key=pr1v4t3-k3y-8": "private_key=***",
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), list(HYPHENATED.items()), ids=list(range(8)))
+async def test_hyphenated_secret_names_are_masked_in_the_log(
+    caplog: pytest.LogCaptureFixture, text: str, expected: str
+) -> None:
+    """Secret-named headers and parameters spelled with hyphens are masked as the others are."""
+    health = Health(
+        [Check(name="api", probe=Probe(error=PermissionError(text)))], clock=FakeClock()
+    )
+    health.mark_started()
+    with caplog.at_level(logging.WARNING, logger="scalepy.health"):
+        await health.readiness()
+
+    assert [f"health check 'api' fails: PermissionError: {expected}"] == [
+        record.getMessage() for record in caplog.records
+    ]
+
+
+def test_the_http_options_repr_hides_the_tokens() -> None:
+    """An error reporter capturing a frame's locals (Sentry does by default) shows no token.
+
+    `HealthApp._details` holds the options in a local while it calls the user's
+    `details_allowed` predicate, which may raise.
+    """
+    options = HttpOptions(details_token="d3t41ls-t0k3n", drain_token="dr41n-t0k3n")
+    shown = repr(options)
+    assert [] == [token for token in ("d3t41ls-t0k3n", "dr41n-t0k3n") if token in shown]

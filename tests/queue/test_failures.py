@@ -15,7 +15,7 @@ import pytest
 from scalepy import integrations
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendTimeout
-from scalepy.queue import JobStatus, Queue, Worker, _periodic, _telemetry
+from scalepy.queue import JobFailed, JobStatus, Queue, Worker, _periodic, _telemetry
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
 from scalepy.queue._periodic import run_schedule
@@ -72,13 +72,17 @@ async def test_a_worker_rides_out_a_frozen_redis(
         assert (2, 0) == (worker.statistics().completed, worker.statistics().lost)
 
 
+@pytest.mark.parametrize("outage", ["stopped", "frozen"])
 async def test_jobs_finished_during_an_outage_longer_than_the_lease_run_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, outage: str
 ) -> None:
-    """Outcomes of jobs that ended while Redis was down reach it before the worker's next claim.
+    """Outcomes of jobs that ended while Redis was out reach it before the worker's next claim.
 
     The claim would reap the leases that ran out meanwhile and the outcomes would be
-    refused: every job would run again. Redis keeps its data over the restart (AOF).
+    refused: every job would run again. A stopped Redis keeps its data over the
+    restart (AOF). A frozen one (paused) meets the first outcomes a worker ever
+    sends without the ack script loaded: it answers NOSCRIPT when it thaws, and
+    would run a claim pipelined behind them before the resent script.
     """
     lease = 0.6
     runs: Counter[int] = Counter()
@@ -100,11 +104,11 @@ async def test_jobs_finished_during_an_outage_longer_than_the_lease_run_once(
                 jobs = await once.enqueue_many([(n,) for n in range(10)])
                 async with asyncio.timeout(WAIT):
                     await all_running.wait()
-                server.stop()
+                (server.stop if outage == "stopped" else server.pause)()
                 release.set()
                 await eventually(lambda: _all_logged(caplog, "could not record"))
                 await asyncio.sleep(3 * lease)  # the outage itself: longer than the lease
-                server.start()
+                (server.start if outage == "stopped" else server.resume)()
                 assert list(range(10)) == [await job.result(timeout=WAIT) for job in jobs]
     assert dict.fromkeys(range(10), 1) == dict(runs)
     assert (10, 0) == (worker.statistics().completed, worker.statistics().lost)
@@ -137,6 +141,37 @@ async def _noop() -> None: ...
 
 async def _queued(queue: Queue, count: int) -> bool:
     return count == (await queue.stats()).queued
+
+
+async def test_a_result_too_large_to_store_fails_the_job_without_a_retry(tmp_path: Path) -> None:
+    """A result over `max_result_bytes` (16 MiB by default) fails the job for good, at once.
+
+    Written, the 32 MiB result held the shared connection past the command timeout:
+    the outcome was retried until given up, every other command of the process
+    timed out meanwhile, no other job was claimed, and the job then ran again.
+    """
+    runs = 0
+    with RedisServer(tmp_path) as server:
+        async with Queue(f"{server.url}?timeout=0.05", name="q") as queue:
+
+            @queue.task(name="huge", retries=2, backoff=lambda retry: 0.0)
+            async def huge() -> str:
+                nonlocal runs
+                runs += 1
+                return "x" * (32 * 2**20)
+
+            @queue.task(name="small")
+            async def small(n: int) -> int:
+                return n
+
+            async with Worker(queue, poll_interval=0.05) as worker:
+                job = await huge.enqueue()
+                with pytest.raises(JobFailed, match=r"over max_result_bytes \(16777216\)"):
+                    await job.result(timeout=WAIT)
+                assert 7 == await (await small.enqueue(7)).result(timeout=WAIT)
+    assert 1 == runs
+    stats = worker.statistics()
+    assert (1, 0, 1) == (stats.failed, stats.retried, stats.dead_lettered)
 
 
 async def _status(job: object, status: JobStatus) -> bool:

@@ -55,6 +55,9 @@ def test_a_queue_needs_sane_options(redis_url: str) -> None:
         {"max_running": 0},
         {"batch_size": 0},
         {"batch_size": 5001},
+        {"max_result_bytes": 0},
+        {"max_result_bytes": 512 * 2**20 + 1},
+        {"max_result_bytes": 1.5},
     ):
         with pytest.raises(ConfigurationError):
             Queue(redis_url, **options)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 PAIR = TokenBucket(capacity=2, refill_rate=0.05, name="pair")
 """Two requests at once, then one per 20 s; the whole bucket refills in 40 s."""
 PEER = "203.0.113.7"
+PEER_V4 = "198.51.100.7"
 
 
 @dataclass
@@ -209,6 +210,38 @@ async def test_ipv6_addresses_of_one_slash_64_share_a_quota() -> None:
     assert [200, 200, 429, 200] == statuses
 
 
+@pytest.mark.parametrize(
+    "peers",
+    [
+        # 6to4 (2002:c633:6407::/48 is 198.51.100.7's): 65536 /64s for one IPv4 host.
+        ("2002:c633:6407::1", "2002:c633:6407:1::1", "2002:c633:6407:ffff::1", PEER_V4),
+        # Teredo: the client's IPv4 is the inverted low 32 bits, whatever its port.
+        (
+            "2001:0:4136:e378:8000:63bf:39cc:9bf8",
+            "2001:0:4136:e378:8000:1234:39cc:9bf8",
+            "2001:0:4136:e378:8000:abcd:39cc:9bf8",
+            PEER_V4,
+        ),
+        # NAT64 / SIIT's well-known prefix: an IPv4 client seen by an IPv6-only server.
+        ("64:ff9b::c633:6407", "64:ff9b::c633:6407", "64:ff9b::c633:6407", PEER_V4),
+    ],
+    ids=["6to4", "teredo", "nat64"],
+)
+async def test_ipv6_transition_addresses_are_keyed_by_their_ipv4_host(
+    redis_url: str, key_prefix: str, peers: Sequence[str]
+) -> None:
+    """An address carrying an IPv4 host shares that host's quota, however it varies.
+
+    By its /64 alone, one 6to4 host would hold 65536 quotas, and every IPv4 client
+    behind a NAT64 gateway (or one Teredo server) would share a single quota.
+    """
+    async with RateLimiter(redis_url, namespace=key_prefix) as limiter:
+        limited = middleware(limiter=limiter)
+        statuses = [(await request(limited, peer=peer)).status for peer in peers]
+        other = (await request(limited, peer="64:ff9b::c633:6408")).status  # 198.51.100.8
+    assert ([200, 200, 429, 429], 200) == (statuses, other)
+
+
 async def test_per_route_policies_longest_prefix_wins() -> None:
     """Each path uses the policies of its longest matching prefix, with quotas of its own."""
     login = GCRA(limit=5, period=60, name="login")
@@ -354,6 +387,23 @@ async def test_cost_function() -> None:
     response = await request(limited, "/big")
     assert '"pair";r=0;t=40' == response.header("ratelimit")
     assert 2 == limiter.calls[0][2]
+
+
+@pytest.mark.parametrize("cost", [None, "3", float("inf"), 2.5, True], ids=repr)
+async def test_a_cost_function_returning_no_whole_number_is_a_configuration_error(
+    redis_url: str, key_prefix: str, cost: object
+) -> None:
+    """A forgotten `return` (None), a string or inf is refused as the limiter refuses it.
+
+    None and strings raised a bare TypeError from comparing them with the burst;
+    inf was answered 413 as if it were a cost.
+    """
+    app = CountingApp()
+    async with RateLimiter(redis_url, namespace=key_prefix) as limiter:
+        limited = middleware(app, limiter=limiter, cost=lambda scope: cost)
+        with pytest.raises(ConfigurationError, match="cost must be a whole number >= 0"):
+            await request(limited)
+    assert [] == app.scopes
 
 
 async def test_a_cost_above_the_burst_answers_413_problem_json() -> None:

@@ -11,13 +11,14 @@ Rules, each chosen to mask too much rather than too little:
   hidden too. (An `@` after the host, as in `?name=a@b`, must be written `%40`,
   or everything before it counts as the password.)
 - `key=value` where the key names a secret (`password`, `pwd`, `secret`, `token`,
-  `api_key`, `sig`, ... also inside longer names such as `sslpassword`): the value
+  `api_key`, `private_key`, `sig`, `signature`, ... also inside longer names, with
+  hyphens or not, such as `sslpassword`, `api-token`, `X-Goog-Signature`): the value
   up to `&`, `;`, `,` or whitespace, or a whole quoted value (`password='a b'`,
   with backslash escapes as libpq writes them).
 - `"password": "..."` items (JSON, Python reprs).
 - `Authorization:` / `Proxy-Authorization:` headers (any scheme: Basic, Bearer,
-  ...), secret-named headers (`X-Api-Key:`), and `Bearer <token>`: up to the end
-  of the line.
+  ...), secret-named headers (`X-Api-Key:`, `X-Auth-Token:`), `Cookie:` and
+  `Set-Cookie:`, and `Bearer <token>`: up to the end of the line.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ __all__ = ("MASK", "mask_url", "redact")
 MASK = "***"
 """What a masked secret is replaced with."""
 
-# Matched inside longer names too: db_password, PGPASSWORD, client_secret, sslpassword.
+# Matched inside longer names too, hyphenated ones included: db_password, PGPASSWORD,
+# client_secret, sslpassword, X-Auth-Token, api-token, X-Goog-Signature.
 _SECRET_NAMES = (
-    r"(?:x-)?(?:\w*?(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|credential)\w*"
-    r"|sig|signature|amz-signature|auth)"
+    r"(?:[\w-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"|credential|signature)[\w-]*|sig|auth)"
 )
 _QUOTED_VALUE = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 # password=secret, password = 'a b', ?token=x&, sig=... (DSN keywords, query strings)
@@ -46,7 +48,7 @@ _QUOTED_ITEM = re.compile(
 )
 # Authorization: Basic dXNlcjpwdw==, X-Api-Key: k, Bearer t (to the end of the line)
 _HEADER = re.compile(
-    rf"(?P<head>(?<![\w-])(?:(?:proxy-)?authorization|{_SECRET_NAMES}|cookie)"
+    rf"(?P<head>(?<![\w-])(?:(?:proxy-)?authorization|{_SECRET_NAMES}|(?:set-)?cookie)"
     rf"\s*:\s*(?:(?:basic|bearer|digest|token|negotiate)\s+)?)[^\r\n]+",
     re.IGNORECASE,
 )

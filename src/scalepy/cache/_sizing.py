@@ -1,7 +1,8 @@
 """An estimate of the memory a decoded value holds, for the L1's byte bound.
 
 `held_size(value)` adds `sys.getsizeof` of the value and of every object it
-reaches: the keys and items of dicts, lists, tuples and sets, and for any other
+reaches: the keys and items of dicts (`Counter`, `defaultdict` and other
+subclasses included), lists, tuples and sets, and for any other
 object what it refers to (`gc.get_referents`: an instance's attributes), each
 object once. Classes, modules and functions are shared by the whole process and
 not counted. The L1 adds `sys.getsizeof` of the key and a fixed overhead per
@@ -45,7 +46,7 @@ def held_size(value: Any) -> int:
     while stack:
         item = stack.pop()
         kind = type(item)
-        if kind is dict:
+        if isinstance(item, dict):  # subclasses too: the collector's walk skips str keys
             children: Any = [*item.keys(), *item.values()]
         elif kind in _SEQUENCES:
             children = item

@@ -92,17 +92,18 @@ class HttpOptions:
     metrics_registry: CollectorRegistry | None = None
     """The registry to expose; `prometheus_client.REGISTRY` if `None`. In multi-process
     mode (`PROMETHEUS_MULTIPROC_DIR`), every process's files are merged instead."""
-    details_token: str | None = None
+    details_token: str | None = field(default=None, repr=False)
     """When set, `{prefix}` shows the details only to requests with
-    `Authorization: Bearer <token>` (401 otherwise)."""
+    `Authorization: Bearer <token>` (401 otherwise). Never shown in `repr()`."""
     details_allowed: Callable[[Scope], bool] | None = None
     """When set, `{prefix}` shows the details only to requests for whose ASGI scope it
     returns `True` (403 otherwise)."""
     public_details: bool = False
     """Show the details at `{prefix}` to anyone. With neither this nor a token nor a
     predicate, `{prefix}` answers the status alone, as the probes do."""
-    drain_token: str | None = None
-    """When set, `{prefix}/drain` needs `Authorization: Bearer <token>`."""
+    drain_token: str | None = field(default=None, repr=False)
+    """When set, `{prefix}/drain` needs `Authorization: Bearer <token>`. Never shown in
+    `repr()`."""
     drain_methods: frozenset[str] = frozenset({"POST"})
     """Methods `{prefix}/drain` accepts; add `GET` for a Kubernetes `httpGet` preStop hook."""
     service: ServiceInfo = field(default_factory=ServiceInfo)

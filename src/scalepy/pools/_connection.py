@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import asyncpg
 
 from scalepy.backends._masking import redact
-from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
+from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidBackendURL
 
 if TYPE_CHECKING:
     import asyncio
@@ -83,6 +83,7 @@ async def open_connection(
         BackendTimeout: The server did not complete the set-up in time.
         BackendUnavailable: The server cannot be reached or refused us for now.
         BackendError: The server refused us for good (credentials, database, rights).
+        InvalidBackendURL: The driver refused an option of the DSN (e.g. `sslmode`).
     """
     settings = dict(options.server_settings)
     if options.application_name is not None:
@@ -100,6 +101,8 @@ async def open_connection(
         )
     except TimeoutError as exc:
         raise BackendTimeout(f"no connection within {limit:.3f} s", backend=backend) from exc
+    except asyncpg.ClientConfigurationError as exc:  # a DSN option refused before connecting
+        raise InvalidBackendURL(backend, redact(str(exc))) from exc
     except _PERMANENT as exc:
         raise BackendError(
             f"the server refused the connection: {redact(str(exc))}", backend=backend

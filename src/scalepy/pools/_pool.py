@@ -147,6 +147,7 @@ class PostgresPool(Lender, AsyncResource):
             PoolClosedError: The pool was closed; pools do not reopen.
             BackendUnavailable: `connect` and the server cannot be reached.
             BackendError: `connect` and the server refused the credentials or database.
+            InvalidBackendURL: `connect` and asyncpg refused an option of the DSN.
         """
         if self._closing:
             raise PoolClosedError(self.name)

@@ -9,7 +9,9 @@ an expired lease is lost only once a claim reaps it, so an outcome recorded
 after an outage longer than the lease still counts, provided it reaches Redis
 before the worker's next claim. The worker therefore waits for `sent` before
 each claim: every batch written to the connection, and every one that failed
-taken since. Only a failure that is not an outage (an error reply) is given up
+taken since; while the store cannot promise that a written batch runs before a
+claim written after it (`QueueStore.acks_ordered`: Redis may have lost the
+script), every batch taken. Only a failure that is not an outage (an error reply) is given up
 after `retry_for` seconds, and at shutdown `drain()` gives up whatever Redis has
 not taken within `retry_for`.
 """
@@ -137,8 +139,11 @@ class Acks(Generic[T]):
         loop = asyncio.get_running_loop()
         settlements = [settlement for _, settlement in batch]
         # Released before the first call, which writes the batch in this very step,
-        # ahead of any claim: a claim in the same pipeline comes after it.
-        self._release()
+        # ahead of any claim: a claim in the same pipeline comes after it. Unless
+        # the ack script may be missing: the claim would run first, while it is resent.
+        early = self._store.acks_ordered
+        if early:
+            self._release()
         failed_at: float | None = None
         delay = 0.05
         try:
@@ -152,7 +157,8 @@ class Acks(Generic[T]):
                 except BackendError as exc:
                     if failed_at is None:
                         failed_at = loop.time()
-                        self._hold()  # until Redis takes it: no claim may overtake it
+                        if early:
+                            self._hold()  # until Redis takes it: no claim may overtake it
                     if self._gives_up(exc, failed_at, loop.time() + delay):
                         _logger.error("gave up recording %d job outcomes: %s", len(batch), exc)
                         self._on_settled([item for item, _ in batch], None)
@@ -166,7 +172,7 @@ class Acks(Generic[T]):
                     self._on_settled([item for item, _ in batch], codes)
                     return
         finally:
-            if failed_at is not None:
+            if failed_at is not None or not early:
                 self._release()
 
     def _gives_up(self, exc: BackendError, failed_at: float, retry_at: float) -> bool:

@@ -40,6 +40,9 @@ class MemoryQueueStore(MemoryState):
 
     __slots__ = ()
 
+    acks_ordered = True
+    """See `QueueStore.acks_ordered`: every call runs at once, in order."""
+
     # -- operations (one per script) ------------------------------------------------
 
     async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:

@@ -40,6 +40,11 @@ __all__ = ("Queue", "QueueStats")
 DEAD_TTL = 7 * 24 * 3600.0
 """Seconds a dead-lettered job is kept by default: a week to look into it and re-drive it."""
 
+MAX_RESULT_BYTES = 16 * 2**20
+"""The largest result stored by default, serialized: written in well under the 1 s
+command timeout, even over a 1 Gbit/s link."""
+_LARGEST_STRING = 512 * 2**20  # the largest string Redis stores
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -86,6 +91,11 @@ class Queue(AsyncCloseable):
         rate_limit: A `scalepy.ratelimit` policy every job start must pass, shared
             by all workers (e.g. `TokenBucket(capacity=10, refill_rate=5.0)`).
         batch_size: Jobs per script call in `enqueue_many`.
+        max_result_bytes: The largest result a job may store, serialized (16 MiB
+            by default, at most 512 MiB). A job whose result is larger fails for
+            good, without a retry, as one whose result cannot be serialized: its
+            task ran, and a retry would repeat it. Written, a huge result would
+            hold the shared connection past the command timeout.
         instrumentation: Where spans and metrics go; the process default if `None`.
         clock: Where a `memory://` queue reads the time of its delays, leases and
             result TTLs (e.g. a `scalepy.testing.FakeClock`, to move them at will);
@@ -119,6 +129,7 @@ class Queue(AsyncCloseable):
         "_tasks",
         "batch_size",
         "config",
+        "max_result_bytes",
         "max_running",
         "name",
         "rate_limit",
@@ -136,6 +147,7 @@ class Queue(AsyncCloseable):
         max_running: int | None = None,
         rate_limit: Policy | None = None,
         batch_size: int = 500,
+        max_result_bytes: int = MAX_RESULT_BYTES,
         instrumentation: Instrumentation | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -149,6 +161,7 @@ class Queue(AsyncCloseable):
             raise ConfigurationError(f"max_running must be >= 1 or None, got {max_running!r}")
         if not 1 <= batch_size <= 5000:
             raise ConfigurationError(f"batch_size must be between 1 and 5000, got {batch_size!r}")
+        check_int("max_result_bytes", max_result_bytes, maximum=_LARGEST_STRING)
         self.config: BackendConfig = config
         """The Redis server or cluster, or `MemoryConfig` for this process."""
         self.name = name
@@ -161,6 +174,8 @@ class Queue(AsyncCloseable):
         """The policy job starts must pass, or `None`."""
         self.batch_size = batch_size
         """Jobs per script call in `enqueue_many`."""
+        self.max_result_bytes = max_result_bytes
+        """The largest result stored, serialized; a larger one fails its job for good."""
         self._instrumentation = instrumentation or get_default()
         self._store: QueueStore
         # Where workers' rate limiters keep their buckets: shared by this

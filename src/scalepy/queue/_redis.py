@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalepy.backends.keys import KeySpace
 from scalepy.backends.redis import RedisClient, Script, ScriptRegistry, Subscription
+from scalepy.errors import BackendError
 from scalepy.queue._store import MAX_CLAIM, Claimed, StoredJob
 
 if TYPE_CHECKING:
@@ -58,7 +59,16 @@ class RedisQueueStore:
         name: The queue's name: its hash tag, so any string works.
     """
 
-    __slots__ = ("_client", "_keys", "_name", "_publish", "base", "channel", "wake_key")
+    __slots__ = (
+        "_acks_ordered",
+        "_client",
+        "_keys",
+        "_name",
+        "_publish",
+        "base",
+        "channel",
+        "wake_key",
+    )
 
     def __init__(self, client: RedisClient, name: str) -> None:
         self._client = client
@@ -71,6 +81,7 @@ class RedisQueueStore:
         """The list idle workers block on."""
         # A cluster routes a classic PUBLISH to every node; SPUBLISH stays in the slot.
         self._publish = "SPUBLISH" if client.is_cluster else "PUBLISH"
+        self._acks_ordered = False  # until the ack script answers: it may not be loaded
 
     @classmethod
     def connect(
@@ -88,8 +99,20 @@ class RedisQueueStore:
         """The Redis connection."""
         return self._client
 
+    @property
+    def acks_ordered(self) -> bool:
+        """See `QueueStore.acks_ordered`: the ack script answered, and nothing failed since."""
+        return self._acks_ordered
+
     async def _run(self, name: str, *args: EncodableT) -> Any:
-        return await self._client.run_script(_scripts()[name], self._keys, (self._publish, *args))
+        try:
+            return await self._client.run_script(
+                _scripts()[name], self._keys, (self._publish, *args)
+            )
+        except BackendError:
+            # Perhaps a restart or a failover: the server may have lost its scripts.
+            self._acks_ordered = False
+            raise
 
     async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
         """See `QueueStore.enqueue`: one `enqueue.lua` call."""
@@ -136,6 +159,7 @@ class RedisQueueStore:
         for settlement in settlements:
             args += settlement
         reply: list[int] = await self._run("ack", result_ttl_ms, unknown_limit, *args)
+        self._acks_ordered = True
         return reply
 
     async def extend(

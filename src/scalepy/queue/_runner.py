@@ -251,21 +251,37 @@ class Runner:
         try:
             value = self.queue.serializer.dumps(result)
         except Exception as exc:  # a custom serializer may raise anything
-            # The task ran and its side effects happened: a retry would repeat them.
-            self._counts["failed"] += 1
-            self._failed.record(1, labels)
-            _logger.error(
-                "job %s (%s) ran, but its result cannot be serialized: failed, not retried",
-                claimed.id,
-                claimed.task,
-                exc_info=exc,
-            )
-            cause = (
-                f"SerializationError: task {claimed.task!r} ran, but its result (of type "
-                f"{type(result).__name__}) cannot be serialized, so the job is not retried. "
-            )
-            return (claimed.id, claimed.token, "f", cause + _describe(exc), -1)
+            return self._unstorable(claimed, result, labels, "cannot be serialized", exc)
+        limit = self.queue.max_result_bytes
+        if len(value) > limit:  # written, it would hold the shared connection too long
+            why = f"is {len(value)} bytes serialized, over max_result_bytes ({limit})"
+            return self._unstorable(claimed, result, labels, why, None)
         return (claimed.id, claimed.token, "c", value, 0)
+
+    def _unstorable(
+        self,
+        claimed: Claimed,
+        result: Any,
+        labels: dict[str, str],
+        why: str,
+        exc: Exception | None,
+    ) -> Settlement:
+        """Fail the job for good: its task ran, and a retry would repeat its side effects."""
+        self._counts["failed"] += 1
+        self._failed.record(1, labels)
+        _logger.error(
+            "job %s (%s) ran, but its result %s: failed, not retried",
+            claimed.id,
+            claimed.task,
+            why,
+            exc_info=exc,
+        )
+        cause = (
+            f"SerializationError: task {claimed.task!r} ran, but its result (of type "
+            f"{type(result).__name__}) {why}, so the job is not retried."
+        )
+        detail = "" if exc is None else " " + _describe(exc)
+        return (claimed.id, claimed.token, "f", cause + detail, -1)
 
     def _failure(
         self, claimed: Claimed, task: Task[..., Any], exc: Exception, labels: dict[str, str]

@@ -152,6 +152,17 @@ class QueueStore(Protocol):
         """
         ...
 
+    @property
+    def acks_ordered(self) -> bool:
+        """Whether an `ack` sent now runs before a `claim` sent after it.
+
+        False while the store cannot promise it: a Redis store until its ack
+        script was last answered without a failure since (a server that lost its
+        scripts answers NOSCRIPT and runs the claim pipelined behind it before the
+        resent script). Outcomes are then taken before the next claim is sent.
+        """
+        ...
+
     async def ack(
         self, settlements: Iterable[Settlement], *, result_ttl_ms: int, unknown_limit: int = 0
     ) -> list[int]:

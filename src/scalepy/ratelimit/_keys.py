@@ -76,6 +76,8 @@ IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # A port after an address in a forwarding header, e.g. `203.0.113.7:4711`.
 _PORT = re.compile(r"[0-9]{1,5}")
+# 64:ff9b::/96 (RFC 6052) shifted right by its 32 host bits.
+_NAT64_PREFIX: Final = int(ipaddress.IPv6Address("64:ff9b::")) >> 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +98,9 @@ class ClientIP:
     An IPv6 client is limited by its network of `ipv6_prefix` bits (a /64 by
     default, as Envoy and Cloudflare do): one subscriber usually holds a whole
     /64 and can pick a fresh address from it for every request. IPv4-mapped IPv6
-    addresses (`::ffff:192.0.2.1`) are limited as the IPv4 address.
+    addresses (`::ffff:192.0.2.1`) are limited as the IPv4 address, and so are the
+    transition addresses that carry one: 6to4 (`2002::/16`), Teredo (`2001::/32`)
+    and NAT64's well-known prefix (`64:ff9b::/96`).
 
     Build it with `client_ip()`.
     """
@@ -155,6 +159,8 @@ class ClientIP:
 
     def _key(self, client: IPAddress) -> str:
         """`prefix` + the IPv4 address, or + the IPv6 network of `ipv6_prefix` bits."""
+        if client.version == 6:
+            client = _embedded_ipv4(client) or client
         if client.version == 4 or self.ipv6_prefix == 128:
             return self.prefix + str(client)
         network = ipaddress.IPv6Address(int(client) & self._ipv6_mask)
@@ -279,6 +285,22 @@ def _ip(text: str, version: int | None = None) -> IPAddress | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 host an IPv6 transition address stands for, or `None` for a native one.
+
+    6to4 (`2002::/16`: one IPv4 host holds 65536 /64s), Teredo (`2001::/32`: one
+    server's clients share a /64) and NAT64's well-known prefix (`64:ff9b::/96`:
+    every IPv4 client of an IPv6-only server shares one /64).
+    """
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if int(address) >> 32 == _NAT64_PREFIX:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _forwarded_list(values: list[str]) -> list[str]:

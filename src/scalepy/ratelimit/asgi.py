@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from scalepy.errors import ConfigurationError
+from scalepy.ratelimit._algorithms import check_cost
 from scalepy.ratelimit._decision import Decision, Outcome
 from scalepy.ratelimit._headers import (
     check_policy_names,
@@ -112,7 +113,8 @@ class RateLimitMiddleware:
         exempt: Path prefixes never limited, e.g. `["/health", "/metrics"]`.
         cost: What a request costs (default 1), e.g. more for uploads. A request
             costing more than a policy's burst is answered `413` without asking
-            the limiter.
+            the limiter. A cost that is not a whole number >= 0 (None, a string,
+            NaN, inf, 2.5, a bool) raises `ConfigurationError`, as the limiter does.
         headers: Add `RateLimit-Policy` and `RateLimit` to responses.
         legacy_headers: Add `X-RateLimit-Limit`, `-Remaining` and `-Reset` too.
 
@@ -190,7 +192,7 @@ class RateLimitMiddleware:
             return
         cost = 1
         if self._cost is not None:
-            cost = self._cost(scope)
+            cost = check_cost(self._cost(scope))  # None, "3", inf: refused before comparing
             if cost > rule.burst:  # no wait would ever let it through
                 await _too_large(cost, rule.burst, send)
                 return
