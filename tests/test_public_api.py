@@ -116,3 +116,64 @@ def test_optional_modules_name_their_extra_when_it_is_missing(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert f"pip install 'scalepy[{extra}]'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module_name", "names"),
+    [
+        ("scalepy.cache", ("MemoryCacheStore", "RedisCacheStore")),
+        ("scalepy.ratelimit", ("MemoryRateLimitStore", "RedisRateLimitStore")),
+        ("scalepy.queue", ("MemoryQueueStore", "RedisQueueStore")),
+    ],
+)
+def test_each_primitive_exports_its_store_classes(module_name: str, names: tuple[str, ...]) -> None:
+    """The memory and Redis stores are public names of their primitive's package."""
+    module = importlib.import_module(module_name)
+    assert [] == [name for name in names if name not in module.__all__]
+    assert [] == [name for name in names if not inspect.isclass(getattr(module, name))]
+
+
+def test_a_redis_store_without_the_extra_names_it() -> None:
+    """`scalepy.cache` imports without redis; its Redis store then fails with the pip command."""
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None  # as if not installed\n"
+        "import scalepy.cache\n"
+        "try:\n"
+        "    scalepy.cache.RedisCacheStore\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "pip install 'scalepy[redis]'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("qualified_name", "backend_types"),
+    [
+        ("scalepy.cache.Cache", "str | BackendConfig | RedisClient | CacheStore"),
+        ("scalepy.ratelimit.RateLimiter", "str | BackendConfig | RedisClient | RateLimitStore"),
+        ("scalepy.queue.Queue", "str | BackendConfig | RedisClient"),
+    ],
+)
+def test_every_primitive_takes_a_client_and_defaults_to_memory(
+    qualified_name: str, backend_types: str
+) -> None:
+    """`backend` takes a URL, a config or a `RedisClient` (default `memory://`); `owns_client`."""
+    module_name, _, class_name = qualified_name.rpartition(".")
+    parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name))
+    backend = parameters.parameters["backend"]
+    owns_client = parameters.parameters["owns_client"]
+    assert (backend_types, "memory://") == (backend.annotation, backend.default)
+    assert (inspect.Parameter.KEYWORD_ONLY, False) == (owns_client.kind, owns_client.default)
+
+
+def test_a_redis_client_has_timeout_views() -> None:
+    """`RedisClient.with_timeout(seconds, *, close_parent=False)` is part of the surface."""
+    from scalepy.backends.redis import RedisClient
+
+    parameters = inspect.signature(RedisClient.with_timeout).parameters
+    assert ["self", "seconds", "close_parent"] == list(parameters)
+    assert False is parameters["close_parent"].default

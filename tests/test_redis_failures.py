@@ -53,6 +53,20 @@ async def test_a_later_batch_times_out_at_its_own_deadline(redis_server: RedisSe
         assert 0.3 <= elapsed < 0.3 + MARGIN
 
 
+async def test_a_command_may_carry_its_own_timeout(redis_server: RedisServer) -> None:
+    """A per-command timeout, shorter or longer than the client's, bounds that caller."""
+    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.4") as client:
+        assert b"OK" == await client.execute("SET", "k", "v")
+        redis_server.pause()
+        for timeout in (0.15, 0.6):
+            started = time.monotonic()
+            with pytest.raises(BackendTimeout, match=f"within {timeout} s"):
+                await client._pipeline.submit(("GET", "k"), timeout=timeout)
+            assert timeout <= time.monotonic() - started < timeout + MARGIN / 2
+        redis_server.resume()
+        assert b"v" == await client._pipeline.submit(("GET", "k"), timeout=0.2)
+
+
 async def test_a_frozen_server_times_out_within_the_bound_and_recovers(
     redis_server: RedisServer,
 ) -> None:

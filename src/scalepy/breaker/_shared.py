@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
+from scalepy.backends._resolve import check_namespace, resolve_client
 from scalepy.backends.guard import BackendGuard
 from scalepy.backends.keys import KeySpace
 from scalepy.breaker._state import BreakerState
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
     from redis.typing import EncodableT
 
+    from scalepy.backends import BackendConfig
     from scalepy.backends.redis import RedisClient, Script, Subscription
     from scalepy.breaker._events import StateChange
     from scalepy.breaker._state import BreakerCore
@@ -170,17 +172,20 @@ class RedisSharedState(AsyncCloseable):
     the breaker's `aclose()`) stops them.
 
     Args:
-        client: A `RedisClient`, or a Redis URL (the state then owns its client).
-        namespace: Separates applications sharing one Redis; no braces.
+        client: A `RedisClient` (shared with other primitives), or a Redis URL or
+            config (the state then owns its client).
+        namespace: Separates applications sharing one Redis; non-empty, no braces.
         flush_interval: Seconds between two syncs; > 0.
         stale_after: Seconds after which a replica's flushed window stops counting;
             `3 * flush_interval` if `None`.
         max_backoff: Longest pause, in seconds, between two attempts while Redis is
             down (the pause starts at `flush_interval` and doubles).
-        owns_client: Close `client` in `aclose()`; true when a URL is given.
+        owns_client: Close a given `RedisClient` in `aclose()`; a client built from
+            a URL is always closed.
 
     Raises:
-        ConfigurationError: An option holds a value that is not allowed.
+        ConfigurationError: An option holds a value that is not allowed, or the
+            backend is `memory://`.
 
     Example:
         ```python
@@ -221,7 +226,7 @@ class RedisSharedState(AsyncCloseable):
 
     def __init__(
         self,
-        client: RedisClient | str,
+        client: RedisClient | str | BackendConfig,
         *,
         namespace: str = "default",
         flush_interval: float = 1.0,
@@ -237,13 +242,15 @@ class RedisSharedState(AsyncCloseable):
                 f"stale_after must be a finite number > flush_interval ({flush_interval!r}), "
                 f"got {stale_after!r}"
             )
-        if isinstance(client, str):
-            from scalepy.backends.redis import RedisClient
-
-            client = RedisClient.from_url(client)
-            owns_client = True
-        self._client = client
-        self._owns_client = owns_client
+        check_namespace(namespace)
+        resolved = resolve_client(
+            client, timeout=None, owns_client=owns_client, instrumentation=None
+        )
+        if resolved is None:
+            raise ConfigurationError(
+                "RedisSharedState needs Redis: give a Redis URL or a RedisClient, not memory://"
+            )
+        self._client, self._owns_client = resolved
         self._namespace = KeySpace(f"scalepy:cb:{namespace}")
         self._flush_interval = flush_interval
         self._stale_after = stale_after

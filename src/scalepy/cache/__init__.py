@@ -18,6 +18,9 @@ Importing this package needs only the standard library; a Redis URL needs the
 `redis` extra.
 """
 
+from typing import TYPE_CHECKING
+
+from scalepy._lazy import lazy_exports
 from scalepy.cache._cache import Cache as Cache
 from scalepy.cache._decorator import CachedFunction as CachedFunction
 from scalepy.cache._decorator import CachedManyFunction as CachedManyFunction
@@ -35,5 +38,18 @@ __all__ = (
     "CachedManyFunction",
     "InvalidationChannel",
     "MemoryCacheStore",
+    "RedisCacheStore",
     "SharedCacheStore",
+)
+
+if TYPE_CHECKING:
+    from scalepy.cache._redis import RedisCacheStore as RedisCacheStore
+
+# Needing the redis extra: imported on first use, so this package stays stdlib-only.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RedisCacheStore": "scalepy.cache._redis",
+    },
+    requires="scalepy.backends.redis",
 )

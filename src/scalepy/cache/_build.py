@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from scalepy._validation import check_finite, check_int
-from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
+from scalepy.backends._resolve import resolve_store
 from scalepy.backends.guard import BackendGuard
 from scalepy.cache._codec import Codec
 from scalepy.cache._engine import Engine
@@ -19,6 +18,7 @@ from scalepy.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from scalepy.backends import BackendConfig
+    from scalepy.backends.redis import RedisClient
     from scalepy.cache._flight import Flight
     from scalepy.cache._store import CacheStore
     from scalepy.cache._telemetry import Meter
@@ -33,13 +33,14 @@ MAX_VALUE_BYTES = 512 * 2**20
 
 
 def build_store(
-    backend: str | BackendConfig | CacheStore,
+    backend: str | BackendConfig | RedisClient | CacheStore,
     *,
     namespace: str,
     version: str | int,
     timeout: float,
     lock_ttl: float,
     heartbeat: float,
+    owns_client: bool,
     clock: Clock,
     instrumentation: Instrumentation | None,
 ) -> tuple[CacheStore, bool]:
@@ -48,32 +49,30 @@ def build_store(
     Raises:
         ConfigurationError: A bad namespace, timeout or lock TTL, or an unparsable URL.
     """
-    if not namespace or "{" in namespace or "}" in namespace:
-        raise ConfigurationError(f"namespace must be non-empty, without braces: {namespace!r}")
-    check_finite("timeout", timeout)
     check_finite("lock_ttl", lock_ttl)
-    if isinstance(backend, str):
-        config: BackendConfig = parse_backend_url(backend)
-    elif isinstance(backend, MemoryConfig | RedisConfig | RedisClusterConfig):
-        config = backend
-    else:
-        return backend, False
-    if isinstance(config, MemoryConfig):
-        return MemoryCacheStore(clock=clock), True
-    from scalepy.backends.redis import RedisClient  # the redis extra, only when asked for
-    from scalepy.cache._redis import RedisCacheStore
 
-    client = RedisClient(replace(config, timeout=timeout), instrumentation=instrumentation)
-    store = RedisCacheStore(
-        client,
+    def redis(client: RedisClient, owns: bool) -> CacheStore:
+        from scalepy.cache._redis import RedisCacheStore  # the redis extra, only when asked for
+
+        return RedisCacheStore(
+            client,
+            namespace=namespace,
+            version=version,
+            lock_ttl=lock_ttl,
+            heartbeat=heartbeat,
+            owns_client=owns,
+            instrumentation=instrumentation,
+        )
+
+    return resolve_store(
+        backend,
+        memory=lambda: MemoryCacheStore(clock=clock),
+        redis=redis,
         namespace=namespace,
-        version=version,
-        lock_ttl=lock_ttl,
-        heartbeat=heartbeat,
-        owns_client=True,
+        timeout=timeout,
+        owns_client=owns_client,
         instrumentation=instrumentation,
     )
-    return store, True
 
 
 def local_size(local_max_size: int | None, store: CacheStore, *, owned: bool) -> int:

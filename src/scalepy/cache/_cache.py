@@ -6,6 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
 
 from scalepy._lifecycle import AsyncCloseable
+from scalepy.backends._resolve import DEFAULT_BACKEND
 from scalepy.cache._build import build_engine, build_store, local_size
 from scalepy.cache._decorator import CachedFunction, CachedManyFunction, check_tags
 from scalepy.cache._engine import MISSING
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Concatenate
 
     from scalepy.backends import BackendConfig
+    from scalepy.backends.redis import RedisClient
     from scalepy.cache._store import CacheStore
     from scalepy.clock import Clock
     from scalepy.serializers import Serializer
@@ -41,7 +43,8 @@ class Cache(AsyncCloseable):
 
     Args:
         backend: `"memory://"` (one process), a Redis URL or config (every replica
-            shares the entries), or a `CacheStore`.
+            shares the entries), a `RedisClient` shared with other primitives (the
+            cache runs on a `with_timeout(timeout)` view of it), or a `CacheStore`.
         namespace: Separates this cache's keys from other caches on one Redis; no braces.
         version: Part of every key: bump it to start from an empty cache (O(1)).
         ttl: Default seconds a value stays fresh, when a call does not say.
@@ -65,9 +68,12 @@ class Cache(AsyncCloseable):
         xfetch_beta: Eagerness of probabilistic early refresh; 0 turns it off.
         clock: Time source of the memory store, the L1 and lock waits.
         instrumentation: Where metrics go; the process default if `None`.
+        owns_client: Close a `RedisClient` given as `backend` in `aclose()`; a
+            client built from a URL is always closed, a given one by default not.
 
     Raises:
-        ConfigurationError: An option out of range, or a URL that cannot be parsed.
+        ConfigurationError: An option out of range, a namespace that is empty or
+            holds a brace, or a URL that cannot be parsed.
     """
 
     __slots__ = (
@@ -83,7 +89,7 @@ class Cache(AsyncCloseable):
 
     def __init__(
         self,
-        backend: str | BackendConfig | CacheStore = "memory://",
+        backend: str | BackendConfig | RedisClient | CacheStore = DEFAULT_BACKEND,
         *,
         namespace: str = "default",
         version: str | int = 1,
@@ -101,6 +107,7 @@ class Cache(AsyncCloseable):
         xfetch_beta: float = 1.0,
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
+        owns_client: bool = False,
     ) -> None:
         self.namespace = namespace
         self._clock = clock or MonotonicClock()
@@ -113,6 +120,7 @@ class Cache(AsyncCloseable):
             timeout=timeout,
             lock_ttl=lock_ttl,
             heartbeat=heartbeat,
+            owns_client=owns_client,
             clock=self._clock,
             instrumentation=instrumentation,
         )

@@ -7,11 +7,11 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from scalepy._lifecycle import AsyncResource
 from scalepy._validation import check_finite
-from scalepy.backends import RedisClusterConfig, RedisConfig
+from scalepy.backends._resolve import resolve_client
 from scalepy.clock import MonotonicClock
 from scalepy.errors import ConfigurationError, PoolClosedError
 from scalepy.health import redis_check
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Sequence
     from contextlib import AbstractAsyncContextManager
 
+    from scalepy.backends import RedisClusterConfig, RedisConfig
     from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
     from scalepy.health import Check
@@ -35,9 +36,10 @@ __all__ = ("PoolManager", "RedisTarget")
 
 _logger = logging.getLogger("scalepy.pools")
 
-RedisTarget = str | RedisConfig | RedisClusterConfig
+RedisTarget: TypeAlias = "str | RedisConfig | RedisClusterConfig | RedisClient"
 """A Redis server or cluster: a `redis://`, `rediss://`, `unix://` or
-`redis+cluster://` URL, or its parsed configuration."""
+`redis+cluster://` URL, its parsed configuration, or a `RedisClient` shared with
+other primitives (closed by the manager only with `owns_client=True`)."""
 
 _DEFAULT_REDIS = "default"
 
@@ -65,8 +67,8 @@ class PoolManager(AsyncResource):
     Args:
         postgres: The primary's DSN, or a `PostgresConfig`; `None` for no PostgreSQL.
         postgres_replicas: Read replicas, as DSNs (they take `options`) or configs.
-        redis: A Redis URL or config (then `pools.redis`), or several by name
-            (then `pools.redis_clients[name]`); `None` for no Redis.
+        redis: A Redis URL, config or `RedisClient` (then `pools.redis`), or
+            several by name (then `pools.redis_clients[name]`); `None` for no Redis.
         options: Options of every PostgreSQL pool whose config has none of its own.
         startup_timeout: Seconds `open()` may take, retries included.
         close_timeout: Seconds `close()` waits for lent connections.
@@ -74,6 +76,8 @@ class PoolManager(AsyncResource):
             probes it again (doubling while it keeps failing, up to 30 s).
         clock: Measures connection ages and retry delays; the monotonic clock if `None`.
         instrumentation: Where metrics go; the process default if `None`.
+        owns_client: Close the `RedisClient`s given in `redis` when closing; the
+            clients built from URLs are always closed, given ones by default not.
 
     Raises:
         ConfigurationError: Nothing to manage, replicas without a primary, an
@@ -85,6 +89,7 @@ class PoolManager(AsyncResource):
         "_clock",
         "_close_timeout",
         "_instrumentation",
+        "_owned_redis",
         "_postgres",
         "_redis",
         "_startup_timeout",
@@ -103,6 +108,7 @@ class PoolManager(AsyncResource):
         replica_retry_delay: float = 1.0,
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
+        owns_client: bool = False,
     ) -> None:
         check_finite("startup_timeout", startup_timeout)
         check_finite("close_timeout", close_timeout, inclusive=True)
@@ -120,7 +126,7 @@ class PoolManager(AsyncResource):
             if postgres is None
             else self._cluster(postgres, postgres_replicas, options, replica_retry_delay)
         )
-        self._redis = self._redis_clients(redis)
+        self._redis, self._owned_redis = self._redis_clients(redis, owns_client=owns_client)
 
     @classmethod
     def from_env(
@@ -352,18 +358,24 @@ class PoolManager(AsyncResource):
         )
 
     def _redis_clients(
-        self, redis: RedisTarget | Mapping[str, RedisTarget] | None
-    ) -> Mapping[str, RedisClient]:
+        self, redis: RedisTarget | Mapping[str, RedisTarget] | None, *, owns_client: bool
+    ) -> tuple[Mapping[str, RedisClient], tuple[RedisClient, ...]]:
+        """Every Redis client by name, and those closed with the manager."""
         if redis is None:
-            return {}
-        # Imported here: the redis extra is needed only when Redis is asked for.
-        from scalepy.backends.redis import RedisClient
-
+            redis = {}
         targets = redis if isinstance(redis, Mapping) else {_DEFAULT_REDIS: redis}
-        return {
-            name: RedisClient.from_url(target, instrumentation=self._instrumentation)
-            for name, target in targets.items()
-        }
+        clients: dict[str, RedisClient] = {}
+        owned: list[RedisClient] = []
+        for name, target in targets.items():
+            resolved = resolve_client(
+                target, timeout=None, owns_client=owns_client, instrumentation=self._instrumentation
+            )
+            if resolved is None:
+                raise ConfigurationError("RedisClient needs a Redis URL, got memory://")
+            clients[name] = resolved[0]
+            if resolved[1]:
+                owned.append(resolved[0])
+        return clients, tuple(owned)
 
     # -- opening and closing ------------------------------------------------------------
 
@@ -397,7 +409,7 @@ class PoolManager(AsyncResource):
         await gather_or_cancel(*work)
 
     async def _stop(self, grace: float) -> None:
-        closing = [client.aclose() for client in self._redis.values()]
+        closing = [client.aclose() for client in self._owned_redis]
         if self._postgres is not None:
             closing.append(self._postgres.aclose(grace))
         for result in await asyncio.gather(*closing, return_exceptions=True):

@@ -27,6 +27,9 @@ or, with `Queue("memory://")`, in this process only, with the same semantics and
 workers in the same event loop (tests, scripts, single-process apps).
 """
 
+from typing import TYPE_CHECKING
+
+from scalepy._lazy import lazy_exports
 from scalepy.errors import JobCancelled as JobCancelled
 from scalepy.errors import JobFailed as JobFailed
 from scalepy.errors import JobNotFound as JobNotFound
@@ -38,6 +41,7 @@ from scalepy.queue._job import JobContext as JobContext
 from scalepy.queue._job import JobInfo as JobInfo
 from scalepy.queue._job import JobStatus as JobStatus
 from scalepy.queue._job import current_job as current_job
+from scalepy.queue._memory import MemoryQueueStore as MemoryQueueStore
 from scalepy.queue._periodic import Periodic as Periodic
 from scalepy.queue._queue import Queue as Queue
 from scalepy.queue._queue import QueueStats as QueueStats
@@ -78,13 +82,27 @@ __all__ = (
     "JobInfo",
     "JobNotFound",
     "JobStatus",
+    "MemoryQueueStore",
     "Periodic",
     "Queue",
     "QueueError",
     "QueueStats",
+    "RedisQueueStore",
     "ResultTimeout",
     "Task",
     "Worker",
     "WorkerStatistics",
     "current_job",
+)
+
+if TYPE_CHECKING:
+    from scalepy.queue._redis import RedisQueueStore as RedisQueueStore
+
+# Needing the redis extra: imported on first use, so this package stays stdlib-only.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RedisQueueStore": "scalepy.queue._redis",
+    },
+    requires="scalepy.backends.redis",
 )

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from scalepy._callables import is_async_callable
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._validation import check_finite, check_int
-from scalepy.backends import MemoryConfig, parse_backend_url
+from scalepy.backends import MemoryConfig
+from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_client
 from scalepy.errors import ConfigurationError
 from scalepy.queue._cron import Cron
 from scalepy.queue._health import queue_check
@@ -76,8 +77,9 @@ class Queue(AsyncCloseable):
     (`Worker(queue)`), and the jobs live as long as the `Queue` object.
 
     Args:
-        backend: A `redis://`, `rediss://`, `unix://` or `redis+cluster://` URL,
-            `memory://` for a queue in this process only, or its parsed configuration.
+        backend: A `redis://`, `rediss://`, `unix://` or `redis+cluster://` URL or
+            its parsed configuration, a `RedisClient` shared with other primitives,
+            or `memory://` (the default) for a queue in this process only.
         name: The queue's name; queues with different names share nothing (nor do
             two `memory://` queues, whatever their names).
         serializer: Encodes arguments and results; JSON by default.
@@ -100,6 +102,8 @@ class Queue(AsyncCloseable):
         clock: Where a `memory://` queue reads the time of its delays, leases and
             result TTLs (e.g. a `scalepy.testing.FakeClock`, to move them at will);
             Redis reads its own clock.
+        owns_client: Close a `RedisClient` given as `backend` in `aclose()`; a
+            client built from a URL is always closed, a given one by default not.
 
     Raises:
         ConfigurationError: An unknown backend, or an option out of range.
@@ -138,7 +142,7 @@ class Queue(AsyncCloseable):
 
     def __init__(
         self,
-        backend: str | BackendConfig = "redis://127.0.0.1:6379/0",
+        backend: str | BackendConfig | RedisClient = DEFAULT_BACKEND,
         *,
         name: str = "default",
         serializer: Serializer | None = None,
@@ -150,8 +154,8 @@ class Queue(AsyncCloseable):
         max_result_bytes: int = MAX_RESULT_BYTES,
         instrumentation: Instrumentation | None = None,
         clock: Clock | None = None,
+        owns_client: bool = False,
     ) -> None:
-        config = parse_backend_url(backend) if isinstance(backend, str) else backend
         if not name:
             raise ConfigurationError("a Queue needs a non-empty name")
         check_finite("result_ttl", result_ttl, inclusive=True)
@@ -162,8 +166,6 @@ class Queue(AsyncCloseable):
         if not 1 <= batch_size <= 5000:
             raise ConfigurationError(f"batch_size must be between 1 and 5000, got {batch_size!r}")
         check_int("max_result_bytes", max_result_bytes, maximum=_LARGEST_STRING)
-        self.config: BackendConfig = config
-        """The Redis server or cluster, or `MemoryConfig` for this process."""
         self.name = name
         """The queue's name."""
         self.serializer: Serializer = serializer or JsonSerializer()
@@ -177,22 +179,17 @@ class Queue(AsyncCloseable):
         self.max_result_bytes = max_result_bytes
         """The largest result stored, serialized; a larger one fails its job for good."""
         self._instrumentation = instrumentation or get_default()
-        self._store: QueueStore
-        # Where workers' rate limiters keep their buckets: shared by this
-        # queue's workers, as Redis shares them between processes.
-        self._limit_backend: BackendConfig | MemoryRateLimitStore = config
-        self._client: RedisClient | None = None
-        if isinstance(config, MemoryConfig):
-            from scalepy.ratelimit import MemoryRateLimitStore
-
-            self._store = MemoryQueueStore(clock=clock)
-            # Rate limits pace real work: their buckets refill on the real clock.
-            self._limit_backend = MemoryRateLimitStore()
-        else:
-            from scalepy.queue._redis import RedisQueueStore  # the redis extra, only when built
-
-            store = RedisQueueStore.connect(config, name, instrumentation=self._instrumentation)
-            self._store, self._client = store, store.client
+        self._store, self._client = _build_store(
+            backend, name, clock, owns_client, self._instrumentation
+        )
+        self.config: BackendConfig = MemoryConfig() if self._client is None else self._client.config
+        """The Redis server or cluster, or `MemoryConfig` for this process."""
+        # Where workers' rate limiters keep their buckets: shared by this queue's
+        # workers, as Redis shares them between processes; on Redis, over the
+        # queue's own client. Memory buckets refill on the real clock: they pace real work.
+        self._limit_backend: RedisClient | MemoryRateLimitStore = (
+            self._client or _memory_limit_store()
+        )
         self._results = ResultWaiter(self._store)
         self._result_ttl_ms = round(result_ttl * 1000)
         # 0 tells the claim script to keep dead jobs: a retention under 1 ms is 1 ms.
@@ -204,7 +201,7 @@ class Queue(AsyncCloseable):
 
     @property
     def client(self) -> RedisClient:
-        """The Redis connection the queue owns.
+        """The Redis connection the queue runs on.
 
         Raises:
             ConfigurationError: The queue is a `memory://` one: it has no connection.
@@ -440,9 +437,34 @@ class Queue(AsyncCloseable):
         )
 
     async def aclose(self) -> None:
-        """Stop waiting for results, close the Redis connection (a memory queue keeps its jobs)."""
+        """Stop waiting for results; close the Redis client if owned (memory keeps its jobs)."""
         await self._results.aclose()
         await self._store.aclose()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} {self.config} tasks={len(self._tasks)}>"
+
+
+def _build_store(
+    backend: str | BackendConfig | RedisClient,
+    name: str,
+    clock: Clock | None,
+    owns_client: bool,
+    instrumentation: Instrumentation,
+) -> tuple[QueueStore, RedisClient | None]:
+    """The queue's store, and its Redis client (`None` in memory)."""
+    resolved = resolve_client(
+        backend, timeout=None, owns_client=owns_client, instrumentation=instrumentation
+    )
+    if resolved is None:
+        return MemoryQueueStore(clock=clock), None
+    from scalepy.queue._redis import RedisQueueStore  # the redis extra, only when built
+
+    client, owns = resolved
+    return RedisQueueStore(client, name, owns_client=owns), client
+
+
+def _memory_limit_store() -> MemoryRateLimitStore:
+    from scalepy.ratelimit import MemoryRateLimitStore
+
+    return MemoryRateLimitStore()

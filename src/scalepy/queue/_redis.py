@@ -55,8 +55,9 @@ class RedisQueueStore:
     """Runs one queue's scripts on a `RedisClient`; the only code that knows the keys.
 
     Args:
-        client: The Redis connection; `aclose()` closes it.
+        client: The Redis connection.
         name: The queue's name: its hash tag, so any string works.
+        owns_client: Close `client` in `aclose()`.
     """
 
     __slots__ = (
@@ -64,14 +65,16 @@ class RedisQueueStore:
         "_client",
         "_keys",
         "_name",
+        "_owns_client",
         "_publish",
         "base",
         "channel",
         "wake_key",
     )
 
-    def __init__(self, client: RedisClient, name: str) -> None:
+    def __init__(self, client: RedisClient, name: str, *, owns_client: bool = False) -> None:
         self._client = client
+        self._owns_client = owns_client
         self._name = name
         self.base = _KEYS.key(name)
         self._keys = (self.base,)
@@ -92,7 +95,7 @@ class RedisQueueStore:
         instrumentation: Instrumentation | None = None,
     ) -> RedisQueueStore:
         """Make a store of queue `name` on a new client for `config` (connected on first use)."""
-        return cls(RedisClient(config, instrumentation=instrumentation), name)
+        return cls(RedisClient(config, instrumentation=instrumentation), name, owns_client=True)
 
     @property
     def client(self) -> RedisClient:
@@ -261,8 +264,9 @@ class RedisQueueStore:
         return partial(RedisQueueStore.connect, self._client.config, self._name)
 
     async def aclose(self) -> None:
-        """Close the client."""
-        await self._client.aclose()
+        """Close the client if this store owns it."""
+        if self._owns_client:
+            await self._client.aclose()
 
     def __repr__(self) -> str:
         return f"<RedisQueueStore {self.base!r}>"

@@ -11,6 +11,9 @@ Importing this package needs only the standard library; a Redis URL needs the
 `redis` extra.
 """
 
+from typing import TYPE_CHECKING
+
+from scalepy._lazy import lazy_exports
 from scalepy.errors import CostExceedsBurst as CostExceedsBurst
 from scalepy.errors import RateLimitExceeded as RateLimitExceeded
 from scalepy.ratelimit._decision import Decision as Decision
@@ -54,9 +57,22 @@ __all__ = (
     "RateLimitMiddleware",
     "RateLimitStore",
     "RateLimiter",
+    "RedisRateLimitStore",
     "SlidingWindow",
     "TokenBucket",
     "client_ip",
     "header_key",
     "user_key",
+)
+
+if TYPE_CHECKING:
+    from scalepy.ratelimit._redis import RedisRateLimitStore as RedisRateLimitStore
+
+# Needing the redis extra: imported on first use, so this package stays stdlib-only.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RedisRateLimitStore": "scalepy.ratelimit._redis",
+    },
+    requires="scalepy.backends.redis",
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar, get_args
 
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._validation import check_finite
-from scalepy.backends import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
+from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_store
 from scalepy.backends.guard import BackendGuard
 from scalepy.clock import MonotonicClock
 from scalepy.errors import BackendError, ConfigurationError, CostExceedsBurst, RateLimitExceeded
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from scalepy.backends import BackendConfig
+    from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
     from scalepy.ratelimit._policies import Policy
     from scalepy.ratelimit._store import RateLimitStore
@@ -66,8 +67,10 @@ class RateLimiter(AsyncCloseable):
 
     Args:
         backend: `"memory://"` (one process), a Redis URL or config (every replica),
-            or a `RateLimitStore`.
-        namespace: Separates this limiter's keys from other limiters on one Redis.
+            a `RedisClient` shared with other primitives (the limiter runs on a
+            `with_timeout(timeout)` view of it), or a `RateLimitStore`.
+        namespace: Separates this limiter's keys from other limiters on one Redis;
+            non-empty, no braces.
         timeout: Seconds a Redis decision may take before the failure policy applies.
         on_failure: While the backend is unavailable: `"fail_open"` allows,
             `"fail_closed"` denies, `"local"` decides with an in-process limiter.
@@ -78,11 +81,15 @@ class RateLimiter(AsyncCloseable):
             (seconds) before the backend is asked again: how late a `reset()` made
             on another replica may reach this one.
         clock: Time source for waiting, the local fallback and the denial cache.
-        instrumentation: Where metrics and span events go; the process default if `None`.
+        instrumentation: Where metrics and span events go (and a Redis client built
+            from a URL sends its own); the process default if `None`.
+        owns_client: Close a `RedisClient` given as `backend` in `aclose()`; a
+            client built from a URL is always closed, a given one by default not.
 
     Raises:
         ConfigurationError: An unknown failure policy, a non-positive timeout or
-            `remember_denied_for`, or a backend URL that cannot be parsed.
+            `remember_denied_for`, a namespace that is empty or holds a brace, or a
+            backend URL that cannot be parsed.
 
     Example:
         ```python
@@ -112,7 +119,7 @@ class RateLimiter(AsyncCloseable):
 
     def __init__(
         self,
-        backend: str | BackendConfig | RateLimitStore = "memory://",
+        backend: str | BackendConfig | RedisClient | RateLimitStore = DEFAULT_BACKEND,
         *,
         namespace: str = "default",
         timeout: float = 0.1,
@@ -122,6 +129,7 @@ class RateLimiter(AsyncCloseable):
         remember_denied_for: float = 1.0,
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
+        owns_client: bool = False,
     ) -> None:
         if on_failure not in get_args(FailurePolicy):
             raise ConfigurationError(
@@ -130,11 +138,11 @@ class RateLimiter(AsyncCloseable):
             )
         if remember_denied < 0:
             raise ConfigurationError(f"remember_denied must be >= 0, got {remember_denied}")
-        if not timeout > 0:
-            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
         check_finite("remember_denied_for", remember_denied_for)
         self._clock = clock or MonotonicClock()
-        self._store, self._owns_store = _build_store(backend, namespace, timeout, self._clock)
+        self._store, self._owns_store = _build_store(
+            backend, namespace, timeout, self._clock, owns_client, instrumentation
+        )
         self._fallback = MemoryRateLimitStore(clock=self._clock)
         self._guard = BackendGuard(clock=self._clock, name=f"rate limiter {namespace!r}")
         self._on_failure: FailurePolicy = on_failure
@@ -150,6 +158,11 @@ class RateLimiter(AsyncCloseable):
         self._decisions = self._instrumentation.metric(DECISIONS)
         self._duration = self._instrumentation.metric(DECISION_DURATION)
         self._backend_errors = self._instrumentation.metric(BACKEND_ERRORS)
+
+    @property
+    def store(self) -> RateLimitStore:
+        """The backend store."""
+        return self._store
 
     async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
         """Take `cost` from every policy's quota for `key`, all or nothing.
@@ -368,21 +381,27 @@ class RateLimiter(AsyncCloseable):
 
 
 def _build_store(
-    backend: str | BackendConfig | RateLimitStore, namespace: str, timeout: float, clock: Clock
+    backend: str | BackendConfig | RedisClient | RateLimitStore,
+    namespace: str,
+    timeout: float,
+    clock: Clock,
+    owns_client: bool,
+    instrumentation: Instrumentation | None,
 ) -> tuple[RateLimitStore, bool]:
-    if isinstance(backend, str):
-        config: BackendConfig = parse_backend_url(backend)
-    elif isinstance(backend, MemoryConfig | RedisConfig | RedisClusterConfig):
-        config = backend
-    else:
-        return backend, False
-    if isinstance(config, MemoryConfig):
-        return MemoryRateLimitStore(clock=clock), True
-    from scalepy.backends.redis import RedisClient  # the redis extra, only when asked for
-    from scalepy.ratelimit._redis import RedisRateLimitStore
+    def redis(client: RedisClient, owns: bool) -> RateLimitStore:
+        from scalepy.ratelimit._redis import RedisRateLimitStore  # the redis extra, when asked
 
-    client = RedisClient(replace(config, timeout=timeout))
-    return RedisRateLimitStore(client, namespace=namespace, owns_client=True), True
+        return RedisRateLimitStore(client, namespace=namespace, owns_client=owns)
+
+    return resolve_store(
+        backend,
+        memory=lambda: MemoryRateLimitStore(clock=clock),
+        redis=redis,
+        namespace=namespace,
+        timeout=timeout,
+        owns_client=owns_client,
+        instrumentation=instrumentation,
+    )
 
 
 def _check_policies(policies: tuple[Policy, ...]) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from redis.crc import key_slot
 
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._loop import PerLoop
+from scalepy._validation import check_finite
 from scalepy.backends._url import (
     BackendConfig,
     MemoryConfig,
@@ -75,6 +76,10 @@ class RedisClient(AsyncCloseable):
     Replies are raw RESP2 values: `bytes` for strings and status replies
     (`b"OK"`), `int`, `list` and `None`.
 
+    One client serves every primitive of a process (`Cache(client)`,
+    `RateLimiter(client)`, `Queue(client)`, `RedisSharedState(client)`); each
+    keeps its own timeout through `with_timeout`, a view sharing the connections.
+
     Args:
         config: The server or cluster to talk to (see `parse_backend_url`).
         instrumentation: Where metrics go; the process default when `None`.
@@ -87,7 +92,16 @@ class RedisClient(AsyncCloseable):
         ```
     """
 
-    __slots__ = ("_config", "_is_cluster", "_pipeline", "_redis", "_script_reloads")
+    __slots__ = (
+        "_close_parent",
+        "_config",
+        "_is_cluster",
+        "_parent",
+        "_pipeline",
+        "_redis",
+        "_script_reloads",
+        "_timeout",
+    )
 
     def __init__(
         self,
@@ -96,6 +110,9 @@ class RedisClient(AsyncCloseable):
         instrumentation: Instrumentation | None = None,
     ) -> None:
         self._config = config
+        self._parent: RedisClient | None = None  # set on a `with_timeout` view
+        self._close_parent = False
+        self._timeout: float | None = None  # None: the pipeline's own, `config.timeout`
         self._redis: PerLoop[Redis | RedisCluster] = PerLoop(
             functools.partial(_redis_py_client, config), _close_redis_py, name="scalepy.redis.py"
         )
@@ -154,6 +171,38 @@ class RedisClient(AsyncCloseable):
         """Whether the server is a Redis Cluster."""
         return self._is_cluster
 
+    def with_timeout(self, seconds: float, *, close_parent: bool = False) -> RedisClient:
+        """Return a view of this client whose commands wait at most `seconds`.
+
+        The view shares this client's connections, scripts and instrumentation:
+        it is how primitives sharing one client keep their own timeouts (a cache
+        at 0.1 s, a queue at 1 s) over one connection per server.
+
+        Args:
+            seconds: The view's per-command timeout; a finite number > 0.
+            close_parent: Closing the view closes this client too (for a primitive
+                given the client with `owns_client=True`). By default closing a view
+                releases nothing: the connections belong to this client.
+
+        Returns:
+            The view; its `config.timeout` is `seconds`.
+
+        Raises:
+            ConfigurationError: `seconds` is not a finite number > 0.
+        """
+        check_finite("timeout", seconds)
+        root = self._parent or self
+        view = object.__new__(RedisClient)
+        view._config = replace(root._config, timeout=seconds)
+        view._parent = root
+        view._close_parent = close_parent
+        view._timeout = seconds
+        view._is_cluster = root._is_cluster
+        view._pipeline = root._pipeline
+        view._redis = root._redis
+        view._script_reloads = 0
+        return view
+
     @property
     def redis(self) -> Redis | RedisCluster:
         """A redis-py client for the same server, created on first use and closed with this.
@@ -182,7 +231,7 @@ class RedisClient(AsyncCloseable):
             BackendUnavailable: The server cannot be reached, or the client is closed.
             BackendCommandError: The server rejected the command.
         """
-        return await self._pipeline.submit(command)
+        return await self._pipeline.submit(command, timeout=self._timeout)
 
     async def run_script(
         self,
@@ -208,11 +257,16 @@ class RedisClient(AsyncCloseable):
         """
         if self._is_cluster and len(keys) > 1:
             _check_one_slot(script, keys)
+        timeout = self._timeout
         try:
-            return await self._pipeline.submit(("EVALSHA", script.sha, len(keys), *keys, *args))
+            return await self._pipeline.submit(
+                ("EVALSHA", script.sha, len(keys), *keys, *args), timeout=timeout
+            )
         except ScriptNotLoaded:
-            self._script_reloads += 1
-            return await self._pipeline.submit(("EVAL", script.source, len(keys), *keys, *args))
+            (self._parent or self)._script_reloads += 1
+            return await self._pipeline.submit(
+                ("EVAL", script.source, len(keys), *keys, *args), timeout=timeout
+            )
 
     async def ping(self) -> bool:
         """Return `True` when the server answers PING in time.
@@ -228,18 +282,27 @@ class RedisClient(AsyncCloseable):
         return RedisClientStatistics(
             backend=str(self._config),
             pipeline=self._pipeline.statistics(),
-            script_reloads=self._script_reloads,
+            script_reloads=(self._parent or self)._script_reloads,
         )
 
     async def aclose(self) -> None:
-        """Send what was submitted, wait for the replies (up to the timeout), then close."""
+        """Send what was submitted, wait for the replies (up to the timeout), then close.
+
+        A `with_timeout` view closes nothing of its own: its parent's connections
+        stay open, unless the view was made with `close_parent=True`.
+        """
+        if self._parent is not None:
+            if self._close_parent:
+                await self._parent.aclose()
+            return
         await self._pipeline.aclose()
         await self._redis.aclose()
 
     def __repr__(self) -> str:
         stats = self._pipeline.statistics()
+        view = "" if self._parent is None else f" view timeout={self._timeout}"
         return (
-            f"<RedisClient {self._config} commands={stats.commands} "
+            f"<RedisClient {self._config}{view} commands={stats.commands} "
             f"batches={stats.batches} waiting={stats.waiting}>"
         )
 

@@ -8,14 +8,16 @@ has had its turn to add commands. The flush hands the batch to a dispatcher, whi
 writes it at once on a multiplexed connection (see `_resp.py`); replies settle each
 caller's own future.
 
-Each batch has a deadline: a caller never waits longer than `timeout`, whether its
-command waits for a connection or for a reply. Batches share one timeout, so their
-deadlines come in the order they were opened: one watchdog timer, armed for the
-oldest open deadline, serves them all (a timer per batch would leave thousands of
-stale timers in the event loop's heap at high rates). When a batch expires
-with replies still missing, the dispatcher drops the stalled connections so the
-next command reconnects instead of queueing behind a dead socket. A command whose
-caller already gave up (timed out or cancelled) before the flush is not sent.
+Every command has a deadline: a caller never waits longer than its timeout (the
+pipeline's, or the one given to `submit`), whether its command waits for a
+connection or for a reply. The commands of one tick sharing a timeout share a
+deadline, and deadlines of one timeout come in the order they were opened: a queue
+per timeout, and one watchdog timer armed for the earliest head, serve them all (a
+timer per batch would leave thousands of stale timers in the event loop's heap at
+high rates). When a deadline passes with replies still missing, the dispatcher
+drops the stalled connections so the next command reconnects instead of queueing
+behind a dead socket. A command whose caller already gave up (timed out or
+cancelled) before the flush is not sent.
 """
 
 from __future__ import annotations
@@ -67,12 +69,26 @@ class PipelineStatistics:
 
 
 class _Batch:
-    __slots__ = ("futures", "sent_at", "wires")
+    """The commands of one tick, written together."""
+
+    __slots__ = ("futures", "groups", "sent_at", "wires")
 
     def __init__(self) -> None:
         self.wires: list[bytes] = []
         self.futures: list[asyncio.Future[Any]] = []
+        self.groups: dict[float, _Group] = {}  # by timeout
         self.sent_at: float | None = None
+
+
+class _Group:
+    """The commands of one batch that share a timeout, hence a deadline."""
+
+    __slots__ = ("batch", "futures", "timeout")
+
+    def __init__(self, batch: _Batch, timeout: float) -> None:
+        self.batch = batch
+        self.timeout = timeout
+        self.futures: list[asyncio.Future[Any]] = []
 
 
 class _LoopState:
@@ -84,7 +100,8 @@ class _LoopState:
         self.loop = loop
         self.dispatcher = dispatcher
         self.collecting: _Batch | None = None
-        self.deadlines: deque[tuple[float, _Batch]] = deque()  # oldest first
+        # Per timeout, (deadline, group) oldest first; a queue left empty is removed.
+        self.deadlines: dict[float, deque[tuple[float, _Group]]] = {}
         self.watchdog: asyncio.TimerHandle | None = None
 
 
@@ -135,8 +152,13 @@ class AutoPipeline:
         )
         self._state: _LoopState | None = None  # the last loop's, for the hot path
 
-    def submit(self, command: Command) -> asyncio.Future[Any]:
+    def submit(self, command: Command, *, timeout: float | None = None) -> asyncio.Future[Any]:
         """Queue `command` for the current tick's pipeline.
+
+        Args:
+            command: The command name and its arguments.
+            timeout: Seconds this caller waits for its reply at most; the
+                pipeline's timeout when `None`.
 
         Returns:
             A future settled with the reply, or with a scalepy `BackendError`.
@@ -155,14 +177,17 @@ class AutoPipeline:
         batch = state.collecting
         if batch is None:
             batch = state.collecting = _Batch()
-            deadline = loop.time() + self._timeout
-            state.deadlines.append((deadline, batch))
-            if state.watchdog is None:
-                state.watchdog = loop.call_at(deadline, self._expire_due, state)
             loop.call_soon(self._flush, state)
+        if timeout is None:
+            timeout = self._timeout
+        group = batch.groups.get(timeout)
+        if group is None:
+            group = batch.groups[timeout] = _Group(batch, timeout)
+            self._watch(state, loop.time() + timeout, group)
         future: asyncio.Future[Any] = loop.create_future()
         batch.wires.append(wire)
         batch.futures.append(future)
+        group.futures.append(future)
         return future
 
     def statistics(self) -> PipelineStatistics:
@@ -217,27 +242,43 @@ class AutoPipeline:
         state.dispatcher.dispatch(wires, futures)
         batch.sent_at = state.loop.time()  # not before the writes
 
+    def _watch(self, state: _LoopState, deadline: float, group: _Group) -> None:
+        queue = state.deadlines.get(group.timeout)
+        if queue is None:
+            queue = state.deadlines[group.timeout] = deque()
+        queue.append((deadline, group))
+        watchdog = state.watchdog
+        if watchdog is None or deadline < watchdog.when():
+            if watchdog is not None:
+                watchdog.cancel()
+            state.watchdog = state.loop.call_at(deadline, self._expire_due, state)
+
     def _expire_due(self, state: _LoopState) -> None:
         now = state.loop.time()
         deadlines = state.deadlines
-        while deadlines and deadlines[0][0] <= now:
-            self._expire(state, deadlines.popleft()[1])
+        for timeout, queue in list(deadlines.items()):
+            while queue and queue[0][0] <= now:
+                self._expire(state, queue.popleft()[1])
+            if not queue:
+                del deadlines[timeout]
+        earliest = min((queue[0][0] for queue in deadlines.values()), default=None)
         state.watchdog = (
-            state.loop.call_at(deadlines[0][0], self._expire_due, state) if deadlines else None
+            None if earliest is None else state.loop.call_at(earliest, self._expire_due, state)
         )
 
-    def _expire(self, state: _LoopState, batch: _Batch) -> None:
+    def _expire(self, state: _LoopState, group: _Group) -> None:
         expired = False
-        for future in batch.futures:
+        for future in group.futures:
             if not future.done():
                 expired = True
                 future.set_exception(
-                    BackendTimeout(f"no reply within {self._timeout} s", backend=self._backend)
+                    BackendTimeout(f"no reply within {group.timeout} s", backend=self._backend)
                 )
-        if expired and batch.sent_at is not None:
+        sent_at = group.batch.sent_at
+        if expired and sent_at is not None:
             # A connection still owing a reply sent with this batch (or before) has
             # not answered for a whole timeout: drop it, the next command reconnects.
-            state.dispatcher.abort_stalled(batch.sent_at)
+            state.dispatcher.abort_stalled(sent_at)
 
 
 def fail_batches(
