@@ -14,10 +14,13 @@ connection or for a reply. The commands of one tick sharing a timeout share a
 deadline, and deadlines of one timeout come in the order they were opened: a queue
 per timeout, and one watchdog timer armed for the earliest head, serve them all (a
 timer per batch would leave thousands of stale timers in the event loop's heap at
-high rates). When a deadline passes with replies still missing, the dispatcher
-drops the stalled connections so the next command reconnects instead of queueing
-behind a dead socket. A command whose caller already gave up (timed out or
-cancelled) before the flush is not sent.
+high rates). When a deadline passes with a reply missing, that caller alone gets
+`BackendTimeout`; its reply is discarded when it comes. The dispatcher drops a
+connection only when it has shown no sign of life (see `_resp.py`) for as long as
+every caller still waiting allows: a dead or frozen server, not a slow transfer.
+The next command then reconnects instead of queueing behind a dead socket. A
+command whose caller already gave up (timed out or cancelled) before the flush is
+not sent.
 """
 
 from __future__ import annotations
@@ -46,8 +49,12 @@ class Dispatcher(Protocol):
     def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Send encoded commands now (or as soon as connected); replies settle `futures`."""
 
-    def abort_stalled(self, sent_before: float) -> None:
-        """Drop connections still waiting for a reply sent before loop time `sent_before`."""
+    def abort_stalled(self, silent_since: float) -> None:
+        """Drop connections that owe replies and showed no sign of life after `silent_since`.
+
+        A sign of life is reply bytes arriving, a write backlog draining, or a
+        connection going from idle to busy (loop times).
+        """
 
     def waiting(self) -> int:
         """Commands sent and not yet answered, over every connection."""
@@ -276,9 +283,12 @@ class AutoPipeline:
                 )
         sent_at = group.batch.sent_at
         if expired and sent_at is not None:
-            # A connection still owing a reply sent with this batch (or before) has
-            # not answered for a whole timeout: drop it, the next command reconnects.
-            state.dispatcher.abort_stalled(sent_at)
+            # A connection silent for as long as the most patient caller still waiting
+            # allows (counted like this group's deadline) is dead or frozen: drop it,
+            # the next command reconnects. One that makes progress, however slowly
+            # (a large value on its way), is kept: its late replies are discarded.
+            longest = max(group.timeout, max(state.deadlines, default=0.0))
+            state.dispatcher.abort_stalled(sent_at - (longest - group.timeout))
 
 
 def fail_batches(
