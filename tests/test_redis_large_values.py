@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -103,3 +104,21 @@ async def test_a_frozen_server_is_dropped_during_a_large_write(
         redis_server.resume()
         assert b"v" == await client.execute("GET", "k")
         assert None is await client.execute("GET", "large")  # the cut-off write never landed
+
+
+async def test_a_finished_command_holds_no_memory(redis_url: str, key_prefix: str) -> None:
+    """Neither a command's bytes nor its reply outlive the call, however long its timeout."""
+    value = b"x" * (1 << 20)
+    key = f"{key_prefix}:value"
+    async with RedisClient.from_url(f"{redis_url}?timeout=30") as client:
+        await client.execute("SET", key, value)
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            for _ in range(20):
+                assert b"OK" == await client.execute("SET", key, value)
+                assert len(value) == len(await client.execute("GET", key))
+            after, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert after - before < 4 << 20  # 40 MiB were held until each call's deadline
