@@ -67,6 +67,28 @@ async def test_a_command_may_carry_its_own_timeout(redis_server: RedisServer) ->
         assert b"v" == await client._pipeline.submit(("GET", "k"), timeout=0.2)
 
 
+async def test_a_short_timeout_does_not_cut_off_a_longer_one(redis_server: RedisServer) -> None:
+    """Callers of one tick time out at their own deadlines; the most patient bounds the others."""
+    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.4") as client:
+        assert b"OK" == await client.execute("SET", "k", "v")
+        redis_server.pause()
+        started = time.monotonic()
+        done: dict[float, float] = {}
+
+        async def call(patience: float) -> None:
+            with pytest.raises(BackendTimeout, match=f"within {patience} s"):
+                await client._pipeline.submit(("GET", "k"), timeout=patience)
+            done[patience] = time.monotonic() - started
+
+        await asyncio.gather(call(0.6), call(0.4), call(0.15))
+        assert [0.15, 0.4, 0.6] == sorted(done, key=done.__getitem__)
+        assert all(timeout <= elapsed < timeout + 0.2 for timeout, elapsed in done.items())
+        await asyncio.sleep(0)  # dropped once the most patient caller gave up
+        assert 0 == client.statistics().pipeline.waiting
+        redis_server.resume()
+        assert b"v" == await client.execute("GET", "k")
+
+
 async def test_a_frozen_server_times_out_within_the_bound_and_recovers(
     redis_server: RedisServer,
 ) -> None:

@@ -74,10 +74,10 @@ class ClusterRouter:
         """Commands sent and not yet answered, over every node."""
         return sum(node.waiting() for node in self._nodes.values())
 
-    def abort_stalled(self, sent_before: float) -> None:
-        """Drop every node connection with a reply missing since before `sent_before`."""
+    def abort_stalled(self, silent_since: float) -> None:
+        """Drop every node connection owing replies and silent after `silent_since`."""
         for node in self._nodes.values():
-            node.abort_stalled(sent_before)
+            node.abort_stalled(silent_since)
 
     async def aclose(self, grace: float) -> None:
         """Close every node's connection, giving unanswered commands `grace` seconds."""

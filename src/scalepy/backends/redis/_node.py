@@ -68,13 +68,10 @@ class Node:
         """Commands sent on this node's connection and not yet answered."""
         return 0 if self._connection is None else self._connection.waiting
 
-    def abort_stalled(self, sent_before: float) -> None:
-        """Drop the connection if a reply sent before `sent_before` is still missing."""
+    def abort_stalled(self, silent_since: float) -> None:
+        """Drop the connection if it owes replies and was silent after `silent_since`."""
         connection = self._connection
-        if connection is None:
-            return
-        oldest = connection.oldest_sent_at()
-        if oldest is not None and oldest <= sent_before:
+        if connection is not None and connection.silent_since(silent_since):
             connection.abort()
 
     async def aclose(self, grace: float) -> None:

@@ -14,10 +14,16 @@ connection or for a reply. The commands of one tick sharing a timeout share a
 deadline, and deadlines of one timeout come in the order they were opened: a queue
 per timeout, and one watchdog timer armed for the earliest head, serve them all (a
 timer per batch would leave thousands of stale timers in the event loop's heap at
-high rates). When a deadline passes with replies still missing, the dispatcher
-drops the stalled connections so the next command reconnects instead of queueing
-behind a dead socket. A command whose caller already gave up (timed out or
-cancelled) before the flush is not sent.
+high rates). A batch is dropped once written, and an answered group leaves its
+queue as the next one joins: a finished call holds neither its command's bytes nor
+its reply until its deadline.
+
+When a deadline passes with a reply missing, that caller alone gets `BackendTimeout`;
+its reply is discarded when it comes. The dispatcher drops a connection only when it
+has shown no sign of life (see `_resp.py`) for as long as every caller still waiting
+allows: a dead or frozen server, not a slow transfer. The next command then
+reconnects instead of queueing behind a dead socket. A command whose caller already
+gave up (timed out or cancelled) before the flush is not sent.
 """
 
 from __future__ import annotations
@@ -46,8 +52,12 @@ class Dispatcher(Protocol):
     def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Send encoded commands now (or as soon as connected); replies settle `futures`."""
 
-    def abort_stalled(self, sent_before: float) -> None:
-        """Drop connections still waiting for a reply sent before loop time `sent_before`."""
+    def abort_stalled(self, silent_since: float) -> None:
+        """Drop connections that owe replies and showed no sign of life after `silent_since`.
+
+        A sign of life is reply bytes arriving, a write backlog draining, or a
+        connection going from idle to busy (loop times).
+        """
 
     def waiting(self) -> int:
         """Commands sent and not yet answered, over every connection."""
@@ -69,26 +79,35 @@ class PipelineStatistics:
 
 
 class _Batch:
-    """The commands of one tick, written together."""
+    """The commands of one tick, written together; dropped once written."""
 
-    __slots__ = ("futures", "groups", "sent_at", "wires")
+    __slots__ = ("futures", "groups", "wires")
 
     def __init__(self) -> None:
         self.wires: list[bytes] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.groups: dict[float, _Group] = {}  # by timeout
-        self.sent_at: float | None = None
 
 
 class _Group:
     """The commands of one batch that share a timeout, hence a deadline."""
 
-    __slots__ = ("batch", "futures", "timeout")
+    __slots__ = ("futures", "sent_at", "settled", "timeout")
 
-    def __init__(self, batch: _Batch, timeout: float) -> None:
-        self.batch = batch
+    def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.futures: list[asyncio.Future[Any]] = []
+        self.settled = 0  # how many futures, from the first, are known to be done
+        self.sent_at: float | None = None
+
+    def done(self) -> bool:
+        """Whether every caller has its outcome (each future is looked at once when done)."""
+        futures = self.futures
+        settled, count = self.settled, len(futures)
+        while settled < count and futures[settled].done():
+            settled += 1
+        self.settled = settled
+        return settled == count
 
 
 class _LoopState:
@@ -182,7 +201,7 @@ class AutoPipeline:
             timeout = self._timeout
         group = batch.groups.get(timeout)
         if group is None:
-            group = batch.groups[timeout] = _Group(batch, timeout)
+            group = batch.groups[timeout] = _Group(timeout)
             self._watch(state, loop.time() + timeout, group)
         future: asyncio.Future[Any] = loop.create_future()
         batch.wires.append(wire)
@@ -240,12 +259,18 @@ class AutoPipeline:
         self._batches += 1
         self._batch_sizes.record(len(wires))
         state.dispatcher.dispatch(wires, futures)
-        batch.sent_at = state.loop.time()  # not before the writes
+        sent_at = state.loop.time()  # not before the writes
+        for group in batch.groups.values():
+            group.sent_at = sent_at
 
     def _watch(self, state: _LoopState, deadline: float, group: _Group) -> None:
         queue = state.deadlines.get(group.timeout)
         if queue is None:
             queue = state.deadlines[group.timeout] = deque()
+        # Answered groups leave at once, not at their deadline: each holds its
+        # callers' futures, hence their replies, and the watchdog has less to do.
+        while queue and queue[0][1].done():
+            queue.popleft()
         queue.append((deadline, group))
         watchdog = state.watchdog
         if watchdog is None or deadline < watchdog.when():
@@ -274,11 +299,14 @@ class AutoPipeline:
                 future.set_exception(
                     BackendTimeout(f"no reply within {group.timeout} s", backend=self._backend)
                 )
-        sent_at = group.batch.sent_at
+        sent_at = group.sent_at
         if expired and sent_at is not None:
-            # A connection still owing a reply sent with this batch (or before) has
-            # not answered for a whole timeout: drop it, the next command reconnects.
-            state.dispatcher.abort_stalled(sent_at)
+            # A connection silent for as long as the most patient caller still waiting
+            # allows (counted like this group's deadline) is dead or frozen: drop it,
+            # the next command reconnects. One that makes progress, however slowly
+            # (a large value on its way), is kept: its late replies are discarded.
+            longest = max(group.timeout, max(state.deadlines, default=0.0))
+            state.dispatcher.abort_stalled(sent_at - (longest - group.timeout))
 
 
 def fail_batches(

@@ -4,6 +4,11 @@ Writes never wait for earlier replies (Redis answers in order), so one connectio
 carries every pipeline a process sends to one server, as ioredis and redis-rs do.
 Replies are parsed by hiredis straight from `data_received`: no reader task, no
 extra event-loop hop between the socket and the caller.
+
+A connection tells a dead server from a busy one by its last sign of life: reply
+bytes arriving, a write backlog draining (a large value on its way to the server),
+or going from idle to busy. A caller that gives up leaves its reply to be read and
+discarded in turn, so the connection stays in step and nobody else is disturbed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ if TYPE_CHECKING:
     from scalepy.backends.redis._command import Command
 
 __all__ = ("Endpoint", "RespConnection", "open_connection")
+
+# While a write backlog waits in the transport, how often to look whether it drains.
+_DRAIN_CHECK = 0.01
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,9 +80,14 @@ class RespConnection(asyncio.Protocol):
         self._backend = backend
         self._redirect = redirect
         self._reader = hiredis.Reader()
-        self._waiting: deque[tuple[bytes, asyncio.Future[Any], float]] = deque()
+        self._waiting: deque[tuple[bytes, asyncio.Future[Any]]] = deque()
         self._transport: asyncio.Transport | None = None
         self._lost = False
+        self._loop = asyncio.get_running_loop()
+        self._alive_at = self._loop.time()  # the last sign of life, in loop time
+        self._written = 0  # bytes handed to the transport, ever
+        self._drain_check: asyncio.TimerHandle | None = None  # armed while writing is paused
+        self._sent = 0  # bytes the transport had passed on at the last drain check
 
     @property
     def is_open(self) -> bool:
@@ -87,9 +100,9 @@ class RespConnection(asyncio.Protocol):
         """Commands sent and not yet answered."""
         return len(self._waiting)
 
-    def oldest_sent_at(self) -> float | None:
-        """Loop time at which the oldest unanswered command was sent, if any."""
-        return self._waiting[0][2] if self._waiting else None
+    def silent_since(self, moment: float) -> bool:
+        """Whether replies are owed and no sign of life came after loop time `moment`."""
+        return bool(self._waiting) and self._alive_at <= moment
 
     def send(self, wires: Sequence[bytes], futures: Sequence[asyncio.Future[Any]]) -> None:
         """Write encoded commands at once; their replies will settle `futures`, in order.
@@ -98,11 +111,13 @@ class RespConnection(asyncio.Protocol):
         `encode_command`), so each written command has its future waiting, in order.
         """
         assert self._transport is not None
-        sent_at = asyncio.get_running_loop().time()
         waiting = self._waiting
-        for wire, future in zip(wires, futures, strict=True):
-            waiting.append((wire, future, sent_at))
-        self._transport.write(b"".join(wires))
+        if not waiting:  # idle until now: silence counts from here
+            self._alive_at = self._loop.time()
+        waiting.extend(zip(wires, futures, strict=True))
+        data = b"".join(wires)
+        self._written += len(data)
+        self._transport.write(data)
 
     def abort(self) -> None:
         """Drop the connection now; unanswered commands fail with `BackendUnavailable`."""
@@ -123,10 +138,11 @@ class RespConnection(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self._alive_at = self._loop.time()
         self._reader.feed(data)
         waiting = self._waiting
         while (reply := self._reader.gets()) is not False:
-            wire, future, _ = waiting.popleft()
+            wire, future = waiting.popleft()
             if isinstance(reply, hiredis.ReplyError):
                 message = str(reply)
                 if self._redirect is not None and message.startswith(("MOVED ", "ASK ")):
@@ -136,13 +152,39 @@ class RespConnection(asyncio.Protocol):
             elif not future.done():
                 future.set_result(reply)
 
+    def pause_writing(self) -> None:
+        # A backlog the server reads slowly (a large value) is progress, not a stall:
+        # watch it drain until the transport asks for more again.
+        self._sent = self._written - self._backlog()
+        self._drain_check = self._loop.call_later(_DRAIN_CHECK, self._check_drain)
+
+    def resume_writing(self) -> None:
+        self._alive_at = self._loop.time()
+        self._stop_drain_check()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._stop_drain_check()
         reason = f"connection lost: {exc}" if exc else "connection closed"
         while self._waiting:
-            _, future, _ = self._waiting.popleft()
+            _, future = self._waiting.popleft()
             if not future.done():
                 future.set_exception(BackendUnavailable(reason, backend=self._backend))
+
+    def _backlog(self) -> int:
+        return 0 if self._transport is None else self._transport.get_write_buffer_size()
+
+    def _check_drain(self) -> None:
+        sent = self._written - self._backlog()
+        if sent > self._sent:
+            self._sent = sent
+            self._alive_at = self._loop.time()
+        self._drain_check = self._loop.call_later(_DRAIN_CHECK, self._check_drain)
+
+    def _stop_drain_check(self) -> None:
+        if self._drain_check is not None:
+            self._drain_check.cancel()
+            self._drain_check = None
 
 
 async def open_connection(
