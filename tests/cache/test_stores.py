@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from scalepy.backends.redis import RedisClient
-from scalepy.cache._memory import MemoryCacheStore
-from scalepy.cache._redis import RedisCacheStore
-from scalepy.cache._store import CacheStore, SharedCacheStore
+from scalepy.cache import (
+    Cache,
+    CacheStore,
+    LockingCacheStore,
+    MemoryCacheStore,
+    PubSubCacheStore,
+    RedisCacheStore,
+    SharedCacheStore,
+)
 from scalepy.errors import ConfigurationError
 from scalepy.testing import FakeClock
 from tests.cache.conftest import warp
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SLACK = 0.5  # seconds a Redis TTL may have run down in real time during a test
 
@@ -141,3 +152,61 @@ async def test_memory_store_forgets_expired_tags_as_it_grows() -> None:
     clock.advance(2.0)
     await store.invalidate_tags([f"u{i}" for i in range(10)], 1.0)
     assert 10 == len(store._tags)
+
+
+class CoreOnlyStore:
+    """A shared store offering only the core `CacheStore` operations: no lock, no pub/sub."""
+
+    def __init__(self, inner: CacheStore) -> None:
+        self.inner = inner
+
+    async def get(self, key: str) -> tuple[bytes, float] | None:
+        """Read from the shared store."""
+        return await self.inner.get(key)
+
+    async def set(self, key: str, data: bytes, ttl: float) -> None:
+        """Write to the shared store."""
+        await self.inner.set(key, data, ttl)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Delete from the shared store."""
+        await self.inner.delete(keys)
+
+    async def tag_versions(self, tags: Sequence[str]) -> tuple[int, ...]:
+        """Read tag versions from the shared store."""
+        return await self.inner.tag_versions(tags)
+
+    async def invalidate_tags(self, tags: Sequence[str], keep_for: float) -> None:
+        """Bump tag versions in the shared store."""
+        await self.inner.invalidate_tags(tags, keep_for)
+
+    async def clear(self) -> None:
+        """Clear the shared store."""
+        await self.inner.clear()
+
+    async def aclose(self) -> None:
+        """Nothing held: the inner store is closed by its owner."""
+
+
+async def test_an_l1_in_front_of_a_store_without_pubsub_is_refused(
+    redis_url: str, namespace: str
+) -> None:
+    """A shared store without pub/sub gets no silently incoherent L1; opting in accepts staleness.
+
+    Two caches stand for two processes sharing one Redis through a store with
+    neither lock nor channel: an L1 is refused, and when allowed it serves the
+    old value (bounded by `local_ttl`) after the other process changed it.
+    """
+    async with RedisClient.from_url(redis_url) as client:
+        store = CoreOnlyStore(RedisCacheStore(client, namespace=namespace))
+        assert not isinstance(store, PubSubCacheStore | LockingCacheStore)
+        with pytest.raises(ConfigurationError, match="allow_stale_local"):
+            Cache(store, local_max_size=100)
+        here = Cache(store, local_max_size=100, allow_stale_local=True)
+        there = Cache(CoreOnlyStore(RedisCacheStore(client, namespace=namespace)))
+        await here.set("k", "old")
+        assert "old" == await here.get("k")
+        assert "old" == await here.get("k")  # the second hit is the L1's
+        await there.set("k", "new")
+        assert ("old", "new") == (await here.get("k"), await there.get("k"))
+        await store.clear()
