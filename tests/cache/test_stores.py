@@ -1,4 +1,4 @@
-"""The store contract, run on the memory store, Redis and Redis Cluster."""
+"""The store contract, run on the memory store, Redis and Redis Cluster; each store's own rules."""
 
 from __future__ import annotations
 
@@ -9,93 +9,27 @@ import pytest
 from scalepy.backends.redis import RedisClient
 from scalepy.cache import (
     Cache,
-    CacheStore,
     LockingCacheStore,
     MemoryCacheStore,
     PubSubCacheStore,
     RedisCacheStore,
-    SharedCacheStore,
 )
 from scalepy.errors import ConfigurationError
-from scalepy.testing import FakeClock
-from tests.cache.conftest import warp
+from scalepy.testing import CacheStoreContract, FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-SLACK = 0.5  # seconds a Redis TTL may have run down in real time during a test
+    from scalepy.cache import CacheStore
 
 
-async def test_entries_are_stored_with_their_time_to_live(store: CacheStore) -> None:
-    """A stored entry comes back with what is left of its TTL; set replaces it."""
-    assert await store.get("a") is None
-    await store.set("a", b"one", 10.0)
-    data, left = await store.get("a") or (b"", 0.0)
-    assert b"one" == data
-    assert 10.0 - SLACK <= left <= 10.0
-    await store.set("a", b"two", 20.0)
-    data, left = await store.get("a") or (b"", 0.0)
-    assert (b"two", True) == (data, left > 10.0)
+class TestCacheStores(CacheStoreContract):
+    """The shipped store contract, on the memory store, Redis and Redis Cluster (conftest)."""
 
 
-async def test_entries_expire_after_their_ttl(store: CacheStore, clock: FakeClock) -> None:
-    """Once its TTL has run out an entry is gone."""
-    await store.set("a", b"one", 2.0)
-    await store.set("b", b"two", 5.0)
-    await warp(store, clock, 2.0, ["a", "b"], [])
-    assert await store.get("a") is None
-    assert await store.get("b") is not None
-
-
-async def test_delete_removes_entries(store: CacheStore) -> None:
-    """Deleting removes exactly the named entries; absent ones are ignored."""
-    for key in "abc":
-        await store.set(key, key.encode(), 10.0)
-    await store.delete(["a", "c", "missing"])
-    assert [None, b"b", None] == [(await store.get(key) or (None,))[0] for key in "abc"]
-
-
-async def test_tag_versions_count_invalidations(store: CacheStore) -> None:
-    """A tag starts at version 0 and each invalidation adds one."""
-    assert (0, 0) == await store.tag_versions(["x", "y"])
-    await store.invalidate_tags(["x"], 60.0)
-    await store.invalidate_tags(["x", "y"], 60.0)
-    assert (2, 1, 0) == await store.tag_versions(["x", "y", "z"])
-    assert () == await store.tag_versions([])
-
-
-async def test_tag_versions_are_kept_then_forgotten(store: CacheStore, clock: FakeClock) -> None:
-    """A version lives at least `keep_for`; a shorter later `keep_for` does not cut it."""
-    await store.invalidate_tags(["x"], 10.0)
-    await store.invalidate_tags(["x"], 1.0)
-    await warp(store, clock, 5.0, [], ["x"])
-    assert (2,) == await store.tag_versions(["x"])
-    await warp(store, clock, 5.0, [], ["x"])
-    assert (0,) == await store.tag_versions(["x"])
-
-
-async def test_clear_removes_entries_and_tags(store: CacheStore) -> None:
-    """Clearing empties the store's namespace."""
-    await store.set("a", b"one", 10.0)
-    await store.invalidate_tags(["x"], 10.0)
-    await store.clear()
-    assert (None, (0,)) == (await store.get("a"), await store.tag_versions(["x"]))
-
-
-async def test_shared_stores_lock_per_key(store: CacheStore) -> None:
-    """One holder at a time; only the holder's token releases the lock (not in memory)."""
-    if isinstance(store, MemoryCacheStore):
-        assert not isinstance(store, SharedCacheStore)  # one process: no lock, no channel
-        return
-    assert isinstance(store, SharedCacheStore)
-    token = await store.acquire_lock("a")
-    assert token is not None
-    assert await store.acquire_lock("a") is None
-    assert await store.acquire_lock("b") is not None
-    await store.release_lock("a", "not-the-token")
-    assert await store.acquire_lock("a") is None
-    await store.release_lock("a", token)
-    assert await store.acquire_lock("a") is not None
+def test_memory_store_claims_no_shared_ability() -> None:
+    """One process: the memory store offers no lock and no channel."""
+    assert not isinstance(MemoryCacheStore(), LockingCacheStore | PubSubCacheStore)
 
 
 async def test_redis_layout_shares_one_slot_per_entry(redis_url: str) -> None:
