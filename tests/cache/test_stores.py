@@ -144,3 +144,35 @@ async def test_an_l1_in_front_of_a_store_without_pubsub_is_refused(
         await there.set("k", "new")
         assert ("old", "new") == (await here.get("k"), await there.get("k"))
         await store.clear()
+
+
+class LockOnlyStore(MemoryCacheStore):
+    """A store with the load lock but no invalidation channel; it records who locks."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=FakeClock())
+        self.locked: list[str] = []
+
+    async def acquire_lock(self, key: str) -> str | None:
+        """Take the lock (never contended here)."""
+        self.locked.append(key)
+        return "token"
+
+    async def release_lock(self, key: str, token: str) -> None:
+        """Release the lock."""
+
+
+async def test_a_store_with_only_the_lock_ability_is_locked() -> None:
+    """Each ability counts alone: a store with a lock but no pub/sub gets its lock used."""
+    store = LockOnlyStore()
+    assert (True, False) == (
+        isinstance(store, LockingCacheStore),
+        isinstance(store, PubSubCacheStore),
+    )
+    cache = Cache(store, jitter=0.0, xfetch_beta=0.0)
+
+    async def load() -> str:
+        return "v"
+
+    assert "v" == await cache.get_or_load("k", load)
+    assert ["k"] == store.locked
