@@ -133,6 +133,23 @@ def test_each_primitive_exports_its_store_classes(module_name: str, names: tuple
     assert [] == [name for name in names if not inspect.isclass(getattr(module, name))]
 
 
+def test_cache_store_abilities_are_separate_protocols() -> None:
+    """Each optional ability of a cache store is its own protocol; each store claims its own.
+
+    The memory store has none (one process); the Redis store has the lock and pub/sub.
+    """
+    import scalepy.cache as cache
+
+    abilities = (cache.LockingCacheStore, cache.PubSubCacheStore, cache.SharedCacheStore)
+    assert [True] * 3 == [cache.CacheStore in ability.__mro__ for ability in abilities]
+    assert (False, False, False) == tuple(
+        isinstance(cache.MemoryCacheStore(), ability) for ability in abilities
+    )
+    assert (True, True, True) == tuple(
+        issubclass(cache.RedisCacheStore, ability) for ability in abilities
+    )
+
+
 def test_a_redis_store_without_the_extra_names_it() -> None:
     """`scalepy.cache` imports without redis; its Redis store then fails with the pip command."""
     code = (

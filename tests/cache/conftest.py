@@ -10,10 +10,10 @@ import pytest
 from scalepy.backends.redis import RedisClient
 from scalepy.cache._memory import MemoryCacheStore
 from scalepy.cache._redis import RedisCacheStore
-from scalepy.testing import FakeClock
+from scalepy.testing import Advance, FakeClock
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from scalepy.cache._store import CacheStore
 
@@ -50,8 +50,18 @@ async def store(
         yield RedisCacheStore(client, namespace=namespace, lock_ttl=2.0)
 
 
+@pytest.fixture
+def advance(store: CacheStore, clock: FakeClock) -> Advance:
+    """Move `store`'s time forward (see `warp`), for the store contract."""
+
+    async def advance(seconds: float, keys: Sequence[str], tags: Sequence[str]) -> None:
+        await warp(store, clock, seconds, keys, tags)
+
+    return advance
+
+
 async def warp(
-    store: CacheStore, clock: FakeClock, seconds: float, keys: list[str], tags: list[str]
+    store: CacheStore, clock: FakeClock, seconds: float, keys: Sequence[str], tags: Sequence[str]
 ) -> None:
     """Move `store`'s time forward: the fake clock, or every named Redis key's TTL."""
     if isinstance(store, MemoryCacheStore):
@@ -60,7 +70,7 @@ async def warp(
     assert isinstance(store, RedisCacheStore)
     client = store.client
     step = round(seconds * 1000)
-    for name in [store.key(key) for key in keys] + [store.tag_key(tag) for tag in tags]:
+    for name in [*map(store.key, keys), *map(store.tag_key, tags)]:
         left = await client.execute("PTTL", name)
         if left < 0:
             continue

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendUnavailable, ConfigurationError
-from scalepy.ratelimit import GCRA, FixedWindow, SlidingWindow, TokenBucket
+from scalepy.ratelimit import FixedWindow, SlidingWindow, TokenBucket
 from scalepy.ratelimit._memory import MemoryRateLimitStore
 from scalepy.ratelimit._redis import RedisRateLimitStore
-from scalepy.testing import FakeClock
+from scalepy.testing import FakeClock, RateLimitStoreContract
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from scalepy.ratelimit._decision import PolicyDecision
-    from scalepy.ratelimit._policies import Policy
     from scalepy.ratelimit._store import RateLimitStore
 
 BUCKET = TokenBucket(capacity=3, refill_rate=1.0)
@@ -28,172 +25,37 @@ WINDOW = SlidingWindow(limit=2, window=60)
 FIXED = FixedWindow(limit=2, window=10)
 
 
-@dataclass
-class Backend:
-    """A store under test and the fake clock its decisions read."""
-
-    store: RateLimitStore
-    clock: FakeClock
-
-    async def acquire(
-        self, key: str, *policies: Policy, cost: int = 1
-    ) -> tuple[PolicyDecision, ...]:
-        """Shorthand for `store.acquire`."""
-        return await self.store.acquire(key, policies, cost)
-
-    async def allowed(self, key: str, *policies: Policy, cost: int = 1) -> bool:
-        """Whether the store allows the request (all policies)."""
-        return all(decision.allowed for decision in await self.acquire(key, *policies, cost=cost))
-
-    async def remaining(self, key: str, *policies: Policy) -> list[int]:
-        """Each policy's remaining quota, read with a cost-0 peek."""
-        return [decision.remaining for decision in await self.acquire(key, *policies, cost=0)]
+@pytest.fixture
+def clock() -> FakeClock:
+    """The time every store under test decides on."""
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture(params=["memory", "standalone", "cluster"])
-async def backend(
-    request: pytest.FixtureRequest, redis_url: str, cluster_url: str, key_prefix: str
-) -> AsyncIterator[Backend]:
-    """Every store on a fake clock; the Redis ones get its time through the now_us hook."""
-    clock = FakeClock(1_700_000_000.0)
+async def store(
+    request: pytest.FixtureRequest,
+    clock: FakeClock,
+    redis_url: str,
+    cluster_url: str,
+    key_prefix: str,
+) -> AsyncIterator[RateLimitStore]:
+    """Every store on the fake clock; the Redis ones get its time through the now_us hook."""
     if request.param == "memory":
-        yield Backend(MemoryRateLimitStore(clock=clock), clock)
+        yield MemoryRateLimitStore(clock=clock)
         return
     url = redis_url if request.param == "standalone" else cluster_url
-    store = RedisRateLimitStore(
+    redis_store = RedisRateLimitStore(
         RedisClient.from_url(url),
         namespace=key_prefix,
         owns_client=True,
         now_us=lambda: int(clock.now() * 1_000_000),
     )
-    yield Backend(store, clock)
-    await store.aclose()
+    yield redis_store
+    await redis_store.aclose()
 
 
-async def test_bucket_allows_the_burst_then_refills(backend: Backend) -> None:
-    """Three at once, the fourth waits one second; a second later one more fits."""
-    assert [True, True, True, False] == [await backend.allowed("a", BUCKET) for _ in range(4)]
-    (denied,) = await backend.acquire("a", BUCKET)
-    assert (False, 0, 1.0, 3.0) == (
-        denied.allowed,
-        denied.remaining,
-        denied.retry_after,
-        denied.reset_after,
-    )
-    backend.clock.advance(1.0)
-    assert [True, False] == [await backend.allowed("a", BUCKET) for _ in range(2)]
-
-
-async def test_several_policies_are_all_or_nothing(backend: Backend) -> None:
-    """When the window denies, the bucket keeps its tokens too."""
-    assert [True, True, False, False] == [
-        await backend.allowed("a", BUCKET, WINDOW) for _ in range(4)
-    ]
-    assert [1, 0] == await backend.remaining("a", BUCKET, WINDOW)
-    bucket, window = await backend.acquire("a", BUCKET, WINDOW)
-    assert (True, False) == (bucket.allowed, window.allowed)
-    assert [1] == await backend.remaining("a", BUCKET)
-    assert await backend.allowed("a", BUCKET)
-
-
-async def test_reset_makes_the_quota_whole(backend: Backend) -> None:
-    """After reset the key starts over; reset of unknown state or no policy is harmless."""
-    assert await backend.allowed("a", BUCKET, WINDOW, cost=2)
-    assert [1, 0] == await backend.remaining("a", BUCKET, WINDOW)
-    await backend.store.reset("a", [BUCKET, WINDOW])
-    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
-    await backend.store.reset("never-seen", [BUCKET])
-    await backend.store.reset("a", [])
-
-
-async def test_equal_policies_share_state(backend: Backend) -> None:
-    """A bucket and the GCRA it equals draw from one quota, whatever their names."""
-    twin = GCRA(limit=3, period=3.0, name="twin")
-    assert BUCKET.rule == twin.rule
-    assert await backend.allowed("a", BUCKET, cost=2)
-    assert [1] == await backend.remaining("a", twin)
-    assert await backend.allowed("a", twin)
-    assert not await backend.allowed("a", TokenBucket(3, 1.0, name="named"))
-
-
-async def test_a_policy_given_twice_counts_once(backend: Backend) -> None:
-    """Two equal policies in one call see the same state and take the cost once."""
-    first, second = await backend.acquire("a", BUCKET, BUCKET)
-    assert (2, 2) == (first.remaining, second.remaining)
-    assert [2] == await backend.remaining("a", BUCKET)
-
-
-async def test_keys_are_independent(backend: Backend) -> None:
-    """Using up one key's quota leaves another's whole, including look-alike keys."""
-    assert await backend.allowed("a", BUCKET, cost=3)
-    assert not await backend.allowed("a", BUCKET)
-    for other in ("b", "A", "{a}", "a:", ""):
-        assert [3] == await backend.remaining(other, BUCKET)
-
-
-async def test_cost_zero_peeks_and_costs_above_the_quota_take_nothing(backend: Backend) -> None:
-    """Cost 0 reads; a cost no quota can cover is denied without consuming."""
-    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
-    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
-    decisions = await backend.acquire("a", BUCKET, WINDOW, cost=10**12)
-    assert [False, False] == [decision.allowed for decision in decisions]
-    assert all(decision.retry_after > 0 for decision in decisions)
-    assert [3, 2] == await backend.remaining("a", BUCKET, WINDOW)
-
-
-async def test_window_slides(backend: Backend) -> None:
-    """The previous window's count fades as time passes."""
-    window = SlidingWindow(limit=4, window=10)
-    backend.clock.advance(10 - backend.clock.now() % 10)  # start of a window
-    assert await backend.allowed("a", window, cost=4)
-    (denied,) = await backend.acquire("a", window)
-    assert (False, 12.5) == (denied.allowed, denied.retry_after)  # 4 * (1 - 2.5 / 10) = 3
-    backend.clock.advance(12.5)
-    assert [True, False] == [await backend.allowed("a", window) for _ in range(2)]
-
-
-async def test_fixed_window_counts_until_the_next_window(backend: Backend) -> None:
-    """Two per 10 s window; a denial waits for the next window, which starts whole."""
-    backend.clock.advance(10 - backend.clock.now() % 10 + 4)  # 4 s into a window
-    assert [True, True, False] == [await backend.allowed("a", FIXED) for _ in range(3)]
-    (denied,) = await backend.acquire("a", FIXED)
-    assert (False, 0, 6.0, 6.0) == (
-        denied.allowed,
-        denied.remaining,
-        denied.retry_after,
-        denied.reset_after,
-    )
-    backend.clock.advance(5.5)
-    assert not await backend.allowed("a", FIXED)
-    backend.clock.advance(0.5)
-    assert [True, True, False] == [await backend.allowed("a", FIXED) for _ in range(3)]
-
-
-async def test_fixed_window_is_all_or_nothing_with_the_other_kinds(backend: Backend) -> None:
-    """When the fixed window denies, the bucket and the sliding window keep their quota."""
-    assert await backend.allowed("a", BUCKET, WINDOW, FIXED)
-    assert await backend.allowed("a", FIXED)
-    bucket, window, fixed = await backend.acquire("a", BUCKET, WINDOW, FIXED)
-    assert (True, True, False) == (bucket.allowed, window.allowed, fixed.allowed)
-    assert [2, 1, 0] == await backend.remaining("a", BUCKET, WINDOW, FIXED)
-    decisions = await backend.acquire("a", FIXED, BUCKET, cost=2)
-    assert [False, True] == [decision.allowed for decision in decisions]
-    assert [2] == await backend.remaining("a", BUCKET)
-
-
-async def test_fixed_and_sliding_windows_of_one_size_keep_apart(backend: Backend) -> None:
-    """A fixed and a sliding window with equal limit and length are different policies."""
-    sliding = SlidingWindow(limit=2, window=10)
-    assert FIXED.rule != sliding.rule
-    assert await backend.allowed("a", FIXED, cost=2)
-    assert [2] == await backend.remaining("a", sliding)
-
-
-async def test_bad_calls_are_refused(backend: Backend) -> None:
-    """A negative cost raises ValueError; no policy decides nothing."""
-    with pytest.raises(ValueError, match="cost must be a whole number >= 0"):
-        await backend.acquire("a", BUCKET, cost=-1)
-    assert () == await backend.acquire("a")
+class TestRateLimitStores(RateLimitStoreContract):
+    """The shipped store contract, on the memory store, Redis and Redis Cluster."""
 
 
 # -- memory store ---------------------------------------------------------------------------

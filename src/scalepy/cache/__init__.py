@@ -27,6 +27,8 @@ from scalepy.cache._decorator import CachedManyFunction as CachedManyFunction
 from scalepy.cache._memory import MemoryCacheStore as MemoryCacheStore
 from scalepy.cache._store import CacheStore as CacheStore
 from scalepy.cache._store import InvalidationChannel as InvalidationChannel
+from scalepy.cache._store import LockingCacheStore as LockingCacheStore
+from scalepy.cache._store import PubSubCacheStore as PubSubCacheStore
 from scalepy.cache._store import SharedCacheStore as SharedCacheStore
 from scalepy.cache._telemetry import CacheStatistics as CacheStatistics
 
@@ -37,7 +39,9 @@ __all__ = (
     "CachedFunction",
     "CachedManyFunction",
     "InvalidationChannel",
+    "LockingCacheStore",
     "MemoryCacheStore",
+    "PubSubCacheStore",
     "RedisCacheStore",
     "SharedCacheStore",
 )

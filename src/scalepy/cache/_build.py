@@ -11,7 +11,7 @@ from scalepy.cache._codec import Codec
 from scalepy.cache._engine import Engine
 from scalepy.cache._local import LocalCache
 from scalepy.cache._memory import MemoryCacheStore
-from scalepy.cache._store import SharedCacheStore
+from scalepy.cache._store import LockingCacheStore, PubSubCacheStore
 from scalepy.cache._tier import LocalTier
 from scalepy.cache._writes import Writer
 from scalepy.errors import ConfigurationError
@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from scalepy.serializers import Serializer
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("MAX_VALUE_BYTES", "build_engine", "build_store", "local_size")
+__all__ = (
+    "MAX_VALUE_BYTES",
+    "build_engine",
+    "build_store",
+    "check_coherence",
+    "local_size",
+)
 
 MAX_VALUE_BYTES = 512 * 2**20
 """The largest `max_value_bytes`: the largest string Redis accepts."""
@@ -89,6 +95,26 @@ def local_size(local_max_size: int | None, store: CacheStore, *, owned: bool) ->
     return store.max_entries if owned and isinstance(store, MemoryCacheStore) else 0
 
 
+def check_coherence(store: CacheStore, local_ttl: float) -> None:
+    """Refuse an L1 in front of `store` when nothing would tell it what other processes change.
+
+    The memory store lives in this process, so its L1 sees every change. Any other
+    store may be shared, and without pub/sub (`PubSubCacheStore`) its L1 would
+    serve values other processes changed or invalidated, until `local_ttl` ran out,
+    with nothing saying so: the caller has to accept that (`allow_stale_local`).
+
+    Raises:
+        ConfigurationError: `store` is neither a `MemoryCacheStore` nor a `PubSubCacheStore`.
+    """
+    if not isinstance(store, MemoryCacheStore):
+        raise ConfigurationError(
+            f"{type(store).__name__} has no invalidation channel (it is not a "
+            f"PubSubCacheStore): an L1 in front of it would serve values other processes "
+            f"changed for up to local_ttl={local_ttl} s; pass local_max_size=0, or "
+            f"allow_stale_local=True to accept that"
+        )
+
+
 def build_engine(
     store: CacheStore,
     *,
@@ -99,6 +125,7 @@ def build_engine(
     local_max_size: int,
     local_max_bytes: int,
     local_ttl: float,
+    allow_stale_local: bool,
     lock_wait: float,
     name: str,
     max_value_bytes: int,
@@ -106,8 +133,9 @@ def build_engine(
     """Wire the guard, the L1 tier, the writer and the engine of one cache around `store`.
 
     Raises:
-        ConfigurationError: Negative L1 bounds, a non-positive `local_ttl`, or a
-            `max_value_bytes` that is not an int from 1 to 512 MiB.
+        ConfigurationError: Negative L1 bounds, a non-positive `local_ttl`, a
+            `max_value_bytes` that is not an int from 1 to 512 MiB, or an L1 that
+            could not be kept coherent (see `check_coherence`).
     """
     check_int("max_value_bytes", max_value_bytes, maximum=MAX_VALUE_BYTES)
     if local_max_size < 0 or local_max_bytes < 1:
@@ -116,12 +144,14 @@ def build_engine(
             f"got {local_max_size} and {local_max_bytes}"
         )
     check_finite("local_ttl", local_ttl)
+    pubsub = store if isinstance(store, PubSubCacheStore) else None
+    if local_max_size and pubsub is None and not allow_stale_local:
+        check_coherence(store, local_ttl)
     guard = BackendGuard(clock=clock, name=name)
-    shared = store if isinstance(store, SharedCacheStore) else None
     flights: dict[str, Flight] = {}
     tier = LocalTier(
         LocalCache(local_max_size, local_max_bytes) if local_max_size else None,
-        shared,
+        pubsub,
         ttl=local_ttl,
         clock=clock,
         meter=meter,
@@ -133,7 +163,7 @@ def build_engine(
     )
     return Engine(
         store,
-        shared,
+        store if isinstance(store, LockingCacheStore) else None,
         writer=writer,
         tier=tier,
         flights=flights,

@@ -56,6 +56,10 @@ class Cache(AsyncCloseable):
         local_max_bytes: Estimated memory, in bytes, the L1's values (decoded, with
             their keys and bookkeeping) may take.
         local_ttl: Longest time a value stays in the L1.
+        allow_stale_local: Accept an L1 in front of a store passed as an object that
+            has no invalidation channel (not a `PubSubCacheStore`): values other
+            processes change are then served for up to `local_ttl`. Without it such
+            an L1 raises `ConfigurationError`.
         max_value_bytes: Largest value, serialized, that is stored; a larger one is
             returned to its caller but not cached (counted, logged once per function).
         serializer: How values become bytes; `JsonSerializer()` by default.
@@ -73,7 +77,8 @@ class Cache(AsyncCloseable):
 
     Raises:
         ConfigurationError: An option out of range, a namespace that is empty or
-            holds a brace, or a URL that cannot be parsed.
+            holds a brace, a URL that cannot be parsed, or an L1 in front of a store
+            without an invalidation channel (see `allow_stale_local`).
     """
 
     __slots__ = (
@@ -98,6 +103,7 @@ class Cache(AsyncCloseable):
         local_max_size: int | None = None,
         local_max_bytes: int = 64 * 2**20,
         local_ttl: float = 10.0,
+        allow_stale_local: bool = False,
         max_value_bytes: int = 2**20,
         serializer: Serializer | None = None,
         timeout: float = 0.1,
@@ -133,6 +139,7 @@ class Cache(AsyncCloseable):
             local_max_size=local_size(local_max_size, self._store, owned=self._owns_store),
             local_max_bytes=local_max_bytes,
             local_ttl=local_ttl,
+            allow_stale_local=allow_stale_local,
             lock_wait=lock_ttl,
             name=f"cache {namespace!r}",
             max_value_bytes=max_value_bytes,

@@ -7,7 +7,7 @@ One lookup of a key goes, in order:
 2. the key's in-process flight: concurrent callers of the key share the first
    caller's lookup;
 3. the backend: the entry and its tags' current versions, in one tick;
-4. on a miss, a shared store's load lock: one process loads, the others re-read
+4. on a miss, the store's load lock (a `LockingCacheStore`): one process loads, the others re-read
    with jittered, growing backoff, never longer than `lock_wait`;
 5. the loader, then the write and the lock's release, sent in one pipeline
    (SET first): the call returns once its entry is stored, so an invalidation
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from scalepy.cache._codec import Codec
     from scalepy.cache._entry import Entry
     from scalepy.cache._policy import Policy
-    from scalepy.cache._store import CacheStore, SharedCacheStore
+    from scalepy.cache._store import CacheStore, LockingCacheStore
     from scalepy.cache._telemetry import Meter
     from scalepy.cache._tier import LocalTier
     from scalepy.cache._writes import Prepared, Writer
@@ -98,9 +98,9 @@ class Engine:
     __slots__ = (
         "_codec",
         "_lock_wait",
+        "_locks",
         "_pending",
         "_refreshing",
-        "_shared",
         "_store",
         "clock",
         "flights",
@@ -113,7 +113,7 @@ class Engine:
     def __init__(
         self,
         store: CacheStore,
-        shared: SharedCacheStore | None,
+        locks: LockingCacheStore | None,
         *,
         writer: Writer,
         tier: LocalTier,
@@ -125,7 +125,7 @@ class Engine:
         lock_wait: float,
     ) -> None:
         self._store = store
-        self._shared = shared
+        self._locks = locks
         self.writer = writer
         self.tier = tier
         self.flights = flights
@@ -221,7 +221,7 @@ class Engine:
             self.meter.error()
         else:
             self.meter.miss()
-            if self._shared is not None:
+            if self._locks is not None:
                 waited = await self._lock_or_wait(key, tags, policy)
                 if isinstance(waited, Found):
                     self.writer.keep_found(key, waited, policy, generation)
@@ -344,9 +344,9 @@ class Engine:
             delay = min(delay * 1.5, _MAX_BACKOFF)
 
     async def _try_lock(self, key: str) -> str | _Sentinel | None:
-        assert self._shared is not None
+        assert self._locks is not None
         try:
-            return await self._shared.acquire_lock(key)
+            return await self._locks.acquire_lock(key)
         except BackendError as exc:
             self.writer.failed("lock", exc)
             return UNAVAILABLE
@@ -359,9 +359,9 @@ class Engine:
             task.add_done_callback(self._pending.discard)
 
     async def _release(self, key: str, token: str) -> None:
-        assert self._shared is not None
+        assert self._locks is not None
         try:
-            await self._shared.release_lock(key, token)
+            await self._locks.release_lock(key, token)
         except BackendError as exc:  # the lock expires by itself
             self.writer.failed("unlock", exc)
 
@@ -409,7 +409,7 @@ class Engine:
         if not self.guard.available():
             return
         token: str | None = None
-        if self._shared is not None:
+        if self._locks is not None:
             taken = await self._try_lock(key)
             if not isinstance(taken, str):
                 return  # another process refreshes it, or the backend is failing

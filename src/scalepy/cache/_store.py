@@ -1,10 +1,17 @@
-"""The narrow contracts a cache backend implements.
+"""The narrow contracts a cache backend implements, one per ability.
 
 `CacheStore` is what every backend offers: entries as bytes with a time to live,
-and per-tag version counters. A store that several processes share also offers
-`SharedCacheStore`'s abilities: a short lock so one process computes a missing
-value while the others wait, and a channel that tells every process which
-values to drop from its in-process L1.
+and per-tag version counters. The cache assumes nothing more of a store: unless
+it is the process's own `MemoryCacheStore`, other processes may change it. Each
+further ability is a protocol of its own, so a store cannot claim one it lacks:
+
+- `LockingCacheStore`: a short load lock, so one process computes a missing
+  value while the others wait (without it, every process loads on a miss);
+- `PubSubCacheStore`: a channel telling every process which values to drop from
+  its in-process L1. Without it an L1 in front of a shared store would serve
+  values other processes changed, so the cache refuses one unless told to
+  accept staleness up to `local_ttl` (`allow_stale_local=True`);
+- `SharedCacheStore`: both, as the Redis store offers.
 """
 
 from __future__ import annotations
@@ -16,7 +23,13 @@ if TYPE_CHECKING:
 
     from scalepy.cache._bus import Invalidation
 
-__all__ = ("CacheStore", "InvalidationChannel", "SharedCacheStore")
+__all__ = (
+    "CacheStore",
+    "InvalidationChannel",
+    "LockingCacheStore",
+    "PubSubCacheStore",
+    "SharedCacheStore",
+)
 
 
 class CacheStore(Protocol):
@@ -114,8 +127,8 @@ class InvalidationChannel(Protocol):
 
 
 @runtime_checkable
-class SharedCacheStore(CacheStore, Protocol):
-    """A store shared by several processes: adds a load lock and an invalidation channel."""
+class LockingCacheStore(CacheStore, Protocol):
+    """A store with a load lock per key, so one process loads a missing value at a time."""
 
     async def acquire_lock(self, key: str) -> str | None:
         """Take `key`'s load lock; return a token when taken, `None` when another holds it.
@@ -133,6 +146,11 @@ class SharedCacheStore(CacheStore, Protocol):
         """
         ...
 
+
+@runtime_checkable
+class PubSubCacheStore(CacheStore, Protocol):
+    """A store that carries invalidations to every process, so their L1s stay coherent."""
+
     def invalidation_channel(
         self, on_invalidation: Callable[[Invalidation], None], on_reset: Callable[[], None]
     ) -> InvalidationChannel:
@@ -141,3 +159,8 @@ class SharedCacheStore(CacheStore, Protocol):
         `on_reset` is called when messages may have been lost (a reconnect).
         """
         ...
+
+
+@runtime_checkable
+class SharedCacheStore(LockingCacheStore, PubSubCacheStore, Protocol):
+    """A store shared by several processes with both abilities: a load lock and pub/sub."""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from scalepy.cache._flight import Flight
     from scalepy.cache._local import LocalCache
     from scalepy.cache._policy import Policy
-    from scalepy.cache._store import InvalidationChannel, SharedCacheStore
+    from scalepy.cache._store import InvalidationChannel, PubSubCacheStore
     from scalepy.cache._telemetry import Meter
     from scalepy.clock import Clock
 
@@ -41,7 +41,7 @@ class LocalTier:
 
     Args:
         local: The LRU, or `None` when the L1 is off.
-        shared: The store, when processes share it: its channel carries invalidations
+        pubsub: The store, when it carries invalidations between processes
             (published even with the L1 off, since other processes may have one).
         ttl: Longest time a value stays in the L1.
         flights: The keys being looked up now: an invalidation marks their flights
@@ -61,7 +61,7 @@ class LocalTier:
     def __init__(
         self,
         local: LocalCache | None,
-        shared: SharedCacheStore | None,
+        pubsub: PubSubCacheStore | None,
         *,
         ttl: float,
         clock: Clock,
@@ -74,8 +74,8 @@ class LocalTier:
         self._meter = meter
         self._flights = flights
         self._channel: InvalidationChannel | None = None
-        if shared is not None:
-            self._channel = shared.invalidation_channel(self._apply_remote, self._reset)
+        if pubsub is not None:
+            self._channel = pubsub.invalidation_channel(self._apply_remote, self._reset)
         self._channel_task: asyncio.Task[None] | None = None
 
     @property
