@@ -48,7 +48,7 @@ _QUOTED_ITEM = re.compile(
 )
 # Authorization: Basic dXNlcjpwdw==, X-Api-Key: k, Bearer t (to the end of the line)
 _HEADER = re.compile(
-    rf"(?P<head>(?<![\w-])(?:(?:proxy-)?authorization|{_SECRET_NAMES}|(?:set-)?cookie)"
+    rf"(?P<head>(?<![\w/-])(?:(?:proxy-)?authorization|{_SECRET_NAMES}|(?:set-)?cookie)"
     rf"\s*:\s*(?:(?:basic|bearer|digest|token|negotiate)\s+)?)[^\r\n]+",
     re.IGNORECASE,
 )
