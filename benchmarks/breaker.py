@@ -260,7 +260,7 @@ async def main() -> None:
     shared = None if options.no_redis else RedisSharedState(options.redis_url, owns_client=True)
     closed, closed_baselines = closed_contenders(shared)
     if shared is not None:
-        await shared.start()
+        await shared.open()
     closed_medians = await median_ns_per_call(closed, options.calls, options.rounds)
     if shared is not None:
         await shared.aclose()

@@ -74,7 +74,7 @@ async def test_every_primitive_runs_on_one_connection_per_server(
     @queue.task
     async def noop() -> None: ...
 
-    await shared.start()
+    await shared.open()
     await cache.set("answer", 42)
     assert 42 == await cache.get("answer")
     assert (await limiter.acquire("client", TokenBucket(10, 1.0))).allowed

@@ -42,8 +42,8 @@ async def main() -> None:
     """Replica a's calls fail; replica b, which made no call at all, opens too."""
     namespace = f"example-{uuid.uuid4().hex[:8]}"  # one namespace per application
     a, b = Replica(namespace), Replica(namespace)
-    await a.shared.start()  # at application startup
-    await b.shared.start()
+    await a.shared.open()  # at application startup
+    await b.shared.open()
 
     @a.breaker
     async def query() -> None:

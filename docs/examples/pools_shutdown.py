@@ -29,7 +29,7 @@ async def main() -> None:
     started.clear()
     stuck = asyncio.create_task(request(30))
     await started.wait()
-    closing = asyncio.create_task(pools.close())  # grace: close_timeout, 1 s
+    closing = asyncio.create_task(pools.aclose())  # grace: close_timeout, 1 s
     await asyncio.sleep(0)
 
     try:  # from the first moment of close(), new work is refused

@@ -18,9 +18,10 @@ ScalepyError
 │   └── CostExceedsBurst (ValueError)
 ├── CircuitOpenError
 ├── BulkheadFull
+├── ResourceClosedError (RuntimeError)
 ├── PoolError
 │   ├── PoolTimeoutError (TimeoutError)
-│   └── PoolClosedError
+│   └── PoolClosedError (also ResourceClosedError)
 └── QueueError
     ├── JobFailed
     ├── JobCancelled
@@ -54,6 +55,7 @@ __all__ = (
     "PoolTimeoutError",
     "QueueError",
     "RateLimitExceeded",
+    "ResourceClosedError",
     "ResultTimeout",
     "ScalepyError",
     "SerializationError",
@@ -197,6 +199,21 @@ class BulkheadFull(ScalepyError):
         return f"bulkhead {self.name!r} is full ({self.max_concurrent} calls running)"
 
 
+class ResourceClosedError(ScalepyError, RuntimeError):
+    """The object was closed with `aclose()`; it does not reopen, build a new one.
+
+    Attributes:
+        resource: What was closed, e.g. `"Cache"`.
+    """
+
+    def __init__(self, resource: str) -> None:
+        super().__init__(resource)
+        self.resource = resource
+
+    def __str__(self) -> str:
+        return f"{self.resource} is closed; it does not reopen, build a new one"
+
+
 class PoolError(ScalepyError):
     """A connection pool could not hand out a connection.
 
@@ -226,7 +243,7 @@ class PoolTimeoutError(PoolError, TimeoutError):
         return f"no connection from pool {self.pool!r} within {self.timeout:.3f} s"
 
 
-class PoolClosedError(PoolError):
+class PoolClosedError(PoolError, ResourceClosedError):
     """The pool is closing or closed and refuses new acquires."""
 
     def __str__(self) -> str:

@@ -53,7 +53,7 @@ class Replica:
 
     async def start(self, barrier: Barrier) -> None:
         """Start sharing, sync once (connected), then wait for every process."""
-        await self.shared.start()
+        await self.shared.open()
         await self.sync_when_available()
         await asyncio.to_thread(barrier.wait, 30)
 

@@ -450,7 +450,7 @@ async def test_a_shared_state_serves_one_breaker(redis: RedisClient, namespace: 
     """start() and sync() need a breaker; a second breaker is refused."""
     shared = RedisSharedState(redis, namespace=namespace)
     with pytest.raises(ConfigurationError):
-        await shared.start()
+        await shared.open()
     with pytest.raises(ConfigurationError):
         await shared.sync()
     CircuitBreaker("db", shared=shared)
@@ -467,7 +467,7 @@ async def test_attached_in_a_running_loop_it_starts_at_once(
     shared = RedisSharedState(redis, namespace=namespace)
     breaker = CircuitBreaker("db", shared=shared)
     assert "running" in repr(shared)
-    await shared.start()
+    await shared.open()
     await shared.sync()
     stats = shared.statistics()
     assert SharedStateStatistics(

@@ -230,7 +230,7 @@ async def test_remote_invalidations_reach_the_l1(
     """Messages from other processes drop keys, tagged values or everything; a reset drops all."""
     metrics = RecordingInstrumentation()
     cache = make_cache(shared, clock, local_max_size=10, instrumentation=metrics)
-    await cache.start()
+    await cache.open()
     assert shared.channel is not None
     assert shared.channel.started
     channel = shared.channel

@@ -104,7 +104,7 @@ async def test_opens_and_closes_everything(
         stats = pools.statistics()
         assert stats.postgres is not None
         assert (2, ["default"]) == (stats.postgres.primary.idle, list(stats.redis))
-    await pools.close()
+    await pools.aclose()
 
     assert 0 == await wait_for_backends(postgres_dsn, app_name, 0)
     with pytest.raises(PoolClosedError):
@@ -127,7 +127,7 @@ async def test_close_lets_lent_connections_finish(postgres_dsn: str, app_name: s
 
     task = asyncio.create_task(work())
     await asyncio.sleep(0)
-    closing = asyncio.create_task(pools.close(grace=10))
+    closing = asyncio.create_task(pools.aclose(grace=10))
     await asyncio.sleep(0)
     release.set()
 

@@ -71,7 +71,7 @@ def cache(url: str, token: str) -> Scenario:
         return 2 * number
 
     async def step(number: int) -> None:
-        await shared.start()
+        await shared.open()
         statistics = shared.statistics()
         assert (True, True) == (statistics.backend_available, statistics.local_coherent)
         assert [2 * number, 2 * number] == [await double(number), await double(number)]
@@ -120,7 +120,7 @@ def breaker(url: str, token: str) -> Scenario:
         return number
 
     async def step(number: int) -> None:
-        await shared.start()
+        await shared.open()
         assert number == await call(number)
         await shared.sync()
         assert shared.statistics().syncs >= 1

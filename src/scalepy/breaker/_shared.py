@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource, deprecated
 from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
 from scalepy.backends._resolve import check_namespace, resolve_client
@@ -153,7 +153,7 @@ async def run_sync(
     )
 
 
-class RedisSharedState(AsyncCloseable):
+class RedisSharedState(AsyncResource):
     """Shares one circuit breaker's state with the breakers of the same name elsewhere.
 
     Give it to a breaker as `CircuitBreaker(name, ..., shared=RedisSharedState(url))`.
@@ -191,11 +191,12 @@ class RedisSharedState(AsyncCloseable):
         ```python
         shared = RedisSharedState("redis://localhost:6379/0", flush_interval=1.0)
         breaker = CircuitBreaker("postgres", minimum_calls=20, shared=shared)
-        await shared.start()  # at startup; `await breaker.aclose()` at shutdown
+        await shared.open()  # at startup; `await breaker.aclose()` at shutdown
         ```
     """
 
     __slots__ = (
+        *LIFECYCLE_SLOTS,
         "_adopted",
         "_adopting",
         "_available",
@@ -317,12 +318,21 @@ class RedisSharedState(AsyncCloseable):
         self._start_in_running_loop()
         return self._on_change
 
-    async def start(self) -> None:
+    async def open(self) -> None:
         """Start the sync and the notification tasks in the running loop, if not yet running.
 
         Raises:
             ConfigurationError: Not attached to a breaker yet.
+            ResourceClosedError: The state was closed; it does not reopen.
         """
+        await self._open_once(self._open)
+
+    async def start(self) -> None:
+        """Deprecated alias of `open()`."""
+        deprecated("RedisSharedState.start()", "RedisSharedState.open()")
+        await self.open()
+
+    async def _open(self) -> None:
         if self._core is None:
             raise ConfigurationError("attach the RedisSharedState to a CircuitBreaker first")
         self._start_in_running_loop()
@@ -342,7 +352,7 @@ class RedisSharedState(AsyncCloseable):
         assert self._subscription is not None  # created by attach(), like the core
         self._subscription.start_soon()
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Stop the background tasks, and close the client if this state owns it."""
         task, self._task, self._loop = self._task, None, None
         await cancel_and_wait(task)  # a task of an earlier event loop is not awaited

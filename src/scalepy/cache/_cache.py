@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource, deprecated
 from scalepy.backends._resolve import DEFAULT_BACKEND
 from scalepy.cache._build import build_engine, build_store, local_size
 from scalepy.cache._decorator import CachedFunction, CachedManyFunction, check_tags
@@ -38,7 +38,7 @@ V = TypeVar("V")
 _MANUAL_GET = Policy(ttl=1.0, xfetch_beta=0.0)  # fresh values only, no early refresh
 
 
-class Cache(AsyncCloseable):
+class Cache(AsyncResource):
     """A read-through cache: a decorator, a manual API, an optional in-process L1.
 
     Args:
@@ -82,6 +82,7 @@ class Cache(AsyncCloseable):
     """
 
     __slots__ = (
+        *LIFECYCLE_SLOTS,
         "_clock",
         "_engine",
         "_guard",
@@ -449,15 +450,16 @@ class Cache(AsyncCloseable):
         """
         await self._guard.ping(self._store)
 
-    async def start(self) -> None:
+    async def _open(self) -> None:
         """Start listening for other processes' invalidations (the first lookup also does)."""
         await self._engine.tier.start()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
+    async def start(self) -> None:
+        """Deprecated alias of `open()`."""
+        deprecated("Cache.start()", "Cache.open()")
+        await self.open()
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Stop background work and the invalidation channel; close the store if owned."""
         await self._engine.aclose()
         await self._engine.tier.aclose()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import AsyncResource, deprecated
 from scalepy._validation import check_finite
 from scalepy.clock import MonotonicClock
 from scalepy.errors import ConfigurationError
@@ -41,7 +41,7 @@ _STARTING = HealthReport(status=Status.FAIL, output="starting")
 _DRAINING = HealthReport(status=Status.FAIL, output="draining")
 
 
-class Health(AsyncCloseable):
+class Health(AsyncResource):
     """Liveness, readiness and startup for one service; served by `health.asgi`.
 
     - **Liveness** (`/health/live`) looks at the process alone, never at a
@@ -265,16 +265,17 @@ class Health(AsyncCloseable):
 
     # Life cycle
 
-    async def __aenter__(self) -> Self:
-        self.start()
-        return self
+    async def _open(self) -> None:
+        """Start the event-loop lag monitor (done by `startup()` and `async with`)."""
+        self._monitor.start()
 
     def start(self) -> None:
-        """Start the event-loop lag monitor (done by `startup()` and `async with`).
+        """Deprecated: `await health.open()`; starts the event-loop lag monitor.
 
         Raises:
             RuntimeError: If no event loop is running.
         """
+        deprecated("Health.start()", "await Health.open()")
         self._monitor.start()
 
     async def startup(
@@ -298,8 +299,8 @@ class Health(AsyncCloseable):
         """
         opening = resources_tuple(resources)
         opened: list[object] = []
-        self.start()
         try:
+            await self.open()
             for resource in opening:
                 await open_resource(resource)
                 opened.append(resource)
@@ -419,7 +420,7 @@ class Health(AsyncCloseable):
 
         return lifespan
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Stop the lag monitor and abandon running checks (waiting up to 1 s for them)."""
         await self._monitor.aclose()
         await self._runner.aclose(grace=1.0)

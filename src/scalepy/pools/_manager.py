@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
-from scalepy._lifecycle import AsyncResource
+from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource, deprecated
 from scalepy._validation import check_finite
 from scalepy.backends._resolve import resolve_client
 from scalepy.clock import MonotonicClock
@@ -86,6 +86,7 @@ class PoolManager(AsyncResource):
     """
 
     __slots__ = (
+        *LIFECYCLE_SLOTS,
         "_clock",
         "_close_timeout",
         "_instrumentation",
@@ -219,17 +220,19 @@ class PoolManager(AsyncResource):
     async def open(self) -> None:
         """Open every pool, retrying unreachable servers within `startup_timeout`.
 
-        Opening an open manager does nothing.
+        Opening an open manager does nothing; concurrent calls share one opening.
 
         Raises:
-            PoolClosedError: The manager was closed; it does not reopen.
+            PoolClosedError: The manager was closed (or failed to open); it does not
+                reopen.
             BackendTimeout: The primary or a Redis did not answer within the budget.
             BackendError: The primary refused the credentials or the database.
         """
-        if self._state == "open":
-            return
         if self._state == "closed":
             raise PoolClosedError("PoolManager")
+        await self._open_once(self._open)
+
+    async def _open(self) -> None:
         try:
             await self._start()
         except BaseException:
@@ -239,26 +242,27 @@ class PoolManager(AsyncResource):
         self._state = "open"
 
     async def aclose(self, grace: float | None = None) -> None:
-        """Close everything gracefully; see `close()`.
-
-        Args:
-            grace: Seconds lent connections get to come back; `close_timeout` if `None`.
-        """
-        if self._state == "closed":
-            return
-        self._state = "closed"
-        await self._stop(self._close_timeout if grace is None else grace)
-
-    async def close(self, grace: float | None = None) -> None:
         """Close every pool: refuse new acquires, drain lent connections, then terminate.
 
         Acquires fail with `PoolClosedError` from the start; connections lent out
         get `grace` seconds to come back before they are terminated; Redis
-        clients send what was submitted and close. Closing twice is harmless.
+        clients send what was submitted and close. Closing twice, or concurrently,
+        waits for the one close (the first call's `grace` holds); a cancelled caller
+        leaves the close running.
 
         Args:
             grace: Seconds lent connections get to come back; `close_timeout` if `None`.
         """
+        self._state = "closed"
+        await self._close_once(lambda: self._stop(self._close_timeout if grace is None else grace))
+
+    async def close(self, grace: float | None = None) -> None:
+        """Deprecated alias of `aclose()`.
+
+        Args:
+            grace: Seconds lent connections get to come back; `close_timeout` if `None`.
+        """
+        deprecated("PoolManager.close()", "PoolManager.aclose()")
         await self.aclose(grace)
 
     def lifespan(self, app: object) -> AbstractAsyncContextManager[None]:

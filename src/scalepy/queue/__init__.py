@@ -41,6 +41,7 @@ from scalepy.queue._job import JobContext as JobContext
 from scalepy.queue._job import JobInfo as JobInfo
 from scalepy.queue._job import JobStatus as JobStatus
 from scalepy.queue._job import current_job as current_job
+from scalepy.queue._job import worker_state as worker_state
 from scalepy.queue._memory import MemoryQueueStore as MemoryQueueStore
 from scalepy.queue._periodic import Periodic as Periodic
 from scalepy.queue._queue import Queue as Queue
@@ -93,6 +94,7 @@ __all__ = (
     "Worker",
     "WorkerStatistics",
     "current_job",
+    "worker_state",
 )
 
 if TYPE_CHECKING:

@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from scalepy.queue._queue import Queue
     from scalepy.queue._store import StoredJob
 
-__all__ = ("Job", "JobContext", "JobInfo", "JobStatus", "current_job")
+__all__ = ("Job", "JobContext", "JobInfo", "JobStatus", "current_job", "worker_state")
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class JobStatus(enum.Enum):
@@ -88,6 +89,7 @@ class JobContext:
 
 
 _CURRENT: ContextVar[JobContext] = ContextVar("scalepy.queue.current_job")
+_STATE: ContextVar[object] = ContextVar("scalepy.queue.worker_state")
 
 
 def current_job() -> JobContext:
@@ -97,6 +99,38 @@ def current_job() -> JobContext:
         LookupError: Not called from inside a task run by a `Worker`.
     """
     return _CURRENT.get()
+
+
+def worker_state(kind: type[T]) -> T:
+    """Return what the worker's `startup` hook returned, e.g. an open `PoolManager`.
+
+    ```python
+    async def startup() -> PoolManager:
+        pools = PoolManager(postgres=DSN)
+        await pools.open()
+        return pools
+
+    worker = Worker(queue, startup=startup, shutdown=PoolManager.aclose)
+
+    @queue.task()
+    async def count_users() -> int:
+        return await worker_state(PoolManager).postgres.fetchval("SELECT count(*) FROM users")
+    ```
+
+    Args:
+        kind: The type the state has; checked, so the result is typed.
+
+    Returns:
+        The state, as `kind`.
+
+    Raises:
+        LookupError: Not called from inside a task run by a `Worker` with a `startup` hook.
+        TypeError: The state is not a `kind`.
+    """
+    state = _STATE.get()
+    if not isinstance(state, kind):
+        raise TypeError(f"the worker's state is a {type(state).__name__}, not a {kind.__name__}")
+    return state
 
 
 class Job(Generic[R]):

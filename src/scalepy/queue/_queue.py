@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from scalepy._callables import is_async_callable
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource
 from scalepy._validation import check_finite, check_int
 from scalepy.backends import MemoryConfig
 from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_client
@@ -64,7 +64,7 @@ class QueueStats:
     """In the dead-letter set."""
 
 
-class Queue(AsyncCloseable):
+class Queue(AsyncResource):
     """A named task queue in Redis (or Redis Cluster), shared by producers and workers.
 
     Delivery is at least once: a worker leases each job and renews the lease while
@@ -120,6 +120,7 @@ class Queue(AsyncCloseable):
     """
 
     __slots__ = (
+        *LIFECYCLE_SLOTS,
         "_client",
         "_dead_ttl_ms",
         "_instrumentation",
@@ -436,7 +437,7 @@ class Queue(AsyncCloseable):
             self, name=name, critical=critical, timeout=timeout, warn_queued=warn_queued
         )
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Stop waiting for results; close the Redis client if owned (memory keeps its jobs)."""
         await self._results.aclose()
         await self._store.aclose()

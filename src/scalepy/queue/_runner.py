@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import HeldLeases
-from scalepy.queue._job import _CURRENT, JobContext
+from scalepy.queue._job import _CURRENT, _STATE, JobContext
 from scalepy.queue._telemetry import (
     DEAD_LETTERED,
     FAILED,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ("Runner", "WorkerStatistics")
 
 _logger = logging.getLogger("scalepy.queue")
+_NO_STATE = object()  # no startup hook: worker_state() raises LookupError
 _MAX_ERROR = 4000  # characters of an error (with its traceback) kept on the job
 
 
@@ -115,6 +116,7 @@ class Runner:
         "limiter",
         "queue",
         "running",
+        "state",
     )
 
     def __init__(
@@ -142,6 +144,7 @@ class Runner:
         self.running: dict[str, _Attempt] = {}
         """The attempts running now, by job id."""
         self.limiter: RateLimiter | None = None
+        self.state: object = _NO_STATE  # what the worker's startup hook returned
         """The queue's rate limiter, while the worker runs."""
         self.acks: Acks[_Attempt] = Acks(
             queue._store,
@@ -193,6 +196,8 @@ class Runner:
         started = time.perf_counter()
         settlement: Settlement | None
         try:
+            if self.state is not _NO_STATE:
+                _STATE.set(self.state)
             _CURRENT.set(
                 JobContext(
                     id=claimed.id, task=claimed.task, queue=self.queue.name, attempt=claimed.tries

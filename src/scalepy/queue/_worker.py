@@ -17,7 +17,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import AsyncResource
 from scalepy._validation import check_finite, check_int
 from scalepy.errors import BackendError
 from scalepy.queue._heartbeat import Heartbeat
@@ -27,7 +27,7 @@ from scalepy.queue._telemetry import SENT
 from scalepy.queue._unknown import UnknownTasks
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine
 
     from scalepy.queue._queue import Queue
     from scalepy.queue._runner import WorkerStatistics
@@ -38,7 +38,7 @@ __all__ = ("Worker",)
 _logger = logging.getLogger("scalepy.queue")
 
 
-class Worker(AsyncCloseable):
+class Worker(AsyncResource):
     """Runs a queue's jobs: up to `concurrency` at once, each under a renewed lease.
 
     A job's lease lasts `lease` seconds and a heartbeat renews it every
@@ -54,6 +54,13 @@ class Worker(AsyncCloseable):
     `stop()` (or SIGTERM, with `scalepy worker`) stops claiming, lets running
     jobs finish for up to `grace` seconds, then cancels the rest and hands them
     back to the front of the queue at once, without counting the attempt.
+    `run()` runs in the foreground until then; `async with worker:` (or
+    `await worker.open()`) runs it in a background task, and `aclose()` stops it.
+
+    `startup` runs once before the first claim and `shutdown` once after the
+    last job settled, around each `run()`: the place to open what tasks share
+    (a `PoolManager`). What `startup` returns is the worker's state, which tasks
+    read with `worker_state()` and `shutdown` receives.
 
     A job of a task the worker's queue does not have (a rolling deploy: the
     producers run newer code than this worker) is not run nor counted as an
@@ -77,6 +84,10 @@ class Worker(AsyncCloseable):
             have is due again after the worker put it back.
         unknown_task_limit: Put-backs of such a job (by any worker) before it is
             dead-lettered; with the delay, how long a rolling deploy may take.
+        startup: Awaited before the first claim; its result is the state tasks read
+            with `worker_state()`. If it raises, `run()` raises before claiming.
+        shutdown: Awaited with that state once the worker stopped and its jobs
+            settled (or were handed back), even if a job or the fetch loop failed.
 
     Raises:
         ConfigurationError: An option out of range.
@@ -101,6 +112,8 @@ class Worker(AsyncCloseable):
         instrumentation: Instrumentation | None = None,
         unknown_task_delay: float = 10.0,
         unknown_task_limit: int = 60,
+        startup: Callable[[], Awaitable[object]] | None = None,
+        shutdown: Callable[[Any], Awaitable[object]] | None = None,
     ) -> None:
         check_int("concurrency", concurrency)
         check_finite("unknown_task_delay", unknown_task_delay, inclusive=True)
@@ -136,6 +149,8 @@ class Worker(AsyncCloseable):
         self._active = False
         self._done = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
+        self._startup, self._shutdown = startup, shutdown
+        self._claiming = asyncio.Event()
 
     async def run(self) -> None:
         """Run jobs until `stop()` is called (or this task is cancelled), then shut down.
@@ -147,6 +162,26 @@ class Worker(AsyncCloseable):
             raise RuntimeError(f"{self!r} is running already")
         self._active, self._stopping = True, False
         self._done.clear()
+        try:
+            state = None if self._startup is None else await self._startup()
+        except BaseException:
+            self._active = False
+            self._done.set()
+            raise
+        if self._startup is not None:
+            self._runner.state = state
+        try:
+            await self._claim()
+        finally:
+            try:
+                if self._shutdown is not None:
+                    await self._shutdown(state)
+            finally:
+                self._active = False
+                self._claiming.clear()
+                self._done.set()
+
+    async def _claim(self) -> None:
         loop = asyncio.get_running_loop()
         heartbeat = Heartbeat(
             self._store,
@@ -175,6 +210,7 @@ class Worker(AsyncCloseable):
         ]
         if self.stats_interval is not None:
             chores.append(loop.create_task(self._record_depth(self.stats_interval)))
+        self._claiming.set()
         try:
             await self._fetch()
         finally:
@@ -186,8 +222,6 @@ class Worker(AsyncCloseable):
             if self._runner.limiter is not None:
                 await self._runner.limiter.aclose()
                 self._runner.limiter = None
-            self._active = False
-            self._done.set()
 
     async def stop(self) -> None:
         """Stop claiming, hand unfinished jobs back (after `grace`), and wait for `run()`."""
@@ -199,17 +233,29 @@ class Worker(AsyncCloseable):
             self._idle_task.cancel()
         await self._done.wait()
 
-    async def aclose(self) -> None:
-        """Stop the worker (see `stop()`) and wait for the task `async with` started."""
+    async def _open(self) -> None:
+        """Start `run()` in a background task; return once it claims (`startup` done).
+
+        Raises:
+            Exception: What `startup` raised.
+        """
+        background = asyncio.get_running_loop().create_task(self.run())
+        self._background = background
+        claiming = asyncio.ensure_future(self._claiming.wait())
+        try:
+            await asyncio.wait((background, claiming), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            claiming.cancel()
+        if background.done():
+            self._background = None
+            background.result()  # raises what startup raised
+
+    async def _aclose(self) -> None:
+        """Stop the worker (see `stop()`) and wait for the task `open()` started."""
         await self.stop()
         background, self._background = self._background, None
         if background is not None:
             await background
-
-    async def __aenter__(self) -> Worker:
-        """Start `run()` in a background task; leaving the block stops it."""
-        self._background = asyncio.get_running_loop().create_task(self.run())
-        return self
 
     def statistics(self) -> WorkerStatistics:
         """Return a snapshot of the worker's counters."""

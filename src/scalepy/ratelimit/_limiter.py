@@ -7,7 +7,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar, get_args
 
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource
 from scalepy._validation import check_finite
 from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_store
 from scalepy.backends.guard import BackendGuard
@@ -62,7 +62,7 @@ BACKEND_ERRORS = Metric(
 _RESULT_LABELS = {outcome: {"result": outcome.value} for outcome in Outcome}
 
 
-class RateLimiter(AsyncCloseable):
+class RateLimiter(AsyncResource):
     """Decides requests against one or more policies, shared by every replica via Redis.
 
     Args:
@@ -101,6 +101,7 @@ class RateLimiter(AsyncCloseable):
     """
 
     __slots__ = (
+        *LIFECYCLE_SLOTS,
         "_backend_errors",
         "_clock",
         "_decisions",
@@ -298,7 +299,7 @@ class RateLimiter(AsyncCloseable):
         """
         await self._guard.ping(self._store)
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Close the backend if this limiter created it."""
         if self._owns_store:
             await self._store.aclose()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.crc import key_slot
 
-from scalepy._lifecycle import AsyncCloseable
+from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource
 from scalepy._loop import PerLoop
 from scalepy._validation import check_finite
 from scalepy.backends._url import (
@@ -61,7 +61,7 @@ class RedisClientStatistics:
     """Scripts resent because the server had lost them (NOSCRIPT)."""
 
 
-class RedisClient(AsyncCloseable):
+class RedisClient(AsyncResource):
     """Redis with automatic pipelining, bounded timeouts and self-healing Lua scripts.
 
     Commands issued concurrently within one event-loop tick reach Redis as one
@@ -71,7 +71,9 @@ class RedisClient(AsyncCloseable):
     `BackendUnavailable` or `BackendCommandError`. A lost connection is reopened
     by the next command. Its connections belong to the running event loop: used
     from another loop (a second `asyncio.run()`, a test's loop), it connects again
-    there, and the earlier loop's connections close on that loop.
+    there, and the earlier loop's connections close on that loop. So `open()`
+    does nothing (commands connect; `ping()` is the startup check) and `aclose()`
+    closes once, however often or concurrently it is called.
 
     Replies are raw RESP2 values: `bytes` for strings and status replies
     (`b"OK"`), `int`, `list` and `None`.
@@ -93,6 +95,7 @@ class RedisClient(AsyncCloseable):
     """
 
     __slots__ = (
+        *LIFECYCLE_SLOTS,
         "_close_parent",
         "_config",
         "_is_cluster",
@@ -285,7 +288,7 @@ class RedisClient(AsyncCloseable):
             script_reloads=(self._parent or self)._script_reloads,
         )
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Send what was submitted, wait for the replies (up to the timeout), then close.
 
         A `with_timeout` view closes nothing of its own: its parent's connections
