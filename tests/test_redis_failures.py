@@ -61,10 +61,10 @@ async def test_a_command_may_carry_its_own_timeout(redis_server: RedisServer) ->
         for timeout in (0.15, 0.6):
             started = time.monotonic()
             with pytest.raises(BackendTimeout, match=f"within {timeout} s"):
-                await client._pipeline.submit(("GET", "k"), timeout=timeout)
+                await client.with_timeout(timeout).execute("GET", "k")
             assert timeout <= time.monotonic() - started < timeout + MARGIN / 2
         redis_server.resume()
-        assert b"v" == await client._pipeline.submit(("GET", "k"), timeout=0.2)
+        assert b"v" == await client.with_timeout(0.2).execute("GET", "k")
 
 
 async def test_a_short_timeout_does_not_cut_off_a_longer_one(redis_server: RedisServer) -> None:
@@ -77,7 +77,7 @@ async def test_a_short_timeout_does_not_cut_off_a_longer_one(redis_server: Redis
 
         async def call(patience: float) -> None:
             with pytest.raises(BackendTimeout, match=f"within {patience} s"):
-                await client._pipeline.submit(("GET", "k"), timeout=patience)
+                await client.with_timeout(patience).execute("GET", "k")
             done[patience] = time.monotonic() - started
 
         await asyncio.gather(call(0.6), call(0.4), call(0.15))

@@ -62,7 +62,7 @@ async def test_a_large_write_cuts_nobody_off(url: str, key_prefix: str) -> None:
     async with RedisClient.from_url(url) as client:
         key = f"{key_prefix}:large"
         connection = await _connection_id(client)
-        write = client._pipeline.submit(("SET", key, LARGE), timeout=LARGE_TIMEOUT)
+        write = client.with_timeout(LARGE_TIMEOUT).execute("SET", key, LARGE)
         reply, small = await _alongside(client, write, key_prefix)
         assert b"OK" == reply
         assert set() == {type(result) for result in small} - {bytes, BackendTimeout}
@@ -77,9 +77,9 @@ async def test_a_large_reply_cuts_nobody_off(url: str, key_prefix: str) -> None:
     """While a 60 MiB GET reply travels, small commands succeed or time out alone."""
     async with RedisClient.from_url(url) as client:
         key = f"{key_prefix}:large"
-        await client._pipeline.submit(("SET", key, LARGE), timeout=LARGE_TIMEOUT)
+        await client.with_timeout(LARGE_TIMEOUT).execute("SET", key, LARGE)
         connection = await _connection_id(client)
-        read = client._pipeline.submit(("GET", key), timeout=LARGE_TIMEOUT)
+        read = client.with_timeout(LARGE_TIMEOUT).execute("GET", key)
         reply, small = await _alongside(client, read, key_prefix)
         assert len(LARGE) == len(reply)
         assert set() == {type(result) for result in small} - {bytes, BackendTimeout}
