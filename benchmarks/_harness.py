@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 
 Operation = Callable[[], Awaitable[object]]
+
+
+def redis_options(doc: str, *, seconds: float) -> argparse.ArgumentParser:
+    """The options of a benchmark against one Redis: `--url`, `--seconds`, `--rounds`.
+
+    Args:
+        doc: The benchmark's module docstring; its first line describes it.
+        seconds: The default length of one measurement.
+
+    Returns:
+        A parser the benchmark may add its own options to.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser
 
 
 async def throughput(operation: Operation, tasks: int, seconds: float) -> float:

@@ -34,7 +34,6 @@ included; the raw GET is not a peer).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import uuid
@@ -46,7 +45,7 @@ from aiocache import RedisCache, SimpleMemoryCache, cached
 from cashews import Cache as CashewsCache
 from redis.asyncio import Redis
 
-from _harness import Operation, median_throughputs
+from _harness import Operation, median_throughputs, redis_options
 from scalepy.backends import parse_backend_url
 from scalepy.backends.redis import RedisClient
 
@@ -157,10 +156,7 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = redis_options(__doc__, seconds=1.0)
     parser.add_argument(
         "--only", action="append", default=[], metavar="NAME", help="contenders named so"
     )

@@ -15,13 +15,12 @@ command connections, then pub/sub ones (the shared breaker's subscription).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from _harness import Operation, median_throughputs
+from _harness import Operation, median_throughputs, redis_options
 from scalepy.backends.redis import RedisClient
 from scalepy.breaker import CircuitBreaker, RedisSharedState
 from scalepy.cache import Cache
@@ -79,10 +78,7 @@ async def connections(url: str, name: str) -> tuple[int, int]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = redis_options(__doc__, seconds=2.0)
     options = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     one, four = f"bench-one-{run}", f"bench-four-{run}"

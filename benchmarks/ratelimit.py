@@ -14,7 +14,6 @@ without pipelining.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import uuid
 
@@ -27,17 +26,14 @@ from limits.aio.strategies import (
 from limits.storage import storage_from_string
 from redis.asyncio import Redis
 
-from _harness import Operation, median_throughputs
+from _harness import Operation, median_throughputs, redis_options
 from scalepy.ratelimit import GCRA, FixedWindow, RateLimiter, TokenBucket
 
 HUGE = 1_000_000  # requests per second: never limited during the run
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = redis_options(__doc__, seconds=2.0)
     options = parser.parse_args()
     run = uuid.uuid4().hex[:8]
 

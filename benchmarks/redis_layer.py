@@ -12,12 +12,11 @@ so both are measured on the same server, in the same run, under the same load.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 from redis.asyncio import Redis
 
-from _harness import Operation, median_throughputs
+from _harness import Operation, median_throughputs, redis_options
 from scalepy.backends.redis import RedisClient, Script
 
 KEY = "scalepy:bench:{redis_layer}:key"
@@ -25,10 +24,7 @@ SCRIPT = Script("bench", "return redis.call('GET', KEYS[1])")
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = redis_options(__doc__, seconds=2.0)
     options = parser.parse_args()
 
     plain = Redis.from_url(options.url, max_connections=100)
