@@ -347,6 +347,15 @@ async def test_a_cost_above_the_burst_raises_a_typed_denial(
     assert 0 == store.calls
 
 
+async def test_a_cost_above_several_bursts_names_the_strictest() -> None:
+    """With bursts 5 and 3, a cost of 6 is refused naming 3, whatever the policies' order."""
+    loose = TokenBucket(capacity=5, refill_rate=1.0)
+    limiter = RateLimiter(clock=FakeClock())
+    with pytest.raises(CostExceedsBurst) as raised:
+        await limiter.acquire("k", loose, BURST, cost=6)
+    assert 3 == raised.value.burst
+
+
 async def test_a_fixed_window_decides_with_the_other_kinds() -> None:
     """Its limit is its burst, it denies until the window ends and never eats others' quota."""
     minute = FixedWindow(limit=2, window=60)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar, get_args
 
 from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_int
 from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_store
 from scalepy.backends.guard import BackendGuard
 from scalepy.clock import MonotonicClock
@@ -137,8 +137,7 @@ class RateLimiter(AsyncResource):
                 f"on_failure must be one of {', '.join(get_args(FailurePolicy))}, "
                 f"got {on_failure!r}"
             )
-        if remember_denied < 0:
-            raise ConfigurationError(f"remember_denied must be >= 0, got {remember_denied}")
+        check_int("remember_denied", remember_denied, minimum=0)
         check_finite("remember_denied_for", remember_denied_for)
         self._clock = clock or MonotonicClock()
         self._store, self._owns_store = _build_store(
@@ -416,7 +415,7 @@ def _check_cost(key: object, policies: tuple[Policy, ...], cost: object) -> int:
     Raises:
         ConfigurationError: `key` is not a string (a key function that returned
             None), no policy, or `cost` is not a whole number >= 0.
-        CostExceedsBurst: `cost` is above a policy's burst.
+        CostExceedsBurst: `cost` is above a policy's burst (the smallest is named).
     """
     if not isinstance(key, str):  # checked here, or the Redis store fails deep inside
         raise ConfigurationError(
@@ -425,8 +424,7 @@ def _check_cost(key: object, policies: tuple[Policy, ...], cost: object) -> int:
         )
     _check_policies(policies)
     checked = check_cost(cost)
-    for policy in policies:
-        burst = policy.rule.max_cost
-        if checked > burst:
-            raise CostExceedsBurst(key, checked, burst)
+    burst = min(policy.rule.max_cost for policy in policies)  # the strictest names the limit
+    if checked > burst:
+        raise CostExceedsBurst(key, checked, burst)
     return checked
