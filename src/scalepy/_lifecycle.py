@@ -102,7 +102,7 @@ class AsyncResource(AsyncCloseable):
             raise ResourceClosedError(type(self).__name__)
         opening: asyncio.Future[None] | None = getattr(self, "_lifecycle_opening", None)
         if opening is None or (opening.done() and _stale(opening)):
-            opening = asyncio.ensure_future(_call(opener))
+            opening = asyncio.ensure_future(opener())
             opening.add_done_callback(_retrieve)
             _remember(self, "_lifecycle_opening", opening)
         await asyncio.shield(opening)
@@ -117,10 +117,6 @@ class AsyncResource(AsyncCloseable):
     async def __aenter__(self) -> Self:
         await self.open()
         return self
-
-
-async def _call(function: Callable[[], Awaitable[None]]) -> None:
-    await function()
 
 
 def _remember(owner: AsyncCloseable, name: str, future: asyncio.Future[None]) -> None:

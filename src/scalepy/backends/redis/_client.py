@@ -203,7 +203,6 @@ class RedisClient(AsyncResource):
         view._is_cluster = root._is_cluster
         view._pipeline = root._pipeline
         view._redis = root._redis
-        view._script_reloads = 0
         return view
 
     @property
