@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ("MASK", "mask_url", "redact")
+__all__ = ("MASK", "mask_url", "redact", "split_userinfo")
 
 MASK = "***"
 """What a masked secret is replaced with."""
@@ -57,10 +57,23 @@ _BEARER = re.compile(r"(?P<head>\bbearer\s+)[^\s\"']+", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*")
 
 
+def split_userinfo(rest: str) -> tuple[str, str]:
+    """Split what follows `scheme://` into the user info and the rest, at the last `@`.
+
+    The last `@`, not the first `/`: a password holding a raw `/`, `?` or `#` is
+    still taken whole (and masked whole by `mask_url`).
+
+    Returns:
+        `(userinfo, location)`; `userinfo` is empty when there is no `@`.
+    """
+    userinfo, _, location = rest.rpartition("@")
+    return userinfo, location
+
+
 def _mask_userinfo(url: str) -> str:
     scheme, sep, rest = url.partition("://")
-    userinfo, at, hosts = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
+    userinfo, hosts = split_userinfo(rest)  # where the parser ends the password, too
+    if not sep or ":" not in userinfo:
         return url
     user = userinfo.partition(":")[0]
     return f"{scheme}{sep}{user}:{MASK}@{hosts}"

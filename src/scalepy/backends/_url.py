@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from scalepy._validation import check_finite
-from scalepy.backends._masking import mask_url
+from scalepy.backends._masking import mask_url, split_userinfo
 from scalepy.errors import ConfigurationError, InvalidBackendURL
 
 __all__ = (
@@ -177,19 +177,6 @@ def parse_backend_url(url: str) -> BackendConfig:
         return _with_userinfo(_parse_single(scheme, location), userinfo)
     except ValueError as exc:
         raise InvalidBackendURL(mask_url(url), str(exc)) from None
-
-
-def split_userinfo(rest: str) -> tuple[str, str]:
-    """Split what follows `scheme://` into the user info and the rest, at the last `@`.
-
-    The last `@`, not the first `/`: a password holding a raw `/`, `?` or `#` is
-    still taken whole (and masked whole by `mask_url`).
-
-    Returns:
-        `(userinfo, location)`; `userinfo` is empty when there is no `@`.
-    """
-    userinfo, _, location = rest.rpartition("@")
-    return userinfo, location
 
 
 def _parse_single(scheme: str, location: str) -> RedisConfig:
