@@ -9,7 +9,7 @@
 # usage: scripts/demo.sh [--replicas N] [--port PORT] [--single] [--serve | --check]
 #
 #   --replicas N   app replicas behind nginx (default 3)
-#   --port PORT    the port nginx listens on, on 127.0.0.1 (default 8080)
+#   --port PORT    the port nginx listens on, on 127.0.0.1 (default 8080; 0: any free port)
 #   --single       one process with TODO_REDIS_URL=memory:// (no Redis, no nginx) on PORT
 #   --serve        start the stack, print its URLs and a token, keep it up until Ctrl-C
 #   --check        CI: the tour with a one-line-per-step summary; exit 1 if any step fails

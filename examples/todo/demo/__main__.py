@@ -144,7 +144,7 @@ def _at_least_one(text: str) -> int:
 
 def _port(text: str) -> int:
     value = int(text)
-    if not 1 <= value <= 65535:
+    if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
     return value
 

@@ -54,7 +54,10 @@ _DEMO_SETTINGS = {
 
 @dataclass(frozen=True)
 class Options:
-    """What to run: `replicas` behind nginx on `port`, or one process (`single`) on it."""
+    """What to run: `replicas` behind nginx on `port`, or one process (`single`) on it.
+
+    Port 0 picks a free port (for CI on a shared machine).
+    """
 
     replicas: int = 3
     port: int = 8080
@@ -76,11 +79,13 @@ class Stack:
     """Replica name -> its Unix socket (empty in single mode)."""
     children: list[Child] = field(default_factory=list)
     nginx_log: Path | None = None
+    port: int = 0
+    """The port clients use (`options.port`, or the free one picked for 0)."""
 
     @property
     def base_url(self) -> str:
         """Where clients reach the service: nginx, or the single process."""
-        return f"http://127.0.0.1:{self.options.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def logs(self) -> Path:
@@ -93,7 +98,7 @@ class Stack:
 
     async def start(self) -> None:
         """Bring everything up in order; raise `ChildFailed` naming the part that did not."""
-        _check_port_free(self.options.port)
+        self.port = _free_port(self.options.port)
         self.logs.mkdir()
         await self._start_relay()
         self.say("migrating the database (python -m todo migrate)")
@@ -160,7 +165,7 @@ class Stack:
         self.env["TODO_REDIS_URL"] = "memory://"
         self.say(f"starting one process on {self.base_url} (TODO_REDIS_URL=memory://)")
         app = await spawn(
-            "app", [*_uvicorn(), "--host", "127.0.0.1", "--port", str(self.options.port)],
+            "app", [*_uvicorn(), "--host", "127.0.0.1", "--port", str(self.port)],
             self.env, self.logs,
         )  # fmt: skip
         self.children.append(app)
@@ -203,7 +208,7 @@ class Stack:
     async def _start_nginx(self) -> None:
         prefix = self.run_dir / "nginx"
         prefix.mkdir()
-        nginx.write_config(prefix, f"127.0.0.1:{self.options.port}", list(self.replicas.values()))
+        nginx.write_config(prefix, f"127.0.0.1:{self.port}", list(self.replicas.values()))
         account = nginx.unprivileged_account()
         if account is not None:  # it opens /dev/stdout (its access log): it must own the file
             for name in ("nginx-test", "nginx"):
@@ -226,7 +231,8 @@ def _uvicorn() -> list[str]:
     ]  # fmt: skip
 
 
-def _check_port_free(port: int) -> None:
+def _free_port(port: int) -> int:
+    """`port` if it is free on 127.0.0.1, or a free one the kernel picks for 0."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -234,6 +240,8 @@ def _check_port_free(port: int) -> None:
             raise ChildFailed(
                 f"port {port} is not free ({exc.strerror}): pick another with --port"
             ) from None
+        free: int = probe.getsockname()[1]
+        return free
 
 
 async def _wait_until_ok(child: Child, url: str, *, uds: Path | None = None) -> None:

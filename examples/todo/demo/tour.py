@@ -230,36 +230,42 @@ class Tour:
         expect(probe.status_code == 404, f"before the cut: {_status(probe)}, not 404")
         reset = relay.cut()
         try:
-            statuses = collections.Counter[int]()
-            opened = None
-            for attempt in range(1, 101):
-                response = await self._request("GET", f"/todos/{next(self._missing_ids)}")
-                statuses[response.status_code] += 1
-                expect(response.status_code < 500 or response.status_code == 503,
-                       f"PostgreSQL down: {_status(response)}")  # fmt: skip
-                if response.status_code == 503 and _is_breaker_open(response):
-                    opened = (attempt, response)
-                    break
-            expect(opened is not None, f"no breaker-open 503 in 100 reads: {dict(statuses)}")
-            assert opened is not None
+            opened, statuses = await self._until_breaker_opens()
             ready = await self._request("GET", "/health/ready")
         finally:
             relay.restore()
+        expect(opened is not None, f"no breaker-open 503 in 100 reads: {dict(statuses)}")
+        assert opened is not None
         attempt, response = opened
-        expect("Retry-After" in response.headers, "the breaker's 503 has no Retry-After")
+        retry_after = response.headers.get("Retry-After")
+        expect(retry_after is not None, "the breaker's 503 has no Retry-After")
         started = time.monotonic()
-        while True:
-            response = await self._request("GET", f"/todos/{next(self._missing_ids)}")
-            if response.status_code == 404:
-                break
-            expect(time.monotonic() - started < 20.0, f"restored: still {_status(response)}")
+        while (
+            back := await self._request("GET", f"/todos/{next(self._missing_ids)}")
+        ).status_code != 404:
+            expect(time.monotonic() - started < 20.0, f"restored: still {_status(back)}")
             await asyncio.sleep(_POLL)
         return (
-            f"cut ({reset} connections reset): 503 breaker open at read {attempt} "
-            f"(Retry-After {response.headers.get('Retry-After', '?')}), ready "
-            f"{ready.status_code}; restored: answering again after "
-            f"{time.monotonic() - started:.1f} s"
+            f"cut ({reset} connections reset): 503 breaker {response.json()['breaker']!r} "
+            f"open at read {attempt} (Retry-After {retry_after}), ready {ready.status_code}; "
+            f"restored: answering again after {time.monotonic() - started:.1f} s"
         )
+
+    async def _until_breaker_opens(
+        self,
+    ) -> tuple[tuple[int, httpx.Response] | None, collections.Counter[int]]:
+        """Read todos that are not cached until one answer is the breaker's 503."""
+        statuses = collections.Counter[int]()
+        for attempt in range(1, 101):
+            response = await self._request("GET", f"/todos/{next(self._missing_ids)}")
+            statuses[response.status_code] += 1
+            expect(
+                response.status_code < 500 or response.status_code == 503,
+                f"with PostgreSQL cut: {_status(response)}",
+            )
+            if response.status_code == 503 and _is_breaker_open(response):
+                return (attempt, response), statuses
+        return None, statuses
 
     async def health(self) -> str:
         """Liveness, readiness (with its checks) and startup all pass."""
@@ -375,6 +381,7 @@ def _status(response: httpx.Response) -> str:
 
 
 def _is_breaker_open(response: httpx.Response) -> bool:
-    """Whether a 503 is the breaker's answer (not a failed call that reached PostgreSQL)."""
-    text = response.text.lower()
-    return "circuit" in text or "breaker" in text
+    """Whether a 503 is the breaker's answer: its problem names the breaker."""
+    if not response.headers.get("Content-Type", "").startswith("application/problem+json"):
+        return False
+    return "breaker" in response.json()
