@@ -4,7 +4,8 @@ Each module is one piece, usable alone:
 
 - `problem`: `Problem`, the RFC 9457 error every failure is answered with;
 - `errors`: exception handlers and the 500 middleware that answer with it;
-- `request_id`: an id per request, echoed and put into log records.
+- `request_id`: an id per request, echoed and put into log records;
+- `security_headers`: the headers helmet sets that matter for a JSON API.
 """
 
 from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_handlers
@@ -15,6 +16,7 @@ from todo.http.request_id import (
     RequestIdMiddleware,
     current_request_id,
 )
+from todo.http.security_headers import SecurityHeadersMiddleware, security_headers
 
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
@@ -24,8 +26,10 @@ __all__ = (
     "ProblemResponse",
     "RequestIdFilter",
     "RequestIdMiddleware",
+    "SecurityHeadersMiddleware",
     "UnhandledErrorMiddleware",
     "current_request_id",
     "problem_for",
     "problem_handlers",
+    "security_headers",
 )

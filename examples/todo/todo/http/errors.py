@@ -16,7 +16,7 @@ app = Starlette(
 | Starlette `HTTPException`                | its own (`405` keeps `Allow`) |
 | `msgspec.ValidationError`                | 422, with the field's pointer |
 | `msgspec.DecodeError` (bad JSON)         | 400                           |
-| `CircuitOpenError`                       | 503 + `Retry-After`           |
+| `CircuitOpenError`                       | 503 + `Retry-After`, `breaker` |
 | `BulkheadFull`, `PoolError`, `BackendUnavailable` | 503                  |
 | `RateLimitExceeded` (a decorator's)      | 429 + `Retry-After`           |
 | `CostExceedsBurst`                       | 413                           |
@@ -90,6 +90,7 @@ def problem_for(exc: Exception) -> Problem:
             503,
             f"The {exc.name} dependency is failing; requests to it are paused.",
             headers=_retry_after(exc.retry_after),
+            breaker=exc.name,
         )
     if isinstance(exc, _UNAVAILABLE):
         return Problem(503, "A dependency is overloaded or unreachable; try again shortly.")

@@ -201,7 +201,9 @@ def test_an_open_breaker_is_503_with_retry_after(client: TestClient) -> None:
     response = client.get("/db")  # now the breaker rejects without calling
     assert response.status_code == 503
     assert response.headers["retry-after"] == "30"
-    assert "postgres" in str(problem(response)["detail"])
+    answer = problem(response)
+    assert answer["breaker"] == "postgres"  # tells a paused dependency from a failing one
+    assert "postgres" in str(answer["detail"])
 
 
 @pytest.mark.parametrize("kind", ["pool", "backend", "bulkhead"])
