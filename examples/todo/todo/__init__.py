@@ -1,0 +1,1 @@
+"""The Todo API: a service composed from scalepy's primitives."""
