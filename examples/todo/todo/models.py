@@ -48,7 +48,7 @@ class TodoPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     title: Title | UnsetType = UNSET
     description: Description | UnsetType = UNSET
     completed: bool | UnsetType = UNSET
-    order: Order | None | UnsetType = UNSET
+    order: Order | UnsetType | None = UNSET
 
     def changes(self) -> dict[str, object]:
         """The fields the client sent, by column name."""

@@ -31,7 +31,6 @@ import msgspec
 
 from scalepy.errors import BackendError, PoolError
 from scalepy.retry import retry
-
 from todo.models import TodoRecord
 
 if TYPE_CHECKING:
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from scalepy.cache import Cache
     from scalepy.pools import PostgresCluster
     from scalepy.retry import RetryBudget, RetryPolicy
-
     from todo.models import TodoIn, TodoPatch
 
 __all__ = ("UNAVAILABLE", "RecordSerializer", "TodoRepository")
@@ -119,18 +117,20 @@ class TodoRepository:
         @cache.cached(ttl=ttl, key="todo:{todo_id}", tags=["todo:{todo_id}", _EVERY_TODO])
         async def load_todo(todo_id: int) -> TodoRecord | None:
             row = await self._read(
-                f"SELECT {_COLUMNS} FROM todos WHERE id = $1",  # noqa: S608 - constant columns
+                f"SELECT {_COLUMNS} FROM todos WHERE id = $1",
                 todo_id,
             )
             return None if not row else _record(row[0])
 
         @cache.cached(ttl=ttl, tags=[_LISTS])
-        async def load_page(limit: int, after: int | None, completed: bool | None) -> list[TodoRecord]:
+        async def load_page(
+            limit: int, after: int | None, completed: bool | None
+        ) -> list[TodoRecord]:
             rows = await self._read(
                 f"""SELECT {_COLUMNS} FROM todos
                     WHERE ($1::bigint IS NULL OR id > $1)
                       AND ($2::boolean IS NULL OR completed = $2)
-                    ORDER BY id LIMIT $3""",  # noqa: S608 - constant columns
+                    ORDER BY id LIMIT $3""",
                 after,
                 completed,
                 limit,
@@ -154,7 +154,7 @@ class TodoRepository:
         """Insert a todo and return it as stored."""
         row = await self._write(
             f"""INSERT INTO todos (title, description, completed, "order")
-                VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",  # noqa: S608
+                VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
             todo.title,
             todo.description,
             todo.completed,
@@ -174,7 +174,7 @@ class TodoRepository:
         assignments = ", ".join(f'"{name}" = ${n}' for n, name in enumerate(changes, start=2))
         rows = await self._write(
             f"""UPDATE todos SET {assignments}, updated_at = now()
-                WHERE id = $1 RETURNING {_COLUMNS}""",  # noqa: S608
+                WHERE id = $1 RETURNING {_COLUMNS}""",
             todo_id,
             *changes.values(),
         )
@@ -229,4 +229,3 @@ class TodoRepository:
             # The write is committed; failing the request would not undo it. The
             # entries then live until their TTL at most (TODO_CACHE_TTL).
             _logger.exception("cache invalidation failed after a write: %s", ", ".join(tags))
-

@@ -35,7 +35,6 @@ from scalepy.queue import Queue, Worker
 from scalepy.ratelimit import RateLimiter
 from scalepy.retry import RetryBudget, RetryPolicy
 from scalepy.telemetry import combine
-
 from todo.repository import UNAVAILABLE, RecordSerializer, TodoRepository
 from todo.schema import migrate
 from todo.tasks import QUEUE_NAME, register
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from scalepy.telemetry import Instrumentation
-
     from todo.settings import Settings
 
 __all__ = ("NAMESPACE", "Services")

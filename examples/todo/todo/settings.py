@@ -15,17 +15,20 @@ import ipaddress
 import logging
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
+
 from scalepy.backends import parse_backend_url
 from scalepy.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 __all__ = ("DEV_JWT_SECRET", "Rate", "Settings", "SettingsError", "configure_logging")
 
-DEV_JWT_SECRET = "todo-dev-secret-change-me-in-production"  # noqa: S105 - refused in prod
+DEV_JWT_SECRET = "todo-dev-secret-change-me-in-production"
 """The JWT secret used when `TODO_JWT_SECRET` is not set: fine on a laptop, refused in prod."""
 
 _MIN_SECRET_BYTES = 32  # HS256 wants a key at least as long as its hash (RFC 7518 3.2)

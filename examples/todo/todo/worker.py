@@ -17,7 +17,6 @@ from __future__ import annotations
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.pools import PoolManager
 from scalepy.queue import Queue
-
 from todo.settings import Settings
 from todo.tasks import QUEUE_NAME, register
 
