@@ -20,7 +20,7 @@ the decoder's own exceptions for the rest; `todo.http`'s handlers turn each into
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
@@ -34,6 +34,8 @@ from todo.models import Todo, TodoIn, TodoPatch
 from todo.urls import PublicUrls
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
     from starlette.requests import Request
 
     from todo.models import TodoRecord
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ("DEFAULT_PAGE", "MAX_PAGE", "TodoRoutes")
 
 T = TypeVar("T")
+Handler: TypeAlias = "Callable[[Request], Awaitable[Response]]"
 
 DEFAULT_PAGE = 100
 """Todos per page when `limit` is not given."""
@@ -71,14 +74,18 @@ class TodoRoutes:
         self._urls = PublicUrls(settings.trusted_proxies)
 
     def routes(self) -> list[Route]:
-        """The Starlette routes (405 with `Allow` for other methods)."""
+        """The Starlette routes: one per path, so a 405 lists every method in `Allow`."""
         return [
-            Route("/todos", self.list_todos, methods=["GET"], name="list_todos"),
-            Route("/todos", self.create_todo, methods=["POST"], name="create_todo"),
-            Route("/todos", self.delete_todos, methods=["DELETE"], name="delete_todos"),
-            Route("/todos/{todo_id:int}", self.get_todo, methods=["GET"], name="get_todo"),
-            Route("/todos/{todo_id:int}", self.patch_todo, methods=["PATCH"], name="patch_todo"),
-            Route("/todos/{todo_id:int}", self.delete_todo, methods=["DELETE"], name="delete_todo"),
+            _route(
+                "/todos",
+                "todos",
+                {"GET": self.list_todos, "POST": self.create_todo, "DELETE": self.delete_todos},
+            ),
+            _route(
+                "/todos/{todo_id:int}",
+                "todo",
+                {"GET": self.get_todo, "PATCH": self.patch_todo, "DELETE": self.delete_todo},
+            ),
         ]
 
     async def list_todos(self, request: Request) -> Response:
@@ -142,6 +149,16 @@ class TodoRoutes:
         if not await self._repository.delete(todo_id):
             raise _not_found(todo_id)
         return Response(status_code=204)
+
+
+def _route(path: str, name: str, handlers: Mapping[str, Handler]) -> Route:
+    """One route serving each method with its handler (HEAD as GET)."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return Route(path, endpoint, methods=list(handlers), name=name)
 
 
 def _shown(record: TodoRecord, origin: str) -> Todo:
