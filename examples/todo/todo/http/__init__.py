@@ -5,9 +5,11 @@ Each module is one piece, usable alone:
 - `problem`: `Problem`, the RFC 9457 error every failure is answered with;
 - `errors`: exception handlers and the 500 middleware that answer with it;
 - `request_id`: an id per request, echoed and put into log records;
-- `security_headers`: the headers helmet sets that matter for a JSON API.
+- `security_headers`: the headers helmet sets that matter for a JSON API;
+- `body_limit`: 413 for request bodies over a size limit.
 """
 
+from todo.http.body_limit import BodySizeLimitMiddleware, BodyTooLarge
 from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_handlers
 from todo.http.problem import PROBLEM_MEDIA_TYPE, Problem, ProblemDetails, ProblemResponse
 from todo.http.request_id import (
@@ -21,6 +23,8 @@ from todo.http.security_headers import SecurityHeadersMiddleware, security_heade
 __all__ = (
     "PROBLEM_MEDIA_TYPE",
     "REQUEST_ID_HEADER",
+    "BodySizeLimitMiddleware",
+    "BodyTooLarge",
     "Problem",
     "ProblemDetails",
     "ProblemResponse",
