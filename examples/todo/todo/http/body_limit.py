@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from todo.http._asgi import TrackedSend
 from todo.http.problem import Problem
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class BodySizeLimitMiddleware:
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a body of unknown length, refusing it once it crosses the limit."""
         received = 0
-        started = False
+        tracked = TrackedSend(send)
 
         async def receive_counted() -> Message:
             nonlocal received
@@ -97,15 +98,10 @@ class BodySizeLimitMiddleware:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, receive_counted, send_tracking)
+            await self.app(scope, receive_counted, tracked)
         except BodyTooLarge as exc:
-            if started:
+            if tracked.started:
                 raise
             await exc.response()(scope, receive, send)
 
