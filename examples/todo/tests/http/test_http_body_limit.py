@@ -7,13 +7,11 @@ test controls exactly which bytes of the body were sent when the answer came.
 from __future__ import annotations
 
 import asyncio
-import socket
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
-import uvicorn
+from http_support import uvicorn_serving
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
@@ -26,8 +24,6 @@ from todo.http import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.types import Message
@@ -75,27 +71,6 @@ def build_app(*, handlers: bool = True) -> Starlette:
 def no_calls_yet() -> None:
     """Count calls from zero in each test."""
     Calls.measured = Calls.ignored = 0
-
-
-@asynccontextmanager
-async def uvicorn_serving(app: Starlette) -> AsyncIterator[int]:
-    """Serve `app` with uvicorn (h11) on a free port; yield the port.
-
-    The socket listens before uvicorn starts, so a connection made at once waits in
-    the backlog instead of racing the start-up.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    config = uvicorn.Config(app, http="h11", ws="none", lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
 
 
 class Answer(msgspec.Struct):

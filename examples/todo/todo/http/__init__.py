@@ -6,10 +6,19 @@ Each module is one piece, usable alone:
 - `errors`: exception handlers and the 500 middleware that answer with it;
 - `request_id`: an id per request, echoed and put into log records;
 - `security_headers`: the headers helmet sets that matter for a JSON API;
-- `body_limit`: 413 for request bodies over a size limit.
+- `body_limit`: 413 for request bodies over a size limit;
+- `cors`: the CORS set-up of the Todo-Backend contract.
 """
 
 from todo.http.body_limit import BodySizeLimitMiddleware, BodyTooLarge
+from todo.http.cors import (
+    ALLOWED_METHODS,
+    ALLOWED_REQUEST_HEADERS,
+    EXPOSED_HEADERS,
+    ProblemCORSMiddleware,
+    check_origins,
+    cors_middleware,
+)
 from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_handlers
 from todo.http.problem import PROBLEM_MEDIA_TYPE, Problem, ProblemDetails, ProblemResponse
 from todo.http.request_id import (
@@ -21,17 +30,23 @@ from todo.http.request_id import (
 from todo.http.security_headers import SecurityHeadersMiddleware, security_headers
 
 __all__ = (
+    "ALLOWED_METHODS",
+    "ALLOWED_REQUEST_HEADERS",
+    "EXPOSED_HEADERS",
     "PROBLEM_MEDIA_TYPE",
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
     "Problem",
+    "ProblemCORSMiddleware",
     "ProblemDetails",
     "ProblemResponse",
     "RequestIdFilter",
     "RequestIdMiddleware",
     "SecurityHeadersMiddleware",
     "UnhandledErrorMiddleware",
+    "check_origins",
+    "cors_middleware",
     "current_request_id",
     "problem_for",
     "problem_handlers",
