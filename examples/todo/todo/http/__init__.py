@@ -7,7 +7,8 @@ Each module is one piece, usable alone:
 - `request_id`: an id per request, echoed and put into log records;
 - `security_headers`: the headers helmet sets that matter for a JSON API;
 - `body_limit`: 413 for request bodies over a size limit;
-- `cors`: the CORS set-up of the Todo-Backend contract.
+- `cors`: the CORS set-up of the Todo-Backend contract;
+- `openapi`: the OpenAPI 3.1 document, from routes described once.
 """
 
 from todo.http.body_limit import BodySizeLimitMiddleware, BodyTooLarge
@@ -20,7 +21,14 @@ from todo.http.cors import (
     cors_middleware,
 )
 from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_handlers
-from todo.http.problem import PROBLEM_MEDIA_TYPE, Problem, ProblemDetails, ProblemResponse
+from todo.http.openapi import Operation, Param, Reply, openapi_document, openapi_route
+from todo.http.problem import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    ProblemDetails,
+    ProblemResponse,
+    status_phrase,
+)
 from todo.http.request_id import (
     REQUEST_ID_HEADER,
     RequestIdFilter,
@@ -37,10 +45,13 @@ __all__ = (
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
+    "Operation",
+    "Param",
     "Problem",
     "ProblemCORSMiddleware",
     "ProblemDetails",
     "ProblemResponse",
+    "Reply",
     "RequestIdFilter",
     "RequestIdMiddleware",
     "SecurityHeadersMiddleware",
@@ -48,7 +59,10 @@ __all__ = (
     "check_origins",
     "cors_middleware",
     "current_request_id",
+    "openapi_document",
+    "openapi_route",
     "problem_for",
     "problem_handlers",
     "security_headers",
+    "status_phrase",
 )
