@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
 from todo.http import (
     PROBLEM_MEDIA_TYPE,
     BodySizeLimitMiddleware,

@@ -12,6 +12,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from scalepy.ratelimit import RateLimiter, TokenBucket
+from scalepy.ratelimit.asgi import RateLimitMiddleware
+from scalepy.testing import FakeClock
 from todo.http import (
     PROBLEM_MEDIA_TYPE,
     UnhandledErrorMiddleware,
@@ -19,10 +23,6 @@ from todo.http import (
     cors_middleware,
     problem_handlers,
 )
-
-from scalepy.ratelimit import RateLimiter, TokenBucket
-from scalepy.ratelimit.asgi import RateLimitMiddleware
-from scalepy.testing import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

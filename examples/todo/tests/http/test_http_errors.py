@@ -13,6 +13,13 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+
+from scalepy.breaker import CircuitBreaker
+from scalepy.bulkhead import Bulkhead
+from scalepy.errors import BackendUnavailable, PoolTimeoutError
+from scalepy.ratelimit import RateLimiter, TokenBucket
+from scalepy.ratelimit.asgi import RateLimitMiddleware
+from scalepy.testing import FakeClock
 from todo.http import (
     PROBLEM_MEDIA_TYPE,
     Problem,
@@ -22,13 +29,6 @@ from todo.http import (
     problem_for,
     problem_handlers,
 )
-
-from scalepy.breaker import CircuitBreaker
-from scalepy.bulkhead import Bulkhead
-from scalepy.errors import BackendUnavailable, PoolTimeoutError
-from scalepy.ratelimit import RateLimiter, TokenBucket
-from scalepy.ratelimit.asgi import RateLimitMiddleware
-from scalepy.testing import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+
 from todo.http import RequestIdFilter, RequestIdMiddleware, current_request_id
 
 if TYPE_CHECKING:

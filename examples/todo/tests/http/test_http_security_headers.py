@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+
 from todo.http import SecurityHeadersMiddleware, UnhandledErrorMiddleware, problem_handlers
 
 if TYPE_CHECKING:
