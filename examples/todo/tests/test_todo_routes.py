@@ -21,7 +21,7 @@ async def create(
 ) -> dict[str, object]:
     """POST a todo; return its body."""
     response = await client.post("/todos", json=fields, headers=write_headers(settings))
-    assert response.status_code == 201, response.text
+    assert 201 == response.status_code, response.text
     body: dict[str, object] = response.json()
     return body
 
@@ -33,9 +33,9 @@ async def test_a_created_todo_is_answered_201_with_its_location(
     response = await client.post(
         "/todos", json={"title": "buy milk", "order": 2}, headers=write_headers(settings)
     )
-    assert response.status_code == 201
+    assert 201 == response.status_code
     todo = response.json()
-    assert response.headers["content-type"] == "application/json"
+    assert "application/json" == response.headers["content-type"]
     assert f"http://testserver/todos/{todo['id']}" == todo["url"] == response.headers["location"]
     expected = {"title": "buy milk", "description": "", "completed": False, "order": 2}
     assert expected == {key: todo[key] for key in expected}
@@ -47,7 +47,7 @@ async def test_a_todo_is_read_by_its_url(client: httpx.AsyncClient, settings: Se
     todo = await create(client, settings, title="read me", description="twice")
     for _ in range(2):
         response = await client.get(f"/todos/{todo['id']}")
-        assert response.status_code == 200
+        assert 200 == response.status_code
         assert todo == response.json()
 
 
@@ -55,7 +55,7 @@ async def test_the_list_is_a_bare_array_in_id_order(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     """GET /todos: a JSON array (Todo-Backend), oldest first, no `Link` on the last page."""
-    assert (await client.get("/todos")).json() == []
+    assert [] == (await client.get("/todos")).json()
     first = await create(client, settings, title="one")
     second = await create(client, settings, title="two")
     response = await client.get("/todos")
@@ -70,12 +70,12 @@ async def test_pages_follow_the_link_header(client: httpx.AsyncClient, settings:
     url: str | None = "/todos?limit=2"
     while url is not None:
         response = await client.get(url)
-        assert response.status_code == 200
+        assert 200 == response.status_code
         seen.extend(response.json())
         link = response.headers.get("link")
         match = re.fullmatch(r'<([^>]+)>; rel="next"', link) if link else None
         url = match[1] if match else None
-        assert len(response.json()) == (2 if url else 1)
+        assert (2 if url else 1) == len(response.json())
     assert todos == seen
 
 
@@ -104,7 +104,7 @@ async def test_a_patch_changes_only_the_fields_sent(
         json={"completed": True, "title": "final"},
         headers=write_headers(settings),
     )
-    assert response.status_code == 200
+    assert 200 == response.status_code
     patched = response.json()
     assert {
         **todo,
@@ -128,11 +128,11 @@ async def test_an_empty_patch_changes_nothing(
 async def test_a_deleted_todo_is_gone(client: httpx.AsyncClient, settings: Settings) -> None:
     """DELETE /todos/{id}: 204, then 404 for it and it leaves the list."""
     todo = await create(client, settings, title="short-lived")
-    assert (await client.get(str(todo["url"]))).status_code == 200  # cached now
+    assert 200 == (await client.get(str(todo["url"]))).status_code  # cached now
     response = await client.delete(str(todo["url"]), headers=write_headers(settings))
-    assert response.status_code == 204
+    assert 204 == response.status_code
     assert_problem(await client.get(str(todo["url"])), 404)
-    assert (await client.get("/todos")).json() == []
+    assert [] == (await client.get("/todos")).json()
     assert_problem(await client.delete(str(todo["url"]), headers=write_headers(settings)), 404)
 
 
@@ -141,8 +141,8 @@ async def test_delete_all_empties_the_list(client: httpx.AsyncClient, settings: 
     todos = [await create(client, settings, title=f"t{n}") for n in range(3)]
     for todo in todos:
         await client.get(str(todo["url"]))  # cache each one
-    assert (await client.delete("/todos", headers=admin_headers(settings))).status_code == 204
-    assert (await client.get("/todos")).json() == []
+    assert 204 == (await client.delete("/todos", headers=admin_headers(settings))).status_code
+    assert [] == (await client.get("/todos")).json()
     for todo in todos:
         assert_problem(await client.get(str(todo["url"])), 404)
 
@@ -153,8 +153,8 @@ async def test_a_todo_created_after_its_id_was_looked_up_is_found(
     """A 404 is cached too; creating the todo invalidates it."""
     assert_problem(await client.get("/todos/1"), 404)
     todo = await create(client, settings, title="first")
-    assert todo["id"] == 1
-    assert (await client.get("/todos/1")).status_code == 200
+    assert 1 == todo["id"]
+    assert 200 == (await client.get("/todos/1")).status_code
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])

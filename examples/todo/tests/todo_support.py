@@ -52,7 +52,7 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
     """Check the response is an RFC 9457 problem with this status; return its body."""
     assert status == response.status_code, response.text
-    assert response.headers["content-type"] == "application/problem+json"
+    assert "application/problem+json" == response.headers["content-type"]
     body: dict[str, object] = response.json()
     assert status == body["status"]
     assert isinstance(body["title"], str)
