@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Self
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 from tests.support.redis_server import free_port
 
@@ -31,12 +33,29 @@ __all__ = (
     "AppProcess",
     "admin_headers",
     "assert_problem",
+    "database_at",
+    "drop_database",
     "eventually",
     "settings_env",
     "write_headers",
 )
 
 _START_TIMEOUT = 30.0
+
+
+def database_at(dsn: str, name: str) -> str:
+    """The DSN of database `name` on the server of `dsn`."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database of `url`, closing whatever is still connected to it."""
+    name = urlsplit(url).path.lstrip("/")
+    connection = await asyncpg.connect(database_at(url, "postgres"))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 def write_headers(settings: Settings) -> dict[str, str]:
