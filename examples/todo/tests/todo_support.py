@@ -153,10 +153,38 @@ class AppProcess:
             self._process.wait(timeout=30)
 
 
-def worker_command(concurrency: int = 4) -> list[str]:
-    """`scalepy worker` for the todo queue, with its startup and shutdown hooks."""
-    return [
-        sys.executable, "-m", "scalepy.cli", "worker", "todo.worker:queue",
-        "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
-        "--concurrency", str(concurrency), "--status-interval", "0",
-    ]  # fmt: skip
+class WorkerProcess:
+    """A real `scalepy worker todo.worker:queue` process, with the todo worker's hooks.
+
+    Args:
+        settings: What the process reads from its environment.
+        log: Where its output goes.
+    """
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.log = log
+        self._settings = settings
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        command = [
+            sys.executable, "-m", "scalepy.cli", "worker", "todo.worker:queue",
+            "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
+            "--concurrency", "4", "--status-interval", "0",
+        ]  # fmt: skip
+        with self.log.open("wb") as log:
+            self._process = subprocess.Popen(
+                command, env=settings_env(self._settings), stdout=log, stderr=subprocess.STDOUT
+            )
+        # Its first line comes once it handles SIGTERM, right before it starts claiming.
+        deadline = time.monotonic() + _START_TIMEOUT
+        while b"worker for queue" not in self.log.read_bytes():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start: {self.log.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.terminate()  # SIGTERM: a graceful stop, then the shutdown hook
+            assert 0 == self._process.wait(timeout=30), self.log.read_text()
