@@ -253,6 +253,7 @@ async def _delete_keys(redis_url: str, namespace: str) -> None:
 def _free_port(port: int) -> int:
     """`port` if it is free on 127.0.0.1, or a free one the kernel picks for 0."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx and uvicorn do
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
