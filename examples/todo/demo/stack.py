@@ -238,6 +238,7 @@ def _uvicorn() -> list[str]:
         sys.executable, "-m", "uvicorn", "--factory", "todo.app:create_app",
         "--no-proxy-headers",  # the app decides which forwarded headers to trust
         "--no-access-log",  # nginx logs every request
+        "--timeout-keep-alive", "75",  # longer than nginx's upstream keepalive_timeout
         "--timeout-graceful-shutdown", "5",
     ]  # fmt: skip
 
