@@ -33,6 +33,7 @@ from demo import nginx
 from demo.processes import Child, ChildFailed, run, spawn
 from demo.relay import Relay
 from scalepy.backends.redis import RedisClient
+from scalepy.errors import ScalepyError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -129,9 +130,12 @@ class Stack:
         if self.relay is not None:
             await self.relay.aclose()
             self.relay = None
-        if self._own_namespace and not self.env["TODO_REDIS_URL"].startswith("memory://"):
-            await _delete_keys(self.env["TODO_REDIS_URL"], self.env["TODO_NAMESPACE"])
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self._own_namespace and not self.env["TODO_REDIS_URL"].startswith("memory://"):
+            try:
+                await _delete_keys(self.env["TODO_REDIS_URL"], self.env["TODO_NAMESPACE"])
+            except ScalepyError as exc:  # Redis went away: the keys stay, nothing else does
+                self.say(f"could not delete the Redis keys of {self.env['TODO_NAMESPACE']}: {exc}")
         return stopped
 
     async def mint_token(self, *scopes: str, ttl: int | None = None) -> str:
