@@ -17,8 +17,9 @@ Who does what, in call order:
 
 A write commits, then invalidates the cache tags it touched. After the invalidation
 returns, no process reads the old value from Redis again (the tag versions are read
-with every entry) and every process's L1 has been sent the invalidation, so a read
-after a write, on any replica, sees the write.
+with every entry) and every process's L1 has been sent the invalidation, which it
+applies as soon as its event loop reads it (an L1 entry is never served more than the
+cache's `staleness_bound` after that): a read after a write, on any replica, sees it.
 """
 
 from __future__ import annotations
