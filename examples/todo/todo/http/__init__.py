@@ -24,6 +24,7 @@ from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_hand
 from todo.http.openapi import Operation, Param, Reply, openapi_document, openapi_route
 from todo.http.problem import (
     PROBLEM_MEDIA_TYPE,
+    InvalidField,
     Problem,
     ProblemDetails,
     ProblemResponse,
@@ -45,6 +46,7 @@ __all__ = (
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
+    "InvalidField",
     "Operation",
     "Param",
     "Problem",
