@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from scalepy.breaker import CircuitBreaker
 from scalepy.bulkhead import Bulkhead
 from scalepy.errors import BackendUnavailable, PoolTimeoutError
-from scalepy.ratelimit import RateLimiter, TokenBucket
+from scalepy.ratelimit import GCRA, RateLimiter, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware
 from scalepy.testing import FakeClock
 from todo.http import (
@@ -99,6 +99,23 @@ async def unavailable(request: Request) -> Response:
     return JSONResponse({})
 
 
+limiter = RateLimiter("memory://", clock=FakeClock())
+REPORTS = GCRA(limit=1, period=2.0)
+
+
+@limiter.limit(REPORTS, key="reports")
+async def build_report() -> str:
+    """Work limited by a decorator, inside a handler."""
+    return "report"
+
+
+async def report(request: Request) -> Response:
+    """Call the limited work; `?cost=` asks the limiter for more than one token."""
+    if cost := int(request.query_params.get("cost", 0)):
+        await limiter.acquire("bulk", REPORTS, cost=cost)
+    return JSONResponse(await build_report())
+
+
 def build_app() -> Starlette:
     """The Todo API's error set-up around routes that fail in every way."""
     return Starlette(
@@ -109,6 +126,7 @@ def build_app() -> Starlette:
             Route("/crash-mid-stream", crash_mid_stream),
             Route("/db", through_breaker),
             Route("/unavailable/{kind}", unavailable),
+            Route("/report", report),
         ],
         middleware=[Middleware(RequestIdMiddleware), Middleware(UnhandledErrorMiddleware)],
         exception_handlers=problem_handlers(),
@@ -213,6 +231,18 @@ def test_an_unavailable_dependency_is_503(client: TestClient, kind: str) -> None
     assert response.status_code == 503
     assert "retry-after" not in response.headers  # no honest estimate to give
     assert problem(response)["title"] == "Service Unavailable"
+
+
+def test_a_rate_limit_inside_a_handler_is_429_with_retry_after(client: TestClient) -> None:
+    """A decorator's RateLimitExceeded is 429; a cost no wait can allow is 413."""
+    assert client.get("/report").status_code == 200
+    limited = client.get("/report")
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "2"
+    assert problem(limited)["title"] == "Too Many Requests"
+    too_costly = client.get("/report?cost=5")
+    assert too_costly.status_code == 413
+    assert "can never be allowed" in str(problem(too_costly)["detail"])
 
 
 def test_a_bug_is_500_without_trace_and_logged_once_with_the_request_id(
