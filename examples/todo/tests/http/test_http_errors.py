@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import httpx
 import msgspec
 import pytest
+from http_support import uvicorn_serving
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -277,6 +279,19 @@ def test_a_failure_after_the_response_started_is_logged_and_not_answered_twice(
     assert response.content == b"partial"
     [record] = caplog.records
     assert "/crash-mid-stream" in record.getMessage()
+
+
+async def test_behind_uvicorn_a_failure_mid_stream_cuts_the_response_and_logs_one_trace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Behind uvicorn, the client sees a cut response; one traceback is logged, ours."""
+    async with uvicorn_serving(build_app()) as port:
+        with caplog.at_level(logging.ERROR):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as session:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await session.get("/crash-mid-stream")
+    traced = [record for record in caplog.records if record.exc_info]
+    assert [record.name for record in traced] == ["todo.http"]
 
 
 def test_http_exception_detail_is_kept_when_it_says_more(client: TestClient) -> None:
