@@ -292,6 +292,7 @@ async def test_behind_uvicorn_a_failure_mid_stream_cuts_the_response_and_logs_on
                     await session.get("/crash-mid-stream")
     traced = [record for record in caplog.records if record.exc_info]
     assert [record.name for record in traced] == ["todo.http"]
+    assert "returned without completing response" in caplog.text  # uvicorn: one line, no trace
 
 
 def test_http_exception_detail_is_kept_when_it_says_more(client: TestClient) -> None:
