@@ -9,7 +9,7 @@ Who does what, in call order:
    shared by every read so that retries never multiply the load of an outage.
    Writes are not retried: an INSERT whose answer was lost may have happened.
 3. **Breaker** (`scalepy.breaker`): every attempt goes through the PostgreSQL breaker.
-   When too many fail, it opens (on every replica, its state being shared through
+   When too many fail, it opens (on every replica: its state is shared through
    Redis) and calls fail at once with `CircuitOpenError` instead of waiting on a
    database that is down; the app answers them 503 with `Retry-After`.
 4. **SQL** (asyncpg, through the `PoolManager`'s pool), on the primary: a replica
