@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import jwt
+from tests.support.redis_server import free_port
 
 from todo.__main__ import main
 from todo.auth import ADMIN, AUDIENCE, WRITE
@@ -46,3 +47,16 @@ def test_bad_settings_exit_with_2_and_name_the_variable(
     monkeypatch.delenv("TODO_JWT_SECRET", raising=False)
     assert 2 == main(["token"])
     assert capsys.readouterr().err.startswith("todo: TODO_JWT_SECRET is the development secret")
+
+
+def test_migrate_without_a_database_server_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL unreachable: a line naming the (masked) URL and the cause, no traceback."""
+    port = free_port()
+    monkeypatch.setenv("TODO_DATABASE_URL", f"postgresql://app:secret@127.0.0.1:{port}/todo")
+    assert 1 == main(["migrate"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"todo: cannot migrate postgresql://app:***@127.0.0.1:{port}/todo: ")
+    assert "secret" not in err
+    assert 1 == len(err.splitlines())
