@@ -161,6 +161,7 @@ class Settings:
                 raise SettingsError(f"{name} must be a positive number of seconds")
         self._check_secret()
 
+    # --8<-- [start:secret]
     def _check_secret(self) -> None:
         if self.env != "prod":
             return
@@ -171,6 +172,8 @@ class Settings:
             )
         if len(self.jwt_secret.encode()) < _MIN_SECRET_BYTES:
             raise SettingsError(f"TODO_JWT_SECRET must be at least {_MIN_SECRET_BYTES} bytes")
+
+    # --8<-- [end:secret]
 
     @property
     def single_process(self) -> bool:
