@@ -12,10 +12,10 @@ import pytest
 
 from scalepy.backends import parse_backend_url
 from scalepy.errors import ConfigurationError, CostExceedsBurst, RateLimitExceeded
-from scalepy.ratelimit import FixedWindow
+from scalepy.ratelimit import FixedWindow, RateLimiter
 from scalepy.ratelimit._decision import Outcome
-from scalepy.ratelimit._limiter import DECISIONS, RateLimiter
 from scalepy.ratelimit._memory import MemoryRateLimitStore
+from scalepy.ratelimit._metrics import DECISIONS
 from scalepy.ratelimit._policies import SlidingWindow, TokenBucket
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
@@ -171,8 +171,8 @@ async def test_shadow_mode_reports_but_never_denies() -> None:
     decisions = [await limiter.acquire("k", BURST) for _ in range(5)]
     assert all(d.allowed for d in decisions)
     assert Outcome.LIMITED == decisions[-1].outcome
-    assert 2 == recording.value(DECISIONS.name, result="limited")
-    assert 3 == recording.value(DECISIONS.name, result="allowed")
+    assert 2 == recording.value(DECISIONS.name, {"scalepy.ratelimit.result": "limited"})
+    assert 3 == recording.value(DECISIONS.name, {"scalepy.ratelimit.result": "allowed"})
     assert 2 == len([e for e in recording.events if e.name == "scalepy.ratelimit.limited"])
 
 
