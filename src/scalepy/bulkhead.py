@@ -157,8 +157,8 @@ class Bulkhead:
         self._rejected_metric = self._instrumentation.metric(REJECTED)
         self._labels = {BULKHEAD_NAME: name}
         self._attributes: dict[str, AttributeValue] = {
-            "name": name,
-            "max_concurrent": max_concurrent,
+            BULKHEAD_NAME: name,
+            "scalepy.bulkhead.max_concurrent": max_concurrent,
         }
 
     async def __aenter__(self) -> None:

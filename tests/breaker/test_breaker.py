@@ -447,9 +447,9 @@ async def test_telemetry() -> None:
     }
     assert 1.0 == instrumentation.value("scalepy.breaker.transitions", transitions)
     assert [
-        ("scalepy.breaker.state_change", {"name": "db", "from": "closed", "to": "open"}),
-        ("scalepy.breaker.rejected", {"name": "db", "retry_after": 10.0}),
-        ("scalepy.breaker.rejected", {"name": "db", "retry_after": 10.0}),
+        ("scalepy.breaker.state_change", {**db, **transitions}),
+        ("scalepy.breaker.rejected", {**db, "scalepy.breaker.retry_after": 10.0}),
+        ("scalepy.breaker.rejected", {**db, "scalepy.breaker.retry_after": 10.0}),
     ] == [(event.name, event.attributes) for event in instrumentation.events]
 
 

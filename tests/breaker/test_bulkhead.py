@@ -292,7 +292,8 @@ async def test_telemetry_reports_running_and_rejections() -> None:
     ]
     assert {"scalepy.bulkhead.name": "db"} == instrumentation.records[0][2]
     assert 1.0 == instrumentation.value(REJECTED.name, {"scalepy.bulkhead.name": "db"})
-    assert [("scalepy.bulkhead.rejected", {"name": "db", "max_concurrent": 1})] == [
+    rejected = {"scalepy.bulkhead.name": "db", "scalepy.bulkhead.max_concurrent": 1}
+    assert [("scalepy.bulkhead.rejected", rejected)] == [
         (event.name, event.attributes) for event in instrumentation.events
     ]
 

@@ -326,7 +326,7 @@ async def test_telemetry_records_status_and_duration() -> None:
         {"scalepy.health.check.name": "db", "scalepy.health.check.status": "fail"},
     )
     assert ["scalepy.health.check"] == [span.name for span in recording.spans]
-    assert "fail" == recording.spans[0].attributes["status"]
+    assert "fail" == recording.spans[0].attributes["scalepy.health.check.status"]
 
 
 async def test_health_aclose_cancels_a_running_refresh() -> None:

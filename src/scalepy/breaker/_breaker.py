@@ -535,7 +535,8 @@ class CircuitBreaker:
         if self._observed:
             self._calls.record(1, self._outcome_labels["rejected"])
             self._instrumentation.event(
-                "scalepy.breaker.rejected", {"name": self.name, "retry_after": retry_after}
+                "scalepy.breaker.rejected",
+                {BREAKER_NAME: self.name, "scalepy.breaker.retry_after": retry_after},
             )
         return CircuitOpenError(self.name, retry_after)
 
@@ -545,7 +546,7 @@ class CircuitBreaker:
             self._transitions.record(1, self._transition_labels[previous, state])
             self._instrumentation.event(
                 "scalepy.breaker.state_change",
-                {"name": self.name, "from": previous.label, "to": state.label},
+                self._transition_labels[previous, state],
             )
         change = StateChange(name=self.name, from_state=previous, to_state=state, at=now)
         for listener in self._listeners:

@@ -208,7 +208,7 @@ class Health(AsyncResource):
         """
         self._broken_reason = reason
         self._broken = HealthReport(status=Status.FAIL, output=f"broken: {reason}")
-        self._instrumentation.event("scalepy.health.broken", {"reason": reason})
+        self._instrumentation.event("scalepy.health.broken", {"scalepy.health.reason": reason})
 
     def invalidate(self) -> None:
         """Forget cached check results: the next readiness probe runs every check."""
@@ -324,7 +324,9 @@ class Health(AsyncResource):
         """
         if self._drain_until is None:
             self._drain_until = self._clock.now() + self._drain_delay
-            self._instrumentation.event("scalepy.health.draining", {"delay": self._drain_delay})
+            self._instrumentation.event(
+                "scalepy.health.draining", {"scalepy.health.drain.delay": self._drain_delay}
+            )
         if wait:
             remaining = self._drain_until - self._clock.now()
             if remaining > 0:

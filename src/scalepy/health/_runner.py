@@ -162,9 +162,9 @@ class CheckRunner:
     async def _run(self, check: Check, previous: CheckResult | None) -> CheckResult:
         self._runs += 1
         failing = previous is not None and previous.status is Status.FAIL
-        with self._instrumentation.span("scalepy.health.check", {"check": check.name}) as span:
+        with self._instrumentation.span("scalepy.health.check", {CHECK_NAME: check.name}) as span:
             result = await self._probe(check, self._clock.now(), log=not failing)
-            span.set_attribute("status", result.status.value)
+            span.set_attribute(STATUS, result.status.value)
         self._duration.record(
             result.duration, {CHECK_NAME: check.name, STATUS: result.status.value}
         )

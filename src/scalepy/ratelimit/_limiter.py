@@ -167,7 +167,10 @@ class RateLimiter(AsyncResource):
         if not decision.allowed:
             self._instrumentation.event(
                 "scalepy.ratelimit.limited",
-                {"retry_after": decision.retry_after, "limit": decision.limit},
+                {
+                    "scalepy.ratelimit.retry_after": decision.retry_after,
+                    "scalepy.ratelimit.limit": decision.limit,
+                },
             )
             if self._shadow:
                 return replace(decision, allowed=True, retry_after=0.0)
