@@ -9,7 +9,8 @@ app = Starlette(routes=health.routes(), lifespan=health.lifespan(resources=[pool
 
 Bodies follow the IETF health+json draft (`application/health+json`). Importing
 this package needs only the standard library; `Health.routes()` needs the
-`starlette` extra and `/metrics` the `prometheus` extra.
+`starlette` extra, and `/metrics` an instrumentation that renders metrics, such as
+`scalepy.integrations.prometheus.PrometheusInstrumentation` (the `prometheus` extra).
 """
 
 from scalepy.backends._masking import redact as redact
