@@ -214,7 +214,17 @@ async def test_the_redis_stores_are_public_names(redis_url: str) -> None:
         assert isinstance(limiter.store, RedisRateLimitStore)
 
 
-def test_a_shared_breaker_refuses_memory() -> None:
-    """Shared breaker state needs Redis: `memory://` fails at once, naming what to give."""
-    with pytest.raises(ConfigurationError, match="needs Redis"):
-        RedisSharedState(parse_backend_url("memory://"))
+@pytest.mark.parametrize(
+    ("build", "user"),
+    [
+        (lambda: RedisSharedState(parse_backend_url("memory://")), "RedisSharedState"),
+        (lambda: PoolManager(redis="memory://"), "PoolManager redis 'default'"),
+        (lambda: PoolManager(redis={"jobs": "memory://"}), "PoolManager redis 'jobs'"),
+    ],
+)
+def test_what_needs_redis_refuses_memory_alike(build: Callable[[], object], user: str) -> None:
+    """Shared breaker state and pooled Redis fail at once on `memory://`, in the same words."""
+    with pytest.raises(ConfigurationError) as refused:
+        build()
+    expected = f"{user} needs Redis: give a Redis URL or a RedisClient, not memory://"
+    assert expected == str(refused.value)
