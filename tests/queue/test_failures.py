@@ -185,6 +185,7 @@ async def test_outcomes_are_given_up_after_the_lease(
     reports: list[tuple[list[str], list[int] | None]] = []
     acks: Acks[str] = Acks(
         dead_store,
+        acks_ordered=lambda: dead_store.acks_ordered,
         result_ttl_ms=1000,
         on_settled=lambda items, codes: reports.append((items, codes)),
         retry_for=0.1,
@@ -206,6 +207,7 @@ async def test_a_failed_renewal_is_logged_and_retried_next_time(
     heartbeat = Heartbeat(
         dead_store,
         held,
+        connector=None,
         lease_ms=1000,
         interval=1.0,
         report=lambda lost, cancel: reports.append((lost, cancel)),

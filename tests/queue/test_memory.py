@@ -145,7 +145,6 @@ async def test_settled_ids_go_to_started_feeds_only() -> None:
     await store.cancel("b", result_ttl_ms=1000)
     await feed.aclose()
     assert [["b"]] == heard
-    assert None is store.connector()
 
 
 async def test_dead_jobs_list_newest_first_then_by_id(clock: FakeClock) -> None:

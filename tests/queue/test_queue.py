@@ -220,6 +220,7 @@ async def test_an_enqueue_repeated_with_its_job_id_makes_one_job(queue: Queue) -
     assert (0, 0, 0, 0) == astuple(await queue.stats())
 
 
+@ALL_BACKENDS
 async def test_a_job_id_taken_by_another_task_is_refused(queue: Queue) -> None:
     """Job ids are queue-wide: one held by a job of another task raises, nothing is created."""
     first = queue.task(name="first")(echo)
@@ -228,6 +229,22 @@ async def test_a_job_id_taken_by_another_task_is_refused(queue: Queue) -> None:
     with pytest.raises(ConfigurationError, match=r"id 'shared' is taken by a job of task 'first'"):
         await second.options(job_id="shared").enqueue(1)
     assert 1 == (await queue.stats()).queued
+
+
+async def test_a_job_id_taken_by_another_task_is_found_in_one_round_trip(
+    queue_url: str, queue_name: str
+) -> None:
+    """The enqueue script itself reports the other task: one command, refused or not."""
+    recording = RecordingInstrumentation()
+    async with Queue(queue_url, name=queue_name, instrumentation=recording) as queue:
+        first = queue.task(name="first")(echo)
+        second = queue.task(name="second")(echo)
+        await first.options(job_id="shared").enqueue(1)  # loads the script
+        sent = recording.value("scalepy.redis.pipeline.size")
+        await first.options(job_id="shared").enqueue(1)
+        with pytest.raises(ConfigurationError, match="is taken by a job of task 'first'"):
+            await second.options(job_id="shared").enqueue(1)
+        assert 2 == recording.value("scalepy.redis.pipeline.size") - sent
 
 
 async def test_bad_job_ids_are_refused(queue: Queue) -> None:

@@ -38,7 +38,6 @@ __all__ = (
     "DEFAULT_BACKEND",
     "check_namespace",
     "require_client",
-    "resolve_client",
     "resolve_store",
 )
 
@@ -60,37 +59,6 @@ def check_namespace(namespace: object) -> None:
         )
 
 
-def resolve_client(
-    backend: str | BackendConfig | RedisClient,
-    *,
-    timeout: float | None,
-    owns_client: bool,
-    instrumentation: Instrumentation | None,
-) -> tuple[RedisClient, bool] | None:
-    """Return the Redis client `backend` names and whether its user must close it.
-
-    Args:
-        backend: A URL, a parsed configuration or a `RedisClient`.
-        timeout: The primitive's per-command timeout; `None` keeps the URL's (or
-            the client's) own.
-        owns_client: For a given client: closing the returned one closes it too.
-        instrumentation: Where a client built here sends its metrics.
-
-    Returns:
-        `(client, closes)`, or `None` for `memory://`. A given client comes back
-        as is, or as a `with_timeout` view when `timeout` differs from its own.
-
-    Raises:
-        InvalidBackendURL: The URL cannot be parsed.
-        ConfigurationError: `timeout` is not a finite number > 0.
-    """
-    if timeout is not None:
-        check_finite("timeout", timeout)
-    return _client(
-        backend, timeout=timeout, owns_client=owns_client, instrumentation=instrumentation
-    )
-
-
 def require_client(
     backend: str | BackendConfig | RedisClient,
     *,
@@ -103,11 +71,11 @@ def require_client(
     Args:
         backend: A URL, a parsed configuration or a `RedisClient`.
         user: What needs it, named in the error (`"RedisSharedState"`).
-        owns_client: See `resolve_client`.
-        instrumentation: See `resolve_client`.
+        owns_client: For a given client: closing the returned one closes it too.
+        instrumentation: Where a client built here sends its metrics.
 
     Returns:
-        `(client, closes)`, as `resolve_client` returns them.
+        `(client, closes)`: closing the client is its user's job when `closes`.
 
     Raises:
         InvalidBackendURL: The URL cannot be parsed.
@@ -130,7 +98,19 @@ def _client(
     owns_client: bool,
     instrumentation: Instrumentation | None,
 ) -> tuple[RedisClient, bool] | None:
-    """`resolve_client` once `timeout` is known to be valid."""
+    """Return the Redis client `backend` names and whether its user must close it.
+
+    Args:
+        backend: A URL, a parsed configuration or a `RedisClient`.
+        timeout: The primitive's per-command timeout, already checked; `None`
+            keeps the URL's (or the client's) own.
+        owns_client: For a given client: closing the returned one closes it too.
+        instrumentation: Where a client built here sends its metrics.
+
+    Returns:
+        `(client, closes)`, or `None` for `memory://`. A given client comes back
+        as is, or as a `with_timeout` view when `timeout` differs from its own.
+    """
     if not isinstance(backend, str | MemoryConfig | RedisConfig | RedisClusterConfig):
         if timeout is None or timeout == backend.config.timeout:
             return backend, owns_client
@@ -163,9 +143,11 @@ def resolve_store(
         redis: Builds the Redis store on a client; the flag tells the store to
             close that client (a client built here, or one given with `owns_client`).
         namespace: Checked with `check_namespace`; `None` for a primitive without one.
-        timeout: See `resolve_client`; checked whatever the backend.
-        owns_client: See `resolve_client`.
-        instrumentation: See `resolve_client`.
+        timeout: The primitive's per-command timeout, checked whatever the
+            backend; `None` keeps the URL's (or the client's) own. A given client
+            is used through a `with_timeout` view when it differs from its own.
+        owns_client: For a given client: the store closes it.
+        instrumentation: Where a client built here sends its metrics.
 
     Returns:
         `(store, owned)`: a store object given as `backend` is not owned.
