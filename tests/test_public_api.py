@@ -174,6 +174,23 @@ def test_queue_store_abilities_are_separate_protocols() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "contract", ["CacheStoreContract", "QueueStoreContract", "RateLimitStoreContract"]
+)
+def test_scalepy_testing_ships_a_store_contract_per_primitive(contract: str) -> None:
+    """Each contract is a plain class of async checks, importable without a test framework."""
+    import scalepy.testing as testing
+
+    checks = [getattr(getattr(testing, contract), name) for name in dir(getattr(testing, contract))]
+    checks = [check for check in checks if getattr(check, "__name__", "").startswith("test_")]
+    assert contract in testing.__all__
+    assert (True, True) == (
+        len(checks) >= 5,
+        all(inspect.iscoroutinefunction(check) for check in checks),
+    )
+    assert "test_agrees_with_the_memory_reference" in [check.__name__ for check in checks]
+
+
 def test_a_redis_store_without_the_extra_names_it() -> None:
     """`scalepy.cache` imports without redis; its Redis store then fails with the pip command."""
     code = (
