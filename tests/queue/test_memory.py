@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.errors import ConfigurationError, JobNotFound
-from scalepy.queue import JobStatus, Queue, Worker, current_job
-from scalepy.queue._memory import MemoryQueueStore
-from scalepy.queue._store import MAX_CLAIM, Batch
+from scalepy.queue import MAX_CLAIM, Batch, JobStatus, MemoryQueueStore, Queue, Worker, current_job
 from scalepy.testing import FakeClock
 from tests.queue.conftest import WAIT, eventually
 

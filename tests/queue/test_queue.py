@@ -24,7 +24,7 @@ from scalepy.testing import RecordingInstrumentation
 from tests.queue.conftest import ALL_BACKENDS, WAIT
 
 if TYPE_CHECKING:
-    from scalepy.queue._store import Claimed
+    from scalepy.queue import Claimed
 
 
 async def echo(value: Any) -> Any:

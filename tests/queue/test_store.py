@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.backends.redis import Subscription
-from scalepy.queue._store import Batch
+from scalepy.queue import Batch
 from tests.queue.conftest import ALL_BACKENDS, eventually, redis_store
 
 if TYPE_CHECKING:
-    from scalepy.queue import Queue
-    from scalepy.queue._store import Claimed, NewJob, QueueStore
+    from scalepy.queue import Claimed, NewJob, Queue, QueueStore
 
 TTL = 60_000
 

@@ -30,15 +30,13 @@ from hypothesis.stateful import (
 )
 
 from scalepy.backends import RedisClusterConfig, RedisConfig, parse_backend_url
-from scalepy.queue._memory import MemoryQueueStore
-from scalepy.queue._redis import RedisQueueStore
-from scalepy.queue._store import MAX_CLAIM, Batch
+from scalepy.queue import MAX_CLAIM, Batch, MemoryQueueStore, RedisQueueStore
 from tests.queue.conftest import delete_store_keys
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from scalepy.queue._store import Claimed, QueueStore, Settlement, StoredJob
+    from scalepy.queue import Claimed, QueueStore, Settlement, StoredJob
 
 LONG = 600_000  # ms: no lease, delay or TTL this long runs out during a test
 leases = st.sampled_from([LONG, LONG, 0])

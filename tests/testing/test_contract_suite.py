@@ -27,8 +27,7 @@ from scalepy.testing import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from scalepy.ratelimit._decision import PolicyDecision
-    from scalepy.ratelimit._policies import Policy
+    from scalepy.ratelimit import Policy, PolicyDecision
 
 
 class ForgetfulStore(MemoryCacheStore):
