@@ -22,6 +22,7 @@ from scalepy.queue import (
     WakingQueueStore,
     Worker,
 )
+
 # Internal on purpose: the one place that asks a store for its abilities, checked directly.
 from scalepy.queue._abilities import POLL, abilities
 from scalepy.ratelimit import TokenBucket
