@@ -14,7 +14,7 @@ from scalepy.breaker import CircuitBreaker, RedisSharedState
 from scalepy.cache import Cache, MemoryCacheStore, RedisCacheStore
 from scalepy.errors import BackendTimeout, BackendUnavailable, ConfigurationError
 from scalepy.pools import PoolManager
-from scalepy.queue import Queue
+from scalepy.queue import MemoryQueueStore, Queue, RedisQueueStore
 from scalepy.ratelimit import MemoryRateLimitStore, RateLimiter, RedisRateLimitStore, TokenBucket
 from scalepy.testing import RecordingInstrumentation
 
@@ -208,10 +208,13 @@ async def test_every_primitive_defaults_to_memory() -> None:
 
 
 async def test_the_redis_stores_are_public_names(redis_url: str) -> None:
-    """The stores a URL builds are the classes `scalepy.cache` and `scalepy.ratelimit` export."""
+    """The stores a URL builds are the classes their primitive's package exports."""
     async with Cache(redis_url) as cache, RateLimiter(redis_url) as limiter:
         assert isinstance(cache.store, RedisCacheStore)
         assert isinstance(limiter.store, RedisRateLimitStore)
+    async with Queue(redis_url) as queue, Queue() as memory_queue:
+        assert isinstance(queue.store, RedisQueueStore)
+        assert isinstance(memory_queue.store, MemoryQueueStore)
 
 
 @pytest.mark.parametrize(

@@ -262,7 +262,7 @@ async def test_a_clock_ahead_of_redis_waits_for_the_server(
     periodic = queue.cron("* * * * * *", tick)
     fired = asyncio.Event()
     schedules = [
-        asyncio.create_task(run_schedule(queue._store, periodic, on_fired=fired.set))
+        asyncio.create_task(run_schedule(queue.store, periodic, on_fired=fired.set))
         for _ in range(2)
     ]
     try:

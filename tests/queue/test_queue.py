@@ -34,7 +34,7 @@ async def echo(value: Any) -> Any:
 
 async def claim_all(queue: Queue) -> list[Claimed]:
     """Claim every ready job as a test worker."""
-    _, jobs = await queue._store.claim(
+    _, jobs = await queue.store.claim(
         1000, lease_ms=60_000, cap=0, result_ttl_ms=60_000, dead_ttl_ms=0, worker="test"
     )
     return jobs
@@ -377,7 +377,7 @@ async def test_purge_dead_deletes_dead_jobs_for_good(queue: Queue) -> None:
     live = await task.enqueue("live")
     claimed = [job for job in await claim_all(queue) if job.id != live.id]
     settlements = [(job.id, job.token, "f", "E", -1) for job in claimed]
-    assert [3] * 4 == await queue._store.ack(settlements, result_ttl_ms=60_000)
+    assert [3] * 4 == await queue.store.ack(settlements, result_ttl_ms=60_000)
     assert 0 == await queue.purge_dead(older_than=3600)
     assert 1 == await queue.purge_dead([jobs[3].id, live.id, "unknown"])
     assert 1 == await queue.purge_dead(limit=1)

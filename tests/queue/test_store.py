@@ -72,7 +72,7 @@ async def state(store: QueueStore, job_id: str) -> str | None:
 @pytest.fixture
 def store(queue: Queue) -> QueueStore:
     """The queue's store."""
-    return queue._store
+    return queue.store
 
 
 @ALL_BACKENDS

@@ -217,6 +217,11 @@ class Queue(AsyncResource):
         return self._client
 
     @property
+    def store(self) -> QueueStore:
+        """The backend store: `MemoryQueueStore`, `RedisQueueStore` or the one given."""
+        return self._store
+
+    @property
     def tasks(self) -> Mapping[str, Task[..., Any]]:
         """The registered tasks, by name."""
         return self._tasks
