@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from scalepy.queue import Queue
-from scalepy.queue._redis import RedisQueueStore
+from scalepy.queue import Queue, RedisQueueStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -65,7 +64,7 @@ async def delete_store_keys(store: RedisQueueStore) -> None:
 
 def redis_store(queue: Queue) -> RedisQueueStore:
     """The store of a Redis queue, whose keys tests may read."""
-    store = queue._store
+    store = queue.store
     assert isinstance(store, RedisQueueStore)
     return store
 

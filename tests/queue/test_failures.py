@@ -13,11 +13,20 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendTimeout
-from scalepy.queue import JobFailed, JobStatus, Queue, Worker, _periodic, _telemetry
+from scalepy.queue import (
+    JobFailed,
+    JobStatus,
+    Queue,
+    RedisQueueStore,
+    Worker,
+    _periodic,  # internal on purpose: its clock is set ahead of Redis'
+    _telemetry,  # internal on purpose: trace capture without the OpenTelemetry integration
+)
+
+# The worker's internal parts, each driven directly against a dead Redis.
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
 from scalepy.queue._periodic import run_schedule
-from scalepy.queue._redis import RedisQueueStore
 from tests.queue.conftest import WAIT, eventually
 from tests.support.redis_server import RedisServer, free_port
 
@@ -25,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from scalepy.queue._store import Settlement
+    from scalepy.queue import Settlement
 
 UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2&timeout=0.2"
 
@@ -183,6 +192,7 @@ async def test_outcomes_are_given_up_after_the_lease(
     reports: list[tuple[list[str], list[int] | None]] = []
     acks: Acks[str] = Acks(
         dead_store,
+        acks_ordered=lambda: dead_store.acks_ordered,
         result_ttl_ms=1000,
         on_settled=lambda items, codes: reports.append((items, codes)),
         retry_for=0.1,
@@ -204,6 +214,7 @@ async def test_a_failed_renewal_is_logged_and_retried_next_time(
     heartbeat = Heartbeat(
         dead_store,
         held,
+        connector=None,
         lease_ms=1000,
         interval=1.0,
         report=lambda lost, cancel: reports.append((lost, cancel)),
@@ -249,7 +260,7 @@ async def test_a_clock_ahead_of_redis_waits_for_the_server(
     periodic = queue.cron("* * * * * *", tick)
     fired = asyncio.Event()
     schedules = [
-        asyncio.create_task(run_schedule(queue._store, periodic, on_fired=fired.set))
+        asyncio.create_task(run_schedule(queue.store, periodic, on_fired=fired.set))
         for _ in range(2)
     ]
     try:

@@ -3,7 +3,7 @@
 `CATALOGUES` lists the module holding each primitive's catalogue (`NAMESPACE`,
 `METRICS`); `render_reference()` turns them into the tables of docs/telemetry.md.
 Run `python -m tests.support.metrics` to rewrite those tables after changing a
-catalogue (tests/test_metric_catalogues.py fails until the page matches).
+catalogue (tests/telemetry/test_metric_catalogues.py fails until the page matches).
 """
 
 from __future__ import annotations

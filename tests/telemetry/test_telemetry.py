@@ -26,7 +26,10 @@ from scalepy.telemetry import (
     metrics_exposition,
     set_default,
 )
-from scalepy.testing._instrumentation import RecordedEvent, RecordingInstrumentation
+from scalepy.testing import RecordingInstrumentation
+
+# The recorded event's class, to compare events whole; scalepy.testing does not export it.
+from scalepy.testing._instrumentation import RecordedEvent
 from tests.support.metrics import (
     CONFLICTING,
     IN_FLIGHT,

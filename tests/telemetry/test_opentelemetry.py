@@ -24,7 +24,7 @@ from opentelemetry.trace import StatusCode
 from scalepy.integrations import opentelemetry as otel_module
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.telemetry import combine
-from scalepy.testing._instrumentation import RecordingInstrumentation
+from scalepy.testing import RecordingInstrumentation
 from tests.support.metrics import IN_FLIGHT, LATENCY, REQUESTS, SIZE, WAIT, record_all
 
 if TYPE_CHECKING:
