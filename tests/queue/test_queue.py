@@ -334,19 +334,19 @@ async def test_sends_are_spans_and_counted(queue_url: str, queue_name: str) -> N
     assert [1, 1, 2] == [
         span.attributes["messaging.batch.message_count"] for span in instrumentation.spans
     ]
-    assert 3 == instrumentation.value("scalepy.queue.jobs.sent", task="t")
+    assert 3 == instrumentation.value("scalepy.queue.jobs.sent", {"scalepy.queue.task": "t"})
 
 
 @ALL_BACKENDS
-async def test_stats_record_the_depth_gauge(queue_url: str, queue_name: str) -> None:
-    """`stats()` counts jobs by state and records them as the depth gauge."""
+async def test_stats_record_the_job_count_gauge(queue_url: str, queue_name: str) -> None:
+    """`stats()` counts jobs by state and records them as the job count gauge."""
     instrumentation = RecordingInstrumentation()
     async with Queue(queue_url, name=queue_name, instrumentation=instrumentation) as queue:
         await queue.task(name="t")(echo).enqueue(1)
         stats = await queue.stats()
     assert (1, 0, 0, 0) == (stats.queued, stats.scheduled, stats.active, stats.dead)
     assert [1, 0, 0, 0] == [
-        instrumentation.value("scalepy.queue.depth", state=state)
+        instrumentation.value("scalepy.queue.job.count", {"scalepy.queue.job.state": state})
         for state in ("queued", "scheduled", "active", "dead")
     ]
 

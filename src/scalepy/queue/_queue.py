@@ -18,12 +18,12 @@ from scalepy.queue._cron import Cron
 from scalepy.queue._health import queue_check
 from scalepy.queue._job import Job, JobInfo, _info
 from scalepy.queue._memory import MemoryQueueStore
+from scalepy.queue._metrics import JOB_COUNT, JOB_STATE, QUEUE_NAME, SENT
 from scalepy.queue._periodic import Periodic
 from scalepy.queue._results import ResultWaiter
 from scalepy.queue._task import Backoff, Task
-from scalepy.queue._telemetry import DEPTH, SENT
 from scalepy.serializers import JsonSerializer
-from scalepy.telemetry import get_default
+from scalepy.telemetry import context_propagation, get_default
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -129,6 +129,7 @@ class Queue(AsyncResource):
         "_client",
         "_dead_ttl_ms",
         "_instrumentation",
+        "_propagation",
         "_limit_backend",
         "_periodic",
         "_result_ttl_ms",
@@ -203,6 +204,7 @@ class Queue(AsyncResource):
         self._tasks: dict[str, Task[..., Any]] = {}
         self._periodic: dict[str, Periodic] = {}
         self._sent = self._instrumentation.metric(SENT)
+        self._propagation = context_propagation(self._instrumentation)
         self._send_span = f"send {name}"
 
     @property
@@ -340,16 +342,16 @@ class Queue(AsyncResource):
         return Job(self, job_id)
 
     async def stats(self) -> QueueStats:
-        """Count the jobs by state, and record them as the `scalepy.queue.depth` gauge.
+        """Count the jobs by state, and record them as the `scalepy.queue.job.count` gauge.
 
         Raises:
             BackendError: Redis failed or did not answer in time.
         """
         queued, scheduled, active, dead = await self._store.counts()
         stats = QueueStats(queued=queued, scheduled=scheduled, active=active, dead=dead)
-        depth = self._instrumentation.metric(DEPTH)
+        depth = self._instrumentation.metric(JOB_COUNT)
         for state in ("queued", "scheduled", "active", "dead"):
-            depth.record(getattr(stats, state), {"queue": self.name, "state": state})
+            depth.record(getattr(stats, state), {QUEUE_NAME: self.name, JOB_STATE: state})
         return stats
 
     async def dead(self, limit: int = 100) -> list[JobInfo]:

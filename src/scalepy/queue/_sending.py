@@ -95,7 +95,14 @@ def _batch(options: EnqueueOptions[Any, Any]) -> Batch:
     task = options.task
     priority = task.priority if options.priority is None else options.priority
     named = options.job_id is not None
-    return Batch(task.name, priority, task.retries, options.when, capture_trace(), named)
+    return Batch(
+        task.name,
+        priority,
+        task.retries,
+        options.when,
+        capture_trace(task.queue._propagation),
+        named,
+    )
 
 
 def _unique_key(options: EnqueueOptions[Any, Any], payload: bytes) -> str:

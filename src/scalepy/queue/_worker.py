@@ -21,9 +21,9 @@ from scalepy._lifecycle import AsyncResource
 from scalepy._validation import check_finite, check_int
 from scalepy.errors import BackendError
 from scalepy.queue._heartbeat import Heartbeat
+from scalepy.queue._metrics import SENT
 from scalepy.queue._periodic import run_schedule
 from scalepy.queue._runner import Runner
-from scalepy.queue._telemetry import SENT
 from scalepy.queue._unknown import UnknownTasks
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Worker(AsyncResource):
         grace: Seconds `stop()` lets running jobs finish before handing them back.
         poll_interval: Most seconds an idle worker waits before checking the queue
             again (it wakes at once when a job is enqueued).
-        stats_interval: Seconds between two `scalepy.queue.depth` readings, or
+        stats_interval: Seconds between two `scalepy.queue.job.count` readings, or
             `None` for none.
         name: The worker's name, kept on the jobs it claims (`JobInfo.worker`);
             `host:pid` by default.

@@ -10,7 +10,7 @@ from redis.crc import key_slot
 
 from scalepy.backends import KeySpace, MemoryConfig, parse_backend_url
 from scalepy.backends.redis import RedisClient
-from scalepy.backends.redis._client import PIPELINE_SIZE
+from scalepy.backends.redis._metrics import PIPELINE_SIZE
 from scalepy.errors import BackendCommandError, BackendUnavailable, ConfigurationError
 from scalepy.testing import RecordingInstrumentation
 

@@ -22,11 +22,12 @@ from scalepy.backends._url import (
 )
 from scalepy.backends.redis._cluster import ClusterRouter
 from scalepy.backends.redis._errors import ScriptNotLoaded
+from scalepy.backends.redis._metrics import PIPELINE_SIZE
 from scalepy.backends.redis._node import Node
 from scalepy.backends.redis._pipeline import AutoPipeline, PipelineStatistics
 from scalepy.backends.redis._resp import Endpoint
 from scalepy.errors import ConfigurationError
-from scalepy.telemetry import Metric, MetricKind, get_default
+from scalepy.telemetry import get_default
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -39,14 +40,6 @@ if TYPE_CHECKING:
     from scalepy.telemetry import Instrumentation
 
 __all__ = ("RedisClient", "RedisClientStatistics")
-
-PIPELINE_SIZE = Metric(
-    name="scalepy.redis.pipeline.size",
-    kind=MetricKind.HISTOGRAM,
-    unit="{command}",
-    description="Commands per automatic pipeline sent to Redis.",
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
