@@ -2,6 +2,7 @@
 
 ```
 scalepy worker app.tasks:queue --concurrency 32     # SIGTERM/SIGINT: graceful stop
+scalepy worker app.tasks:queue --startup app.tasks:startup --shutdown app.tasks:shutdown
 scalepy queue stats app.tasks:queue
 scalepy queue dead app.tasks:queue --limit 20
 scalepy queue requeue app.tasks:queue --all         # or: ... requeue APP JOB_ID...
@@ -30,7 +31,26 @@ if TYPE_CHECKING:
 
     from scalepy.queue import Queue
 
-__all__ = ("load_queue", "main")
+__all__ = ("load_object", "load_queue", "main")
+
+
+def load_object(reference: str) -> object:
+    """Import `module:attribute` and return what it names.
+
+    Args:
+        reference: E.g. `"app.tasks:startup"`; the current directory is importable.
+
+    Raises:
+        ValueError: A malformed reference.
+        ImportError: The module cannot be imported.
+        AttributeError: The module has no such attribute.
+    """
+    module_name, colon, attribute = reference.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError(f"expected module:attribute, e.g. app.tasks:queue; got {reference!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def load_queue(reference: str) -> Queue:
@@ -49,12 +69,7 @@ def load_queue(reference: str) -> Queue:
     from scalepy.backends import MemoryConfig
     from scalepy.queue import Queue
 
-    module_name, colon, attribute = reference.partition(":")
-    if not colon or not module_name or not attribute:
-        raise ValueError(f"expected module:attribute, e.g. app.tasks:queue; got {reference!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    value = getattr(importlib.import_module(module_name), attribute)
+    value = load_object(reference)
     if not isinstance(value, Queue):
         raise ValueError(f"{reference} is a {type(value).__name__}, not a scalepy.queue.Queue")
     if isinstance(value.config, MemoryConfig):

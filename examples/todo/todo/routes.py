@@ -1,0 +1,189 @@
+"""The HTTP endpoints of the Todo-Backend contract: thin handlers over the repository.
+
+A handler checks who is asking (`auth.py`), decodes the body into a model
+(`models.py`: msgspec refuses bad JSON, wrong types and unknown fields), calls the
+repository, and encodes the answer. Errors are raised, never built here: a
+`Problem` for what the handler knows (404, 401, 403, 415), the repository's and
+the decoder's own exceptions for the rest; `todo.http`'s handlers turn each into
+`application/problem+json` (an open breaker into 503 with `Retry-After`).
+
+| Route | Does | Answers |
+| --- | --- | --- |
+| `GET /todos?limit&after&completed` | a page by id; next page in `Link` | 200, an array |
+| `POST /todos` | create; enqueue the notification job | 201 + `Location` |
+| `DELETE /todos` | delete every todo (scope `todos:admin`) | 204 |
+| `GET /todos/{id}` | one todo | 200 or 404 |
+| `PATCH /todos/{id}` | change the fields sent | 200 or 404 |
+| `DELETE /todos/{id}` | delete one todo | 204 or 404 |
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlencode
+
+import msgspec
+from starlette.responses import Response
+from starlette.routing import Route
+
+from scalepy.errors import ScalepyError
+from todo.auth import ADMIN, WRITE, authorize
+from todo.http import Problem
+from todo.models import Todo, TodoIn, TodoPatch
+from todo.urls import PublicUrls
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from todo.models import TodoRecord
+    from todo.repository import TodoRepository
+    from todo.settings import Settings
+    from todo.tasks import Tasks
+
+__all__ = ("DEFAULT_PAGE", "MAX_PAGE", "TodoRoutes")
+
+T = TypeVar("T")
+
+DEFAULT_PAGE = 100
+"""Todos per page when `limit` is not given."""
+MAX_PAGE = 1000
+"""The largest `limit` accepted."""
+_LARGEST_ID = 2**63 - 1  # bigint: a larger id names no todo
+_JSON = "application/json"
+_encoder = msgspec.json.Encoder()
+_logger = logging.getLogger("todo.routes")
+
+
+class TodoRoutes:
+    """The todo endpoints, bound to the service's repository and tasks.
+
+    Args:
+        repository: Where todos live.
+        tasks: The queue's tasks (the notification job).
+        settings: Auth mode, secret and trusted proxies.
+    """
+
+    def __init__(self, repository: TodoRepository, tasks: Tasks, settings: Settings) -> None:
+        self._repository = repository
+        self._tasks = tasks
+        self._settings = settings
+        self._urls = PublicUrls(settings.trusted_proxies)
+
+    def routes(self) -> list[Route]:
+        """The Starlette routes (405 with `Allow` for other methods)."""
+        return [
+            Route("/todos", self.list_todos, methods=["GET"], name="list_todos"),
+            Route("/todos", self.create_todo, methods=["POST"], name="create_todo"),
+            Route("/todos", self.delete_todos, methods=["DELETE"], name="delete_todos"),
+            Route("/todos/{todo_id:int}", self.get_todo, methods=["GET"], name="get_todo"),
+            Route("/todos/{todo_id:int}", self.patch_todo, methods=["PATCH"], name="patch_todo"),
+            Route("/todos/{todo_id:int}", self.delete_todo, methods=["DELETE"], name="delete_todo"),
+        ]
+
+    async def list_todos(self, request: Request) -> Response:
+        """`GET /todos`: a page of todos as a bare JSON array; `Link: <...>; rel="next"`."""
+        limit = _int_param(request, "limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
+        after = _int_param(request, "after", minimum=0, maximum=_LARGEST_ID)
+        completed = _bool_param(request, "completed")
+        # One more than asked for tells whether a next page exists.
+        records = await self._repository.page(limit=limit + 1, after=after, completed=completed)
+        page = records[:limit]
+        origin = self._urls.origin(request)
+        headers = {}
+        if len(records) > limit:
+            query: dict[str, object] = {"limit": limit, "after": page[-1].id}
+            if completed is not None:
+                query["completed"] = str(completed).lower()
+            headers["Link"] = f'<{origin}/todos?{urlencode(query)}>; rel="next"'
+        return _json([_shown(record, origin) for record in page], headers=headers)
+
+    async def create_todo(self, request: Request) -> Response:
+        """`POST /todos`: 201 with the todo and its `Location`."""
+        authorize(request, self._settings, WRITE)
+        data = await _body(request, TodoIn)
+        record = await self._repository.create(data)
+        try:
+            await self._tasks.notify_created.enqueue(record.id)
+        except ScalepyError:
+            # The todo is committed; a lost notification must not turn it into an error.
+            _logger.exception("could not enqueue the notification of todo %d", record.id)
+        todo = _shown(record, self._urls.origin(request))
+        return _json(todo, status=201, headers={"Location": todo.url})
+
+    async def delete_todos(self, request: Request) -> Response:
+        """`DELETE /todos`: every todo (scope `todos:admin`)."""
+        authorize(request, self._settings, ADMIN)
+        await self._repository.delete_all()
+        return Response(status_code=204)
+
+    async def get_todo(self, request: Request) -> Response:
+        """`GET /todos/{id}`."""
+        todo_id = _todo_id(request)
+        record = await self._repository.get(todo_id)
+        if record is None:
+            raise _not_found(todo_id)
+        return _json(_shown(record, self._urls.origin(request)))
+
+    async def patch_todo(self, request: Request) -> Response:
+        """`PATCH /todos/{id}`: change the fields sent, keep the others."""
+        authorize(request, self._settings, WRITE)
+        todo_id = _todo_id(request)
+        patch = await _body(request, TodoPatch)
+        record = await self._repository.update(todo_id, patch)
+        if record is None:
+            raise _not_found(todo_id)
+        return _json(_shown(record, self._urls.origin(request)))
+
+    async def delete_todo(self, request: Request) -> Response:
+        """`DELETE /todos/{id}`."""
+        authorize(request, self._settings, WRITE)
+        todo_id = _todo_id(request)
+        if not await self._repository.delete(todo_id):
+            raise _not_found(todo_id)
+        return Response(status_code=204)
+
+
+def _shown(record: TodoRecord, origin: str) -> Todo:
+    return Todo.from_record(record, f"{origin}/todos/{record.id}")
+
+
+def _json(value: object, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(value), status, headers=headers, media_type=_JSON)
+
+
+async def _body(request: Request, kind: type[T]) -> T:
+    """The JSON body as `kind`; msgspec's errors become 400 (bad JSON) or 422 (wrong shape)."""
+    media_type = request.headers.get("content-type", _JSON).partition(";")[0].strip().lower()
+    if media_type != _JSON and not media_type.endswith("+json"):
+        raise Problem(415, f"Send the todo as {_JSON}, not {media_type or 'nothing'}.")
+    return msgspec.json.decode(await request.body(), type=kind)
+
+
+def _todo_id(request: Request) -> int:
+    todo_id: int = request.path_params["todo_id"]
+    if todo_id > _LARGEST_ID:
+        raise _not_found(todo_id)
+    return todo_id
+
+
+def _not_found(todo_id: int) -> Problem:
+    return Problem(404, f"There is no todo {todo_id}.")
+
+
+def _int_param(request: Request, name: str, *, minimum: int, maximum: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise Problem(400, f"{name} must be a whole number from {minimum} to {maximum}.")
+    return int(raw)
+
+
+def _bool_param(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in ("true", "false"):
+        raise Problem(400, f"{name} must be true or false.")
+    return raw == "true"
