@@ -1,0 +1,168 @@
+"""scripts/demo.sh: arguments are checked before any setup; nothing it starts outlives it.
+
+The full tour runs in CI through `scripts/demo.sh --check` (scripts/test.sh); these tests
+cover what a tour cannot: bad arguments, and the cleanup after a signal. They run the
+single-process mode (no nginx), which has the same supervision as the full stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.support.postgres_server import children
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "scripts" / "demo.sh"
+_READY_LINE = "Serving until Ctrl-C."
+_TIMEOUT = 60.0
+
+
+def _script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(DEMO), *args], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_help_prints_the_usage_and_sets_nothing_up() -> None:
+    """--help answers at once, from the script's own header."""
+    result = _script("--help")
+    assert 0 == result.returncode
+    assert "usage: scripts/demo.sh [--replicas N] [--port PORT]" in result.stdout
+    for option in ("--replicas N", "--port PORT", "--single", "--serve", "--check"):
+        assert f"  {option}" in result.stdout
+    assert "services:" not in result.stdout  # no bootstrap ran
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus"], "unknown argument '--bogus'"),
+        (["--replicas"], "--replicas needs a number"),
+        (["--port", "eighty"], "--port needs a number"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_setup(args: list[str], message: str) -> None:
+    """A typo fails in a moment with the reason, not after installing things."""
+    result = _script(*args)
+    assert 1 == result.returncode
+    assert message in result.stderr
+    assert "services:" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--serve", "--check"], "not allowed with argument"),
+        (["--replicas", "0"], "must be at least 1"),
+        (["--port", "70000"], "not a TCP port"),
+    ],
+)
+def test_the_demo_refuses_what_the_script_lets_through(args: list[str], message: str) -> None:
+    """Values and combinations are checked by the demo itself, before it starts anything."""
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", *args],
+        capture_output=True, text=True, timeout=30, check=False, env=_demo_env("unused"),
+    )  # fmt: skip
+    assert 2 == result.returncode
+    assert message in result.stderr
+
+
+@pytest.fixture
+async def serving(postgres_dsn: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`demo --single --serve` on a free port, once it says it is serving."""
+    database = urlsplit(postgres_dsn)._replace(path="/todo_demo_tests").geturl()
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "demo", "--single", "--serve", "--port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_demo_env(database),
+    )  # fmt: skip
+    assert demo.stdout is not None
+    output = []
+    try:
+        async with asyncio.timeout(_TIMEOUT):
+            while _READY_LINE not in (line := (await demo.stdout.readline()).decode()):
+                assert line, f"the demo ended before serving:\n{''.join(output)}"
+                output.append(line)
+        yield demo
+    finally:
+        if demo.returncode is None:
+            demo.kill()
+            await demo.wait()
+
+
+async def test_ctrl_c_stops_every_process_and_removes_the_directory(
+    serving: asyncio.subprocess.Process,
+) -> None:
+    """SIGINT while serving: exit 0, the app is stopped, its temporary directory is gone."""
+    started = children(serving.pid)
+    assert started, "the demo runs its app as a child process"
+    assert serving.stdout is not None
+    await _answers(started)
+    serving.send_signal(signal.SIGINT)
+    async with asyncio.timeout(_TIMEOUT):
+        rest = (await serving.stdout.read()).decode()
+        assert 0 == await serving.wait()
+    assert "SIGINT: stopping everything" in rest
+    assert "stopped app and the relay; removed " in rest
+    run_dir = Path(rest.rpartition("removed ")[2].strip())
+    assert run_dir.name.startswith("todo-demo.")
+    assert not run_dir.exists()
+    assert not [pid for pid in started if _alive(pid)]
+
+
+async def test_children_die_with_the_demo_even_when_it_is_killed(
+    serving: asyncio.subprocess.Process,
+) -> None:
+    """SIGKILL gives the demo no chance to clean up: the kernel stops its children."""
+    started = children(serving.pid)
+    assert started
+    serving.kill()
+    await serving.wait()
+    async with asyncio.timeout(_TIMEOUT):  # their parent-death signal, then their shutdown
+        while alive := [pid for pid in started if _alive(pid)]:
+            await asyncio.sleep(0.05)  # other processes: nothing to await
+    assert not alive
+
+
+async def _answers(pids: list[int]) -> None:
+    """The app the demo started answers on the port it listens on."""
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"--port" in cmdline:
+            port = int(cmdline[cmdline.index(b"--port") + 1])
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://127.0.0.1:{port}/health/live")
+            assert 200 == response.status_code
+            return
+    raise AssertionError("no child listens on a --port")
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _demo_env(database_url: str) -> dict[str, str]:
+    """The environment scripts/demo.sh gives the demo, with this test's database."""
+    path = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "examples" / "todo") + (f":{path}" if path else ""),
+        "TODO_DATABASE_URL": database_url,
+    }
