@@ -7,3 +7,5 @@ types), `repository` (SQL, caching, breaker, retries), `auth` (JWT scopes),
 jobs), `worker` (the worker process), `app` (`create_app()`), and `http` (the
 HTTP edge: problem+json, request ids, security headers, limits, CORS, OpenAPI).
 """
+
+__version__ = "0.1.0"

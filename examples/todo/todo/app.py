@@ -35,14 +35,19 @@ from starlette.middleware import Middleware
 
 from scalepy.ratelimit import EXEMPT, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
+from todo import __version__
 from todo.http import (
+    BodySizeLimitMiddleware,
     RequestIdFilter,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
     UnhandledErrorMiddleware,
+    cors_middleware,
+    openapi_document,
+    openapi_route,
     problem_handlers,
 )
-from todo.routes import TodoRoutes
+from todo.routes import OPERATIONS, TodoRoutes
 from todo.services import Services
 from todo.settings import Settings
 
@@ -57,6 +62,10 @@ if TYPE_CHECKING:
 
 __all__ = ("create_app",)
 
+_DESCRIPTION = (
+    "The Todo-Backend API (todobackend.com) composed from scalepy: cached reads, "
+    "rate limits, a circuit breaker around PostgreSQL, background jobs, health probes."
+)
 _SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 _UNLIMITED = ["/health", "/metrics"]
 
@@ -87,7 +96,9 @@ def create_app(
         ),
         Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware),
+        *filter(None, [cors_middleware(settings.cors_origins)]),
         Middleware(UnhandledErrorMiddleware),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(
             RateLimitMiddleware,
             limiter=services.limiter,
@@ -104,8 +115,15 @@ def create_app(
         ),
     ]
     routes = TodoRoutes(services.repository, services.tasks, settings).routes()
+    document = openapi_document(
+        OPERATIONS,
+        title="Todo API",
+        version=__version__,
+        description=_DESCRIPTION,
+        bearer_auth=settings.auth == "jwt",
+    )
     app = Starlette(
-        routes=[*routes, *services.health.routes()],
+        routes=[*routes, *services.health.routes(), openapi_route(document)],
         middleware=middleware,
         exception_handlers=problem_handlers(),
         lifespan=services.lifespan(),

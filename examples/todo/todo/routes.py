@@ -20,20 +20,23 @@ the decoder's own exceptions for the rest; `todo.http`'s handlers turn each into
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeAlias, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 from starlette.routing import Route
 
 from scalepy.errors import ScalepyError
 from todo.auth import ADMIN, WRITE, authorize
-from todo.http import Problem
+from todo.http import Operation, Param, Problem, Reply
 from todo.models import Todo, TodoIn, TodoPatch
 from todo.urls import PublicUrls
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
     from starlette.requests import Request
 
     from todo.models import TodoRecord
@@ -41,15 +44,17 @@ if TYPE_CHECKING:
     from todo.settings import Settings
     from todo.tasks import Tasks
 
-__all__ = ("DEFAULT_PAGE", "MAX_PAGE", "TodoRoutes")
+__all__ = ("DEFAULT_PAGE", "MAX_PAGE", "OPERATIONS", "TodoRoutes")
 
 T = TypeVar("T")
+Handler: TypeAlias = "Callable[[Request], Awaitable[Response]]"
 
 DEFAULT_PAGE = 100
 """Todos per page when `limit` is not given."""
 MAX_PAGE = 1000
 """The largest `limit` accepted."""
 _LARGEST_ID = 2**63 - 1  # bigint: a larger id names no todo
+_ITEM = "/todos/{todo_id:int}"
 _JSON = "application/json"
 _encoder = msgspec.json.Encoder()
 _logger = logging.getLogger("todo.routes")
@@ -71,14 +76,18 @@ class TodoRoutes:
         self._urls = PublicUrls(settings.trusted_proxies)
 
     def routes(self) -> list[Route]:
-        """The Starlette routes (405 with `Allow` for other methods)."""
+        """The Starlette routes: one per path, so a 405 lists every method in `Allow`."""
         return [
-            Route("/todos", self.list_todos, methods=["GET"], name="list_todos"),
-            Route("/todos", self.create_todo, methods=["POST"], name="create_todo"),
-            Route("/todos", self.delete_todos, methods=["DELETE"], name="delete_todos"),
-            Route("/todos/{todo_id:int}", self.get_todo, methods=["GET"], name="get_todo"),
-            Route("/todos/{todo_id:int}", self.patch_todo, methods=["PATCH"], name="patch_todo"),
-            Route("/todos/{todo_id:int}", self.delete_todo, methods=["DELETE"], name="delete_todo"),
+            _route(
+                "/todos",
+                "todos",
+                {"GET": self.list_todos, "POST": self.create_todo, "DELETE": self.delete_todos},
+            ),
+            _route(
+                _ITEM,
+                "todo",
+                {"GET": self.get_todo, "PATCH": self.patch_todo, "DELETE": self.delete_todo},
+            ),
         ]
 
     async def list_todos(self, request: Request) -> Response:
@@ -142,6 +151,74 @@ class TodoRoutes:
         if not await self._repository.delete(todo_id):
             raise _not_found(todo_id)
         return Response(status_code=204)
+
+
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/todos",
+        "List todos",
+        description="A page of todos by id, as a bare array; the next page's URL is in "
+        '`Link: <...>; rel="next"`.',
+        parameters=(
+            Param("limit", type=Annotated[int, Meta(ge=1, le=MAX_PAGE)], description="Page size."),
+            Param(
+                "after",
+                type=Annotated[int, Meta(ge=0, le=_LARGEST_ID)],
+                description="Only todos with a larger id (the cursor of the `Link` header).",
+            ),
+            Param("completed", type=bool, description="Only completed (or open) todos."),
+        ),
+        responses={200: Reply(list[Todo], headers={"Link": "The next page, if any."})},
+        errors=(400,),
+    ),
+    Operation(
+        "POST",
+        "/todos",
+        "Create a todo",
+        request=TodoIn,
+        responses={201: Reply(Todo, headers={"Location": "The new todo's URL."})},
+        errors=(415,),
+        scopes=(WRITE,),
+    ),
+    Operation(
+        "DELETE",
+        "/todos",
+        "Delete every todo",
+        responses={204: Reply(None)},
+        scopes=(ADMIN,),
+    ),
+    Operation("GET", _ITEM, "Get a todo", responses={200: Todo}, errors=(404,)),
+    Operation(
+        "PATCH",
+        _ITEM,
+        "Change a todo",
+        description="Changes the fields sent and keeps the others.",
+        request=TodoPatch,
+        responses={200: Todo},
+        errors=(404, 415),
+        scopes=(WRITE,),
+    ),
+    Operation(
+        "DELETE",
+        _ITEM,
+        "Delete a todo",
+        responses={204: Reply(None)},
+        errors=(404,),
+        scopes=(WRITE,),
+    ),
+)
+"""The routes as the OpenAPI document describes them."""
+
+
+def _route(path: str, name: str, handlers: Mapping[str, Handler]) -> Route:
+    """One route serving each method with its handler (HEAD as GET)."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return Route(path, endpoint, methods=list(handlers), name=name)
 
 
 def _shown(record: TodoRecord, origin: str) -> Todo:

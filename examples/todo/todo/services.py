@@ -37,7 +37,7 @@ from scalepy.retry import RetryBudget, RetryPolicy
 from scalepy.telemetry import combine
 from todo.repository import UNAVAILABLE, RecordSerializer, TodoRepository
 from todo.schema import migrate
-from todo.tasks import QUEUE_NAME, register
+from todo.tasks import register
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -49,10 +49,7 @@ if TYPE_CHECKING:
     from scalepy.telemetry import Instrumentation
     from todo.settings import Settings
 
-__all__ = ("NAMESPACE", "Services")
-
-NAMESPACE = "todo"
-"""The Redis namespace of the cache, the limiter and the breaker."""
+__all__ = ("Services",)
 
 _logger = logging.getLogger("todo.services")
 
@@ -95,17 +92,17 @@ class Services:
         redis = "memory://" if memory else self.pools.redis
         self.cache = Cache(
             redis,
-            namespace=NAMESPACE,
+            namespace=settings.namespace,
             local_max_size=settings.cache_local_size,
             ttl=settings.cache_ttl,
             serializer=RecordSerializer(),
             instrumentation=telemetry,
         )
         self.limiter = RateLimiter(
-            redis, namespace=NAMESPACE, on_failure="local", instrumentation=telemetry
+            redis, namespace=settings.namespace, on_failure="local", instrumentation=telemetry
         )
         self.shared_breaker_state = (
-            None if memory else RedisSharedState(self.pools.redis, namespace=NAMESPACE)
+            None if memory else RedisSharedState(self.pools.redis, namespace=settings.namespace)
         )
         self.db_breaker = CircuitBreaker(
             "postgres",
@@ -121,7 +118,7 @@ class Services:
         )
         # Reads retry twice at most, and all reads together add at most 20 % more calls.
         self.retry_budget = RetryBudget(ratio=0.2, min_retries_per_second=5.0)
-        self.tasks = register(Queue(redis, name=QUEUE_NAME, instrumentation=telemetry))
+        self.tasks = register(Queue(redis, name=settings.namespace, instrumentation=telemetry))
         self.worker = (
             Worker(self.tasks.queue, startup=self._lend_pools, instrumentation=telemetry)
             if memory

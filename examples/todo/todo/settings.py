@@ -89,6 +89,9 @@ class Settings:
     """`TODO_DATABASE_URL`: the PostgreSQL database (created by `migrate` if missing)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     """`TODO_REDIS_URL`: shared by every replica; `memory://` runs one process without Redis."""
+    namespace: str = "todo"
+    """`TODO_NAMESPACE`: prefix of the service's Redis keys and name of its queue, so that
+    several deployments (or test runs) can share one Redis."""
     auth: Literal["jwt", "none"] = "jwt"
     """`TODO_AUTH`: `jwt` requires a bearer token on writes; `none` lets anyone write."""
     jwt_secret: str = field(default=DEV_JWT_SECRET, repr=False)
@@ -118,6 +121,8 @@ class Settings:
         _check_choice("TODO_ENV", self.env, ("dev", "prod"))
         _check_choice("TODO_AUTH", self.auth, ("jwt", "none"))
         _check_choice("TODO_LOG_LEVEL", self.log_level, ("DEBUG", "INFO", "WARNING", "ERROR"))
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.namespace):
+            raise SettingsError("TODO_NAMESPACE must be 1-64 letters, digits, '_', '.' or '-'")
         if not self.database_url.startswith(("postgresql://", "postgres://")):
             raise SettingsError("TODO_DATABASE_URL must be a postgresql:// URL")
         try:

@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from scalepy.pools import PoolManager
 from scalepy.queue import Queue, Task, current_job, worker_state
 
-__all__ = ("QUEUE_NAME", "Tasks", "notify_created", "register")
-
-QUEUE_NAME = "todo"
-"""The queue's name: the app enqueues on it, `scalepy worker todo.worker:queue` runs it."""
+__all__ = ("Tasks", "notify_created", "register")
 
 _logger = logging.getLogger("todo.tasks")
 

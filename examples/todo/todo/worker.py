@@ -18,7 +18,7 @@ from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.pools import PoolManager
 from scalepy.queue import Queue
 from todo.settings import Settings
-from todo.tasks import QUEUE_NAME, register
+from todo.tasks import register
 
 __all__ = ("queue", "shutdown", "startup", "tasks")
 
@@ -27,7 +27,7 @@ settings = Settings.from_env()
 # under `opentelemetry-instrument`) gets the worker's spans, each the child of the
 # request that enqueued its job.
 _instrumentation = OpenTelemetryInstrumentation()
-queue = Queue(settings.redis_url, name=QUEUE_NAME, instrumentation=_instrumentation)
+queue = Queue(settings.redis_url, name=settings.namespace, instrumentation=_instrumentation)
 tasks = register(queue)
 
 

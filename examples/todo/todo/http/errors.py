@@ -46,6 +46,7 @@ from scalepy.errors import (
     PoolError,
     RateLimitExceeded,
 )
+from todo.http._asgi import TrackedSend
 from todo.http.problem import Problem
 from todo.http.request_id import current_request_id
 
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from starlette.requests import Request
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ("UnhandledErrorMiddleware", "problem_for", "problem_handlers")
 
@@ -155,26 +156,20 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, send_tracking)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
             problem = problem_for(exc)
             request_id = current_request_id()
-            if started or problem.status == 500:
+            if tracked.started or problem.status == 500:
                 _logger.exception(
                     "Unhandled error serving %s %s (request id %s)",
                     scope["method"],
                     scope["path"],
                     request_id,
                 )
-            if not started:
+            if not tracked.started:
                 if problem.status == 500 and request_id is not None:
                     problem.extensions["request_id"] = request_id
                 await problem.response()(scope, receive, send)

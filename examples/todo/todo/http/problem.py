@@ -20,7 +20,7 @@ from starlette.responses import Response
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ("PROBLEM_MEDIA_TYPE", "Problem", "ProblemDetails", "ProblemResponse")
+__all__ = ("PROBLEM_MEDIA_TYPE", "Problem", "ProblemDetails", "ProblemResponse", "status_phrase")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -69,7 +69,7 @@ class Problem(Exception):
         if not 400 <= status <= 599:
             raise ValueError(f"a problem's status is 400-599, not {status}")
         self.status = status
-        self.title = title if title is not None else _phrase(status)
+        self.title = title if title is not None else status_phrase(status)
         self.detail = detail
         self.type = type
         self.instance = instance
@@ -112,7 +112,8 @@ class ProblemResponse(Response):
 _RFC_9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
 
-def _phrase(status: int) -> str:
+def status_phrase(status: int) -> str:
+    """The reason phrase of `status` as RFC 9110 names it."""
     if phrase := _RFC_9110_PHRASES.get(status):
         return phrase
     try:
