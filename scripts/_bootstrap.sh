@@ -8,6 +8,9 @@
 #               the last install), start the local services and export
 #               the SCALEPY_TEST_* variables (defaults below, kept when already set).
 #   say, die    progress and error lines prefixed with the calling script's name.
+#   _bootstrap_apt_install PKG...
+#               install Debian packages with apt-get (as root, or through sudo); demo.sh
+#               installs nginx with it.
 #
 # Environment:
 #   PYTHON                  interpreter used to create .venv (default: python3)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -80,8 +82,16 @@ def test_the_demo_refuses_what_the_script_lets_through(args: list[str], message:
     assert message in result.stderr
 
 
+@dataclass
+class Serving:
+    """A demo that serves, and its temporary directory."""
+
+    demo: asyncio.subprocess.Process
+    run_dir: Path
+
+
 @pytest.fixture
-async def serving(postgres_dsn: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def serving(postgres_dsn: str) -> AsyncIterator[Serving]:
     """`demo --single --serve` on a free port, once it says it is serving."""
     database = urlsplit(postgres_dsn)._replace(path="/todo_demo_tests").geturl()
     demo = await asyncio.create_subprocess_exec(
@@ -89,64 +99,82 @@ async def serving(postgres_dsn: str) -> AsyncIterator[asyncio.subprocess.Process
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_demo_env(database),
     )  # fmt: skip
     assert demo.stdout is not None
-    output = []
+    output: list[str] = []
     try:
         async with asyncio.timeout(_TIMEOUT):
             while _READY_LINE not in (line := (await demo.stdout.readline()).decode()):
                 assert line, f"the demo ended before serving:\n{''.join(output)}"
                 output.append(line)
-        yield demo
+        logs = next(line.split()[1] for line in output if line.strip().startswith("logs "))
+        yield Serving(demo, Path(logs).parent)
     finally:
         if demo.returncode is None:
             demo.kill()
             await demo.wait()
 
 
-async def test_ctrl_c_stops_every_process_and_removes_the_directory(
-    serving: asyncio.subprocess.Process,
-) -> None:
+async def test_ctrl_c_stops_every_process_and_removes_the_directory(serving: Serving) -> None:
     """SIGINT while serving: exit 0, the app is stopped, its temporary directory is gone."""
-    started = children(serving.pid)
+    demo = serving.demo
+    started = children(demo.pid)
     assert started, "the demo runs its app as a child process"
-    assert serving.stdout is not None
+    assert demo.stdout is not None
     await _answers(started)
-    serving.send_signal(signal.SIGINT)
+    assert serving.run_dir.name.startswith("todo-demo.")
+    assert serving.run_dir.is_dir()
+    demo.send_signal(signal.SIGINT)
     async with asyncio.timeout(_TIMEOUT):
-        rest = (await serving.stdout.read()).decode()
-        assert 0 == await serving.wait()
+        rest = (await demo.stdout.read()).decode()
+        assert 0 == await demo.wait()
     assert "SIGINT: stopping everything" in rest
-    assert "stopped app and the relay; removed " in rest
-    run_dir = Path(rest.rpartition("removed ")[2].strip())
-    assert run_dir.name.startswith("todo-demo.")
-    assert not run_dir.exists()
+    assert f"stopped app and the relay; removed {serving.run_dir}" in rest
+    assert not serving.run_dir.exists()
     assert not [pid for pid in started if _alive(pid)]
 
 
-async def test_children_die_with_the_demo_even_when_it_is_killed(
-    serving: asyncio.subprocess.Process,
-) -> None:
+async def test_children_die_with_the_demo_even_when_it_is_killed(serving: Serving) -> None:
     """SIGKILL gives the demo no chance to clean up: the kernel stops its children."""
-    started = children(serving.pid)
+    started = children(serving.demo.pid)
     assert started
-    serving.kill()
-    await serving.wait()
-    async with asyncio.timeout(_TIMEOUT):  # their parent-death signal, then their shutdown
-        while alive := [pid for pid in started if _alive(pid)]:
-            await asyncio.sleep(0.05)  # other processes: nothing to await
-    assert not alive
+    serving.demo.kill()
+    await serving.demo.wait()
+    try:
+        async with asyncio.timeout(_TIMEOUT):  # their parent-death signal, then their shutdown
+            await asyncio.gather(*(_exited(pid) for pid in started))
+    finally:
+        shutil.rmtree(serving.run_dir)  # the one thing a killed demo leaves behind
 
 
 async def _answers(pids: list[int]) -> None:
     """The app the demo started answers on the port it listens on."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{_port_of(pids)}/health/live")
+    assert 200 == response.status_code
+
+
+def _port_of(pids: list[int]) -> int:
+    """The `--port` on the command line of one of `pids`."""
     for pid in pids:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if b"--port" in cmdline:
-            port = int(cmdline[cmdline.index(b"--port") + 1])
-            async with httpx.AsyncClient() as client:
-                response = await client.get(f"http://127.0.0.1:{port}/health/live")
-            assert 200 == response.status_code
-            return
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"--port" in argv:
+            return int(argv[argv.index(b"--port") + 1])
     raise AssertionError("no child listens on a --port")
+
+
+async def _exited(pid: int) -> None:
+    """Wait until `pid` (any process, not only a child) has exited: its pidfd turns readable."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    loop.add_reader(pidfd, exited.set_result, None)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
 
 
 def _alive(pid: int) -> bool:

@@ -77,7 +77,10 @@ async def _demo(args: argparse.Namespace) -> int:
         _say(f"up in {time.monotonic() - started:.1f} s: {stack.base_url} ({shape})")
         if args.serve:
             return await _serve(stack)
-        return await _tour(stack)
+        status = await _tour(stack)
+        if not args.check:
+            _say("scripts/demo.sh --serve keeps it running, to try it yourself")
+        return status
     except ChildFailed as exc:
         print(f"demo: error: {exc}", file=sys.stderr, flush=True)
         return 1

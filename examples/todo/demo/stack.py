@@ -32,9 +32,10 @@ import httpx
 from demo import nginx
 from demo.processes import Child, ChildFailed, run, spawn
 from demo.relay import Relay
+from scalepy.backends.redis import RedisClient
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 __all__ = ("Options", "Stack")
 
@@ -62,6 +63,8 @@ class Options:
     replicas: int = 3
     port: int = 8080
     single: bool = False
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """`TODO_*` variables for every process, over the demo's own (e.g. `TODO_AUTH=none`)."""
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Stack:
     """Replica name -> its Unix socket (empty in single mode)."""
     children: list[Child] = field(default_factory=list)
     nginx_log: Path | None = None
+    _own_namespace: bool = field(default=False, init=False)
     port: int = 0
     """The port clients use (`options.port`, or the free one picked for 0)."""
 
@@ -125,6 +129,8 @@ class Stack:
         if self.relay is not None:
             await self.relay.aclose()
             self.relay = None
+        if self._own_namespace and not self.env["TODO_REDIS_URL"].startswith("memory://"):
+            await _delete_keys(self.env["TODO_REDIS_URL"], self.env["TODO_NAMESPACE"])
         shutil.rmtree(self.run_dir, ignore_errors=True)
         return stopped
 
@@ -148,13 +154,18 @@ class Stack:
         userinfo = target.netloc.rpartition("@")[0]
         relayed = f"{userinfo}@" if userinfo else ""
         relayed += f"127.0.0.1:{self.relay.listen_port}"
+        # A namespace of its own, unless given one: two stacks on one Redis (CI's tour
+        # while someone runs the demo) share no rate limit, breaker, cache or queue.
+        self._own_namespace = "TODO_NAMESPACE" not in {**os.environ, **self.options.settings}
         self.env = {
             **os.environ,
             **_DEMO_SETTINGS,
             "TODO_DATABASE_URL": urlunsplit(target._replace(netloc=relayed)),
             "TODO_REDIS_URL": os.environ.get("TODO_REDIS_URL", _DEFAULT_REDIS_URL),
+            "TODO_NAMESPACE": os.environ.get("TODO_NAMESPACE", f"demo-{secrets.token_hex(4)}"),
             "TODO_JWT_SECRET": secrets.token_urlsafe(32),
             "TODO_LOG_LEVEL": os.environ.get("TODO_LOG_LEVEL", "INFO"),
+            **self.options.settings,
         }
         self.say(
             f"postgres {target.hostname}:{target.port or 5432}{target.path} through a relay "
@@ -229,6 +240,14 @@ def _uvicorn() -> list[str]:
         "--no-access-log",  # nginx logs every request
         "--timeout-graceful-shutdown", "5",
     ]  # fmt: skip
+
+
+async def _delete_keys(redis_url: str, namespace: str) -> None:
+    """Delete the Redis keys of a namespace the demo made up (it is unique to this run)."""
+    async with RedisClient.from_url(redis_url) as client:
+        keys = [key async for key in client.redis.scan_iter(match=f"*{namespace}*", count=1000)]
+        for key in keys:  # one at a time: on a cluster they may live in any slot
+            await client.redis.delete(key)
 
 
 def _free_port(port: int) -> int:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from pathlib import Path
 
+    from prometheus_client.samples import Sample
+
     from demo.stack import Stack
 
 __all__ = ("Result", "StepFailed", "Tour")
@@ -134,7 +136,10 @@ class Tour:
             hits >= reads - 1,
             f"{reads} reads: {hits:g} cache hits, {misses:g} misses (expected >= {reads - 1} hits)",
         )
-        return f"{reads} reads: {hits:g} cache hits ({tiers}), {misses:g} miss (scalepy_cache)"
+        return (
+            f"{reads} reads of the todo: {hits:g} from the cache ({tiers}), "
+            f"{misses:g} from PostgreSQL (scalepy_cache_requests_total)"
+        )
 
     async def replicas(self) -> str:
         """The same read, several times: nginx spreads it over every replica."""
@@ -218,8 +223,8 @@ class Tour:
         retry_after = float(headers["Retry-After"])
         await asyncio.sleep(retry_after)  # as the server asks: the next steps write again
         return (
-            f"429 at write {attempt}: RateLimit {headers['RateLimit']!r}, "
-            f"Retry-After {headers['Retry-After']}"
+            f"429 at write {attempt} of a burst: Retry-After {headers['Retry-After']}, "
+            f"RateLimit {headers['RateLimit']}"
         )
 
     async def breaker(self) -> str:
@@ -230,30 +235,34 @@ class Tour:
         expect(probe.status_code == 404, f"before the cut: {_status(probe)}, not 404")
         reset = relay.cut()
         try:
-            opened, statuses = await self._until_breaker_opens()
+            attempt, opened = await self._until_breaker_opens()
+            retry_after = opened.headers.get("Retry-After")
+            expect(retry_after is not None, "the breaker's 503 has no Retry-After")
+            # Each replica's breaker opens on its own failures or, through the state
+            # they share in Redis, once the failures of all of them cross the threshold.
+            while True:
+                states = await self._breaker_states()
+                if all(state == "open" for state in states.values()) or attempt >= 100:
+                    break
+                await self._request("GET", f"/todos/{next(self._missing_ids)}")
+                attempt += 1
+            open_on = sorted(name for name, state in states.items() if state == "open")
             ready = await self._request("GET", "/health/ready")
         finally:
             relay.restore()
-        expect(opened is not None, f"no breaker-open 503 in 100 reads: {dict(statuses)}")
-        assert opened is not None
-        attempt, response = opened
-        retry_after = response.headers.get("Retry-After")
-        expect(retry_after is not None, "the breaker's 503 has no Retry-After")
         started = time.monotonic()
-        while (
-            back := await self._request("GET", f"/todos/{next(self._missing_ids)}")
-        ).status_code != 404:
-            expect(time.monotonic() - started < 20.0, f"restored: still {_status(back)}")
+        while any(state != "closed" for state in (await self._breaker_states()).values()):
+            expect(time.monotonic() - started < 20.0, "restored: the breaker is still not closed")
+            await self._request("GET", f"/todos/{next(self._missing_ids)}")  # half-open trials
             await asyncio.sleep(_POLL)
         return (
-            f"cut ({reset} connections reset): 503 breaker {response.json()['breaker']!r} "
-            f"open at read {attempt} (Retry-After {retry_after}), ready {ready.status_code}; "
-            f"restored: answering again after {time.monotonic() - started:.1f} s"
+            f"cut ({reset} connections reset): 503 breaker {opened.json()['breaker']!r} "
+            f"(Retry-After {retry_after}) open on {len(open_on)}/{len(states)} after "
+            f"{attempt} reads, ready {ready.status_code}; restored: closed again "
+            f"after {time.monotonic() - started:.1f} s"
         )
 
-    async def _until_breaker_opens(
-        self,
-    ) -> tuple[tuple[int, httpx.Response] | None, collections.Counter[int]]:
+    async def _until_breaker_opens(self) -> tuple[int, httpx.Response]:
         """Read todos that are not cached until one answer is the breaker's 503."""
         statuses = collections.Counter[int]()
         for attempt in range(1, 101):
@@ -264,8 +273,8 @@ class Tour:
                 f"with PostgreSQL cut: {_status(response)}",
             )
             if response.status_code == 503 and _is_breaker_open(response):
-                return (attempt, response), statuses
-        return None, statuses
+                return attempt, response
+        raise StepFailed(f"no breaker-open 503 in 100 reads: {dict(statuses)}")
 
     async def health(self) -> str:
         """Liveness, readiness (with its checks) and startup all pass."""
@@ -357,16 +366,35 @@ class Tour:
     async def _cache_requests(self) -> collections.Counter[tuple[str, str]]:
         """scalepy_cache_requests_total by (result, tier), summed over every replica."""
         totals = collections.Counter[tuple[str, str]]()
-        for socket in self._processes().values():
+        for samples in (await self._samples("scalepy_cache_requests_total")).values():
+            for sample in samples:
+                key = (sample.labels.get("result", ""), sample.labels.get("tier", ""))
+                totals[key] += int(sample.value)
+        return totals
+
+    async def _breaker_states(self) -> dict[str, str]:
+        """The PostgreSQL breaker's state in each app process, from its own /metrics."""
+        names = {0: "closed", 1: "open", 2: "half_open", 3: "disabled", 4: "forced_open"}
+        states = {}
+        for process, samples in (await self._samples("scalepy_breaker_state")).items():
+            values = [sample.value for sample in samples if sample.labels.get("name") == "postgres"]
+            states[process] = names.get(int(values[0]), "?") if values else "unknown"
+        return states
+
+    async def _samples(self, name: str) -> dict[str, list[Sample]]:
+        """The samples called `name` in each app process's own /metrics (not via nginx)."""
+        found: dict[str, list[Sample]] = {}
+        for process, socket in self._processes().items():
             async with self._direct(socket) as direct:
                 response = await direct.get("/metrics")
-            expect(response.status_code == 200, f"/metrics of a replica: {_status(response)}")
-            for family in text_string_to_metric_families(response.text):
-                for sample in family.samples:
-                    if sample.name == "scalepy_cache_requests_total":
-                        key = (sample.labels.get("result", ""), sample.labels.get("tier", ""))
-                        totals[key] += int(sample.value)
-        return totals
+            expect(response.status_code == 200, f"/metrics of {process}: {_status(response)}")
+            found[process] = [
+                sample
+                for family in text_string_to_metric_families(response.text)
+                for sample in family.samples
+                if sample.name == name
+            ]
+        return found
 
 
 def _status(response: httpx.Response) -> str:

@@ -13,11 +13,11 @@ import asyncio
 import os
 import uuid
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
+from todo_support import database_at, drop_database
 
 from scalepy.backends.redis import RedisClient
 from todo.app import create_app
@@ -28,21 +28,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from starlette.applications import Starlette
-
-
-def database_at(dsn: str, name: str) -> str:
-    """The DSN of database `name` on the server of `dsn`."""
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-async def drop_database(url: str) -> None:
-    """Drop the database of `url`, closing whatever is still connected to it."""
-    name = urlsplit(url).path.lstrip("/")
-    connection = await asyncpg.connect(database_at(url, "postgres"))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")

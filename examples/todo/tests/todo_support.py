@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Self
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 from tests.support.redis_server import free_port
 
@@ -31,12 +33,29 @@ __all__ = (
     "AppProcess",
     "admin_headers",
     "assert_problem",
+    "database_at",
+    "drop_database",
     "eventually",
     "settings_env",
     "write_headers",
 )
 
 _START_TIMEOUT = 30.0
+
+
+def database_at(dsn: str, name: str) -> str:
+    """The DSN of database `name` on the server of `dsn`."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database of `url`, closing whatever is still connected to it."""
+    name = urlsplit(url).path.lstrip("/")
+    connection = await asyncpg.connect(database_at(url, "postgres"))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 def write_headers(settings: Settings) -> dict[str, str]:
@@ -134,10 +153,38 @@ class AppProcess:
             self._process.wait(timeout=30)
 
 
-def worker_command(concurrency: int = 4) -> list[str]:
-    """`scalepy worker` for the todo queue, with its startup and shutdown hooks."""
-    return [
-        sys.executable, "-m", "scalepy.cli", "worker", "todo.worker:queue",
-        "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
-        "--concurrency", str(concurrency), "--status-interval", "0",
-    ]  # fmt: skip
+class WorkerProcess:
+    """A real `scalepy worker todo.worker:queue` process, with the todo worker's hooks.
+
+    Args:
+        settings: What the process reads from its environment.
+        log: Where its output goes.
+    """
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.log = log
+        self._settings = settings
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        command = [
+            sys.executable, "-m", "scalepy.cli", "worker", "todo.worker:queue",
+            "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
+            "--concurrency", "4", "--status-interval", "0",
+        ]  # fmt: skip
+        with self.log.open("wb") as log:
+            self._process = subprocess.Popen(
+                command, env=settings_env(self._settings), stdout=log, stderr=subprocess.STDOUT
+            )
+        # Its first line comes once it handles SIGTERM, right before it starts claiming.
+        deadline = time.monotonic() + _START_TIMEOUT
+        while b"worker for queue" not in self.log.read_bytes():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start: {self.log.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.terminate()  # SIGTERM: a graceful stop, then the shutdown hook
+            assert 0 == self._process.wait(timeout=30), self.log.read_text()

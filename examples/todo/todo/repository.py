@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from scalepy.errors import BackendError, PoolError
+from scalepy.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    PoolError,
+    ScalepyError,
+)
 from scalepy.retry import retry
 from todo.models import TodoRecord
 
@@ -44,17 +50,17 @@ __all__ = ("UNAVAILABLE", "RecordSerializer", "TodoRepository")
 
 _logger = logging.getLogger("todo.repository")
 
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,  # refused, reset (BackendUnavailable is a ConnectionError)
-    TimeoutError,  # PoolTimeoutError, BackendTimeout, asyncpg's command timeout
+_DRIVER_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset
+    TimeoutError,  # asyncpg's command timeout
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # the connection closed under a query
     asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down
-    PoolError,
-    BackendError,
 )
+UNAVAILABLE: tuple[type[Exception], ...] = (*_DRIVER_UNAVAILABLE, PoolError, BackendError)
 """What says PostgreSQL is unreachable (not that a query was wrong): the breaker counts
-these as failures and the reads retry them."""
+these as failures and the reads retry them. (`BackendUnavailable` and `PoolTimeoutError`,
+what the pool raises, are among them.)"""
 
 _COLUMNS = 'id, title, description, completed, "order", created_at, updated_at'
 _EVERY_TODO = "todos:every"  # carried by every by-id entry: DELETE /todos drops them all
@@ -215,11 +221,18 @@ class TodoRepository:
     async def _fetch(
         self, query: str, args: tuple[object, ...], *, transaction: bool
     ) -> list[asyncpg.Record]:
-        async with self._postgres.acquire() as connection:
-            if not transaction:
-                return await connection.fetch(query, *args)
-            async with connection.transaction():
-                return await connection.fetch(query, *args)
+        try:
+            async with self._postgres.acquire() as connection:
+                if not transaction:
+                    return await connection.fetch(query, *args)
+                async with connection.transaction():
+                    return await connection.fetch(query, *args)
+        except ScalepyError:
+            raise  # the pool's own errors say it already
+        except _DRIVER_UNAVAILABLE as exc:
+            # The driver's words for "unreachable" become scalepy's (a 503, not a 500).
+            error = BackendTimeout if isinstance(exc, TimeoutError) else BackendUnavailable
+            raise error(f"{type(exc).__name__}: {exc}", backend="postgresql") from exc
 
     async def _invalidate(self, *tags: str) -> None:
         """Drop the cached reads a committed write changed, on every replica."""

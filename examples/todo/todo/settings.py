@@ -203,7 +203,8 @@ class Settings:
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as exc:
             # "Expected `int`, got `str` - at `$.max_body_bytes`": name the variable.
-            message = re.sub(r"`\$\.(\w+)`", lambda m: f"TODO_{m[1].upper()}", str(exc))
+            detail, _, where = str(exc).partition(" - at `$.")
+            message = f"TODO_{where.rstrip('`').upper()}: {detail}" if where else detail
             raise SettingsError(message) from None
 
 
