@@ -27,9 +27,14 @@ Title = Annotated[
 Description = Annotated[
     str, Meta(max_length=10_000, pattern=_NO_NUL, description="Details, free text.")
 ]
-# `order` is a PostgreSQL integer: a larger number would fail in the database.
+# `order` is a PostgreSQL integer: a larger number would fail in the database. JSON
+# Schema counts 1.0 as an integer, and so do clients that send every number as a
+# double, so a whole float is accepted (and made an int by `_whole`); the schema says
+# "integer", which excludes 1.5 as the decoder does.
+_INTEGER = Meta(ge=-(2**31), le=2**31 - 1)
 Order = Annotated[
-    int, Meta(ge=-(2**31), le=2**31 - 1, description="Position chosen by the client.")
+    Annotated[int, _INTEGER] | Annotated[float, _INTEGER],
+    Meta(description="Position chosen by the client.", extra_json_schema={"type": "integer"}),
 ]
 
 
@@ -41,6 +46,9 @@ class TodoIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     completed: bool = False
     order: Order | None = None
 
+    def __post_init__(self) -> None:
+        self.order = _whole(self.order)
+
 
 class TodoPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     """The body of `PATCH /todos/{id}`: the fields to change, the others left as they are."""
@@ -50,6 +58,10 @@ class TodoPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     completed: bool | UnsetType = UNSET
     order: Order | UnsetType | None = UNSET
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.order, UnsetType):
+            self.order = _whole(self.order)
+
     def changes(self) -> dict[str, object]:
         """The fields the client sent, by column name."""
         return {
@@ -57,6 +69,15 @@ class TodoPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
             for name in self.__struct_fields__
             if (value := getattr(self, name)) is not UNSET
         }
+
+
+def _whole(number: float | None) -> int | None:
+    """`order` as an int: 3.0 is 3; 3.5 is refused (msgspec makes the error a 422)."""
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise ValueError(f"order must be a whole number, got {number}")
+        return int(number)
+    return number
 
 
 class TodoRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ Who does what, in call order:
    shared by every read so that retries never multiply the load of an outage.
    Writes are not retried: an INSERT whose answer was lost may have happened.
 3. **Breaker** (`scalepy.breaker`): every attempt goes through the PostgreSQL breaker.
-   When too many fail, it opens (on every replica, its state being shared through
+   When too many fail, it opens (on every replica: its state is shared through
    Redis) and calls fail at once with `CircuitOpenError` instead of waiting on a
    database that is down; the app answers them 503 with `Retry-After`.
 4. **SQL** (asyncpg, through the `PoolManager`'s pool), on the primary: a replica
@@ -17,8 +17,9 @@ Who does what, in call order:
 
 A write commits, then invalidates the cache tags it touched. After the invalidation
 returns, no process reads the old value from Redis again (the tag versions are read
-with every entry) and every process's L1 has been sent the invalidation, so a read
-after a write, on any replica, sees the write.
+with every entry) and every process's L1 has been sent the invalidation, which it
+applies as soon as its event loop reads it (an L1 entry is never served more than the
+cache's `staleness_bound` after that): a read after a write, on any replica, sees it.
 """
 
 from __future__ import annotations

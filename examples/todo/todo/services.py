@@ -5,8 +5,10 @@
 1. the `PoolManager`: the asyncpg pool and the process's **one** `RedisClient`;
 2. the `Cache` (an L1 in each process, Redis behind it, tags), on that client;
 3. the `RateLimiter`, on that client (falling back to per-process limits if Redis fails);
-4. the PostgreSQL `CircuitBreaker`'s shared state, on that client, so every replica
-   opens and closes the breaker together; beside it a `RetryBudget` for reads;
+4. the PostgreSQL `CircuitBreaker`'s shared state, on that client: the replicas'
+   calls are counted in one window, and when it opens the breaker every replica
+   follows within a flush interval (a replica whose own calls fail may open first);
+   beside it a `RetryBudget` for reads;
 5. the `Queue` the app enqueues jobs on, on that client, with the tasks registered;
 6. in the single-process mode (`TODO_REDIS_URL=memory://`) a `Worker` running the
    jobs in this process, since no other process can see a memory queue.

@@ -46,10 +46,10 @@ class PublicUrls:
             if forwarded_proto in ("http", "https"):
                 scheme = forwarded_proto
             forwarded_host = _first(request.headers.get("x-forwarded-host", ""))
-            if forwarded_host:
+            if _HOST.fullmatch(forwarded_host):
                 host = forwarded_host
         if not _HOST.fullmatch(host):  # missing or not a host: the address we listen on
-            host = request.url.netloc or "localhost"
+            host = _server_address(request)
         return f"{scheme}://{host}{request.scope.get('root_path', '')}"
 
     def _trusted(self, request: Request) -> bool:
@@ -61,6 +61,14 @@ class PublicUrls:
         except ValueError:
             return False
         return any(peer in network for network in self._networks)
+
+
+def _server_address(request: Request) -> str:
+    """`host:port` the server listens on; `localhost` on a Unix socket."""
+    server = request.scope.get("server")
+    if not server or server[1] is None or not _HOST.fullmatch(str(server[0])):
+        return "localhost"
+    return f"{server[0]}:{server[1]}"
 
 
 def _first(value: str) -> str:

@@ -27,7 +27,9 @@ async def uvicorn_serving(app: ASGIApp) -> AsyncIterator[int]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    config = uvicorn.Config(app, http="h11", ws="none", lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        app, http="h11", ws="none", lifespan="off", log_level="warning", log_config=None
+    )  # no logging set-up of its own: its records reach pytest's caplog
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     try:

@@ -159,7 +159,13 @@ async def test_a_chunked_body_within_the_limit_is_served(handlers: bool) -> None
 
 
 @pytest.mark.parametrize("handlers", [True, False])
-async def test_no_more_than_the_crossing_chunk_is_ever_read(handlers: bool) -> None:
+@pytest.mark.parametrize(
+    ("http_version", "headers"),
+    [("1.1", [(b"transfer-encoding", b"chunked")]), ("2", [])],  # HTTP/2 needs no header
+)
+async def test_no_more_than_the_crossing_chunk_is_ever_read(
+    handlers: bool, http_version: str, headers: list[tuple[bytes, bytes]]
+) -> None:
     """No more than the crossing chunk is ever read, with or without the handlers."""
     reads = 0
     sent: list[Message] = []
@@ -174,9 +180,10 @@ async def test_no_more_than_the_crossing_chunk_is_ever_read(handlers: bool) -> N
 
     scope = {
         "type": "http",
+        "http_version": http_version,
         "method": "POST",
         "path": "/measure",
-        "headers": [(b"transfer-encoding", b"chunked")],
+        "headers": headers,
         "query_string": b"",
     }
     await build_app(handlers=handlers)(scope, receive, send)

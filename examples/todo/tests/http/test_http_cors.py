@@ -18,6 +18,7 @@ from scalepy.ratelimit.asgi import RateLimitMiddleware
 from scalepy.testing import FakeClock
 from todo.http import (
     PROBLEM_MEDIA_TYPE,
+    CrossOriginMiddleware,
     UnhandledErrorMiddleware,
     check_origins,
     cors_middleware,
@@ -120,6 +121,15 @@ async def test_a_script_may_read_the_answer_and_its_headers() -> None:
     assert {"Location", "Link", "RateLimit", "RateLimit-Policy", "Retry-After"} <= exposed
 
 
+async def test_a_request_without_origin_gets_no_cors_header() -> None:
+    """A server-side or same-origin caller sends no Origin and gets no CORS header."""
+    async with serving(["*"]) as client:
+        response = await client.get("/todos")
+    assert response.status_code == 200
+    assert not any(name.startswith("access-control-") for name in response.headers)
+    assert "vary" not in response.headers
+
+
 async def test_errors_and_rate_limit_answers_carry_the_cors_headers() -> None:
     """Errors and rate limit answers carry the cors headers."""
     async with serving(["*"], rate=0.001) as client:
@@ -137,15 +147,20 @@ async def test_a_listed_origin_is_mirrored_and_others_are_refused() -> None:
         allowed = await preflight(client, "/todos/1", "PATCH")
         refused = await preflight(client, "/todos/1", "PATCH", origin=STRANGER)
         read = await client.get("/todos", headers={"Origin": STRANGER})
+        listed = await client.get("/todos", headers={"Origin": CLIENT})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == CLIENT
     assert "Origin" in allowed.headers["vary"]
+    assert listed.headers["access-control-allow-origin"] == CLIENT
+    assert listed.headers["vary"] == "Origin"
+    assert "Location" in listed.headers["access-control-expose-headers"]
     assert refused.status_code == 400
     assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert refused.json()["detail"] == "Disallowed CORS origin."
     assert "access-control-allow-origin" not in refused.headers
     assert read.status_code == 200  # the server answers; the browser hides it from the script
     assert "access-control-allow-origin" not in read.headers
+    assert read.headers["vary"] == "Origin"
 
 
 async def test_a_method_outside_the_contract_is_refused() -> None:
@@ -183,6 +198,12 @@ def test_an_origin_a_browser_would_never_send_is_refused(origin: str) -> None:
     """An origin a browser would never send is refused."""
     with pytest.raises(ValueError, match="scheme://host"):
         check_origins([origin])
+
+
+def test_the_middleware_refuses_to_run_without_origins() -> None:
+    """Strict CORS is no middleware; building one with no origin is a mistake."""
+    with pytest.raises(ValueError, match="no allowed origin"):
+        CrossOriginMiddleware(Starlette(), origins=[" "])
 
 
 def test_origins_are_trimmed_and_star_stands_alone() -> None:

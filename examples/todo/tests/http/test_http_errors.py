@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import httpx
 import msgspec
 import pytest
+from http_support import uvicorn_serving
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -17,7 +19,7 @@ from starlette.testclient import TestClient
 from scalepy.breaker import CircuitBreaker
 from scalepy.bulkhead import Bulkhead
 from scalepy.errors import BackendUnavailable, PoolTimeoutError
-from scalepy.ratelimit import RateLimiter, TokenBucket
+from scalepy.ratelimit import GCRA, RateLimiter, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware
 from scalepy.testing import FakeClock
 from todo.http import (
@@ -99,6 +101,23 @@ async def unavailable(request: Request) -> Response:
     return JSONResponse({})
 
 
+limiter = RateLimiter("memory://", clock=FakeClock())
+REPORTS = GCRA(limit=1, period=2.0)
+
+
+@limiter.limit(REPORTS, key="reports")
+async def build_report() -> str:
+    """Work limited by a decorator, inside a handler."""
+    return "report"
+
+
+async def report(request: Request) -> Response:
+    """Call the limited work; `?cost=` asks the limiter for more than one token."""
+    if cost := int(request.query_params.get("cost", 0)):
+        await limiter.acquire("bulk", REPORTS, cost=cost)
+    return JSONResponse(await build_report())
+
+
 def build_app() -> Starlette:
     """The Todo API's error set-up around routes that fail in every way."""
     return Starlette(
@@ -109,6 +128,7 @@ def build_app() -> Starlette:
             Route("/crash-mid-stream", crash_mid_stream),
             Route("/db", through_breaker),
             Route("/unavailable/{kind}", unavailable),
+            Route("/report", report),
         ],
         middleware=[Middleware(RequestIdMiddleware), Middleware(UnhandledErrorMiddleware)],
         exception_handlers=problem_handlers(),
@@ -215,6 +235,18 @@ def test_an_unavailable_dependency_is_503(client: TestClient, kind: str) -> None
     assert problem(response)["title"] == "Service Unavailable"
 
 
+def test_a_rate_limit_inside_a_handler_is_429_with_retry_after(client: TestClient) -> None:
+    """A decorator's RateLimitExceeded is 429; a cost no wait can allow is 413."""
+    assert client.get("/report").status_code == 200
+    limited = client.get("/report")
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "2"
+    assert problem(limited)["title"] == "Too Many Requests"
+    too_costly = client.get("/report?cost=5")
+    assert too_costly.status_code == 413
+    assert "can never be allowed" in str(problem(too_costly)["detail"])
+
+
 def test_a_bug_is_500_without_trace_and_logged_once_with_the_request_id(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -247,6 +279,20 @@ def test_a_failure_after_the_response_started_is_logged_and_not_answered_twice(
     assert response.content == b"partial"
     [record] = caplog.records
     assert "/crash-mid-stream" in record.getMessage()
+
+
+async def test_behind_uvicorn_a_failure_mid_stream_cuts_the_response_and_logs_one_trace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Behind uvicorn, the client sees a cut response; one traceback is logged, ours."""
+    async with uvicorn_serving(build_app()) as port:
+        with caplog.at_level(logging.ERROR):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as session:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await session.get("/crash-mid-stream")
+    traced = [record for record in caplog.records if record.exc_info]
+    assert [record.name for record in traced] == ["todo.http"]
+    assert "returned without completing response" in caplog.text  # uvicorn: one line, no trace
 
 
 def test_http_exception_detail_is_kept_when_it_says_more(client: TestClient) -> None:

@@ -160,7 +160,7 @@ def test_bodies_refer_to_the_msgspec_schemas() -> None:
     listed = built["paths"]["/notes"]["get"]["responses"]["200"]["content"]["application/json"]
     assert listed["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/Note"}}
     schemas = built["components"]["schemas"]
-    assert set(schemas) == {"Note", "NoteIn", "ProblemDetails"}
+    assert set(schemas) == {"Note", "NoteIn", "ProblemDetails", "InvalidField"}
     assert schemas["NoteIn"]["additionalProperties"] is False
     assert schemas["Note"]["properties"]["text"] == {
         "type": "string",

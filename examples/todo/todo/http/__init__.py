@@ -16,7 +16,7 @@ from todo.http.cors import (
     ALLOWED_METHODS,
     ALLOWED_REQUEST_HEADERS,
     EXPOSED_HEADERS,
-    ProblemCORSMiddleware,
+    CrossOriginMiddleware,
     check_origins,
     cors_middleware,
 )
@@ -24,6 +24,7 @@ from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_hand
 from todo.http.openapi import Operation, Param, Reply, openapi_document, openapi_route
 from todo.http.problem import (
     PROBLEM_MEDIA_TYPE,
+    InvalidField,
     Problem,
     ProblemDetails,
     ProblemResponse,
@@ -45,10 +46,11 @@ __all__ = (
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
+    "CrossOriginMiddleware",
+    "InvalidField",
     "Operation",
     "Param",
     "Problem",
-    "ProblemCORSMiddleware",
     "ProblemDetails",
     "ProblemResponse",
     "Reply",

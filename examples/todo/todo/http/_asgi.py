@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from starlette.types import Message, Send
 
-__all__ = ("TrackedSend",)
+__all__ = ("TrackedSend", "adding_headers")
 
 
 class TrackedSend:
@@ -28,3 +30,17 @@ class TrackedSend:
         if message["type"] == "http.response.start":
             self.started = True
         await self.send(message)
+
+
+def adding_headers(send: Send, headers: Sequence[tuple[bytes, bytes]]) -> Send:
+    """`send`, appending `headers` to the response start.
+
+    The headers go into a new list: a response object may reuse its own.
+    """
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *headers]
+        await send(message)
+
+    return send_with_headers

@@ -6,12 +6,13 @@ Middleware(BodySizeLimitMiddleware, max_bytes=64 * 1024)
 
 - A `Content-Length` over the limit is answered at once: the app never runs and
   not one byte of the body is read.
-- A body of unknown length (`Transfer-Encoding: chunked`) is counted as the app
-  reads it; the chunk that crosses the limit is the last one ever read, and the
+- A body of unknown length (`Transfer-Encoding: chunked`, or HTTP/2) is counted
+  as the app reads it; the chunk that crosses the limit is the last one ever read, and the
   read raises `BodyTooLarge` (a 413 `Problem`), answered here or by
   `problem_handlers()`.
 - A `Content-Length` within the limit is not counted again: the server (uvicorn,
-  nginx in front) holds the body to its declared length.
+  nginx in front) holds the body to its declared length. A request with neither
+  header has no body and passes untouched (most GETs: no cost).
 
 The 413 says `Connection: close`, so the server drops the unread rest of the body
 instead of reading it to reach the next request.
@@ -73,14 +74,13 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None:
-            if declared > self.max_bytes:
-                await BodyTooLarge(self.max_bytes).response()(scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
-            return
-        await self._counted(scope, receive, send)
+        declared, streamed = _framing(scope)
+        if declared is not None and declared > self.max_bytes:
+            await BodyTooLarge(self.max_bytes).response()(scope, receive, send)
+        elif declared is None and streamed:
+            await self._counted(scope, receive, send)
+        else:  # within its declared length, or no body at all
+            await self.app(scope, receive, send)
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a body of unknown length, refusing it once it crosses the limit."""
@@ -106,11 +106,20 @@ class BodySizeLimitMiddleware:
             await exc.response()(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared body length, and whether a body may come without one.
+
+    In HTTP/1.x a body without `Content-Length` is chunked (RFC 9112 §6.3), so a
+    request with neither header has none; in HTTP/2 any request may stream one.
+    """
+    declared = None
+    streamed = scope.get("http_version") not in ("1.1", "1.0")
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:  # the server refuses it; if not, count the body instead
-                return None
-    return None
+                streamed = True
+        elif name == b"transfer-encoding":
+            streamed = True
+    return declared, streamed

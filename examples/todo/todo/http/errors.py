@@ -10,16 +10,20 @@ app = Starlette(
 
 `problem_handlers()` answers the errors that have a meaning for the client:
 
-| raised                                   | status                        |
-|------------------------------------------|-------------------------------|
-| `Problem`                                | its own                       |
-| Starlette `HTTPException`                | its own (`405` keeps `Allow`) |
-| `msgspec.ValidationError`                | 422, with the field's pointer |
-| `msgspec.DecodeError` (bad JSON)         | 400                           |
-| `CircuitOpenError`                       | 503 + `Retry-After`, `breaker` |
-| `BulkheadFull`, `PoolError`, `BackendUnavailable` | 503                  |
-| `RateLimitExceeded` (a decorator's)      | 429 + `Retry-After`           |
-| `CostExceedsBurst`                       | 413                           |
+| raised                                            | status                          |
+|---------------------------------------------------|---------------------------------|
+| `Problem`                                         | its own                         |
+| Starlette `HTTPException`                         | its own (`405` keeps `Allow`)   |
+| `msgspec.ValidationError`                         | 422, with the field's pointer   |
+| `msgspec.DecodeError` (bad JSON)                  | 400                             |
+| `CircuitOpenError`                                | 503 + `Retry-After`, `breaker`  |
+| `BulkheadFull`, `PoolError`, `BackendUnavailable` | 503                             |
+| `RateLimitExceeded` (a decorator's)               | 429 + `Retry-After`             |
+| `CostExceedsBurst`                                | 413                             |
+
+The `429` and `413` that scalepy's `RateLimitMiddleware` answers itself are RFC 9457
+bodies of the same shape (`type` `about:blank`, `title`, `status`, `detail`, and a
+`retry_after` member on a 429), so clients see one error format.
 
 `UnhandledErrorMiddleware` answers anything else `500`, with no traceback in the
 body, and logs it once with the request id. Starlette's own last-resort handler

@@ -20,16 +20,32 @@ from starlette.responses import Response
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ("PROBLEM_MEDIA_TYPE", "Problem", "ProblemDetails", "ProblemResponse", "status_phrase")
+__all__ = (
+    "PROBLEM_MEDIA_TYPE",
+    "InvalidField",
+    "Problem",
+    "ProblemDetails",
+    "ProblemResponse",
+    "status_phrase",
+)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
-class ProblemDetails(msgspec.Struct, omit_defaults=True):
-    """The members of a problem body that RFC 9457 defines (for the OpenAPI document).
+class InvalidField(msgspec.Struct, omit_defaults=True):
+    """One reason a request body was refused (`422`), as RFC 9457 §3 sketches it."""
 
-    Problems may carry more members (`errors`, `request_id`, `retry_after`); the
-    schema leaves them open, as the RFC does.
+    detail: str
+    pointer: str | None = None
+    """A JSON pointer into the body, as a URI fragment (`#/title`)."""
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    """A problem body as the OpenAPI document describes it.
+
+    The members RFC 9457 defines, and `errors` (the fields of a `422`). Problems may
+    carry more (`request_id`, `breaker`, `max_bytes`, ...): the schema leaves them
+    open, as the RFC does.
     """
 
     status: int
@@ -37,6 +53,7 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     type: str = "about:blank"
     detail: str | None = None
     instance: str | None = None
+    errors: list[InvalidField] | None = None
 
 
 class Problem(Exception):

@@ -18,8 +18,10 @@ import secrets
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from todo.http._asgi import adding_headers
+
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = (
     "REQUEST_ID_HEADER",
@@ -62,17 +64,10 @@ class RequestIdMiddleware:
             return
         request_id = self._incoming(scope) or secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
-        echoed = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # A new list: a response object may reuse its header list.
-                message["headers"] = [*message.get("headers", ()), echoed]
-            await send(message)
-
+        echoed = [(b"x-request-id", request_id.encode())]
         token = _current.set(request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, adding_headers(send, echoed))
         finally:
             _current.reset(token)
 

@@ -92,8 +92,11 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _with_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The app's headers, then those of ours it lacks."""
+        """The app's headers, then those of ours it lacks (ASGI header names are lowercase)."""
         headers = list(headers)  # a new list: a response object may reuse its own
-        present = self._names.intersection(name.lower() for name, _ in headers)
-        headers.extend(header for header in self.headers if header[0] not in present)
+        present = {name for name, _ in headers}
+        if present.isdisjoint(self._names):
+            headers.extend(self.headers)
+        else:
+            headers.extend(header for header in self.headers if header[0] not in present)
         return headers
