@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from demo import nginx
 from tests.support.postgres_server import children
 
 if TYPE_CHECKING:
@@ -80,6 +81,22 @@ def test_the_demo_refuses_what_the_script_lets_through(args: list[str], message:
     )  # fmt: skip
     assert 2 == result.returncode
     assert message in result.stderr
+
+
+def test_the_nginx_template_renders_with_the_demo_values(tmp_path: Path) -> None:
+    """Both placeholders are filled in; nginx's own variables are left alone."""
+    sockets = [tmp_path / "app-1.sock", tmp_path / "app-2.sock"]
+    config = nginx.write_config(tmp_path, "127.0.0.1:8080", sockets).read_text()
+    assert "${" not in config
+    assert "listen 127.0.0.1:8080;" in config
+    assert f"server unix:{sockets[0]}; server unix:{sockets[1]};" in config
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in config
+
+
+def test_a_placeholder_without_a_value_is_an_error() -> None:
+    """Unlike envsubst, which would leave it for nginx to choke on."""
+    with pytest.raises(KeyError, match=r"no value for \$\{TODO_UPSTREAM_SERVERS\}"):
+        nginx.render(nginx.TEMPLATE.read_text(), {"TODO_NGINX_LISTEN": "8080"})
 
 
 @dataclass

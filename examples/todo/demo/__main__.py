@@ -119,15 +119,34 @@ async def _serve(stack: Stack) -> int:
 Serving until Ctrl-C.""",
         flush=True,
     )
-    exits = {asyncio.ensure_future(child.process.wait()): child for child in stack.children}
+    return await _watch(stack)
+
+
+async def _watch(stack: Stack) -> int:
+    """Serve until a signal, or until nginx or the last app process exits.
+
+    A replica or the worker may exit meanwhile (kill one: nginx routes around it).
+    """
+    waiting = {asyncio.ensure_future(child.process.wait()): child for child in stack.children}
     try:
-        done, _ = await asyncio.wait(exits, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                child = waiting.pop(finished)
+                apps = [other for other in waiting.values() if other.name.startswith("app")]
+                if child.name == "nginx" or not apps:
+                    print(
+                        f"demo: error: {child.name} exited; last lines:\n{child.tail()}",
+                        file=sys.stderr,
+                    )
+                    return 1
+                _say(
+                    f"{child.name} exited with status {child.process.returncode}; "
+                    "the rest keeps serving"
+                )
     finally:
-        for waiter in exits:
+        for waiter in waiting:
             waiter.cancel()
-    child = exits[done.pop()]
-    print(f"demo: error: {child.name} exited; last lines:\n{child.tail()}", file=sys.stderr)
-    return 1
 
 
 def _print_result(result: Result) -> None:

@@ -33,6 +33,7 @@ from demo import nginx
 from demo.processes import Child, ChildFailed, run, spawn
 from demo.relay import Relay
 from scalepy.backends.redis import RedisClient
+from scalepy.errors import ScalepyError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -129,9 +130,12 @@ class Stack:
         if self.relay is not None:
             await self.relay.aclose()
             self.relay = None
-        if self._own_namespace and not self.env["TODO_REDIS_URL"].startswith("memory://"):
-            await _delete_keys(self.env["TODO_REDIS_URL"], self.env["TODO_NAMESPACE"])
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self._own_namespace and not self.env["TODO_REDIS_URL"].startswith("memory://"):
+            try:
+                await _delete_keys(self.env["TODO_REDIS_URL"], self.env["TODO_NAMESPACE"])
+            except ScalepyError as exc:  # Redis went away: the keys stay, nothing else does
+                self.say(f"could not delete the Redis keys of {self.env['TODO_NAMESPACE']}: {exc}")
         return stopped
 
     async def mint_token(self, *scopes: str, ttl: int | None = None) -> str:
@@ -238,6 +242,7 @@ def _uvicorn() -> list[str]:
         sys.executable, "-m", "uvicorn", "--factory", "todo.app:create_app",
         "--no-proxy-headers",  # the app decides which forwarded headers to trust
         "--no-access-log",  # nginx logs every request
+        "--timeout-keep-alive", "75",  # longer than nginx's upstream keepalive_timeout
         "--timeout-graceful-shutdown", "5",
     ]  # fmt: skip
 
@@ -253,6 +258,7 @@ async def _delete_keys(redis_url: str, namespace: str) -> None:
 def _free_port(port: int) -> int:
     """`port` if it is free on 127.0.0.1, or a free one the kernel picks for 0."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx and uvicorn do
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
