@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from demo.processes import ChildFailed
 from demo.stack import Options, Stack
 from todo.settings import Settings
-from todo_backend_spec.browser import SuiteRun, run_suite
+from todo_backend_spec.browser import SuiteRun, SuiteUnfinished, run_suite
 from todo_backend_spec.pages import SpecPages, extract
 
 _DEFAULT_REPOSITORY = "/work/.mirror/TodoBackend+todo-backend-js-spec/repo"
@@ -81,6 +82,9 @@ async def _run(args: argparse.Namespace, page_url: str) -> int:
         run = await run_suite(page_url, api_root, chromium=args.chromium, within=args.timeout)
         elapsed = time.monotonic() - started
         traffic = _traffic(stack.nginx_log)
+    except (ChildFailed, SuiteUnfinished) as exc:
+        print(f"todo_spec: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         await stack.stop()
     _report(run, elapsed, traffic)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from playwright.async_api import ConsoleMessage
 
-__all__ = ("CHROMIUM_ARGS", "Outcome", "SuiteRun", "run_suite")
+__all__ = ("CHROMIUM_ARGS", "Outcome", "SuiteRun", "SuiteUnfinished", "run_suite")
 
 CHROMIUM_ARGS = (
     "--no-sandbox",  # as root (CI) Chromium refuses to start with its sandbox
@@ -54,6 +55,10 @@ _COLLECT = """() => {
   walk(window.runner.suite);
   return {outcomes, failures: window.runner.stats.failures};
 }"""
+
+
+class SuiteUnfinished(Exception):
+    """The page did not finish the suite in time; the message has what its console said."""
 
 
 class _Outcome(TypedDict):
@@ -107,7 +112,13 @@ async def run_suite(page_url: str, api_root: str, *, chromium: Path, within: flo
             page.on("console", lambda message: console.append(_describe(message)))
             page.on("pageerror", lambda error: console.append(f"page error: {error}"))
             await page.goto(f"{page_url}/index.html?{api_root}")
-            await page.wait_for_function(_FINISHED, timeout=within * 1000)
+            try:
+                await page.wait_for_function(_FINISHED, timeout=within * 1000)
+            except PlaywrightTimeout:
+                said = "\n".join(console) or "(nothing)"
+                raise SuiteUnfinished(
+                    f"the suite did not finish within {within:g} s; the console said:\n{said}"
+                ) from None
             collected = cast("_Collected", await page.evaluate(_COLLECT))
         finally:
             await browser.close()
