@@ -8,7 +8,8 @@ Every contender answers `GET /todos/1` with a small JSON body from a Starlette
 route, called as an ASGI server would (see `_harness.asgi_loop`) with an `Origin`
 and an `X-Request-ID` header, as a browser behind nginx sends them. No server, no
 socket: the figures are the middleware's own cost, which issue 16's end-to-end
-runs add to uvicorn's.
+runs add to uvicorn's. The last column counts Python function calls per request
+(cProfile), which the load of a shared machine does not blur as it does times.
 
 - bare route: the Starlette route alone (the ceiling);
 - + one middleware: each piece alone in front of the route;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import platform
 from importlib.metadata import version
 from typing import TYPE_CHECKING
@@ -29,7 +31,7 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from _harness import asgi_loop, median_ns_per_call
+from _harness import TimedLoop, asgi_loop, median_ns_per_call
 from todo.http import (
     BodySizeLimitMiddleware,
     RequestIdMiddleware,
@@ -47,6 +49,15 @@ HEADERS = [(b"origin", b"https://todobackend.com"), (b"x-request-id", b"01234567
 
 async def todo(request: Request) -> JSONResponse:
     return JSONResponse({"id": 1, "title": "write the benchmark", "completed": False})
+
+
+async def calls_per_request(loop: TimedLoop) -> float:
+    """Python function calls per request: a count the machine's load cannot blur."""
+    profile = cProfile.Profile()
+    profile.enable()
+    await loop(1000)
+    profile.disable()
+    return sum(entry.callcount for entry in profile.getstats()) / 1000
 
 
 def app(*middleware: Middleware | None) -> Starlette:
@@ -78,17 +89,21 @@ async def main() -> None:
     }
     loops = {name: asgi_loop(target, "/todos/1", HEADERS) for name, target in contenders.items()}
     medians = await median_ns_per_call(loops, options.calls, options.rounds)
+    calls = {name: await calls_per_request(loop) for name, loop in loops.items()}
 
     print(
         f"CPython {platform.python_version()}, starlette {version('starlette')}; "
         f"medians of {options.rounds} rounds of {options.calls:,} requests, in-process"
     )
     bare = medians["bare route (ceiling)"]
-    print(f"{'contender':<24} {'us/request':>10} {'added us':>9} {'req/s':>9} {'vs bare':>8}")
+    print(
+        f"{'contender':<24} {'us/request':>10} {'added us':>9} {'req/s':>9} {'vs bare':>8} "
+        f"{'calls':>6}"
+    )
     for name, value in medians.items():
         print(
             f"{name:<24} {value / 1000:>10.2f} {(value - bare) / 1000:>9.2f} "
-            f"{1e9 / value:>9,.0f} {bare / value:>7.0%}"
+            f"{1e9 / value:>9,.0f} {bare / value:>7.0%} {calls[name]:>6.0f}"
         )
 
 

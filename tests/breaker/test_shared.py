@@ -20,7 +20,7 @@ from scalepy.breaker import (
     SharedStateStatistics,
 )
 
-# The sync script's call and reply, run directly so they agree with the pure core.
+# The sync script's call and reply: the script is run directly, transition by transition.
 from scalepy.breaker._shared import SyncReply, run_sync
 from scalepy.errors import BackendError, ConfigurationError
 from scalepy.testing import FakeClock

@@ -84,6 +84,14 @@ async def test_writes_have_a_stricter_rate_limit(settings: Settings) -> None:
         assert_problem(await client.get("/todos"), 429)
 
 
+async def test_the_drain_needs_the_token_when_one_is_set(settings: Settings) -> None:
+    """With TODO_DRAIN_TOKEN, a drain without it is refused and readiness stays up."""
+    guarded = dataclasses.replace(settings, drain_token="let-me-drain")
+    async for client in serve(create_app(guarded)):
+        assert 401 == (await client.post("/health/drain")).status_code
+        assert 200 == (await client.get("/health/ready")).status_code  # not draining
+
+
 async def test_errors_carry_the_request_id_and_security_headers(client: httpx.AsyncClient) -> None:
     """Even a 404 problem has the request id (echoed when sent) and the security headers."""
     response = await client.get("/todos/999", headers={"x-request-id": "req-42"})

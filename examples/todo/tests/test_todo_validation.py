@@ -108,7 +108,19 @@ async def test_a_body_that_is_not_json_is_415(
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=1001", "limit=ten", "limit=-1", "after=-5", "after=1e3", "completed=yes"],
+    [
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "limit=-1",
+        "limit=٣",  # an Arabic-Indic 3
+        "after=-5",
+        "after=1e3",
+        "completed=yes",
+        "after=true&after=",
+        "limit=true&limit=5",
+        "completed=true&completed=false",  # repeated
+    ],
 )
 async def test_bad_query_parameters_are_400(client: httpx.AsyncClient, query: str) -> None:
     """`limit`, `after` and `completed` are checked: 400 problem+json."""

@@ -18,6 +18,9 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+import asyncpg
+
+from scalepy.backends import mask_url
 from todo.auth import ADMIN, WRITE, issue_token
 from todo.schema import migrate
 from todo.settings import Settings, SettingsError
@@ -51,7 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"todo: {exc}", file=sys.stderr)
         return 2
     if args.command == "migrate":
-        applied = asyncio.run(migrate(settings.database_url))
+        try:
+            applied = asyncio.run(migrate(settings.database_url))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            where = mask_url(settings.database_url)
+            print(f"todo: cannot migrate {where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
         print(f"applied {applied}" if applied else "the schema is up to date")
         return 0
     print(issue_token(settings, args.scope or [WRITE], ttl=args.ttl, subject=args.subject))

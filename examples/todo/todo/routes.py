@@ -248,9 +248,17 @@ def _not_found(todo_id: int) -> Problem:
     return Problem(404, f"There is no todo {todo_id}.")
 
 
+def _query(request: Request, name: str) -> str | None:
+    """The one value of a query parameter; `None` when absent or empty."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:  # `?after=x&after=` must not quietly mean "no cursor"
+        raise Problem(400, f"{name} must be given once.")
+    return values[0] if values and values[0] else None
+
+
 def _int_param(request: Request, name: str, *, minimum: int, maximum: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = _query(request, name)
+    if raw is None:
         return None
     if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= maximum:
         raise Problem(400, f"{name} must be a whole number from {minimum} to {maximum}.")
@@ -258,8 +266,8 @@ def _int_param(request: Request, name: str, *, minimum: int, maximum: int) -> in
 
 
 def _bool_param(request: Request, name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = _query(request, name)
+    if raw is None:
         return None
     if raw not in ("true", "false"):
         raise Problem(400, f"{name} must be true or false.")

@@ -139,6 +139,7 @@ class Services:
         self.health = Health(
             checks=self.pools.health_checks(),
             drain_delay=5.0,
+            drain_token=settings.drain_token,
             metrics_registry=self.registry,
             service_id="todo",
             instrumentation=telemetry,

@@ -116,6 +116,9 @@ class Settings:
     """`TODO_DB_BREAKER_OPEN_FOR`: seconds the PostgreSQL breaker stays open before a trial."""
     db_breaker_minimum_calls: int = 20
     """`TODO_DB_BREAKER_MINIMUM_CALLS`: calls in the window before the breaker may open."""
+    drain_token: str | None = field(default=None, repr=False)
+    """`TODO_DRAIN_TOKEN`: when set, `POST /health/drain` needs `Authorization: Bearer <it>`
+    (set it when clients can reach that path: a drained replica gets no traffic)."""
 
     def __post_init__(self) -> None:
         _check_choice("TODO_ENV", self.env, ("dev", "prod"))

@@ -9,6 +9,21 @@ Each module is one piece, usable alone:
 - `body_limit`: 413 for request bodies over a size limit;
 - `cors`: the CORS set-up of the Todo-Backend contract;
 - `openapi`: the OpenAPI 3.1 document, from routes described once.
+
+The middleware, outermost first, so every answer (a 413, a 429, a 500) carries the
+request id, the security and the CORS headers:
+
+```python
+middleware = [
+    Middleware(RequestIdMiddleware),
+    Middleware(SecurityHeadersMiddleware),
+    *filter(None, [cors_middleware(origins)]),  # preflights answered before any limit
+    Middleware(UnhandledErrorMiddleware),
+    Middleware(BodySizeLimitMiddleware, max_bytes=64 * 1024),
+    Middleware(RateLimitMiddleware, ...),  # scalepy's
+]
+app = Starlette(routes=..., middleware=middleware, exception_handlers=problem_handlers())
+```
 """
 
 from todo.http.body_limit import BodySizeLimitMiddleware, BodyTooLarge
