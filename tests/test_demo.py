@@ -99,6 +99,18 @@ def test_a_placeholder_without_a_value_is_an_error() -> None:
         nginx.render(nginx.TEMPLATE.read_text(), {"TODO_NGINX_LISTEN": "8080"})
 
 
+def test_a_failed_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
+    """PostgreSQL unreachable: exit 1 with the reason, and no temporary directory left."""
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--check", "--single", "--port", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**_demo_env("postgresql://postgres@127.0.0.1:1/nowhere"), "TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert 1 == result.returncode
+    assert "demo: error: PostgreSQL on 127.0.0.1:1 does not answer" in result.stderr
+    assert [] == list(tmp_path.iterdir())
+
+
 @dataclass
 class Serving:
     """A demo that serves, and its temporary directory."""

@@ -153,6 +153,7 @@ class Stack:
         target = urlsplit(self.database_url)
         if target.hostname is None:
             raise ChildFailed(f"TODO_DATABASE_URL needs a host:port for the relay: {target}")
+        await _check_answers(target.hostname, target.port or 5432)
         self.relay = Relay(target.hostname, target.port or 5432)
         await self.relay.start()
         userinfo = target.netloc.rpartition("@")[0]
@@ -253,6 +254,22 @@ async def _delete_keys(redis_url: str, namespace: str) -> None:
         keys = [key async for key in client.redis.scan_iter(match=f"*{namespace}*", count=1000)]
         for key in keys:  # one at a time: on a cluster they may live in any slot
             await client.redis.delete(key)
+
+
+async def _check_answers(host: str, port: int) -> None:
+    """Fail with a clear message now if PostgreSQL does not accept connections.
+
+    Behind the relay, the migration would only see connections reset.
+    """
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5.0)
+    except (OSError, TimeoutError) as exc:
+        raise ChildFailed(
+            f"PostgreSQL on {host}:{port} does not answer ({str(exc) or 'timed out'}): "
+            "start it (scripts/services.sh start) or set TODO_DATABASE_URL"
+        ) from None
+    writer.close()
+    await writer.wait_closed()
 
 
 def _free_port(port: int) -> int:
