@@ -11,6 +11,8 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from scalepy._callables import is_async_callable
+from scalepy.cli._loading import load_object
 from scalepy.queue import Worker
 
 if TYPE_CHECKING:
@@ -108,9 +110,6 @@ async def run_worker(queue: Queue, args: argparse.Namespace) -> int:
 
 def _hook(reference: str) -> Callable[..., Any]:
     """The async callable `module:attribute` names (an argparse type: errors are usage errors)."""
-    from scalepy._callables import is_async_callable
-    from scalepy.cli import load_object
-
     try:
         value = load_object(reference)
     except (ValueError, ImportError, AttributeError) as exc:
