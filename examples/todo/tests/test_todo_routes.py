@@ -63,6 +63,17 @@ async def test_the_list_is_a_bare_array_in_id_order(
     assert "link" not in response.headers
 
 
+async def test_head_answers_like_get_without_a_body(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """HEAD on the collection and on a todo: GET's status and headers, no body."""
+    todo = await create(client, settings, title="headless")
+    for url in ("/todos", str(todo["url"])):
+        response = await client.head(url)
+        assert (200, b"") == (response.status_code, response.content)
+        assert "application/json" == response.headers["content-type"]
+
+
 async def test_pages_follow_the_link_header(client: httpx.AsyncClient, settings: Settings) -> None:
     """`limit` cuts pages; `Link: <...after=ID>; rel="next"` leads to the next one."""
     todos = [await create(client, settings, title=f"todo {n}") for n in range(5)]

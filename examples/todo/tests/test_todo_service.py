@@ -14,9 +14,10 @@ from todo.app import create_app
 from todo.settings import Rate
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from starlette.applications import Starlette
+    from starlette.types import Receive, Scope, Send
 
     from todo.settings import Settings
 
@@ -137,3 +138,38 @@ async def test_memory_mode_runs_without_redis_and_runs_its_own_worker(settings: 
                 await connection.close()
 
         await eventually(notified)
+
+
+def over_unix_socket(app: Starlette) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """What `uvicorn --uds` hands the app: a scope whose `client` is `None`."""
+
+    async def unix(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, "client": None}, receive, send)
+
+    return unix
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_behind_nginx_on_a_unix_socket_each_client_has_its_quota(
+    settings: Settings, trusted: bool
+) -> None:
+    """TODO_TRUSTED_PROXIES=unix: X-Forwarded-For names the client, one quota each.
+
+    Without it nobody on the socket is believed: every request shares one quota.
+    """
+    proxies = ("unix",) if trusted else ()
+    one_write = dataclasses.replace(
+        settings, trusted_proxies=proxies, write_rate_limit=Rate(limit=1, period=60.0)
+    )
+    app = create_app(one_write)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=over_unix_socket(app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+            async def post(address: str) -> int:
+                headers = {"x-forwarded-for": address, **write_headers(settings)}
+                response = await client.post("/todos", json={"title": "t"}, headers=headers)
+                return response.status_code
+
+            statuses = [await post("192.0.2.1"), await post("192.0.2.1"), await post("192.0.2.2")]
+    assert ([201, 429, 201] if trusted else [201, 429, 429]) == statuses

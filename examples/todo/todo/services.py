@@ -75,7 +75,6 @@ class Services:
         self.settings = settings
         self.registry = CollectorRegistry()
         """The Prometheus registry `/metrics` renders."""
-        self.tracer_provider = tracer_provider
         self.instrumentation: Instrumentation = combine(
             PrometheusInstrumentation(registry=self.registry),
             OpenTelemetryInstrumentation(
@@ -118,7 +117,8 @@ class Services:
             shared=self.shared_breaker_state,
             instrumentation=telemetry,
         )
-        # Reads retry twice at most, and all reads together add at most 20 % more calls.
+        # A read retries twice at most; all reads together add at most 20 % more calls
+        # (plus 5 a second when traffic is low), so retries cannot multiply an outage.
         self.retry_budget = RetryBudget(ratio=0.2, min_retries_per_second=5.0)
         self.tasks = register(Queue(redis, name=settings.namespace, instrumentation=telemetry))
         self.worker = (

@@ -22,6 +22,7 @@ import msgspec
 
 from scalepy.backends import parse_backend_url
 from scalepy.errors import ConfigurationError
+from todo.http import check_origins
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -140,11 +141,10 @@ class Settings:
                     raise SettingsError(
                         f"TODO_TRUSTED_PROXIES: {proxy!r} is neither a network nor 'unix'"
                     ) from exc
-        for origin in self.cors_origins:
-            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
-                raise SettingsError(
-                    f"TODO_CORS_ORIGINS: {origin!r} is not an origin such as https://app.example"
-                )
+        try:
+            check_origins(self.cors_origins)
+        except ValueError as exc:
+            raise SettingsError(f"TODO_CORS_ORIGINS: {exc}") from exc
         for name, value in (
             ("TODO_MAX_BODY_BYTES", self.max_body_bytes),
             ("TODO_DB_BREAKER_MINIMUM_CALLS", self.db_breaker_minimum_calls),
