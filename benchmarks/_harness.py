@@ -6,9 +6,15 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
 
 Operation = Callable[[], Awaitable[object]]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
 
 
 def redis_options(doc: str, *, seconds: float) -> argparse.ArgumentParser:
@@ -74,3 +80,47 @@ async def median_ns_per_call(
         for name, loop in loops.items():
             results[name].append(await loop(calls))
     return {name: statistics.median(values) for name, values in results.items()}
+
+
+def asgi_loop(app: ASGIApp, path: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> TimedLoop:
+    """A loop sending `GET path` through `app` as an ASGI server would; checks once for 200.
+
+    Each call gets a fresh copy of a prepared scope, a `receive` returning the empty
+    body and a `send` that drops the messages.
+    """
+    scope: Message = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"pod"), *headers],
+        "client": ("10.0.0.1", 50000),
+        "server": ("10.0.0.2", 8000),
+    }
+    statuses: list[int] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def record(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def drop(message: Message) -> None:
+        return None
+
+    async def run(calls: int) -> float:
+        if not statuses:
+            await app(dict(scope), receive, record)
+            assert statuses == [200], f"{path}: {statuses}"
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            await app(dict(scope), receive, drop)
+        return (time.perf_counter_ns() - started) / calls
+
+    return run

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import version
 from typing import Any
 
@@ -36,19 +34,10 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from _harness import TimedLoop, median_ns_per_call
+from _harness import Message, asgi_loop, median_ns_per_call
 from scalepy.backends.redis import RedisClient
 from scalepy.health import Health, redis_check
 
-Message = MutableMapping[str, Any]
-App = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[Message]],
-        Callable[[Message], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
 TARGET_NS = 100_000  # the issue's target: a cached probe answers in < 100 us
 
 
@@ -59,46 +48,6 @@ async def constant(scope: Message, receive: Any, send: Any) -> None:
 
 async def status_endpoint(request: Any) -> JSONResponse:
     return JSONResponse({"status": "pass"})
-
-
-def probe_loop(app: App, path: str) -> TimedLoop:
-    """A loop sending `GET path` through `app`; checks once that it answers 200."""
-    scope: Message = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"pod")],
-        "client": ("10.0.0.1", 50000),
-        "server": ("10.0.0.2", 8000),
-    }
-    statuses: list[int] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def record(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    async def drop(message: Message) -> None:
-        return None
-
-    async def run(calls: int) -> float:
-        if not statuses:
-            await app(dict(scope), receive, record)
-            assert statuses == [200], f"{path}: {statuses}"
-        started = time.perf_counter_ns()
-        for _ in range(calls):
-            await app(dict(scope), receive, drop)
-        return (time.perf_counter_ns() - started) / calls
-
-    return run
 
 
 async def main() -> None:
@@ -117,20 +66,16 @@ async def main() -> None:
         hand_written = Starlette(routes=[Route("/healthz", status_endpoint)])
 
         loops = {
-            "raw ASGI constant (floor)": probe_loop(constant, "/"),
-            "Starlette JSONResponse endpoint": probe_loop(hand_written, "/healthz"),
-            "scalepy readiness, cached": probe_loop(cached.asgi, "/health/ready"),
-            "scalepy readiness via Starlette routes": probe_loop(starlette_health, "/health/ready"),
-            "scalepy liveness": probe_loop(cached.asgi, "/health/live"),
+            "raw ASGI constant (floor)": asgi_loop(constant, "/"),
+            "Starlette JSONResponse endpoint": asgi_loop(hand_written, "/healthz"),
+            "scalepy readiness, cached": asgi_loop(cached.asgi, "/health/ready"),
+            "scalepy readiness via Starlette routes": asgi_loop(starlette_health, "/health/ready"),
+            "scalepy liveness": asgi_loop(cached.asgi, "/health/live"),
         }
         medians = await median_ns_per_call(loops, options.calls, options.rounds)
         uncached_calls = max(1, options.calls // 20)
         medians |= await median_ns_per_call(
-            {
-                "scalepy readiness, uncached (Redis PING)": probe_loop(
-                    uncached.asgi, "/health/ready"
-                )
-            },
+            {"scalepy readiness, uncached (Redis PING)": asgi_loop(uncached.asgi, "/health/ready")},
             uncached_calls,
             options.rounds,
         )

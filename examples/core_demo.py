@@ -1,6 +1,6 @@
 """A tour of scalepy against a real Redis: pipelining, scripts, serializers, rate limits, metrics.
 
-Run it with `scripts/demo.sh` (which starts the services first), or directly:
+Run it, with the local services up (`scripts/services.sh start`):
 
     .venv/bin/python examples/core_demo.py [--url redis://127.0.0.1:6379/0]
 """

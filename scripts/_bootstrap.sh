@@ -3,10 +3,14 @@
 #
 # Sourcing it moves to the repository root and defines:
 #   bootstrap   ensure Python >= 3.11 with venv, create .venv if missing, install
-#               scalepy[all,dev,bench] into it (editable; skipped when pyproject.toml has not
-#               changed since the last install), start the local services and export
+#               scalepy[all,dev,bench] and the Todo example (examples/todo, package `todo`)
+#               into it (editable; skipped when neither pyproject.toml has changed since
+#               the last install), start the local services and export
 #               the SCALEPY_TEST_* variables (defaults below, kept when already set).
 #   say, die    progress and error lines prefixed with the calling script's name.
+#   _bootstrap_apt_install PKG...
+#               install Debian packages with apt-get (as root, or through sudo); demo.sh
+#               installs nginx with it.
 #
 # Environment:
 #   PYTHON                  interpreter used to create .venv (default: python3)
@@ -56,13 +60,16 @@ _bootstrap_venv() {
             "$py" -m venv .venv
         fi
     fi
-    # The install is editable, so only a change to pyproject.toml needs a new one.
+    # The installs are editable, so only a change to a pyproject.toml needs a new one.
     local stamp
-    stamp="$(sha256sum pyproject.toml | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
+    stamp="$(cat pyproject.toml examples/todo/pyproject.toml | sha256sum | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
     if [[ $(cat .venv/.scalepy-install 2>/dev/null) != "$stamp" ]] \
-        || ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("scalepy")' 2>/dev/null; then
-        say "installing scalepy[all,dev,bench] into .venv"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev,bench]'
+        || ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("scalepy") and u.find_spec("todo")' 2>/dev/null; then
+        say "installing scalepy[all,dev,bench] and the Todo example into .venv"
+        # One command: the example depends on scalepy, which pip must take from this
+        # checkout, never from the package index (another project has that name there).
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+            -e '.[all,dev,bench]' -e ./examples/todo
         printf '%s\n' "$stamp" >.venv/.scalepy-install
     fi
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole check suite, as CI runs it (.ci/run): set up .venv and the local services,
-# then lint, format check, type check, tests with branch coverage (floor in pyproject.toml)
-# and a strict docs build. Any failure fails the script, and so does a run with no test.
+# then lint, format check, type check, tests with branch coverage (floor in pyproject.toml),
+# a strict docs build, the demo's tour (scripts/demo.sh --check) and the Todo-Backend spec
+# suite in Chromium against the same stack (scripts/todo_spec.sh). Any failure fails the
+# script, and so does a run with no test.
 #
 # usage: scripts/test.sh [PYTEST_ARGS...]     e.g. scripts/test.sh -x -k cluster
 set -euo pipefail
@@ -58,5 +60,11 @@ fi
 
 step "mkdocs build --strict"
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$work/site"
+
+step "scripts/demo.sh --check (the Todo API stack behind nginx, and its tour)"
+bash scripts/demo.sh --check --port 0
+
+step "scripts/todo_spec.sh (the public Todo-Backend spec suite in Chromium, against the stack)"
+bash scripts/todo_spec.sh --skip-missing
 
 printf '\ntest.sh: all checks passed\n'

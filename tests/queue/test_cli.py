@@ -15,7 +15,7 @@ import pytest
 
 from scalepy.cli import load_queue, main
 from scalepy.errors import ConfigurationError
-from scalepy.queue import Queue
+from scalepy.queue import Queue, worker_state
 from tests.support.redis_server import free_port
 
 if TYPE_CHECKING:
@@ -225,3 +225,72 @@ def test_the_module_runs_as_a_program(app: Queue, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SystemExit) as exited:
         runpy.run_module("scalepy.cli", run_name="__main__")
     assert 0 == exited.value.code
+
+
+HOOKS = "scalepy_cli_test_hooks"
+
+
+class HookState:
+    """What a worker's startup hook opens for its tasks (say, a PoolManager)."""
+
+
+@pytest.fixture
+def hooks(queue_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """A module `scalepy_cli_test_hooks` with a queue, a `startup` and a `shutdown` hook.
+
+    Its task reads the worker's state; what each did is appended to the list returned.
+    """
+    events: list[object] = []
+    state = HookState()
+
+    async def startup() -> HookState:
+        events.append("startup")
+        return state
+
+    async def shutdown(given: HookState) -> None:
+        events.append(("shutdown", given is state))
+
+    queue = Queue(queue_url, name=queue_name)
+
+    @queue.task(name="read_state", retries=0)
+    async def read_state() -> None:
+        events.append(("task", worker_state(HookState) is state))
+        os.kill(os.getpid(), signal.SIGTERM)  # the worker command stops on it, gracefully
+
+    module = types.ModuleType(HOOKS)
+    module.queue = queue  # type: ignore[attr-defined]
+    module.startup = startup  # type: ignore[attr-defined]
+    module.shutdown = shutdown  # type: ignore[attr-defined]
+    module.plain = lambda: state  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, HOOKS, module)
+    return events
+
+
+def test_the_worker_runs_startup_and_shutdown_hooks(hooks: list[object]) -> None:
+    """`--startup`'s result is the state tasks read; `--shutdown` gets it once stopped."""
+    queue = sys.modules[HOOKS].queue
+    enqueue(queue, "read_state")
+    argv = ["worker", f"{HOOKS}:queue", "--startup", f"{HOOKS}:startup"]
+    assert 0 == main([*argv, "--shutdown", f"{HOOKS}:shutdown", "--status-interval", "0"])
+    assert ["startup", ("task", True), ("shutdown", True)] == hooks
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        ("scalepy_no_such_module:startup", "cannot load scalepy_no_such_module:startup"),
+        (f"{HOOKS}:missing", "has no attribute 'missing'"),
+        (f"{HOOKS}:plain", "is a function, not an async callable"),
+        ("startup", "expected module:attribute"),
+    ],
+)
+@pytest.mark.parametrize("option", ["--startup", "--shutdown"])
+def test_a_bad_hook_is_a_usage_error(
+    hooks: list[object], option: str, hook: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hook that cannot be loaded, or is not async, exits with 2 before any job runs."""
+    with pytest.raises(SystemExit) as exited:
+        main(["worker", f"{HOOKS}:queue", option, hook])
+    assert 2 == exited.value.code
+    assert message in capsys.readouterr().err
+    assert [] == hooks

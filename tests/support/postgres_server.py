@@ -21,7 +21,7 @@ from typing import Self
 
 from tests.support.redis_server import free_port
 
-__all__ = ("PostgresServer",)
+__all__ = ("PostgresServer", "children")
 
 _READY = "database system is ready to accept connections"
 _START_TIMEOUT = 30.0
@@ -40,13 +40,13 @@ def _bindir() -> Path:
     return Path(found[-1])
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """Return the processes whose parent is `pid`.
 
     Each backend is a session of its own, outside the postmaster's process group,
     so they are found through /proc.
     """
-    children = []
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -55,8 +55,8 @@ def _children(pid: int) -> list[int]:
         except OSError:  # the process just ended
             continue
         if int(stat.rpartition(")")[2].split()[1]) == pid:
-            children.append(int(entry))
-    return children
+            found.append(int(entry))
+    return found
 
 
 def _signal_all(pids: list[int], signum: int) -> None:
@@ -138,13 +138,13 @@ class PostgresServer:
         """Freeze the server and its backends (SIGSTOP): connections stay open, nothing answers."""
         assert self._process is not None
         os.kill(self._process.pid, signal.SIGSTOP)  # first, so that it forks no new backend
-        _signal_all(_children(self._process.pid), signal.SIGSTOP)
+        _signal_all(children(self._process.pid), signal.SIGSTOP)
 
     def resume(self) -> None:
         """Unfreeze a paused server (SIGCONT); harmless if it is not paused."""
         if self.running:
             assert self._process is not None
-            _signal_all(_children(self._process.pid), signal.SIGCONT)
+            _signal_all(children(self._process.pid), signal.SIGCONT)
             os.kill(self._process.pid, signal.SIGCONT)
 
     def remove(self) -> None:

@@ -2,6 +2,7 @@
 
 ```
 scalepy worker app.tasks:queue --concurrency 32     # SIGTERM/SIGINT: graceful stop
+scalepy worker app.tasks:queue --startup app.tasks:startup --shutdown app.tasks:shutdown
 scalepy queue stats app.tasks:queue
 scalepy queue dead app.tasks:queue --limit 20
 scalepy queue requeue app.tasks:queue --all         # or: ... requeue APP JOB_ID...
@@ -17,52 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING
 
-from scalepy.errors import ConfigurationError, ScalepyError
+from scalepy.cli._loading import load_object as load_object
+from scalepy.cli._loading import load_queue as load_queue
+from scalepy.errors import ScalepyError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from scalepy.queue import Queue
-
-__all__ = ("load_queue", "main")
-
-
-def load_queue(reference: str) -> Queue:
-    """Import `module:attribute` and return the queue it names.
-
-    Args:
-        reference: E.g. `"app.tasks:queue"`; the current directory is importable.
-
-    Raises:
-        ValueError: A malformed reference, or one naming something that is not a `Queue`.
-        ConfigurationError: A `memory://` queue: its jobs live in the process that
-            made them, so no command of another process can see them.
-        ImportError: The module cannot be imported.
-        AttributeError: The module has no such attribute.
-    """
-    from scalepy.backends import MemoryConfig
-    from scalepy.queue import Queue
-
-    module_name, colon, attribute = reference.partition(":")
-    if not colon or not module_name or not attribute:
-        raise ValueError(f"expected module:attribute, e.g. app.tasks:queue; got {reference!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    value = getattr(importlib.import_module(module_name), attribute)
-    if not isinstance(value, Queue):
-        raise ValueError(f"{reference} is a {type(value).__name__}, not a scalepy.queue.Queue")
-    if isinstance(value.config, MemoryConfig):
-        raise ConfigurationError(
-            f"{reference} is a memory:// queue: its jobs live only in the process that "
-            "enqueues them, so run its Worker there, or give the queue a redis:// URL"
-        )
-    return value
+__all__ = ("load_object", "load_queue", "main")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

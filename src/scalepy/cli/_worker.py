@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from scalepy._callables import is_async_callable
+from scalepy.cli._loading import load_object
 from scalepy.queue import Worker
 
 if TYPE_CHECKING:
-    import argparse
+    from collections.abc import Callable
 
     from scalepy.queue import Queue
 
@@ -37,6 +40,19 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--grace", type=float, default=0.0, help="seconds to let jobs finish on stop (default 0)"
     )
     parser.add_argument(
+        "--startup",
+        type=_hook,
+        metavar="MODULE:ATTR",
+        help="async callable run before the first job; its result is the worker's state, "
+        "which tasks read with scalepy.queue.worker_state() (e.g. an open PoolManager)",
+    )
+    parser.add_argument(
+        "--shutdown",
+        type=_hook,
+        metavar="MODULE:ATTR",
+        help="async callable given that state once the worker stopped (e.g. to close it)",
+    )
+    parser.add_argument(
         "--status-interval",
         type=float,
         default=10.0,
@@ -47,7 +63,14 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 async def run_worker(queue: Queue, args: argparse.Namespace) -> int:
     """Run the worker as `args` say; the first SIGTERM/SIGINT stops it gracefully."""
-    worker = Worker(queue, concurrency=args.concurrency, lease=args.lease, grace=args.grace)
+    worker = Worker(
+        queue,
+        concurrency=args.concurrency,
+        lease=args.lease,
+        grace=args.grace,
+        startup=args.startup,
+        shutdown=args.shutdown,
+    )
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -83,6 +106,19 @@ async def run_worker(queue: Queue, args: argparse.Namespace) -> int:
         await queue.aclose()
     _logger.info("stopped: %s", _status(worker))
     return 0
+
+
+def _hook(reference: str) -> Callable[..., Any]:
+    """The async callable `module:attribute` names (an argparse type: errors are usage errors)."""
+    try:
+        value = load_object(reference)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot load {reference}: {exc}") from exc
+    if not callable(value) or not is_async_callable(value):
+        raise argparse.ArgumentTypeError(
+            f"{reference} is a {type(value).__name__}, not an async callable"
+        )
+    return value
 
 
 async def _report(worker: Worker, interval: float) -> None:

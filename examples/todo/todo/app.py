@@ -1,0 +1,159 @@
+"""`create_app()`: the ASGI application, its middleware in order, its routes and lifespan.
+
+```
+uvicorn --factory todo.app:create_app              # or --uds /run/todo.sock behind nginx
+```
+
+A request passes through, outermost first:
+
+1. OpenTelemetry: a server span per request, child of the caller's `traceparent`
+   (the notification job's span is, in turn, a child of this one);
+2. request id: taken from `X-Request-ID` or made, echoed, put in every log line;
+3. security headers (what helmet sets that matters for a JSON API);
+4. CORS (`TODO_CORS_ORIGINS`; none allowed by default);
+5. the last-resort error handler: anything unexpected becomes a 500 problem+json;
+6. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read;
+7. the rate limits, per client (`X-Forwarded-For` believed only from
+   `TODO_TRUSTED_PROXIES`): one policy for every request, a stricter one on top
+   for writes; 429 with `Retry-After` and the IETF `RateLimit` headers;
+8. the routes: the todos, health probes and `/metrics` (never rate limited) and
+   `/openapi.json`, with `todo.http`'s exception handlers answering every error
+   as `application/problem+json`.
+
+The lifespan (`Services.lifespan()`) migrates the schema in development, then opens
+every resource in order; at shutdown readiness fails first, then they close.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from scalepy.ratelimit import EXEMPT, TokenBucket
+from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
+from todo import __version__
+from todo.http import (
+    BodySizeLimitMiddleware,
+    RequestIdFilter,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+    UnhandledErrorMiddleware,
+    cors_middleware,
+    openapi_document,
+    openapi_route,
+    problem_handlers,
+)
+from todo.routes import OPERATIONS, TodoRoutes
+from todo.services import Services
+from todo.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from scalepy.ratelimit.asgi import Exempt, KeyFunc
+    from todo.settings import Rate
+
+__all__ = ("create_app",)
+
+_DESCRIPTION = (
+    "The Todo-Backend API (todobackend.com) composed from scalepy: cached reads, "
+    "rate limits, a circuit breaker around PostgreSQL, background jobs, health probes."
+)
+_SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+_UNLIMITED = ["/health", "/metrics"]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> Starlette:
+    """Build the service.
+
+    Args:
+        settings: The configuration; `Settings.from_env()` if `None`.
+        tracer_provider: Where spans go; OpenTelemetry's global provider if `None`.
+        meter_provider: Where OpenTelemetry metrics go; the global one if `None`.
+    """
+    settings = settings or Settings.from_env()
+    _configure_logging(settings)
+    services = Services(settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    clients = client_ip(trusted_proxies=settings.trusted_proxies)
+    middleware = [
+        Middleware(
+            OpenTelemetryMiddleware,
+            excluded_urls="/health,/metrics",
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        ),
+        Middleware(RequestIdMiddleware),
+        Middleware(SecurityHeadersMiddleware),
+        *filter(None, [cors_middleware(settings.cors_origins)]),
+        Middleware(UnhandledErrorMiddleware),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            RateLimitMiddleware,
+            limiter=services.limiter,
+            policy=_bucket("requests", settings.rate_limit),
+            key=clients,
+            exempt=_UNLIMITED,
+        ),
+        Middleware(
+            RateLimitMiddleware,
+            limiter=services.limiter,
+            policy=_bucket("writes", settings.write_rate_limit),
+            key=_writes_only(client_ip(trusted_proxies=settings.trusted_proxies, prefix="w:")),
+            exempt=_UNLIMITED,
+        ),
+    ]
+    routes = TodoRoutes(services.repository, services.tasks, settings).routes()
+    document = openapi_document(
+        OPERATIONS,
+        title="Todo API",
+        version=__version__,
+        description=_DESCRIPTION,
+        bearer_auth=settings.auth == "jwt",
+    )
+    app = Starlette(
+        routes=[*routes, *services.health.routes(), openapi_route(document)],
+        middleware=middleware,
+        exception_handlers=problem_handlers(),
+        lifespan=services.lifespan(),
+    )
+    app.state.services = services
+    return app
+
+
+def _bucket(name: str, rate: Rate) -> TokenBucket:
+    """`rate.limit` per `rate.period`, with bursts of up to `rate.limit`."""
+    return TokenBucket(capacity=rate.limit, refill_rate=rate.limit / rate.period, name=name)
+
+
+def _writes_only(key: KeyFunc) -> KeyFunc:
+    """Limit writes by `key`; let reads through (they have their own policy)."""
+
+    def writes(scope: Mapping[str, Any]) -> str | Exempt | None:
+        return EXEMPT if scope.get("method") in _SAFE_METHODS else key(scope)
+
+    return writes
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Log to stderr with the request id, unless the process configured logging itself."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+        handler.addFilter(RequestIdFilter())
+        root.addHandler(handler)
+    logging.getLogger("todo").setLevel(settings.log_level)

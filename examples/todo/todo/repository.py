@@ -1,0 +1,245 @@
+"""The todos in PostgreSQL: SQL, cached reads, invalidation after commit, breaker and retries.
+
+Who does what, in call order:
+
+1. **Cache** (`scalepy.cache`): a read by id or a list page is answered from the
+   process's L1 or from Redis when it can; only a miss reaches the database.
+2. **Retry** (`scalepy.retry`): a read that fails on a transient error (a dropped
+   connection, a timeout) is tried again, with backoff and jitter, within a budget
+   shared by every read so that retries never multiply the load of an outage.
+   Writes are not retried: an INSERT whose answer was lost may have happened.
+3. **Breaker** (`scalepy.breaker`): every attempt goes through the PostgreSQL breaker.
+   When too many fail, it opens (on every replica: its state is shared through
+   Redis) and calls fail at once with `CircuitOpenError` instead of waiting on a
+   database that is down; the app answers them 503 with `Retry-After`.
+4. **SQL** (asyncpg, through the `PoolManager`'s pool), on the primary: a replica
+   that lags could hand the cache a value older than a write it just invalidated.
+
+A write commits, then invalidates the cache tags it touched. After the invalidation
+returns, no process reads the old value from Redis again (the tag versions are read
+with every entry) and every process's L1 has been sent the invalidation, which it
+applies as soon as its event loop reads it (an L1 entry is never served more than the
+cache's `staleness_bound` after that): a read after a write, on any replica, sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import msgspec
+
+from scalepy.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    PoolError,
+    ScalepyError,
+)
+from scalepy.retry import retry
+from todo.models import TodoRecord
+
+if TYPE_CHECKING:
+    from scalepy.breaker import CircuitBreaker
+    from scalepy.cache import Cache
+    from scalepy.pools import PostgresCluster
+    from scalepy.retry import RetryBudget, RetryPolicy
+    from todo.models import TodoIn, TodoPatch
+
+__all__ = ("UNAVAILABLE", "RecordSerializer", "TodoRepository")
+
+_logger = logging.getLogger("todo.repository")
+
+_DRIVER_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset
+    TimeoutError,  # asyncpg's command timeout
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # the connection closed under a query
+    asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down
+)
+UNAVAILABLE: tuple[type[Exception], ...] = (*_DRIVER_UNAVAILABLE, PoolError, BackendError)
+"""What says PostgreSQL is unreachable (not that a query was wrong): the breaker counts
+these as failures and the reads retry them. (`BackendUnavailable` and `PoolTimeoutError`,
+what the pool raises, are among them.)"""
+
+_COLUMNS = 'id, title, description, completed, "order", created_at, updated_at'
+_EVERY_TODO = "todos:every"  # carried by every by-id entry: DELETE /todos drops them all
+_LISTS = "todos:lists"  # carried by every list page: any write drops them
+
+
+def _todo_tag(todo_id: int) -> str:
+    return f"todo:{todo_id}"
+
+
+class RecordSerializer:
+    """Caches records as msgspec JSON and reads them back as `TodoRecord`s, typed."""
+
+    name = "todo-record-json"
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(TodoRecord | list[TodoRecord] | None)
+
+    def dumps(self, value: Any) -> bytes:
+        """Encode a record, a page of records, or `None`."""
+        return self._encoder.encode(value)
+
+    def loads(self, data: bytes) -> Any:
+        """Decode what `dumps` made."""
+        return self._decoder.decode(data)
+
+
+def _record(row: asyncpg.Record) -> TodoRecord:
+    return TodoRecord(**dict(row))
+
+
+class TodoRepository:
+    """Reads and writes todos.
+
+    Args:
+        postgres: The pools' PostgreSQL cluster.
+        cache: Where reads are cached (its serializer must be a `RecordSerializer`).
+        breaker: The PostgreSQL breaker, shared by every caller of the database.
+        retry_policy: How reads retry transient failures.
+        budget: The retry budget shared by every read.
+        ttl: Seconds a cached read stays fresh (writes invalidate it sooner).
+    """
+
+    def __init__(
+        self,
+        *,
+        postgres: PostgresCluster,
+        cache: Cache,
+        breaker: CircuitBreaker,
+        retry_policy: RetryPolicy,
+        budget: RetryBudget,
+        ttl: float,
+    ) -> None:
+        self._postgres = postgres
+        self._cache = cache
+        self._breaker = breaker
+        self._retrying = retry(retry_policy, budget=budget)
+
+        @cache.cached(ttl=ttl, key="todo:{todo_id}", tags=["todo:{todo_id}", _EVERY_TODO])
+        async def load_todo(todo_id: int) -> TodoRecord | None:
+            row = await self._read(
+                f"SELECT {_COLUMNS} FROM todos WHERE id = $1",
+                todo_id,
+            )
+            return None if not row else _record(row[0])
+
+        @cache.cached(ttl=ttl, tags=[_LISTS])
+        async def load_page(
+            limit: int, after: int | None, completed: bool | None
+        ) -> list[TodoRecord]:
+            rows = await self._read(
+                f"""SELECT {_COLUMNS} FROM todos
+                    WHERE ($1::bigint IS NULL OR id > $1)
+                      AND ($2::boolean IS NULL OR completed = $2)
+                    ORDER BY id LIMIT $3""",
+                after,
+                completed,
+                limit,
+            )
+            return [_record(row) for row in rows]
+
+        self._load_todo = load_todo
+        self._load_page = load_page
+
+    async def get(self, todo_id: int) -> TodoRecord | None:
+        """The todo with this id, or `None`."""
+        return await self._load_todo(todo_id)
+
+    async def page(
+        self, *, limit: int, after: int | None = None, completed: bool | None = None
+    ) -> list[TodoRecord]:
+        """Up to `limit` todos with ids above `after`, by id, optionally by completion."""
+        return await self._load_page(limit, after, completed)
+
+    async def create(self, todo: TodoIn) -> TodoRecord:
+        """Insert a todo and return it as stored."""
+        row = await self._write(
+            f"""INSERT INTO todos (title, description, completed, "order")
+                VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
+            todo.title,
+            todo.description,
+            todo.completed,
+            todo.order,
+        )
+        record = _record(row[0])
+        # Its id may have been looked up (and its absence cached) before it existed.
+        await self._invalidate(_todo_tag(record.id), _LISTS)
+        return record
+
+    async def update(self, todo_id: int, patch: TodoPatch) -> TodoRecord | None:
+        """Change the fields the patch holds; `None` when there is no such todo."""
+        changes = patch.changes()
+        if not changes:
+            return await self.get(todo_id)
+        # Column names come from TodoPatch's fields, never from the request.
+        assignments = ", ".join(f'"{name}" = ${n}' for n, name in enumerate(changes, start=2))
+        rows = await self._write(
+            f"""UPDATE todos SET {assignments}, updated_at = now()
+                WHERE id = $1 RETURNING {_COLUMNS}""",
+            todo_id,
+            *changes.values(),
+        )
+        if not rows:
+            return None
+        await self._invalidate(_todo_tag(todo_id), _LISTS)
+        return _record(rows[0])
+
+    async def delete(self, todo_id: int) -> bool:
+        """Delete one todo; whether it existed."""
+        rows = await self._write("DELETE FROM todos WHERE id = $1 RETURNING id", todo_id)
+        if rows:
+            await self._invalidate(_todo_tag(todo_id), _LISTS)
+        return bool(rows)
+
+    async def delete_all(self) -> int:
+        """Delete every todo; how many there were."""
+        rows = await self._write(
+            "WITH gone AS (DELETE FROM todos RETURNING 1) SELECT count(*) AS n FROM gone"
+        )
+        await self._invalidate(_EVERY_TODO, _LISTS)
+        return int(rows[0]["n"])
+
+    async def _read(self, query: str, *args: object) -> list[asyncpg.Record]:
+        """A read: retried on transient failures, each attempt through the breaker."""
+        return await self._retrying(self._guarded)(query, *args)
+
+    async def _write(self, query: str, *args: object) -> list[asyncpg.Record]:
+        """A write, in its own transaction: through the breaker, never retried."""
+        return await self._guarded(query, *args, transaction=True)
+
+    async def _guarded(
+        self, query: str, *args: object, transaction: bool = False
+    ) -> list[asyncpg.Record]:
+        async with self._breaker:
+            return await self._fetch(query, args, transaction=transaction)
+
+    async def _fetch(
+        self, query: str, args: tuple[object, ...], *, transaction: bool
+    ) -> list[asyncpg.Record]:
+        try:
+            async with self._postgres.acquire() as connection:
+                if not transaction:
+                    return await connection.fetch(query, *args)
+                async with connection.transaction():
+                    return await connection.fetch(query, *args)
+        except ScalepyError:
+            raise  # the pool's own errors say it already
+        except _DRIVER_UNAVAILABLE as exc:
+            # The driver's words for "unreachable" become scalepy's (a 503, not a 500).
+            error = BackendTimeout if isinstance(exc, TimeoutError) else BackendUnavailable
+            raise error(f"{type(exc).__name__}: {exc}", backend="postgresql") from exc
+
+    async def _invalidate(self, *tags: str) -> None:
+        """Drop the cached reads a committed write changed, on every replica."""
+        try:
+            await self._cache.invalidate_tags(*tags)
+        except BackendError:
+            # The write is committed; failing the request would not undo it. The
+            # entries then live until their TTL at most (TODO_CACHE_TTL).
+            _logger.exception("cache invalidation failed after a write: %s", ", ".join(tags))

@@ -1,0 +1,43 @@
+"""The worker process's composition root: its queue, and the pools its tasks read through.
+
+```
+scalepy worker todo.worker:queue --startup todo.worker:startup --shutdown todo.worker:shutdown
+```
+
+The command imports this module, so the queue is built here from the environment
+(`Settings.from_env()`), with the tasks registered on it. `startup()` opens a
+`PoolManager` before the first job is claimed; tasks reach it with
+`worker_state(PoolManager)`; `shutdown()` closes it after the last job settled.
+In the single-process mode (`TODO_REDIS_URL=memory://`) the app runs its own worker
+instead (`services.py`), and this module is not used.
+"""
+
+from __future__ import annotations
+
+from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
+from scalepy.pools import PoolManager
+from scalepy.queue import Queue
+from todo.settings import Settings
+from todo.tasks import register
+
+__all__ = ("queue", "shutdown", "startup", "tasks")
+
+settings = Settings.from_env()
+# OpenTelemetry's global providers: whatever SDK the process configures (e.g. when run
+# under `opentelemetry-instrument`) gets the worker's spans, each the child of the
+# request that enqueued its job.
+_instrumentation = OpenTelemetryInstrumentation()
+queue = Queue(settings.redis_url, name=settings.namespace, instrumentation=_instrumentation)
+tasks = register(queue)
+
+
+async def startup() -> PoolManager:
+    """Open the pools the tasks share; they are the worker's state."""
+    pools = PoolManager(postgres=settings.database_url, instrumentation=_instrumentation)
+    await pools.open()
+    return pools
+
+
+async def shutdown(pools: PoolManager) -> None:
+    """Close the pools once the worker stopped."""
+    await pools.aclose()
