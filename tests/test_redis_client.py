@@ -27,6 +27,34 @@ async def test_commands_return_raw_replies(redis: RedisClient, key_prefix: str) 
     assert await redis.ping()
 
 
+async def test_replies_keep_their_resp2_shapes_over_resp3(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """The connection speaks RESP3; maps, doubles, score pairs and booleans read as in RESP2."""
+    key = f"{key_prefix}:{{shapes}}"
+    assert 3 == (await redis.execute("HELLO"))[5]  # the connection's protocol: RESP3
+    await redis.execute("HSET", f"{key}:h", "a", "1")
+    assert [b"a", b"1"] == await redis.execute("HGETALL", f"{key}:h")
+    await redis.execute("ZADD", f"{key}:z", 1.5, "m", 0.1, "n", 2, "o")
+    assert b"1.5" == await redis.execute("ZSCORE", f"{key}:z", "m")
+    assert b"2" == await redis.execute("ZSCORE", f"{key}:z", "o")
+    assert b"0.10000000000000001" == await redis.execute("ZSCORE", f"{key}:z", "n")
+    expected = [b"n", b"0.10000000000000001", b"m", b"1.5"]
+    assert expected == await redis.execute("ZRANGE", f"{key}:z", 0, 1, "WITHSCORES")
+    assert [b"n", b"0.10000000000000001"] == await redis.execute("ZPOPMIN", f"{key}:z")
+    assert [b"m", b"1.5"] == await redis.execute("ZPOPMIN", f"{key}:z", 1)
+    await redis.execute("ZADD", f"{key}:z", 3, "p")
+    popped = [f"{key}:z".encode(), [[b"o", b"2"]]]  # ZMPOP nests its pairs in RESP2 too
+    assert popped == await redis.execute("ZMPOP", 1, f"{key}:z", "MIN")
+    script = "return {true, false, 7}"
+    assert [1, None, 7] == await redis.execute("EVAL", script, 0)
+    assert 1 == await redis.execute("EVAL", "return true", 0)
+    assert None is await redis.execute("EVAL", "return false", 0)
+    await redis.execute("SADD", f"{key}:s", "x")
+    assert [b"x"] == await redis.execute("SMEMBERS", f"{key}:s")
+    assert b"inf" == await redis.execute("ZINCRBY", f"{key}:z", "+inf", "q")
+
+
 async def test_one_tick_of_commands_is_one_pipeline(redis: RedisClient, key_prefix: str) -> None:
     """200 concurrent commands leave as one pipeline, and each gets its own reply."""
     before = redis.statistics().pipeline

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from redis.asyncio.cluster import RedisCluster
     from redis.typing import EncodableT
 
+    from scalepy.backends.redis._resp import RespConnection
     from scalepy.backends.redis._scripts import Script
     from scalepy.telemetry import Instrumentation
 
@@ -278,6 +279,19 @@ class RedisClient(AsyncResource):
             BackendUnavailable: The server cannot be reached.
         """
         return bool(await self.execute("PING"))
+
+    async def _subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
+        """The open connection to carry `channel`'s subscription (see `Subscription`).
+
+        The connection of the server (on a cluster: of the node owning the channel's
+        slot, or of the node a `MOVED` reply `redirect` named) that carries this
+        loop's commands, unless that server refused RESP3.
+
+        Raises:
+            BackendError: The server cannot be reached or refused the login.
+        """
+        node = await self._pipeline.dispatcher().channel_node(channel, redirect=redirect)
+        return await node.subscriber()
 
     def statistics(self) -> RedisClientStatistics:
         """Return a snapshot of the client's counters."""
