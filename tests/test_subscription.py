@@ -142,19 +142,23 @@ async def test_a_slot_leaving_the_node_ends_a_sharded_subscription_until_it_is_b
                 assert [b"back"] == await listener.receive(1)
 
 
-async def test_a_restarted_server_is_resubscribed(redis_server: RedisServer, channel: str) -> None:
+@pytest.mark.parametrize("sharded", [False, True], ids=["classic", "sharded"])
+async def test_a_restarted_server_is_resubscribed(
+    outage_server: RedisServer, channel: str, sharded: bool
+) -> None:
     """Redis stopped: connected turns False; restarted: True again, and messages flow."""
-    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.5") as client:
+    async with RedisClient.from_url(f"{outage_server.url}?timeout=0.5") as client:
         listener = Listener()
-        async with listener.subscribe(client, channel, min_delay=0.05, max_delay=0.2) as sub:
+        options = {"sharded": sharded, "min_delay": 0.05, "max_delay": 0.2}
+        async with listener.subscribe(client, channel, **options) as sub:
             await sub.start()
-            redis_server.stop()
+            outage_server.stop()
             await listener.next_down()
             assert (False, 1) == (sub.connected, listener.downs)
-            redis_server.start()
+            outage_server.start()
             await listener.next_up()
             assert (True, 2) == (sub.connected, listener.ups)
-            await client.execute("PUBLISH", channel, "back")
+            await client.execute("SPUBLISH" if sharded else "PUBLISH", channel, "back")
             assert [b"back"] == await listener.receive(1)
             assert 1 <= sub.statistics().failures
             assert "connected connects=2" in repr(sub)
@@ -175,7 +179,7 @@ async def test_a_killed_connection_is_replaced(redis_server: RedisServer, channe
 
 
 async def test_a_connection_killed_with_commands_in_flight_fails_them_and_resubscribes(
-    redis_server: RedisServer, channel: str
+    outage_server: RedisServer, channel: str
 ) -> None:
     """One connection, subscribed and busy, killed: every caller gets its own reply or an error.
 
@@ -185,11 +189,11 @@ async def test_a_connection_killed_with_commands_in_flight_fails_them_and_resubs
     loss, comes back, and later commands get their own replies again.
     """
     async with (
-        RedisClient.from_url(f"{redis_server.url}?timeout=10") as client,
-        RedisClient.from_url(redis_server.url) as killer,
+        RedisClient.from_url(f"{outage_server.url}?timeout=10") as client,
+        RedisClient.from_url(f"redis://127.0.0.1:{outage_server.port}/0") as killer,
     ):
         listener = Listener()
-        async with listener.subscribe(client, channel, min_delay=0.05) as subscription:
+        async with listener.subscribe(client, channel, sharded=client.is_cluster) as subscription:
             await subscription.start()
             own_id = await client.execute("CLIENT", "ID")
 
@@ -213,7 +217,9 @@ async def test_a_connection_killed_with_commands_in_flight_fails_them_and_resubs
             after = await asyncio.gather(*(echo(i) for i in range(100)))
             assert [f"reply {i}".encode() for i in range(100)] == after
             assert own_id != await client.execute("CLIENT", "ID")
-            await client.execute("PUBLISH", channel, "still here")
+            await client.execute(
+                "SPUBLISH" if client.is_cluster else "PUBLISH", channel, "still here"
+            )
             assert [b"still here"] == await listener.receive(1)
 
 

@@ -67,7 +67,9 @@ class RedisClient(AsyncResource):
 
     Commands issued concurrently within one event-loop tick reach Redis as one
     pipeline, over one multiplexed connection per server; each caller still gets
-    its own reply or its own error. Every call is bounded by the configured
+    its own reply or its own error. The connection speaks RESP3, so it carries the
+    process's `Subscription`s too (a server refusing RESP3 gets a second connection
+    for them). Every call is bounded by the configured
     `timeout`, and failures are scalepy errors: `BackendTimeout`,
     `BackendUnavailable` or `BackendCommandError`. A lost connection is reopened
     by the next command. Its connections belong to the running event loop: used
@@ -76,8 +78,9 @@ class RedisClient(AsyncResource):
     does nothing (commands connect; `ping()` is the startup check) and `aclose()`
     closes once, however often or concurrently it is called.
 
-    Replies are raw RESP2 values: `bytes` for strings and status replies
-    (`b"OK"`), `int`, `list` and `None`.
+    Replies are raw values in their RESP2 shapes: `bytes` for strings, status
+    replies (`b"OK"`) and doubles, `int`, `list` (a map is a flat list of keys and
+    values) and `None`.
 
     One client serves every primitive of a process (`Cache(client)`,
     `RateLimiter(client)`, `Queue(client)`, `RedisSharedState(client)`); each
@@ -210,9 +213,10 @@ class RedisClient(AsyncResource):
     def redis(self) -> Redis | RedisCluster:
         """A redis-py client for the same server, created on first use and closed with this.
 
-        Use it for what needs a connection of its own: pub/sub, blocking commands,
-        commands that must reach every cluster node. Plain commands are faster
-        through `execute`. Like the client's own connections, it belongs to the
+        Use it for what needs a connection of its own: blocking commands, commands
+        that must reach every cluster node. Plain commands are faster through
+        `execute`, and pub/sub goes through `Subscription`, on this client's
+        connections. Like the client's own connections, it belongs to the
         running event loop: another loop gets another one.
 
         Raises:

@@ -175,7 +175,9 @@ class RespConnection(asyncio.Protocol):
         waiting = self._waiting
         while (reply := self._reader.gets()) is not False:
             kind = type(reply)
-            if kind is _PUSH or (self._subscriber and kind is list and reply[0] in _RESP2_PUSHES):
+            if kind is _PUSH or (
+                self._subscriber and kind is list and reply and reply[0] in _RESP2_PUSHES
+            ):
                 self._push(reply)
                 continue
             wire, future = waiting.popleft()
@@ -212,6 +214,7 @@ class RespConnection(asyncio.Protocol):
         if (
             push[0] in CONFIRMATIONS
             and channels.confirming
+            and self._waiting
             and self._waiting[0][1] is channels.confirming[0][2]
             and channels.confirm(push)
         ):
