@@ -30,7 +30,7 @@ import hiredis
 from scalepy.backends.redis._command import encode_command
 from scalepy.backends.redis._errors import reply_error
 from scalepy.backends.redis._pubsub import CONFIRMATIONS, Channels
-from scalepy.backends.redis._resp3 import as_resp2
+from scalepy.backends.redis._resp3 import PLAIN, as_resp2
 from scalepy.errors import BackendCommandError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
@@ -184,7 +184,14 @@ class RespConnection(asyncio.Protocol):
             if isinstance(reply, hiredis.ReplyError):
                 self._error(wire, future, str(reply))
             elif not future.done():
-                if kind is not bytes and kind is not int and reply is not None and self.resp3:
+                # Only a RESP3 type needs converting; an array's items are checked
+                # here, without a call per reply (the interpreter's fastest path).
+                if kind is list:
+                    for item in reply:
+                        if type(item) not in PLAIN and self.resp3:
+                            reply = as_resp2(reply, wire)
+                            break
+                elif kind is not bytes and kind is not int and reply is not None and self.resp3:
                     reply = as_resp2(reply, wire)
                 future.set_result(reply)
 

@@ -12,8 +12,8 @@ RESP3 adds types RESP2 spells otherwise, and hiredis parses them as:
 * a boolean (a Lua `true`/`false`) -> `bool`; RESP2 sends 1 and a nil;
 * a set, a verbatim string, a big number -> `list`, `bytes`, `bytes`: already RESP2's.
 
-Most replies (`bytes`, `int`, `None`, arrays of them) need nothing: the caller
-checks the reply's type once and scans an array once, converting nothing.
+Most replies (`bytes`, `int`, `None`, arrays of them: `PLAIN` types) need nothing:
+the connection checks that before calling `as_resp2`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from typing import Any
 
 from scalepy.backends.redis._command import leading_arguments
 
-__all__ = ("as_resp2",)
+__all__ = ("PLAIN", "as_resp2")
 
-_PLAIN = frozenset({bytes, int, type(None)})
+PLAIN = frozenset({bytes, int, type(None)})
+"""The reply types RESP2 and RESP3 spell alike."""
 
 
 def as_resp2(reply: Any, wire: bytes) -> Any:
@@ -37,7 +38,7 @@ def as_resp2(reply: Any, wire: bytes) -> Any:
     kind = type(reply)
     if kind is list:
         for item in reply:
-            if type(item) not in _PLAIN:
+            if type(item) not in PLAIN:
                 return _array(reply, wire)
         return reply
     if kind is dict:
