@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scalepy.clock import Clock, MonotonicClock
-from scalepy.testing._clock import FakeClock
+from scalepy.testing import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+# The internal mechanism behind every per-event-loop resource, tested on its own below.
 from scalepy._loop import PerLoop
 from scalepy.backends.redis import RedisClient
 from scalepy.cache import Cache

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# The internal base every stateful object shares; the tests below check each against it.
 from scalepy._lifecycle import AsyncResource
 from scalepy.backends.redis import RedisClient
 from scalepy.breaker import CircuitBreaker, RedisSharedState

@@ -1,1 +1,1 @@
-"""Tests of scalepy.breaker, scalepy.retry and scalepy.bulkhead."""
+"""Tests of scalepy.breaker."""

@@ -21,6 +21,8 @@ from hypothesis.stateful import (
 )
 
 from scalepy.breaker import BreakerConfig, BreakerState
+
+# The pure core, tested directly against a naive model.
 from scalepy.breaker._state import BreakerCore, WindowType
 
 CLOSED = BreakerState.CLOSED

@@ -19,6 +19,8 @@ from scalepy.breaker import (
     RedisSharedState,
     SharedStateStatistics,
 )
+
+# The sync script's call and reply: the script is run directly, transition by transition.
 from scalepy.breaker._shared import SyncReply, run_sync
 from scalepy.errors import BackendError, ConfigurationError
 from scalepy.testing import FakeClock

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from scalepy.breaker import BreakerConfig, BreakerState
+
+# The pure core, tested directly.
 from scalepy.breaker._state import BreakerCore
 from scalepy.errors import ConfigurationError
 

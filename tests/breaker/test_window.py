@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+# The internal sliding windows, tested directly.
 from scalepy.breaker._window import CountWindow, TimeWindow
 
 

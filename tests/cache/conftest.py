@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.backends.redis import RedisClient
-from scalepy.cache._memory import MemoryCacheStore
-from scalepy.cache._redis import RedisCacheStore
+from scalepy.cache import MemoryCacheStore, RedisCacheStore
 from scalepy.testing import Advance, FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from scalepy.cache._store import CacheStore
+    from scalepy.cache import CacheStore
 
 
 @pytest.fixture

@@ -23,13 +23,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalepy.backends.redis import RedisClient
-from scalepy.cache._memory import MemoryCacheStore
-from scalepy.cache._redis import RedisCacheStore
+from scalepy.cache import MemoryCacheStore, RedisCacheStore
 from scalepy.testing import FakeClock
 from tests.cache.conftest import warp
 
 if TYPE_CHECKING:
-    from scalepy.cache._store import CacheStore
+    from scalepy.cache import CacheStore
 
 KEYS = ["a", "b", "c"]
 TAGS = ["x", "y"]

@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scalepy.backends.redis import RedisClient
+
+# The internal invalidation bus and its wire format, tested directly.
 from scalepy.cache._bus import (
     BUS_RESETS,
     Heartbeat,

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.cache import Cache, MemoryCacheStore
+
+# The stored entry format, to plant bytes a cache did not write (corrupt or foreign values).
 from scalepy.cache._entry import encode_entry
 from scalepy.errors import ConfigurationError, SerializationError
 from scalepy.serializers import MsgpackSerializer, PickleSerializer

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.backends.redis import RedisClient
-from scalepy.cache import Cache
-from scalepy.cache._redis import RedisCacheStore
+from scalepy.cache import Cache, RedisCacheStore
 from scalepy.errors import BackendError
 from scalepy.serializers import PickleSerializer
 from scalepy.testing import RecordingInstrumentation

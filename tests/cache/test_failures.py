@@ -15,7 +15,11 @@ import pytest
 
 from scalepy.backends import MemoryConfig
 from scalepy.cache import Cache, MemoryCacheStore, SharedCacheStore
+
+# The message type of the public InvalidationChannel protocol, which scalepy does not export.
 from scalepy.cache._bus import Invalidation
+
+# The engine's internal miss sentinel, whose repr is pinned below.
 from scalepy.cache._engine import MISSING
 from scalepy.errors import BackendError, BackendUnavailable, SerializationError
 from scalepy.testing import FakeClock, RecordingInstrumentation

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+# The internal key encoding, tested directly: its canonical form is what must be injective.
 from scalepy.cache._keys import MAX_ARGUMENTS_LENGTH, KeyBuilder, canonical, template_fields
 from scalepy.errors import ConfigurationError
 

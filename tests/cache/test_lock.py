@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from scalepy.backends.keys import KeySpace
 from scalepy.backends.redis import RedisClient
+
+# The internal load lock, driven directly to pin its token and expiry rules.
 from scalepy.cache._lock import LoadLock
 from scalepy.errors import BackendError, ConfigurationError
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+# The pure parts the cache is built from, tested directly: none has a public name.
 from scalepy.cache._entry import decode_entry, encode_entry
 from scalepy.cache._flight import Abandoned, Flight
 from scalepy.cache._local import LocalCache, LocalEntry

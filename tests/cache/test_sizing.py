@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# The L1's internal size estimate, checked directly against tracemalloc.
 from scalepy.cache._sizing import held_size
 from tests.cache.processes import profile
 

@@ -18,6 +18,7 @@ from tests.health.schema import validate_health_json
 from tests.support.asgi import run_lifespan
 
 if TYPE_CHECKING:
+    # scalepy's own ASGI type aliases (ASGI is a convention; scalepy exports no types for it).
     from scalepy._asgi import Message, Receive, Scope, Send
     from scalepy.health import HealthApp
 

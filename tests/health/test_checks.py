@@ -17,6 +17,8 @@ from scalepy.health import (
     postgres_check,
     redis_check,
 )
+
+# The internal runner, to run one check the way Health does.
 from scalepy.health._runner import CheckRunner
 from scalepy.telemetry import NOOP
 from scalepy.testing import FakeClock

@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scalepy.health import Check, CheckResult, HealthReport, Observation, Status
+
+# The pure aggregation and rendering functions, tested directly.
 from scalepy.health._report import ServiceInfo, aggregate, render, rfc3339
 from tests.health.schema import validate_health_json
 

@@ -9,6 +9,8 @@ import pytest
 
 from scalepy.clock import MonotonicClock
 from scalepy.health import CHECK_DURATION, CHECK_STATUS, Check, Health, Observation, Status
+
+# The internal runner, tested directly.
 from scalepy.health._runner import CheckRunner
 from scalepy.telemetry import NOOP
 from scalepy.testing import FakeClock, RecordingInstrumentation

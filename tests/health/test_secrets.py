@@ -15,6 +15,8 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.health import Check, Health, redis_check
+
+# The internal options Health hands its ASGI app: their repr must hide the tokens.
 from scalepy.health._asgi import HttpOptions
 from scalepy.testing import FakeClock, asgi_request
 from tests.health.probes import Probe

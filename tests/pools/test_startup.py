@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from scalepy.errors import BackendTimeout, BackendUnavailable
+
+# The internal start-up helpers PoolManager.open() uses, tested directly.
 from scalepy.pools._startup import gather_or_cancel, start_with_retries
 from scalepy.telemetry import NOOP
 from scalepy.testing import FakeClock

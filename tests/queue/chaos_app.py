@@ -12,8 +12,7 @@ import os
 import random
 import time
 
-from scalepy.queue import Queue, current_job
-from scalepy.queue._redis import RedisQueueStore
+from scalepy.queue import Queue, RedisQueueStore, current_job
 
 queue = Queue(
     os.environ.get("SCALEPY_CHAOS_URL", "redis://127.0.0.1:6379/0"),

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from scalepy.queue import Queue
-from scalepy.queue._redis import RedisQueueStore
+from scalepy.queue import Queue, RedisQueueStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

@@ -15,11 +15,20 @@ import pytest
 from scalepy import integrations
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendTimeout
-from scalepy.queue import JobFailed, JobStatus, Queue, Worker, _periodic, _telemetry
+from scalepy.queue import (
+    JobFailed,
+    JobStatus,
+    Queue,
+    RedisQueueStore,
+    Worker,
+    _periodic,  # internal on purpose: its clock is set ahead of Redis'
+    _telemetry,  # internal on purpose: trace capture without the OpenTelemetry integration
+)
+
+# The worker's internal parts, each driven directly against a dead Redis.
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
 from scalepy.queue._periodic import run_schedule
-from scalepy.queue._redis import RedisQueueStore
 from tests.queue.conftest import WAIT, eventually
 from tests.support.redis_server import RedisServer, free_port
 
@@ -27,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    # The store's operations take internal value types.
     from scalepy.queue._store import Settlement
 
 UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2&timeout=0.2"

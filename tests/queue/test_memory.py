@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.errors import ConfigurationError, JobNotFound
-from scalepy.queue import JobStatus, Queue, Worker, current_job
-from scalepy.queue._memory import MemoryQueueStore
+from scalepy.queue import JobStatus, MemoryQueueStore, Queue, Worker, current_job
+
+# The store's operations take internal value types: this test drives the store directly.
 from scalepy.queue._store import MAX_CLAIM, Batch
 from scalepy.testing import FakeClock
 from tests.queue.conftest import WAIT, eventually

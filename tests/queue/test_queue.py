@@ -24,6 +24,7 @@ from scalepy.testing import RecordingInstrumentation
 from tests.queue.conftest import ALL_BACKENDS, WAIT
 
 if TYPE_CHECKING:
+    # What the internal store hands a worker: this test claims jobs as a worker would.
     from scalepy.queue._store import Claimed
 
 

@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.backends.redis import Subscription
+
+# The store protocol and its value types are internal: this test drives the stores directly.
 from scalepy.queue._store import Batch
 from tests.queue.conftest import ALL_BACKENDS, eventually, redis_store
 
 if TYPE_CHECKING:
     from scalepy.queue import Queue
+
+    # The store protocol and its value types are internal (see above).
     from scalepy.queue._store import Claimed, NewJob, QueueStore
 
 TTL = 60_000

@@ -30,14 +30,17 @@ from hypothesis.stateful import (
 )
 
 from scalepy.backends import RedisClusterConfig, RedisConfig, parse_backend_url
-from scalepy.queue._memory import MemoryQueueStore
-from scalepy.queue._redis import RedisQueueStore
+from scalepy.queue import MemoryQueueStore, RedisQueueStore
+
+# The store protocol and its value types are internal: the memory store is checked against
+# the Lua scripts operation by operation.
 from scalepy.queue._store import MAX_CLAIM, Batch
 from tests.queue.conftest import delete_store_keys
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    # The store protocol and its value types are internal (see above).
     from scalepy.queue._store import Claimed, QueueStore, Settlement, StoredJob
 
 LONG = 600_000  # ms: no lease, delay or TTL this long runs out during a test

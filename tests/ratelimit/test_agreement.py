@@ -21,15 +21,21 @@ from hypothesis import strategies as st
 
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import ConfigurationError
-from scalepy.ratelimit import GCRA, FixedWindow, Policy, SlidingWindow, TokenBucket
-from scalepy.ratelimit._memory import MemoryRateLimitStore
-from scalepy.ratelimit._redis import RedisRateLimitStore
+from scalepy.ratelimit import (
+    GCRA,
+    FixedWindow,
+    MemoryRateLimitStore,
+    Policy,
+    RedisRateLimitStore,
+    SlidingWindow,
+    TokenBucket,
+)
 from scalepy.testing import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable
 
-    from scalepy.ratelimit._decision import PolicyDecision
+    from scalepy.ratelimit import PolicyDecision
 
 POLICIES: tuple[Policy, ...] = (
     TokenBucket(capacity=3, refill_rate=1.0),

@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scalepy.ratelimit import PolicyDecision, TokenBucket
+
+# The pure core and its rules, tested directly: no public name (the limiter and Lua wrap them).
 from scalepy.ratelimit._algorithms import decide, to_decision
 from scalepy.ratelimit._rules import (
     FixedWindowRule,

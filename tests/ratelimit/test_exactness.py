@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.backends.redis import RedisClient
-from scalepy.ratelimit._policies import SlidingWindow, TokenBucket
-from scalepy.ratelimit._redis import RedisRateLimitStore
+from scalepy.ratelimit import RedisRateLimitStore, SlidingWindow, TokenBucket
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Barrier
 
-    from scalepy.ratelimit._policies import Policy
+    from scalepy.ratelimit import Policy
 
 PROCESSES = 8
 TASKS = 50

@@ -6,8 +6,18 @@ from dataclasses import replace
 
 import pytest
 
-from scalepy.ratelimit import FixedWindow
-from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
+from scalepy.ratelimit import (
+    GCRA,
+    Decision,
+    FixedWindow,
+    Outcome,
+    Policy,
+    PolicyDecision,
+    SlidingWindow,
+    TokenBucket,
+)
+
+# The pure header renderers, tested directly field by field; the middleware only calls them.
 from scalepy.ratelimit._headers import (
     check_policy_names,
     legacy_headers,
@@ -17,7 +27,6 @@ from scalepy.ratelimit._headers import (
     ratelimit_policy_field,
     retry_after_seconds,
 )
-from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
 
 BURST = TokenBucket(capacity=20, refill_rate=10.0, name="burst")
 DAILY = SlidingWindow(limit=1000, window=86400)

@@ -17,10 +17,17 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from scalepy.errors import ConfigurationError
-from scalepy.ratelimit import FixedWindow
-from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
-from scalepy.ratelimit._limiter import RateLimiter
-from scalepy.ratelimit._policies import GCRA, Policy, SlidingWindow, TokenBucket
+from scalepy.ratelimit import (
+    GCRA,
+    Decision,
+    FixedWindow,
+    Outcome,
+    Policy,
+    PolicyDecision,
+    RateLimiter,
+    SlidingWindow,
+    TokenBucket,
+)
 from scalepy.ratelimit.asgi import (
     EXEMPT,
     UNIDENTIFIED,
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import HTTPConnection, Request
 
+    # scalepy's own ASGI type aliases (ASGI is a convention; scalepy exports no types for it).
     from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
 
 PAIR = TokenBucket(capacity=2, refill_rate=0.05, name="pair")

@@ -10,15 +10,19 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendUnavailable, ConfigurationError
-from scalepy.ratelimit import FixedWindow, SlidingWindow, TokenBucket
-from scalepy.ratelimit._memory import MemoryRateLimitStore
-from scalepy.ratelimit._redis import RedisRateLimitStore
+from scalepy.ratelimit import (
+    FixedWindow,
+    MemoryRateLimitStore,
+    RedisRateLimitStore,
+    SlidingWindow,
+    TokenBucket,
+)
 from scalepy.testing import FakeClock, RateLimitStoreContract
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-    from scalepy.ratelimit._store import RateLimitStore
+    from scalepy.ratelimit import RateLimitStore
 
 BUCKET = TokenBucket(capacity=3, refill_rate=1.0)
 WINDOW = SlidingWindow(limit=2, window=60)

@@ -14,6 +14,7 @@ from scalepy.ratelimit import RateLimiter, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
 
 if TYPE_CHECKING:
+    # scalepy's own ASGI type aliases (ASGI is a convention; scalepy exports no types for it).
     from scalepy._asgi import Receive, Scope, Send
 
 PAIR = TokenBucket(capacity=2, refill_rate=0.01, name="pair")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    # scalepy's own ASGI type aliases (ASGI is a convention; scalepy exports no types for it).
     from scalepy._asgi import ASGIApp, Message
 
 __all__ = ("run_lifespan",)

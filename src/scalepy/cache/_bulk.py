@@ -14,7 +14,8 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from scalepy.cache._engine import SERVED, UNAVAILABLE, Found
+from scalepy.cache._engine import SERVED, UNAVAILABLE
+from scalepy.cache._entry import Found
 from scalepy.cache._flight import Abandoned, Flight
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from scalepy._callables import is_async_callable
 from scalepy.cache._bulk import fetch_many
@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from typing import Concatenate, Self
 
-    from scalepy.cache._cache import Cache
     from scalepy.cache._engine import Engine
     from scalepy.cache._policy import Policy
 
@@ -30,6 +29,16 @@ S = TypeVar("S")
 
 _MAX_TAG_BYTES = 1024
 _UNBOUND: Any = object()
+
+
+class KeyDeleter(Protocol):
+    """What a cached function needs of its `Cache`: deleting keys.
+
+    A protocol rather than `Cache` itself, which imports this module.
+    """
+
+    async def delete(self, *keys: str) -> None:
+        """Remove entries, here and in every process's L1."""
 
 
 def check_tags(tags: Iterable[object]) -> tuple[str, ...]:
@@ -92,7 +101,7 @@ class CachedFunction(Generic[P, R]):
     def __init__(
         self,
         function: Callable[P, Awaitable[R]],
-        cache: Cache,
+        cache: KeyDeleter,
         engine: Engine,
         policy: Policy,
         *,
@@ -180,7 +189,7 @@ class CachedManyFunction(Generic[K, V, P]):
     def __init__(
         self,
         function: Callable[Concatenate[list[K], P], Awaitable[Mapping[K, V]]],
-        cache: Cache,
+        cache: KeyDeleter,
         engine: Engine,
         policy: Policy,
         *,

@@ -25,7 +25,7 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from scalepy.cache._entry import decode_entry
+from scalepy.cache._entry import Found, decode_entry
 from scalepy.cache._flight import Abandoned, Flight
 from scalepy.cache._policy import Verdict, judge
 from scalepy.errors import BackendError, SerializationError
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from scalepy.cache._writes import Prepared, Writer
     from scalepy.clock import Clock
 
-__all__ = ("MISSING", "SERVED", "UNAVAILABLE", "Engine", "Found", "Read")
+__all__ = ("MISSING", "SERVED", "UNAVAILABLE", "Engine", "Read")
 
 _FRESH, _REFRESH, _STALE = Verdict.FRESH, Verdict.REFRESH, Verdict.STALE
 _STALE_IF_ERROR, _EXPIRED = Verdict.STALE_IF_ERROR, Verdict.EXPIRED
@@ -68,15 +68,6 @@ MISSING: Final = _Sentinel("MISSING")
 """`Engine.lookup` found no fresh value."""
 UNAVAILABLE: Final = _Sentinel("UNAVAILABLE")
 """The backend could not be asked."""
-
-
-class Found(NamedTuple):
-    """A usable entry read from the backend."""
-
-    value: Any
-    entry: Entry
-    remaining: float
-    verdict: Verdict
 
 
 class Read(NamedTuple):

@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-__all__ = ("Entry", "decode_entry", "encode_entry")
+if TYPE_CHECKING:
+    from scalepy.cache._policy import Verdict
+
+__all__ = ("Entry", "Found", "decode_entry", "encode_entry")
 
 FORMAT = 2
 _NONE = 0x01
@@ -51,6 +55,15 @@ class Entry:
     """Seconds the value took to compute."""
     tags: tuple[tuple[str, int], ...]
     """(tag, version of the tag when the value was computed)."""
+
+
+class Found(NamedTuple):
+    """A usable entry read from the backend: its decoded value and how fresh it is."""
+
+    value: Any
+    entry: Entry
+    remaining: float
+    verdict: Verdict
 
 
 def _ms(seconds: float) -> int:

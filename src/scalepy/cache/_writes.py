@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from scalepy.backends.guard import BackendGuard
     from scalepy.cache._codec import Codec
-    from scalepy.cache._engine import Found
+    from scalepy.cache._entry import Found
     from scalepy.cache._flight import Flight
     from scalepy.cache._policy import Policy
     from scalepy.cache._store import CacheStore

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scalepy.errors import BackendError
 
@@ -19,11 +19,23 @@ if TYPE_CHECKING:
 
     from scalepy.backends.guard import BackendGuard
     from scalepy.health import Check
-    from scalepy.pools._cluster import PostgresCluster
     from scalepy.pools._connection import Connection, Pooled
     from scalepy.pools._pool import PostgresPool
 
-__all__ = ("ReadLease", "steering")
+__all__ = ("ReadLease", "Replicated", "steering")
+
+
+class Replicated(Protocol):
+    """What a lease uses of its `PostgresCluster`, which imports this module."""
+
+    @property
+    def _primary(self) -> PostgresPool: ...
+    @property
+    def _replicas(self) -> tuple[PostgresPool, ...]: ...
+    @property
+    def _guards(self) -> tuple[BackendGuard, ...]: ...
+    def _choose(self, tried: int) -> int | None: ...
+    def _fell_back(self) -> None: ...
 
 
 def steering(check: Check, guard: BackendGuard) -> Check:
@@ -51,7 +63,7 @@ class ReadLease:
     _pool: PostgresPool
     _pooled: Pooled
 
-    def __init__(self, cluster: PostgresCluster, timeout: float | None) -> None:
+    def __init__(self, cluster: Replicated, timeout: float | None) -> None:
         self._cluster = cluster
         self._timeout = timeout
         self._index = -1  # the replica serving, if any

@@ -16,8 +16,7 @@ from scalepy.testing import CacheStoreContract, FakeClock, RateLimitStoreContrac
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from scalepy.ratelimit._decision import PolicyDecision
-    from scalepy.ratelimit._policies import Policy
+    from scalepy.ratelimit import Policy, PolicyDecision
 
 
 class ForgetfulStore(MemoryCacheStore):

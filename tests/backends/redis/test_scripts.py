@@ -10,7 +10,7 @@ from scalepy.backends import KeySpace
 from scalepy.backends.redis import RedisClient, Script, ScriptRegistry
 from scalepy.errors import BackendCommandError, ConfigurationError
 
-SCRIPTS = ScriptRegistry("tests.lua_scripts")
+SCRIPTS = ScriptRegistry("tests.backends.redis.lua_scripts")
 
 
 def test_registry_loads_every_lua_file_of_the_package() -> None:
@@ -31,7 +31,7 @@ def test_registry_errors_name_what_exists() -> None:
     with pytest.raises(KeyError, match="known: fail, incr_pair"):
         SCRIPTS["missing"]
     with pytest.raises(ConfigurationError, match="no script directory"):
-        ScriptRegistry("tests.lua_scripts", "nowhere")
+        ScriptRegistry("tests.backends.redis.lua_scripts", "nowhere")
     with pytest.raises(ConfigurationError, match=r"no \.lua file"):
         ScriptRegistry("tests", "support")
 

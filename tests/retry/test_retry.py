@@ -15,6 +15,7 @@ import tenacity
 from hypothesis import given
 from hypothesis import strategies as st
 
+# The internal helper every decorator uses to detect coroutine functions, tested directly.
 from scalepy._callables import is_async_callable
 from scalepy.errors import (
     BulkheadFull,

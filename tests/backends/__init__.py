@@ -1,0 +1,1 @@
+"""Tests of scalepy.backends: URLs, keys, masking, the guard, one wiring for every primitive."""

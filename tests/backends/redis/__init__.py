@@ -1,0 +1,1 @@
+"""Tests of scalepy.backends.redis: the RESP client, subscriptions, Lua scripts."""

@@ -1,0 +1,1 @@
+"""Tests of scalepy.telemetry and the OpenTelemetry and Prometheus instrumentations."""

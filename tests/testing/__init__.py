@@ -1,0 +1,1 @@
+"""Tests of scalepy.testing: the ASGI driver and the shipped store contracts."""
