@@ -294,8 +294,7 @@ class RedisClient(AsyncResource):
         Raises:
             BackendError: The server cannot be reached or refused the login.
         """
-        node = await self._pipeline.dispatcher().channel_node(channel, redirect=redirect)
-        return await node.subscriber()
+        return await self._pipeline.dispatcher().subscriber(channel, redirect=redirect)
 
     def statistics(self) -> RedisClientStatistics:
         """Return a snapshot of the client's counters."""

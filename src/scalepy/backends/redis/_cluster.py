@@ -6,7 +6,7 @@ The slot map comes from `CLUSTER SLOTS`, fetched on first use and again after an
 callers. Commands are grouped per node, so one tick's batch becomes one pipeline
 per node.
 
-A subscription goes to the node owning its channel's slot (`channel_node`); that
+A subscription goes to the node owning its channel's slot (`subscriber`); that
 node's connection carries it along with the node's commands (see `_pubsub.py`).
 """
 
@@ -25,7 +25,7 @@ from scalepy.backends.redis._resp import ignore_outcome
 from scalepy.errors import BackendError, BackendUnavailable
 
 if TYPE_CHECKING:
-    from scalepy.backends.redis._resp import Endpoint
+    from scalepy.backends.redis._resp import Endpoint, RespConnection
 
 __all__ = ("ClusterRouter",)
 
@@ -89,8 +89,10 @@ class ClusterRouter:
             await asyncio.wait([self._refreshing], timeout=grace)
         await asyncio.gather(*(node.aclose(grace) for node in self._nodes.values()))
 
-    async def channel_node(self, channel: bytes, *, redirect: str | None) -> Node:
-        """Return the node owning `channel`'s slot, learning the slot map first if needed.
+    async def subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
+        """Return the connection to the node owning `channel`'s slot (see `Node.subscriber`).
+
+        The slot map is learnt first if needed.
 
         Args:
             channel: The channel.
@@ -99,6 +101,7 @@ class ClusterRouter:
 
         Raises:
             BackendUnavailable: No node answered CLUSTER SLOTS, or none serves the slot.
+            BackendError: The node cannot be reached or refused the login.
         """
         slot = key_slot(channel)
         if redirect is not None:
@@ -112,7 +115,7 @@ class ClusterRouter:
         owner = self._slots[slot]
         if owner is None:
             raise BackendUnavailable(f"no cluster node serves slot {slot}", backend=self._backend)
-        return owner
+        return await owner.subscriber(channel, redirect=None)
 
     def _route(self, wire: bytes) -> Node:
         key = _key_of(wire)

@@ -103,12 +103,11 @@ class Node:
         failure = self._failure or BackendUnavailable("connection lost", backend=self._backend)
         raise type(failure)(failure.message, backend=failure.backend)
 
-    async def channel_node(self, channel: bytes, *, redirect: str | None) -> Node:
-        """This node: a single server carries every channel (see `ClusterRouter`)."""
-        return self
-
-    async def subscriber(self) -> RespConnection:
+    async def subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
         """Return the open connection that carries this server's subscriptions.
+
+        One server carries every channel: `channel` and `redirect` (see
+        `ClusterRouter.subscriber`) do not matter here.
 
         The command connection, unless the server refused RESP3: then a connection
         of their own, the only way RESP2 allows (said once, at INFO level).
@@ -127,7 +126,7 @@ class Node:
                 self._backend,
             )
             self._companion = Node(self.endpoint, backend=self._backend, subscriber=True)
-        return await self._companion.open()
+        return await self._companion.open()  # its own subscriber() is never asked
 
     def waiting(self) -> int:
         """Commands sent on this node's connection and not yet answered."""

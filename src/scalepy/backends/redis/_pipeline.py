@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from scalepy.backends.redis._command import Command
-    from scalepy.backends.redis._node import Node
+    from scalepy.backends.redis._resp import RespConnection
     from scalepy.telemetry import Recorder
 
 __all__ = ("AutoPipeline", "Dispatcher", "PipelineStatistics", "fail_batches")
@@ -53,8 +53,8 @@ class Dispatcher(Protocol):
     def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Send encoded commands now (or as soon as connected); replies settle `futures`."""
 
-    async def channel_node(self, channel: bytes, *, redirect: str | None) -> Node:
-        """The node whose connection carries `channel`'s subscription (see `_pubsub.py`).
+    async def subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
+        """The open connection to carry `channel`'s subscription (see `_pubsub.py`).
 
         `redirect` is a `MOVED` reply a subscription attempt got (cluster only).
         """
