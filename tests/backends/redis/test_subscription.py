@@ -249,10 +249,15 @@ async def test_subscriptions_to_one_channel_share_one_server_subscription(
 async def test_a_server_refusing_resp3_gives_subscriptions_a_connection_of_their_own(
     tmp_path: Path, channel: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """HELLO renamed away: commands run over RESP2, subscriptions on a second connection."""
-    with RedisServer(tmp_path, "--rename-command", "HELLO", "") as server:
-        url = f"{server.url}?client_name=resp2-only"
+    """HELLO renamed away: commands run over RESP2, subscriptions on a second connection.
+
+    Both log in over RESP2 (AUTH, SELECT, CLIENT SETNAME).
+    """
+    options = ("--rename-command", "HELLO", "", "--requirepass", "s3cret")
+    with RedisServer(tmp_path, *options) as server:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/3?client_name=resp2-only"
         async with RedisClient.from_url(url) as client:
+            assert b"OK" == await client.execute("SET", f"{channel}:in-db-3", "yes")
             listener = Listener()
             async with listener.subscribe(client, channel) as subscription:
                 with caplog.at_level(logging.INFO, "scalepy.backends.redis"):
@@ -261,15 +266,15 @@ async def test_a_server_refusing_resp3_gives_subscriptions_a_connection_of_their
                 await client.execute("PUBLISH", channel, "over resp2")
                 assert [b"over resp2"] == await listener.receive(1)
                 listed: bytes = await client.execute("CLIENT", "LIST")
-            flags = sorted(
-                fields["flags"]
+            logins = sorted(
+                (fields["flags"], fields["db"])
                 for fields in (
                     dict(part.split("=", 1) for part in line.split())
                     for line in listed.decode().splitlines()
                 )
                 if fields["name"] == "resp2-only" and fields["resp"] == "2"
             )
-        assert ["N", "P"] == flags  # the command connection, the subscriber
+        assert [("N", "3"), ("P", "3")] == logins  # the command connection, the subscriber
         assert any("refused RESP3" in record.getMessage() for record in caplog.records)
 
 
