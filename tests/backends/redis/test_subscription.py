@@ -101,6 +101,36 @@ async def test_messages_arrive_in_order(redis: RedisClient, channel: str, sharde
     assert (False, 0) == (subscription.connected, listener.downs)
 
 
+async def test_messages_interleaved_with_replies_go_to_the_subscriber_alone(
+    redis: RedisClient, channel: str
+) -> None:
+    """Pushes between replies on one connection: each caller gets its reply, in order.
+
+    The client publishes to its own subscription while 1,000 other commands are in
+    flight on the same connection: every ECHO gets its own text back, and the
+    subscriber gets every message, in publishing order.
+    """
+    listener = Listener()
+    publish = "SPUBLISH" if redis.is_cluster else "PUBLISH"
+    async with listener.subscribe(redis, channel, sharded=redis.is_cluster) as subscription:
+        await subscription.start()
+
+        async def echo(index: int) -> bytes:
+            reply: bytes = await redis.execute("ECHO", f"reply {index}")
+            return reply
+
+        async def publish_one(index: int) -> None:
+            await redis.execute(publish, channel, f"m{index}")
+
+        calls = [echo(i) if i % 4 else publish_one(i // 4) for i in range(1_000)]
+        replies = await asyncio.gather(*calls)
+        assert [f"reply {i}".encode() for i in range(1_000) if i % 4] == [
+            reply for i, reply in enumerate(replies) if i % 4
+        ]
+        assert [f"m{i}".encode() for i in range(250)] == await listener.receive(250)
+        assert 250 == subscription.statistics().messages
+
+
 async def test_a_stale_cluster_slot_map_is_corrected_by_moved(
     cluster_url: str, channel: str
 ) -> None:
