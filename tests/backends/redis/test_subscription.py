@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,45 @@ async def test_a_stale_cluster_slot_map_is_corrected_by_moved(
             assert (1, 1) == (subscription.statistics().failures, listener.ups)
 
 
+async def test_a_sharded_subscription_follows_its_slot_to_a_new_owner(
+    cluster_url: str, key_prefix: str
+) -> None:
+    """The channel's slot given to another node: `sunsubscribe`, MOVED, subscribed there."""
+    async with RedisClient.from_url(cluster_url) as client:
+        ranges: list[Any] = await client.execute("CLUSTER", "SLOTS")
+        nodes = [(host.decode(), port, node_id) for _, _, (host, port, node_id, *_) in ranges]
+        admins = [RedisClient.from_url(f"redis://{host}:{port}") for host, port, _ in nodes]
+
+        def owner_of(slot: int) -> int:
+            return next(i for i, (start, end, *_) in enumerate(ranges) if start <= slot <= end)
+
+        # SETSLOT NODE moves no keys: use a slot that holds none (other runs' keys may).
+        for attempt in itertools.count():
+            channel = f"{key_prefix}:{{moving-channel-{attempt}}}"
+            slot = key_slot(channel.encode())
+            owner = owner_of(slot)
+            if 0 == await admins[owner].execute("CLUSTER", "COUNTKEYSINSLOT", slot):
+                break
+        target = (owner + 1) % len(nodes)
+        listener = Listener()
+        options = {"sharded": True, "min_delay": 0.05, "max_delay": 0.2}
+        try:
+            async with listener.subscribe(client, channel, **options) as subscription:
+                await subscription.start()
+                listener.up.clear()  # the loss may come before SETSLOT returns: no next_down()
+                for admin in admins:
+                    await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[target][2])
+                await asyncio.wait_for(listener.down.wait(), WAIT)
+                await asyncio.wait_for(listener.up.wait(), WAIT)
+                await client.execute("SPUBLISH", channel, "moved")
+                assert [b"moved"] == await listener.receive(1)
+                assert 2 <= subscription.statistics().failures  # ended, then MOVED
+        finally:
+            for admin in admins:
+                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[owner][2])
+                await admin.aclose()
+
+
 async def test_a_slot_leaving_the_node_ends_a_sharded_subscription_until_it_is_back(
     tmp_path: Path, channel: str
 ) -> None:
@@ -163,11 +203,12 @@ async def test_a_slot_leaving_the_node_ends_a_sharded_subscription_until_it_is_b
             async with listener.subscribe(client, channel, **options) as subscription:
                 await subscription.start()
                 slot = key_slot(channel.encode())
+                listener.up.clear()  # the loss may come before DELSLOTS returns
                 await admin.execute("CLUSTER", "DELSLOTS", slot)
-                await listener.next_down()
+                await asyncio.wait_for(listener.down.wait(), WAIT)
                 assert not subscription.connected
                 await admin.execute("CLUSTER", "ADDSLOTS", slot)
-                await listener.next_up()
+                await asyncio.wait_for(listener.up.wait(), WAIT)
                 await client.execute("SPUBLISH", channel, "back")
                 assert [b"back"] == await listener.receive(1)
 
