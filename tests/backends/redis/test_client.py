@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 from redis.crc import key_slot
@@ -13,6 +12,7 @@ from scalepy.backends.redis import RedisClient
 from scalepy.backends.redis._client import PIPELINE_SIZE
 from scalepy.errors import BackendCommandError, BackendUnavailable, ConfigurationError
 from scalepy.testing import RecordingInstrumentation
+from tests.support.cluster_slots import empty_slot
 
 
 async def test_commands_return_raw_replies(redis: RedisClient, key_prefix: str) -> None:
@@ -119,33 +119,12 @@ async def test_cluster_routes_keys_to_their_nodes(cluster_url: str, key_prefix: 
 async def test_cluster_follows_a_moved_slot(cluster_url: str, key_prefix: str) -> None:
     """When a slot changes owner, commands follow the MOVED reply and the map refreshes."""
     async with RedisClient.from_url(cluster_url) as cluster:
-        ranges = await cluster.execute("CLUSTER", "SLOTS")  # also loads the slot map
-        nodes = [(host.decode(), port, node_id) for _, _, (host, port, node_id, *_) in ranges]
-        admins = [RedisClient.from_url(f"redis://{host}:{port}") for host, port, _ in nodes]
-
-        def owner_of(slot: int) -> int:
-            return next(
-                index for index, (start, end, *_) in enumerate(ranges) if start <= slot <= end
-            )
-
-        # SETSLOT NODE moves no keys: use a slot that holds none (other runs' keys may).
-        for attempt in itertools.count():
-            key = f"{key_prefix}:{{moving-{attempt}}}"
-            slot = key_slot(key.encode())
-            owner = owner_of(slot)
-            if 0 == await admins[owner].execute("CLUSTER", "COUNTKEYSINSLOT", slot):
-                break
-        target = (owner + 1) % len(nodes)
-        try:
-            for admin in admins:
-                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[target][2])
+        async with empty_slot(cluster, key_prefix) as slot:
+            key = slot.key
+            await slot.move()
             assert b"OK" == await cluster.execute("SET", key, "moved")
             assert b"moved" == await cluster.execute("GET", key)
             assert 1 == await cluster.execute("DEL", key)
-        finally:
-            for admin in admins:
-                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[owner][2])
-                await admin.aclose()
         assert None is await cluster.execute("GET", key)
 
 

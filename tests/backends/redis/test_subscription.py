@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from redis.crc import key_slot
 
 from scalepy.backends.redis import RedisClient, Subscription, SubscriptionStatistics
 from scalepy.errors import BackendUnavailable, ConfigurationError
+from tests.support.cluster_slots import empty_slot
 from tests.support.redis_server import RedisClusterNode, RedisServer, free_port
 
 if TYPE_CHECKING:
@@ -154,39 +154,21 @@ async def test_a_sharded_subscription_follows_its_slot_to_a_new_owner(
     cluster_url: str, key_prefix: str
 ) -> None:
     """The channel's slot given to another node: `sunsubscribe`, MOVED, subscribed there."""
-    async with RedisClient.from_url(cluster_url) as client:
-        ranges: list[Any] = await client.execute("CLUSTER", "SLOTS")
-        nodes = [(host.decode(), port, node_id) for _, _, (host, port, node_id, *_) in ranges]
-        admins = [RedisClient.from_url(f"redis://{host}:{port}") for host, port, _ in nodes]
-
-        def owner_of(slot: int) -> int:
-            return next(i for i, (start, end, *_) in enumerate(ranges) if start <= slot <= end)
-
-        # SETSLOT NODE moves no keys: use a slot that holds none (other runs' keys may).
-        for attempt in itertools.count():
-            channel = f"{key_prefix}:{{moving-channel-{attempt}}}"
-            slot = key_slot(channel.encode())
-            owner = owner_of(slot)
-            if 0 == await admins[owner].execute("CLUSTER", "COUNTKEYSINSLOT", slot):
-                break
-        target = (owner + 1) % len(nodes)
+    async with (
+        RedisClient.from_url(cluster_url) as client,
+        empty_slot(client, key_prefix) as slot,
+    ):
         listener = Listener()
         options = {"sharded": True, "min_delay": 0.05, "max_delay": 0.2}
-        try:
-            async with listener.subscribe(client, channel, **options) as subscription:
-                await subscription.start()
-                listener.up.clear()  # the loss may come before SETSLOT returns: no next_down()
-                for admin in admins:
-                    await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[target][2])
-                await asyncio.wait_for(listener.down.wait(), WAIT)
-                await asyncio.wait_for(listener.up.wait(), WAIT)
-                await client.execute("SPUBLISH", channel, "moved")
-                assert [b"moved"] == await listener.receive(1)
-                assert 2 <= subscription.statistics().failures  # ended, then MOVED
-        finally:
-            for admin in admins:
-                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[owner][2])
-                await admin.aclose()
+        async with listener.subscribe(client, slot.key, **options) as subscription:
+            await subscription.start()
+            listener.up.clear()  # the loss may come before SETSLOT returns: no next_down()
+            await slot.move()
+            await asyncio.wait_for(listener.down.wait(), WAIT)
+            await asyncio.wait_for(listener.up.wait(), WAIT)
+            await client.execute("SPUBLISH", slot.key, "moved")
+            assert [b"moved"] == await listener.receive(1)
+            assert 2 <= subscription.statistics().failures  # ended, then MOVED
 
 
 async def test_a_slot_leaving_the_node_ends_a_sharded_subscription_until_it_is_back(
