@@ -14,7 +14,7 @@ from scalepy.breaker import CircuitBreaker, RedisSharedState
 from scalepy.cache import Cache, MemoryCacheStore, RedisCacheStore
 from scalepy.errors import BackendTimeout, BackendUnavailable, ConfigurationError
 from scalepy.pools import PoolManager
-from scalepy.queue import Queue, Worker
+from scalepy.queue import MemoryQueueStore, Queue, RedisQueueStore, Worker
 from scalepy.ratelimit import MemoryRateLimitStore, RateLimiter, RedisRateLimitStore, TokenBucket
 from scalepy.testing import RecordingInstrumentation
 
@@ -209,13 +209,26 @@ async def test_every_primitive_defaults_to_memory() -> None:
 
 
 async def test_the_redis_stores_are_public_names(redis_url: str) -> None:
-    """The stores a URL builds are the classes `scalepy.cache` and `scalepy.ratelimit` export."""
+    """The stores a URL builds are the classes their primitive's package exports."""
     async with Cache(redis_url) as cache, RateLimiter(redis_url) as limiter:
         assert isinstance(cache.store, RedisCacheStore)
         assert isinstance(limiter.store, RedisRateLimitStore)
+    async with Queue(redis_url) as queue, Queue() as memory_queue:
+        assert isinstance(queue.store, RedisQueueStore)
+        assert isinstance(memory_queue.store, MemoryQueueStore)
 
 
-def test_a_shared_breaker_refuses_memory() -> None:
-    """Shared breaker state needs Redis: `memory://` fails at once, naming what to give."""
-    with pytest.raises(ConfigurationError, match="needs Redis"):
-        RedisSharedState(parse_backend_url("memory://"))
+@pytest.mark.parametrize(
+    ("build", "user"),
+    [
+        (lambda: RedisSharedState(parse_backend_url("memory://")), "RedisSharedState"),
+        (lambda: PoolManager(redis="memory://"), "PoolManager redis 'default'"),
+        (lambda: PoolManager(redis={"jobs": "memory://"}), "PoolManager redis 'jobs'"),
+    ],
+)
+def test_what_needs_redis_refuses_memory_alike(build: Callable[[], object], user: str) -> None:
+    """Shared breaker state and pooled Redis fail at once on `memory://`, in the same words."""
+    with pytest.raises(ConfigurationError) as refused:
+        build()
+    expected = f"{user} needs Redis: give a Redis URL or a RedisClient, not memory://"
+    assert expected == str(refused.value)

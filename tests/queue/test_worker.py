@@ -271,7 +271,7 @@ async def test_a_lost_lease_stops_the_job_and_the_new_attempt_wins(queue: Queue)
         await started.wait()
         thief = await steal(queue, job.id)
         await stopped.wait()
-        await queue._store.ack([(job.id, thief, "c", b'"second"', 0)], result_ttl_ms=60_000)
+        await queue.store.ack([(job.id, thief, "c", b'"second"', 0)], result_ttl_ms=60_000)
         assert "second" == await job.result(timeout=WAIT)
     assert (1, 0) == (worker.statistics().lost, worker.statistics().completed)
 
@@ -298,7 +298,7 @@ async def _lost(worker: Worker) -> bool:
 async def steal(queue: Queue, job_id: str) -> int:
     """Expire the job's lease and claim it as another worker; return the new token."""
     await queue.client.execute("ZADD", f"{redis_store(queue).base}:leases", 0, job_id)
-    _, (claimed,) = await queue._store.claim(
+    _, (claimed,) = await queue.store.claim(
         1, lease_ms=60_000, cap=0, result_ttl_ms=60_000, dead_ttl_ms=0, worker="thief"
     )
     assert job_id == claimed.id

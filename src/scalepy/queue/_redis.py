@@ -56,6 +56,10 @@ def _scripts() -> dict[str, Script]:
 class RedisQueueStore:
     """Runs one queue's scripts on a `RedisClient`; the only code that knows the keys.
 
+    It has every ability of `_store.py`: it wakes idle workers (a channel they listen to),
+    announces settled jobs (pub/sub), orders acks (one pipelined connection)
+    and opens itself on a client of its own for the heartbeat thread.
+
     Args:
         client: The Redis connection.
         name: The queue's name: its hash tag, so any string works.
@@ -112,7 +116,7 @@ class RedisQueueStore:
 
     @property
     def acks_ordered(self) -> bool:
-        """See `QueueStore.acks_ordered`: the ack script answered, and nothing failed since."""
+        """See `OrderedAcksQueueStore`: the ack script answered, and nothing failed since."""
         return self._acks_ordered
 
     async def _run(self, name: str, *args: EncodableT) -> Any:
@@ -125,13 +129,18 @@ class RedisQueueStore:
             self._acks_ordered = False
             raise
 
-    async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
+    async def enqueue(
+        self, batch: Batch, jobs: Sequence[NewJob]
+    ) -> list[tuple[str, bool, str | None]]:
         """See `QueueStore.enqueue`: one `enqueue.lua` call."""
         args: list[EncodableT] = [batch.task, batch.priority, batch.retries, batch.when]
         args += (batch.trace, "1" if batch.named else "")
         args += chain.from_iterable(jobs)
         reply: list[Any] = await self._run("enqueue", *args)
-        return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+        return [
+            (reply[i].decode(), reply[i + 1] == 1, _other_task(reply[i + 1]))
+            for i in range(0, len(reply), 2)
+        ]
 
     async def claim(
         self,
@@ -303,6 +312,11 @@ class RedisQueueStore:
 
     def __repr__(self) -> str:
         return f"<RedisQueueStore {self.base!r}>"
+
+
+def _other_task(code: int | bytes) -> str | None:
+    """The task `enqueue.lua` names in place of 0 when a job of another task held the id."""
+    return code.decode() if isinstance(code, bytes) else None
 
 
 def _text(value: bytes | None) -> str | None:

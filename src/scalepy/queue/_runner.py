@@ -148,6 +148,7 @@ class Runner:
         """The queue's rate limiter, while the worker runs."""
         self.acks: Acks[_Attempt] = Acks(
             queue._store,
+            acks_ordered=queue._abilities.acks_ordered,
             result_ttl_ms=queue._result_ttl_ms,
             on_settled=self._on_settled,
             retry_for=lease,

@@ -186,13 +186,14 @@ class Worker(AsyncResource):
         heartbeat = Heartbeat(
             self._store,
             self._runner.held,
+            connector=self.queue._abilities.connector,
             lease_ms=self._lease_ms,
             interval=self.lease / 3,
             report=self._runner.on_heartbeat,
             loop=loop,
         )
         heartbeat.start()
-        if self.queue.rate_limit is not None:
+        if self.queue._limit_backend is not None:  # the queue has a rate_limit
             from scalepy.ratelimit import RateLimiter
 
             limiter = RateLimiter(self.queue._limit_backend, namespace=f"queue:{self.queue.name}")
@@ -323,7 +324,7 @@ class Worker(AsyncResource):
         if seconds < 0.01:
             await asyncio.sleep(seconds)
             return
-        await self._store.wait_for_jobs(seconds)
+        await self.queue._abilities.wait_for_jobs(seconds)
 
     # -- lifecycle ------------------------------------------------------------------
 
