@@ -5,7 +5,7 @@ promotes due jobs and reaps the expired leases of dead workers) and gives the
 jobs to the `Runner` (`_runner.py`), which runs and settles them. A heartbeat
 renews the leases (`_heartbeat.py`), and cron schedules fire from the same
 workers (`_periodic.py`). Idle, the loop waits for the store to say jobs are
-ready (Redis: a blocking pop of the wake-up list), so a new job starts at once.
+ready (Redis: a message on the wake-up channel), so a new job starts at once.
 """
 
 from __future__ import annotations
