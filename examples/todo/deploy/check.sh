@@ -12,6 +12,9 @@
 #                     custom resources without a schema there, are skipped by it and
 #                     cross-checked instead: the Deployment they scale, the Redis key they
 #                     read (the queue named by TODO_NAMESPACE), the worker's grace period
+#   consistency       what several files must agree on: uvicorn's keepalive outlasts nginx's,
+#                     the app's grace period covers drain + graceful shutdown, the worker and
+#                     migration commands are the same in compose and Kubernetes
 #   nginx             nginx -t on nginx.conf rendered the way compose's nginx image does
 #
 # usage: examples/todo/deploy/check.sh [STEP...]     (default: every step)
@@ -81,6 +84,7 @@ step_compose_schema() {
 
 step_kustomize() {
     # The dev overlay reads secrets.env, which git ignores: render a copy with the example.
+    rm -rf -- "$work/k8s"
     cp -r "$deploy/k8s" "$work/k8s"
     cp "$work/k8s/overlays/dev/secrets.env.example" "$work/k8s/overlays/dev/secrets.env"
     local overlay
@@ -145,6 +149,48 @@ PY
     return "$status"
 }
 
+step_consistency() {
+    [[ -s $work/prod.yaml ]] || step_kustomize || return
+    "$tools/bin/python" - "$deploy" "$work/prod.yaml" examples/todo/todo/services.py <<'PY'
+# The numbers and command lines that several files must agree on.
+import json
+import re
+import sys
+
+import yaml
+
+deploy, render, services = sys.argv[1:]
+compose = yaml.safe_load(open(f"{deploy}/compose.yaml"))["services"]
+k8s = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(render)) if d}
+dockerfile = open(f"{deploy}/Dockerfile").read()
+cmd = json.loads(re.search(r"^CMD (\[.*?\])$", dockerfile, re.M | re.S)[1].replace("\\\n", ""))
+option = lambda argv, name: float(argv[argv.index(name) + 1])  # noqa: E731
+nginx_conf = open(f"{deploy}/nginx.conf").read()
+upstream = re.search(r"upstream todo_app \{(.*?)^\s*\}$", nginx_conf, re.M | re.S)[1]
+nginx_idle = float(re.search(r"keepalive_timeout (\d+)s;", upstream)[1])
+drain_delay = float(re.search(r"drain_delay=([\d.]+)", open(services).read())[1])
+app = k8s[("Deployment", "todo-app")]["spec"]["template"]["spec"]
+worker = k8s[("Deployment", "todo-worker")]["spec"]["template"]["spec"]
+job = k8s[("Job", "todo-migrate")]["spec"]["template"]["spec"]
+errors = []
+if option(cmd, "--timeout-keep-alive") <= nginx_idle:
+    errors.append(f"uvicorn's --timeout-keep-alive must exceed nginx's upstream keepalive_timeout {nginx_idle}")
+needed = drain_delay + option(cmd, "--timeout-graceful-shutdown") + 10
+if app["terminationGracePeriodSeconds"] < needed:
+    errors.append(f"the app's terminationGracePeriodSeconds < drain delay + graceful shutdown + 10 s = {needed}")
+if compose["worker"]["command"] != worker["containers"][0]["args"]:
+    errors.append("the worker's command differs between compose.yaml and worker-deployment.yaml")
+if compose["migrate"]["command"] != job["containers"][0]["args"]:
+    errors.append("the migration's command differs between compose.yaml and migrate-job.yaml")
+grace = option(worker["containers"][0]["args"], "--grace")
+if float(compose["worker"]["stop_grace_period"].rstrip("s")) < grace + 10:
+    errors.append(f"compose's worker stop_grace_period leaves under 10 s past --grace {grace}")
+for error in errors:
+    print(f"consistency: {error}", file=sys.stderr)
+sys.exit(bool(errors))
+PY
+}
+
 step_nginx() {
     if ! command -v envsubst >/dev/null; then
         _bootstrap_apt_install gettext-base
@@ -170,11 +216,16 @@ steps=(
     "compose-schema step_compose_schema"
     "kustomize step_kustomize"
     "k8s-schemas step_k8s_schemas"
+    "consistency step_consistency"
     "nginx step_nginx"
 )
 
-install_tools
+names=" $(for entry in "${steps[@]}"; do printf '%s ' "${entry%% *}"; done)"
 wanted=("$@")
+for name in "${wanted[@]}"; do
+    [[ $names == *" $name "* ]] || die "no step '$name' (steps:$names)"
+done
+install_tools
 failed=()
 for entry in "${steps[@]}"; do
     name=${entry%% *}
