@@ -20,6 +20,7 @@ import asyncio
 from scalepy.backends.redis import RedisClient, Script
 
 _SCRIPT = Script("echo_first", "return ARGV[1]")
+_ARRAY = Script("echo_all", "return ARGV")  # an array reply, as the limiter's scripts give
 _WARM_UP = 200
 
 
@@ -31,7 +32,8 @@ async def _run(url: str, command: str, commands: int, tasks: int) -> None:
             if command == "get":
                 await client.execute("GET", "{bench}:key")
             else:
-                await client.run_script(_SCRIPT, ["{bench}:a", "{bench}:b"], [1, 2.5, "x", b"y"])
+                script = _SCRIPT if command == "evalsha" else _ARRAY
+                await client.run_script(script, ["{bench}:a", "{bench}:b"], [1, 2.5, "x", b"y"])
 
         for _ in range(_WARM_UP):
             await one()
@@ -48,7 +50,7 @@ def main() -> None:
     """Parse the options and send the commands."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--command", choices=("get", "evalsha"), default="get")
+    parser.add_argument("--command", choices=("get", "evalsha", "array"), default="get")
     parser.add_argument("--commands", type=int, default=4000)
     parser.add_argument("--tasks", type=int, default=1)
     options = parser.parse_args()

@@ -10,7 +10,8 @@ decision, an enqueue, all concurrently, inside a breaker that shares its state
 through Redis. "one client" builds the cache, the limiter, the queue and the
 breaker's shared state on one `RedisClient`; "four clients" gives each its own URL,
 as before issue 13. Connections are counted with `CLIENT LIST` by client name:
-command connections, then pub/sub ones (the shared breaker's subscription).
+every connection, then those subscribed (flag `P`: the shared breaker's
+subscription, on a command connection since subscriptions share it over RESP3).
 """
 
 from __future__ import annotations
@@ -69,12 +70,11 @@ async def primitives(url: str, name: str, *, shared: bool) -> AsyncIterator[Oper
 
 
 async def connections(url: str, name: str) -> tuple[int, int]:
-    """Command and pub/sub connections named `name` on the server of `url`."""
+    """Connections named `name` on the server of `url`, and how many are subscribed."""
     async with RedisClient.from_url(url) as observer:
         entries = await observer.redis.client_list()
     named = [entry for entry in entries if entry["name"] == name]
-    pubsub = sum(1 for entry in named if "P" in entry["flags"])
-    return len(named) - pubsub, pubsub
+    return len(named), sum(1 for entry in named if "P" in entry["flags"])
 
 
 async def main() -> None:
@@ -87,12 +87,12 @@ async def main() -> None:
         primitives(options.url, four, shared=False) as on_four,
     ):
         contenders = {"one client": on_one, "four clients": on_four}
-        print(f"{'contender':<13} {'tasks':>5} {'requests/s':>11} {'commands':>9} {'pub/sub':>8}")
+        print(f"{'contender':<13} {'tasks':>5} {'requests/s':>11} {'conns':>6} {'subscribed':>10}")
         for tasks in (1, 50):
             medians = await median_throughputs(contenders, tasks, options.seconds, options.rounds)
             for label, name in (("one client", one), ("four clients", four)):
                 held = await connections(options.url, name)
-                print(f"{label:<13} {tasks:>5} {medians[label]:>11,.0f} {held[0]:>9} {held[1]:>8}")
+                print(f"{label:<13} {tasks:>5} {medians[label]:>11,.0f} {held[0]:>6} {held[1]:>10}")
 
 
 if __name__ == "__main__":

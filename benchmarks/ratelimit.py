@@ -9,7 +9,8 @@ Run (services up, see scripts/services.sh; peers from the `bench` extra):
 Every contender decides allowing requests (limits far above the load) on one hot
 key per contender; rounds alternate between contenders and the median is shown.
 The raw redis-py EVALSHA of `return 1` is the ceiling of one round trip per call
-without pipelining.
+without pipelining. The memory rows decide in-process (`memory://` for both
+libraries): the cost of the limiter itself, telemetry included, without a round trip.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ async def main() -> None:
     run = uuid.uuid4().hex[:8]
 
     limiter = RateLimiter(options.url, namespace=f"bench-{run}", timeout=1.0)
+    in_memory = RateLimiter("memory://")
     bucket = TokenBucket(capacity=HUGE, refill_rate=float(HUGE))
     gcra = GCRA(limit=HUGE, period=1.0)
     fixed_window = FixedWindow(limit=HUGE, window=1.0)
@@ -46,6 +48,7 @@ async def main() -> None:
     moving = MovingWindowRateLimiter(storage)
     fixed = FixedWindowRateLimiter(storage)
     sliding = SlidingWindowCounterRateLimiter(storage)
+    memory_fixed = FixedWindowRateLimiter(storage_from_string("async+memory://"))
     plain = Redis.from_url(options.url, max_connections=100)
     trivial = await plain.script_load("return 1")
 
@@ -57,6 +60,8 @@ async def main() -> None:
         "limits fixed window": lambda: fixed.hit(item, f"fw-{run}"),
         "limits sliding window counter": lambda: sliding.hit(item, f"sw-{run}"),
         "raw redis-py EVALSHA": lambda: plain.evalsha(trivial, 0),
+        "scalepy token bucket, memory": lambda: in_memory.acquire("tb", bucket),
+        "limits fixed window, memory": lambda: memory_fixed.hit(item, "fw"),
     }
     print(f"{'contender':<31} {'tasks':>5} {'decisions/s':>12} {'vs raw EVALSHA':>15}")
     for tasks in (1, 50):
@@ -67,6 +72,7 @@ async def main() -> None:
         ratio = medians["scalepy token bucket"] / medians["limits moving window"]
         print(f"{'  token bucket / limits moving window':<37} {ratio:>11.2f}x")
     await limiter.aclose()
+    await in_memory.aclose()
     await plain.aclose()
 
 

@@ -150,6 +150,47 @@ def test_cache_store_abilities_are_separate_protocols() -> None:
     )
 
 
+def test_queue_store_abilities_are_separate_protocols() -> None:
+    """Each optional ability of a queue store is its own protocol; each store claims its own.
+
+    The memory store lives in one event loop, so it cannot open itself in a thread.
+    """
+    import scalepy.queue as queue
+    from scalepy.backends.redis import RedisClient
+
+    abilities = (
+        queue.WakingQueueStore,
+        queue.AnnouncingQueueStore,
+        queue.OrderedAcksQueueStore,
+        queue.ConnectingQueueStore,
+    )
+    assert [True] * 4 == [queue.QueueStore in ability.__mro__ for ability in abilities]
+    assert (True, True, True, False) == tuple(
+        isinstance(queue.MemoryQueueStore(), ability) for ability in abilities
+    )
+    redis_store = queue.RedisQueueStore(RedisClient.from_url("redis://127.0.0.1:1"), "q")
+    assert (True, True, True, True) == tuple(
+        isinstance(redis_store, ability) for ability in abilities
+    )
+
+
+@pytest.mark.parametrize(
+    "contract", ["CacheStoreContract", "QueueStoreContract", "RateLimitStoreContract"]
+)
+def test_scalepy_testing_ships_a_store_contract_per_primitive(contract: str) -> None:
+    """Each contract is a plain class of async checks, importable without a test framework."""
+    import scalepy.testing as testing
+
+    checks = [getattr(getattr(testing, contract), name) for name in dir(getattr(testing, contract))]
+    checks = [check for check in checks if getattr(check, "__name__", "").startswith("test_")]
+    assert contract in testing.__all__
+    assert (True, True) == (
+        len(checks) >= 5,
+        all(inspect.iscoroutinefunction(check) for check in checks),
+    )
+    assert "test_agrees_with_the_memory_reference" in [check.__name__ for check in checks]
+
+
 def test_a_redis_store_without_the_extra_names_it() -> None:
     """`scalepy.cache` imports without redis; its Redis store then fails with the pip command."""
     code = (
@@ -172,7 +213,7 @@ def test_a_redis_store_without_the_extra_names_it() -> None:
     [
         ("scalepy.cache.Cache", "str | BackendConfig | RedisClient | CacheStore"),
         ("scalepy.ratelimit.RateLimiter", "str | BackendConfig | RedisClient | RateLimitStore"),
-        ("scalepy.queue.Queue", "str | BackendConfig | RedisClient"),
+        ("scalepy.queue.Queue", "str | BackendConfig | RedisClient | QueueStore"),
     ],
 )
 def test_every_primitive_takes_a_client_and_defaults_to_memory(

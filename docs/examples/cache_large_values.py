@@ -30,7 +30,7 @@ async def main() -> None:
         assert len(await export(2024)) == 2 * 2**20  # not cached: computed again
         assert exports == 2
         assert await summary(2024) == {"year": 2024, "rows": 2**19}  # small values are cached
-        assert cache.statistics().oversized == 2  # also the scalepy.cache.oversized metric
+        assert cache.statistics().oversized == 2  # also the scalepy.cache.values.oversized metric
 
         try:
             await cache.set("export:2024", "row\n" * 2**19)

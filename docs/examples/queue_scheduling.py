@@ -58,12 +58,12 @@ async def main() -> None:
             await asyncio.wait_for(ticked.wait(), timeout=10)  # the cron job ran
         assert ran == ["urgent", "daily digest", "receipt", "in 200 ms"]
 
-        # Ended jobs expire, but a queue keeps two kinds of keys for good: each
-        # schedule's last fire (so that it fires once) and the idle workers' wake-up
-        # list. A throwaway queue like this one deletes them when done.
+        # Ended jobs expire, but a queue keeps one kind of key for good: each
+        # schedule's last fire (so that it fires once). A throwaway queue like this
+        # one deletes them when done.
         base = f"scalepy:queue:{{{queue.name}}}"
         schedules = [f"{base}:cron:{name}" for name in queue.periodic]
-        await queue.client.execute("DEL", f"{base}:wake", *schedules)
+        await queue.client.execute("DEL", *schedules)
 
 
 if __name__ == "__main__":

@@ -87,8 +87,14 @@ async def guard_and_recovery() -> None:
     for _ in range(10):
         assert (await limiter.acquire("user:ada", BUCKET)).outcome is Outcome.FAIL_OPEN
     assert store.calls == 3  # the guard opened: 7 calls never waited on the backend
-    assert recording.value("scalepy.ratelimit.backend.errors", error="BackendUnavailable") == 3
-    assert recording.value("scalepy.ratelimit.decisions", result="fail_open") == 10
+    assert (
+        recording.value("scalepy.ratelimit.backend.errors", {"error.type": "BackendUnavailable"})
+        == 3
+    )
+    assert (
+        recording.value("scalepy.ratelimit.decisions", {"scalepy.ratelimit.result": "fail_open"})
+        == 10
+    )
 
     store.down = False
     clock.advance(0.5)  # the guard's first delay: the next call is a probe
@@ -104,7 +110,9 @@ async def shadow_mode() -> None:
     decisions = [await limiter.acquire("user:ada", BUCKET) for _ in range(3)]
     assert all(decision.allowed for decision in decisions)
     assert decisions[-1].outcome is Outcome.LIMITED  # would have been denied
-    assert recording.value("scalepy.ratelimit.decisions", result="limited") == 1
+    assert (
+        recording.value("scalepy.ratelimit.decisions", {"scalepy.ratelimit.result": "limited"}) == 1
+    )
     assert [event.name for event in recording.events] == ["scalepy.ratelimit.limited"]
 
 

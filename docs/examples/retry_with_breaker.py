@@ -86,10 +86,14 @@ async def main() -> None:
     # outage), within its reserve; none was refused.
     stats = budget.statistics()
     assert (stats.calls, stats.retries, stats.rejected) == (5, 3, 0)
-    assert telemetry.value("scalepy.retry.attempts", outcome="retry") == 3
-    assert telemetry.value("scalepy.retry.attempts", outcome="success") == 1
-    assert telemetry.value("scalepy.retry.attempts", outcome="failure") == 4  # rejections
-    assert telemetry.value("scalepy.breaker.calls", outcome="rejected") == 4
+    assert telemetry.value("scalepy.retry.attempts", {"scalepy.retry.outcome": "retry"}) == 3
+    assert telemetry.value("scalepy.retry.attempts", {"scalepy.retry.outcome": "success"}) == 1
+    assert (
+        telemetry.value("scalepy.retry.attempts", {"scalepy.retry.outcome": "failure"}) == 4
+    )  # rejections
+    assert (
+        telemetry.value("scalepy.breaker.calls", {"scalepy.breaker.call.outcome": "rejected"}) == 4
+    )
 
     # The service recovers; after open_for, the trial call closes the breaker.
     service.failures_left = 0

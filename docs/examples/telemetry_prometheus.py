@@ -8,11 +8,8 @@ import os
 from prometheus_client import CollectorRegistry
 
 from scalepy.backends.redis import RedisClient
-from scalepy.integrations.prometheus import (
-    PrometheusInstrumentation,
-    exposition_registry,
-    render_latest,
-)
+from scalepy.backends.redis._metrics import PIPELINE_SIZE
+from scalepy.integrations.prometheus import PrometheusInstrumentation, prometheus_name
 from scalepy.telemetry import Metric, MetricKind
 
 REDIS_URL = os.environ.get("SCALEPY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -36,17 +33,18 @@ async def main() -> None:
     # Application code can describe its own metrics the same way.
     instrumentation.metric(ORDERS).record(1, {"payment.method": "card"})
 
-    # The metrics endpoint: exposition_registry() also merges multi-process files
-    # when PROMETHEUS_MULTIPROC_DIR is set.
-    body, content_type = render_latest(exposition_registry(registry))
+    # What /metrics serves: also merges every process's files when
+    # PROMETHEUS_MULTIPROC_DIR is set.
+    body, content_type = instrumentation.render_metrics()
     text = body.decode()
     assert content_type.startswith("text/plain")
-    assert "scalepy_redis_pipeline_size_count 1.0" in text  # dots become underscores
+    assert prometheus_name(PIPELINE_SIZE) == "scalepy_redis_pipeline_size"  # dots: underscores
+    assert "scalepy_redis_pipeline_size_count 1.0" in text
     assert "scalepy_redis_pipeline_size_sum 10.0" in text
-    assert 'shop_orders_total{payment_method="card"} 1.0' in text
+    assert 'shop_orders_total{payment_method="card"} 1.0' in text  # counters end in _total
 
     # An OpenMetrics scraper gets OpenMetrics.
-    _, content_type = render_latest(registry, accept="application/openmetrics-text")
+    _, content_type = instrumentation.render_metrics(accept="application/openmetrics-text")
     assert content_type.startswith("application/openmetrics-text")
 
 

@@ -26,8 +26,8 @@ Waiting uses one future per waiter, never polling. The `max_wait` deadline is a
 Cancelling a task while it waits or runs never leaks a slot: a slot handed to a
 waiter that is cancelled at that moment is passed on to the next one.
 
-Telemetry: `scalepy.bulkhead.running` (gauge, calls running) and
-`scalepy.bulkhead.rejected` (counter), both labelled with the bulkhead's name,
+Telemetry: `scalepy.bulkhead.call.active` (gauge, calls running) and
+`scalepy.bulkhead.calls.rejected` (counter), both by `scalepy.bulkhead.name`,
 plus a `scalepy.bulkhead.rejected` event on the current span.
 
 This module imports only the standard library.
@@ -55,25 +55,32 @@ if TYPE_CHECKING:
     from scalepy.clock import Clock
     from scalepy.telemetry import AttributeValue, Instrumentation
 
-__all__ = ("REJECTED", "RUNNING", "Bulkhead", "BulkheadStatistics")
+__all__ = ("ACTIVE", "REJECTED", "Bulkhead", "BulkheadStatistics")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RUNNING = Metric(
-    name="scalepy.bulkhead.running",
+# The bulkhead's metric catalogue: every instrument a bulkhead emits.
+NAMESPACE = "scalepy.bulkhead"
+BULKHEAD_NAME = "scalepy.bulkhead.name"
+"""The attribute naming the bulkhead."""
+
+ACTIVE = Metric(
+    name="scalepy.bulkhead.call.active",
     kind=MetricKind.GAUGE,
     unit="{call}",
     description="Calls currently running inside the bulkhead.",
-    labels=("name",),
+    labels=(BULKHEAD_NAME,),
 )
 REJECTED = Metric(
-    name="scalepy.bulkhead.rejected",
+    name="scalepy.bulkhead.calls.rejected",
     kind=MetricKind.COUNTER,
     unit="{call}",
     description="Calls rejected because no slot freed up within the maximum wait.",
-    labels=("name",),
+    labels=(BULKHEAD_NAME,),
 )
+METRICS = (ACTIVE, REJECTED)
+"""Every metric a bulkhead emits."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,12 +153,12 @@ class Bulkhead:
         self._rejected = 0
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self._instrumentation = instrumentation or get_default()
-        self._running_metric = self._instrumentation.metric(RUNNING)
+        self._running_metric = self._instrumentation.metric(ACTIVE)
         self._rejected_metric = self._instrumentation.metric(REJECTED)
-        self._labels = {"name": name}
+        self._labels = {BULKHEAD_NAME: name}
         self._attributes: dict[str, AttributeValue] = {
-            "name": name,
-            "max_concurrent": max_concurrent,
+            BULKHEAD_NAME: name,
+            "scalepy.bulkhead.max_concurrent": max_concurrent,
         }
 
     async def __aenter__(self) -> None:

@@ -5,8 +5,9 @@ once as `Metric` values, ask an `Instrumentation` for a `Recorder` per metric at
 construction, and wrap interesting operations in `Instrumentation.span()`:
 
 ```python
-HITS = Metric(name="scalepy.cache.hits", kind=MetricKind.COUNTER,
-              description="Cache lookups answered from the cache.", labels=("cache",))
+HITS = Metric(name="scalepy.cache.hits", kind=MetricKind.COUNTER, unit="{request}",
+              description="Cache lookups answered from the cache.",
+              labels=("scalepy.cache.name",))
 
 class Cache:
     def __init__(self, *, instrumentation: Instrumentation | None = None) -> None:
@@ -19,7 +20,13 @@ shared span context manager, so an unconfigured primitive pays a method call and
 nothing else. `scalepy.integrations.opentelemetry` and
 `scalepy.integrations.prometheus` implement the protocol for real backends;
 `combine()` fans out to several of them, and `scalepy.testing` provides an
-in-memory `RecordingInstrumentation` for tests.
+in-memory `RecordingInstrumentation` for tests. Two optional abilities, found with
+`context_propagation()` and `metrics_exposition()`, let the task queue carry trace
+context and the health endpoints serve `/metrics` without importing a vendor.
+
+scalepy's own metrics live in one catalogue per primitive and follow one naming
+rule (docs/telemetry.md): `scalepy.<primitive>.<thing>`, UCUM units, attribute
+keys under the same namespace.
 
 This module imports only the standard library.
 """
@@ -33,7 +40,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from scalepy.errors import ConfigurationError
 
@@ -42,17 +49,22 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = (
+    "ERROR_TYPE",
     "NOOP",
     "AttributeValue",
     "Attributes",
+    "ContextPropagation",
     "Instrumentation",
     "Metric",
     "MetricKind",
+    "MetricsExposition",
     "NoopInstrumentation",
     "Recorder",
     "Span",
     "combine",
+    "context_propagation",
     "get_default",
+    "metrics_exposition",
     "set_default",
 )
 
@@ -61,6 +73,9 @@ AttributeValue = str | bool | int | float
 
 Attributes = Mapping[str, AttributeValue]
 """Attributes of a span or an event, keyed by dotted names such as `db.system`."""
+
+ERROR_TYPE = "error.type"
+"""The attribute naming what went wrong (the exception's class name), as OpenTelemetry names it."""
 
 _DOTTED_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")
 _MAX_NAME_LENGTH = 255  # the OpenTelemetry limit for instrument names
@@ -252,6 +267,89 @@ class Instrumentation(Protocol):
             attributes: Details of the event.
         """
         ...
+
+
+@runtime_checkable
+class ContextPropagation(Protocol):
+    """An optional ability: carrying the current trace context to another process.
+
+    The task queue uses it to continue the enqueuing trace in the worker. Find it
+    on an instrumentation with `context_propagation()`.
+    """
+
+    def inject_context(self) -> dict[str, str]:
+        """Return the current trace context as text headers (empty when there is none).
+
+        Returns:
+            The headers, e.g. `{"traceparent": "00-…-01"}`.
+        """
+        ...
+
+    def attached_context(
+        self, carrier: Mapping[str, str]
+    ) -> contextlib.AbstractContextManager[None]:
+        """Return a context manager making the context in `carrier` current for its block.
+
+        Args:
+            carrier: Headers made by `inject_context()`, possibly in another process.
+
+        Returns:
+            The context manager.
+        """
+        ...
+
+
+@runtime_checkable
+class MetricsExposition(Protocol):
+    """An optional ability: rendering the recorded metrics for a scrape.
+
+    The health endpoints serve `/metrics` with it. Find it on an instrumentation
+    with `metrics_exposition()`.
+    """
+
+    def render_metrics(self, accept: str = "") -> tuple[bytes, str]:
+        """Render every metric for one scrape. May block: call it off the event loop.
+
+        Args:
+            accept: The scraper's `Accept` header, to choose the format.
+
+        Returns:
+            The body and its `Content-Type`.
+        """
+        ...
+
+
+def _members(instrumentation: Instrumentation) -> tuple[Instrumentation, ...]:
+    """The instrumentations a `combine()` result forwards to, or the instrumentation alone."""
+    return instrumentation.members if isinstance(instrumentation, _Fanout) else (instrumentation,)
+
+
+def context_propagation(instrumentation: Instrumentation) -> ContextPropagation | None:
+    """Return what carries trace context for `instrumentation`, if anything does.
+
+    Call it once, at construction: the check is not free.
+
+    Args:
+        instrumentation: An instrumentation, possibly made by `combine()`.
+
+    Returns:
+        The instrumentation itself, or the first member of a combination, that
+        implements `ContextPropagation`; `None` if none does.
+    """
+    return next((m for m in _members(instrumentation) if isinstance(m, ContextPropagation)), None)
+
+
+def metrics_exposition(instrumentation: Instrumentation) -> MetricsExposition | None:
+    """Return what renders the metrics of `instrumentation` for a scrape, if anything does.
+
+    Args:
+        instrumentation: An instrumentation, possibly made by `combine()`.
+
+    Returns:
+        The instrumentation itself, or the first member of a combination, that
+        implements `MetricsExposition`; `None` if none does.
+    """
+    return next((m for m in _members(instrumentation) if isinstance(m, MetricsExposition)), None)
 
 
 class _RecorderCache:

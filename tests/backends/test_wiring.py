@@ -14,7 +14,7 @@ from scalepy.breaker import CircuitBreaker, RedisSharedState
 from scalepy.cache import Cache, MemoryCacheStore, RedisCacheStore
 from scalepy.errors import BackendTimeout, BackendUnavailable, ConfigurationError
 from scalepy.pools import PoolManager
-from scalepy.queue import Queue
+from scalepy.queue import MemoryQueueStore, Queue, RedisQueueStore, Worker
 from scalepy.ratelimit import MemoryRateLimitStore, RateLimiter, RedisRateLimitStore, TokenBucket
 from scalepy.testing import RecordingInstrumentation
 
@@ -36,8 +36,13 @@ async def named_client(server_url: str) -> AsyncIterator[RedisClient]:
         yield client
 
 
-async def _connections(client: RedisClient) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    """`CLIENT LIST` entries named like `client`'s, per server (every cluster primary)."""
+async def _connections(
+    client: RedisClient, *, suffix: str = ""
+) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """`CLIENT LIST` entries named like `client`'s (plus `suffix`), per server holding any.
+
+    Every cluster primary is asked; one holding none of them is left out.
+    """
     config = client.config
     if isinstance(config, RedisClusterConfig):
         host, port = config.nodes[0]
@@ -50,58 +55,54 @@ async def _connections(client: RedisClient) -> dict[tuple[str, int], list[dict[s
     for host, port in sorted(servers):
         async with Redis(host=host, port=port) as observer:
             entries = await observer.client_list()
-        seen[host, port] = [entry for entry in entries if entry["name"] == config.client_name]
+        name = f"{config.client_name}{suffix}"
+        named = [entry for entry in entries if entry["name"] == name]
+        if named:
+            seen[host, port] = named
     return seen
 
 
 async def test_every_primitive_runs_on_one_connection_per_server(
     named_client: RedisClient, key_prefix: str
 ) -> None:
-    """Cache, limiter, queue and a shared breaker on one client: one command connection a server.
+    """Cache (L1 + bus), limiter, queue (worker, result waiter), shared breaker: one connection.
 
-    The shared breaker's pub/sub subscription needs a connection of its own (a
-    subscribed RESP2 connection runs no other command): the only other one on a
-    single server. On a cluster, the subscription also finds its channel's node
-    through redis-py's cluster client, whose connections are not counted here.
+    Commands and subscriptions (the cache's invalidation bus, the breaker's events,
+    the queue's wake-ups and settled jobs) share the client's one RESP3 connection
+    per server it talks to (on a cluster: the nodes owning the keys and channels
+    used). The worker's heartbeat thread runs its own event loop, so that a job
+    blocking the worker's loop cannot lose its lease: it holds the one other
+    connection (once it has leases to renew), named apart.
     """
     namespace = key_prefix.replace(":", "-")
-    cache = Cache(named_client, namespace=namespace)
+    cache = Cache(named_client, namespace=namespace, local_max_size=100)
     limiter = RateLimiter(named_client, namespace=namespace)
     queue = Queue(named_client, name=namespace)
     shared = RedisSharedState(named_client, namespace=namespace, flush_interval=0.05)
     breaker = CircuitBreaker(f"{namespace}-db", shared=shared)
 
     @queue.task
-    async def noop() -> None: ...
+    async def double(number: int) -> int:
+        return 2 * number
 
     await shared.open()
     await cache.set("answer", 42)
     assert 42 == await cache.get("answer")
+    assert 42 == await cache.get("answer")  # from L1, kept coherent by the bus
     assert (await limiter.acquire("client", TokenBucket(10, 1.0))).allowed
-    await noop.enqueue()
-    assert 1 == (await queue.stats()).queued
-    await shared.sync()
-    async with breaker:
-        pass
-
-    servers = await _connections(named_client)
-    # scalepy's own connections speak RESP2; redis-py's (below) say HELLO 3.
-    own = {
-        server: [e for e in entries if "P" not in e["flags"] and e["resp"] == "2"]
-        for server, entries in servers.items()
-    }
-    subscribers = [e for entries in servers.values() for e in entries if "P" in e["flags"]]
-    others = [
-        e
-        for entries in servers.values()
-        for e in entries
-        if "P" not in e["flags"] and e["resp"] != "2"
-    ]
-    assert 1 <= sum(len(entries) for entries in own.values())
-    assert [] == [server for server, entries in own.items() if len(entries) > 1]
-    assert 1 == len(subscribers)
-    if not named_client.is_cluster:
-        assert [] == others
+    job = await double.enqueue(21)
+    async with Worker(queue, concurrency=1, stats_interval=None):
+        assert 42 == await job.result(timeout=10)
+        await shared.sync()
+        async with breaker:
+            pass
+        servers = await _connections(named_client)
+        heartbeats = await _connections(named_client, suffix=":heartbeat")
+        subscribed = [e for entries in servers.values() for e in entries if "P" in e["flags"]]
+    assert [] == [server for server, entries in servers.items() if len(entries) != 1]
+    assert [] == [server for server, entries in heartbeats.items() if len(entries) > 1]
+    assert 1 <= len(subscribed)  # the subscriptions ride the command connections
+    assert {"3"} == {e["resp"] for entries in servers.values() for e in entries}
     for resource in (breaker, queue, limiter, cache):
         await resource.aclose()
     assert await named_client.ping()  # none of them closed the shared client
@@ -208,13 +209,26 @@ async def test_every_primitive_defaults_to_memory() -> None:
 
 
 async def test_the_redis_stores_are_public_names(redis_url: str) -> None:
-    """The stores a URL builds are the classes `scalepy.cache` and `scalepy.ratelimit` export."""
+    """The stores a URL builds are the classes their primitive's package exports."""
     async with Cache(redis_url) as cache, RateLimiter(redis_url) as limiter:
         assert isinstance(cache.store, RedisCacheStore)
         assert isinstance(limiter.store, RedisRateLimitStore)
+    async with Queue(redis_url) as queue, Queue() as memory_queue:
+        assert isinstance(queue.store, RedisQueueStore)
+        assert isinstance(memory_queue.store, MemoryQueueStore)
 
 
-def test_a_shared_breaker_refuses_memory() -> None:
-    """Shared breaker state needs Redis: `memory://` fails at once, naming what to give."""
-    with pytest.raises(ConfigurationError, match="needs Redis"):
-        RedisSharedState(parse_backend_url("memory://"))
+@pytest.mark.parametrize(
+    ("build", "user"),
+    [
+        (lambda: RedisSharedState(parse_backend_url("memory://")), "RedisSharedState"),
+        (lambda: PoolManager(redis="memory://"), "PoolManager redis 'default'"),
+        (lambda: PoolManager(redis={"jobs": "memory://"}), "PoolManager redis 'jobs'"),
+    ],
+)
+def test_what_needs_redis_refuses_memory_alike(build: Callable[[], object], user: str) -> None:
+    """Shared breaker state and pooled Redis fail at once on `memory://`, in the same words."""
+    with pytest.raises(ConfigurationError) as refused:
+        build()
+    expected = f"{user} needs Redis: give a Redis URL or a RedisClient, not memory://"
+    assert expected == str(refused.value)

@@ -431,18 +431,25 @@ async def test_telemetry() -> None:
     assert OPEN == breaker.state
     name = "scalepy.breaker.calls"
     assert {"success": 1, "slow": 1, "failure": 1, "ignored": 2, "rejected": 2} == {
-        outcome: int(instrumentation.value(name, outcome=outcome))
+        outcome: int(instrumentation.value(name, {"scalepy.breaker.call.outcome": outcome}))
         for outcome in ("success", "slow", "failure", "ignored", "rejected")
     }
-    assert 5 == instrumentation.count("scalepy.breaker.call.duration", name="db")
+    db = {"scalepy.breaker.name": "db"}
+    assert 5 == instrumentation.count("scalepy.breaker.call.duration", db)
     assert 2.25 == instrumentation.value("scalepy.breaker.call.duration")
-    assert 1.0 == instrumentation.value("scalepy.breaker.state", name="db")
-    transitions = {"from": "closed", "to": "open"}
-    assert 1.0 == instrumentation.value("scalepy.breaker.transitions", **transitions)
+    assert [0.0, 1.0] == [
+        instrumentation.value("scalepy.breaker.state", {**db, "scalepy.breaker.state": state})
+        for state in ("closed", "open")
+    ]
+    transitions = {
+        "scalepy.breaker.transition.from": "closed",
+        "scalepy.breaker.transition.to": "open",
+    }
+    assert 1.0 == instrumentation.value("scalepy.breaker.transitions", transitions)
     assert [
-        ("scalepy.breaker.state_change", {"name": "db", "from": "closed", "to": "open"}),
-        ("scalepy.breaker.rejected", {"name": "db", "retry_after": 10.0}),
-        ("scalepy.breaker.rejected", {"name": "db", "retry_after": 10.0}),
+        ("scalepy.breaker.state_change", {**db, **transitions}),
+        ("scalepy.breaker.rejected", {**db, "scalepy.breaker.retry_after": 10.0}),
+        ("scalepy.breaker.rejected", {**db, "scalepy.breaker.retry_after": 10.0}),
     ] == [(event.name, event.attributes) for event in instrumentation.events]
 
 
@@ -469,8 +476,8 @@ async def test_telemetry_for_sync_functions_and_blocks() -> None:
         pass
     name = "scalepy.breaker.calls"
     assert (3, 1) == (
-        instrumentation.value(name, outcome="success"),
-        instrumentation.value(name, outcome="ignored"),
+        instrumentation.value(name, {"scalepy.breaker.call.outcome": "success"}),
+        instrumentation.value(name, {"scalepy.breaker.call.outcome": "ignored"}),
     )
 
 
@@ -549,8 +556,12 @@ async def test_cancelled_trial_frees_its_permit() -> None:
 
 
 def test_the_state_gauge_is_exported_from_the_start() -> None:
-    """A breaker that never trips still reports CLOSED on the state gauge."""
+    """A breaker that never trips still reports CLOSED on the state set, and no other state."""
     recording = RecordingInstrumentation()
     CircuitBreaker("quiet", instrumentation=recording)
-    assert 0.0 == recording.value("scalepy.breaker.state", name="quiet")
-    assert 1 == recording.count("scalepy.breaker.state")
+    assert {"closed": 1.0, "open": 0.0, "half_open": 0.0, "disabled": 0.0, "forced_open": 0.0} == {
+        labels["scalepy.breaker.state"]: value
+        for name, value, labels in recording.records
+        if name == "scalepy.breaker.state" and labels["scalepy.breaker.name"] == "quiet"
+    }
+    assert 5 == recording.count("scalepy.breaker.state")

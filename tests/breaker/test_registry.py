@@ -61,12 +61,14 @@ def test_registry_passes_its_clock_and_instrumentation() -> None:
     registry = BreakerRegistry(clock=clock, instrumentation=instrumentation)
     breaker = registry.get_or_create("db", open_for=5.0)
     breaker.force_open()
-    assert 4.0 == instrumentation.value("scalepy.breaker.state", name="db")
+    forced = {"scalepy.breaker.name": "db", "scalepy.breaker.state": "forced_open"}
+    assert 1.0 == instrumentation.value("scalepy.breaker.state", forced)
     assert {"db": BreakerState.FORCED_OPEN} == {
         name: statistics.state for name, statistics in registry.statistics().items()
     }
     registry.get_or_create("db", open_for=5.0)  # the comparison records nothing
-    assert 2 == instrumentation.count("scalepy.breaker.state")  # CLOSED at start, then forced
+    # The state set, once at start (CLOSED) and once when forced: five states each time.
+    assert 10 == instrumentation.count("scalepy.breaker.state")
 
 
 def test_all_lists_the_public_names() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from scalepy.bulkhead import REJECTED, RUNNING, Bulkhead, BulkheadStatistics
+from scalepy.bulkhead import ACTIVE, REJECTED, Bulkhead, BulkheadStatistics
 from scalepy.errors import BulkheadFull, ConfigurationError
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
@@ -288,11 +288,12 @@ async def test_telemetry_reports_running_and_rejections() -> None:
                 pass
 
     assert [1.0, 0.0] == [
-        value for name, value, _ in instrumentation.records if name == RUNNING.name
+        value for name, value, _ in instrumentation.records if name == ACTIVE.name
     ]
-    assert {"name": "db"} == instrumentation.records[0][2]
-    assert 1.0 == instrumentation.value(REJECTED.name, name="db")
-    assert [("scalepy.bulkhead.rejected", {"name": "db", "max_concurrent": 1})] == [
+    assert {"scalepy.bulkhead.name": "db"} == instrumentation.records[0][2]
+    assert 1.0 == instrumentation.value(REJECTED.name, {"scalepy.bulkhead.name": "db"})
+    rejected = {"scalepy.bulkhead.name": "db", "scalepy.bulkhead.max_concurrent": 1}
+    assert [("scalepy.bulkhead.rejected", rejected)] == [
         (event.name, event.attributes) for event in instrumentation.events
     ]
 

@@ -15,7 +15,6 @@ from scalepy.backends.redis import RedisClient
 
 # The internal invalidation bus and its wire format, tested directly.
 from scalepy.cache._bus import (
-    BUS_RESETS,
     Heartbeat,
     Invalidation,
     InvalidationBus,
@@ -23,6 +22,7 @@ from scalepy.cache._bus import (
     encode_heartbeat,
     encode_invalidation,
 )
+from scalepy.cache._metrics import BUS_RESETS
 from scalepy.errors import BackendError, ConfigurationError
 from scalepy.testing import RecordingInstrumentation
 
@@ -145,7 +145,12 @@ async def test_unreadable_messages_clear_and_foreign_heartbeats_are_ignored(
     for payload in (b'[2,"x","h",1.0]', b'[1,"x","h",1.0]', b"not json", b'[2,"x","i",0]'):
         await redis.execute(command, channel, payload)
     assert [Invalidation(clear=True)] * 2 == await b.receive(2)
-    assert b.instrumentation.value("scalepy.cache.bus.messages", kind="unreadable") == 2
+    assert (
+        b.instrumentation.value(
+            "scalepy.cache.bus.messages", {"scalepy.cache.message.kind": "unreadable"}
+        )
+        == 2
+    )
     assert (True, 1) == (b.bus.healthy, b.resets)  # x's heartbeat did not count as b's own
 
 

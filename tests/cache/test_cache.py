@@ -361,7 +361,7 @@ async def test_undecodable_entries_are_counted_misses(clock: FakeClock) -> None:
         await cache.get_or_load("foreign", lambda: asyncio.sleep(0, "fresh")),
         await cache.get_or_load("bad", lambda: asyncio.sleep(0, "fresh")),
     )
-    assert 2 == metrics.value("scalepy.cache.undecodable")
+    assert 2 == metrics.value("scalepy.cache.entries.undecodable")
 
 
 async def test_pickles_signed_without_their_key_are_counted_misses(clock: FakeClock) -> None:
@@ -381,7 +381,7 @@ async def test_pickles_signed_without_their_key_are_counted_misses(clock: FakeCl
         await cache.get("role:mallory"),
         await cache.get("role:bob"),
     )
-    assert 2 == metrics.value("scalepy.cache.undecodable")
+    assert 2 == metrics.value("scalepy.cache.entries.undecodable")
 
 
 async def test_templated_keys_whose_fields_spell_alike_keep_their_own_entries(
@@ -651,16 +651,22 @@ async def test_metrics_describe_every_outcome(clock: FakeClock) -> None:
     await cache.invalidate_tags("t")
     await cache.delete("x")
     await cache.clear()
-    value = metrics.value
-    assert 1 == value("scalepy.cache.requests", cache="m", result="miss", tier="loader")
+    m = {"scalepy.cache.name": "m"}
+
+    def value(name: str, **labels: str) -> float:  # labels by their last segment, for brevity
+        keys = {key.rsplit(".", 1)[-1]: key for key in metrics.metrics[name].labels}
+        return metrics.value(name, {**m, **{keys[k]: v for k, v in labels.items()}})
+
+    assert 1 == value("scalepy.cache.requests", result="miss", tier="loader")
     assert 1 == value("scalepy.cache.requests", result="hit", tier="l2")
     assert 1 == value("scalepy.cache.requests", result="hit", tier="l1")
-    assert 2 == value("scalepy.cache.coalesced", cache="m")
-    assert 1 == metrics.count("scalepy.cache.load.duration", cache="m")
+    assert 2 == value("scalepy.cache.requests.coalesced")
+    assert 1 == metrics.count("scalepy.cache.load.duration", m)
     assert 1 == value("scalepy.cache.invalidations", kind="tag", origin="local")
     assert 1 == value("scalepy.cache.invalidations", kind="key", origin="local")
     assert 1 == value("scalepy.cache.invalidations", kind="clear", origin="local")
-    assert 0 == value("scalepy.cache.local.size", cache="m")
+    assert 0 == value("scalepy.cache.local.size")
+    assert 1 <= metrics.count("scalepy.cache.local.size", m)
 
 
 async def test_statistics_and_repr_show_the_state(clock: FakeClock) -> None:
@@ -708,7 +714,7 @@ async def test_values_over_max_value_bytes_are_returned_but_not_stored(
         assert "y" * 200 == await other()
         assert "z" * 200 == await cache.get_or_load("manual", lambda: _value("z" * 200))
     assert ["big", "big", "big", "other"] == loads  # never stored: loaded every time
-    assert 5 == cache.statistics().oversized == metrics.value("scalepy.cache.oversized")
+    assert 5 == cache.statistics().oversized == metrics.value("scalepy.cache.values.oversized")
     assert 0 == cache.statistics().local_entries
     warnings = [record.getMessage() for record in caplog.records]
     assert 3 == len(warnings)  # big, other, get_or_load: once each

@@ -152,7 +152,9 @@ async def test_undecodable_redis_entries_are_counted_misses(url: str, namespace:
         assert isinstance(store, RedisCacheStore)
         await client.execute("SET", store.key("k"), b"\xffgarbage", "PX", 60_000)
         assert {"call": 1} == await cache.get_or_load("k", Counter(), ttl=60)
-        assert 2 == metrics.value("scalepy.cache.undecodable")  # the read, the re-read under lock
+        assert 2 == metrics.value(
+            "scalepy.cache.entries.undecodable"
+        )  # the read, the re-read under lock
         assert {"call": 1} == await cache.get("k")
 
 
@@ -240,7 +242,7 @@ async def test_signed_pickles_copied_to_another_key_or_namespace_are_misses(
         assert absent is await cache.get("role:mallory", absent)
         assert absent is await other.get("role:bob", absent)
         assert {"role": "admin"} == await cache.get("role:bob")
-        assert 2 == metrics.value("scalepy.cache.undecodable")
+        assert 2 == metrics.value("scalepy.cache.entries.undecodable")
 
 
 async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
@@ -286,4 +288,4 @@ async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
         assert None is await cache.get(huge.key())  # not stored
         assert 60 * 2**20 == len(await huge())  # so loaded again
         assert (12, 2) == (cache.statistics().loads, cache.statistics().oversized)
-        assert 2 == metrics.value("scalepy.cache.oversized")
+        assert 2 == metrics.value("scalepy.cache.values.oversized")

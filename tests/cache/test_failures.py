@@ -139,8 +139,10 @@ async def test_an_unreachable_backend_costs_nothing_once_the_guard_opens(
     assert 3 == shared.calls["get"]
     stats = cache.statistics()
     assert (5, False) == (stats.errors, stats.backend_available)
-    assert 3 == metrics.value("scalepy.cache.backend.errors", operation="read")
-    assert 5 == metrics.value("scalepy.cache.requests", result="error", tier="loader")
+    assert 3 == metrics.value("scalepy.cache.backend.errors", {"scalepy.cache.operation": "read"})
+    assert 5 == metrics.value(
+        "scalepy.cache.requests", {"scalepy.cache.result": "error", "scalepy.cache.tier": "loader"}
+    )
     shared.failing.clear()
     clock.advance(0.5)
     await cache.get_or_load("k", loader)  # the probe: a miss, stored
@@ -161,7 +163,9 @@ async def test_failed_writes_and_lock_calls_are_quiet(
     await cache._engine.settle()
     assert "loaded" == await cache.get("b")  # written without the lock
     for operation in ("write", "unlock", "lock"):
-        assert 1 == metrics.value("scalepy.cache.backend.errors", operation=operation)
+        assert 1 == metrics.value(
+            "scalepy.cache.backend.errors", {"scalepy.cache.operation": operation}
+        )
 
 
 async def test_manual_operations_raise_backend_errors(
@@ -251,7 +255,11 @@ async def test_remote_invalidations_reach_the_l1(
     channel.reset()
     assert 0 == cache.statistics().local_entries
     for kind in ("key", "tag", "clear"):
-        assert 1 == metrics.value("scalepy.cache.invalidations", kind=kind, origin="remote")
+        remote = {
+            "scalepy.cache.invalidation.kind": kind,
+            "scalepy.cache.invalidation.origin": "remote",
+        }
+        assert 1 == metrics.value("scalepy.cache.invalidations", remote)
     assert 0.2 == cache.staleness_bound
     await cache.aclose()
     assert channel.closed
@@ -277,7 +285,9 @@ async def test_local_changes_are_published_and_failures_counted(
     ] == channel.published
     channel.fail = True
     await cache.delete("b")
-    assert 1 == metrics.value("scalepy.cache.backend.errors", operation="publish")
+    assert 1 == metrics.value(
+        "scalepy.cache.backend.errors", {"scalepy.cache.operation": "publish"}
+    )
 
 
 async def test_the_l1_is_bypassed_while_the_channel_is_unhealthy(
@@ -306,7 +316,9 @@ async def test_a_background_refresh_that_cannot_reach_the_backend_gives_up(
     assert "loaded" == await cache.get_or_load("k", loader, ttl=10, stale_ttl=10, tags=["t"])
     shared.failing = {"tag_versions"}  # before the refresh task first runs
     await cache._engine.settle()
-    assert 1 == metrics.value("scalepy.cache.backend.errors", operation="refresh")
+    assert 1 == metrics.value(
+        "scalepy.cache.backend.errors", {"scalepy.cache.operation": "refresh"}
+    )
 
 
 async def test_closing_cancels_running_refreshes(

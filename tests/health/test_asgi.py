@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,7 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from scalepy.health import Check, Health, Observation
 from scalepy.integrations.prometheus import PrometheusInstrumentation
-from scalepy.testing import FakeClock, asgi_request
+from scalepy.telemetry import combine, get_default, set_default
+from scalepy.testing import FakeClock, RecordingInstrumentation, asgi_request
 from tests.health.probes import Probe
 from tests.health.schema import validate_health_json
 from tests.support.asgi import run_lifespan
@@ -324,14 +324,12 @@ async def test_websocket_without_an_app_is_ignored() -> None:
     assert [] == sent
 
 
-async def test_metrics_endpoint_serves_the_registry() -> None:
-    """/metrics renders the given registry, with health metrics after a probe."""
-    registry = CollectorRegistry()
-    instrumentation = PrometheusInstrumentation(registry=registry)
+async def test_metrics_endpoint_serves_the_instrumentation() -> None:
+    """/metrics renders what the health's instrumentation recorded, health metrics included."""
+    prometheus = PrometheusInstrumentation(registry=CollectorRegistry())
     health = Health(
         [Check(name="db", probe=Probe())],
-        metrics_registry=registry,
-        instrumentation=instrumentation,
+        instrumentation=combine(RecordingInstrumentation(), prometheus),
         clock=FakeClock(),
     )
     health.mark_started()
@@ -344,18 +342,28 @@ async def test_metrics_endpoint_serves_the_registry() -> None:
 
     assert 200 == text.status
     assert (text.header("content-type") or "").startswith("text/plain")
-    assert b'scalepy_health_check_status{check="db",status="pass"} 1.0' in text.body
-    assert b'scalepy_health_check_duration_seconds_count{check="db",status="pass"} 1.0' in text.body
+    labels = b'{scalepy_health_check_name="db",scalepy_health_check_status="pass"}'
+    assert b"scalepy_health_check_status" + labels + b" 1.0" in text.body
+    assert b"scalepy_health_check_duration_seconds_count" + labels + b" 1.0" in text.body
     assert (openmetrics.header("content-type") or "").startswith("application/openmetrics-text")
     assert openmetrics.body.endswith(b"# EOF\n")
 
 
-async def test_metrics_default_to_the_global_registry() -> None:
-    """Without a registry /metrics serves prometheus_client's default one."""
-    response = await asgi_request(Health(clock=FakeClock()).asgi, "/metrics")
+async def test_metrics_come_from_the_process_default() -> None:
+    """Without an instrumentation, /metrics renders the process default's metrics."""
+    previous = get_default()
+    set_default(PrometheusInstrumentation(registry=CollectorRegistry()))
+    try:
+        health = Health([Check(name="db", probe=Probe())], clock=FakeClock())
+    finally:
+        set_default(previous)
+    health.mark_started()
+    await asgi_request(health.asgi, "/health/ready")
+
+    response = await asgi_request(health.asgi, "/metrics")
 
     assert 200 == response.status
-    assert b"python_info" in response.body
+    assert b"scalepy_health_check_status{" in response.body
 
 
 async def test_metrics_can_be_turned_off() -> None:
@@ -365,15 +373,14 @@ async def test_metrics_can_be_turned_off() -> None:
     assert 404 == response.status
 
 
-async def test_metrics_without_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without prometheus-client, /metrics answers 501 naming the extra to install."""
-    monkeypatch.setitem(sys.modules, "prometheus_client", None)
-    monkeypatch.delitem(sys.modules, "scalepy.integrations.prometheus")
+async def test_metrics_without_an_exposition() -> None:
+    """An instrumentation that cannot render metrics: /metrics answers 501 saying what to give."""
+    health = Health(instrumentation=RecordingInstrumentation(), clock=FakeClock())
 
-    response = await asgi_request(Health(clock=FakeClock()).asgi, "/metrics")
+    response = await asgi_request(health.asgi, "/metrics")
 
     assert (501, "application/problem+json") == (response.status, response.header("content-type"))
-    assert "pip install 'scalepy[prometheus]'" in json.loads(response.body)["detail"]
+    assert "PrometheusInstrumentation" in json.loads(response.body)["detail"]
 
 
 async def test_probe_storm_runs_each_check_once() -> None:

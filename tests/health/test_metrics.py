@@ -8,9 +8,11 @@ import sys
 from typing import TYPE_CHECKING, cast
 
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import mark_process_dead
 
 from scalepy.health import Health
+from scalepy.integrations.prometheus import PrometheusInstrumentation
 from scalepy.testing import asgi_request
 
 if TYPE_CHECKING:
@@ -70,9 +72,10 @@ async def test_two_workers_are_merged(
 ) -> None:
     """Durations add up over both workers; the status gauge sums live workers only."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    app = Health().asgi
-    count = 'scalepy_health_check_duration_seconds_count{check="db",status="pass"}'
-    passing = 'scalepy_health_check_status{check="db",status="pass"}'
+    app = Health(instrumentation=PrometheusInstrumentation(registry=CollectorRegistry())).asgi
+    labels = '{scalepy_health_check_name="db",scalepy_health_check_status="pass"}'
+    count = f"scalepy_health_check_duration_seconds_count{labels}"
+    passing = f"scalepy_health_check_status{labels}"
 
     both = (await asgi_request(app, "/metrics")).body
     # mark_process_dead is unannotated; the cast lets mypy --strict call it.

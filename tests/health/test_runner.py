@@ -313,13 +313,22 @@ async def test_telemetry_records_status_and_duration() -> None:
 
     status = CHECK_STATUS.name
     assert (0.0, 0.0, 1.0) == (
-        recording.value(status, check="db", status="pass"),
-        recording.value(status, check="db", status="warn"),
-        recording.value(status, check="db", status="fail"),
+        recording.value(
+            status, {"scalepy.health.check.name": "db", "scalepy.health.check.status": "pass"}
+        ),
+        recording.value(
+            status, {"scalepy.health.check.name": "db", "scalepy.health.check.status": "warn"}
+        ),
+        recording.value(
+            status, {"scalepy.health.check.name": "db", "scalepy.health.check.status": "fail"}
+        ),
     )
-    assert 1 == recording.count(CHECK_DURATION.name, check="db", status="fail")
+    assert 1 == recording.count(
+        CHECK_DURATION.name,
+        {"scalepy.health.check.name": "db", "scalepy.health.check.status": "fail"},
+    )
     assert ["scalepy.health.check"] == [span.name for span in recording.spans]
-    assert "fail" == recording.spans[0].attributes["status"]
+    assert "fail" == recording.spans[0].attributes["scalepy.health.check.status"]
 
 
 async def test_health_aclose_cancels_a_running_refresh() -> None:

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from scalepy.health import Check, Health
+from scalepy.integrations.prometheus import PrometheusInstrumentation
 from scalepy.integrations.starlette import health_routes
 from scalepy.testing import FakeClock, asgi_request
 from tests.health.probes import Probe
@@ -27,8 +29,13 @@ async def home(request: Request) -> PlainTextResponse:
 
 
 def started_health() -> Health:
-    """A started health with one passing check."""
-    health = Health([Check(name="db", probe=Probe())], clock=FakeClock(), drain_delay=0)
+    """A started health with one passing check, serving its metrics through Prometheus."""
+    health = Health(
+        [Check(name="db", probe=Probe())],
+        clock=FakeClock(),
+        drain_delay=0,
+        instrumentation=PrometheusInstrumentation(registry=CollectorRegistry()),
+    )
     health.mark_started()
     return health
 

@@ -50,7 +50,7 @@ def test_from_env_needs_a_url() -> None:
         ({"redis": "redis://h", "postgres_replicas": ["postgresql://h/db"]}, "need a primary"),
         ({"redis": "redis://h", "startup_timeout": 0}, "startup_timeout must be a finite"),
         ({"postgres": "mysql://h/db"}, "postgresql:// or postgres://"),
-        ({"redis": "memory://"}, "RedisClient needs a Redis URL"),
+        ({"redis": "memory://"}, "PoolManager redis 'default' needs Redis"),
     ],
 )
 def test_invalid_configurations_are_rejected(given: dict[str, Any], message: str) -> None:

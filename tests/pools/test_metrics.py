@@ -44,23 +44,23 @@ def test_two_worker_processes_add_up(
             pids.append(int(worker.stdout.readline()))
         monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
         merged = exposition_registry(CollectorRegistry())
-        pool = {"db_client_connection_pool_name": "primary"}
+        pool = {"scalepy_pool_name": "primary"}
 
         def value(name: str, **labels: str) -> float | None:
             return merged.get_sample_value(name, {**pool, **labels})
 
         assert [2.0, 2.0, 4.0, 4.0, 0.0] == [
-            value("db_client_connection_count", db_client_connection_state="used"),
-            value("db_client_connection_count", db_client_connection_state="idle"),
-            value("db_client_connection_max"),
-            value("db_client_connection_idle_min"),
-            value("db_client_connection_pending_requests"),
+            value("scalepy_pool_connection_count", scalepy_pool_connection_state="used"),
+            value("scalepy_pool_connection_count", scalepy_pool_connection_state="idle"),
+            value("scalepy_pool_connection_max"),
+            value("scalepy_pool_connection_idle_min"),
+            value("scalepy_pool_connection_pending_requests"),
         ]
         assert [2.0, 4.0, 4.0, 2.0] == [
-            value("db_client_connection_timeouts_total"),
-            value("db_client_connection_create_time_seconds_count"),
-            value("db_client_connection_wait_time_seconds_count"),
-            value("db_client_connection_use_time_seconds_count"),
+            value("scalepy_pool_connection_timeouts_total"),
+            value("scalepy_pool_connection_create_time_seconds_count"),
+            value("scalepy_pool_connection_wait_time_seconds_count"),
+            value("scalepy_pool_connection_use_time_seconds_count"),
         ]
     finally:
         for worker in workers:
@@ -70,6 +70,6 @@ def test_two_worker_processes_add_up(
     for pid in pids:
         cast("Callable[[int], None]", mark_process_dead)(pid)
     used = merged.get_sample_value(
-        "db_client_connection_count", {**pool, "db_client_connection_state": "used"}
+        "scalepy_pool_connection_count", {**pool, "scalepy_pool_connection_state": "used"}
     )
     assert used in (None, 0.0)  # the workers closed their pools and are gone

@@ -433,14 +433,14 @@ async def test_open_reports_a_refusal_that_retrying_cannot_fix(
 
 
 async def test_metrics_follow_the_pool(postgres_dsn: str, app_name: str) -> None:
-    """db.client.connection.* track sizes, waits, uses, timeouts and creations, by pool name."""
+    """scalepy.pool.connection.* track sizes, waits, uses, timeouts and creations, by pool name."""
     recording = RecordingInstrumentation()
     pool = make_pool(postgres_dsn, app_name, instrumentation=recording, min_size=1, max_size=1)
-    pool_label = {"db.client.connection.pool.name": "test"}
+    pool_label = {"scalepy.pool.name": "test"}
 
     def count(state: str) -> float:
         return recording.value(
-            CONNECTION_COUNT.name, **pool_label, **{"db.client.connection.state": state}
+            CONNECTION_COUNT.name, {**pool_label, "scalepy.pool.connection.state": state}
         )
 
     def observations(name: str) -> int:
@@ -448,8 +448,8 @@ async def test_metrics_follow_the_pool(postgres_dsn: str, app_name: str) -> None
 
     async with pool:
         assert (1.0, 0.0) == (count("idle"), count("used"))
-        assert 1.0 == recording.value("db.client.connection.max", **pool_label)
-        assert 1.0 == recording.value("db.client.connection.idle.min", **pool_label)
+        assert 1.0 == recording.value("scalepy.pool.connection.max", pool_label)
+        assert 1.0 == recording.value("scalepy.pool.connection.idle.min", pool_label)
         async with pool.acquire():
             assert (0.0, 1.0) == (count("idle"), count("used"))
             with pytest.raises(PoolTimeoutError):
@@ -457,13 +457,13 @@ async def test_metrics_follow_the_pool(postgres_dsn: str, app_name: str) -> None
                     pass
         assert (1.0, 0.0) == (count("idle"), count("used"))
     assert (0.0, 0.0) == (count("idle"), count("used"))
-    assert 0.0 == recording.value("db.client.connection.max", **pool_label)
-    assert 0.0 == recording.value("db.client.connection.pending_requests", **pool_label)
-    assert 1.0 == recording.value("db.client.connection.timeouts", **pool_label)
+    assert 0.0 == recording.value("scalepy.pool.connection.max", pool_label)
+    assert 0.0 == recording.value("scalepy.pool.connection.pending_requests", pool_label)
+    assert 1.0 == recording.value("scalepy.pool.connection.timeouts", pool_label)
     assert (1, 1, 1) == (
-        observations("db.client.connection.create_time"),
-        observations("db.client.connection.wait_time"),
-        observations("db.client.connection.use_time"),
+        observations("scalepy.pool.connection.create_time"),
+        observations("scalepy.pool.connection.wait_time"),
+        observations("scalepy.pool.connection.use_time"),
     )
 
 

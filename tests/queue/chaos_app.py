@@ -18,8 +18,8 @@ queue = Queue(
     os.environ.get("SCALEPY_CHAOS_URL", "redis://127.0.0.1:6379/0"),
     name=os.environ.get("SCALEPY_CHAOS_QUEUE", "chaos"),
 )
-assert isinstance(queue._store, RedisQueueStore)
-_BASE = queue._store.base
+assert isinstance(queue.store, RedisQueueStore)
+_BASE = queue.store.base
 
 
 def runs_key(job_id: str) -> str:

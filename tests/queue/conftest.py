@@ -64,7 +64,7 @@ async def delete_store_keys(store: RedisQueueStore) -> None:
 
 def redis_store(queue: Queue) -> RedisQueueStore:
     """The store of a Redis queue, whose keys tests may read."""
-    store = queue._store
+    store = queue.store
     assert isinstance(store, RedisQueueStore)
     return store
 

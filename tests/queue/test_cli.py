@@ -64,6 +64,7 @@ def enqueue(queue: Queue, task: str, count: int = 1) -> None:
     """Enqueue `count` jobs of `task` from a fresh event loop (the CLI runs its own)."""
 
     async def send() -> None:
+        assert queue.config is not None
         async with Queue(queue.config, name=queue.name) as producer:
             stub = producer.task(name=task, retries=0)(asyncio.sleep)
             await stub.enqueue_many([()] * count)

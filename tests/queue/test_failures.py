@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 import types
 from collections import Counter
@@ -12,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from scalepy import integrations
 from scalepy.backends.redis import RedisClient
 from scalepy.errors import BackendTimeout
 from scalepy.queue import (
@@ -36,8 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-    # The store's operations take internal value types.
-    from scalepy.queue._store import Settlement
+    from scalepy.queue import Settlement
 
 UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0?connect_timeout=0.2&timeout=0.2"
 
@@ -195,6 +192,7 @@ async def test_outcomes_are_given_up_after_the_lease(
     reports: list[tuple[list[str], list[int] | None]] = []
     acks: Acks[str] = Acks(
         dead_store,
+        acks_ordered=lambda: dead_store.acks_ordered,
         result_ttl_ms=1000,
         on_settled=lambda items, codes: reports.append((items, codes)),
         retry_for=0.1,
@@ -216,6 +214,7 @@ async def test_a_failed_renewal_is_logged_and_retried_next_time(
     heartbeat = Heartbeat(
         dead_store,
         held,
+        connector=None,
         lease_ms=1000,
         interval=1.0,
         report=lambda lost, cancel: reports.append((lost, cancel)),
@@ -261,7 +260,7 @@ async def test_a_clock_ahead_of_redis_waits_for_the_server(
     periodic = queue.cron("* * * * * *", tick)
     fired = asyncio.Event()
     schedules = [
-        asyncio.create_task(run_schedule(queue._store, periodic, on_fired=fired.set))
+        asyncio.create_task(run_schedule(queue.store, periodic, on_fired=fired.set))
         for _ in range(2)
     ]
     try:
@@ -274,14 +273,8 @@ async def test_a_clock_ahead_of_redis_waits_for_the_server(
     assert 1 == (await queue.stats()).queued
 
 
-def test_jobs_carry_no_trace_without_opentelemetry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without the OpenTelemetry integration, jobs carry no context and workers attach none."""
-    monkeypatch.setitem(sys.modules, "scalepy.integrations.opentelemetry", None)
-    monkeypatch.delattr(integrations, "opentelemetry", raising=False)
-    _telemetry._opentelemetry.cache_clear()
-    try:
-        assert "" == _telemetry.capture_trace()
-        with _telemetry.trace_scope('{"traceparent": "x"}'):
-            pass
-    finally:
-        _telemetry._opentelemetry.cache_clear()
+def test_jobs_carry_no_trace_without_context_propagation() -> None:
+    """Without an instrumentation that propagates, jobs carry no context and workers attach none."""
+    assert "" == _telemetry.capture_trace(None)
+    with _telemetry.trace_scope(None, '{"traceparent": "x"}'):
+        pass

@@ -15,10 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.errors import ConfigurationError, JobNotFound
-from scalepy.queue import JobStatus, MemoryQueueStore, Queue, Worker, current_job
-
-# The store's operations take internal value types: this test drives the store directly.
-from scalepy.queue._store import MAX_CLAIM, Batch
+from scalepy.queue import MAX_CLAIM, Batch, JobStatus, MemoryQueueStore, Queue, Worker, current_job
 from scalepy.testing import FakeClock
 from tests.queue.conftest import WAIT, eventually
 
@@ -146,7 +143,6 @@ async def test_settled_ids_go_to_started_feeds_only() -> None:
     await store.cancel("b", result_ttl_ms=1000)
     await feed.aclose()
     assert [["b"]] == heard
-    assert None is store.connector()
 
 
 async def test_dead_jobs_list_newest_first_then_by_id(clock: FakeClock) -> None:

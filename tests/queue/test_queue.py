@@ -24,8 +24,7 @@ from scalepy.testing import RecordingInstrumentation
 from tests.queue.conftest import ALL_BACKENDS, WAIT
 
 if TYPE_CHECKING:
-    # What the internal store hands a worker: this test claims jobs as a worker would.
-    from scalepy.queue._store import Claimed
+    from scalepy.queue import Claimed
 
 
 async def echo(value: Any) -> Any:
@@ -35,7 +34,7 @@ async def echo(value: Any) -> Any:
 
 async def claim_all(queue: Queue) -> list[Claimed]:
     """Claim every ready job as a test worker."""
-    _, jobs = await queue._store.claim(
+    _, jobs = await queue.store.claim(
         1000, lease_ms=60_000, cap=0, result_ttl_ms=60_000, dead_ttl_ms=0, worker="test"
     )
     return jobs
@@ -221,6 +220,7 @@ async def test_an_enqueue_repeated_with_its_job_id_makes_one_job(queue: Queue) -
     assert (0, 0, 0, 0) == astuple(await queue.stats())
 
 
+@ALL_BACKENDS
 async def test_a_job_id_taken_by_another_task_is_refused(queue: Queue) -> None:
     """Job ids are queue-wide: one held by a job of another task raises, nothing is created."""
     first = queue.task(name="first")(echo)
@@ -229,6 +229,22 @@ async def test_a_job_id_taken_by_another_task_is_refused(queue: Queue) -> None:
     with pytest.raises(ConfigurationError, match=r"id 'shared' is taken by a job of task 'first'"):
         await second.options(job_id="shared").enqueue(1)
     assert 1 == (await queue.stats()).queued
+
+
+async def test_a_job_id_taken_by_another_task_is_found_in_one_round_trip(
+    queue_url: str, queue_name: str
+) -> None:
+    """The enqueue script itself reports the other task: one command, refused or not."""
+    recording = RecordingInstrumentation()
+    async with Queue(queue_url, name=queue_name, instrumentation=recording) as queue:
+        first = queue.task(name="first")(echo)
+        second = queue.task(name="second")(echo)
+        await first.options(job_id="shared").enqueue(1)  # loads the script
+        sent = recording.value("scalepy.redis.pipeline.size")
+        await first.options(job_id="shared").enqueue(1)
+        with pytest.raises(ConfigurationError, match="is taken by a job of task 'first'"):
+            await second.options(job_id="shared").enqueue(1)
+        assert 2 == recording.value("scalepy.redis.pipeline.size") - sent
 
 
 async def test_bad_job_ids_are_refused(queue: Queue) -> None:
@@ -318,19 +334,19 @@ async def test_sends_are_spans_and_counted(queue_url: str, queue_name: str) -> N
     assert [1, 1, 2] == [
         span.attributes["messaging.batch.message_count"] for span in instrumentation.spans
     ]
-    assert 3 == instrumentation.value("scalepy.queue.jobs.sent", task="t")
+    assert 3 == instrumentation.value("scalepy.queue.jobs.sent", {"scalepy.queue.task": "t"})
 
 
 @ALL_BACKENDS
-async def test_stats_record_the_depth_gauge(queue_url: str, queue_name: str) -> None:
-    """`stats()` counts jobs by state and records them as the depth gauge."""
+async def test_stats_record_the_job_count_gauge(queue_url: str, queue_name: str) -> None:
+    """`stats()` counts jobs by state and records them as the job count gauge."""
     instrumentation = RecordingInstrumentation()
     async with Queue(queue_url, name=queue_name, instrumentation=instrumentation) as queue:
         await queue.task(name="t")(echo).enqueue(1)
         stats = await queue.stats()
     assert (1, 0, 0, 0) == (stats.queued, stats.scheduled, stats.active, stats.dead)
     assert [1, 0, 0, 0] == [
-        instrumentation.value("scalepy.queue.depth", state=state)
+        instrumentation.value("scalepy.queue.job.count", {"scalepy.queue.job.state": state})
         for state in ("queued", "scheduled", "active", "dead")
     ]
 
@@ -361,7 +377,7 @@ async def test_purge_dead_deletes_dead_jobs_for_good(queue: Queue) -> None:
     live = await task.enqueue("live")
     claimed = [job for job in await claim_all(queue) if job.id != live.id]
     settlements = [(job.id, job.token, "f", "E", -1) for job in claimed]
-    assert [3] * 4 == await queue._store.ack(settlements, result_ttl_ms=60_000)
+    assert [3] * 4 == await queue.store.ack(settlements, result_ttl_ms=60_000)
     assert 0 == await queue.purge_dead(older_than=3600)
     assert 1 == await queue.purge_dead([jobs[3].id, live.id, "unknown"])
     assert 1 == await queue.purge_dead(limit=1)

@@ -10,16 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.backends.redis import Subscription
-
-# The store protocol and its value types are internal: this test drives the stores directly.
-from scalepy.queue._store import Batch
+from scalepy.queue import Batch
 from tests.queue.conftest import ALL_BACKENDS, eventually, redis_store
 
 if TYPE_CHECKING:
-    from scalepy.queue import Queue
-
-    # The store protocol and its value types are internal (see above).
-    from scalepy.queue._store import Claimed, NewJob, QueueStore
+    from scalepy.queue import Claimed, NewJob, Queue, QueueStore
 
 TTL = 60_000
 
@@ -37,7 +32,9 @@ def new(
     return Batch("t", priority, retries, when, "", named), (job_id, b"[[],{}]", key)
 
 
-async def enqueue(store: QueueStore, jobs: list[tuple[Batch, NewJob]]) -> list[tuple[str, bool]]:
+async def enqueue(
+    store: QueueStore, jobs: list[tuple[Batch, NewJob]]
+) -> list[tuple[str, bool, str | None]]:
     """Enqueue each job in order, one script call each."""
     return [held for batch, job in jobs for held in await store.enqueue(batch, [job])]
 
@@ -75,7 +72,7 @@ async def state(store: QueueStore, job_id: str) -> str | None:
 @pytest.fixture
 def store(queue: Queue) -> QueueStore:
     """The queue's store."""
-    return queue._store
+    return queue.store
 
 
 @ALL_BACKENDS
@@ -284,25 +281,38 @@ async def test_a_cancelled_job_whose_worker_died_ends_cancelled(store: QueueStor
 async def test_a_unique_key_holds_one_live_job(store: QueueStore) -> None:
     """While a job holds its key, enqueueing again returns it; once it ends, the key is free."""
     first = await enqueue(store, [new("a", key="k"), new("b", key="k")])
-    assert [("a", True), ("a", False)] == first
+    assert [("a", True, None), ("a", False, None)] == first
     (a,) = await claim(store)
     await store.ack([(a.id, a.token, "c", b"1", 0)], result_ttl_ms=TTL)
-    assert [("c", True)] == await enqueue(store, [new("c", key="k")])
+    assert [("c", True, None)] == await enqueue(store, [new("c", key="k")])
 
 
 @ALL_BACKENDS
 async def test_a_named_job_is_created_once_while_it_is_kept(store: QueueStore) -> None:
     """A job id the caller chose makes one job: live, or ended and kept, it is returned."""
-    assert [("a", True), ("a", False)] == await enqueue(
+    assert [("a", True, None), ("a", False, None)] == await enqueue(
         store, [new("a", named=True), new("a", named=True, when="+5000")]
     )
     (a,) = await claim(store)
     await store.ack([(a.id, a.token, "c", b"1", 0)], result_ttl_ms=TTL)
-    assert [("a", False)] == await enqueue(store, [new("a", named=True)])
+    assert [("a", False, None)] == await enqueue(store, [new("a", named=True)])
     stored = await store.job("a")
     assert stored is not None
     assert ("completed", b"1") == (stored.state, stored.result)
     assert (0, 0, 0, 0) == await store.counts()
+
+
+@ALL_BACKENDS
+async def test_a_named_job_of_another_task_is_reported_in_the_same_call(
+    store: QueueStore,
+) -> None:
+    """An id held by a job of another task comes back with that task; nothing is created."""
+    other = Batch("other", 0, 0, "", "", named=True)
+    assert [("a", True, None)] == await enqueue(store, [new("a", named=True)])
+    assert [("a", False, "t")] == await store.enqueue(other, [("a", b"[[],{}]", "")])
+    stored = await store.job("a")
+    assert stored is not None
+    assert ("t", (1, 0, 0, 0)) == (stored.task, await store.counts())
 
 
 @ALL_BACKENDS
@@ -357,11 +367,11 @@ async def test_a_re_driven_job_leaves_the_key_of_its_successor_alone(store: Queu
     (a,) = await claim(store)
     await store.ack([(a.id, a.token, "f", "E", 0)], result_ttl_ms=TTL)
     assert 1 == await store.requeue(["a"])
-    assert [("b", True)] == await enqueue(store, [new("b", key="k")])
+    assert [("b", True, None)] == await enqueue(store, [new("b", key="k")])
     again, _ = await claim(store, 2)
     assert "a" == again.id
     await store.ack([(again.id, again.token, "f", "E", 0)], result_ttl_ms=TTL)
-    assert [("b", False)] == await enqueue(store, [new("c", key="k")])
+    assert [("b", False, None)] == await enqueue(store, [new("c", key="k")])
 
 
 @ALL_BACKENDS
@@ -372,7 +382,7 @@ async def test_a_claim_deletes_dead_jobs_past_the_retention(store: QueueStore) -
     """
     await enqueue(store, [new("a", retries=0, key="k")])
     await kill(store, "a")
-    assert [("b", True)] == await enqueue(store, [new("b", key="k", when="+60000")])
+    assert [("b", True, None)] == await enqueue(store, [new("b", key="k", when="+60000")])
     await claim(store, 0, dead_ttl_ms=0)
     await claim(store, 0, dead_ttl_ms=TTL)  # not a minute old yet
     assert "dead" == await state(store, "a")
@@ -384,7 +394,7 @@ async def test_a_claim_deletes_dead_jobs_past_the_retention(store: QueueStore) -
     await eventually(deleted)
     assert ([], (0, 1, 0, 0)) == (await store.dead_ids(10), await store.counts())
     assert 0 == await store.requeue(["a"])
-    assert [("b", False)] == await enqueue(store, [new("c", key="k")])
+    assert [("b", False, None)] == await enqueue(store, [new("c", key="k")])
 
 
 @ALL_BACKENDS

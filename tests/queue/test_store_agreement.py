@@ -30,18 +30,13 @@ from hypothesis.stateful import (
 )
 
 from scalepy.backends import RedisClusterConfig, RedisConfig, parse_backend_url
-from scalepy.queue import MemoryQueueStore, RedisQueueStore
-
-# The store protocol and its value types are internal: the memory store is checked against
-# the Lua scripts operation by operation.
-from scalepy.queue._store import MAX_CLAIM, Batch
+from scalepy.queue import MAX_CLAIM, Batch, MemoryQueueStore, RedisQueueStore
 from tests.queue.conftest import delete_store_keys
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    # The store protocol and its value types are internal (see above).
-    from scalepy.queue._store import Claimed, QueueStore, Settlement, StoredJob
+    from scalepy.queue import Claimed, QueueStore, Settlement, StoredJob
 
 LONG = 600_000  # ms: no lease, delay or TTL this long runs out during a test
 leases = st.sampled_from([LONG, LONG, 0])
@@ -99,13 +94,21 @@ class StoresAgree(RuleBasedStateMachine):
         jobs = [(job_id, ARGS, key) for job_id, key in zip(ids, keys, strict=True)]
         self.both(lambda store: store.enqueue(batch, jobs))
 
-    @rule(data=st.data(), key=unique_keys, when=st.sampled_from(["", f"+{LONG}"]))
-    def enqueue_named(self, data: st.DataObject, key: str, when: str) -> None:
-        """Enqueue a job under an id the caller chose: a new one, or one used already."""
+    @rule(
+        data=st.data(),
+        key=unique_keys,
+        when=st.sampled_from(["", f"+{LONG}"]),
+        task=st.sampled_from(["t", "u"]),
+    )
+    def enqueue_named(self, data: st.DataObject, key: str, when: str, task: str) -> None:
+        """Enqueue a job under an id the caller chose: a new one, or one used already.
+
+        An id held by a job of the other task comes back with that task's name.
+        """
         job_id = data.draw(st.sampled_from([*self.ids, f"j{len(self.ids)}"]))
         if job_id not in self.ids:
             self.ids.append(job_id)
-        batch = Batch("t", 0, 1, when, "", named=True)
+        batch = Batch(task, 0, 1, when, "", named=True)
         self.both(lambda store: store.enqueue(batch, [(job_id, ARGS, key)]))
 
     @rule(count=st.integers(0, 4), cap=st.integers(0, 3), lease=leases, ttl=ttls, dead_ttl=ttls)

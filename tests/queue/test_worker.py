@@ -15,6 +15,7 @@ from scalepy.errors import ConfigurationError, JobCancelled, JobFailed
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.queue import JobStatus, Queue, Worker, current_job
 from scalepy.ratelimit import TokenBucket
+from scalepy.telemetry import combine
 from scalepy.testing import RecordingInstrumentation
 from tests.queue.conftest import ALL_BACKENDS, WAIT, eventually, redis_store
 
@@ -106,9 +107,9 @@ async def test_failures_are_retried_then_dead_lettered(
     assert (3, 2, 1, 0) == (stats.failed, stats.retried, stats.dead_lettered, stats.completed)
     assert [job.id] == [dead.id for dead in await queue.dead()]
     assert (3, 2, 1) == tuple(
-        instrumentation.value(name, task="boom")
+        instrumentation.value(name, {"scalepy.queue.task": "boom"})
         for name in (
-            "scalepy.queue.jobs.failed",
+            "scalepy.queue.attempts.failed",
             "scalepy.queue.jobs.retried",
             "scalepy.queue.jobs.dead_lettered",
         )
@@ -223,7 +224,7 @@ async def test_a_job_no_worker_has_the_task_of_is_dead_lettered_after_the_put_ba
     assert (JobStatus.DEAD, 0) == (info.status, info.attempts)
     stats = worker.statistics()
     assert (3, 0, 0, 1) == (stats.unknown, stats.failed, stats.retried, stats.dead_lettered)
-    assert 3 == instrumentation.value("scalepy.queue.jobs.unknown_task", task="")
+    assert 3 == instrumentation.value("scalepy.queue.jobs.unknown_task", {"scalepy.queue.task": ""})
     assert 1 == await queue.requeue([job.id])  # re-driven: put back twice more, then dead again
     async with Worker(queue, unknown_task_delay=0.0, unknown_task_limit=2) as again:
         await status_is(job, JobStatus.DEAD)
@@ -271,7 +272,7 @@ async def test_a_lost_lease_stops_the_job_and_the_new_attempt_wins(queue: Queue)
         await started.wait()
         thief = await steal(queue, job.id)
         await stopped.wait()
-        await queue._store.ack([(job.id, thief, "c", b'"second"', 0)], result_ttl_ms=60_000)
+        await queue.store.ack([(job.id, thief, "c", b'"second"', 0)], result_ttl_ms=60_000)
         assert "second" == await job.result(timeout=WAIT)
     assert (1, 0) == (worker.statistics().lost, worker.statistics().completed)
 
@@ -298,7 +299,7 @@ async def _lost(worker: Worker) -> bool:
 async def steal(queue: Queue, job_id: str) -> int:
     """Expire the job's lease and claim it as another worker; return the new token."""
     await queue.client.execute("ZADD", f"{redis_store(queue).base}:leases", 0, job_id)
-    _, (claimed,) = await queue._store.claim(
+    _, (claimed,) = await queue.store.claim(
         1, lease_ms=60_000, cap=0, result_ttl_ms=60_000, dead_ttl_ms=0, worker="thief"
     )
     assert job_id == claimed.id
@@ -479,7 +480,7 @@ async def test_a_cron_schedule_fires_from_the_worker(
         async with asyncio.timeout(WAIT):
             await fired.wait()
     assert "every second" == seen[0]
-    assert instrumentation.value("scalepy.queue.jobs.sent", task="tick") >= 1
+    assert instrumentation.value("scalepy.queue.jobs.sent", {"scalepy.queue.task": "tick"}) >= 1
 
 
 @ALL_BACKENDS
@@ -507,22 +508,26 @@ async def test_processing_is_traced_and_measured(
         "messaging.message.id": job.id,
         "scalepy.queue.attempt": 1,
     }.items() <= process.attributes.items()
-    assert 1 == instrumentation.value("scalepy.queue.jobs.processed", task="t")
-    assert 1 == instrumentation.count("scalepy.queue.process.duration", task="t")
-    assert 1 == instrumentation.count("scalepy.queue.wait.duration", task="t")
+    assert 1 == instrumentation.value("scalepy.queue.jobs.processed", {"scalepy.queue.task": "t"})
+    assert 1 == instrumentation.count("scalepy.queue.process.duration", {"scalepy.queue.task": "t"})
+    assert 1 == instrumentation.count("scalepy.queue.wait.duration", {"scalepy.queue.task": "t"})
 
 
 async def _depth_recorded(instrumentation: RecordingInstrumentation) -> bool:
-    return any(name == "scalepy.queue.depth" for name, _, _ in instrumentation.records)
+    return any(name == "scalepy.queue.job.count" for name, _, _ in instrumentation.records)
 
 
 @ALL_BACKENDS
 async def test_the_trace_context_travels_with_the_job(queue_url: str, queue_name: str) -> None:
-    """With OpenTelemetry, the process span is a child of the send span, in the caller's trace."""
+    """With OpenTelemetry, the process span is a child of the send span, in the caller's trace.
+
+    The instrumentation is a combination: the queue finds the member that propagates.
+    """
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentation = OpenTelemetryInstrumentation(tracer_provider=provider)
+    otel = OpenTelemetryInstrumentation(tracer_provider=provider)
+    instrumentation = combine(RecordingInstrumentation(), otel)
     async with Queue(queue_url, name=queue_name, instrumentation=instrumentation) as queue:
 
         @queue.task(name="t")
@@ -545,6 +550,34 @@ async def test_the_trace_context_travels_with_the_job(queue_url: str, queue_name
     assert request.context.trace_id == process.context.trace_id
     assert process.parent is not None
     assert send.context.span_id == process.parent.span_id
+
+
+@ALL_BACKENDS
+async def test_a_queue_that_cannot_propagate_sends_no_trace(
+    queue_url: str, queue_name: str
+) -> None:
+    """A queue whose instrumentation carries no context starts each job's trace afresh."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    worker_side = OpenTelemetryInstrumentation(tracer_provider=provider)
+    queue = Queue(queue_url, name=queue_name, instrumentation=RecordingInstrumentation())
+    async with queue:
+
+        @queue.task(name="t")
+        async def noop() -> None: ...
+
+        with provider.get_tracer("test").start_as_current_span("request"):
+            job = await noop.enqueue()
+        async with Worker(queue, instrumentation=worker_side):
+            await job.result(timeout=WAIT)
+    provider.shutdown()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    request, process = spans["request"], spans[f"process {queue_name}"]
+    assert request.context is not None
+    assert process.context is not None
+    assert process.parent is None
+    assert request.context.trace_id != process.context.trace_id
 
 
 async def test_bad_worker_options_are_refused(queue: Queue) -> None:

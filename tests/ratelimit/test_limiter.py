@@ -21,8 +21,8 @@ from scalepy.ratelimit import (
     TokenBucket,
 )
 
-# The decisions metric's definition, so the test follows its name; it has no public name yet.
-from scalepy.ratelimit._limiter import DECISIONS
+# The decisions metric's definition, from the limiter's catalogue.
+from scalepy.ratelimit._metrics import DECISIONS
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 if TYPE_CHECKING:
@@ -176,8 +176,8 @@ async def test_shadow_mode_reports_but_never_denies() -> None:
     decisions = [await limiter.acquire("k", BURST) for _ in range(5)]
     assert all(d.allowed for d in decisions)
     assert Outcome.LIMITED == decisions[-1].outcome
-    assert 2 == recording.value(DECISIONS.name, result="limited")
-    assert 3 == recording.value(DECISIONS.name, result="allowed")
+    assert 2 == recording.value(DECISIONS.name, {"scalepy.ratelimit.result": "limited"})
+    assert 3 == recording.value(DECISIONS.name, {"scalepy.ratelimit.result": "allowed"})
     assert 2 == len([e for e in recording.events if e.name == "scalepy.ratelimit.limited"])
 
 

@@ -16,7 +16,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from scalepy.errors import ConfigurationError
+from scalepy.errors import ConfigurationError, CostExceedsBurst
 from scalepy.ratelimit import (
     GCRA,
     Decision,
@@ -415,7 +415,10 @@ async def test_a_cost_function_returning_no_whole_number_is_a_configuration_erro
 
 
 async def test_a_cost_above_the_burst_answers_413_problem_json() -> None:
-    """An upload costing more than the burst can never pass: 413, not a 500, and no app call."""
+    """An upload costing more than the burst can never pass: 413, not a 500, and no app call.
+
+    The limiter refuses it (before reading any quota) and the middleware maps that to 413.
+    """
     app, limiter = CountingApp(), RecordingLimiter()
     limited = middleware(app, limiter=limiter, cost=lambda scope: 50)
     response = await request(limited, "/upload")
@@ -432,7 +435,25 @@ async def test_a_cost_above_the_burst_answers_413_problem_json() -> None:
         ("content-length", str(len(response.body))),
     ]
     assert expected_headers == response.headers
-    assert ([], []) == (app.scopes, limiter.calls)
+    assert ([], [50]) == (app.scopes, [cost for _, _, cost in limiter.calls])
+    assert 2 == (await limiter.limiter.peek(limiter.calls[0][0], *limiter.calls[0][1])).remaining
+
+
+class RefusingLimiter:
+    """A limiter of its own, whose quotas never hold a whole request."""
+
+    async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
+        """Refuse the request: it costs more than the 0 allowed at once."""
+        raise CostExceedsBurst(key, cost, 0)
+
+
+async def test_the_limiter_alone_decides_what_can_never_pass() -> None:
+    """Whatever its reason, a limiter's `CostExceedsBurst` is a 413: one check, in the limiter."""
+    app = CountingApp()
+    limited = middleware(app, limiter=RefusingLimiter())
+    response = await request(limited, "/any")
+    assert (413, []) == (response.status, app.scopes)
+    assert "This request costs 1; at most 0" in json.loads(response.body)["detail"]
 
 
 async def test_a_cost_within_the_burst_but_above_what_is_left_answers_429() -> None:

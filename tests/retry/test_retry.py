@@ -327,8 +327,10 @@ async def test_budget_holds_under_a_sustained_failure_burst(concurrent: bool) ->
     assert retries <= 0.2 * 1_000 + 10 * 10.0
     assert 250 <= retries  # the budget was used, not just a per-call limit hit
     assert (1_000, retries) == (stats.calls, stats.retries)
-    assert stats.rejected == instrumentation.value(ATTEMPTS.name, outcome="budget_exhausted")
-    assert retries == instrumentation.value(ATTEMPTS.name, outcome="retry")
+    assert stats.rejected == instrumentation.value(
+        ATTEMPTS.name, {"scalepy.retry.outcome": "budget_exhausted"}
+    )
+    assert retries == instrumentation.value(ATTEMPTS.name, {"scalepy.retry.outcome": "retry"})
     assert stats.balance < 1.0
 
 
@@ -575,7 +577,7 @@ async def test_attempts_are_counted_by_outcome() -> None:
         "budget_exhausted": 1.0,
         "failure": 1.0,
     } == {
-        outcome: instrumentation.value(ATTEMPTS.name, outcome=outcome)
+        outcome: instrumentation.value(ATTEMPTS.name, {"scalepy.retry.outcome": outcome})
         for outcome in ("success", "retry", "exhausted", "budget_exhausted", "failure")
     }
 

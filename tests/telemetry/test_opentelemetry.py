@@ -24,7 +24,7 @@ from opentelemetry.trace import StatusCode
 from scalepy.integrations import opentelemetry as otel_module
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.telemetry import combine
-from scalepy.testing._instrumentation import RecordingInstrumentation
+from scalepy.testing import RecordingInstrumentation
 from tests.support.metrics import IN_FLIGHT, LATENCY, REQUESTS, SIZE, WAIT, record_all
 
 if TYPE_CHECKING:
@@ -322,14 +322,15 @@ def test_version_falls_back_without_metadata(
 
 def test_the_context_is_carried_only_when_there_is_one() -> None:
     """No span and no baggage carry nothing; a span or baggage alone is carried."""
-    assert otel_module.inject_context() == {}
+    propagation = OpenTelemetryInstrumentation()
+    assert propagation.inject_context() == {}
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("producer") as span:
-        carried = otel_module.inject_context()
+        carried = propagation.inject_context()
     trace_id = f"{span.get_span_context().trace_id:032x}"
     assert trace_id in carried["traceparent"]
     token = context.attach(baggage.set_baggage("tenant", "acme"))
     try:
-        assert otel_module.inject_context() == {"baggage": "tenant=acme"}
+        assert propagation.inject_context() == {"baggage": "tenant=acme"}
     finally:
         context.detach(token)

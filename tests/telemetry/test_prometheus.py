@@ -114,7 +114,7 @@ def _level(unit: str) -> Metric:
         *(
             pytest.param(_level(unit), [(1.5, None)], exposed, {}, 1.5, id=f"unit-{unit}")
             for unit, exposed in [
-                ("1", "scalepy_test_level"),
+                ("1", "scalepy_test_level_ratio"),  # a dimensionless gauge is a ratio
                 ("{connection}", "scalepy_test_level"),
                 ("s", "scalepy_test_level_seconds"),
                 ("ms", "scalepy_test_level_milliseconds"),
@@ -241,6 +241,17 @@ def test_render_latest_openmetrics(
     assert body.endswith(b"# EOF\n")
 
 
+def test_render_metrics_renders_the_registry(
+    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
+) -> None:
+    """`render_metrics()` (what /metrics serves) is `render_latest` of the exposition registry."""
+    instrumentation.metric(WAIT).record(0.2)
+    openmetrics = "application/openmetrics-text; version=1.0.0"
+
+    assert render_latest(registry) == instrumentation.render_metrics()
+    assert render_latest(registry, openmetrics) == instrumentation.render_metrics(openmetrics)
+
+
 def test_exposition_registry_single_process(
     monkeypatch: pytest.MonkeyPatch, registry: CollectorRegistry
 ) -> None:
@@ -264,7 +275,9 @@ instrumentation.metric(
     Metric(name="scalepy.test.jobs", kind=MetricKind.COUNTER, description="Jobs run.")
 ).record(float(sys.argv[1]))
 instrumentation.metric(
-    Metric(name="scalepy.test.workers", kind=MetricKind.GAUGE, description="Workers up.")
+    Metric(
+        name="scalepy.test.workers", kind=MetricKind.GAUGE, description="Up.", unit="{worker}"
+    )
 ).record(1)
 print(os.getpid())
 """

@@ -21,10 +21,15 @@ from scalepy.telemetry import (
     MetricKind,
     NoopInstrumentation,
     combine,
+    context_propagation,
     get_default,
+    metrics_exposition,
     set_default,
 )
-from scalepy.testing._instrumentation import RecordedEvent, RecordingInstrumentation
+from scalepy.testing import RecordingInstrumentation
+
+# The recorded event's class, to compare events whole; scalepy.testing does not export it.
+from scalepy.testing._instrumentation import RecordedEvent
 from tests.support.metrics import (
     CONFLICTING,
     IN_FLIGHT,
@@ -223,6 +228,36 @@ def test_combine_span_exception_reaches_every_member() -> None:
     assert [True, True] == [member.spans[0].error for member in (first, second)]
 
 
+# Optional abilities: context propagation and metrics exposition
+
+
+def test_abilities_are_found_on_the_instrumentation_or_a_member() -> None:
+    """OpenTelemetry propagates, Prometheus renders; combine() exposes its members' abilities."""
+    otel = OpenTelemetryInstrumentation()
+    prometheus = PrometheusInstrumentation(registry=CollectorRegistry())
+    recording = RecordingInstrumentation()
+
+    assert (otel, None) == (context_propagation(otel), metrics_exposition(otel))
+    assert (None, prometheus) == (context_propagation(prometheus), metrics_exposition(prometheus))
+    assert (None, None) == (context_propagation(recording), metrics_exposition(recording))
+    assert (None, None) == (context_propagation(NOOP), metrics_exposition(NOOP))
+    combined = combine(recording, prometheus, otel)
+    assert (otel, prometheus) == (context_propagation(combined), metrics_exposition(combined))
+
+
+def test_a_third_party_instrumentation_can_offer_an_ability() -> None:
+    """The abilities are protocols: any object with the method qualifies."""
+
+    class Rendering(RecordingInstrumentation):
+        def render_metrics(self, accept: str = "") -> tuple[bytes, str]:
+            return b"up 1\n", "text/plain"
+
+    rendering = Rendering()
+    exposition = metrics_exposition(combine(RecordingInstrumentation(), rendering))
+    assert exposition is rendering
+    assert (b"up 1\n", "text/plain") == exposition.render_metrics()
+
+
 # RecordingInstrumentation
 
 
@@ -249,6 +284,13 @@ def test_combine_span_exception_reaches_every_member() -> None:
             {"db.system": "redis"},
             (1.0, 1),
             id="counter-matches-dotted-label",
+        ),
+        pytest.param(
+            REQUESTS,
+            [(1, {"route": "a", "db.system": "redis"}), (2, {"route": "a", "db.system": "pg"})],
+            {"route": "a", "db.system": "pg"},
+            (2.0, 1),
+            id="counter-matches-every-label-asked",
         ),
         pytest.param(
             IN_FLIGHT, [(3, None), (-1, None)], {}, (2.0, 2), id="up-down-counter-sums-signed"
@@ -286,8 +328,14 @@ def test_recording_value_and_count(
     record_all(recording.metric(metric), records)
 
     assert expected == (
-        recording.value(metric.name, **wanted),
-        recording.count(metric.name, **wanted),
+        recording.value(metric.name, wanted),
+        recording.count(metric.name, wanted),
+    )
+    plain = {key: value for key, value in wanted.items() if "." not in key}
+    dotted = {key: value for key, value in wanted.items() if "." in key}
+    assert expected == (  # plain keys may also be given as keywords
+        recording.value(metric.name, dotted, **plain),
+        recording.count(metric.name, dotted, **plain),
     )
 
 
@@ -313,6 +361,17 @@ def test_recording_unknown_metric_raises_key_error() -> None:
         recording.value("scalepy.test.typo")
     with pytest.raises(KeyError, match=r"known: \['scalepy\.test\.requests'\]"):
         recording.count("scalepy.test.typo")
+
+
+def test_recording_lookups_reject_undeclared_labels() -> None:
+    """Asking by a label the metric does not declare raises, instead of matching nothing."""
+    recording = RecordingInstrumentation()
+    recording.metric(REQUESTS).record(1, {"route": "a"})
+
+    with pytest.raises(KeyError, match=r"not \['db_system'\]"):
+        recording.value(REQUESTS.name, {"db_system": "redis"})
+    with pytest.raises(KeyError, match=r"not \['path'\]"):
+        recording.count(REQUESTS.name, path="a")
 
 
 def test_recording_rejects_undeclared_labels() -> None:

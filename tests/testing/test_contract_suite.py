@@ -1,20 +1,31 @@
 """The store contracts shipped in `scalepy.testing` catch broken stores.
 
-Their use by a third party is shown, and run, by docs/examples/store_contract.py.
+The queue's runs here on the memory store, Redis and Redis Cluster (the cache's
+and the rate limiter's run in tests/cache and tests/ratelimit). Their use by a
+third party is shown, and run, by docs/examples/store_contract.py and
+docs/examples/queue_store_contract.py.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
+from scalepy.backends.redis import RedisClient
 from scalepy.cache import MemoryCacheStore
+from scalepy.queue import Batch, MemoryQueueStore, NewJob, QueueStore, RedisQueueStore
 from scalepy.ratelimit import MemoryRateLimitStore
-from scalepy.testing import CacheStoreContract, FakeClock, RateLimitStoreContract
+from scalepy.testing import (
+    CacheStoreContract,
+    FakeClock,
+    QueueStoreContract,
+    RateLimitStoreContract,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from scalepy.ratelimit import Policy, PolicyDecision
 
@@ -66,3 +77,40 @@ async def test_the_rate_limit_contract_catches_a_broken_store() -> None:
         await contract.test_cost_zero_peeks_and_costs_above_the_quota_take_nothing(
             CostBlindStore(clock=clock), clock
         )
+
+
+@pytest.fixture(params=["memory", "standalone", "cluster"])
+async def store(
+    request: pytest.FixtureRequest, redis_url: str, cluster_url: str, key_prefix: str
+) -> AsyncIterator[QueueStore]:
+    """A queue store holding no job: in memory, then on Redis and Redis Cluster."""
+    if request.param == "memory":
+        yield MemoryQueueStore()
+        return
+    url = redis_url if request.param == "standalone" else cluster_url
+    redis_store = RedisQueueStore(RedisClient.from_url(url), key_prefix, owns_client=True)
+    yield redis_store  # key_prefix deletes its keys
+    await redis_store.aclose()
+
+
+class TestQueueStores(QueueStoreContract):
+    """The shipped queue store contract, on the memory store, Redis and Redis Cluster."""
+
+
+class DuplicatingStore(MemoryQueueStore):
+    """A broken queue store: a job with a caller's id is created again, ended or not."""
+
+    async def enqueue(
+        self, batch: Batch, jobs: Sequence[NewJob]
+    ) -> list[tuple[str, bool, str | None]]:
+        """Forget that the batch names its jobs."""
+        return await super().enqueue(replace(batch, named=False), jobs)
+
+
+async def test_the_queue_contract_catches_a_broken_store() -> None:
+    """A store that makes a named job twice fails the contract and the reference check."""
+    contract = QueueStoreContract()
+    with pytest.raises(AssertionError):
+        await contract.test_a_named_job_is_made_once(DuplicatingStore())
+    with pytest.raises(AssertionError):
+        await contract.test_agrees_with_the_memory_reference(DuplicatingStore())

@@ -363,17 +363,21 @@ class Tour:
         totals = collections.Counter[tuple[str, str]]()
         for samples in (await self._samples("scalepy_cache_requests_total")).values():
             for sample in samples:
-                key = (sample.labels.get("result", ""), sample.labels.get("tier", ""))
+                labels = sample.labels
+                key = (labels.get("scalepy_cache_result", ""), labels.get("scalepy_cache_tier", ""))
                 totals[key] += int(sample.value)
         return totals
 
     async def _breaker_states(self) -> dict[str, str]:
         """The PostgreSQL breaker's state in each app process, from its own /metrics."""
-        names = {0: "closed", 1: "open", 2: "half_open", 3: "disabled", 4: "forced_open"}
         states = {}
         for process, samples in (await self._samples("scalepy_breaker_state")).items():
-            values = [sample.value for sample in samples if sample.labels.get("name") == "postgres"]
-            states[process] = names.get(int(values[0]), "?") if values else "unknown"
+            current = [
+                sample.labels["scalepy_breaker_state"]
+                for sample in samples
+                if sample.labels.get("scalepy_breaker_name") == "postgres" and sample.value == 1
+            ]
+            states[process] = current[0] if current else "unknown"
         return states
 
     async def _samples(self, name: str) -> dict[str, list[Sample]]:

@@ -50,9 +50,11 @@ async def test_metrics_show_the_primitives_at_work(
         await client.get(created.json()["url"])
     text = (await client.get("/metrics")).text
     for name in (
-        f'scalepy_cache_requests_total{{cache="{settings.namespace}",result="hit",tier="l1"}}',
-        'scalepy_breaker_calls_total{name="postgres",outcome="success"}',
-        'scalepy_ratelimit_decisions_total{result="allowed"}',
+        f'scalepy_cache_requests_total{{scalepy_cache_name="{settings.namespace}",'
+        'scalepy_cache_result="hit",scalepy_cache_tier="l1"}',
+        'scalepy_breaker_calls_total{scalepy_breaker_call_outcome="success",'
+        'scalepy_breaker_name="postgres"}',
+        'scalepy_ratelimit_decisions_total{scalepy_ratelimit_result="allowed"}',
     ):
         assert name in text
 

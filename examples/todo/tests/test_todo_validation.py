@@ -120,6 +120,9 @@ async def test_a_body_that_is_not_json_is_415(
         "after=true&after=",
         "limit=true&limit=5",
         "completed=true&completed=false",  # repeated
+        "limit=",  # empty: the document says integer (allowEmptyValue is false)
+        "after=",
+        "completed=",
     ],
 )
 async def test_bad_query_parameters_are_400(client: httpx.AsyncClient, query: str) -> None:

@@ -252,11 +252,15 @@ def _not_found(todo_id: int) -> Problem:
 
 
 def _query(request: Request, name: str) -> str | None:
-    """The one value of a query parameter; `None` when absent or empty."""
+    """The one value of a query parameter; `None` when absent.
+
+    An empty value (`?completed=`) is a value, refused by the caller's check: the OpenAPI
+    document says boolean or integer, so it must not quietly mean "not given".
+    """
     values = request.query_params.getlist(name)
     if len(values) > 1:  # `?after=x&after=` must not quietly mean "no cursor"
         raise Problem(400, f"{name} must be given once.")
-    return values[0] if values and values[0] else None
+    return values[0] if values else None
 
 
 def _int_param(request: Request, name: str, *, minimum: int, maximum: int) -> int | None:

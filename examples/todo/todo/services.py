@@ -141,7 +141,6 @@ class Services:
             checks=self.pools.health_checks(),
             drain_delay=5.0,
             drain_token=settings.drain_token,
-            metrics_registry=self.registry,
             service_id="todo",
             instrumentation=telemetry,
         )

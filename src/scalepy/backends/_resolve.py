@@ -10,7 +10,9 @@ A `backend` is one of:
 - a store object: used as it is, never closed by the primitive.
 
 Every primitive defaults to `DEFAULT_BACKEND` (`memory://`) and checks its
-namespace with `check_namespace`, whatever the backend.
+namespace with `check_namespace`, whatever the backend. What works only on Redis
+(shared breaker state, pooled clients) takes its client from `require_client`,
+which refuses `memory://` in the same words for each.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ if TYPE_CHECKING:
     from scalepy.backends.redis import RedisClient
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("DEFAULT_BACKEND", "check_namespace", "resolve_client", "resolve_store")
+__all__ = (
+    "DEFAULT_BACKEND",
+    "check_namespace",
+    "require_client",
+    "resolve_store",
+)
 
 DEFAULT_BACKEND = "memory://"
 """Every primitive's default backend: one process, no infrastructure."""
@@ -52,7 +59,39 @@ def check_namespace(namespace: object) -> None:
         )
 
 
-def resolve_client(
+def require_client(
+    backend: str | BackendConfig | RedisClient,
+    *,
+    user: str,
+    owns_client: bool,
+    instrumentation: Instrumentation | None,
+) -> tuple[RedisClient, bool]:
+    """Return the Redis client `backend` names, for an object that only works on Redis.
+
+    Args:
+        backend: A URL, a parsed configuration or a `RedisClient`.
+        user: What needs it, named in the error (`"RedisSharedState"`).
+        owns_client: For a given client: closing the returned one closes it too.
+        instrumentation: Where a client built here sends its metrics.
+
+    Returns:
+        `(client, closes)`: closing the client is its user's job when `closes`.
+
+    Raises:
+        InvalidBackendURL: The URL cannot be parsed.
+        ConfigurationError: `backend` is `memory://`.
+    """
+    client = _client(
+        backend, timeout=None, owns_client=owns_client, instrumentation=instrumentation
+    )
+    if client is None:
+        raise ConfigurationError(
+            f"{user} needs Redis: give a Redis URL or a RedisClient, not memory://"
+        )
+    return client
+
+
+def _client(
     backend: str | BackendConfig | RedisClient,
     *,
     timeout: float | None,
@@ -63,21 +102,15 @@ def resolve_client(
 
     Args:
         backend: A URL, a parsed configuration or a `RedisClient`.
-        timeout: The primitive's per-command timeout; `None` keeps the URL's (or
-            the client's) own.
+        timeout: The primitive's per-command timeout, already checked; `None`
+            keeps the URL's (or the client's) own.
         owns_client: For a given client: closing the returned one closes it too.
         instrumentation: Where a client built here sends its metrics.
 
     Returns:
         `(client, closes)`, or `None` for `memory://`. A given client comes back
         as is, or as a `with_timeout` view when `timeout` differs from its own.
-
-    Raises:
-        InvalidBackendURL: The URL cannot be parsed.
-        ConfigurationError: `timeout` is not a finite number > 0.
     """
-    if timeout is not None:
-        check_finite("timeout", timeout)
     if not isinstance(backend, str | MemoryConfig | RedisConfig | RedisClusterConfig):
         if timeout is None or timeout == backend.config.timeout:
             return backend, owns_client
@@ -95,7 +128,7 @@ def resolve_client(
 def resolve_store(
     backend: str | BackendConfig | RedisClient | S,
     *,
-    memory: Callable[[], S] | None,
+    memory: Callable[[], S],
     redis: Callable[[RedisClient, bool], S],
     namespace: str | None,
     timeout: float | None,
@@ -106,37 +139,36 @@ def resolve_store(
 
     Args:
         backend: See the module docstring.
-        memory: Builds the in-process store; `None` if the primitive needs Redis.
+        memory: Builds the in-process store.
         redis: Builds the Redis store on a client; the flag tells the store to
             close that client (a client built here, or one given with `owns_client`).
         namespace: Checked with `check_namespace`; `None` for a primitive without one.
-        timeout: See `resolve_client`.
-        owns_client: See `resolve_client`.
-        instrumentation: See `resolve_client`.
+        timeout: The primitive's per-command timeout, checked whatever the
+            backend; `None` keeps the URL's (or the client's) own. A given client
+            is used through a `with_timeout` view when it differs from its own.
+        owns_client: For a given client: the store closes it.
+        instrumentation: Where a client built here sends its metrics.
 
     Returns:
         `(store, owned)`: a store object given as `backend` is not owned.
 
     Raises:
         InvalidBackendURL: The URL cannot be parsed.
-        ConfigurationError: A bad namespace or timeout, or `memory://` for a
-            primitive that needs Redis.
+        ConfigurationError: A bad namespace or timeout.
     """
     if namespace is not None:
         check_namespace(namespace)
-    if isinstance(backend, str | MemoryConfig | RedisConfig | RedisClusterConfig) or (
-        _is_redis_client(backend)
+    if timeout is not None:
+        check_finite("timeout", timeout)
+    if not (
+        isinstance(backend, str | MemoryConfig | RedisConfig | RedisClusterConfig)
+        or _is_redis_client(backend)
     ):
-        client = resolve_client(
-            backend, timeout=timeout, owns_client=owns_client, instrumentation=instrumentation
-        )
-    else:
-        if timeout is not None:
-            check_finite("timeout", timeout)
         return backend, False
+    client = _client(
+        backend, timeout=timeout, owns_client=owns_client, instrumentation=instrumentation
+    )
     if client is None:
-        if memory is None:
-            raise ConfigurationError("this needs Redis: give a Redis URL or a RedisClient")
         return memory(), True
     return redis(*client), True
 

@@ -21,13 +21,17 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeAlias, TypeVar, over
 
 from scalepy._callables import is_async_callable
 from scalepy._validation import check_finite
-from scalepy.breaker._events import (
+from scalepy.breaker._events import BreakerStatistics, StateChange
+from scalepy.breaker._metrics import (
+    BREAKER_NAME,
+    BREAKER_STATE,
     CALL_DURATION,
+    CALL_OUTCOME,
     CALLS,
     STATE,
+    TRANSITION_FROM,
+    TRANSITION_TO,
     TRANSITIONS,
-    BreakerStatistics,
-    StateChange,
 )
 from scalepy.breaker._state import BreakerConfig, BreakerCore, BreakerState, WindowType
 from scalepy.errors import CircuitOpenError, ConfigurationError
@@ -194,6 +198,7 @@ class CircuitBreaker:
         "_settings",
         "_shared",
         "_state_gauge",
+        "_state_labels",
         "_timeout",
         "_transition_labels",
         "_transitions",
@@ -276,16 +281,22 @@ class CircuitBreaker:
         self._duration = instrumentation.metric(CALL_DURATION)
         # Built once: one labels dict per outcome and per transition, none per call.
         name = self.name
-        self._name_labels = {"name": name}
-        self._outcome_labels = {o: {"name": name, "outcome": o} for o in _OUTCOMES}
+        self._name_labels = {BREAKER_NAME: name}
+        self._state_labels = {s: {BREAKER_NAME: name, BREAKER_STATE: s.label} for s in BreakerState}
+        self._outcome_labels = {o: {BREAKER_NAME: name, CALL_OUTCOME: o} for o in _OUTCOMES}
         self._transition_labels = {
-            (a, b): {"name": name, "from": a.label, "to": b.label}
+            (a, b): {BREAKER_NAME: name, TRANSITION_FROM: a.label, TRANSITION_TO: b.label}
             for a in BreakerState
             for b in BreakerState
             if a is not b
         }
         # Exported from the start, so a breaker that never trips still shows CLOSED.
-        self._state_gauge.record(self._core.state.value, self._name_labels)
+        self._record_state(self._core.state)
+
+    def _record_state(self, current: BreakerState) -> None:
+        """Set the state set: 1 for `current`, 0 for every other state."""
+        for state, labels in self._state_labels.items():
+            self._state_gauge.record(1.0 if state is current else 0.0, labels)
 
     # -- state -----------------------------------------------------------------
 
@@ -524,17 +535,18 @@ class CircuitBreaker:
         if self._observed:
             self._calls.record(1, self._outcome_labels["rejected"])
             self._instrumentation.event(
-                "scalepy.breaker.rejected", {"name": self.name, "retry_after": retry_after}
+                "scalepy.breaker.rejected",
+                {BREAKER_NAME: self.name, "scalepy.breaker.retry_after": retry_after},
             )
         return CircuitOpenError(self.name, retry_after)
 
     def _on_transition(self, previous: BreakerState, state: BreakerState, now: float) -> None:
         if self._observed:
-            self._state_gauge.record(state.value, self._name_labels)
+            self._record_state(state)
             self._transitions.record(1, self._transition_labels[previous, state])
             self._instrumentation.event(
                 "scalepy.breaker.state_change",
-                {"name": self.name, "from": previous.label, "to": state.label},
+                self._transition_labels[previous, state],
             )
         change = StateChange(name=self.name, from_state=previous, to_state=state, at=now)
         for listener in self._listeners:

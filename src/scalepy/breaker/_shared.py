@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource, deprecated
 from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
-from scalepy.backends._resolve import check_namespace, resolve_client
+from scalepy.backends._resolve import check_namespace, require_client
 from scalepy.backends.guard import BackendGuard
 from scalepy.backends.keys import KeySpace
 from scalepy.breaker._state import BreakerState
@@ -244,14 +244,9 @@ class RedisSharedState(AsyncResource):
                 f"got {stale_after!r}"
             )
         check_namespace(namespace)
-        resolved = resolve_client(
-            client, timeout=None, owns_client=owns_client, instrumentation=None
+        self._client, self._owns_client = require_client(
+            client, user="RedisSharedState", owns_client=owns_client, instrumentation=None
         )
-        if resolved is None:
-            raise ConfigurationError(
-                "RedisSharedState needs Redis: give a Redis URL or a RedisClient, not memory://"
-            )
-        self._client, self._owns_client = resolved
         self._namespace = KeySpace(f"scalepy:cb:{namespace}")
         self._flush_interval = flush_interval
         self._stale_after = stale_after

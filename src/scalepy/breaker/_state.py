@@ -40,7 +40,7 @@ WindowType = Literal["count", "time"]
 
 
 class BreakerState(enum.Enum):
-    """The states of a circuit breaker; the value is the `scalepy.breaker.state` gauge level."""
+    """The states of a circuit breaker; `label` names them in metrics and events."""
 
     CLOSED = 0
     """Calls run and their outcomes are judged over the sliding window."""

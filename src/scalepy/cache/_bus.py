@@ -45,8 +45,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
+from scalepy.cache._metrics import BUS_MESSAGES, BUS_RESETS, MESSAGE_KIND
 from scalepy.errors import BackendError
-from scalepy.telemetry import Metric, MetricKind, get_default
+from scalepy.telemetry import get_default
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,26 +55,12 @@ if TYPE_CHECKING:
     from scalepy.backends.redis import RedisClient
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("BUS_MESSAGES", "BUS_RESETS", "Heartbeat", "Invalidation", "InvalidationBus")
-
-BUS_MESSAGES = Metric(
-    name="scalepy.cache.bus.messages",
-    kind=MetricKind.COUNTER,
-    unit="{message}",
-    description="Messages received on the cache invalidation channel, by kind.",
-    labels=("kind",),
-)
-BUS_RESETS = Metric(
-    name="scalepy.cache.bus.resets",
-    kind=MetricKind.COUNTER,
-    unit="{reset}",
-    description="Times the invalidation channel was subscribed again and the L1 was dropped.",
-)
+__all__ = ("Heartbeat", "Invalidation", "InvalidationBus")
 
 _VERSION = 1
 _HEARTBEAT = "h"
 _INVALIDATION = "i"
-_KINDS = {kind: {"kind": kind} for kind in ("heartbeat", "invalidation", "unreadable")}
+_KINDS = {kind: {MESSAGE_KIND: kind} for kind in ("heartbeat", "invalidation", "unreadable")}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,85 +1,32 @@
-"""What a cache reports: metric definitions, plain counters and the statistics snapshot."""
+"""What a cache reports: its recorders (metrics in `_metrics`), plain counters and statistics."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scalepy.telemetry import Metric, MetricKind
+from scalepy.cache._metrics import (
+    BACKEND_ERRORS,
+    CACHE_NAME,
+    COALESCED,
+    INVALIDATION_KIND,
+    INVALIDATION_ORIGIN,
+    INVALIDATIONS,
+    LOAD_DURATION,
+    LOCAL_SIZE,
+    OPERATION,
+    OVERSIZED,
+    REQUESTS,
+    RESULT,
+    TIER,
+    UNDECODABLE,
+)
+from scalepy.telemetry import ERROR_TYPE
 
 if TYPE_CHECKING:
     from scalepy.telemetry import Instrumentation
 
-__all__ = (
-    "BACKEND_ERRORS",
-    "COALESCED",
-    "INVALIDATIONS",
-    "LOAD_DURATION",
-    "LOCAL_SIZE",
-    "OVERSIZED",
-    "REQUESTS",
-    "UNDECODABLE",
-    "CacheStatistics",
-    "Meter",
-)
-
-REQUESTS = Metric(
-    name="scalepy.cache.requests",
-    kind=MetricKind.COUNTER,
-    unit="{request}",
-    description="Cache lookups, by result (hit, stale, miss, error) and the tier that answered.",
-    labels=("cache", "result", "tier"),
-)
-LOAD_DURATION = Metric(
-    name="scalepy.cache.load.duration",
-    kind=MetricKind.HISTOGRAM,
-    unit="s",
-    description="Time taken by the cached function (the loader) to compute a value.",
-    labels=("cache",),
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
-COALESCED = Metric(
-    name="scalepy.cache.coalesced",
-    kind=MetricKind.COUNTER,
-    unit="{request}",
-    description="Lookups that shared another caller's in-flight lookup instead of their own.",
-    labels=("cache",),
-)
-INVALIDATIONS = Metric(
-    name="scalepy.cache.invalidations",
-    kind=MetricKind.COUNTER,
-    unit="{invalidation}",
-    description="Invalidations applied, by kind (key, tag, clear) and origin (local, remote).",
-    labels=("cache", "kind", "origin"),
-)
-LOCAL_SIZE = Metric(
-    name="scalepy.cache.local.size",
-    kind=MetricKind.GAUGE,
-    unit="{entry}",
-    description="Values held in the in-process L1 cache.",
-    labels=("cache",),
-)
-BACKEND_ERRORS = Metric(
-    name="scalepy.cache.backend.errors",
-    kind=MetricKind.COUNTER,
-    unit="{error}",
-    description="Cache backend operations that failed, by operation and error type.",
-    labels=("cache", "operation", "error"),
-)
-UNDECODABLE = Metric(
-    name="scalepy.cache.undecodable",
-    kind=MetricKind.COUNTER,
-    unit="{entry}",
-    description="Reads that found an entry they could not decode, treated as misses.",
-    labels=("cache",),
-)
-OVERSIZED = Metric(
-    name="scalepy.cache.oversized",
-    kind=MetricKind.COUNTER,
-    unit="{value}",
-    description="Values returned but not stored: serialized, larger than max_value_bytes.",
-    labels=("cache",),
-)
+__all__ = ("CacheStatistics", "Meter")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,7 +92,7 @@ class Meter:
 
     def __init__(self, name: str, instrumentation: Instrumentation) -> None:
         self.name = name
-        self.labels = {"cache": name}
+        self.labels = {CACHE_NAME: name}
         self.requests = instrumentation.metric(REQUESTS)
         self.load_duration = instrumentation.metric(LOAD_DURATION)
         self.coalesced = instrumentation.metric(COALESCED)
@@ -155,12 +102,12 @@ class Meter:
         self.undecodable = instrumentation.metric(UNDECODABLE)
         self.oversized = instrumentation.metric(OVERSIZED)
         self.request_labels = {
-            (result, tier): {"cache": name, "result": result, "tier": tier}
+            (result, tier): {CACHE_NAME: name, RESULT: result, TIER: tier}
             for result in ("hit", "stale", "miss", "error")
             for tier in ("l1", "l2", "loader")
         }
         self.invalidation_labels = {
-            (kind, origin): {"cache": name, "kind": kind, "origin": origin}
+            (kind, origin): {CACHE_NAME: name, INVALIDATION_KIND: kind, INVALIDATION_ORIGIN: origin}
             for kind in ("key", "tag", "clear")
             for origin in ("local", "remote")
         }
@@ -201,7 +148,7 @@ class Meter:
 
     def backend_error(self, operation: str, error: BaseException) -> None:
         """Count a failed backend operation."""
-        labels = {"cache": self.name, "operation": operation, "error": type(error).__name__}
+        labels = {CACHE_NAME: self.name, OPERATION: operation, ERROR_TYPE: type(error).__name__}
         self.backend_errors.record(1, labels)
 
     def invalidated(self, kind: str, origin: str, count: int = 1) -> None:

@@ -126,7 +126,7 @@ class Writer:
             self._warned.add(origin)
             _logger.warning(
                 "%s: a value of %d bytes serialized (key %r) is over max_value_bytes (%d): "
-                "returned, not cached; logged once, counted in scalepy.cache.oversized",
+                "returned, not cached; logged once, counted in scalepy.cache.values.oversized",
                 origin or "Cache.get_or_load",
                 size,
                 key[:100],

@@ -45,7 +45,7 @@ def add_queue_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 async def _stats(queue: Queue, args: argparse.Namespace) -> int:
     async with queue:
         stats = await queue.stats()
-    print(f"queue {queue.name!r} on {queue.config}")
+    print(f"queue {queue.name!r} on {queue.store if queue.config is None else queue.config}")
     for state in ("queued", "scheduled", "active", "dead"):
         print(f"  {state:<10}{getattr(stats, state):>10}")
     return 0

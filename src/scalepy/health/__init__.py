@@ -9,7 +9,8 @@ app = Starlette(routes=health.routes(), lifespan=health.lifespan(resources=[pool
 
 Bodies follow the IETF health+json draft (`application/health+json`). Importing
 this package needs only the standard library; `Health.routes()` needs the
-`starlette` extra and `/metrics` the `prometheus` extra.
+`starlette` extra, and `/metrics` an instrumentation that renders metrics, such as
+`scalepy.integrations.prometheus.PrometheusInstrumentation` (the `prometheus` extra).
 """
 
 from scalepy.backends._masking import redact as redact
@@ -25,12 +26,12 @@ from scalepy.health._checks import event_loop_check as event_loop_check
 from scalepy.health._checks import postgres_check as postgres_check
 from scalepy.health._checks import redis_check as redis_check
 from scalepy.health._health import Health as Health
-from scalepy.health._monitor import LOOP_LAG as LOOP_LAG
+from scalepy.health._metrics import CHECK_DURATION as CHECK_DURATION
+from scalepy.health._metrics import CHECK_STATUS as CHECK_STATUS
+from scalepy.health._metrics import LOOP_LAG as LOOP_LAG
 from scalepy.health._monitor import LoopLagMonitor as LoopLagMonitor
 from scalepy.health._report import CheckResult as CheckResult
 from scalepy.health._report import HealthReport as HealthReport
-from scalepy.health._runner import CHECK_DURATION as CHECK_DURATION
-from scalepy.health._runner import CHECK_STATUS as CHECK_STATUS
 
 __all__ = (
     "CHECK_DURATION",

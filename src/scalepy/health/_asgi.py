@@ -20,11 +20,10 @@ from scalepy.health._report import ServiceInfo, render
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from prometheus_client import CollectorRegistry
-
     from scalepy._asgi import ASGIApp, Receive, Scope, Send
     from scalepy.health._health import Health
     from scalepy.health._report import HealthReport
+    from scalepy.telemetry import MetricsExposition
 
 __all__ = ("Endpoint", "HealthApp", "HttpOptions")
 
@@ -88,10 +87,9 @@ class HttpOptions:
     """Where the endpoints live: `{prefix}` (details), `{prefix}/live`, `/ready`,
     `/startup`, `/drain`."""
     metrics_path: str | None = "/metrics"
-    """Where Prometheus metrics are served; `None` serves none."""
-    metrics_registry: CollectorRegistry | None = None
-    """The registry to expose; `prometheus_client.REGISTRY` if `None`. In multi-process
-    mode (`PROMETHEUS_MULTIPROC_DIR`), every process's files are merged instead."""
+    """Where metrics are served; `None` serves none."""
+    metrics: MetricsExposition | None = None
+    """What renders them; `None` answers 501 at `metrics_path`."""
     details_token: str | None = field(default=None, repr=False)
     """When set, `{prefix}` shows the details only to requests with
     `Authorization: Bearer <token>` (401 otherwise). Never shown in `repr()`."""
@@ -179,10 +177,11 @@ _UNAUTHORIZED = _problem(
 )
 _FORBIDDEN = _problem(403, "Forbidden", "Health details are not available to this client.")
 _NOT_FOUND = _problem(404, "Not Found", "No health endpoint at this path.")
-_NO_PROMETHEUS = _problem(
+_NO_EXPOSITION = _problem(
     501,
     "Not Implemented",
-    "Serving metrics needs the 'prometheus' extra: pip install 'scalepy[prometheus]'",
+    "No metrics to serve: give the health an instrumentation that renders them, e.g. "
+    "scalepy.integrations.prometheus.PrometheusInstrumentation (the 'prometheus' extra)",
 )
 _DRAINING = _response(200, b"application/json", b'{"draining":true}')
 
@@ -197,7 +196,7 @@ class HealthApp:
 
     Args:
         health: What to serve.
-        options: Paths, tokens and the metrics registry.
+        options: Paths, tokens and what renders the metrics.
         app: Where requests for other paths, and non-HTTP scopes, go. Without
             one, other paths get 404, and a lifespan scope starts the health
             (loop monitor, `mark_started()`) and shuts it down.
@@ -298,20 +297,12 @@ class HealthApp:
         return _DRAINING
 
     async def _metrics(self, scope: Scope) -> _Response:
-        try:
-            from prometheus_client import REGISTRY
-
-            from scalepy.integrations.prometheus import exposition_registry, render_latest
-        except ImportError:
-            return _NO_PROMETHEUS
-        registry = self._options.metrics_registry
-        if registry is None:
-            registry = REGISTRY
+        exposition = self._options.metrics
+        if exposition is None:
+            return _NO_EXPOSITION
         accept = _header(scope, b"accept") or ""
-        # Collecting reads every process's files in multi-process mode: off the loop.
-        body, content_type = await asyncio.to_thread(
-            lambda: render_latest(exposition_registry(registry), accept)
-        )
+        # Collecting may read every process's files (multi-process mode): off the loop.
+        body, content_type = await asyncio.to_thread(exposition.render_metrics, accept)
         return _response(200, content_type.encode("latin-1"), body)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -21,12 +21,11 @@ from scalepy.health._lifespan import (
 from scalepy.health._monitor import LoopLagMonitor
 from scalepy.health._report import HealthReport, ServiceInfo
 from scalepy.health._runner import CheckRunner
-from scalepy.telemetry import get_default
+from scalepy.telemetry import get_default, metrics_exposition
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
-    from prometheus_client import CollectorRegistry
     from starlette.routing import Route
 
     from scalepy._asgi import ASGIApp, Scope
@@ -78,9 +77,10 @@ class Health(AsyncResource):
         public_details: Show the detailed `/health` to anyone (for a port only
             the cluster reaches); it cannot be combined with the two above.
         prefix: Where the endpoints live.
-        metrics_path: Where Prometheus metrics are served; `None` for nowhere.
-        metrics_registry: The Prometheus registry to serve; the default registry
-            if `None` (merged from every process in multi-process mode).
+        metrics_path: Where metrics are served; `None` for nowhere. They are
+            rendered by `instrumentation` (or a member of it made by `combine()`)
+            when it implements `scalepy.telemetry.MetricsExposition`, as
+            `PrometheusInstrumentation` does; otherwise the path answers 501.
         version: `version` in the detailed body.
         release_id: `releaseId` in the detailed body.
         service_id: `serviceId` in the detailed body.
@@ -113,7 +113,6 @@ class Health(AsyncResource):
         public_details: bool = False,
         prefix: str = "/health",
         metrics_path: str | None = "/metrics",
-        metrics_registry: CollectorRegistry | None = None,
         version: str | None = None,
         release_id: str | None = None,
         service_id: str | None = None,
@@ -142,7 +141,7 @@ class Health(AsyncResource):
         self._http = HttpOptions(
             prefix=prefix,
             metrics_path=metrics_path,
-            metrics_registry=metrics_registry,
+            metrics=metrics_exposition(self._instrumentation),
             details_token=details_token,
             details_allowed=details_allowed,
             public_details=public_details,
@@ -209,7 +208,7 @@ class Health(AsyncResource):
         """
         self._broken_reason = reason
         self._broken = HealthReport(status=Status.FAIL, output=f"broken: {reason}")
-        self._instrumentation.event("scalepy.health.broken", {"reason": reason})
+        self._instrumentation.event("scalepy.health.broken", {"scalepy.health.reason": reason})
 
     def invalidate(self) -> None:
         """Forget cached check results: the next readiness probe runs every check."""
@@ -325,7 +324,9 @@ class Health(AsyncResource):
         """
         if self._drain_until is None:
             self._drain_until = self._clock.now() + self._drain_delay
-            self._instrumentation.event("scalepy.health.draining", {"delay": self._drain_delay})
+            self._instrumentation.event(
+                "scalepy.health.draining", {"scalepy.health.drain.delay": self._drain_delay}
+            )
         if wait:
             remaining = self._drain_until - self._clock.now()
             if remaining > 0:

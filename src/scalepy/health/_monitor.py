@@ -17,20 +17,14 @@ from typing import TYPE_CHECKING
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._validation import check_finite
 from scalepy.clock import MonotonicClock
-from scalepy.telemetry import Metric, MetricKind, get_default
+from scalepy.health._metrics import LOOP_LAG
+from scalepy.telemetry import get_default
 
 if TYPE_CHECKING:
     from scalepy.clock import Clock
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("LOOP_LAG", "LoopLagMonitor")
-
-LOOP_LAG = Metric(
-    name="scalepy.health.event_loop.lag",
-    kind=MetricKind.GAUGE,
-    unit="s",
-    description="How much later than due the event loop ran the lag monitor's last wake-up.",
-)
+__all__ = ("LoopLagMonitor",)
 
 
 class LoopLagMonitor(AsyncCloseable):

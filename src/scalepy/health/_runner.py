@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from scalepy.backends._masking import redact
 from scalepy.health._check import Observation, Status
 from scalepy.health._deadline import finished_within
+from scalepy.health._metrics import CHECK_DURATION, CHECK_NAME, CHECK_STATUS, STATUS
 from scalepy.health._report import CheckResult, HealthReport, aggregate, clean_output, worst
-from scalepy.telemetry import Metric, MetricKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,24 +40,9 @@ if TYPE_CHECKING:
     from scalepy.health._check import Check
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("CHECK_DURATION", "CHECK_STATUS", "CheckRunner")
+__all__ = ("CheckRunner",)
 
 _logger = logging.getLogger("scalepy.health")
-
-CHECK_STATUS = Metric(
-    name="scalepy.health.check.status",
-    kind=MetricKind.GAUGE,
-    description="1 for the status a health check is in, 0 for the other two (a state set).",
-    labels=("check", "status"),
-)
-CHECK_DURATION = Metric(
-    name="scalepy.health.check.duration",
-    kind=MetricKind.HISTOGRAM,
-    unit="s",
-    description="How long health check probes ran, up to their timeout.",
-    labels=("check", "status"),
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
 
 
 class CheckRunner:
@@ -177,13 +162,15 @@ class CheckRunner:
     async def _run(self, check: Check, previous: CheckResult | None) -> CheckResult:
         self._runs += 1
         failing = previous is not None and previous.status is Status.FAIL
-        with self._instrumentation.span("scalepy.health.check", {"check": check.name}) as span:
+        with self._instrumentation.span("scalepy.health.check", {CHECK_NAME: check.name}) as span:
             result = await self._probe(check, self._clock.now(), log=not failing)
-            span.set_attribute("status", result.status.value)
-        self._duration.record(result.duration, {"check": check.name, "status": result.status.value})
+            span.set_attribute(STATUS, result.status.value)
+        self._duration.record(
+            result.duration, {CHECK_NAME: check.name, STATUS: result.status.value}
+        )
         for status in Status:
             level = 1.0 if status is result.status else 0.0
-            self._status.record(level, {"check": check.name, "status": status.value})
+            self._status.record(level, {CHECK_NAME: check.name, STATUS: status.value})
         return result
 
     async def _probe(self, check: Check, started: float, *, log: bool) -> CheckResult:

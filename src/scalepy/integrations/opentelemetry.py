@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from scalepy.telemetry import Attributes, Metric, Recorder, Span
 
-__all__ = ("OpenTelemetryInstrumentation", "attached_context", "inject_context")
+__all__ = ("OpenTelemetryInstrumentation",)
 
 _INSTRUMENTATION_NAME = "scalepy"
 
@@ -76,6 +76,9 @@ class OpenTelemetryInstrumentation:
     `Metric.buckets` as the explicit bucket boundaries advisory) and gauges to
     the synchronous `Gauge`. Label values become attributes; keys a metric does
     not declare are dropped. Each instrument is created once per metric name.
+
+    It also carries trace context (`inject_context()`, `attached_context()`),
+    which is how a task-queue job continues the trace of the code that enqueued it.
 
     Args:
         tracer_provider: Where spans go; the global tracer provider if omitted.
@@ -158,39 +161,37 @@ class OpenTelemetryInstrumentation:
         if span.is_recording():
             span.add_event(name, attributes)
 
+    def inject_context(self) -> dict[str, str]:
+        """Return the current trace context (and baggage) as a carrier of text headers.
+
+        Uses the globally configured propagators (W3C `traceparent` by default), so a
+        process that carries work elsewhere, e.g. a task-queue job, can resume the
+        trace there with `attached_context`.
+
+        Returns:
+            The headers, e.g. `{"traceparent": "00-…-01"}`; empty when there is no
+            context to carry.
+        """
+        carrier: dict[str, str] = {}
+        if context.get_current():  # empty: no span, no baggage, nothing to carry
+            propagate.inject(carrier)
+        return carrier
+
+    @contextlib.contextmanager
+    def attached_context(self, carrier: Mapping[str, str]) -> Iterator[None]:
+        """Make the context carried in `carrier` (see `inject_context`) current for the block.
+
+        Spans started in the block are children of the span that was current where
+        the carrier was made.
+
+        Args:
+            carrier: Headers made by `inject_context`.
+        """
+        token = context.attach(propagate.extract(carrier))
+        try:
+            yield
+        finally:
+            context.detach(token)
+
     def __repr__(self) -> str:
         return f"OpenTelemetryInstrumentation(metrics={len(self._recorders)})"
-
-
-def inject_context() -> dict[str, str]:
-    """Return the current trace context (and baggage) as a carrier of text headers.
-
-    Uses the globally configured propagators (W3C `traceparent` by default), so a
-    process that carries work elsewhere, e.g. a task-queue job, can resume the
-    trace there with `attached_context`.
-
-    Returns:
-        The headers, e.g. `{"traceparent": "00-…-01"}`; empty when there is no
-        context to carry.
-    """
-    carrier: dict[str, str] = {}
-    if context.get_current():  # empty: no span, no baggage, nothing to carry
-        propagate.inject(carrier)
-    return carrier
-
-
-@contextlib.contextmanager
-def attached_context(carrier: Mapping[str, str]) -> Iterator[None]:
-    """Make the context carried in `carrier` (see `inject_context`) current for the block.
-
-    Spans started in the block are children of the span that was current where
-    the carrier was made.
-
-    Args:
-        carrier: Headers made by `inject_context`.
-    """
-    token = context.attach(propagate.extract(carrier))
-    try:
-        yield
-    finally:
-        context.detach(token)

@@ -13,7 +13,7 @@ from scalepy.integrations.prometheus import (
 registry = CollectorRegistry()
 instrumentation = PrometheusInstrumentation(registry=registry)
 ...
-body, content_type = render_latest(exposition_registry(registry))
+body, content_type = instrumentation.render_metrics()  # what /metrics serves
 ```
 
 Multi-process servers (gunicorn, several uvicorn workers) set
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from scalepy.telemetry import Attributes, Metric, Recorder, Span
 
-__all__ = ("PrometheusInstrumentation", "exposition_registry", "render_latest")
+__all__ = ("PrometheusInstrumentation", "exposition_registry", "prometheus_name", "render_latest")
 
 _MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -67,13 +67,43 @@ _NOT_NAME_CHARACTERS = re.compile(r"[^a-z0-9]+")
 _C = TypeVar("_C", bound=MetricWrapperBase)
 
 
-def _unit_suffix(unit: str) -> str:
-    """Return the Prometheus name suffix for a UCUM unit ("" for none)."""
+def _unit_suffix(metric: Metric) -> str:
+    """Return the Prometheus name suffix for a metric's UCUM unit ("" for none)."""
+    unit = metric.unit
+    if unit == "1":  # dimensionless: a gauge of it is a ratio, anything else has no unit
+        return "ratio" if metric.kind is MetricKind.GAUGE else ""
     if unit in _UNIT_SUFFIXES:
         return _UNIT_SUFFIXES[unit]
     if unit.startswith("{") and unit.endswith("}"):  # an annotation such as {command}
         return ""
     return _NOT_NAME_CHARACTERS.sub("_", unit.lower()).strip("_")
+
+
+def _family_name(metric: Metric) -> str:
+    """The name without the type suffix: dots become underscores, then the unit is appended."""
+    name = metric.name.replace(".", "_")
+    unit = _unit_suffix(metric)
+    return f"{name}_{unit}" if unit and not name.endswith(f"_{unit}") else name
+
+
+def prometheus_name(metric: Metric) -> str:
+    """Return the name a metric is exposed under, as OpenTelemetry's Prometheus exporters map it.
+
+    Dots become underscores; the unit is appended as a word (`s` -> `_seconds`,
+    `By` -> `_bytes`, `1` on a gauge -> `_ratio`; annotations like `{request}`
+    add nothing); counters end in `_total`. Histograms expose this name's
+    `_bucket`, `_sum` and `_count` series.
+
+    Args:
+        metric: The metric definition.
+
+    Returns:
+        E.g. `scalepy_cache_requests_total` for the counter `scalepy.cache.requests`
+        or `scalepy_cache_load_duration_seconds` for the histogram
+        `scalepy.cache.load.duration` in `s`.
+    """
+    name = _family_name(metric)
+    return f"{name}_total" if metric.kind is MetricKind.COUNTER else name
 
 
 def _inc(collector: Counter | Gauge, value: float) -> None:
@@ -113,9 +143,8 @@ class _PrometheusRecorder(Generic[_C]):
 class PrometheusInstrumentation:
     """An `Instrumentation` that registers one Prometheus collector per metric.
 
-    Names: dots become underscores and the unit adds a suffix (`s` ->
-    `_seconds`, `By` -> `_bytes`; `1` and annotations like `{command}` add
-    none); `prometheus_client` appends `_total` to counters. Kinds: counters
+    Names are `prometheus_name(metric)`: dots become underscores, the unit
+    adds a suffix (`s` -> `_seconds`) and counters end in `_total`. Kinds: counters
     map to `Counter`, up-down counters to `Gauge.inc`, histograms to
     `Histogram` (with `Metric.buckets`, else the client's default buckets) and
     gauges to `Gauge.set`. Gauges use `multiprocess_mode="livesum"`. Label keys
@@ -123,7 +152,8 @@ class PrometheusInstrumentation:
     the metric does not declare are dropped.
 
     Prometheus has no spans: `span()` returns a shared no-op context manager and
-    `event()` does nothing.
+    `event()` does nothing. `render_metrics()` renders the registry for a scrape,
+    which is how `scalepy.health` serves `/metrics`.
 
     Args:
         registry: The registry to register collectors on.
@@ -150,8 +180,7 @@ class PrometheusInstrumentation:
         return self._recorders.get(metric)
 
     def _create(self, metric: Metric) -> Recorder:
-        name = metric.name.replace(".", "_")
-        unit = _unit_suffix(metric.unit)
+        name, unit = _family_name(metric), _unit_suffix(metric)
         labelnames = tuple(label.replace(".", "_") for label in metric.labels)
         if len(set(labelnames)) != len(labelnames):
             raise ConfigurationError(
@@ -213,6 +242,20 @@ class PrometheusInstrumentation:
             name: The event name (ignored).
             attributes: Details of the event (ignored).
         """
+
+    def render_metrics(self, accept: str = "") -> tuple[bytes, str]:
+        """Render the registry (every process's values in multi-process mode) for a scrape.
+
+        Collecting may read many files: call it off the event loop.
+
+        Args:
+            accept: The scraper's `Accept` header; `application/openmetrics-text`
+                gives OpenMetrics, anything else the classic text format.
+
+        Returns:
+            The response body and its `Content-Type`.
+        """
+        return render_latest(exposition_registry(self._registry), accept)
 
     def __repr__(self) -> str:
         return f"PrometheusInstrumentation(metrics={len(self._recorders)})"

@@ -19,7 +19,7 @@ from scalepy._validation import check_finite
 from scalepy.backends.guard import BackendGuard
 from scalepy.errors import BackendError, ConfigurationError
 from scalepy.health import postgres_check
-from scalepy.pools._metrics import READ_FALLBACKS
+from scalepy.pools._metrics import POOL_NAME, READ_FALLBACKS
 from scalepy.pools._routing import ReadLease, steering
 from scalepy.pools._startup import gather_or_cancel
 from scalepy.pools._statistics import ClusterStatistics
@@ -106,7 +106,7 @@ class PostgresCluster(AsyncResource):
         self._next = 0  # where the next tie-break starts
         self._fallbacks = 0
         self._record = (instrumentation or get_default()).metric(READ_FALLBACKS).record
-        self._fallback_labels = {"db.client.connection.pool.name": primary.name}
+        self._fallback_labels = {POOL_NAME: primary.name}
 
     @property
     def primary(self) -> PostgresPool:

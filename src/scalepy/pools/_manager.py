@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource, deprecated
 from scalepy._validation import check_finite
-from scalepy.backends._resolve import resolve_client
+from scalepy.backends._resolve import require_client
 from scalepy.clock import MonotonicClock
 from scalepy.errors import ConfigurationError, PoolClosedError
 from scalepy.health import redis_check
@@ -371,14 +371,15 @@ class PoolManager(AsyncResource):
         clients: dict[str, RedisClient] = {}
         owned: list[RedisClient] = []
         for name, target in targets.items():
-            resolved = resolve_client(
-                target, timeout=None, owns_client=owns_client, instrumentation=self._instrumentation
+            client, closes = require_client(
+                target,
+                user=f"PoolManager redis {name!r}",
+                owns_client=owns_client,
+                instrumentation=self._instrumentation,
             )
-            if resolved is None:
-                raise ConfigurationError("RedisClient needs a Redis URL, got memory://")
-            clients[name] = resolved[0]
-            if resolved[1]:
-                owned.append(resolved[0])
+            clients[name] = client
+            if closes:
+                owned.append(client)
         return clients, tuple(owned)
 
     # -- opening and closing ------------------------------------------------------------

@@ -1,12 +1,10 @@
-"""The pools' metrics: OpenTelemetry's `db.client.connection.*` names, plus scalepy's own.
+"""The pools' metric catalogue: every instrument a connection pool emits.
 
-The `db.client.connection.*` definitions follow the OpenTelemetry semantic
-conventions for database client connection pools; every one is labelled with
-the pool's name (`db.client.connection.pool.name`), and the connection count
-with its state (`idle` or `used`). Through `scalepy.integrations.prometheus`
-they become `db_client_connection_count{db_client_connection_pool_name=...,
-db_client_connection_state=...}`, `db_client_connection_wait_time_seconds`, and
-so on.
+The `scalepy.pool.connection.*` instruments mirror OpenTelemetry's
+`db.client.connection.*` conventions for connection pools (same suffixes, kinds
+and units) under scalepy's namespace. Every one is labelled with the pool's
+name (`scalepy.pool.name`), and the connection count with its state (`idle` or
+`used`).
 """
 
 from __future__ import annotations
@@ -24,20 +22,27 @@ __all__ = (
     "CONNECTION_MAX",
     "CREATE_TIME",
     "LEAKS",
+    "METRICS",
+    "NAMESPACE",
     "PENDING_REQUESTS",
     "POOL_NAME",
     "READ_FALLBACKS",
     "RECYCLED",
+    "RECYCLE_REASON",
     "STATE",
     "TIMEOUTS",
     "USE_TIME",
     "WAIT_TIME",
 )
 
-POOL_NAME = "db.client.connection.pool.name"
-"""The label naming the pool, e.g. `primary` or `replica-1`."""
-STATE = "db.client.connection.state"
-"""The label of `CONNECTION_COUNT`: `idle` or `used`."""
+NAMESPACE = "scalepy.pool"
+
+POOL_NAME = "scalepy.pool.name"
+"""The attribute naming the pool, e.g. `primary` or `replica-1`."""
+STATE = "scalepy.pool.connection.state"
+"""The attribute of `CONNECTION_COUNT`: `idle` or `used`."""
+RECYCLE_REASON = "scalepy.pool.recycle.reason"
+"""Why the pool closed a connection: `lifetime`, `idle`, `broken`, `validation` or `reset`."""
 
 # Seconds, from a fast pool hand-off to a request that gave up waiting.
 _DURATION_BUCKETS = (
@@ -45,42 +50,42 @@ _DURATION_BUCKETS = (
 )  # fmt: skip
 
 CONNECTION_COUNT = Metric(
-    name="db.client.connection.count",
+    name="scalepy.pool.connection.count",
     kind=MetricKind.UP_DOWN_COUNTER,
     unit="{connection}",
     description="Open connections in the pool, by state: idle, or used (lent out).",
     labels=(POOL_NAME, STATE),
 )
 CONNECTION_MAX = Metric(
-    name="db.client.connection.max",
+    name="scalepy.pool.connection.max",
     kind=MetricKind.UP_DOWN_COUNTER,
     unit="{connection}",
     description="The most connections the pool may open at once.",
     labels=(POOL_NAME,),
 )
 CONNECTION_IDLE_MIN = Metric(
-    name="db.client.connection.idle.min",
+    name="scalepy.pool.connection.idle.min",
     kind=MetricKind.UP_DOWN_COUNTER,
     unit="{connection}",
     description="Connections the pool keeps open while idle (its minimum size).",
     labels=(POOL_NAME,),
 )
 PENDING_REQUESTS = Metric(
-    name="db.client.connection.pending_requests",
+    name="scalepy.pool.connection.pending_requests",
     kind=MetricKind.UP_DOWN_COUNTER,
     unit="{request}",
     description="Acquires waiting for a connection to be freed or opened.",
     labels=(POOL_NAME,),
 )
 TIMEOUTS = Metric(
-    name="db.client.connection.timeouts",
+    name="scalepy.pool.connection.timeouts",
     kind=MetricKind.COUNTER,
     unit="{timeout}",
     description="Acquires that gave up when the pool's acquire deadline passed.",
     labels=(POOL_NAME,),
 )
 CREATE_TIME = Metric(
-    name="db.client.connection.create_time",
+    name="scalepy.pool.connection.create_time",
     kind=MetricKind.HISTOGRAM,
     unit="s",
     description="Time taken to open a new connection.",
@@ -88,7 +93,7 @@ CREATE_TIME = Metric(
     buckets=_DURATION_BUCKETS,
 )
 WAIT_TIME = Metric(
-    name="db.client.connection.wait_time",
+    name="scalepy.pool.connection.wait_time",
     kind=MetricKind.HISTOGRAM,
     unit="s",
     description="Time an acquire took to obtain a connection (0 when one was idle).",
@@ -96,7 +101,7 @@ WAIT_TIME = Metric(
     buckets=_DURATION_BUCKETS,
 )
 USE_TIME = Metric(
-    name="db.client.connection.use_time",
+    name="scalepy.pool.connection.use_time",
     kind=MetricKind.HISTOGRAM,
     unit="s",
     description="Time between lending a connection and its return to the pool.",
@@ -104,29 +109,45 @@ USE_TIME = Metric(
     buckets=_DURATION_BUCKETS,
 )
 RECYCLED = Metric(
-    name="scalepy.pools.recycled",
+    name="scalepy.pool.connection.recycled",
     kind=MetricKind.COUNTER,
     unit="{connection}",
     description=(
         "Connections the pool closed itself, by reason: lifetime, idle, broken, "
         "validation or reset."
     ),
-    labels=(POOL_NAME, "reason"),
+    labels=(POOL_NAME, RECYCLE_REASON),
 )
 LEAKS = Metric(
-    name="scalepy.pools.leaks",
+    name="scalepy.pool.leaks",
     kind=MetricKind.COUNTER,
     unit="{lease}",
     description="Leases held longer than the pool's leak threshold.",
     labels=(POOL_NAME,),
 )
 READ_FALLBACKS = Metric(
-    name="scalepy.pools.read_fallbacks",
+    name="scalepy.pool.read_fallbacks",
     kind=MetricKind.COUNTER,
     unit="{acquire}",
     description="Read-only acquires served by the primary because no replica could serve them.",
     labels=(POOL_NAME,),
 )
+
+
+METRICS = (
+    CONNECTION_COUNT,
+    CONNECTION_MAX,
+    CONNECTION_IDLE_MIN,
+    PENDING_REQUESTS,
+    TIMEOUTS,
+    CREATE_TIME,
+    WAIT_TIME,
+    USE_TIME,
+    RECYCLED,
+    LEAKS,
+    READ_FALLBACKS,
+)
+"""Every metric a pool emits, in the order the reference lists them."""
 
 
 class PoolRecorders:
@@ -159,7 +180,7 @@ class PoolRecorders:
         self.idle = {POOL_NAME: name, STATE: "idle"}
         self.used = {POOL_NAME: name, STATE: "used"}
         self.reasons = {
-            reason: {POOL_NAME: name, "reason": reason}
+            reason: {POOL_NAME: name, RECYCLE_REASON: reason}
             for reason in ("lifetime", "idle", "broken", "validation", "reset")
         }
         self.count = instrumentation.metric(CONNECTION_COUNT).record

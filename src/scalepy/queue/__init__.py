@@ -24,7 +24,8 @@ results with a TTL.
 
 Jobs live in Redis or Redis Cluster (the `redis` extra), shared by every process;
 or, with `Queue("memory://")`, in this process only, with the same semantics and
-workers in the same event loop (tests, scripts, single-process apps).
+workers in the same event loop (tests, scripts, single-process apps); or in a
+`QueueStore` of your own, checked with `scalepy.testing.QueueStoreContract`.
 """
 
 from typing import TYPE_CHECKING
@@ -43,37 +44,54 @@ from scalepy.queue._job import JobStatus as JobStatus
 from scalepy.queue._job import current_job as current_job
 from scalepy.queue._job import worker_state as worker_state
 from scalepy.queue._memory import MemoryQueueStore as MemoryQueueStore
+from scalepy.queue._metrics import DEAD_LETTERED as DEAD_LETTERED
+from scalepy.queue._metrics import FAILED as FAILED
+from scalepy.queue._metrics import JOB_COUNT as JOB_COUNT
+from scalepy.queue._metrics import LEASES_LOST as LEASES_LOST
+from scalepy.queue._metrics import PROCESS_DURATION as PROCESS_DURATION
+from scalepy.queue._metrics import PROCESSED as PROCESSED
+from scalepy.queue._metrics import RETRIED as RETRIED
+from scalepy.queue._metrics import SENT as SENT
+from scalepy.queue._metrics import UNKNOWN_TASK as UNKNOWN_TASK
+from scalepy.queue._metrics import WAIT_DURATION as WAIT_DURATION
 from scalepy.queue._periodic import Periodic as Periodic
 from scalepy.queue._queue import Queue as Queue
 from scalepy.queue._queue import QueueStats as QueueStats
 from scalepy.queue._runner import WorkerStatistics as WorkerStatistics
+from scalepy.queue._store import MAX_CLAIM as MAX_CLAIM
+from scalepy.queue._store import AnnouncingQueueStore as AnnouncingQueueStore
+from scalepy.queue._store import Batch as Batch
+from scalepy.queue._store import Claimed as Claimed
+from scalepy.queue._store import ConnectingQueueStore as ConnectingQueueStore
+from scalepy.queue._store import NewJob as NewJob
+from scalepy.queue._store import OrderedAcksQueueStore as OrderedAcksQueueStore
+from scalepy.queue._store import QueueStore as QueueStore
+from scalepy.queue._store import SettledFeed as SettledFeed
+from scalepy.queue._store import Settlement as Settlement
+from scalepy.queue._store import StoredJob as StoredJob
+from scalepy.queue._store import WakingQueueStore as WakingQueueStore
 from scalepy.queue._task import Backoff as Backoff
 from scalepy.queue._task import EnqueueOptions as EnqueueOptions
 from scalepy.queue._task import Task as Task
-from scalepy.queue._telemetry import DEAD_LETTERED as DEAD_LETTERED
-from scalepy.queue._telemetry import DEPTH as DEPTH
-from scalepy.queue._telemetry import FAILED as FAILED
-from scalepy.queue._telemetry import LEASES_LOST as LEASES_LOST
-from scalepy.queue._telemetry import PROCESS_DURATION as PROCESS_DURATION
-from scalepy.queue._telemetry import PROCESSED as PROCESSED
-from scalepy.queue._telemetry import RETRIED as RETRIED
-from scalepy.queue._telemetry import SENT as SENT
-from scalepy.queue._telemetry import UNKNOWN_TASK as UNKNOWN_TASK
-from scalepy.queue._telemetry import WAIT_TIME as WAIT_TIME
 from scalepy.queue._worker import Worker as Worker
 
 __all__ = (
     "DEAD_LETTERED",
-    "DEPTH",
     "FAILED",
+    "JOB_COUNT",
     "LEASES_LOST",
+    "MAX_CLAIM",
     "PROCESSED",
     "PROCESS_DURATION",
     "RETRIED",
     "SENT",
     "UNKNOWN_TASK",
-    "WAIT_TIME",
+    "WAIT_DURATION",
+    "AnnouncingQueueStore",
     "Backoff",
+    "Batch",
+    "Claimed",
+    "ConnectingQueueStore",
     "Cron",
     "EnqueueOptions",
     "Job",
@@ -84,13 +102,20 @@ __all__ = (
     "JobNotFound",
     "JobStatus",
     "MemoryQueueStore",
+    "NewJob",
+    "OrderedAcksQueueStore",
     "Periodic",
     "Queue",
     "QueueError",
     "QueueStats",
+    "QueueStore",
     "RedisQueueStore",
     "ResultTimeout",
+    "SettledFeed",
+    "Settlement",
+    "StoredJob",
     "Task",
+    "WakingQueueStore",
     "Worker",
     "WorkerStatistics",
     "current_job",

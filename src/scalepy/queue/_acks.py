@@ -10,10 +10,11 @@ after an outage longer than the lease still counts, provided it reaches Redis
 before the worker's next claim. The worker therefore waits for `sent` before
 each claim: every batch written to the connection, and every one that failed
 taken since; while the store cannot promise that a written batch runs before a
-claim written after it (`QueueStore.acks_ordered`: Redis may have lost the
-script), every batch taken. Only a failure that is not an outage (an error reply) is given up
-after `retry_for` seconds, and at shutdown `drain()` gives up whatever Redis has
-not taken within `retry_for`.
+claim written after it (`OrderedAcksQueueStore.acks_ordered`: Redis may have
+lost the script; a store without that ability never promises it), every batch
+taken. Only a failure that is not an outage (an error reply) is given up after
+`retry_for` seconds, and at shutdown `drain()` gives up whatever Redis has not
+taken within `retry_for`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Acks(Generic[T]):
 
     Args:
         store: The queue's store.
+        acks_ordered: Whether the store promises now that an ack sent runs before
+            a claim sent after it (see `Abilities.acks_ordered`).
         result_ttl_ms: How long settled jobs keep their result, ms.
         on_settled: Called with the items of a batch and `ack.lua`'s code for each
             (`None` for all when the batch was given up).
@@ -51,6 +54,7 @@ class Acks(Generic[T]):
     """
 
     __slots__ = (
+        "_acks_ordered",
         "_chunk",
         "_clear",
         "_flushing",
@@ -69,6 +73,7 @@ class Acks(Generic[T]):
         self,
         store: QueueStore,
         *,
+        acks_ordered: Callable[[], bool],
         result_ttl_ms: int,
         on_settled: Callable[[list[T], list[int] | None], None],
         retry_for: float,
@@ -76,6 +81,7 @@ class Acks(Generic[T]):
         chunk: int = 500,
     ) -> None:
         self._store = store
+        self._acks_ordered = acks_ordered
         self._unknown_limit = unknown_limit
         self._result_ttl_ms = result_ttl_ms
         self._on_settled = on_settled
@@ -141,7 +147,7 @@ class Acks(Generic[T]):
         # Released before the first call, which writes the batch in this very step,
         # ahead of any claim: a claim in the same pipeline comes after it. Unless
         # the ack script may be missing: the claim would run first, while it is resent.
-        early = self._store.acks_ordered
+        early = self._acks_ordered()
         if early:
             self._release()
         failed_at: float | None = None

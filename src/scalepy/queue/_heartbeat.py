@@ -67,8 +67,9 @@ class Heartbeat:
     """Renews the leases in `held` every `interval` seconds, from a thread if it can.
 
     Args:
-        store: The queue's store; the thread opens its own with `store.connector()`,
-            and a store without one is renewed from a task of `loop`.
+        store: The queue's store.
+        connector: Opens the store again for the thread (see `Abilities.connector`);
+            without one, leases are renewed from a task of `loop`.
         held: The leases to renew.
         lease_ms: The lease each renewal grants, ms.
         interval: Seconds between renewals.
@@ -77,6 +78,7 @@ class Heartbeat:
     """
 
     __slots__ = (
+        "_connector",
         "_held",
         "_interval",
         "_lease_ms",
@@ -96,12 +98,14 @@ class Heartbeat:
         store: QueueStore,
         held: HeldLeases,
         *,
+        connector: Callable[[], QueueStore] | None,
         lease_ms: int,
         interval: float,
         report: Report,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._store = store
+        self._connector = connector
         self._held = held
         self._lease_ms = lease_ms
         self._interval = interval
@@ -116,7 +120,7 @@ class Heartbeat:
 
     def start(self) -> None:
         """Start renewing: in a thread, whose loop runs when this returns, or in a task."""
-        connect = self._store.connector()
+        connect = self._connector
         if connect is None:
             self._task = self._loop.create_task(self._main(None))
             return

@@ -19,9 +19,9 @@ from scalepy.queue._memory_state import MemoryState, encode
 from scalepy.queue._store import MAX_CLAIM, Claimed, StoredJob
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Iterable, Sequence
 
-    from scalepy.queue._store import Batch, NewJob, QueueStore, Settlement
+    from scalepy.queue._store import Batch, NewJob, Settlement
 
 __all__ = ("MemoryQueueStore",)
 
@@ -31,7 +31,9 @@ class MemoryQueueStore(MemoryState):
 
     Jobs live only as long as the store, and only code on this event loop sees
     them; a second store (another `Queue("memory://")`) is another queue. It
-    needs no heartbeat thread: workers renew leases from a task of the loop.
+    wakes idle workers, announces settled jobs and orders acks
+    (`WakingQueueStore`, `AnnouncingQueueStore`, `OrderedAcksQueueStore`); it is
+    no `ConnectingQueueStore`: workers renew leases from a task of the loop.
 
     Args:
         clock: Where time comes from; the store's Unix time in ms starts at the
@@ -41,11 +43,13 @@ class MemoryQueueStore(MemoryState):
     __slots__ = ()
 
     acks_ordered = True
-    """See `QueueStore.acks_ordered`: every call runs at once, in order."""
+    """See `OrderedAcksQueueStore`: every call runs at once, in order."""
 
     # -- operations (one per script) ------------------------------------------------
 
-    async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
+    async def enqueue(
+        self, batch: Batch, jobs: Sequence[NewJob]
+    ) -> list[tuple[str, bool, str | None]]:
         """See `QueueStore.enqueue` (`enqueue.lua`)."""
         now = self._begin()
         when = batch.when
@@ -54,15 +58,16 @@ class MemoryQueueStore(MemoryState):
             run_at = now + int(when[1:]) if when[0] == "+" else int(when)
         scheduled = run_at > now
         state, ready_at = ("scheduled", run_at) if scheduled else ("queued", now)
-        out: list[tuple[str, bool]] = []
+        out: list[tuple[str, bool, str | None]] = []
         ready: list[str] = []
         for job_id, args, ukey in jobs:
-            if batch.named and job_id in self._jobs:
-                out.append((job_id, False))
+            named = self._jobs.get(job_id) if batch.named else None
+            if named is not None:
+                out.append((job_id, False, None if named.task == batch.task else named.task))
                 continue
             existing = self._holder(ukey) if ukey else None
             if existing is not None:
-                out.append((existing, False))
+                out.append((existing, False, None))
                 continue
             self._create(
                 job_id,
@@ -80,7 +85,7 @@ class MemoryQueueStore(MemoryState):
                 self._scheduled.set(job_id, run_at)
             else:
                 ready.append(job_id)
-            out.append((job_id, True))
+            out.append((job_id, True, None))
         if ready:
             self._enlist(batch.priority, ready)
         self._finish()
@@ -306,10 +311,6 @@ class MemoryQueueStore(MemoryState):
             cancel_requested=job.cancel,
             worker=job.worker,
         )
-
-    def connector(self) -> Callable[[], QueueStore] | None:
-        """`None`: the state lives in this event loop; no other thread may touch it."""
-        return None
 
     async def aclose(self) -> None:
         """Nothing to release: the jobs stay while the store lives."""

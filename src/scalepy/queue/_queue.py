@@ -11,18 +11,19 @@ from scalepy._callables import is_async_callable
 from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource
 from scalepy._validation import check_finite, check_int
 from scalepy.backends import MemoryConfig
-from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_client
+from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_store
 from scalepy.errors import ConfigurationError
+from scalepy.queue._abilities import abilities
 from scalepy.queue._cron import Cron
 from scalepy.queue._health import queue_check
 from scalepy.queue._job import Job, JobInfo, _info
 from scalepy.queue._memory import MemoryQueueStore
+from scalepy.queue._metrics import JOB_COUNT, JOB_STATE, QUEUE_NAME, SENT
 from scalepy.queue._periodic import Periodic
 from scalepy.queue._results import ResultWaiter
 from scalepy.queue._task import Backoff, Task
-from scalepy.queue._telemetry import DEPTH, SENT
 from scalepy.serializers import JsonSerializer
-from scalepy.telemetry import get_default
+from scalepy.telemetry import context_propagation, get_default
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -79,7 +80,8 @@ class Queue(AsyncResource):
     Args:
         backend: A `redis://`, `rediss://`, `unix://` or `redis+cluster://` URL or
             its parsed configuration, a `RedisClient` shared with other primitives,
-            or `memory://` (the default) for a queue in this process only.
+            `memory://` (the default) for a queue in this process only, or a
+            `QueueStore` of your own (used as it is, never closed by the queue).
         name: The queue's name; queues with different names share nothing (nor do
             two `memory://` queues, whatever their names).
         serializer: Encodes arguments and results; JSON by default.
@@ -91,7 +93,8 @@ class Queue(AsyncResource):
         max_running: The most jobs of this queue running at once over all
             workers, or `None` for no limit beyond each worker's concurrency.
         rate_limit: A `scalepy.ratelimit` policy every job start must pass, shared
-            by all workers (e.g. `TokenBucket(capacity=10, refill_rate=5.0)`).
+            by all workers (e.g. `TokenBucket(capacity=10, refill_rate=5.0)`): in
+            Redis, or in this process for `memory://`; not with a store object.
         batch_size: Jobs per script call in `enqueue_many`.
         max_result_bytes: The largest result a job may store, serialized (16 MiB
             by default, at most 512 MiB). A job whose result is larger fails for
@@ -106,7 +109,8 @@ class Queue(AsyncResource):
             client built from a URL is always closed, a given one by default not.
 
     Raises:
-        ConfigurationError: An unknown backend, or an option out of range.
+        ConfigurationError: An unknown backend, an option out of range, or a
+            `rate_limit` with a store object.
 
     Example:
         ```python
@@ -121,9 +125,11 @@ class Queue(AsyncResource):
 
     __slots__ = (
         *LIFECYCLE_SLOTS,
+        "_abilities",
         "_client",
         "_dead_ttl_ms",
         "_instrumentation",
+        "_propagation",
         "_limit_backend",
         "_periodic",
         "_result_ttl_ms",
@@ -131,6 +137,7 @@ class Queue(AsyncResource):
         "_send_span",
         "_sent",
         "_store",
+        "_store_owned",
         "_tasks",
         "batch_size",
         "config",
@@ -143,7 +150,7 @@ class Queue(AsyncResource):
 
     def __init__(
         self,
-        backend: str | BackendConfig | RedisClient = DEFAULT_BACKEND,
+        backend: str | BackendConfig | RedisClient | QueueStore = DEFAULT_BACKEND,
         *,
         name: str = "default",
         serializer: Serializer | None = None,
@@ -180,24 +187,24 @@ class Queue(AsyncResource):
         self.max_result_bytes = max_result_bytes
         """The largest result stored, serialized; a larger one fails its job for good."""
         self._instrumentation = instrumentation or get_default()
-        self._store, self._client = _build_store(
+        self._store, self._client, self._store_owned = _build_store(
             backend, name, clock, owns_client, self._instrumentation
         )
-        self.config: BackendConfig = MemoryConfig() if self._client is None else self._client.config
-        """The Redis server or cluster, or `MemoryConfig` for this process."""
-        # Where workers' rate limiters keep their buckets: shared by this queue's
-        # workers, as Redis shares them between processes; on Redis, over the
-        # queue's own client. Memory buckets refill on the real clock: they pace real work.
-        self._limit_backend: RedisClient | MemoryRateLimitStore = (
-            self._client or _memory_limit_store()
+        self.config: BackendConfig | None = (
+            self._client.config if self._client is not None else _memory_config(self._store)
         )
-        self._results = ResultWaiter(self._store)
+        """The Redis server or cluster, `MemoryConfig` for this process, or `None`
+        for a store of another kind given as `backend`."""
+        self._limit_backend = _limit_backend(self._store, self._client, rate_limit)
+        self._abilities = abilities(self._store)
+        self._results = ResultWaiter(self._abilities.settled_feed, recheck=self._abilities.recheck)
         self._result_ttl_ms = round(result_ttl * 1000)
         # 0 tells the claim script to keep dead jobs: a retention under 1 ms is 1 ms.
         self._dead_ttl_ms = 0 if dead_ttl is None else max(1, round(dead_ttl * 1000))
         self._tasks: dict[str, Task[..., Any]] = {}
         self._periodic: dict[str, Periodic] = {}
         self._sent = self._instrumentation.metric(SENT)
+        self._propagation = context_propagation(self._instrumentation)
         self._send_span = f"send {name}"
 
     @property
@@ -210,6 +217,11 @@ class Queue(AsyncResource):
         if self._client is None:
             raise ConfigurationError(f"{self!r} lives in memory: it has no Redis client")
         return self._client
+
+    @property
+    def store(self) -> QueueStore:
+        """The backend store: `MemoryQueueStore`, `RedisQueueStore` or the one given."""
+        return self._store
 
     @property
     def tasks(self) -> Mapping[str, Task[..., Any]]:
@@ -330,16 +342,16 @@ class Queue(AsyncResource):
         return Job(self, job_id)
 
     async def stats(self) -> QueueStats:
-        """Count the jobs by state, and record them as the `scalepy.queue.depth` gauge.
+        """Count the jobs by state, and record them as the `scalepy.queue.job.count` gauge.
 
         Raises:
             BackendError: Redis failed or did not answer in time.
         """
         queued, scheduled, active, dead = await self._store.counts()
         stats = QueueStats(queued=queued, scheduled=scheduled, active=active, dead=dead)
-        depth = self._instrumentation.metric(DEPTH)
+        depth = self._instrumentation.metric(JOB_COUNT)
         for state in ("queued", "scheduled", "active", "dead"):
-            depth.record(getattr(stats, state), {"queue": self.name, "state": state})
+            depth.record(getattr(stats, state), {QUEUE_NAME: self.name, JOB_STATE: state})
         return stats
 
     async def dead(self, limit: int = 100) -> list[JobInfo]:
@@ -438,34 +450,75 @@ class Queue(AsyncResource):
         )
 
     async def _aclose(self) -> None:
-        """Stop waiting for results; close the Redis client if owned (memory keeps its jobs)."""
+        """Stop waiting for results; close the store if the queue built it.
+
+        A Redis store closes its client if owned; memory keeps its jobs.
+        """
         await self._results.aclose()
-        await self._store.aclose()
+        if self._store_owned:
+            await self._store.aclose()
 
     def __repr__(self) -> str:
-        return f"<Queue {self.name!r} {self.config} tasks={len(self._tasks)}>"
+        where = self._store if self.config is None else self.config
+        return f"<Queue {self.name!r} {where} tasks={len(self._tasks)}>"
 
 
 def _build_store(
-    backend: str | BackendConfig | RedisClient,
+    backend: str | BackendConfig | RedisClient | QueueStore,
     name: str,
     clock: Clock | None,
     owns_client: bool,
     instrumentation: Instrumentation,
-) -> tuple[QueueStore, RedisClient | None]:
-    """The queue's store, and its Redis client (`None` in memory)."""
-    resolved = resolve_client(
-        backend, timeout=None, owns_client=owns_client, instrumentation=instrumentation
+) -> tuple[QueueStore, RedisClient | None, bool]:
+    """The queue's store, its Redis client (`None` if it built none) and whether it owns it."""
+    built: list[RedisClient] = []
+
+    def redis(client: RedisClient, owns: bool) -> QueueStore:
+        from scalepy.queue._redis import RedisQueueStore  # the redis extra, only when built
+
+        built.append(client)
+        return RedisQueueStore(client, name, owns_client=owns)
+
+    store, owned = resolve_store(
+        backend,
+        memory=lambda: MemoryQueueStore(clock=clock),
+        redis=redis,
+        namespace=None,
+        timeout=None,
+        owns_client=owns_client,
+        instrumentation=instrumentation,
     )
-    if resolved is None:
-        return MemoryQueueStore(clock=clock), None
-    from scalepy.queue._redis import RedisQueueStore  # the redis extra, only when built
-
-    client, owns = resolved
-    return RedisQueueStore(client, name, owns_client=owns), client
+    return store, (built[0] if built else None), owned
 
 
-def _memory_limit_store() -> MemoryRateLimitStore:
+def _memory_config(store: QueueStore) -> MemoryConfig | None:
+    return MemoryConfig() if isinstance(store, MemoryQueueStore) else None
+
+
+def _limit_backend(
+    store: QueueStore, client: RedisClient | None, rate_limit: Policy | None
+) -> RedisClient | MemoryRateLimitStore | None:
+    """Where workers' rate limiters keep their buckets, shared by this queue's workers.
+
+    On Redis, over the queue's own client, shared between processes; in memory for a
+    memory queue (its buckets refill on the real clock: they pace real work). A store
+    object's workers may run in several processes, which no bucket here would pace.
+
+    Returns:
+        The backend, or `None` without a `rate_limit`.
+
+    Raises:
+        ConfigurationError: `rate_limit` with a store object.
+    """
+    if rate_limit is None:
+        return None
+    if client is not None:
+        return client
+    if not isinstance(store, MemoryQueueStore):
+        raise ConfigurationError(
+            f"rate_limit needs a queue on Redis or memory://, not on {store!r}: "
+            "its workers' buckets could not be shared"
+        )
     from scalepy.ratelimit import MemoryRateLimitStore
 
     return MemoryRateLimitStore()

@@ -3,14 +3,17 @@
 Every key of one queue extends `scalepy:queue:{name}`, so they share one hash tag
 (one Redis Cluster slot) and each state change is one atomic script, timed by the
 server's clock. `lua/prelude.lua` describes the keys and the job hash; it is
-prepended to every other script. Idle workers block on the `wake` list; settled
-job ids are published on the `done` channel.
+prepended to every other script. Idle workers listen to the `wake` channel, and
+settled job ids are published on the `done` channel: both subscriptions ride the
+client's connection (see `scalepy.backends.redis.Subscription`), so a worker holds
+no connection of its own besides its heartbeat thread's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
+from dataclasses import replace
 from functools import cache, partial
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -31,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ("RedisQueueStore",)
 
-_logger = logging.getLogger("scalepy.queue")
 _KEYS = KeySpace("scalepy:queue")
 _INFO_FIELDS = (
     "task", "state", "prio", "retries", "tries", "created", "started", "finished",
@@ -54,6 +56,10 @@ def _scripts() -> dict[str, Script]:
 class RedisQueueStore:
     """Runs one queue's scripts on a `RedisClient`; the only code that knows the keys.
 
+    It has every ability of `_store.py`: it wakes idle workers (a channel they listen to),
+    announces settled jobs (pub/sub), orders acks (one pipelined connection)
+    and opens itself on a client of its own for the heartbeat thread.
+
     Args:
         client: The Redis connection.
         name: The queue's name: its hash tag, so any string works.
@@ -67,9 +73,12 @@ class RedisQueueStore:
         "_name",
         "_owns_client",
         "_publish",
+        "_wake",
+        "_wake_loop",
+        "_woken",
         "base",
         "channel",
-        "wake_key",
+        "wake_channel",
     )
 
     def __init__(self, client: RedisClient, name: str, *, owns_client: bool = False) -> None:
@@ -80,8 +89,11 @@ class RedisQueueStore:
         self._keys = (self.base,)
         self.channel = f"{self.base}:done"
         """Where settled job ids are published, space-separated."""
-        self.wake_key = f"{self.base}:wake"
-        """The list idle workers block on."""
+        self.wake_channel = f"{self.base}:wake"
+        """Where a message says jobs became ready, for idle workers."""
+        self._woken = asyncio.Event()  # a wake message came since the last claim was sent
+        self._wake: Subscription | None = None  # started by the first wait
+        self._wake_loop: asyncio.AbstractEventLoop | None = None  # where it was started
         # A cluster routes a classic PUBLISH to every node; SPUBLISH stays in the slot.
         self._publish = "SPUBLISH" if client.is_cluster else "PUBLISH"
         self._acks_ordered = False  # until the ack script answers: it may not be loaded
@@ -104,7 +116,7 @@ class RedisQueueStore:
 
     @property
     def acks_ordered(self) -> bool:
-        """See `QueueStore.acks_ordered`: the ack script answered, and nothing failed since."""
+        """See `OrderedAcksQueueStore`: the ack script answered, and nothing failed since."""
         return self._acks_ordered
 
     async def _run(self, name: str, *args: EncodableT) -> Any:
@@ -117,13 +129,18 @@ class RedisQueueStore:
             self._acks_ordered = False
             raise
 
-    async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
+    async def enqueue(
+        self, batch: Batch, jobs: Sequence[NewJob]
+    ) -> list[tuple[str, bool, str | None]]:
         """See `QueueStore.enqueue`: one `enqueue.lua` call."""
         args: list[EncodableT] = [batch.task, batch.priority, batch.retries, batch.when]
         args += (batch.trace, "1" if batch.named else "")
         args += chain.from_iterable(jobs)
         reply: list[Any] = await self._run("enqueue", *args)
-        return [(reply[i].decode(), reply[i + 1] == 1) for i in range(0, len(reply), 2)]
+        return [
+            (reply[i].decode(), reply[i + 1] == 1, _other_task(reply[i + 1]))
+            for i in range(0, len(reply), 2)
+        ]
 
     async def claim(
         self,
@@ -137,6 +154,9 @@ class RedisQueueStore:
     ) -> tuple[int, list[Claimed]]:
         """See `QueueStore.claim`: one `claim.lua` call."""
         count = min(count, MAX_CLAIM)
+        # A wake-up older than this claim is answered by it; a later one comes after
+        # its reply (same connection, same order) and ends the next wait.
+        self._woken.clear()
         reply: list[Any] = await self._run(
             "claim", count, lease_ms, cap, result_ttl_ms, worker, dead_ttl_ms
         )
@@ -242,13 +262,26 @@ class RedisQueueStore:
         )
 
     async def wait_for_jobs(self, seconds: float) -> None:
-        """Block on the wake-up list (BLPOP) on a connection of its own."""
-        try:
-            async with asyncio.timeout(seconds + self._client.config.timeout + 1.0):
-                await self._client.redis.blpop([self.wake_key], timeout=seconds)
-        except Exception as exc:  # any failure here only costs one poll interval
-            _logger.debug("waiting for jobs failed: %r", exc)
-            await asyncio.sleep(seconds)
+        """Wait for a message on the wake channel since the last claim, `seconds` at most.
+
+        The first wait in an event loop subscribes instead, and returns: the next
+        claim then misses no wake-up. While not subscribed (Redis lost), a wait
+        lasts its `seconds`: a poll.
+        """
+        loop = asyncio.get_running_loop()
+        if self._wake_loop is not loop:
+            self._wake_loop, self._woken = loop, asyncio.Event()
+            if self._wake is None:
+                self._wake = Subscription(
+                    self._client,
+                    self.wake_channel,
+                    lambda _: self._woken.set(),
+                    sharded=self._client.is_cluster,
+                )
+            await self._wake.start()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), seconds)
 
     def settled_feed(self, on_settled: Callable[[list[str]], None]) -> Subscription:
         """A subscription to the channel settled job ids are published on."""
@@ -260,16 +293,30 @@ class RedisQueueStore:
         )
 
     def connector(self) -> Callable[[], QueueStore]:
-        """Opens a store of this queue on a client of its own (for the heartbeat thread)."""
-        return partial(RedisQueueStore.connect, self._client.config, self._name)
+        """Opens a store of this queue on a client of its own (for the heartbeat thread).
+
+        Its connection is named after the client's with `:heartbeat` appended, so
+        `CLIENT LIST` tells it from the process's shared connection.
+        """
+        config = self._client.config
+        if config.client_name:
+            config = replace(config, client_name=f"{config.client_name}:heartbeat")
+        return partial(RedisQueueStore.connect, config, self._name)
 
     async def aclose(self) -> None:
-        """Close the client if this store owns it."""
+        """Stop listening for wake-ups; close the client if this store owns it."""
+        if self._wake is not None:
+            await self._wake.aclose()
         if self._owns_client:
             await self._client.aclose()
 
     def __repr__(self) -> str:
         return f"<RedisQueueStore {self.base!r}>"
+
+
+def _other_task(code: int | bytes) -> str | None:
+    """The task `enqueue.lua` names in place of 0 when a job of another task held the id."""
+    return code.decode() if isinstance(code, bytes) else None
 
 
 def _text(value: bytes | None) -> str | None:

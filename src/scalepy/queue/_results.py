@@ -4,7 +4,8 @@ The store's settled feed (Redis: the queue's pub/sub channel, which `ack.lua`
 publishes on; memory: a callback) hands over the ids of settled jobs. One feed
 per `Queue`, started by the first `result()` call, sets the waiting callers'
 events. A message lost while a subscription reconnects costs at most `recheck`
-seconds: each caller re-reads its job that often anyway.
+seconds: each caller re-reads its job that often anyway, and only that on a
+store that announces nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from scalepy.queue._job import JobStatus
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from scalepy.queue._store import QueueStore, SettledFeed, StoredJob
+    from scalepy.queue._store import SettledFeed, StoredJob
 
 __all__ = ("ResultWaiter",)
 
@@ -28,14 +29,20 @@ class ResultWaiter(AsyncCloseable):
     """Lets callers wait for jobs to settle, on one shared feed.
 
     Args:
-        store: The queue's store, whose settled feed this listens to.
+        settled_feed: Makes the store's feed of settled job ids; `None` for a
+            store that announces none.
         recheck: Seconds between re-reads of a job while waiting.
     """
 
-    __slots__ = ("_feed", "_recheck", "_store", "_waiting")
+    __slots__ = ("_feed", "_make_feed", "_recheck", "_waiting")
 
-    def __init__(self, store: QueueStore, *, recheck: float = 1.0) -> None:
-        self._store = store
+    def __init__(
+        self,
+        settled_feed: Callable[[Callable[[list[str]], None]], SettledFeed] | None,
+        *,
+        recheck: float,
+    ) -> None:
+        self._make_feed = settled_feed
         self._recheck = recheck
         self._feed: SettledFeed | None = None
         self._waiting: dict[str, list[asyncio.Event]] = {}
@@ -81,8 +88,10 @@ class ResultWaiter(AsyncCloseable):
             await self._feed.aclose()
 
     async def _listening(self) -> None:
+        if self._make_feed is None:
+            return
         if self._feed is None:
-            self._feed = self._store.settled_feed(self._on_settled)
+            self._feed = self._make_feed(self._on_settled)
         await self._feed.start()
 
     def _on_settled(self, job_ids: list[str]) -> None:

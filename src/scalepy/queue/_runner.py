@@ -20,17 +20,20 @@ from typing import TYPE_CHECKING, Any
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import HeldLeases
 from scalepy.queue._job import _CURRENT, _STATE, JobContext
-from scalepy.queue._telemetry import (
+from scalepy.queue._metrics import (
     DEAD_LETTERED,
     FAILED,
     LEASES_LOST,
     PROCESS_DURATION,
     PROCESSED,
+    QUEUE_NAME,
     RETRIED,
+    TASK_NAME,
     UNKNOWN_TASK,
-    WAIT_TIME,
-    trace_scope,
+    WAIT_DURATION,
 )
+from scalepy.queue._telemetry import trace_scope
+from scalepy.telemetry import context_propagation
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,6 +109,7 @@ class Runner:
         "_on_slot_freed",
         "_process_span",
         "_processed",
+        "_propagation",
         "_retried",
         "_tasks",
         "_unknown",
@@ -132,12 +136,13 @@ class Runner:
         self._tasks = queue._tasks
         self._unknown = unknown
         self._instrumentation = instrumentation
+        self._propagation = context_propagation(instrumentation)
         self._on_slot_freed = on_slot_freed
         metric = instrumentation.metric
         self._processed, self._failed = metric(PROCESSED), metric(FAILED)
         self._retried, self._dead = metric(RETRIED), metric(DEAD_LETTERED)
         self._lost, self._unknown_task = metric(LEASES_LOST), metric(UNKNOWN_TASK)
-        self._duration, self._wait_time = metric(PROCESS_DURATION), metric(WAIT_TIME)
+        self._duration, self._wait_time = metric(PROCESS_DURATION), metric(WAIT_DURATION)
         self._process_span = f"process {queue.name}"
         self.held = HeldLeases()
         """The leases of the running and settling attempts, for the heartbeat."""
@@ -148,6 +153,7 @@ class Runner:
         """The queue's rate limiter, while the worker runs."""
         self.acks: Acks[_Attempt] = Acks(
             queue._store,
+            acks_ordered=queue._abilities.acks_ordered,
             result_ttl_ms=queue._result_ttl_ms,
             on_settled=self._on_settled,
             retry_for=lease,
@@ -204,7 +210,7 @@ class Runner:
                 )
             )
             with (
-                trace_scope(claimed.trace),
+                trace_scope(self._propagation, claimed.trace),
                 self._instrumentation.span(
                     self._process_span, _process_attributes(self.queue.name, claimed)
                 ),
@@ -230,7 +236,7 @@ class Runner:
 
     def _labels(self, task: Task[..., Any] | None) -> dict[str, str]:
         """The metric labels of a task's jobs (an empty task label for a task unknown here)."""
-        return task._labels if task is not None else {"queue": self.queue.name, "task": ""}
+        return task._labels if task is not None else {QUEUE_NAME: self.queue.name, TASK_NAME: ""}
 
     async def _call(self, task: Task[..., Any], claimed: Claimed) -> Any:
         args, kwargs = self.queue.serializer.loads(claimed.args)

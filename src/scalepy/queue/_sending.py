@@ -39,11 +39,14 @@ async def send(
     payload = queue.serializer.dumps([args, kwargs])  # before any I/O: fails at the call
     with queue._instrumentation.span(queue._send_span, _attributes(options, 1)):
         jobs = _new_jobs(options, [payload])
-        ((job_id, created),) = await queue._store.enqueue(_batch(options), jobs)
+        ((job_id, created, other_task),) = await queue._store.enqueue(_batch(options), jobs)
+    if other_task is not None:
+        raise ConfigurationError(
+            f"job id {job_id!r} is taken by a job of task {other_task!r}, not {task.name!r}:"
+            " job ids are queue-wide"
+        )
     if created:
         queue._sent.record(1, task._labels)
-    elif options.job_id is not None:
-        await _check_same_task(options, job_id)
     return Job(queue, job_id, created=created)
 
 
@@ -61,7 +64,7 @@ async def send_many(
     with queue._instrumentation.span(queue._send_span, _attributes(options, len(payloads))):
         jobs = _new_jobs(options, payloads)
         batch = _batch(options)
-        replies: list[list[tuple[str, bool]]] = []
+        replies: list[list[tuple[str, bool, str | None]]] = []
         # A few chunks in flight at a time: overlapped round trips, yet no pipeline so
         # long that its last replies would miss the client's timeout.
         window = size * _CHUNKS_IN_FLIGHT
@@ -73,7 +76,7 @@ async def send_many(
                 )
             )
     handles: list[Job[R]] = [
-        Job(queue, job_id, created=created) for reply in replies for job_id, created in reply
+        Job(queue, job_id, created=created) for reply in replies for job_id, created, _ in reply
     ]
     queue._sent.record(sum(job.created for job in handles), task._labels)
     return handles
@@ -92,21 +95,14 @@ def _batch(options: EnqueueOptions[Any, Any]) -> Batch:
     task = options.task
     priority = task.priority if options.priority is None else options.priority
     named = options.job_id is not None
-    return Batch(task.name, priority, task.retries, options.when, capture_trace(), named)
-
-
-async def _check_same_task(options: EnqueueOptions[Any, Any], job_id: str) -> None:
-    """Raise if the job holding the id the caller chose belongs to another task.
-
-    One more round trip, only when an enqueue with a `job_id` found its job existing.
-    """
-    task = options.task
-    stored = await task.queue._store.job(job_id)
-    if stored is not None and stored.task != task.name:
-        raise ConfigurationError(
-            f"job id {job_id!r} is taken by a job of task {stored.task!r}, not {task.name!r}:"
-            " job ids are queue-wide"
-        )
+    return Batch(
+        task.name,
+        priority,
+        task.retries,
+        options.when,
+        capture_trace(task.queue._propagation),
+        named,
+    )
 
 
 def _unique_key(options: EnqueueOptions[Any, Any], payload: bytes) -> str:

@@ -1,28 +1,47 @@
-"""`QueueStore`: the protocol of a queue's state, and the records it takes and returns.
+"""The contracts a queue backend implements, one per ability, and the records they carry.
 
-Two stores implement it: `RedisQueueStore` (`_redis.py`), shared by every process,
-each operation one atomic Lua script timed by the server's clock; and
-`MemoryQueueStore` (`_memory.py`), one process's reference model of the same
-scripts. Everything else (workers, sending, acks, results) is written once
-against this protocol; only the store and its waiting seam differ.
+`QueueStore` is what every backend offers: one queue's jobs, each change atomic
+and fenced by tokens where it must be. The queue assumes nothing more of a store.
+Each further ability is a protocol of its own, so a store cannot claim one it
+lacks, and the queue falls back where one is missing (`_abilities.py` asks, once):
+
+- `WakingQueueStore`: idle workers wait until jobs become ready (without it,
+  they poll every `Worker.poll_interval`);
+- `AnnouncingQueueStore`: a feed of settled job ids wakes `Job.result()` callers
+  (without it, each re-reads its job every 0.1 s);
+- `OrderedAcksQueueStore`: an ack sent now runs before a claim sent after it, so
+  a worker need not wait for its acks' replies before claiming again;
+- `ConnectingQueueStore`: the store opens itself on a connection of its own, so
+  a worker renews leases from a thread that a job blocking its event loop cannot
+  stop (without it, from a task of that loop).
+
+`RedisQueueStore` (`_redis.py`) has every ability, each operation one atomic Lua
+script timed by the server's clock; `MemoryQueueStore` (`_memory.py`), one
+process's reference model of the same scripts, has all but the connector: its
+state lives in one event loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
 __all__ = (
+    "MAX_CLAIM",
+    "AnnouncingQueueStore",
     "Batch",
     "Claimed",
+    "ConnectingQueueStore",
     "NewJob",
+    "OrderedAcksQueueStore",
     "QueueStore",
     "SettledFeed",
     "Settlement",
     "StoredJob",
+    "WakingQueueStore",
 )
 
 MAX_CLAIM = 1000
@@ -115,13 +134,17 @@ class QueueStore(Protocol):
     once older than its `dead_ttl_ms`). Times are Unix ms on the store's clock.
     """
 
-    async def enqueue(self, batch: Batch, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
+    async def enqueue(
+        self, batch: Batch, jobs: Sequence[NewJob]
+    ) -> list[tuple[str, bool, str | None]]:
         """Create `jobs`, all with the task and options of `batch`, atomically.
 
         Returns:
-            Per job, the id of the job holding it and whether it was created (false
+            Per job, the id of the job holding it; whether it was created (false
             when a live job already held its unique key or, for a `named` batch,
-            when a job with its id existed, live or ended and kept).
+            when a job with its id existed, live or ended and kept); and the task
+            of the job that had its id when that is not `batch.task` (job ids are
+            queue-wide), else `None`.
         """
         ...
 
@@ -149,17 +172,6 @@ class QueueStore(Protocol):
         Returns:
             Milliseconds until the next scheduled job or lease deadline (-1 if
             none), and the claimed jobs, highest priority level first.
-        """
-        ...
-
-    @property
-    def acks_ordered(self) -> bool:
-        """Whether an `ack` sent now runs before a `claim` sent after it.
-
-        False while the store cannot promise it: a Redis store until its ack
-        script was last answered without a failure since (a server that lost its
-        scripts answers NOSCRIPT and runs the claim pipelined behind it before the
-        resent script). Outcomes are then taken before the next claim is sent.
         """
         ...
 
@@ -246,23 +258,63 @@ class QueueStore(Protocol):
         """Read a job, or `None` if there is no such job (or it expired)."""
         ...
 
+    async def aclose(self) -> None:
+        """Release the connection the store owns, if any."""
+        ...
+
+
+@runtime_checkable
+class WakingQueueStore(QueueStore, Protocol):
+    """A store that wakes idle workers when jobs become ready, instead of their polling."""
+
     async def wait_for_jobs(self, seconds: float) -> None:
-        """Wait up to `seconds`, less when jobs became ready since the last wait."""
-        ...
+        """Wait up to `seconds`, less when jobs became ready since the last wait.
 
-    def settled_feed(self, on_settled: Callable[[list[str]], None]) -> SettledFeed:
-        """A feed calling `on_settled` with the ids of jobs as they settle."""
-        ...
-
-    def connector(self) -> Callable[[], QueueStore] | None:
-        """How to open this queue's store on a connection of its own, from another thread.
-
-        Returns:
-            A function to call in that thread's event loop; `None` when the state
-            lives in this process's event loop (memory), which alone may touch it.
+        Never raises: a failure only costs the wait.
         """
         ...
 
-    async def aclose(self) -> None:
-        """Release the connection the store owns, if any."""
+
+@runtime_checkable
+class AnnouncingQueueStore(QueueStore, Protocol):
+    """A store that announces the jobs it settles, so result waiters wake at once."""
+
+    def settled_feed(self, on_settled: Callable[[list[str]], None]) -> SettledFeed:
+        """A feed calling `on_settled` with the ids of jobs as they settle.
+
+        A job settles when it ends completed, cancelled or dead. An id may be
+        announced more than once, or (across a reconnect) not at all: waiters
+        re-read their job anyway, only less often.
+        """
+        ...
+
+
+@runtime_checkable
+class OrderedAcksQueueStore(QueueStore, Protocol):
+    """A store that may promise that acks run in the order they and claims were sent."""
+
+    @property
+    def acks_ordered(self) -> bool:
+        """Whether an `ack` sent now runs before a `claim` sent after it.
+
+        False while the store cannot promise it: a Redis store until its ack
+        script was last answered without a failure since (a server that lost its
+        scripts answers NOSCRIPT and runs the claim pipelined behind it before the
+        resent script). Outcomes are then taken before the next claim is sent, as
+        they always are on a store without this ability.
+        """
+        ...
+
+
+@runtime_checkable
+class ConnectingQueueStore(QueueStore, Protocol):
+    """A store that can open itself again on a connection of its own, in another thread."""
+
+    def connector(self) -> Callable[[], QueueStore]:
+        """How to open this queue's store on a connection of its own, from another thread.
+
+        Returns:
+            A function to call in that thread's event loop; the store it returns
+            is closed there with `aclose()`.
+        """
         ...

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from scalepy._validation import check_finite, check_int
 from scalepy.errors import ConfigurationError
+from scalepy.queue._metrics import QUEUE_NAME, TASK_NAME
 from scalepy.queue._sending import send, send_many
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class Task(Generic[P, R]):
         self.backoff = backoff
         self.priority = check_priority(priority)
         self.unique = unique
-        self._labels = {"queue": queue.name, "task": name}
+        self._labels = {QUEUE_NAME: queue.name, TASK_NAME: name}
         self._default: EnqueueOptions[P, R] = EnqueueOptions(task=self)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:

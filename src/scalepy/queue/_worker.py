@@ -5,7 +5,7 @@ promotes due jobs and reaps the expired leases of dead workers) and gives the
 jobs to the `Runner` (`_runner.py`), which runs and settles them. A heartbeat
 renews the leases (`_heartbeat.py`), and cron schedules fire from the same
 workers (`_periodic.py`). Idle, the loop waits for the store to say jobs are
-ready (Redis: a blocking pop of the wake-up list), so a new job starts at once.
+ready (Redis: a message on the wake-up channel), so a new job starts at once.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from scalepy._lifecycle import AsyncResource
 from scalepy._validation import check_finite, check_int
 from scalepy.errors import BackendError
 from scalepy.queue._heartbeat import Heartbeat
+from scalepy.queue._metrics import SENT
 from scalepy.queue._periodic import run_schedule
 from scalepy.queue._runner import Runner
-from scalepy.queue._telemetry import SENT
 from scalepy.queue._unknown import UnknownTasks
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Worker(AsyncResource):
         grace: Seconds `stop()` lets running jobs finish before handing them back.
         poll_interval: Most seconds an idle worker waits before checking the queue
             again (it wakes at once when a job is enqueued).
-        stats_interval: Seconds between two `scalepy.queue.depth` readings, or
+        stats_interval: Seconds between two `scalepy.queue.job.count` readings, or
             `None` for none.
         name: The worker's name, kept on the jobs it claims (`JobInfo.worker`);
             `host:pid` by default.
@@ -186,13 +186,14 @@ class Worker(AsyncResource):
         heartbeat = Heartbeat(
             self._store,
             self._runner.held,
+            connector=self.queue._abilities.connector,
             lease_ms=self._lease_ms,
             interval=self.lease / 3,
             report=self._runner.on_heartbeat,
             loop=loop,
         )
         heartbeat.start()
-        if self.queue.rate_limit is not None:
+        if self.queue._limit_backend is not None:  # the queue has a rate_limit
             from scalepy.ratelimit import RateLimiter
 
             limiter = RateLimiter(self.queue._limit_backend, namespace=f"queue:{self.queue.name}")
@@ -323,7 +324,7 @@ class Worker(AsyncResource):
         if seconds < 0.01:
             await asyncio.sleep(seconds)
             return
-        await self._store.wait_for_jobs(seconds)
+        await self.queue._abilities.wait_for_jobs(seconds)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ __all__ = ("Decision", "Outcome", "PolicyDecision")
 
 
 class Outcome(enum.Enum):
-    """How a decision was reached; also the `result` label of the decisions metric."""
+    """How a decision was reached; also the `scalepy.ratelimit.result` metric attribute."""
 
     ALLOWED = "allowed"
     """The backend allowed the request."""

@@ -16,7 +16,8 @@ from scalepy.errors import BackendError, ConfigurationError, CostExceedsBurst, R
 from scalepy.ratelimit._algorithms import check_cost
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._memory import MemoryRateLimitStore
-from scalepy.telemetry import Metric, MetricKind, get_default
+from scalepy.ratelimit._metrics import BACKEND_ERRORS, DECISION_DURATION, DECISIONS, RESULT
+from scalepy.telemetry import ERROR_TYPE, get_default
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from scalepy.ratelimit._store import RateLimitStore
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("BACKEND_ERRORS", "DECISIONS", "DECISION_DURATION", "FailurePolicy", "RateLimiter")
+__all__ = ("FailurePolicy", "RateLimiter")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,30 +37,8 @@ R = TypeVar("R")
 FailurePolicy = Literal["fail_open", "fail_closed", "local"]
 """What a limiter does while its backend is unavailable."""
 
-DECISIONS = Metric(
-    name="scalepy.ratelimit.decisions",
-    kind=MetricKind.COUNTER,
-    unit="{decision}",
-    description="Rate-limit decisions, by how they were reached.",
-    labels=("result",),
-)
-DECISION_DURATION = Metric(
-    name="scalepy.ratelimit.decision.duration",
-    kind=MetricKind.HISTOGRAM,
-    unit="s",
-    description="Time taken to reach a rate-limit decision.",
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
-)
-BACKEND_ERRORS = Metric(
-    name="scalepy.ratelimit.backend.errors",
-    kind=MetricKind.COUNTER,
-    unit="{error}",
-    description="Rate-limit backend calls that failed, by error type.",
-    labels=("error",),
-)
-
 # Built once: a labels dict per outcome, not one per decision.
-_RESULT_LABELS = {outcome: {"result": outcome.value} for outcome in Outcome}
+_RESULT_LABELS = {outcome: {RESULT: outcome.value} for outcome in Outcome}
 
 
 class RateLimiter(AsyncResource):
@@ -188,7 +167,10 @@ class RateLimiter(AsyncResource):
         if not decision.allowed:
             self._instrumentation.event(
                 "scalepy.ratelimit.limited",
-                {"retry_after": decision.retry_after, "limit": decision.limit},
+                {
+                    "scalepy.ratelimit.retry_after": decision.retry_after,
+                    "scalepy.ratelimit.limit": decision.limit,
+                },
             )
             if self._shadow:
                 return replace(decision, allowed=True, retry_after=0.0)
@@ -321,7 +303,7 @@ class RateLimiter(AsyncResource):
                 results = await self._store.acquire(key, policies, cost, commit=commit)
             except BackendError as exc:
                 self._guard.record_failure(exc)
-                self._backend_errors.record(1, {"error": type(exc).__name__})
+                self._backend_errors.record(1, {ERROR_TYPE: type(exc).__name__})
             else:
                 self._guard.record_success()
                 decision = Decision.combine(results)

@@ -30,11 +30,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from scalepy.errors import ConfigurationError
-from scalepy.ratelimit._algorithms import check_cost
+from scalepy.errors import ConfigurationError, CostExceedsBurst
 from scalepy.ratelimit._decision import Decision, Outcome
 from scalepy.ratelimit._headers import (
     check_policy_names,
@@ -84,7 +83,12 @@ class AsyncLimiter(Protocol):
     """What the middleware needs from a limiter; `RateLimiter` is one."""
 
     async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
-        """Take `cost` from every policy's quota for `key`, all or nothing."""
+        """Take `cost` from every policy's quota for `key`, all or nothing.
+
+        Raises:
+            CostExceedsBurst: `cost` can never be allowed (the middleware answers 413).
+            ConfigurationError: `cost` is not a whole number >= 0.
+        """
         ...
 
 
@@ -112,9 +116,10 @@ class RateLimitMiddleware:
             forge another's key).
         exempt: Path prefixes never limited, e.g. `["/health", "/metrics"]`.
         cost: What a request costs (default 1), e.g. more for uploads. A request
-            costing more than a policy's burst is answered `413` without asking
-            the limiter. A cost that is not a whole number >= 0 (None, a string,
-            NaN, inf, 2.5, a bool) raises `ConfigurationError`, as the limiter does.
+            the limiter refuses with `CostExceedsBurst` (costing more than a
+            policy's burst: it reads no quota) is answered `413`. A cost that is
+            not a whole number >= 0 (None, a string, NaN, inf, 2.5, a bool) raises
+            `ConfigurationError` from the limiter.
         headers: Add `RateLimit-Policy` and `RateLimit` to responses.
         legacy_headers: Add `X-RateLimit-Limit`, `-Remaining` and `-Reset` too.
 
@@ -190,14 +195,13 @@ class RateLimitMiddleware:
         elif identity is EXEMPT:
             await self._app(scope, receive, send)
             return
-        cost = 1
-        if self._cost is not None:
-            cost = check_cost(self._cost(scope))  # None, "3", inf: refused before comparing
-            if cost > rule.burst:  # no wait would ever let it through
-                await _too_large(cost, rule.burst, send)
-                return
+        cost = 1 if self._cost is None else self._cost(scope)
         key = quota_key(identity, rule.suffix)
-        decision = await self._limiter.acquire(key, *rule.policies, cost=cost)
+        try:
+            decision = await self._limiter.acquire(key, *rule.policies, cost=cost)
+        except CostExceedsBurst as exc:  # no wait would ever let it through
+            await _too_large(exc.cost, exc.burst, send)
+            return
         extra = _encode(
             rate_limit_headers(
                 decision,
@@ -246,12 +250,6 @@ class _Rule:
     """The policies decided together; none for an exemption."""
     suffix: str
     """Appended to the escaped identity so that each route has quotas of its own."""
-    burst: int = field(init=False)
-    """The largest cost the policies allow at once."""
-
-    def __post_init__(self) -> None:
-        burst = min((policy.rule.max_cost for policy in self.policies), default=0)
-        object.__setattr__(self, "burst", burst)
 
 
 async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:

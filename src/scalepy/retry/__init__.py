@@ -62,7 +62,7 @@ from scalepy.retry._budget import RetryBudget as RetryBudget
 from scalepy.retry._budget import RetryBudgetStatistics as RetryBudgetStatistics
 from scalepy.retry._decorator import call as call
 from scalepy.retry._decorator import retry as retry
-from scalepy.retry._policy import ATTEMPTS as ATTEMPTS
+from scalepy.retry._metrics import ATTEMPTS as ATTEMPTS
 from scalepy.retry._policy import RetryPolicy as RetryPolicy
 from scalepy.retry._policy import TenacityKwargs as TenacityKwargs
 

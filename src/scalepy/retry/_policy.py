@@ -13,7 +13,8 @@ import tenacity
 from scalepy._validation import check_finite, check_int
 from scalepy.clock import MonotonicClock
 from scalepy.errors import BulkheadFull, CircuitOpenError, ConfigurationError, RateLimitExceeded
-from scalepy.telemetry import Metric, MetricKind, get_default
+from scalepy.retry._metrics import ATTEMPTS, OUTCOME
+from scalepy.telemetry import get_default
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -22,19 +23,11 @@ if TYPE_CHECKING:
     from scalepy.retry._budget import RetryBudget
     from scalepy.telemetry import Instrumentation, Recorder
 
-__all__ = ("ATTEMPTS", "RetryPolicy", "TenacityKwargs")
-
-ATTEMPTS = Metric(
-    name="scalepy.retry.attempts",
-    kind=MetricKind.COUNTER,
-    unit="{attempt}",
-    description="Attempts made under a retry policy, by what happened next.",
-    labels=("outcome",),
-)
+__all__ = ("RetryPolicy", "TenacityKwargs")
 
 _REJECTIONS: tuple[type[Exception], ...] = (CircuitOpenError, BulkheadFull, RateLimitExceeded)
 _OUTCOME_LABELS = {
-    outcome: {"outcome": outcome}
+    outcome: {OUTCOME: outcome}
     for outcome in ("success", "retry", "exhausted", "budget_exhausted", "failure")
 }
 

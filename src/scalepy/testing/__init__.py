@@ -1,8 +1,9 @@
 """Test helpers for code that uses scalepy: a fake clock, a recording instrumentation, ASGI calls.
 
 Nothing here talks to a network; everything is safe to use in unit tests. The
-store contracts (`CacheStoreContract`, `RateLimitStoreContract`) check a backend of
-your own against the memory reference; they need no test framework to import.
+store contracts (`CacheStoreContract`, `QueueStoreContract`, `RateLimitStoreContract`)
+check a backend of your own against the memory reference; they need no test
+framework to import.
 """
 
 from scalepy.testing._asgi import AsgiResponse as AsgiResponse
@@ -11,6 +12,7 @@ from scalepy.testing._cache_contract import Advance as Advance
 from scalepy.testing._cache_contract import CacheStoreContract as CacheStoreContract
 from scalepy.testing._clock import FakeClock as FakeClock
 from scalepy.testing._instrumentation import RecordingInstrumentation as RecordingInstrumentation
+from scalepy.testing._queue_contract import QueueStoreContract as QueueStoreContract
 from scalepy.testing._ratelimit_contract import RateLimitStoreContract as RateLimitStoreContract
 
 __all__ = (
@@ -18,6 +20,7 @@ __all__ = (
     "AsgiResponse",
     "CacheStoreContract",
     "FakeClock",
+    "QueueStoreContract",
     "RateLimitStoreContract",
     "RecordingInstrumentation",
     "asgi_request",

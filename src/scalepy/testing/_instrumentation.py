@@ -188,12 +188,16 @@ class RecordingInstrumentation:
         if span is not None:
             span.events.append(event)
 
-    def value(self, name: str, /, **labels: str) -> float:
-        """Return the aggregated value of a metric over the records matching `labels`.
+    def value(
+        self, name: str, attributes: Mapping[str, str] | None = None, /, **labels: str
+    ) -> float:
+        """Return the aggregated value of a metric over the records matching the labels.
 
         Args:
             name: The metric name.
-            **labels: Label values a record must have; others are not compared.
+            attributes: Label values a record must have, for dotted keys such as
+                `{"scalepy.cache.result": "hit"}`; others are not compared.
+            **labels: More label values a record must have, for plain keys.
 
         Returns:
             The sum of the values for counters and up-down counters, the sum of
@@ -201,29 +205,35 @@ class RecordingInstrumentation:
             when nothing matches).
 
         Raises:
-            KeyError: If no metric of that name was defined.
+            KeyError: If no metric of that name was defined, or it declares no
+                label of a key asked for.
         """
         kind = self._definition(name).kind
-        values = list(self._matching(name, labels))
+        values = list(self._matching(name, {**(attributes or {}), **labels}))
         if kind is MetricKind.GAUGE:
             return values[-1] if values else 0.0
         return math.fsum(values)
 
-    def count(self, name: str, /, **labels: str) -> int:
+    def count(
+        self, name: str, attributes: Mapping[str, str] | None = None, /, **labels: str
+    ) -> int:
         """Return how many values were recorded for a metric with matching labels.
 
         Args:
             name: The metric name.
-            **labels: Label values a record must have; others are not compared.
+            attributes: Label values a record must have, for dotted keys; others
+                are not compared.
+            **labels: More label values a record must have, for plain keys.
 
         Returns:
             The number of matching records, e.g. the observation count of a histogram.
 
         Raises:
-            KeyError: If no metric of that name was defined.
+            KeyError: If no metric of that name was defined, or it declares no
+                label of a key asked for.
         """
         self._definition(name)
-        return sum(1 for _ in self._matching(name, labels))
+        return sum(1 for _ in self._matching(name, {**(attributes or {}), **labels}))
 
     def clear(self) -> None:
         """Forget records, spans and events; metric definitions are kept."""
@@ -240,6 +250,12 @@ class RecordingInstrumentation:
             ) from None
 
     def _matching(self, name: str, labels: Mapping[str, str]) -> Iterator[float]:
+        undeclared = labels.keys() - set(self.metrics[name].labels)
+        if undeclared:  # a misspelt key would match nothing and make any "== 0" pass
+            raise KeyError(
+                f"metric {name!r} declares labels {self.metrics[name].labels!r}, "
+                f"not {sorted(undeclared)!r}"
+            )
         return (
             value
             for metric, value, recorded in self.records

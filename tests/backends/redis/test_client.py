@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 from redis.crc import key_slot
 
 from scalepy.backends import KeySpace, MemoryConfig, parse_backend_url
 from scalepy.backends.redis import RedisClient
-from scalepy.backends.redis._client import PIPELINE_SIZE
+from scalepy.backends.redis._metrics import PIPELINE_SIZE
 from scalepy.errors import BackendCommandError, BackendUnavailable, ConfigurationError
 from scalepy.testing import RecordingInstrumentation
+from tests.support.cluster_slots import empty_slot
 
 
 async def test_commands_return_raw_replies(redis: RedisClient, key_prefix: str) -> None:
@@ -25,6 +25,34 @@ async def test_commands_return_raw_replies(redis: RedisClient, key_prefix: str) 
     assert 2 == await redis.execute("RPUSH", f"{key_prefix}:l", "a", "b")
     assert [b"a", b"b"] == await redis.execute("LRANGE", f"{key_prefix}:l", 0, -1)
     assert await redis.ping()
+
+
+async def test_replies_keep_their_resp2_shapes_over_resp3(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """The connection speaks RESP3; maps, doubles, score pairs and booleans read as in RESP2."""
+    key = f"{key_prefix}:{{shapes}}"
+    assert 3 == (await redis.execute("HELLO"))[5]  # the connection's protocol: RESP3
+    await redis.execute("HSET", f"{key}:h", "a", "1")
+    assert [b"a", b"1"] == await redis.execute("HGETALL", f"{key}:h")
+    await redis.execute("ZADD", f"{key}:z", 1.5, "m", 0.1, "n", 2, "o")
+    assert b"1.5" == await redis.execute("ZSCORE", f"{key}:z", "m")
+    assert b"2" == await redis.execute("ZSCORE", f"{key}:z", "o")
+    assert b"0.10000000000000001" == await redis.execute("ZSCORE", f"{key}:z", "n")
+    expected = [b"n", b"0.10000000000000001", b"m", b"1.5"]
+    assert expected == await redis.execute("ZRANGE", f"{key}:z", 0, 1, "WITHSCORES")
+    assert [b"n", b"0.10000000000000001"] == await redis.execute("ZPOPMIN", f"{key}:z")
+    assert [b"m", b"1.5"] == await redis.execute("ZPOPMIN", f"{key}:z", 1)
+    await redis.execute("ZADD", f"{key}:z", 3, "p")
+    popped = [f"{key}:z".encode(), [[b"o", b"2"]]]  # ZMPOP nests its pairs in RESP2 too
+    assert popped == await redis.execute("ZMPOP", 1, f"{key}:z", "MIN")
+    script = "return {true, false, 7}"
+    assert [1, None, 7] == await redis.execute("EVAL", script, 0)
+    assert 1 == await redis.execute("EVAL", "return true", 0)
+    assert None is await redis.execute("EVAL", "return false", 0)
+    await redis.execute("SADD", f"{key}:s", "x")
+    assert [b"x"] == await redis.execute("SMEMBERS", f"{key}:s")
+    assert b"inf" == await redis.execute("ZINCRBY", f"{key}:z", "+inf", "q")
 
 
 async def test_one_tick_of_commands_is_one_pipeline(redis: RedisClient, key_prefix: str) -> None:
@@ -91,33 +119,12 @@ async def test_cluster_routes_keys_to_their_nodes(cluster_url: str, key_prefix: 
 async def test_cluster_follows_a_moved_slot(cluster_url: str, key_prefix: str) -> None:
     """When a slot changes owner, commands follow the MOVED reply and the map refreshes."""
     async with RedisClient.from_url(cluster_url) as cluster:
-        ranges = await cluster.execute("CLUSTER", "SLOTS")  # also loads the slot map
-        nodes = [(host.decode(), port, node_id) for _, _, (host, port, node_id, *_) in ranges]
-        admins = [RedisClient.from_url(f"redis://{host}:{port}") for host, port, _ in nodes]
-
-        def owner_of(slot: int) -> int:
-            return next(
-                index for index, (start, end, *_) in enumerate(ranges) if start <= slot <= end
-            )
-
-        # SETSLOT NODE moves no keys: use a slot that holds none (other runs' keys may).
-        for attempt in itertools.count():
-            key = f"{key_prefix}:{{moving-{attempt}}}"
-            slot = key_slot(key.encode())
-            owner = owner_of(slot)
-            if 0 == await admins[owner].execute("CLUSTER", "COUNTKEYSINSLOT", slot):
-                break
-        target = (owner + 1) % len(nodes)
-        try:
-            for admin in admins:
-                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[target][2])
+        async with empty_slot(cluster, key_prefix) as slot:
+            key = slot.key
+            await slot.move()
             assert b"OK" == await cluster.execute("SET", key, "moved")
             assert b"moved" == await cluster.execute("GET", key)
             assert 1 == await cluster.execute("DEL", key)
-        finally:
-            for admin in admins:
-                await admin.execute("CLUSTER", "SETSLOT", slot, "NODE", nodes[owner][2])
-                await admin.aclose()
         assert None is await cluster.execute("GET", key)
 
 

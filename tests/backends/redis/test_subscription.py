@@ -8,16 +8,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from scalepy.backends.redis import RedisClient, Subscription, SubscriptionStatistics
-from scalepy.errors import ConfigurationError
-from tests.support.redis_server import free_port
+from scalepy.errors import BackendUnavailable, ConfigurationError
+from tests.support.cluster_slots import empty_slot
+from tests.support.redis_server import RedisClusterNode, RedisServer, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from tests.support.redis_server import RedisServer
+    from pathlib import Path
 
 WAIT = 10.0  # the most any event below may take; they usually take milliseconds
 
@@ -102,39 +102,116 @@ async def test_messages_arrive_in_order(redis: RedisClient, channel: str, sharde
     assert (False, 0) == (subscription.connected, listener.downs)
 
 
+async def test_messages_interleaved_with_replies_go_to_the_subscriber_alone(
+    redis: RedisClient, channel: str
+) -> None:
+    """Pushes between replies on one connection: each caller gets its reply, in order.
+
+    The client publishes to its own subscription while 1,000 other commands are in
+    flight on the same connection: every ECHO gets its own text back, and the
+    subscriber gets every message, in publishing order.
+    """
+    listener = Listener()
+    publish = "SPUBLISH" if redis.is_cluster else "PUBLISH"
+    async with listener.subscribe(redis, channel, sharded=redis.is_cluster) as subscription:
+        await subscription.start()
+
+        async def echo(index: int) -> bytes:
+            reply: bytes = await redis.execute("ECHO", f"reply {index}")
+            return reply
+
+        async def publish_one(index: int) -> None:
+            await redis.execute(publish, channel, f"m{index}")
+
+        calls = [echo(i) if i % 4 else publish_one(i // 4) for i in range(1_000)]
+        replies = await asyncio.gather(*calls)
+        assert [f"reply {i}".encode() for i in range(1_000) if i % 4] == [
+            reply for i, reply in enumerate(replies) if i % 4
+        ]
+        assert [f"m{i}".encode() for i in range(250)] == await listener.receive(250)
+        assert 250 == subscription.statistics().messages
+
+
 async def test_a_stale_cluster_slot_map_is_corrected_by_moved(
     cluster_url: str, channel: str
 ) -> None:
     """A sharded subscription sent to a node that does not own the slot follows MOVED."""
     async with RedisClient.from_url(cluster_url) as client:
-        cluster = client.redis
-        assert isinstance(cluster, RedisCluster)
-        await cluster.initialize()
-        owner = cluster.get_node_from_key(channel)
-        assert owner is not None
-        other = next(node for node in cluster.get_primaries() if node.name != owner.name)
+        slot = key_slot(channel.encode())
+        ranges: list[Any] = await client.execute("CLUSTER", "SLOTS")
+        other = next(r[2] for r in ranges if not r[0] <= slot <= r[1])
         listener = Listener()
         async with listener.subscribe(client, channel, sharded=True) as subscription:
-            subscription._redirect = (other.host, int(other.port))  # as if the slot had moved
+            # As if the slot had moved to `other`: the subscription goes there first.
+            subscription._redirect = f"MOVED {slot} {other[0].decode()}:{other[1]}"
             await subscription.start()
             await client.execute("SPUBLISH", channel, "found")
             assert [b"found"] == await listener.receive(1)
             assert (1, 1) == (subscription.statistics().failures, listener.ups)
 
 
-async def test_a_restarted_server_is_resubscribed(redis_server: RedisServer, channel: str) -> None:
-    """Redis stopped: connected turns False; restarted: True again, and messages flow."""
-    async with RedisClient.from_url(f"{redis_server.url}?timeout=0.5") as client:
+async def test_a_sharded_subscription_follows_its_slot_to_a_new_owner(
+    cluster_url: str, key_prefix: str
+) -> None:
+    """The channel's slot given to another node: `sunsubscribe`, MOVED, subscribed there."""
+    async with (
+        RedisClient.from_url(cluster_url) as client,
+        empty_slot(client, key_prefix) as slot,
+    ):
         listener = Listener()
-        async with listener.subscribe(client, channel, min_delay=0.05, max_delay=0.2) as sub:
+        options = {"sharded": True, "min_delay": 0.05, "max_delay": 0.2}
+        async with listener.subscribe(client, slot.key, **options) as subscription:
+            await subscription.start()
+            listener.up.clear()  # the loss may come before SETSLOT returns: no next_down()
+            await slot.move()
+            await asyncio.wait_for(listener.down.wait(), WAIT)
+            await asyncio.wait_for(listener.up.wait(), WAIT)
+            await client.execute("SPUBLISH", slot.key, "moved")
+            assert [b"moved"] == await listener.receive(1)
+            assert 2 <= subscription.statistics().failures  # ended, then MOVED
+
+
+async def test_a_slot_leaving_the_node_ends_a_sharded_subscription_until_it_is_back(
+    tmp_path: Path, channel: str
+) -> None:
+    """The server's own `sunsubscribe` (its slot went away) is a loss; it resubscribes."""
+    with RedisClusterNode(tmp_path) as node:
+        async with (
+            RedisClient.from_url(f"{node.url}?timeout=0.5") as client,
+            RedisClient.from_url(f"redis://127.0.0.1:{node.port}/0") as admin,
+        ):
+            listener = Listener()
+            options = {"sharded": True, "min_delay": 0.05, "max_delay": 0.1}
+            async with listener.subscribe(client, channel, **options) as subscription:
+                await subscription.start()
+                slot = key_slot(channel.encode())
+                listener.up.clear()  # the loss may come before DELSLOTS returns
+                await admin.execute("CLUSTER", "DELSLOTS", slot)
+                await asyncio.wait_for(listener.down.wait(), WAIT)
+                assert not subscription.connected
+                await admin.execute("CLUSTER", "ADDSLOTS", slot)
+                await asyncio.wait_for(listener.up.wait(), WAIT)
+                await client.execute("SPUBLISH", channel, "back")
+                assert [b"back"] == await listener.receive(1)
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["classic", "sharded"])
+async def test_a_restarted_server_is_resubscribed(
+    outage_server: RedisServer, channel: str, sharded: bool
+) -> None:
+    """Redis stopped: connected turns False; restarted: True again, and messages flow."""
+    async with RedisClient.from_url(f"{outage_server.url}?timeout=0.5") as client:
+        listener = Listener()
+        options = {"sharded": sharded, "min_delay": 0.05, "max_delay": 0.2}
+        async with listener.subscribe(client, channel, **options) as sub:
             await sub.start()
-            redis_server.stop()
+            outage_server.stop()
             await listener.next_down()
             assert (False, 1) == (sub.connected, listener.downs)
-            redis_server.start()
+            outage_server.start()
             await listener.next_up()
             assert (True, 2) == (sub.connected, listener.ups)
-            await client.execute("PUBLISH", channel, "back")
+            await client.execute("SPUBLISH" if sharded else "PUBLISH", channel, "back")
             assert [b"back"] == await listener.receive(1)
             assert 1 <= sub.statistics().failures
             assert "connected connects=2" in repr(sub)
@@ -142,13 +219,116 @@ async def test_a_restarted_server_is_resubscribed(redis_server: RedisServer, cha
 
 async def test_a_killed_connection_is_replaced(redis_server: RedisServer, channel: str) -> None:
     """CLIENT KILL of the subscriber's connection: it reconnects by itself."""
-    async with RedisClient.from_url(redis_server.url) as client:
+    async with (
+        RedisClient.from_url(redis_server.url) as client,
+        RedisClient.from_url(redis_server.url) as killer,
+    ):
         listener = Listener()
         async with listener.subscribe(client, channel, min_delay=0.05) as subscription:
             await subscription.start()
-            assert 1 == await client.execute("CLIENT", "KILL", "TYPE", "pubsub")
+            assert 1 == await killer.execute("CLIENT", "KILL", "TYPE", "pubsub")
             await listener.next_up()
             assert (1, 2) == (listener.downs, listener.ups)
+
+
+async def test_a_connection_killed_with_commands_in_flight_fails_them_and_resubscribes(
+    outage_server: RedisServer, channel: str
+) -> None:
+    """One connection, subscribed and busy, killed: every caller gets its own reply or an error.
+
+    The ECHOs sent before a BLPOP that holds the connection are answered, each with
+    its own text; the BLPOP and the ECHOs queued behind it fail with
+    BackendUnavailable when the connection is killed; the subscription reports the
+    loss, comes back, and later commands get their own replies again.
+    """
+    async with (
+        RedisClient.from_url(f"{outage_server.url}?timeout=10") as client,
+        RedisClient.from_url(f"redis://127.0.0.1:{outage_server.port}/0") as killer,
+    ):
+        listener = Listener()
+        async with listener.subscribe(client, channel, sharded=client.is_cluster) as subscription:
+            await subscription.start()
+            own_id = await client.execute("CLIENT", "ID")
+
+            async def echo(index: int) -> bytes | None:
+                try:
+                    reply: bytes = await client.execute("ECHO", f"reply {index}")
+                except BackendUnavailable:
+                    return None
+                return reply
+
+            before = [asyncio.ensure_future(echo(i)) for i in range(50)]
+            blocked = asyncio.ensure_future(client.execute("BLPOP", f"{channel}:nothing", 9))
+            behind = [asyncio.ensure_future(echo(i)) for i in range(50, 100)]
+            assert [f"reply {i}".encode() for i in range(50)] == await asyncio.gather(*before)
+            assert 1 == await killer.execute("CLIENT", "KILL", "ID", own_id)
+            with pytest.raises(BackendUnavailable):
+                await blocked
+            assert [None] * 50 == await asyncio.gather(*behind)
+            await listener.next_up()
+            assert (1, 2) == (listener.downs, listener.ups)
+            after = await asyncio.gather(*(echo(i) for i in range(100)))
+            assert [f"reply {i}".encode() for i in range(100)] == after
+            assert own_id != await client.execute("CLIENT", "ID")
+            await client.execute(
+                "SPUBLISH" if client.is_cluster else "PUBLISH", channel, "still here"
+            )
+            assert [b"still here"] == await listener.receive(1)
+
+
+async def test_subscriptions_to_one_channel_share_one_server_subscription(
+    redis_url: str, channel: str
+) -> None:
+    """Two subscribers of a channel on one client: one SUBSCRIBE, kept until the last leaves."""
+    async with RedisClient.from_url(redis_url) as client:
+        first, second = Listener(), Listener()
+        one, two = first.subscribe(client, channel), second.subscribe(client, channel)
+        await one.start()
+        await two.start()
+        assert (1, 1) == (first.ups, second.ups)
+        assert [channel.encode(), 1] == await client.execute("PUBSUB", "NUMSUB", channel)
+        await client.execute("PUBLISH", channel, "both")
+        assert [b"both"] == await first.receive(1)
+        assert [b"both"] == await second.receive(1)
+        await one.aclose()
+        await client.execute("PUBLISH", channel, "second")
+        assert [b"both", b"second"] == await second.receive(2)
+        assert [channel.encode(), 1] == await client.execute("PUBSUB", "NUMSUB", channel)
+        await two.aclose()
+        assert [channel.encode(), 0] == await client.execute("PUBSUB", "NUMSUB", channel)
+        assert [b"both"] == first.messages
+
+
+async def test_a_server_refusing_resp3_gives_subscriptions_a_connection_of_their_own(
+    tmp_path: Path, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HELLO renamed away: commands run over RESP2, subscriptions on a second connection.
+
+    Both log in over RESP2 (AUTH, SELECT, CLIENT SETNAME).
+    """
+    options = ("--rename-command", "HELLO", "", "--requirepass", "s3cret")
+    with RedisServer(tmp_path, *options) as server:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/3?client_name=resp2-only"
+        async with RedisClient.from_url(url) as client:
+            assert b"OK" == await client.execute("SET", f"{channel}:in-db-3", "yes")
+            listener = Listener()
+            async with listener.subscribe(client, channel) as subscription:
+                with caplog.at_level(logging.INFO, "scalepy.backends.redis"):
+                    await subscription.start()
+                assert subscription.connected
+                await client.execute("PUBLISH", channel, "over resp2")
+                assert [b"over resp2"] == await listener.receive(1)
+                listed: bytes = await client.execute("CLIENT", "LIST")
+            logins = sorted(
+                (fields["flags"], fields["db"])
+                for fields in (
+                    dict(part.split("=", 1) for part in line.split())
+                    for line in listed.decode().splitlines()
+                )
+                if fields["name"] == "resp2-only" and fields["resp"] == "2"
+            )
+        assert [("N", "3"), ("P", "3")] == logins  # the command connection, the subscriber
+        assert any("refused RESP3" in record.getMessage() for record in caplog.records)
 
 
 async def test_a_frozen_server_is_noticed_by_ping(

@@ -22,11 +22,12 @@ from scalepy.backends._url import (
 )
 from scalepy.backends.redis._cluster import ClusterRouter
 from scalepy.backends.redis._errors import ScriptNotLoaded
+from scalepy.backends.redis._metrics import PIPELINE_SIZE
 from scalepy.backends.redis._node import Node
 from scalepy.backends.redis._pipeline import AutoPipeline, PipelineStatistics
 from scalepy.backends.redis._resp import Endpoint
 from scalepy.errors import ConfigurationError
-from scalepy.telemetry import Metric, MetricKind, get_default
+from scalepy.telemetry import get_default
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -35,18 +36,11 @@ if TYPE_CHECKING:
     from redis.asyncio.cluster import RedisCluster
     from redis.typing import EncodableT
 
+    from scalepy.backends.redis._resp import RespConnection
     from scalepy.backends.redis._scripts import Script
     from scalepy.telemetry import Instrumentation
 
 __all__ = ("RedisClient", "RedisClientStatistics")
-
-PIPELINE_SIZE = Metric(
-    name="scalepy.redis.pipeline.size",
-    kind=MetricKind.HISTOGRAM,
-    unit="{command}",
-    description="Commands per automatic pipeline sent to Redis.",
-    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +60,9 @@ class RedisClient(AsyncResource):
 
     Commands issued concurrently within one event-loop tick reach Redis as one
     pipeline, over one multiplexed connection per server; each caller still gets
-    its own reply or its own error. Every call is bounded by the configured
+    its own reply or its own error. The connection speaks RESP3, so it carries the
+    process's `Subscription`s too (a server refusing RESP3 gets a second connection
+    for them). Every call is bounded by the configured
     `timeout`, and failures are scalepy errors: `BackendTimeout`,
     `BackendUnavailable` or `BackendCommandError`. A lost connection is reopened
     by the next command. Its connections belong to the running event loop: used
@@ -75,8 +71,9 @@ class RedisClient(AsyncResource):
     does nothing (commands connect; `ping()` is the startup check) and `aclose()`
     closes once, however often or concurrently it is called.
 
-    Replies are raw RESP2 values: `bytes` for strings and status replies
-    (`b"OK"`), `int`, `list` and `None`.
+    Replies are raw values in their RESP2 shapes: `bytes` for strings, status
+    replies (`b"OK"`) and doubles, `int`, `list` (a map is a flat list of keys and
+    values) and `None`.
 
     One client serves every primitive of a process (`Cache(client)`,
     `RateLimiter(client)`, `Queue(client)`, `RedisSharedState(client)`); each
@@ -209,9 +206,10 @@ class RedisClient(AsyncResource):
     def redis(self) -> Redis | RedisCluster:
         """A redis-py client for the same server, created on first use and closed with this.
 
-        Use it for what needs a connection of its own: pub/sub, blocking commands,
-        commands that must reach every cluster node. Plain commands are faster
-        through `execute`. Like the client's own connections, it belongs to the
+        Use it for what needs a connection of its own: blocking commands, commands
+        that must reach every cluster node. Plain commands are faster through
+        `execute`, and pub/sub goes through `Subscription`, on this client's
+        connections. Like the client's own connections, it belongs to the
         running event loop: another loop gets another one.
 
         Raises:
@@ -278,6 +276,18 @@ class RedisClient(AsyncResource):
             BackendUnavailable: The server cannot be reached.
         """
         return bool(await self.execute("PING"))
+
+    async def _subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
+        """The open connection to carry `channel`'s subscription (see `Subscription`).
+
+        The connection of the server (on a cluster: of the node owning the channel's
+        slot, or of the node a `MOVED` reply `redirect` named) that carries this
+        loop's commands, unless that server refused RESP3.
+
+        Raises:
+            BackendError: The server cannot be reached or refused the login.
+        """
+        return await self._pipeline.dispatcher().subscriber(channel, redirect=redirect)
 
     def statistics(self) -> RedisClientStatistics:
         """Return a snapshot of the client's counters."""

@@ -5,6 +5,9 @@ The slot map comes from `CLUSTER SLOTS`, fetched on first use and again after an
 (`ASK` redirections are preceded by `ASKING`), so resharding is invisible to
 callers. Commands are grouped per node, so one tick's batch becomes one pipeline
 per node.
+
+A subscription goes to the node owning its channel's slot (`subscriber`); that
+node's connection carries it along with the node's commands (see `_pubsub.py`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from redis.crc import key_slot
 from scalepy.backends.redis._command import encode_command, leading_arguments
 from scalepy.backends.redis._node import Node
 from scalepy.backends.redis._pipeline import fail_batches
+from scalepy.backends.redis._resp import ignore_outcome
 from scalepy.errors import BackendError, BackendUnavailable
 
 if TYPE_CHECKING:
-    from scalepy.backends.redis._resp import Endpoint
+    from scalepy.backends.redis._resp import Endpoint, RespConnection
 
 __all__ = ("ClusterRouter",)
 
@@ -85,6 +89,34 @@ class ClusterRouter:
             await asyncio.wait([self._refreshing], timeout=grace)
         await asyncio.gather(*(node.aclose(grace) for node in self._nodes.values()))
 
+    async def subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
+        """Return the connection to the node owning `channel`'s slot (see `Node.subscriber`).
+
+        The slot map is learnt first if needed.
+
+        Args:
+            channel: The channel.
+            redirect: The `MOVED` reply the last subscription attempt got, if any:
+                the node it names owns the slot now.
+
+        Raises:
+            BackendUnavailable: No node answered CLUSTER SLOTS, or none serves the slot.
+            BackendError: The node cannot be reached or refused the login.
+        """
+        slot = key_slot(channel)
+        if redirect is not None:
+            self._slots[slot] = self._redirected(redirect)[1]
+            self._refresh_soon()  # other slots may have moved too
+        elif self._slots[slot] is None:
+            self._refresh_soon()
+        refreshing = self._refreshing
+        if refreshing is not None and self._slots[slot] is None:
+            await asyncio.shield(refreshing)
+        owner = self._slots[slot]
+        if owner is None:
+            raise BackendUnavailable(f"no cluster node serves slot {slot}", backend=self._backend)
+        return await owner.subscriber(channel, redirect=None)
+
     def _route(self, wire: bytes) -> Node:
         key = _key_of(wire)
         if key is not None:
@@ -101,17 +133,21 @@ class ClusterRouter:
             self._nodes[host, port] = node
         return node
 
-    def _redirect(self, wire: bytes, future: asyncio.Future[Any], message: str) -> None:
-        kind, slot, address = message.split(" ", 2)
+    def _redirected(self, message: str) -> tuple[str, Node]:
+        """The kind (MOVED, ASK) of a redirection reply, and the node it names."""
+        kind, _, address = message.split(" ", 2)
         host, _, port = address.rpartition(":")
-        node = self._node(host or self._template.host, int(port))
+        return kind, self._node(host or self._template.host, int(port))
+
+    def _redirect(self, wire: bytes, future: asyncio.Future[Any], message: str) -> None:
+        kind, node = self._redirected(message)
         if kind == "MOVED":
-            self._slots[int(slot)] = node
+            self._slots[int(message.split(" ", 2)[1])] = node
             self._refresh_soon()
             node.dispatch([wire], [future])
         else:
             asking: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            asking.add_done_callback(_ignore_outcome)
+            asking.add_done_callback(ignore_outcome)
             node.dispatch([_ASKING, wire], [asking, future])
 
     def _refresh_soon(self) -> None:
@@ -147,12 +183,6 @@ class ClusterRouter:
     def _fail_pending(self, error: BackendError) -> None:
         pending, self._pending = self._pending, []
         fail_batches(pending, error)
-
-
-def _ignore_outcome(future: asyncio.Future[Any]) -> None:
-    # ASKING's reply matters to nobody; reading it keeps asyncio from logging it.
-    if not future.cancelled():
-        future.exception()
 
 
 def _key_of(wire: bytes) -> bytes | None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from scalepy.backends.redis._command import Command
+    from scalepy.backends.redis._resp import RespConnection
     from scalepy.telemetry import Recorder
 
 __all__ = ("AutoPipeline", "Dispatcher", "PipelineStatistics", "fail_batches")
@@ -51,6 +52,12 @@ class Dispatcher(Protocol):
 
     def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Send encoded commands now (or as soon as connected); replies settle `futures`."""
+
+    async def subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
+        """The open connection to carry `channel`'s subscription (see `_pubsub.py`).
+
+        `redirect` is a `MOVED` reply a subscription attempt got (cluster only).
+        """
 
     def abort_stalled(self, silent_since: float) -> None:
         """Drop connections that owe replies and showed no sign of life after `silent_since`.
@@ -208,6 +215,20 @@ class AutoPipeline:
         batch.futures.append(future)
         group.futures.append(future)
         return future
+
+    def dispatcher(self) -> Dispatcher:
+        """The running event loop's dispatcher, for what is not a command (subscriptions).
+
+        Raises:
+            BackendUnavailable: The pipeline has been closed.
+        """
+        if self._closed:
+            raise BackendUnavailable("the Redis client is closed", backend=self._backend)
+        loop = asyncio.get_running_loop()
+        state = self._state
+        if state is None or state.loop is not loop:
+            state = self._state = self._states.get(loop)
+        return state.dispatcher
 
     def statistics(self) -> PipelineStatistics:
         """Return a snapshot of the pipeline's counters."""

@@ -1,9 +1,16 @@
-"""One multiplexed RESP2 connection: many pipelines in flight, replies settle futures in order.
+"""One multiplexed RESP3 connection: many pipelines in flight, replies settle futures in order.
 
 Writes never wait for earlier replies (Redis answers in order), so one connection
 carries every pipeline a process sends to one server, as ioredis and redis-rs do.
 Replies are parsed by hiredis straight from `data_received`: no reader task, no
 extra event-loop hop between the socket and the caller.
+
+The connection logs in with `HELLO 3`, so the same connection also carries the
+process's pub/sub subscriptions: the server pushes their messages (`>` frames)
+between replies, and `Channels` (see `_pubsub.py`) hands them to the subscribers,
+while replies keep their order and their RESP2 shapes (see `_resp3.py`). A server
+that refuses `HELLO 3` (older than Redis 6, or with HELLO renamed) gets a RESP2
+connection, and subscriptions then take a connection of their own (see `_node.py`).
 
 A connection tells a dead server from a busy one by its last sign of life: reply
 bytes arriving, a write backlog draining (a large value on its way to the server),
@@ -22,7 +29,9 @@ import hiredis
 
 from scalepy.backends.redis._command import encode_command
 from scalepy.backends.redis._errors import reply_error
-from scalepy.errors import BackendTimeout, BackendUnavailable
+from scalepy.backends.redis._pubsub import CONFIRMATIONS, Channels
+from scalepy.backends.redis._resp3 import PLAIN, as_resp2
+from scalepy.errors import BackendCommandError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
     import ssl
@@ -30,10 +39,13 @@ if TYPE_CHECKING:
 
     from scalepy.backends.redis._command import Command
 
-__all__ = ("Endpoint", "RespConnection", "open_connection")
+__all__ = ("Endpoint", "RespConnection", "ignore_outcome", "open_connection")
 
 # While a write backlog waits in the transport, how often to look whether it drains.
 _DRAIN_CHECK = 0.01
+_PUSH = hiredis.PushNotification
+# What a RESP2 connection in subscribed mode sends besides replies to PING.
+_RESP2_PUSHES = frozenset({*CONFIRMATIONS, b"message", b"smessage"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +62,17 @@ class Endpoint:
     client_name: str | None = None
     connect_timeout: float = 2.0
 
+    def hello(self) -> Command:
+        """`HELLO 3`, with the login and the client name: the RESP3 handshake."""
+        command: list[str | int] = ["HELLO", 3]
+        if self.password is not None:
+            command += ["AUTH", self.username or "default", self.password]
+        if self.client_name:
+            command += ["SETNAME", self.client_name]
+        return tuple(command)
+
     def handshake(self) -> list[Command]:
-        """The commands sent right after connecting (AUTH, SELECT, CLIENT SETNAME)."""
+        """The RESP2 handshake: AUTH, SELECT, CLIENT SETNAME."""
         commands: list[Command] = []
         if self.password is not None:
             user = () if self.username is None else (self.username,)
@@ -70,15 +91,22 @@ class RespConnection(asyncio.Protocol):
         backend: The server's masked URL, carried by errors.
         redirect: Called with the encoded command instead of failing its future when
             the reply is a cluster `MOVED`/`ASK` redirection (cluster mode only).
+        subscriber: A RESP2 connection for subscriptions only (see `_node.py`):
+            its pub/sub arrays are taken as pushes.
     """
 
     def __init__(
         self,
         backend: str,
         redirect: Callable[[bytes, asyncio.Future[Any], str], None] | None = None,
+        *,
+        subscriber: bool = False,
     ) -> None:
         self._backend = backend
         self._redirect = redirect
+        self._subscriber = subscriber
+        self.resp3 = not subscriber  # until the server refuses HELLO 3
+        self.channels = Channels(self._send_one, backend)
         self._reader = hiredis.Reader()
         self._waiting: deque[tuple[bytes, asyncio.Future[Any]]] = deque()
         self._transport: asyncio.Transport | None = None
@@ -119,6 +147,10 @@ class RespConnection(asyncio.Protocol):
         self._written += len(data)
         self._transport.write(data)
 
+    def quiet_since(self, moment: float) -> bool:
+        """Whether no sign of life came after loop time `moment`."""
+        return self._alive_at <= moment
+
     def abort(self) -> None:
         """Drop the connection now; unanswered commands fail with `BackendUnavailable`."""
         if self._transport is not None:
@@ -142,14 +174,25 @@ class RespConnection(asyncio.Protocol):
         self._reader.feed(data)
         waiting = self._waiting
         while (reply := self._reader.gets()) is not False:
+            kind = type(reply)
+            if kind is _PUSH or (
+                self._subscriber and kind is list and reply and reply[0] in _RESP2_PUSHES
+            ):
+                self._push(reply)
+                continue
             wire, future = waiting.popleft()
             if isinstance(reply, hiredis.ReplyError):
-                message = str(reply)
-                if self._redirect is not None and message.startswith(("MOVED ", "ASK ")):
-                    self._redirect(wire, future, message)
-                elif not future.done():
-                    future.set_exception(reply_error(message, self._backend))
+                self._error(wire, future, str(reply))
             elif not future.done():
+                # Only a RESP3 type needs converting; an array's items are checked
+                # here, without a call per reply (the interpreter's fastest path).
+                if kind is list:
+                    for item in reply:
+                        if type(item) not in PLAIN and self.resp3:
+                            reply = as_resp2(reply, wire)
+                            break
+                elif kind is not bytes and kind is not int and reply is not None and self.resp3:
+                    reply = as_resp2(reply, wire)
                 future.set_result(reply)
 
     def pause_writing(self) -> None:
@@ -170,6 +213,39 @@ class RespConnection(asyncio.Protocol):
             _, future = self._waiting.popleft()
             if not future.done():
                 future.set_exception(BackendUnavailable(reason, backend=self._backend))
+        self.channels.lose_all(reason)
+
+    def _push(self, push: list[Any]) -> None:
+        channels = self.channels
+        # A confirmation is the reply owed for the oldest command, which it must be.
+        if (
+            push[0] in CONFIRMATIONS
+            and channels.confirming
+            and self._waiting
+            and self._waiting[0][1] is channels.confirming[0][2]
+            and channels.confirm(push)
+        ):
+            self._waiting.popleft()
+            return
+        channels.push(push)
+
+    def _error(self, wire: bytes, future: asyncio.Future[Any], message: str) -> None:
+        error = reply_error(message, self._backend)
+        if self.channels.confirming and self.channels.refuse(future, error):
+            return
+        if self._redirect is not None and message.startswith(("MOVED ", "ASK ")):
+            self._redirect(wire, future, message)
+        elif not future.done():
+            future.set_exception(error)
+
+    def _send_one(self, wire: bytes) -> asyncio.Future[Any] | None:
+        """Write a (S)(UN)SUBSCRIBE for `Channels`; its outcome is theirs to read."""
+        if not self.is_open:
+            return None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        future.add_done_callback(ignore_outcome)
+        self.send([wire], [future])
+        return future
 
     def _backlog(self) -> int:
         return 0 if self._transport is None else self._transport.get_write_buffer_size()
@@ -192,8 +268,13 @@ async def open_connection(
     *,
     backend: str,
     redirect: Callable[[bytes, asyncio.Future[Any], str], None] | None = None,
+    subscriber: bool = False,
 ) -> RespConnection:
     """Connect to `endpoint` and log in, all within its connect timeout.
+
+    The login asks for RESP3 (`HELLO 3`), and logs in over RESP2 if the server
+    refuses it (see `RespConnection.resp3`); a `subscriber` connection (see
+    `RespConnection`) asks for RESP2 at once.
 
     Raises:
         BackendTimeout: Connecting or logging in took longer than the timeout.
@@ -203,7 +284,7 @@ async def open_connection(
     loop = asyncio.get_running_loop()
 
     def factory() -> RespConnection:
-        return RespConnection(backend, redirect)
+        return RespConnection(backend, redirect, subscriber=subscriber)
 
     connection: RespConnection | None = None
     try:
@@ -216,10 +297,7 @@ async def open_connection(
                 _, connection = await loop.create_connection(
                     factory, endpoint.host, endpoint.port, ssl=endpoint.ssl_context
                 )
-            if handshake := endpoint.handshake():
-                futures = [loop.create_future() for _ in handshake]
-                connection.send([encode_command(command) for command in handshake], futures)
-                await asyncio.gather(*futures)
+            await _log_in(connection, endpoint)
     except TimeoutError:
         if connection is not None:
             connection.abort()
@@ -233,3 +311,40 @@ async def open_connection(
             connection.abort()
         raise
     return connection
+
+
+async def _log_in(connection: RespConnection, endpoint: Endpoint) -> None:
+    if connection.resp3:
+        select = [("SELECT", endpoint.db)] if endpoint.db else []
+        hello, *selected = await _run(connection, [endpoint.hello(), *select])
+        if not isinstance(hello, BackendCommandError):
+            for reply in selected:
+                if isinstance(reply, BaseException):
+                    raise reply
+            return
+        if not _refuses_resp3(hello):
+            raise hello
+        connection.resp3 = False
+    for reply in await _run(connection, endpoint.handshake()):
+        if isinstance(reply, BaseException):
+            raise reply
+
+
+async def _run(connection: RespConnection, commands: list[Command]) -> list[Any]:
+    """Send `commands` at once; their replies, errors included."""
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in commands]
+    connection.send([encode_command(command) for command in commands], futures)
+    return await asyncio.gather(*futures, return_exceptions=True)
+
+
+def _refuses_resp3(error: BackendCommandError) -> bool:
+    """Whether a HELLO 3 error says the server speaks RESP2 only (not: bad password)."""
+    message = error.message
+    return message.startswith("NOPROTO") or "unknown command" in message.lower()
+
+
+def ignore_outcome(future: asyncio.Future[Any]) -> None:
+    """A done-callback for a reply nobody reads; reading it keeps asyncio from logging it."""
+    if not future.cancelled():
+        future.exception()

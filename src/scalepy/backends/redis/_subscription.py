@@ -1,19 +1,26 @@
 """`Subscription`: one pub/sub channel that stays subscribed by itself.
 
-Built on redis-py's `PubSub`, over a connection pool of its own whose connections
-never retry: redis-py would otherwise reconnect and resubscribe silently inside a
-read, hiding the gap in which messages were lost. Here every loss is seen, reported
-(`connected` turns False, `on_disconnected` runs) and repaired by one reconnect loop
-with a growing, jittered delay. A watchdog PINGs an idle connection, so a server
+It rides the client's own connection to the server: the connection speaks RESP3,
+so the server pushes the channel's messages between command replies (see
+`_pubsub.py`), and a process holds one connection per server, subscriptions
+included. A server that refuses RESP3 gets a second connection for subscriptions.
+
+Every loss is seen, reported (`connected` turns False, `on_disconnected` runs) and
+repaired by one reconnect loop with a growing, jittered delay: the connection
+lost (its commands fail the same moment), the server ending the subscription
+(`sunsubscribe` when a cluster slot moves), or a refusal (`MOVED`). A watchdog
+PINGs a connection that has shown no sign of life for `ping_interval`, so a server
 that hangs (or a network that drops packets silently) is noticed within
-`ping_interval` plus the client's timeout instead of never.
+`ping_interval` plus the client's timeout instead of never; commands in flight
+notice it by their own deadlines (see `_pipeline.py`).
 
 On Redis Cluster a `sharded` subscription uses SSUBSCRIBE on the node that owns the
-channel's slot (found in redis-py's slot map, corrected by the node's MOVED reply),
-and publishers use SPUBLISH: a message travels to one shard's subscribers instead of
-being broadcast over the cluster bus to every node. A classic subscription
-(SUBSCRIBE; PUBLISH reaches it from any node) stays available for publishers that
-cannot use SPUBLISH, such as a Lua script whose keys live in another slot.
+channel's slot (found in the client's slot map, corrected by the node's MOVED
+reply), and publishers use SPUBLISH: a message travels to one shard's subscribers
+instead of being broadcast over the cluster bus to every node. A classic
+subscription (SUBSCRIBE; PUBLISH reaches it from any node) stays available for
+publishers that cannot use SPUBLISH, such as a Lua script whose keys live in
+another slot; it is made on the node of the channel's slot too.
 """
 
 from __future__ import annotations
@@ -25,31 +32,28 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import MovedError, RedisClusterException, RedisError
-
 from scalepy._lifecycle import AsyncCloseable
 from scalepy._loop import cancel_and_wait, started_here
 from scalepy._validation import check_finite
-from scalepy.errors import ConfigurationError
+from scalepy.backends.redis._command import encode_command
+from scalepy.backends.redis._resp import ignore_outcome
+from scalepy.errors import BackendCommandError, BackendError, ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from redis.asyncio.client import PubSub
-
     from scalepy.backends.redis._client import RedisClient
+    from scalepy.backends.redis._resp import RespConnection
 
 __all__ = ("Subscription", "SubscriptionStatistics")
 
 _logger = logging.getLogger("scalepy.backends.redis")
 _JITTER = 0.2  # +-20 %: replicas that lost Redis together do not reconnect in lockstep
+_PING = encode_command(("PING",))
 
 
 class _Lost(Exception):
-    """The server ended the subscription, or stopped answering the watchdog's PING."""
+    """The subscription was not confirmed in time, or its connection stopped answering."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,20 +88,21 @@ class Subscription(AsyncCloseable):
     Callbacks run in the event loop and must not block.
 
     Args:
-        client: The Redis (or Redis Cluster) connection; its `redis` client provides
-            the connection settings.
+        client: The Redis (or Redis Cluster) client whose connection carries the
+            subscription; its timeouts bound subscribing and the watchdog's PING.
         channel: The channel name.
         on_message: Called with each message's data.
         on_connected: Called each time the channel is subscribed (first time included).
         on_disconnected: Called each time a subscribed connection is lost.
         sharded: Use sharded pub/sub (SSUBSCRIBE; publishers must SPUBLISH). Needs
-            Redis >= 7.0; on a cluster the subscription connects to the node that
+            Redis >= 7.0; on a cluster the subscription is made on the node that
             owns the channel's slot.
         min_delay: Seconds before the first reconnect attempt; > 0.
         max_delay: Longest delay between two attempts, in seconds; >= `min_delay`.
-        ping_interval: Seconds without any message after which the connection is
-            checked with a PING; a PING unanswered within the client's timeout
-            counts as a lost connection; > 0.
+        ping_interval: Seconds without any sign of life on the connection (a
+            message, a reply) after which it is checked with a PING; a PING
+            unanswered within the client's timeout counts as a lost connection
+            (the connection is dropped, for its commands too); > 0.
 
     Raises:
         ConfigurationError: An option holds a value that is not allowed.
@@ -112,6 +117,7 @@ class Subscription(AsyncCloseable):
 
     __slots__ = (
         "_channel",
+        "_channel_name",
         "_client",
         "_connected",
         "_connects",
@@ -149,6 +155,7 @@ class Subscription(AsyncCloseable):
         check_finite("ping_interval", ping_interval)
         self._client = client
         self._channel = channel
+        self._channel_name = channel.encode()
         self._on_message = on_message
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
@@ -159,7 +166,7 @@ class Subscription(AsyncCloseable):
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._connected = False
-        self._redirect: tuple[str, int] | None = None  # a cluster node's MOVED reply
+        self._redirect: str | None = None  # a cluster node's MOVED reply
         self._connects = self._failures = self._messages = 0
 
     @property
@@ -245,10 +252,10 @@ class Subscription(AsyncCloseable):
         while self._running():
             try:
                 await self._session()
-            except (RedisError, RedisClusterException, OSError, TimeoutError, _Lost) as exc:
+            except (BackendError, TimeoutError, _Lost) as exc:
                 self._failures += 1
-                if isinstance(exc, MovedError):  # the slot map was stale: go where told
-                    self._redirect = (exc.host, int(exc.port))
+                if isinstance(exc, BackendCommandError) and exc.message.startswith("MOVED "):
+                    self._redirect = exc.message  # the slot map was stale: go where told
                 level = logging.WARNING if self._connected else logging.DEBUG
                 _logger.log(level, "subscription to %r lost, resubscribing: %r", self._channel, exc)
             except Exception:  # a bug must not end the subscription for good
@@ -263,74 +270,54 @@ class Subscription(AsyncCloseable):
             delay = min(delay * 2, self._max_delay)
 
     async def _session(self) -> None:
-        """Subscribe once and deliver messages until the connection fails."""
-        pool = await self._connection_pool()
-        redis: Redis = Redis(connection_pool=pool)
+        """Subscribe once and deliver messages until the subscription ends.
+
+        Raises:
+            BackendError: Connecting failed, the server refused or ended the
+                subscription, or the connection was lost.
+            TimeoutError: No confirmation within the client's timeouts.
+            _Lost: The connection stopped answering the watchdog's PING.
+        """
+        config = self._client.config
+        session = _Session(self, asyncio.get_running_loop())
+        async with asyncio.timeout(config.connect_timeout + config.timeout):
+            connection = await self._client._subscriber(self._channel_name, redirect=self._redirect)
+        channels = connection.channels
+        channels.subscribe(self._channel_name, sharded=self._sharded, listener=session)
         try:
-            # Closing is local (no round trip), so it cannot hang on a frozen server.
-            async with contextlib.aclosing(redis.pubsub()) as pubsub:
-                config = self._client.config
-                async with asyncio.timeout(config.connect_timeout + config.timeout):
-                    await self._subscribe(pubsub)
-                self._redirect = None
-                self._set_connected(True)
-                await self._listen(pubsub)
-        finally:
-            await redis.aclose()
-            await pool.aclose()
+            # Confirmed (on_connected has run), or ended: whichever comes first.
+            done, _ = await asyncio.wait(
+                (session.confirmed, session.ended),
+                timeout=config.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                raise TimeoutError(f"no confirmation within {config.timeout} s")
+            self._redirect = None
+            await self._watch(connection, session)
+        finally:  # cancelled included: unsubscribing writes at once, without waiting
+            channels.unsubscribe(self._channel_name, sharded=self._sharded, listener=session)
 
-    async def _connection_pool(self) -> ConnectionPool:
-        """A pool for the server to subscribe on, whose connections never retry."""
-        client = self._client.redis
-        connection_class: type[Any]
-        if isinstance(client, Redis):
-            connection_class = client.connection_pool.connection_class
-            settings = dict(client.connection_pool.connection_kwargs)
-        else:  # a cluster: the node owning the channel's slot (any node hears a PUBLISH)
-            await client.initialize()
-            node = client.get_node_from_key(self._channel)
-            if node is None:
-                raise _Lost("no cluster node serves the channel's slot")
-            connection_class = node.connection_class
-            settings = dict(node.connection_kwargs)
-            if self._redirect is not None:
-                settings["host"], settings["port"] = self._redirect
-        settings["retry"] = Retry(NoBackoff(), 0)
-        return ConnectionPool(connection_class=connection_class, max_connections=1, **settings)
-
-    async def _subscribe(self, pubsub: PubSub) -> None:
-        if self._sharded:
-            await pubsub.ssubscribe(self._channel)
-        else:
-            await pubsub.subscribe(self._channel)
-        while True:  # the server's confirmation: from now on, every publish reaches us
-            message = await pubsub.get_message(timeout=self._client.config.timeout)
-            if message is not None and message["type"] in ("subscribe", "ssubscribe"):
-                return
-
-    async def _listen(self, pubsub: PubSub) -> None:
+    async def _watch(self, connection: RespConnection, session: _Session) -> None:
+        """Wait for the subscription to end, PINGing the connection when it falls quiet."""
         loop = asyncio.get_running_loop()
         timeout = self._client.config.timeout
-        poll = min(self._ping_interval, timeout)
-        heard = loop.time()
-        pinged: float | None = None
-        while self._running():
-            message = await pubsub.get_message(timeout=poll)
-            now = loop.time()
-            if message is not None:
-                heard, pinged = now, None
-                kind = message["type"]
-                if kind in ("message", "smessage"):
-                    self._messages += 1
-                    self._call(self._on_message, message["data"])
-                elif kind in ("unsubscribe", "sunsubscribe"):  # e.g. the slot moved
-                    raise _Lost(f"the server ended the subscription ({kind})")
-            elif pinged is not None:
-                if now - pinged >= timeout:
-                    raise _Lost(f"no reply to PING within {timeout} s")
-            elif now - heard >= self._ping_interval:
-                await pubsub.ping()
-                pinged = now
+        interval = self._ping_interval
+        while True:
+            if session.ended.done():
+                raise session.ended.result()
+            await asyncio.wait((session.ended,), timeout=interval)
+            quiet = connection.quiet_since(loop.time() - interval)
+            if session.ended.done() or not quiet or not connection.is_open:
+                continue  # ended, or it showed life lately, or its loss is on its way
+            pinged = loop.time()
+            pong: asyncio.Future[Any] = loop.create_future()
+            pong.add_done_callback(ignore_outcome)
+            connection.send([_PING], [pong])
+            await asyncio.wait((session.ended, pong), timeout=timeout)
+            if not pong.done() and not session.ended.done() and connection.quiet_since(pinged):
+                connection.abort()  # dead or frozen: its commands reconnect too
+                raise _Lost(f"no reply to PING within {timeout} s")
 
     def _set_connected(self, connected: bool) -> None:
         self._connected = connected
@@ -346,8 +333,39 @@ class Subscription(AsyncCloseable):
         if callback is not None:
             self._call(callback)
 
+    def _deliver(self, data: bytes) -> None:
+        self._messages += 1
+        self._call(self._on_message, data)
+
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         try:
             callback(*args)
         except Exception:
             _logger.exception("a callback of the subscription to %r failed", self._channel)
+
+
+class _Session:
+    """One subscription attempt, as its connection tells it (see `_pubsub.Listener`)."""
+
+    __slots__ = ("confirmed", "ended", "owner")
+
+    def __init__(self, owner: Subscription, loop: asyncio.AbstractEventLoop) -> None:
+        self.owner = owner
+        self.confirmed: asyncio.Future[None] = loop.create_future()
+        self.ended: asyncio.Future[BackendError] = loop.create_future()
+
+    def subscribed(self) -> None:
+        """Confirmed: the owner is connected before the first message is delivered."""
+        if not self.confirmed.done() and not self.ended.done():
+            self.confirmed.set_result(None)
+            self.owner._set_connected(True)
+
+    def deliver(self, data: bytes) -> None:
+        """Hand a message to the owner."""
+        if not self.ended.done():
+            self.owner._deliver(data)
+
+    def lost(self, error: BackendError) -> None:
+        """The subscription ended; the owner's task raises `error`."""
+        if not self.ended.done():
+            self.ended.set_result(error)

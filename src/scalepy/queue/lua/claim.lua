@@ -99,7 +99,7 @@ if want > 0 then
   if got > 0 then
     redis.call('ZADD', LEASES, unpack(leases))
   end
-  -- Full, with jobs left: pass the wake-up on to another idle worker.
+  -- Full, with jobs left: pass the wake-up on to the idle workers.
   woken = got >= want and redis.call('EXISTS', LEVELS) == 1
 end
 

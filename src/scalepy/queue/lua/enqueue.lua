@@ -6,7 +6,8 @@
 -- ARGV[8..]   3 fields per job: id, args, unique key ('' for none)
 -- Returns, per job, the id of the job that holds it (the new one, the job that had
 -- its id already, or the live job already holding its unique key) and 1 if it was
--- created, else 0.
+-- created, 0 if not, or, for a job that had its id already but is of another task,
+-- that task's name (job ids are queue-wide: the caller is told in the same call).
 
 local task, level, retries, when, trace = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local named = ARGV[7] == '1'
@@ -24,11 +25,11 @@ local out = {}
 local ready = {}
 for i = 8, #ARGV, 3 do
   local id, ukey = ARGV[i], ARGV[i + 2]
-  local existing = (named and redis.call('EXISTS', job_key(id)) == 1 and id)
-    or (ukey ~= '' and holder(ukey))
+  local held_by = named and redis.call('HGET', job_key(id), 'task')
+  local existing = (held_by and id) or (ukey ~= '' and holder(ukey))
   if existing then
     out[#out + 1] = existing
-    out[#out + 1] = 0
+    out[#out + 1] = (held_by and held_by ~= task) and held_by or 0
   else
     if scheduled then
       create(id, task, ARGV[i + 1], level, retries, trace, ukey, now, 'scheduled', run_at)

@@ -2,7 +2,8 @@
 --
 -- KEYS[1]  the queue's base key, `scalepy:queue:{name}`: every key below extends it,
 --          so all of a queue's keys share its hash tag (one Redis Cluster slot)
--- ARGV[1]  the command that announces settled jobs: PUBLISH, or SPUBLISH on a cluster
+-- ARGV[1]  the command that announces settled jobs and wakes idle workers: PUBLISH,
+--          or SPUBLISH on a cluster
 --
 -- A job is the hash `<base>:job:<id>` with the fields
 --   task, args, prio, retries   what to run, at which priority level, how often to retry
@@ -17,7 +18,8 @@
 -- Queue keys: `ready:<level>` LISTs (claimed from the head), `levels` ZSET of the
 -- levels that may hold jobs, `leases` ZSET id -> lease deadline, `scheduled` ZSET
 -- id -> run-at, `dead` ZSET id -> time of death, `unique:<key>` -> id, `cron:<name>`
--- -> last fire, and `wake`, a LIST idle workers block on (BLPOP).
+-- -> last fire. Channels: `wake`, which idle workers listen to, and `done`, where
+-- settled job ids are announced.
 
 local base = KEYS[1]
 local publish_command = ARGV[1]
@@ -153,10 +155,10 @@ local function create(id, task, args, level, retries, trace, ukey, now, state, r
   end
 end
 
--- Run last: wake one idle worker if jobs became ready, announce settled jobs.
+-- Run last: wake idle workers if jobs became ready, announce settled jobs.
 local function finish()
-  if woken and redis.call('LLEN', WAKE) == 0 then
-    redis.call('RPUSH', WAKE, '1')
+  if woken then
+    redis.call(publish_command, WAKE, '1')
   end
   if #settled > 0 then
     redis.call(publish_command, DONE, table.concat(settled, ' '))
