@@ -170,3 +170,21 @@ def test_every_runbook_points_at_a_section_of_the_operations_page(
 def test_the_check_catches_what_nobody_emits(expr: str, problems: list[str]) -> None:
     """The check itself: a misspelt metric, a wrong label, a histogram without `_bucket`."""
     assert problems == unknown(expr)
+
+
+def test_the_dashboard_is_portable_and_its_panels_do_not_overlap() -> None:
+    """Every query uses the `datasource` variable; no two panels share a grid cell."""
+    document = json.loads((OBSERVABILITY / "dashboard.json").read_text())
+    variables = {variable["name"]: variable for variable in document["templating"]["list"]}
+    assert "prometheus" == variables["datasource"]["query"]
+    assert document["schemaVersion"] >= 39
+    cells: dict[tuple[int, int], str] = {}
+    for panel in document["panels"]:
+        if panel["type"] != "row":
+            assert "${datasource}" == panel["datasource"]["uid"], panel["title"]
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]

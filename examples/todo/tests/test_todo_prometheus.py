@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None,
-    reason="needs Prometheus (examples/todo/deploy/check_observability.sh installs it)",
+    reason="needs Prometheus (examples/todo/deploy/check.sh installs it)",
 )
 
 _ALERT = "TodoBreakerOpen"
