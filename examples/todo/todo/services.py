@@ -140,7 +140,7 @@ class Services:
         )
         self.health = Health(
             checks=self.pools.health_checks(),
-            drain_delay=5.0,
+            drain_delay=settings.drain_delay,
             drain_token=settings.drain_token,
             service_id="todo",
             instrumentation=telemetry,

@@ -118,6 +118,9 @@ class Settings:
     """`TODO_DB_BREAKER_OPEN_FOR`: seconds the PostgreSQL breaker stays open before a trial."""
     db_breaker_minimum_calls: int = 20
     """`TODO_DB_BREAKER_MINIMUM_CALLS`: calls in the window before the breaker may open."""
+    drain_delay: float = 5.0
+    """`TODO_DRAIN_DELAY`: seconds `POST /health/drain` holds (readiness failing, requests
+    still served) before it answers, for load balancers to notice; 0 answers at once."""
     metrics_address: str | None = None
     """`TODO_METRICS_ADDRESS`: `host:port` where the process also serves `/metrics` on a
     listener of its own (the worker's only one; a replica on a Unix socket needs it too)."""
@@ -157,6 +160,8 @@ class Settings:
                 raise SettingsError(f"{name} must be at least 1, got {value}")
         if self.cache_local_size < 0:
             raise SettingsError("TODO_CACHE_LOCAL_SIZE must be 0 (no L1) or more")
+        if not 0 <= self.drain_delay < float("inf"):
+            raise SettingsError("TODO_DRAIN_DELAY must be 0 or a positive number of seconds")
         for name, seconds in (
             ("TODO_CACHE_TTL", self.cache_ttl),
             ("TODO_DB_BREAKER_OPEN_FOR", self.db_breaker_open_for),
