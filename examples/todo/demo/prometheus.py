@@ -14,10 +14,12 @@ ten seconds after its condition starts. The alert rules are the shipped file, un
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,8 @@ __all__ = ("ALERT_RULES", "Prometheus")
 
 ALERT_RULES = Path(__file__).resolve().parents[1] / "deploy" / "observability" / "alerts.yml"
 _INTERVAL = "1s"
+_SCRAPED_TIMEOUT = 30.0
+_POLL = 0.1
 
 
 class Prometheus:
@@ -53,7 +57,7 @@ class Prometheus:
         self._env = dict(os.environ)
 
     async def start(self) -> None:
-        """Start the scrape nginx and Prometheus; return once Prometheus is ready."""
+        """Start the scrape nginx and Prometheus; return once it scraped every target."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise ChildFailed("prometheus is not installed (apt-get install prometheus)")
@@ -73,6 +77,7 @@ class Prometheus:
         self._child = await spawn("prometheus", argv, self._env, self.stack.logs)
         self.stack.children.append(self._child)
         await _wait_until_ok(self._child, f"{self.url}/-/ready")
+        await self._until_scraped()
         self.stack.say(f"prometheus on {self.url}, scraping {len(self.targets)} targets every 1 s")
 
     async def alerts(self) -> list[dict[str, Any]]:
@@ -92,6 +97,20 @@ class Prometheus:
             target["labels"]["instance"]: target["health"]
             for target in response.json()["data"]["activeTargets"]
         }
+
+    async def _until_scraped(self) -> None:
+        """Wait for a first successful scrape of every target.
+
+        Prometheus is ready before it scrapes anything: its service discovery hands the
+        targets over at most every 5 s, so the first samples come up to 5 s later.
+        """
+        assert self._child is not None
+        deadline = time.monotonic() + _SCRAPED_TIMEOUT
+        while (health := await self.target_health()) != dict.fromkeys(self.targets, "up"):
+            self._child.check_running()
+            if time.monotonic() > deadline:
+                raise ChildFailed(f"prometheus: not every target scraped up: {health}")
+            await asyncio.sleep(_POLL)
 
     async def firing(self, name: str) -> list[dict[str, Any]]:
         """The firing alerts called `name`."""
