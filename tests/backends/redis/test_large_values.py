@@ -98,7 +98,8 @@ async def test_a_frozen_server_is_dropped_during_a_large_write(
         calls = [client.execute("SET", "large", LARGE), client.execute("GET", "k")]
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert [BackendTimeout, BackendTimeout] == [type(result) for result in results]
-        assert time.monotonic() - started < 0.3 + 0.5
+        # Generous on a loaded machine: what this guards against is a wait without end.
+        assert time.monotonic() - started < 0.3 + 3.0
         await asyncio.sleep(0)  # the dropped connection reports its loss
         assert 0 == client.statistics().pipeline.waiting
         redis_server.resume()
