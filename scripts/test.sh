@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole check suite, as CI runs it (.ci/run): set up .venv and the local services,
 # then lint, format check, type check, tests with branch coverage (floor in pyproject.toml),
-# a strict docs build, the demo's tour (scripts/demo.sh --check) and the Todo-Backend spec
-# suite in Chromium against the same stack (scripts/todo_spec.sh). Any failure fails the
-# script, and so does a run with no test.
+# a strict docs build, the offline checks of the deployment files (examples/todo/deploy/
+# check.sh), the demo's tour (scripts/demo.sh --check) and the Todo-Backend spec suite in
+# Chromium against the same stack (scripts/todo_spec.sh). Any failure fails the script,
+# and so does a run with no test.
 #
 # usage: scripts/test.sh [PYTEST_ARGS...]     e.g. scripts/test.sh -x -k cluster
 set -euo pipefail
@@ -25,6 +26,12 @@ step "ruff format --check"
 
 step "mypy --strict src tests benchmarks examples docs/examples"
 .venv/bin/mypy --strict src tests benchmarks examples docs/examples
+
+# examples/todo/tests/test_todo_prometheus.py runs a real Prometheus against the demo
+# stack; without it the test skips, so CI installs it first (check.sh needs its promtool).
+if ! command -v prometheus >/dev/null; then
+    _bootstrap_apt_install prometheus
+fi
 
 step "pytest (under coverage)"
 .venv/bin/coverage erase
@@ -60,6 +67,9 @@ fi
 
 step "mkdocs build --strict"
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$work/site"
+
+step "examples/todo/deploy/check.sh (Dockerfile, compose, Kubernetes and nginx files, offline)"
+bash examples/todo/deploy/check.sh
 
 step "scripts/demo.sh --check (the Todo API stack behind nginx, and its tour)"
 bash scripts/demo.sh --check --port 0

@@ -17,6 +17,7 @@ import httpx
 
 from demo.load import UNTHROTTLED, SteadyLoad
 from demo.processes import ChildFailed
+from demo.prometheus import ALERT_RULES, Prometheus
 from demo.rolling import rolling_restart
 from demo.stack import Options, Stack
 from demo.tour import Result, Tour
@@ -32,7 +33,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--replicas", type=_at_least_one, default=3, metavar="N")
     parser.add_argument("--port", type=_port, default=8080)
-    parser.add_argument("--single", action="store_true", help="one process, no Redis, no nginx")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--single", action="store_true", help="one process, no Redis, no nginx")
+    shape.add_argument(
+        "--prometheus", action="store_true", help="and Prometheus scraping every process"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--serve", action="store_true", help="keep it running until Ctrl-C")
     mode.add_argument("--check", action="store_true", help="CI: the tour's summary only")
@@ -91,8 +96,11 @@ async def _demo(args: argparse.Namespace) -> int:
         await stack.start()
         shape = "one process" if args.single else f"nginx -> {args.replicas} replicas, 1 worker"
         _say(f"up in {time.monotonic() - started:.1f} s: {stack.base_url} ({shape})")
+        prometheus = Prometheus(stack) if args.prometheus else None
+        if prometheus is not None:
+            await prometheus.start()
         if args.serve:
-            return await _serve(stack)
+            return await _serve(stack, prometheus)
         if args.rolling_restart:
             return await _rolling_restart(stack)
         status = await _tour(stack)
@@ -146,7 +154,7 @@ async def _rolling_restart(stack: Stack) -> int:
     return 0 if not outcomes.failures and not unreadable else 1
 
 
-async def _serve(stack: Stack) -> int:
+async def _serve(stack: Stack, prometheus: Prometheus | None) -> int:
     token = await stack.mint_token("todos:write", ttl=_TOKEN_TTL)
     base = stack.base_url
     logs = ", ".join(sorted(path.name for path in stack.logs.glob("*.log")))
@@ -159,12 +167,22 @@ async def _serve(stack: Stack) -> int:
             (scope todos:write, valid {_TOKEN_TTL // 60} min)
   try       curl -si {base}/todos -H "Authorization: Bearer $TOKEN" \\
                  -H 'Content-Type: application/json' -d '{{"title": "Hello"}}'
-  logs      {stack.logs}/ ({logs})
+  logs      {stack.logs}/ ({logs}){_prometheus_lines(prometheus)}
 
 Serving until Ctrl-C.""",
         flush=True,
     )
     return await _watch(stack)
+
+
+def _prometheus_lines(prometheus: Prometheus | None) -> str:
+    """Where Prometheus answers, for `--serve --prometheus`."""
+    if prometheus is None:
+        return ""
+    return (
+        f"\n  alerts    {prometheus.url}/classic/alerts   (rules: {ALERT_RULES.name})"
+        f"\n  query     {prometheus.url}/classic/graph"
+    )
 
 
 async def _watch(stack: Stack) -> int:

@@ -85,6 +85,8 @@ class Stack:
     """Replica name -> its Unix socket (empty in single mode)."""
     children: list[Child] = field(default_factory=list)
     nginx_log: Path | None = None
+    worker_metrics: str = ""
+    """`host:port` where the worker serves its `/metrics` (`TODO_METRICS_ADDRESS`)."""
     _own_namespace: bool = field(default=False, init=False)
     port: int = 0
     """The port clients use (`options.port`, or the free one picked for 0)."""
@@ -241,7 +243,10 @@ class Stack:
             "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
             "--status-interval", "0",
         ]  # fmt: skip
-        self.children.append(await spawn("worker", argv, self.env, self.logs))
+        # Its only HTTP listener, for Prometheus (demo/prometheus.py) or a curl.
+        self.worker_metrics = f"127.0.0.1:{_free_port(0)}"
+        env = {**self.env, "TODO_METRICS_ADDRESS": self.worker_metrics}
+        self.children.append(await spawn("worker", argv, env, self.logs))
 
     async def _start_nginx(self) -> None:
         prefix = self.nginx_prefix

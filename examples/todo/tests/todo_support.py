@@ -103,6 +103,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             f"{settings.write_rate_limit.limit}/{settings.write_rate_limit.period:g}s"
         ),
         "TODO_CACHE_LOCAL_SIZE": str(settings.cache_local_size),
+        "TODO_METRICS_ADDRESS": settings.metrics_address or "",
     }
 
 

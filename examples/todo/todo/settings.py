@@ -23,6 +23,7 @@ import msgspec
 from scalepy.backends import parse_backend_url
 from scalepy.errors import ConfigurationError
 from todo.http import check_origins
+from todo.metrics_server import split_address
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -120,6 +121,9 @@ class Settings:
     drain_delay: float = 5.0
     """`TODO_DRAIN_DELAY`: seconds `POST /health/drain` holds (readiness failing, requests
     still served) before it answers, for load balancers to notice; 0 answers at once."""
+    metrics_address: str | None = None
+    """`TODO_METRICS_ADDRESS`: `host:port` where the process also serves `/metrics` on a
+    listener of its own (the worker's only one; a replica on a Unix socket needs it too)."""
     drain_token: str | None = field(default=None, repr=False)
     """`TODO_DRAIN_TOKEN`: when set, `POST /health/drain` needs `Authorization: Bearer <it>`
     (set it when clients can reach that path: a drained replica gets no traffic)."""
@@ -164,6 +168,11 @@ class Settings:
         ):
             if not 0 < seconds < float("inf"):
                 raise SettingsError(f"{name} must be a positive number of seconds")
+        if self.metrics_address is not None:
+            try:
+                split_address(self.metrics_address)
+            except ValueError as exc:
+                raise SettingsError(f"TODO_METRICS_ADDRESS: {exc}") from exc
         self._check_secret()
 
     def _check_secret(self) -> None:
