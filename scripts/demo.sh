@@ -6,7 +6,8 @@
 # scripted tour against nginx that shows each scalepy primitive at work, prints a summary and
 # stops everything it started (also on Ctrl-C or when a step fails).
 #
-# usage: scripts/demo.sh [--replicas N] [--port PORT] [--single | --prometheus] [--serve | --check]
+# usage: scripts/demo.sh [--replicas N] [--port PORT] [--single | --prometheus]
+#                        [--serve | --check | --rolling-restart]
 #
 #   --replicas N   app replicas behind nginx (default 3)
 #   --port PORT    the port nginx listens on, on 127.0.0.1 (default 8080; 0: any free port)
@@ -16,6 +17,9 @@
 #                  examples/todo/deploy/observability/alerts.yml (--serve prints its URLs)
 #   --serve        start the stack, print its URLs and a token, keep it up until Ctrl-C
 #   --check        CI: the tour with a one-line-per-step summary; exit 1 if any step fails
+#   --rolling-restart
+#                  replace every replica, one at a time (drain, out of nginx, SIGTERM, start,
+#                  back in), while 20 clients read and write; exit 1 if any request failed
 #   -h, --help     this text
 #
 # Environment (all optional):
@@ -44,7 +48,7 @@ while (($#)); do
             ;;
         --single) single=1 ;;
         --prometheus) prometheus=1 ;;
-        --serve | --check) ;;
+        --serve | --check | --rolling-restart) ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift

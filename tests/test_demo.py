@@ -44,7 +44,14 @@ def test_help_prints_the_usage_and_sets_nothing_up() -> None:
     result = _script("--help")
     assert 0 == result.returncode
     assert "usage: scripts/demo.sh [--replicas N] [--port PORT]" in result.stdout
-    for option in ("--replicas N", "--port PORT", "--single", "--serve", "--check"):
+    for option in (
+        "--replicas N",
+        "--port PORT",
+        "--single",
+        "--serve",
+        "--check",
+        "--rolling-restart",
+    ):
         assert f"  {option}" in result.stdout
     assert "services:" not in result.stdout  # no bootstrap ran
 

@@ -16,7 +16,10 @@ from typing import Any, Self
 
 import httpx
 
-__all__ = ("Outcomes", "SteadyLoad")
+__all__ = ("UNTHROTTLED", "Outcomes", "SteadyLoad")
+
+UNTHROTTLED = {"TODO_RATE_LIMIT": "100000/second", "TODO_WRITE_RATE_LIMIT": "100000/second"}
+"""Stack settings for the load: every client is 127.0.0.1 to the rate limiter, one quota."""
 
 _TIMEOUT = 30.0
 # httpx's words for a connection closed before any byte of a response came back.

@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
-from demo.load import SteadyLoad
+from demo.load import UNTHROTTLED, SteadyLoad
 from demo.rolling import restart_replica
 from demo.stack import Options, Stack
 
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 CLIENTS = 20
-# One client address for every load client (127.0.0.1): limits it cannot reach.
-_UNLIMITED = {"TODO_RATE_LIMIT": "100000/second", "TODO_WRITE_RATE_LIMIT": "100000/second"}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
@@ -42,7 +40,7 @@ async def stack(
     monkeypatch.setenv("TODO_DATABASE_URL", database_url)
     monkeypatch.setenv("TODO_REDIS_URL", redis_url)
     monkeypatch.setenv("TODO_LOG_LEVEL", "WARNING")
-    stack = Stack(Options(replicas=3, port=0, settings=_UNLIMITED), say=lambda _: None)
+    stack = Stack(Options(replicas=3, port=0, settings=UNTHROTTLED), say=lambda _: None)
     try:
         await stack.start()
         yield stack
