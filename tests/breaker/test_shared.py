@@ -232,6 +232,32 @@ async def test_failures_in_one_replica_open_the_other(
     await b.breaker.aclose()
 
 
+async def test_a_sync_reply_overtaken_by_a_notification_is_not_adopted(
+    redis_url: str, namespace: str
+) -> None:
+    """A reply older than a transition already notified does not rewind the epoch.
+
+    On Redis Cluster the notification can travel on another node's connection and
+    arrive before the reply of a sync sent earlier; that reply's epoch is then behind,
+    which must not read as a lost record.
+    """
+    replica = Replica(redis_url, namespace)
+    await replica.shared.sync()
+    assert (0, CLOSED) == (replica.shared.statistics().epoch, replica.breaker.state)
+    late = asyncio.create_task(replica.shared.sync())
+    await asyncio.sleep(0)  # the sync is sent with epoch 0
+    replica.shared.notify(b"1:1:0:10000")  # another replica's trip overtakes its reply
+    reply = await late
+    stats = replica.shared.statistics()
+    assert (0, 1, OPEN, OPEN) == (
+        reply.epoch,
+        stats.epoch,
+        stats.shared_state,
+        replica.breaker.state,
+    )
+    await replica.breaker.aclose()
+
+
 async def _rejection(replica: Replica) -> BaseException:
     with pytest.raises(CircuitOpenError) as caught:
         await replica.call(ok=True)

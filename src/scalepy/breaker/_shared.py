@@ -386,9 +386,10 @@ class RedisSharedState(AsyncResource):
         if proposal is not None and proposal[1] == core.generation:
             proposed = str(proposal[0].value)
         config = core.config
+        known = self._epoch
         args: list[EncodableT] = [
             self._replica,
-            self._epoch,
+            known,
             calls,
             failures,
             slow,
@@ -411,7 +412,11 @@ class RedisSharedState(AsyncResource):
         self._sync_succeeded()
         if self._proposal is proposal:
             self._proposal = None
-        self._adopt(reply.epoch, reply.state, reply.elapsed, reply.open_wait)
+        # A notification adopted while this sync was in flight (pub/sub can travel on
+        # another node's connection) is newer than the reply: an epoch between the two is
+        # a late reply, not a lost record.
+        if not known <= reply.epoch < self._epoch:
+            self._adopt(reply.epoch, reply.state, reply.elapsed, reply.open_wait)
         return reply
 
     async def _sync_forever(self) -> None:
