@@ -27,6 +27,12 @@ step "ruff format --check"
 step "mypy --strict src tests benchmarks examples docs/examples"
 .venv/bin/mypy --strict src tests benchmarks examples docs/examples
 
+# examples/todo/tests/test_todo_prometheus.py runs a real Prometheus against the demo
+# stack; without it the test skips, so CI installs it first (check.sh needs its promtool).
+if ! command -v prometheus >/dev/null; then
+    _bootstrap_apt_install prometheus
+fi
+
 step "pytest (under coverage)"
 .venv/bin/coverage erase
 status=0

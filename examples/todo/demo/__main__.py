@@ -15,11 +15,15 @@ import time
 
 import httpx
 
+from demo.load import UNTHROTTLED, SteadyLoad
 from demo.processes import ChildFailed
+from demo.prometheus import ALERT_RULES, Prometheus
+from demo.rolling import rolling_restart
 from demo.stack import Options, Stack
 from demo.tour import Result, Tour
 
 _TOKEN_TTL = 3600
+_LOAD_CLIENTS = 20
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -29,11 +33,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--replicas", type=_at_least_one, default=3, metavar="N")
     parser.add_argument("--port", type=_port, default=8080)
-    parser.add_argument("--single", action="store_true", help="one process, no Redis, no nginx")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--single", action="store_true", help="one process, no Redis, no nginx")
+    shape.add_argument(
+        "--prometheus", action="store_true", help="and Prometheus scraping every process"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--serve", action="store_true", help="keep it running until Ctrl-C")
     mode.add_argument("--check", action="store_true", help="CI: the tour's summary only")
-    return parser.parse_args(argv)
+    mode.add_argument(
+        "--rolling-restart",
+        action="store_true",
+        help="replace every replica, one at a time, under steady load; then stop",
+    )
+    args = parser.parse_args(argv)
+    if args.rolling_restart and args.single:
+        parser.error("--rolling-restart needs replicas behind nginx, not --single")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,15 +84,25 @@ async def _supervised(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    options = Options(replicas=args.replicas, port=args.port, single=args.single)
+    options = Options(
+        replicas=args.replicas,
+        port=args.port,
+        single=args.single,
+        settings=UNTHROTTLED if args.rolling_restart else {},
+    )
     stack = Stack(options, say=(lambda _: None) if args.check else _say)
     started = time.monotonic()
     try:
         await stack.start()
         shape = "one process" if args.single else f"nginx -> {args.replicas} replicas, 1 worker"
         _say(f"up in {time.monotonic() - started:.1f} s: {stack.base_url} ({shape})")
+        prometheus = Prometheus(stack) if args.prometheus else None
+        if prometheus is not None:
+            await prometheus.start()
         if args.serve:
-            return await _serve(stack)
+            return await _serve(stack, prometheus)
+        if args.rolling_restart:
+            return await _rolling_restart(stack)
         status = await _tour(stack)
         if not args.check:
             _say("scripts/demo.sh --serve keeps it running, to try it yourself")
@@ -101,7 +127,34 @@ async def _tour(stack: Stack) -> int:
     return 0 if passed == len(results) else 1
 
 
-async def _serve(stack: Stack) -> int:
+async def _rolling_restart(stack: Stack) -> int:
+    """Replace every replica under steady load; exit 0 if no request failed or got lost."""
+    token = await stack.mint_token("todos:write")
+    _say(f"rolling restart of {len(stack.replicas)} replicas, {_LOAD_CLIENTS} clients busy:")
+    async with SteadyLoad(stack.base_url, token, clients=_LOAD_CLIENTS) as load:
+        replaced = await rolling_restart(stack)
+    outcomes = load.outcomes
+    for replica in replaced:
+        _say(
+            f"  {replica.name}: pid {replica.old_pid} -> {replica.new_pid} "
+            f"in {replica.seconds:.1f} s"
+        )
+    statuses = ", ".join(
+        f"{count} x {status}" for status, count in sorted(outcomes.statuses.items())
+    )
+    _say(
+        f"{outcomes.requests} requests meanwhile ({statuses}): {len(outcomes.failures)} failed; "
+        f"{len(outcomes.resent)} sent again after nginx closed an idle connection unread"
+    )
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30.0) as client:
+        unreadable = await outcomes.unreadable(client)
+    _say(f"{len(outcomes.written)} todos written, {len(unreadable)} not read back as written")
+    for line in [*outcomes.failures, *unreadable]:
+        print(f"  {line}", flush=True)
+    return 0 if not outcomes.failures and not unreadable else 1
+
+
+async def _serve(stack: Stack, prometheus: Prometheus | None) -> int:
     token = await stack.mint_token("todos:write", ttl=_TOKEN_TTL)
     base = stack.base_url
     logs = ", ".join(sorted(path.name for path in stack.logs.glob("*.log")))
@@ -114,12 +167,22 @@ async def _serve(stack: Stack) -> int:
             (scope todos:write, valid {_TOKEN_TTL // 60} min)
   try       curl -si {base}/todos -H "Authorization: Bearer $TOKEN" \\
                  -H 'Content-Type: application/json' -d '{{"title": "Hello"}}'
-  logs      {stack.logs}/ ({logs})
+  logs      {stack.logs}/ ({logs}){_prometheus_lines(prometheus)}
 
 Serving until Ctrl-C.""",
         flush=True,
     )
     return await _watch(stack)
+
+
+def _prometheus_lines(prometheus: Prometheus | None) -> str:
+    """Where Prometheus answers, for `--serve --prometheus`."""
+    if prometheus is None:
+        return ""
+    return (
+        f"\n  alerts    {prometheus.url}/classic/alerts   (rules: {ALERT_RULES.name})"
+        f"\n  query     {prometheus.url}/classic/graph"
+    )
 
 
 async def _watch(stack: Stack) -> int:

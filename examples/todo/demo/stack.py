@@ -36,7 +36,7 @@ from scalepy.backends.redis import RedisClient
 from scalepy.errors import ScalepyError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Collection, Mapping
 
 __all__ = ("Options", "Stack")
 
@@ -51,6 +51,8 @@ _DEMO_SETTINGS = {
     "TODO_WRITE_RATE_LIMIT": "10/second",
     "TODO_DB_BREAKER_OPEN_FOR": "2",
     "TODO_DB_BREAKER_MINIMUM_CALLS": "4",
+    # The rolling restart takes a replica out of nginx itself: no load balancer to wait for.
+    "TODO_DRAIN_DELAY": "1",
 }
 
 
@@ -83,6 +85,8 @@ class Stack:
     """Replica name -> its Unix socket (empty in single mode)."""
     children: list[Child] = field(default_factory=list)
     nginx_log: Path | None = None
+    worker_metrics: str = ""
+    """`host:port` where the worker serves its `/metrics` (`TODO_METRICS_ADDRESS`)."""
     _own_namespace: bool = field(default=False, init=False)
     port: int = 0
     """The port clients use (`options.port`, or the free one picked for 0)."""
@@ -96,6 +100,11 @@ class Stack:
     def logs(self) -> Path:
         """The directory of every process's log."""
         return self.run_dir / "logs"
+
+    @property
+    def nginx_prefix(self) -> Path:
+        """The directory nginx runs in: its config, pid file and temporary files."""
+        return self.run_dir / "nginx"
 
     def child(self, name: str) -> Child:
         """The running child called `name`."""
@@ -169,6 +178,7 @@ class Stack:
             "TODO_REDIS_URL": os.environ.get("TODO_REDIS_URL", _DEFAULT_REDIS_URL),
             "TODO_NAMESPACE": os.environ.get("TODO_NAMESPACE", f"demo-{secrets.token_hex(4)}"),
             "TODO_JWT_SECRET": secrets.token_urlsafe(32),
+            "TODO_DRAIN_TOKEN": secrets.token_urlsafe(32),
             "TODO_LOG_LEVEL": os.environ.get("TODO_LOG_LEVEL", "INFO"),
             **self.options.settings,
         }
@@ -198,19 +208,33 @@ class Stack:
         self.env["TODO_TRUSTED_PROXIES"] = "unix"
         count = self.options.replicas
         self.say(f"starting {count} replicas (uvicorn on Unix sockets in {sockets})")
-        for number in range(1, count + 1):
-            name = f"app-{number}"
-            path = sockets / f"{name}.sock"
-            self.replicas[name] = path
-            self.children.append(
-                await spawn(name, [*_uvicorn(), "--uds", str(path)], self.env, self.logs)
-            )
-        await asyncio.gather(
-            *(
-                _wait_until_ok(self.child(name), "http://replica/health/ready", uds=path)
-                for name, path in self.replicas.items()
-            )
+        self.replicas = {f"app-{n}": sockets / f"app-{n}.sock" for n in range(1, count + 1)}
+        await asyncio.gather(*(self.start_replica(name) for name in self.replicas))
+
+    async def start_replica(self, name: str) -> Child:
+        """Start replica `name` on its socket; return once it is ready for requests."""
+        path = self.replicas[name]
+        child = await spawn(name, [*_uvicorn(), "--uds", str(path)], self.env, self.logs)
+        self.children.append(child)
+        await _wait_until_ok(child, "http://replica/health/startup", uds=path)
+        await _wait_until_ok(child, "http://replica/health/ready", uds=path)
+        return child
+
+    async def route(self, *, down: Collection[str] = ()) -> None:
+        """Send nginx's requests to every replica but those in `down`; return once it does.
+
+        The config is rewritten and checked (`nginx -t`), then nginx reloads it: once its
+        old workers are gone, no request is in flight to a replica in `down` and none
+        will be sent to it.
+        """
+        nginx.write_config(
+            self.nginx_prefix,
+            f"127.0.0.1:{self.port}",
+            list(self.replicas.values()),
+            down={self.replicas[name] for name in down},
         )
+        await run("nginx-test", nginx.command(self.nginx_prefix, test=True), self.env, self.logs)
+        await nginx.reload(self.child("nginx").process.pid)
 
     async def _start_worker(self) -> None:
         self.say("starting the worker (scalepy worker todo.worker:queue)")
@@ -219,10 +243,13 @@ class Stack:
             "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
             "--status-interval", "0",
         ]  # fmt: skip
-        self.children.append(await spawn("worker", argv, self.env, self.logs))
+        # Its only HTTP listener, for Prometheus (demo/prometheus.py) or a curl.
+        self.worker_metrics = f"127.0.0.1:{_free_port(0)}"
+        env = {**self.env, "TODO_METRICS_ADDRESS": self.worker_metrics}
+        self.children.append(await spawn("worker", argv, env, self.logs))
 
     async def _start_nginx(self) -> None:
-        prefix = self.run_dir / "nginx"
+        prefix = self.nginx_prefix
         prefix.mkdir()
         nginx.write_config(prefix, f"127.0.0.1:{self.port}", list(self.replicas.values()))
         account = nginx.unprivileged_account()

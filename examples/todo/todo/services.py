@@ -16,7 +16,8 @@
 `Health` runs the checks (PostgreSQL and Redis, through the pools), opens the
 resources in that order at startup and closes them in reverse at shutdown, after
 readiness has failed. Everything reports its metrics to one Prometheus registry
-(served at `/metrics`) and its spans to OpenTelemetry.
+(served at `/metrics`, and on `TODO_METRICS_ADDRESS` when set) and its spans to
+OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from scalepy.queue import Queue, Worker
 from scalepy.ratelimit import RateLimiter
 from scalepy.retry import RetryBudget, RetryPolicy
 from scalepy.telemetry import combine
+from todo.metrics_server import serve_metrics
 from todo.repository import UNAVAILABLE, RecordSerializer, TodoRepository
 from todo.schema import migrate
 from todo.tasks import register
@@ -139,7 +141,7 @@ class Services:
         )
         self.health = Health(
             checks=self.pools.health_checks(),
-            drain_delay=5.0,
+            drain_delay=settings.drain_delay,
             drain_token=settings.drain_token,
             service_id="todo",
             instrumentation=telemetry,
@@ -176,8 +178,14 @@ class Services:
                 applied = await migrate(self.settings.database_url)
                 if applied:
                     _logger.info("migrated the schema: %s", applied)
+            serving = (
+                serve_metrics(self.registry, self.settings.metrics_address)
+                if self.settings.metrics_address
+                else contextlib.nullcontext()
+            )
             async with opened(app):
-                yield
+                with serving:
+                    yield
 
         return lifespan
 

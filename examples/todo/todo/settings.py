@@ -23,6 +23,7 @@ import msgspec
 from scalepy.backends import parse_backend_url
 from scalepy.errors import ConfigurationError
 from todo.http import check_origins
+from todo.metrics_server import split_address
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -117,6 +118,12 @@ class Settings:
     """`TODO_DB_BREAKER_OPEN_FOR`: seconds the PostgreSQL breaker stays open before a trial."""
     db_breaker_minimum_calls: int = 20
     """`TODO_DB_BREAKER_MINIMUM_CALLS`: calls in the window before the breaker may open."""
+    drain_delay: float = 5.0
+    """`TODO_DRAIN_DELAY`: seconds `POST /health/drain` holds (readiness failing, requests
+    still served) before it answers, for load balancers to notice; 0 answers at once."""
+    metrics_address: str | None = None
+    """`TODO_METRICS_ADDRESS`: `host:port` where the process also serves `/metrics` on a
+    listener of its own (the worker's only one; a replica on a Unix socket needs it too)."""
     drain_token: str | None = field(default=None, repr=False)
     """`TODO_DRAIN_TOKEN`: when set, `POST /health/drain` needs `Authorization: Bearer <it>`
     (set it when clients can reach that path: a drained replica gets no traffic)."""
@@ -153,12 +160,19 @@ class Settings:
                 raise SettingsError(f"{name} must be at least 1, got {value}")
         if self.cache_local_size < 0:
             raise SettingsError("TODO_CACHE_LOCAL_SIZE must be 0 (no L1) or more")
+        if not 0 <= self.drain_delay < float("inf"):
+            raise SettingsError("TODO_DRAIN_DELAY must be 0 or a positive number of seconds")
         for name, seconds in (
             ("TODO_CACHE_TTL", self.cache_ttl),
             ("TODO_DB_BREAKER_OPEN_FOR", self.db_breaker_open_for),
         ):
             if not 0 < seconds < float("inf"):
                 raise SettingsError(f"{name} must be a positive number of seconds")
+        if self.metrics_address is not None:
+            try:
+                split_address(self.metrics_address)
+            except ValueError as exc:
+                raise SettingsError(f"TODO_METRICS_ADDRESS: {exc}") from exc
         self._check_secret()
 
     # --8<-- [start:secret]

@@ -8,36 +8,53 @@ The command imports this module, so the queue is built here from the environment
 (`Settings.from_env()`), with the tasks registered on it. `startup()` opens a
 `PoolManager` before the first job is claimed; tasks reach it with
 `worker_state(PoolManager)`; `shutdown()` closes it after the last job settled.
+With `TODO_METRICS_ADDRESS` set, `startup()` also serves the worker's metrics (its
+jobs, the queue's depth, its pools) there for Prometheus, until `shutdown()`.
 In the single-process mode (`TODO_REDIS_URL=memory://`) the app runs its own worker
 instead (`services.py`), and this module is not used.
 """
 
 from __future__ import annotations
 
+import contextlib
+
+from prometheus_client import CollectorRegistry
+
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
+from scalepy.integrations.prometheus import PrometheusInstrumentation
 from scalepy.pools import PoolManager
 from scalepy.queue import Queue
+from scalepy.telemetry import combine
+from todo.metrics_server import serve_metrics
 from todo.settings import Settings
 from todo.tasks import register
 
-__all__ = ("queue", "shutdown", "startup", "tasks")
+__all__ = ("queue", "registry", "shutdown", "startup", "tasks")
 
 settings = Settings.from_env()
+registry = CollectorRegistry()
+"""The worker's Prometheus registry, served on `TODO_METRICS_ADDRESS`."""
 # OpenTelemetry's global providers: whatever SDK the process configures (e.g. when run
 # under `opentelemetry-instrument`) gets the worker's spans, each the child of the
 # request that enqueued its job.
-_instrumentation = OpenTelemetryInstrumentation()
+_instrumentation = combine(
+    PrometheusInstrumentation(registry=registry), OpenTelemetryInstrumentation()
+)
+_serving = contextlib.ExitStack()
 queue = Queue(settings.redis_url, name=settings.namespace, instrumentation=_instrumentation)
 tasks = register(queue)
 
 
 async def startup() -> PoolManager:
-    """Open the pools the tasks share; they are the worker's state."""
+    """Serve the metrics (if asked to), open the pools the tasks share (the worker's state)."""
+    if settings.metrics_address:
+        _serving.enter_context(serve_metrics(registry, settings.metrics_address))
     pools = PoolManager(postgres=settings.database_url, instrumentation=_instrumentation)
     await pools.open()
     return pools
 
 
 async def shutdown(pools: PoolManager) -> None:
-    """Close the pools once the worker stopped."""
+    """Close the pools once the worker stopped, then the metrics listener."""
     await pools.aclose()
+    _serving.close()

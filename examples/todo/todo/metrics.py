@@ -1,0 +1,89 @@
+"""The app's own metrics: the HTTP server's requests, measured by an ASGI middleware.
+
+scalepy's primitives report what they do (cache, limiter, breaker, pools, queue,
+health); how many requests the service answered, with which status and how fast, is
+the app's to measure. It is declared once here, `METRICS` (the catalogue the
+dashboard and alert tests read), in OpenTelemetry's semantic conventions:
+`http.server.request.duration` in seconds by method, route template and status,
+exposed to Prometheus as the histogram `http_server_request_duration_seconds`
+(its `_count` is the request rate).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from scalepy.telemetry import Metric, MetricKind
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    from scalepy.telemetry import Instrumentation
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = ("METRICS", "REQUEST_DURATION", "RequestMetricsMiddleware")
+
+METHOD = "http.request.method"
+ROUTE = "http.route"
+"""The route template that matched (`/todos/{todo_id}`), never the path: few values."""
+STATUS = "http.response.status_code"
+
+REQUEST_DURATION = Metric(
+    name="http.server.request.duration",
+    kind=MetricKind.HISTOGRAM,
+    unit="s",
+    description="Time from a request's arrival to the end of its response, by route and status.",
+    labels=(METHOD, ROUTE, STATUS),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0),
+)
+METRICS = (REQUEST_DURATION,)
+"""Every metric the app itself emits (scalepy's catalogues list the rest)."""
+
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
+class RequestMetricsMiddleware:
+    """Record `http.server.request.duration` for every HTTP request the app answers.
+
+    The route is the template Starlette's router matched (`scope["route"]`, without
+    its converters: `/todos/{todo_id}`), or `""`
+    for a path no route matched; a method outside the standard ones is `_OTHER`
+    (as the semantic conventions say), so clients cannot mint label values.
+    A request whose response never started (the client left) is recorded as 499.
+    """
+
+    def __init__(self, app: ASGIApp, *, instrumentation: Instrumentation) -> None:
+        self._app = app
+        self._duration = instrumentation.metric(REQUEST_DURATION)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app, timing an HTTP request and noting the status it answered."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 499
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_status)
+        except Exception:
+            status = 500  # the outer error handler answers it
+            raise
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
+            route = getattr(scope.get("route"), "path_format", "")
+            self._duration.record(
+                time.perf_counter() - started, {METHOD: method, ROUTE: route, STATUS: str(status)}
+            )
