@@ -88,6 +88,7 @@ def create_app(
     settings = settings or Settings.from_env()
     _configure_logging(settings)
     services = Services(settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    # --8<-- [start:compose]
     clients = client_ip(trusted_proxies=settings.trusted_proxies)
     middleware = [
         Middleware(
@@ -133,6 +134,7 @@ def create_app(
     )
     app.state.services = services
     return app
+    # --8<-- [end:compose]
 
 
 def _bucket(name: str, rate: Rate) -> TokenBucket:

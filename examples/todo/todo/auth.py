@@ -65,6 +65,7 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_secret, algorithm=_ALGORITHM)
 
 
+# --8<-- [start:authorize]
 def authorize(request: Request, settings: Settings, scope: str) -> Principal:
     """The request's principal, if it holds `scope`.
 
@@ -98,6 +99,9 @@ def authorize(request: Request, settings: Settings, scope: str) -> Principal:
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
         )
     return Principal(str(claims["sub"]), granted)
+
+
+# --8<-- [end:authorize]
 
 
 def _unauthorized(detail: str, *, error: str | None) -> Problem:

@@ -38,6 +38,7 @@ Order = Annotated[
 ]
 
 
+# --8<-- [start:input]
 class TodoIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The body of `POST /todos`: a new todo."""
 
@@ -69,6 +70,9 @@ class TodoPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
             for name in self.__struct_fields__
             if (value := getattr(self, name)) is not UNSET
         }
+
+
+# --8<-- [end:input]
 
 
 def _whole(number: float | None) -> int | None:

@@ -121,6 +121,7 @@ class TodoRepository:
         self._breaker = breaker
         self._retrying = retry(retry_policy, budget=budget)
 
+        # --8<-- [start:reads]
         @cache.cached(ttl=ttl, key="todo:{todo_id}", tags=["todo:{todo_id}", _EVERY_TODO])
         async def load_todo(todo_id: int) -> TodoRecord | None:
             row = await self._read(
@@ -146,6 +147,7 @@ class TodoRepository:
 
         self._load_todo = load_todo
         self._load_page = load_page
+        # --8<-- [end:reads]
 
     async def get(self, todo_id: int) -> TodoRecord | None:
         """The todo with this id, or `None`."""
@@ -157,6 +159,7 @@ class TodoRepository:
         """Up to `limit` todos with ids above `after`, by id, optionally by completion."""
         return await self._load_page(limit, after, completed)
 
+    # --8<-- [start:create]
     async def create(self, todo: TodoIn) -> TodoRecord:
         """Insert a todo and return it as stored."""
         row = await self._write(
@@ -171,6 +174,8 @@ class TodoRepository:
         # Its id may have been looked up (and its absence cached) before it existed.
         await self._invalidate(_todo_tag(record.id), _LISTS)
         return record
+
+    # --8<-- [end:create]
 
     async def update(self, todo_id: int, patch: TodoPatch) -> TodoRecord | None:
         """Change the fields the patch holds; `None` when there is no such todo."""
@@ -205,6 +210,7 @@ class TodoRepository:
         await self._invalidate(_EVERY_TODO, _LISTS)
         return int(rows[0]["n"])
 
+    # --8<-- [start:calls]
     async def _read(self, query: str, *args: object) -> list[asyncpg.Record]:
         """A read: retried on transient failures, each attempt through the breaker."""
         return await self._retrying(self._guarded)(query, *args)
@@ -243,3 +249,5 @@ class TodoRepository:
             # The write is committed; failing the request would not undo it. The
             # entries then live until their TTL at most (TODO_CACHE_TTL).
             _logger.exception("cache invalidation failed after a write: %s", ", ".join(tags))
+
+    # --8<-- [end:calls]

@@ -107,6 +107,7 @@ class TodoRoutes:
             headers["Link"] = f'<{origin}/todos?{urlencode(query)}>; rel="next"'
         return _json([_shown(record, origin) for record in page], headers=headers)
 
+    # --8<-- [start:create]
     async def create_todo(self, request: Request) -> Response:
         """`POST /todos`: 201 with the todo and its `Location`."""
         authorize(request, self._settings, WRITE)
@@ -119,6 +120,8 @@ class TodoRoutes:
             _logger.exception("could not enqueue the notification of todo %d", record.id)
         todo = _shown(record, self._urls.origin(request))
         return _json(todo, status=201, headers={"Location": todo.url})
+
+    # --8<-- [end:create]
 
     async def delete_todos(self, request: Request) -> Response:
         """`DELETE /todos`: every todo (scope `todos:admin`)."""

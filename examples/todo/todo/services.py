@@ -83,6 +83,7 @@ class Services:
                 tracer_provider=tracer_provider, meter_provider=meter_provider
             ),
         )
+        # --8<-- [start:build]
         telemetry = self.instrumentation
         memory = settings.single_process
         self.pools = PoolManager(
@@ -145,11 +146,13 @@ class Services:
             service_id="todo",
             instrumentation=telemetry,
         )
+        # --8<-- [end:build]
 
     async def _lend_pools(self) -> PoolManager:
         """The in-process worker's startup: its tasks read through the app's pools."""
         return self.pools
 
+    # --8<-- [start:lifespan]
     def resources(self) -> list[object]:
         """What the lifespan opens, in order (and closes in reverse)."""
         ordered: list[object] = [self.pools, self.cache, self.limiter]
@@ -185,3 +188,5 @@ class Services:
                     yield
 
         return lifespan
+
+    # --8<-- [end:lifespan]

@@ -175,6 +175,7 @@ class Settings:
                 raise SettingsError(f"TODO_METRICS_ADDRESS: {exc}") from exc
         self._check_secret()
 
+    # --8<-- [start:secret]
     def _check_secret(self) -> None:
         if self.env != "prod":
             return
@@ -185,6 +186,8 @@ class Settings:
             )
         if len(self.jwt_secret.encode()) < _MIN_SECRET_BYTES:
             raise SettingsError(f"TODO_JWT_SECRET must be at least {_MIN_SECRET_BYTES} bytes")
+
+    # --8<-- [end:secret]
 
     @property
     def single_process(self) -> bool:

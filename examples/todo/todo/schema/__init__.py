@@ -52,6 +52,7 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda migration: migration.version)
 
 
+# --8<-- [start:migrate]
 async def migrate(database_url: str) -> list[int]:
     """Bring the database to the latest schema; safe to run concurrently and repeatedly.
 
@@ -99,6 +100,9 @@ async def _apply(connection: asyncpg.Connection) -> list[int]:
         _logger.info("applied migration %04d_%s", migration.version, migration.name)
         applied.append(migration.version)
     return applied
+
+
+# --8<-- [end:migrate]
 
 
 async def _create_database(database_url: str) -> None:
