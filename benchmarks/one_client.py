@@ -51,7 +51,7 @@ async def primitives(url: str, name: str, *, shared: bool) -> AsyncIterator[Oper
     async def noop() -> None: ...
 
     await cache.set("hot", {"id": 1}, ttl=600)
-    await state.start()
+    await state.open()
 
     async def operation() -> None:
         async with breaker:
