@@ -107,7 +107,13 @@ def problem_for(exc: Exception) -> Problem:
 
 
 def _http_problem(exc: HTTPException) -> Problem:
-    problem = Problem(exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if headers and "Allow" in headers:
+        # Starlette joins a route's method set, whose order changes with each process's
+        # string hashing: sorted, every replica answers the same header.
+        methods = sorted(method.strip() for method in headers["Allow"].split(","))
+        headers = {**headers, "Allow": ", ".join(methods)}
+    problem = Problem(exc.status_code, headers=headers)
     if exc.detail != problem.title:  # Starlette's default detail is the status phrase
         problem.detail = exc.detail
     return problem
