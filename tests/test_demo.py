@@ -96,15 +96,8 @@ def test_the_nginx_template_renders_with_the_demo_values(tmp_path: Path) -> None
     config = nginx.write_config(tmp_path, "127.0.0.1:8080", sockets).read_text()
     assert "${" not in config
     assert "listen 127.0.0.1:8080;" in config
-    assert f"server unix:{sockets[0]}; server unix:{sockets[1]};" in config
+    assert f"server unix:{sockets[0]} max_fails=0; server unix:{sockets[1]} max_fails=0;" in config
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in config
-
-
-def test_a_replica_taken_out_stays_listed_as_down(tmp_path: Path) -> None:
-    """The rolling restart's config: the replica is `down`, the others unchanged."""
-    sockets = [tmp_path / "app-1.sock", tmp_path / "app-2.sock"]
-    config = nginx.write_config(tmp_path, "8080", sockets, down={sockets[1]}).read_text()
-    assert f"server unix:{sockets[0]}; server unix:{sockets[1]} down;" in config
 
 
 def test_a_placeholder_without_a_value_is_an_error() -> None:

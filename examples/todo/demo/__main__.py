@@ -142,10 +142,7 @@ async def _rolling_restart(stack: Stack) -> int:
     statuses = ", ".join(
         f"{count} x {status}" for status, count in sorted(outcomes.statuses.items())
     )
-    _say(
-        f"{outcomes.requests} requests meanwhile ({statuses}): {len(outcomes.failures)} failed; "
-        f"{len(outcomes.resent)} sent again after nginx closed an idle connection unread"
-    )
+    _say(f"{outcomes.requests} requests meanwhile ({statuses}): {len(outcomes.failures)} failed")
     async with httpx.AsyncClient(base_url=stack.base_url, timeout=30.0) as client:
         unreadable = await outcomes.unreadable(client)
     _say(f"{len(outcomes.written)} todos written, {len(unreadable)} not read back as written")

@@ -22,8 +22,6 @@ UNTHROTTLED = {"TODO_RATE_LIMIT": "100000/second", "TODO_WRITE_RATE_LIMIT": "100
 """Stack settings for the load: every client is 127.0.0.1 to the rate limiter, one quota."""
 
 _TIMEOUT = 30.0
-# httpx's words for a connection closed before any byte of a response came back.
-_NEVER_READ = "Server disconnected without sending a response"
 
 
 @dataclass
@@ -34,8 +32,6 @@ class Outcomes:
     """How many responses had each status."""
     failures: list[str] = field(default_factory=list)
     """One line per failed request: method, path, and the status or the exception."""
-    resent: list[str] = field(default_factory=list)
-    """Requests sent again because nginx closed their idle connection before reading them."""
     written: dict[int, bool] = field(default_factory=dict)
     """Todo id -> `completed` as last acknowledged, for every todo the clients created."""
 
@@ -114,17 +110,7 @@ class SteadyLoad:
     ) -> httpx.Response | None:
         """Send one request and count its outcome; the response if it is the `expected` one."""
         try:
-            try:
-                response = await client.request(method, url, **options)
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                if isinstance(exc, httpx.RemoteProtocolError) and _NEVER_READ not in str(exc):
-                    raise
-                # nginx closed (or reset) this idle keep-alive connection as the request
-                # went out, at a reload or its keepalive_timeout: it never read it. Send it
-                # again, once, on a new connection, as browsers do. Outcomes.resent keeps
-                # count (and a test checks no POST sent again was applied twice).
-                self.outcomes.resent.append(f"{method} {url}: {exc!r}")
-                response = await client.request(method, url, **options)
+            response = await client.request(method, url, **options)
         except httpx.HTTPError as exc:
             self.outcomes.errors += 1
             self.outcomes.failures.append(f"{method} {url}: raised {exc!r}")

@@ -7,26 +7,21 @@ go to its stdout/stderr. Run as root, the demo drops it to `nobody` first.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import re
 import shutil
-import signal
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
 __all__ = (
     "TEMPLATE",
     "command",
-    "reload",
     "render",
     "unprivileged_account",
-    "worker_pids",
     "write_config",
 )
 
@@ -51,16 +46,12 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(fill, template)
 
 
-def write_config(
-    prefix: Path, listen: str, sockets: Sequence[Path], *, down: Collection[Path] = ()
-) -> Path:
+def write_config(prefix: Path, listen: str, sockets: Sequence[Path]) -> Path:
     """Write the rendered config into `prefix` (nginx's own directory) and return its path.
 
-    The replicas listening on `down` stay listed but get no request (`server ... down;`).
+    `max_fails=0`: a replica refusing connects while it restarts is never marked unavailable.
     """
-    servers = " ".join(
-        f"server unix:{socket}{' down' if socket in down else ''};" for socket in sockets
-    )
+    servers = " ".join(f"server unix:{socket} max_fails=0;" for socket in sockets)
     config = prefix / "nginx.conf"
     config.write_text(
         render(
@@ -99,31 +90,3 @@ def command(prefix: Path, *, test: bool = False) -> list[str]:
             "--clear-groups", "--pdeathsig=TERM", "--", *argv,
         ]  # fmt: skip
     return argv
-
-
-def worker_pids(master: int) -> set[int]:
-    """The processes the nginx master `master` runs now (its workers), from /proc."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text()
-    return {int(pid) for pid in children.split()}
-
-
-async def reload(master: int, *, within: float = 30.0) -> None:
-    """Make nginx load its config again (SIGHUP); return once no old worker is left.
-
-    nginx starts workers with the new config and tells the old ones to finish the
-    requests they have in flight, then exit: once they are gone, every request in
-    flight is answered and none runs on the old config. Polled (another process's
-    children: no event to await).
-
-    Raises:
-        TimeoutError: Old workers were still running after `within` seconds (or nginx
-            refused the config: check it with `command(prefix, test=True)` first).
-    """
-    old = worker_pids(master)
-    os.kill(master, signal.SIGHUP)
-    deadline = time.monotonic() + within
-    while (current := worker_pids(master)) & old or not current:
-        if time.monotonic() > deadline:
-            left = sorted(current & old)
-            raise TimeoutError(f"old nginx workers {left} still running after {within:g} s")
-        await asyncio.sleep(0.02)

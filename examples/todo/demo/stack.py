@@ -36,7 +36,7 @@ from scalepy.backends.redis import RedisClient
 from scalepy.errors import ScalepyError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Callable, Mapping
 
 __all__ = ("Options", "Stack")
 
@@ -51,7 +51,7 @@ _DEMO_SETTINGS = {
     "TODO_WRITE_RATE_LIMIT": "10/second",
     "TODO_DB_BREAKER_OPEN_FOR": "2",
     "TODO_DB_BREAKER_MINIMUM_CALLS": "4",
-    # The rolling restart takes a replica out of nginx itself: no load balancer to wait for.
+    # The rolling restart closes a replica to nginx itself: no load balancer to wait for.
     "TODO_DRAIN_DELAY": "1",
 }
 
@@ -219,22 +219,6 @@ class Stack:
         await _wait_until_ok(child, "http://replica/health/startup", uds=path)
         await _wait_until_ok(child, "http://replica/health/ready", uds=path)
         return child
-
-    async def route(self, *, down: Collection[str] = ()) -> None:
-        """Send nginx's requests to every replica but those in `down`; return once it does.
-
-        The config is rewritten and checked (`nginx -t`), then nginx reloads it: once its
-        old workers are gone, no request is in flight to a replica in `down` and none
-        will be sent to it.
-        """
-        nginx.write_config(
-            self.nginx_prefix,
-            f"127.0.0.1:{self.port}",
-            list(self.replicas.values()),
-            down={self.replicas[name] for name in down},
-        )
-        await run("nginx-test", nginx.command(self.nginx_prefix, test=True), self.env, self.logs)
-        await nginx.reload(self.child("nginx").process.pid)
 
     async def _start_worker(self) -> None:
         self.say("starting the worker (scalepy worker todo.worker:queue)")

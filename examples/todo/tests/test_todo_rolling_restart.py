@@ -2,8 +2,9 @@
 
 The real stack (scripts/demo.sh's `Stack`): three uvicorn replicas on Unix sockets behind
 a real nginx, a worker, PostgreSQL through the relay. Twenty clients read and write
-through nginx for the whole restart; each replica in turn is drained, taken out of
-nginx, stopped with SIGTERM and replaced (demo/rolling.py says why in that order).
+through nginx for the whole restart, never sending a request twice; each replica in turn
+is drained, its socket unlinked, stopped with SIGTERM once no connection to it is left,
+and replaced, with no nginx reload (demo/rolling.py says why in that order).
 """
 
 from __future__ import annotations
@@ -55,10 +56,9 @@ async def test_a_rolling_restart_under_steady_load_loses_no_request(
 
     Every replica is a new process afterwards, each old one ended its graceful shutdown,
     the load kept flowing while each replica was out, and every write the clients got
-    an answer for reads back the same through nginx. The clients send a request again,
-    once, when nginx closed its idle keep-alive connection before reading it (each
-    reload does that to idle connections); that none of those was applied twice shows
-    nginx never read them: there are exactly as many todos as 201s.
+    an answer for reads back the same through nginx. The clients never resend a
+    request, so any connection closed under one is a failure; there are exactly as many
+    todos as 201s.
     """
     token = await stack.mint_token("todos:write")
     before = {name: stack.child(name).process.pid for name in stack.replicas}

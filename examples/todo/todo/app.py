@@ -11,13 +11,14 @@ A request passes through, outermost first:
 2. request metrics: `http.server.request.duration` by route and status (`todo.metrics`);
 3. request id: taken from `X-Request-ID` or made, echoed, put in every log line;
 4. security headers (what helmet sets that matters for a JSON API);
-5. CORS (`TODO_CORS_ORIGINS`; none allowed by default);
-6. the last-resort error handler: anything unexpected becomes a 500 problem+json;
-7. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read;
-8. the rate limits, per client (`X-Forwarded-For` believed only from
+5. `Connection: close` on every response once the replica drains (`/health/drain`);
+6. CORS (`TODO_CORS_ORIGINS`; none allowed by default);
+7. the last-resort error handler: anything unexpected becomes a 500 problem+json;
+8. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read;
+9. the rate limits, per client (`X-Forwarded-For` believed only from
    `TODO_TRUSTED_PROXIES`): one policy for every request, a stricter one on top
    for writes; 429 with `Retry-After` and the IETF `RateLimit` headers;
-9. the routes: the todos, health probes and `/metrics` (never rate limited) and
+10. the routes: the todos, health probes and `/metrics` (never rate limited) and
    `/openapi.json`, with `todo.http`'s exception handlers answering every error
    as `application/problem+json`.
 
@@ -39,6 +40,7 @@ from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
 from todo import __version__
 from todo.http import (
     BodySizeLimitMiddleware,
+    CloseWhileDrainingMiddleware,
     RequestIdFilter,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
@@ -100,6 +102,7 @@ def create_app(
         Middleware(RequestMetricsMiddleware, instrumentation=services.instrumentation),
         Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware),
+        Middleware(CloseWhileDrainingMiddleware, draining=lambda: services.health.draining),
         *filter(None, [cors_middleware(settings.cors_origins)]),
         Middleware(UnhandledErrorMiddleware),
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),

@@ -8,6 +8,7 @@ Each module is one piece, usable alone:
 - `security_headers`: the headers helmet sets that matter for a JSON API;
 - `body_limit`: 413 for request bodies over a size limit;
 - `cors`: the CORS set-up of the Todo-Backend contract;
+- `draining`: `Connection: close` on every response while the replica drains;
 - `openapi`: the OpenAPI 3.1 document, from routes described once.
 
 The middleware, outermost first, so every answer (a 413, a 429, a 500) carries the
@@ -35,6 +36,7 @@ from todo.http.cors import (
     check_origins,
     cors_middleware,
 )
+from todo.http.draining import CloseWhileDrainingMiddleware
 from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_handlers
 from todo.http.openapi import Operation, Param, Reply, openapi_document, openapi_route
 from todo.http.problem import (
@@ -61,6 +63,7 @@ __all__ = (
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
+    "CloseWhileDrainingMiddleware",
     "CrossOriginMiddleware",
     "InvalidField",
     "Operation",
