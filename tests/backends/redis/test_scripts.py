@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import pytest
 
 from scalepy.backends import KeySpace
 from scalepy.backends.redis import RedisClient, Script, ScriptRegistry
 from scalepy.errors import BackendCommandError, ConfigurationError
+
+if TYPE_CHECKING:
+    from tests.support.redis_server import RedisServer
 
 SCRIPTS = ScriptRegistry("tests.backends.redis.lua_scripts")
 
@@ -37,30 +41,37 @@ def test_registry_errors_name_what_exists() -> None:
 
 
 async def test_scripts_run_by_sha_and_survive_script_flush(
-    redis: RedisClient, key_prefix: str
+    outage_server: RedisServer, key_prefix: str
 ) -> None:
-    """After SCRIPT FLUSH on every node, the next call resends the body and works."""
+    """After SCRIPT FLUSH on every node, the next call resends the body and works.
+
+    The flush runs on a server of the test's own: on the shared one it would take the
+    scripts of every other client using it.
+    """
     keys = KeySpace(key_prefix).keys("counter", "a", "b")
-    assert [2, 2] == await redis.run_script(SCRIPTS["incr_pair"], keys, [2])
-    reloads = redis.statistics().script_reloads  # 1 if this server had never seen it
-    await redis.redis.script_flush()
-    assert [5, 5] == await redis.run_script(SCRIPTS["incr_pair"], keys, [3])
-    assert reloads + 1 == redis.statistics().script_reloads
-    assert [6, 6] == await redis.run_script(SCRIPTS["incr_pair"], keys, [1])
-    assert reloads + 1 == redis.statistics().script_reloads
+    async with RedisClient.from_url(outage_server.url) as redis:
+        assert [2, 2] == await redis.run_script(SCRIPTS["incr_pair"], keys, [2])
+        reloads = redis.statistics().script_reloads  # 1: this server had never seen it
+        await redis.redis.script_flush()
+        assert [5, 5] == await redis.run_script(SCRIPTS["incr_pair"], keys, [3])
+        assert reloads + 1 == redis.statistics().script_reloads
+        assert [6, 6] == await redis.run_script(SCRIPTS["incr_pair"], keys, [1])
+        assert reloads + 1 == redis.statistics().script_reloads
 
 
 async def test_concurrent_calls_after_a_flush_all_succeed(
-    redis: RedisClient, key_prefix: str
+    outage_server: RedisServer, key_prefix: str
 ) -> None:
-    """Many callers hitting NOSCRIPT in one pipeline each recover."""
+    """Many callers hitting NOSCRIPT in one pipeline each recover (on a server of its own)."""
     keys = KeySpace(key_prefix).keys("counter", "a", "b")
-    await redis.redis.script_flush()
-    replies = await asyncio.gather(
-        *(redis.run_script(SCRIPTS["incr_pair"], keys, [1]) for _ in range(20))
-    )
-    assert list(range(1, 21)) == sorted(reply[0] for reply in replies)
-    assert [20, 20] == await redis.run_script(SCRIPTS["incr_pair"], keys, [0])
+    async with RedisClient.from_url(outage_server.url) as redis:
+        await redis.run_script(SCRIPTS["incr_pair"], keys, [0])
+        await redis.redis.script_flush()
+        replies = await asyncio.gather(
+            *(redis.run_script(SCRIPTS["incr_pair"], keys, [1]) for _ in range(20))
+        )
+        assert list(range(1, 21)) == sorted(reply[0] for reply in replies)
+        assert [20, 20] == await redis.run_script(SCRIPTS["incr_pair"], keys, [0])
 
 
 async def test_script_errors_are_command_errors(redis: RedisClient) -> None:
