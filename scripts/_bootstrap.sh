@@ -38,6 +38,11 @@ _bootstrap_apt_install() {
         apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# nginx lives in /usr/sbin, which a non-root PATH may lack.
+_bootstrap_has_nginx() {
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]
+}
+
 _bootstrap_check_python() {
     local py=$1
     if ! command -v "$py" >/dev/null; then

@@ -56,7 +56,7 @@ done
 ((single && prometheus)) && die "--prometheus scrapes the replicas: not with --single"
 
 bootstrap
-if ((!single)) && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+if ((!single)) && ! _bootstrap_has_nginx; then
     _bootstrap_apt_install nginx
 fi
 if ((prometheus)) && ! command -v prometheus >/dev/null; then

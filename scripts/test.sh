@@ -27,10 +27,13 @@ step "ruff format --check"
 step "mypy --strict src tests benchmarks examples docs/examples"
 .venv/bin/mypy --strict src tests benchmarks examples docs/examples
 
-# examples/todo/tests/test_todo_prometheus.py runs a real Prometheus against the demo
-# stack; without it the test skips, so CI installs it first (check.sh needs its promtool).
-if ! command -v prometheus >/dev/null; then
-    _bootstrap_apt_install prometheus
+# The example's tests run a real nginx and a real Prometheus (the demo stack, its alerts;
+# check.sh needs promtool): installed before pytest, so those tests run, never skip.
+missing=()
+_bootstrap_has_nginx || missing+=(nginx)
+command -v prometheus >/dev/null || missing+=(prometheus)
+if ((${#missing[@]} > 0)); then
+    _bootstrap_apt_install "${missing[@]}"
 fi
 
 step "pytest (under coverage)"

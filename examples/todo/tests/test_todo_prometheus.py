@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -25,11 +24,6 @@ from demo.stack import Options, Stack
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="needs Prometheus (examples/todo/deploy/check.sh installs it)",
-)
 
 _ALERT = "TodoBreakerOpen"
 _DEADLINE = 40.0

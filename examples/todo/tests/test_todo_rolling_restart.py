@@ -9,9 +9,7 @@ and replaced, with no nginx reload (demo/rolling.py says why in that order).
 
 from __future__ import annotations
 
-import shutil
 import signal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -26,11 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 CLIENTS = 20
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-    reason="nginx is not installed (scripts/demo.sh installs it)",
-)
 
 
 @pytest.fixture
