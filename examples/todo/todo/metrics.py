@@ -12,20 +12,14 @@ exposed to Prometheus as the histogram `http_server_request_duration_seconds`
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scalepy.telemetry import Metric, MetricKind
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from scalepy.telemetry import Instrumentation
-
-    Scope = MutableMapping[str, Any]
-    Message = MutableMapping[str, Any]
-    Receive = Callable[[], Awaitable[Message]]
-    Send = Callable[[Message], Awaitable[None]]
-    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 __all__ = ("METRICS", "REQUEST_DURATION", "RequestMetricsMiddleware")
 
