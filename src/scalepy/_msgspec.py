@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - the no-extras job imports scale
         "(the redis and all extras include it)"
     ) from exc
 
-__all__ = ("MsgspecSerializer",)
+__all__ = ("Envelope", "MsgspecSerializer")
 
 _ENCODE_ERRORS: Final = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
 
@@ -84,3 +84,42 @@ class MsgspecSerializer:
 
     def __repr__(self) -> str:
         return f"<MsgspecSerializer {self.name} {self.annotation!r}>"
+
+
+class Envelope:
+    """`[args, kwargs]` in one document, each argument already encoded by its own serializer.
+
+    The arguments are embedded as they are (msgspec's `Raw`), so the document is
+    what encoding `[args, kwargs]` at once would give, and a job enqueued by a
+    process without types decodes in one with them, and back.
+
+    Args:
+        name: `"json"` or `"msgpack"`, the format of every argument.
+    """
+
+    __slots__ = ("_decode", "_encode", "name")
+
+    def __init__(self, name: str) -> None:
+        module: Any = msgspec.json if name == "json" else msgspec.msgpack
+        self.name = name
+        self._encode = module.Encoder().encode
+        self._decode = module.Decoder(tuple[list[msgspec.Raw], dict[str, msgspec.Raw]]).decode
+
+    def pack(self, args: list[bytes], kwargs: dict[str, bytes]) -> bytes:
+        """Return the document holding these encoded arguments."""
+        encoded: bytes = self._encode(
+            ([msgspec.Raw(arg) for arg in args], {k: msgspec.Raw(v) for k, v in kwargs.items()})
+        )
+        return encoded
+
+    def unpack(self, data: bytes) -> tuple[list[bytes], dict[str, bytes]]:
+        """Return the encoded arguments the document holds.
+
+        Raises:
+            SerializationError: `data` is not `[args, kwargs]` in this format.
+        """
+        try:
+            args, kwargs = self._decode(data)
+        except msgspec.DecodeError as exc:
+            raise SerializationError(f"cannot decode job arguments as {self.name}: {exc}") from exc
+        return [bytes(arg) for arg in args], {key: bytes(value) for key, value in kwargs.items()}
