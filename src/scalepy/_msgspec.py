@@ -15,7 +15,7 @@ from scalepy.errors import SerializationError
 
 try:
     import msgspec
-except ImportError as exc:  # pragma: no cover - the no-extras job imports scalepy, not this
+except ImportError as exc:
     raise ImportError(
         "values typed by annotation need msgspec: pip install 'scalepy[msgspec]' "
         "(the redis and all extras include it)"

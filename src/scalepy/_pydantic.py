@@ -15,7 +15,7 @@ from scalepy.errors import SerializationError
 try:
     from pydantic import TypeAdapter
     from pydantic_core import PydanticSerializationError
-except ImportError as exc:  # pragma: no cover - only reached for a Pydantic annotation
+except ImportError as exc:  # pragma: no cover - a Pydantic model was found: it is installed
     raise ImportError("Pydantic models need pydantic: pip install pydantic") from exc
 
 if TYPE_CHECKING:
