@@ -145,10 +145,38 @@ def _items(value: Any) -> list[Any]:
 
 
 async def test_messagepack_keeps_the_type_too() -> None:
-    """With the MessagePack serializer, a hit is again the annotated type."""
+    """With the MessagePack serializer, a hit is again the annotated type, Pydantic's included."""
     due = datetime.datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    invoice = Invoice(id=uuid.uuid4(), total=decimal.Decimal("9.90"), issued=due, lines=["a"])
     async with Cache("memory://", serializer=MsgpackSerializer(), local_max_size=0) as cache:
         assert (Todo(1, "a", due),) * 2 == await round_trip(cache, Todo, Todo(1, "a", due))
+        await cache.clear()
+        assert (invoice, invoice) == await round_trip(cache, Invoice, invoice)
+
+
+async def test_a_bulk_loader_s_values_keep_their_type(redis_url: str) -> None:
+    """`cached_many` decodes each item into the `V` of its `Mapping[K, V]`."""
+    loads: list[list[int]] = []
+    async with Cache(redis_url, namespace=f"typed-{uuid.uuid4()}", timeout=5) as cache:
+
+        @cache.cached_many(ttl=60)
+        async def todos(ids: list[int]) -> dict[int, Todo]:
+            loads.append(ids)
+            return {i: Todo(i, f"t{i}") for i in ids}
+
+        assert {1: Todo(1, "t1")} == await todos([1])
+        assert {1: Todo(1, "t1"), 2: Todo(2, "t2")} == await todos([1, 2])
+    assert [[1], [2]] == loads  # the second call read 1 back, as a Todo
+
+
+async def test_a_forward_reference_is_resolved_at_the_first_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A return type defined after the decoration is looked up when the function first runs."""
+    async with Cache("memory://", local_max_size=0) as cache:
+        cached = cache.cached(ttl=60)(returning("DefinedLater", [Todo(1, "a")]))
+        monkeypatch.setitem(globals(), "DefinedLater", Todo)
+        assert [Todo(1, "a")] * 2 == [await cached(), await cached()]
 
 
 async def test_a_hit_is_a_copy_of_its_own_without_the_l1(redis_url: str) -> None:
