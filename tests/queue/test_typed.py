@@ -88,12 +88,15 @@ async def test_typed_and_untyped_payloads_spell_a_job_alike() -> None:
         )
 
 
-async def test_an_argument_that_cannot_be_encoded_fails_the_enqueue() -> None:
-    """A value matching no encoding is refused at `enqueue`, before anything is sent."""
+async def test_an_argument_that_cannot_be_sent_fails_the_enqueue() -> None:
+    """A value that cannot be encoded, or not as its annotation, is refused at `enqueue`."""
     queue = Queue("memory://", name="refused")
 
     @queue.task(name="t")
-    async def t(when: datetime.datetime) -> None: ...
+    async def t(when: datetime.datetime, who: str = "") -> None: ...
 
     with pytest.raises(SerializationError):
         await t.enqueue(object())  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="argument 'who' does not match its annotation"):
+        await t.enqueue(AT, who=42)  # type: ignore[arg-type]
+    assert 0 == (await queue.stats()).queued

@@ -7,6 +7,10 @@ and `await job.result()` returns the type it returns. A task without typed
 parameters encodes `[args, kwargs]` with the queue's serializer, as before; with
 them, the arguments are encoded one by one and embedded in the same
 `[args, kwargs]` document, so both spell a job alike.
+
+A typed argument is also decoded once at enqueue: one that does not match its
+annotation (an `int` for a `str` parameter) fails the call that enqueues it,
+rather than every attempt on a worker until the job is dead-lettered.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from scalepy._typed import UNTYPED, serializer_for
-from scalepy.errors import ConfigurationError
+from scalepy.errors import ConfigurationError, SerializationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,17 +98,30 @@ class TaskCodec:
         return self._by_name.get(name, self._extra_keyword)
 
     def dump_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        """Encode a call's arguments.
+        """Encode a call's arguments, checking each typed one decodes into its annotation.
 
         Raises:
-            SerializationError: An argument cannot be encoded.
+            SerializationError: An argument cannot be encoded, or does not match
+                its parameter's annotation.
         """
         if self._envelope is None:
             return self._plain.dumps([args, kwargs])
         return self._envelope.pack(
-            [self._at(i).dumps(arg) for i, arg in enumerate(args)],
-            {name: self._named(name).dumps(value) for name, value in kwargs.items()},
+            [self._checked(self._at(i), arg, f"argument {i}") for i, arg in enumerate(args)],
+            {
+                name: self._checked(self._named(name), value, f"argument {name!r}")
+                for name, value in kwargs.items()
+            },
         )
+
+    def _checked(self, serializer: Serializer, value: Any, what: str) -> bytes:
+        data = serializer.dumps(value)
+        if serializer is not self._plain:
+            try:
+                serializer.loads(data)
+            except SerializationError as exc:
+                raise SerializationError(f"{what} does not match its annotation: {exc}") from exc
+        return data
 
     def load_arguments(self, data: bytes) -> tuple[list[Any], dict[str, Any]]:
         """Decode a call's arguments, each into its parameter's annotation.
