@@ -47,7 +47,16 @@ def json_native(annotation: Any) -> bool:
 
 
 def type_name(annotation: Any) -> str:
-    """Return how `annotation` is spelled in code, for messages."""
-    if isinstance(annotation, type) and not get_args(annotation):  # list[int] passes isinstance
+    """Return how `annotation` is spelled in code, for messages: `list[Todo] | None`."""
+    arguments, origin = get_args(annotation), get_origin(annotation)
+    if annotation is type(None) or annotation is None:
+        return "None"
+    if annotation is Ellipsis:
+        return "..."
+    if isinstance(annotation, type) and not arguments:  # list[int] passes isinstance
         return annotation.__qualname__
+    if origin in (Union, types.UnionType):
+        return " | ".join(map(type_name, arguments))
+    if arguments and origin not in (Literal, Annotated):
+        return f"{type_name(origin)}[{', '.join(map(type_name, arguments))}]"
     return repr(annotation).replace("typing.", "")

@@ -52,11 +52,12 @@ def annotations_of(function: Callable[..., Any]) -> dict[str, Any] | None:
     """Return `function`'s resolved annotations (`"return"` included), or `None` if unresolved.
 
     `None` means a name in an annotation is not defined yet: a forward reference
-    to a class defined further down, or a name imported only under `TYPE_CHECKING`.
+    to a class defined further down, or a name imported only under `TYPE_CHECKING`
+    (or a string annotation that does not parse).
     """
     try:
         return typing.get_type_hints(function)
-    except NameError:
+    except (NameError, AttributeError, SyntaxError):
         return None
     except TypeError:  # not a function (a callable object, a partial): nothing to read
         return {}

@@ -96,8 +96,9 @@ class Codec:
                 self._warned = True
                 _logger.warning(
                     "%s: a cached value (key %r) does not decode as its return type (stored "
-                    "before the type changed?): %s; read as a miss, recomputed and rewritten; "
-                    "logged once, counted in scalepy.cache.entries.undecodable",
+                    "before the type changed, or in another format?): %s; read as a miss, "
+                    "recomputed and rewritten; logged once, counted in "
+                    "scalepy.cache.entries.undecodable",
                     self._origin,
                     key[:100],
                     exc,
