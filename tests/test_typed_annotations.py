@@ -77,7 +77,7 @@ def test_a_serializer_without_the_typed_ability_is_kept() -> None:
 def test_without_msgspec_plain_json_types_stay_plain_and_others_are_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """msgspec missing: `dict[str, int]` keeps JSON; `list[Row]` and typed task args raise."""
+    """Without msgspec `dict[str, int]` keeps JSON; `list[Row]` and typed task args raise."""
     monkeypatch.setitem(sys.modules, "scalepy._msgspec", None)  # as if msgspec were missing
     json = JsonSerializer()
     assert json is typed(json, dict[str, list[int]], origin="f")
