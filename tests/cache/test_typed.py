@@ -154,6 +154,15 @@ async def test_messagepack_keeps_the_type_too() -> None:
         assert (invoice, invoice) == await round_trip(cache, Invoice, invoice)
 
 
+async def test_l1_hits_in_front_of_redis_keep_the_type(redis_url: str) -> None:
+    """The L1 holds the value decoded as Redis would give it back: typed, L1 hits included."""
+    namespace = f"typed-{uuid.uuid4()}"
+    async with Cache(redis_url, namespace=namespace, timeout=5, local_max_size=10) as cache:
+        await cache.open()
+        _, second = await round_trip(cache, list[Todo], [Todo(1, "a")])
+        assert ([Todo(1, "a")], 1) == (second, cache.statistics().local_hits)
+
+
 async def test_a_bulk_loader_s_values_keep_their_type(redis_url: str) -> None:
     """`cached_many` decodes each item into the `V` of its `Mapping[K, V]`."""
     loads: list[list[int]] = []
