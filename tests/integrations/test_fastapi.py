@@ -62,6 +62,17 @@ def test_a_group_shares_one_quota_between_routes() -> None:
     assert [200, 200] == [separate.get(path).status_code for path in ("/a", "/b")]
 
 
+def test_a_group_named_like_a_route_has_a_quota_of_its_own() -> None:
+    """`group="/a"` on /b never draws on the quota of the route /a."""
+    limiter = RateLimiter("memory://", clock=FakeClock())
+    app = FastAPI()
+    app.add_api_route("/a", _ok, dependencies=[Depends(limit(ONE_A_MINUTE, limiter=limiter))])
+    grouped = limit(ONE_A_MINUTE, limiter=limiter, group="/a")
+    app.add_api_route("/b", _ok, dependencies=[Depends(grouped)])
+    client = TestClient(app)
+    assert [200, 200] == [client.get(path).status_code for path in ("/a", "/b")]
+
+
 def test_routes_of_one_template_share_a_quota() -> None:
     """The quota belongs to the route (`/items/{id}`), not to each concrete path."""
     client = TestClient(limited_app("/items/{item_id}"))

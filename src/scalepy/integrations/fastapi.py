@@ -23,6 +23,7 @@ signature (`__wrapped__`), so FastAPI sees its parameters and return type.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -95,8 +96,8 @@ def limit(
     key function returned `EXEMPT`), so an endpoint may read it.
 
     Headers reach the response FastAPI builds from the endpoint's return value;
-    an endpoint that returns a `Response` itself must copy them (see
-    `scalepy.ratelimit`'s header functions) or use the middleware.
+    an endpoint that returns a `Response` itself loses those of an allowed request
+    (use `RateLimitMiddleware` for it).
 
     Args:
         *policies: One or more policies, decided together (all or nothing).
@@ -122,7 +123,8 @@ def limit(
     if group is not None and not group:
         raise ConfigurationError("group must be a non-empty name, or None for a quota per route")
     gate = RequestGate(limiter, key, headers=headers, legacy_headers=legacy_headers)
-    shared = None if group is None else route_suffix(group)
+    # A route's path starts with "/": a group's suffix never equals one.
+    shared = None if group is None else route_suffix(f"group:{group}")
 
     async def rate_limit(request: Request, response: Response) -> Decision | None:
         scope = request.scope
@@ -140,10 +142,8 @@ def limit(
 
 
 def _route_path(scope: Scope) -> str:
-    """The matched route's path template (`/todos/{id}`), else the request path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else str(scope["path"])
+    """The matched route's path template, e.g. `/todos/{id}` (FastAPI puts the route in scope)."""
+    return str(scope["route"].path)
 
 
 async def _rate_limited(request: Request, exc: Exception) -> Response:
@@ -227,7 +227,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             `RateLimit-Policy`) and 503 (with `Retry-After`); both when none given.
 
     Returns:
-        Status -> an OpenAPI response object with an `application/problem+json` body.
+        Status -> a new OpenAPI response object with an `application/problem+json` body.
 
     Raises:
         ValueError: A status scalepy does not answer.
@@ -235,7 +235,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     unknown = sorted(set(statuses) - _RESPONSES.keys())
     if unknown:
         raise ValueError(f"scalepy describes 429 and 503, not {unknown}")
-    return {status: _RESPONSES[status] for status in statuses or _RESPONSES}
+    # Copies: a caller may add to its own, e.g. an example body.
+    return {status: copy.deepcopy(_RESPONSES[status]) for status in statuses or _RESPONSES}
 
 
 def install(
