@@ -24,7 +24,14 @@ from scalepy.integrations.fastapi import (
     limit,
     problem_handlers,
 )
-from scalepy.ratelimit import EXEMPT, GCRA, Decision, RateLimiter, TokenBucket
+from scalepy.ratelimit import (
+    EXEMPT,
+    GCRA,
+    Decision,
+    RateLimiter,
+    RateLimitMiddleware,
+    TokenBucket,
+)
 from scalepy.testing import FakeClock
 
 if TYPE_CHECKING:
@@ -52,6 +59,38 @@ def test_the_example_app_openapi_document_is_valid() -> None:
     document = create_app(namespace=f"openapi-{uuid.uuid4().hex}").openapi()
     validate(document)
     assert {"429"} <= document["paths"]["/todos/{todo_id}"]["put"]["responses"].keys()
+
+
+def test_a_denial_is_answered_as_the_middleware_answers_it() -> None:
+    """Status, headers and body of the dependency's 429 are the middleware's, byte for byte."""
+    middleware = FastAPI()
+    middleware.add_api_route("/", _ok)
+    middleware.add_middleware(
+        RateLimitMiddleware,
+        limiter=RateLimiter("memory://", clock=FakeClock()),
+        policy=ONE_A_MINUTE,
+    )
+    answers = []
+    for app in (middleware, limited_app("/")):
+        client = TestClient(app)
+        client.get("/")
+        denied = client.get("/")
+        names = ("content-type", "retry-after", "ratelimit-policy", "ratelimit")
+        answers.append(
+            (denied.status_code, [denied.headers[name] for name in names], denied.content)
+        )
+    assert 429 == answers[0][0]
+    assert answers[0] == answers[1]
+
+
+def test_while_redis_is_down_a_fail_open_limit_allows_and_advertises_nothing() -> None:
+    """Nothing listens on the port: the request passes, without RateLimit headers."""
+    limiter = RateLimiter("redis://127.0.0.1:1/0", timeout=0.5)  # port 1: nothing listens
+    app = FastAPI()
+    app.add_api_route("/", _ok, dependencies=[Depends(limit(ONE_A_MINUTE, limiter=limiter))])
+    responses = [TestClient(app).get("/") for _ in range(2)]
+    assert [200, 200] == [response.status_code for response in responses]
+    assert [False, False] == ["ratelimit" in response.headers for response in responses]
 
 
 def test_a_group_shares_one_quota_between_routes() -> None:
