@@ -187,16 +187,22 @@ def test_a_dependency_needs_a_policy() -> None:
         limit(limiter=RateLimiter("memory://"))
 
 
-def test_an_open_breaker_is_answered_503_problem_json() -> None:
-    """CircuitOpenError becomes 503 with Retry-After (rounded up) and an RFC 9457 body."""
+@pytest.mark.parametrize(("retry_after", "header"), [(2.5, "3"), (0.0, None)])
+def test_an_open_breaker_is_answered_503_problem_json(
+    retry_after: float, header: str | None
+) -> None:
+    """CircuitOpenError becomes 503 with an RFC 9457 body and Retry-After, rounded up.
+
+    No Retry-After when the breaker cannot say when it lets a trial call through (0).
+    """
     app = FastAPI(exception_handlers=problem_handlers())
 
     @app.get("/")
     async def failing() -> None:
-        raise CircuitOpenError("postgres", 2.5)
+        raise CircuitOpenError("postgres", retry_after)
 
     response = TestClient(app).get("/")
-    assert (503, "3") == (response.status_code, response.headers["retry-after"])
+    assert (503, header) == (response.status_code, response.headers.get("retry-after"))
     assert "application/problem+json" == response.headers["content-type"]
     assert {
         "type": "about:blank",
