@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
+from scalepy._validation import check_object
 from scalepy.errors import ConfigurationError, CostExceedsBurst
 from scalepy.ratelimit._decision import Decision, Outcome
 from scalepy.ratelimit._headers import (
@@ -154,6 +155,13 @@ class RateLimitMiddleware:
         legacy_headers: bool = False,
         headers: bool = True,
     ) -> None:
+        check_object(
+            "RateLimitMiddleware(limiter=...) takes",
+            limiter,
+            "acquire",
+            "a RateLimiter",
+            "e.g. limiter=RateLimiter(url), built once and shared",
+        )
         self._app = app
         self._limiter = limiter
         self._key = key
