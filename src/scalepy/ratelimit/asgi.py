@@ -27,6 +27,7 @@ through untouched.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -127,7 +128,9 @@ class RateLimitMiddleware:
     Raises:
         ConfigurationError: No policy, something that is not a policy, policy names
             that cannot be shown together, a prefix that does not start with `/`,
-            a prefix given twice, or `exempt` given as one string.
+            a prefix given twice, `exempt` given as one string, a limiter that is
+            not one (a URL, say), or a key that is not a function of the scope
+            (`key=client_ip` for `key=client_ip()`).
     """
 
     __slots__ = (
@@ -162,6 +165,7 @@ class RateLimitMiddleware:
             "a RateLimiter",
             "e.g. limiter=RateLimiter(url), built once and shared",
         )
+        _check_key(key)
         self._app = app
         self._limiter = limiter
         self._key = key
@@ -334,3 +338,21 @@ def _prefix(option: str, prefix: object, seen: Mapping[str, object]) -> str:
     if normal in seen:
         raise ConfigurationError(f"{option}: path prefix {prefix!r} is given more than once")
     return normal
+
+
+_KEY_FACTORIES = (client_ip, header_key, user_key)
+
+
+def _check_key(key: object) -> None:
+    """Refuse a key that cannot be called with the scope, e.g. the factory `client_ip` itself."""
+    try:
+        if key in _KEY_FACTORIES:
+            raise TypeError(key)
+        inspect.signature(key).bind({})  # type: ignore[arg-type]  # checked as given
+    except TypeError:
+        raise ConfigurationError(
+            f"key must be a function of the ASGI scope, got {key!r}: call the factory, "
+            f"e.g. key=client_ip() or key=header_key('X-API-Key')"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): trust it
+        return
