@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 from scalepy.errors import ConfigurationError
 
@@ -19,7 +20,9 @@ def check_finite(name: str, value: object, *, minimum: float = 0, inclusive: boo
         inclusive: Whether `minimum` itself is allowed (not by default).
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number, got {value!r}")
+        # Durations are seconds; a timedelta is the usual other guess.
+        hint = f" (seconds: {name}=delta.total_seconds())" if isinstance(value, timedelta) else ""
+        raise ConfigurationError(f"{name} must be a number, got {value!r}{hint}")
     above = value >= minimum if inclusive else value > minimum
     if not (math.isfinite(value) and above):
         relation = ">=" if inclusive else ">"
