@@ -263,6 +263,19 @@ async def test_install_runs_the_apps_lifespan_inside_the_healths() -> None:
     assert health.draining
 
 
+def test_no_route_of_the_app_shadows_the_probes() -> None:
+    """A catch-all route registered before install() does not answer /health/live."""
+    app = FastAPI()
+    app.add_api_route("/{path:path}", _ok)
+    install(app, Health())
+    with TestClient(app) as client:
+        live, other = client.get("/health/live"), client.get("/anything")
+    assert ("application/health+json", {"ok": True}) == (
+        live.headers["content-type"],
+        other.json(),
+    )
+
+
 def test_install_answers_rate_limited_as_problem_json() -> None:
     """install() registers problem_handlers(): a denial's body is RFC 9457."""
     limiter = RateLimiter("memory://", clock=FakeClock())

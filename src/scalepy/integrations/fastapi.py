@@ -263,7 +263,8 @@ def install(
     """Serve `health`'s endpoints, run its lifespan around the app's own, answer problem+json.
 
     - The health routes (`/health/live`, `/health/ready`, ..., `/metrics`) are
-      added, left out of the OpenAPI document.
+      put before the app's own, so that no route shadows them (a catch-all
+      `/{path:path}`, say), and left out of the OpenAPI document.
     - The app's lifespan runs inside `health.lifespan(...)`: the resources open
       before the app's own startup code, and close after its shutdown code; the
       arguments are those of `Health.lifespan`.
@@ -298,6 +299,6 @@ def install(
             yield state
 
     app.router.lifespan_context = lifespan
-    app.router.routes.extend(health_routes(health))
+    app.router.routes[:0] = health_routes(health)  # first: no route of the app shadows a probe
     for error, handler in problem_handlers().items():
         app.add_exception_handler(error, handler)
