@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from scalepy._extras import missing_extra
 from scalepy.errors import SerializationError
 
 try:
     import msgspec
-except ImportError as exc:
-    raise ImportError(
-        "values typed by annotation need msgspec: pip install 'scalepy[msgspec]' "
-        "(the redis and all extras include it)"
-    ) from exc
+except ImportError as exc:  # the redis and all extras include it
+    raise missing_extra("values typed by annotation", "msgspec") from exc
 
 __all__ = ("Envelope", "MsgspecSerializer")
 

@@ -283,6 +283,6 @@ except ConfigurationError as exc:
     result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
-    assert "pip install 'scalepy[msgspec]'" in result.stdout
+    assert "pip install 'scalepy-toolkit[msgspec]'" in result.stdout
     assert "moment returns or takes datetime" in result.stdout
     assert issubclass(ConfigurationError, ValueError)
