@@ -3,9 +3,9 @@
 Encoding happens where the value is produced, by the function's codec (typed by
 its return annotation). A value that cannot be encoded is returned to its caller
 but not stored, counted, and logged once per function: the caller has its value,
-and a cache must not turn a serializer's limits into errors. Storing is quiet: a backend failure is
-counted and reported to the guard, never raised, because the caller already has
-its value. A key invalidated while its value was being computed is not stored at
+and a cache must not turn a serializer's limits into errors. Storing is quiet: a
+backend failure is counted and reported to the guard, never raised, because the
+caller already has its value. A key invalidated while its value was being computed is not stored at
 all (its flight is marked `invalidated`), so an invalidation cannot be undone by a
 load that started before it.
 
