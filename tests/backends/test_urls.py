@@ -171,7 +171,7 @@ def test_any_bad_url_raises_a_configuration_error(scheme: str, rest: str) -> Non
     ],
 )
 def test_a_url_that_is_not_a_string_is_an_invalid_url(url: object, expected: str) -> None:
-    """`parse_backend_url(os.environ.get(...))`, the variable unset, says so (not AttributeError)."""
+    """`parse_backend_url(os.environ.get(...))`, the variable unset, says so."""
     with pytest.raises(InvalidBackendURL) as raised:
         parse_backend_url(url)  # type: ignore[arg-type]  # the misuse under test
     assert str(raised.value).startswith(expected)
