@@ -234,3 +234,28 @@ async def test_a_manager_never_opened_says_how_to_open_it(postgres_dsn: str) -> 
         "lifespan" in str(raised.value),
     )
     assert not isinstance(raised.value, PoolClosedError)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            {"postgres": "postgresql://app@db/app", "postgres_replicas": "postgresql://app@r/app"},
+            r"postgres_replicas must be a list of DSNs, not one string: write \['postgresql://",
+        ),
+        (
+            {"redis": ["redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0"]},
+            r"several Redis servers go by name: redis=\{'cache': url, 'queue': url\}",
+        ),
+    ],
+)
+def test_a_list_or_a_string_in_the_wrong_place_is_refused(
+    options: dict[str, Any], expected: str
+) -> None:
+    """One replica DSN as a string, or Redis URLs as a list, fail with the form to write.
+
+    They failed with "invalid backend URL 'p'" (the DSN read letter by letter) and an
+    AttributeError.
+    """
+    with pytest.raises(ConfigurationError, match=expected):
+        PoolManager(**options)
