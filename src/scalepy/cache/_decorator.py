@@ -65,6 +65,10 @@ def check_tags(tags: Iterable[object]) -> tuple[str, ...]:
 
 
 def _require_async(function: object, decorator: str) -> None:
+    if not callable(function):  # `@cache.cached(60)`: an option given by position
+        raise ConfigurationError(
+            f"{decorator} takes its options by keyword, e.g. @{decorator}(ttl=60); got {function!r}"
+        )
     if not is_async_callable(function):
         raise ConfigurationError(
             f"{decorator} caches async functions (async def); "
