@@ -181,7 +181,7 @@ async def test_health_checks_cover_every_pool(
 
 
 async def test_lifespan_opens_the_pools_for_a_starlette_app(
-    postgres_dsn: str, app_name: str
+    postgres_dsn: str, postgres_database: str, app_name: str
 ) -> None:
     """Starlette(lifespan=pools.lifespan) opens the pools at startup and closes them at shutdown."""
     pools = PoolManager(postgres=postgres_dsn, options=PoolOptions(application_name=app_name))
@@ -201,8 +201,10 @@ async def test_lifespan_opens_the_pools_for_a_starlette_app(
 
     [response] = responses
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == sent
-    db_name = postgres_dsn.rpartition("/")[2].partition("?")[0]  # the DSN's, not always "test"
-    assert (200, f'{{"database":"{db_name}"}}'.encode()) == (response.status, response.body)
+    assert (200, f'{{"database":"{postgres_database}"}}'.encode()) == (
+        response.status,
+        response.body,
+    )
     assert 0 == await wait_for_backends(postgres_dsn, app_name, 0)
 
 
