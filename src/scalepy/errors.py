@@ -9,6 +9,7 @@ ScalepyError
 ├── ConfigurationError (ValueError)
 │   └── InvalidBackendURL
 ├── UsageError (TypeError)
+│   └── NoWorkerState (also LookupError)
 ├── BackendError
 │   ├── BackendUnavailable (ConnectionError)
 │   │   └── BackendTimeout (TimeoutError)
@@ -52,6 +53,7 @@ __all__ = (
     "JobCancelled",
     "JobFailed",
     "JobNotFound",
+    "NoWorkerState",
     "PoolClosedError",
     "PoolError",
     "PoolNotOpenError",
@@ -94,6 +96,14 @@ class UsageError(ScalepyError, TypeError):
 
     Raised where Python would raise a bare `TypeError` or `AttributeError` far from
     the mistake; the message shows the right way.
+    """
+
+
+class NoWorkerState(UsageError, LookupError):
+    """`worker_state()` was called where no worker `startup` hook left a state.
+
+    A `LookupError` too, as the lookup it wraps: outside a task, in a task run by a
+    worker without `startup=`, or in a task function called directly (in a test).
     """
 
 
