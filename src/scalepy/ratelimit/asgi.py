@@ -27,12 +27,12 @@ through untouched.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
+from scalepy._asgi import PROBLEM_TYPE, send_problem
 from scalepy.errors import ConfigurationError, CostExceedsBurst
 from scalepy.ratelimit._decision import Decision, Outcome
 from scalepy.ratelimit._headers import (
@@ -70,9 +70,6 @@ __all__ = (
     "header_key",
     "user_key",
 )
-
-PROBLEM_TYPE = "about:blank"
-"""The problem `type` of 429 and 413 answers: the status code says it all (RFC 9457 §4.2.1)."""
 
 _DEFAULT_KEY = client_ip()
 _logger = logging.getLogger("scalepy.ratelimit")
@@ -256,38 +253,13 @@ async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: 
     """Answer 429 with an RFC 9457 problem body."""
     retry_after = retry_after_seconds(decision)
     detail = f"Rate limit exceeded; retry in {retry_after} s."
-    await _problem(send, 429, "Too Many Requests", detail, headers, retry_after=retry_after)
+    await send_problem(send, 429, "Too Many Requests", detail, headers, retry_after=retry_after)
 
 
 async def _too_large(cost: int, burst: int, send: Send) -> None:
     """Answer 413: the request costs more than its policies ever allow at once."""
     detail = f"This request costs {cost}; at most {burst} can ever be allowed at once."
-    await _problem(send, 413, "Content Too Large", detail, [])
-
-
-async def _problem(
-    send: Send,
-    status: int,
-    title: str,
-    detail: str,
-    headers: list[tuple[bytes, bytes]],
-    **extensions: int,
-) -> None:
-    """Answer `status` with an RFC 9457 `application/problem+json` body."""
-    problem = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
-    body = json.dumps({**problem, **extensions}, separators=(",", ":")).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, 413, "Content Too Large", detail)
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -1,0 +1,127 @@
+"""`Gradient`: a limit that follows the ratio of long-term to short-term latency.
+
+In the spirit of Netflix concurrency-limits' Gradient2. Each sample's mean
+round-trip time (the short-term RTT) is compared with an exponential average
+over many samples (the long-term RTT):
+
+```
+gradient  = clamp(tolerance * long_rtt / short_rtt, 0.5, 1.0)
+target    = limit * gradient + headroom(limit)       # headroom: sqrt(limit) by default
+limit     = clamp(limit + smoothing * (target - limit), min_limit, max_limit)
+```
+
+While latency stays within `tolerance` of its long-term level the gradient is 1
+and the limit grows by the headroom, which probes for more capacity; once calls
+queue inside the process (latency rises) the gradient falls below 1 and the limit
+shrinks, at most by half per sample. A sample with fewer than half the limit in
+flight says nothing about capacity (the service is not using the limit), so it
+moves neither the limit nor the long-term RTT. When the short-term RTT falls to
+under half the long-term one (load went away) the long-term RTT decays quickly
+toward it, so a past overload is not mistaken for the new normal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scalepy._validation import check_finite, check_int
+from scalepy.shedding._limit import LimitBounds, Sample, check_fraction, clamp
+
+__all__ = ("Gradient", "GradientCore")
+
+_MIN_GRADIENT = 0.5  # a sample halves the limit at most: one noisy window cannot collapse it
+_DECAY = 0.9  # how fast the long-term RTT follows a short-term RTT far below it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gradient(LimitBounds):
+    """Configuration of the gradient limit (the default algorithm of `LoadShedder`).
+
+    The bounds (`initial_limit`, `min_limit`, `max_limit`) are `LimitBounds`'.
+
+    Raises:
+        ConfigurationError: If a field holds a value that is not allowed; the
+            message says what is.
+    """
+
+    tolerance: float = 1.5
+    """How much the short-term RTT may exceed the long-term one before the limit shrinks; >= 1."""
+    smoothing: float = 0.2
+    """How far each sample moves the limit toward its target; in (0, 1]."""
+    long_window: int = 600
+    """Samples the long-term RTT averages over (an exponential average); >= 1.
+
+    Long enough that sustained overload does not pass for the normal latency, short
+    enough that a lasting change of the normal latency (a slower dependency) is learned.
+    """
+    headroom: int | None = None
+    """Calls allowed to queue beyond the estimate, the growth per sample; `None`: sqrt(limit)."""
+
+    def __post_init__(self) -> None:
+        LimitBounds.__post_init__(self)  # no bare super(): slotted dataclasses are rebuilt
+        check_finite("tolerance", self.tolerance, minimum=1, inclusive=True)
+        check_fraction("smoothing", self.smoothing, upper_inclusive=True)
+        check_int("long_window", self.long_window)
+        if self.headroom is not None:
+            check_int("headroom", self.headroom, minimum=0)
+
+    def start(self) -> GradientCore:
+        """Return a fresh core at `initial_limit`.
+
+        Returns:
+            The gradient algorithm's state.
+        """
+        return GradientCore(self)
+
+
+class GradientCore:
+    """The gradient algorithm's state: the limit and the long-term RTT.
+
+    Args:
+        config: The policy it follows.
+    """
+
+    __slots__ = ("_alpha", "_config", "limit", "long_rtt")
+
+    def __init__(self, config: Gradient) -> None:
+        self._config = config
+        self._alpha = 2 / (config.long_window + 1)
+        self.limit: float = config.initial_limit
+        """The current limit."""
+        self.long_rtt: float = math.nan
+        """The long-term RTT in seconds; NaN until the first sample that counts."""
+
+    def update(self, sample: Sample) -> float:
+        """Learn from one sample and return the new limit.
+
+        Args:
+            sample: What the calls of the last window saw.
+
+        Returns:
+            The new limit, within `[min_limit, max_limit]`.
+        """
+        config = self._config
+        limit = self.limit
+        short = sample.rtt
+        if sample.in_flight * 2 < limit or short <= 0:
+            return limit  # the limit is not in use: nothing learned about capacity
+        long = self.long_rtt
+        if math.isnan(long):
+            long = short
+        elif long > 2 * short:
+            long = short + _DECAY * (long - short)
+        else:
+            long += self._alpha * (short - long)
+        self.long_rtt = long
+        gradient = clamp(config.tolerance * long / short, _MIN_GRADIENT, 1.0)
+        headroom = math.sqrt(limit) if config.headroom is None else config.headroom
+        target = limit * gradient + headroom
+        limit = clamp(
+            limit + config.smoothing * (target - limit), config.min_limit, config.max_limit
+        )
+        self.limit = limit
+        return limit
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} limit={self.limit:.2f} long_rtt={self.long_rtt:.6f}>"
