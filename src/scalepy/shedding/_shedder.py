@@ -101,6 +101,7 @@ class LoadShedder:
         "_limit_gauge",
         "_line",
         "_max_wait",
+        "_now",
         "_queued",
         "_rtt",
         "_shed",
@@ -144,6 +145,7 @@ class LoadShedder:
         self._max_wait = max_wait
         self._drop_on = drop_on
         self._clock = clock or MonotonicClock()
+        self._now = self._clock.now
         self._in_flight = 0
         self._rtt = 0.0  # the last sample's mean, for Retry-After estimates
         self._shed = dict.fromkeys((p.label for p in Priority if p is not _CRITICAL), 0)
@@ -178,8 +180,17 @@ class LoadShedder:
 
         @functools.wraps(func)
         async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
-            async with Permit(self, _NORMAL):
-                return await func(*args, **kwargs)
+            # The body of `Permit` inlined: this path runs on every call.
+            if not self._admit():
+                await self._wait(_NORMAL)
+            started = self._now()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                self._leave(started, exc)
+                raise
+            self._exit(started, dropped=False)
+            return result
 
         return limited
 
@@ -202,23 +213,33 @@ class LoadShedder:
             shed=dict(self._shed),
         )
 
-    async def _enter(self, priority: Priority) -> float:
-        """Take a slot, waiting if need be; return when the call started."""
+    def _admit(self) -> bool:
+        """Take a free slot if there is one (the fast path: no await)."""
         if self._in_flight < self._capacity:
             # Free slots imply nobody waits: every release and raise serves waiters first.
             self._in_flight += 1
             self._active.record(self._in_flight, self._labels)
-        else:
-            await self._wait(priority)
-        return self._clock.now()
+            return True
+        return False
 
-    def _exit(self, started: float, dropped: bool) -> None:
+    def _leave(self, started: float, exc: BaseException) -> None:
+        """End a call that raised: a cancelled one measures nothing, a timeout is a drop."""
+        if isinstance(exc, asyncio.CancelledError):
+            self._release(self._now())
+        else:
+            self._exit(started, dropped=isinstance(exc, self._drop_on))
+
+    def _exit(self, started: float, *, dropped: bool) -> None:
         """Measure the call, learn from a closed window, and pass the slot on."""
-        now = self._clock.now()
+        now = self._now()
         sample = self._window.add(now, now - started, self._in_flight, dropped)
         if sample is not None:
             self._learn(sample)
-        self._release(now)
+        if self._line.size:
+            self._release(now)
+        else:  # `_release` inlined for the common case: nobody waits
+            self._in_flight -= 1
+            self._active.record(self._in_flight, self._labels)
 
     def _learn(self, sample: Sample) -> None:
         """Feed one sample to the algorithm; admit waiters if the limit grew."""
@@ -336,7 +357,10 @@ class Permit:
 
     async def __aenter__(self) -> Permit:
         if self._priority is not _CRITICAL:
-            self._started = await self._shedder._enter(self._priority)
+            shedder = self._shedder
+            if not shedder._admit():
+                await shedder._wait(self._priority)
+            self._started = shedder._now()
         return self
 
     async def __aexit__(
@@ -348,9 +372,7 @@ class Permit:
         started, self._started = self._started, math.nan
         if started != started:  # NaN: no slot held
             return
-        shedder = self._shedder
-        dropped = self.dropped or (exc is not None and isinstance(exc, shedder._drop_on))
-        if exc_type is asyncio.CancelledError:
-            shedder._release(shedder._clock.now())
+        if exc is not None:
+            self._shedder._leave(started, exc)
         else:
-            shedder._exit(started, dropped)
+            self._shedder._exit(started, dropped=self.dropped)

@@ -42,6 +42,8 @@ Classifier: TypeAlias = Callable[[Scope], Priority]
 """Maps a request's ASGI scope (route, method, headers, tenant) to its priority class."""
 
 _NEVER_SHED = ("/health", "/metrics")
+_NORMAL = Priority.NORMAL  # enum member lookups are slow on the class: once, here
+_CRITICAL = Priority.CRITICAL
 
 
 class LoadShedMiddleware:
@@ -62,7 +64,7 @@ class LoadShedMiddleware:
             given as one string.
     """
 
-    __slots__ = ("_app", "_classify", "_never", "_shedder")
+    __slots__ = ("_app", "_classify", "_never", "_never_below", "_shedder")
 
     def __init__(
         self,
@@ -85,14 +87,15 @@ class LoadShedMiddleware:
         self._app = app
         self._shedder = shedder
         self._classify = classify
-        self._never = tuple(prefixes)
+        # A path is exempt if it is a prefix, or starts with one and a slash: two C calls.
+        self._never = frozenset(prefixes)
+        self._never_below = tuple(prefix + "/" for prefix in prefixes)
 
     def _priority(self, scope: Scope) -> Priority:
         path: str = scope["path"]
-        for prefix in self._never:
-            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-                return Priority.CRITICAL
-        return Priority.NORMAL if self._classify is None else self._classify(scope)
+        if path in self._never or path.startswith(self._never_below):
+            return _CRITICAL
+        return _NORMAL if self._classify is None else self._classify(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run an HTTP request inside a slot, or answer 503 if it is shed."""
@@ -100,21 +103,24 @@ class LoadShedMiddleware:
             await self._app(scope, receive, send)
             return
         priority = self._priority(scope)
-        if priority is Priority.CRITICAL:
+        if priority is _CRITICAL:
             await self._app(scope, receive, send)
             return
-        permit = self._shedder.slot(priority)
-        try:
-            await permit.__aenter__()
-        except RequestShed as exc:  # only the shedder's own refusal: the app has not run
-            await _shed(exc, send)
-            return
+        # `Permit`'s body inlined (its shedder's private steps): this runs on every request.
+        shedder = self._shedder
+        if not shedder._admit():
+            try:
+                await shedder._wait(priority)
+            except RequestShed as exc:
+                await _shed(exc, send)
+                return
+        started = shedder._now()
         try:
             await self._app(scope, receive, send)
         except BaseException as exc:
-            await permit.__aexit__(type(exc), exc, exc.__traceback__)
+            shedder._leave(started, exc)
             raise
-        await permit.__aexit__(None, None, None)
+        shedder._exit(started, dropped=False)
 
 
 async def _shed(exc: RequestShed, send: Send) -> None:
