@@ -1,0 +1,1 @@
+"""Tests of the code the benchmarks share: the results format, the plots, the wrk harness."""
