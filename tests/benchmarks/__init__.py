@@ -1,1 +1,1 @@
-"""Tests of the code the benchmarks share: the results format, the plots, the wrk harness."""
+"""Tests of the benchmarks' shared modules (benchmarks/ is on sys.path)."""
