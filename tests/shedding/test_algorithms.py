@@ -115,6 +115,35 @@ def test_gradient_learns_nothing_from_an_unused_limit(
     assert long_rtt == core.long_rtt
 
 
+@given(rtts, st.floats(3.0, 10.0))
+def test_gradient_does_not_drift_up_under_sustained_overload(base: float, factor: float) -> None:
+    """Congested samples never raise the long-term RTT, so the limit cannot creep back up."""
+    core = Gradient(initial_limit=100, long_window=10).start()
+    core.update(Sample(rtt=base, in_flight=100, dropped=False))
+    limits = []
+    for _ in range(50):
+        core.update(Sample(rtt=base * factor * 1.5, in_flight=math.ceil(core.limit), dropped=False))
+        limits.append(core.limit)
+    assert base == core.long_rtt
+    assert limits == sorted(limits, reverse=True)
+
+
+def test_gradient_learns_a_slower_service_when_shedding_cannot_help() -> None:
+    """At its floor and still slow for `patience` samples: the slower latency is the new normal.
+
+    (A dependency got slower; shedding more would not bring latency down.)
+    """
+    core = Gradient(initial_limit=16, patience=3).start()
+    core.update(Sample(rtt=0.01, in_flight=16, dropped=False))
+    for _ in range(200):
+        before = core.limit
+        core.update(Sample(rtt=0.1, in_flight=math.ceil(before), dropped=False))
+        if core.long_rtt == 0.1:
+            break
+    assert 0.1 == core.long_rtt
+    assert core.limit > before  # growing again from the new normal
+
+
 def test_gradient_forgets_a_past_overload_quickly() -> None:
     """Once latency falls below half its long-term level, the baseline decays toward it."""
     core = Gradient(initial_limit=100, long_window=1000).start()
@@ -165,6 +194,7 @@ def test_aimd_grows_only_a_used_limit(policy: AIMD) -> None:
         ({"smoothing": math.nan}, r"smoothing must be a number in \(0, 1\]"),
         ({"long_window": 0}, "long_window must be an int >= 1"),
         ({"headroom": -1}, "headroom must be an int >= 0"),
+        ({"patience": 0}, "patience must be an int >= 1"),
     ],
 )
 def test_gradient_refuses_bad_configuration(kwargs: dict[str, float], message: str) -> None:

@@ -15,9 +15,19 @@ and the limit grows by the headroom, which probes for more capacity; once calls
 queue inside the process (latency rises) the gradient falls below 1 and the limit
 shrinks, at most by half per sample. A sample with fewer than half the limit in
 flight says nothing about capacity (the service is not using the limit), so it
-moves neither the limit nor the long-term RTT. When the short-term RTT falls to
-under half the long-term one (load went away) the long-term RTT decays quickly
-toward it, so a past overload is not mistaken for the new normal.
+moves neither the limit nor the long-term RTT.
+
+Unlike Gradient2, the long-term RTT learns only from uncongested samples (within
+`tolerance` of it): under sustained overload every sample is congested, and a
+long-term RTT that followed them would drift up, the limit with it, and latency
+without bound. Two rules keep it current instead:
+
+- the short-term RTT fell under half the long-term one (load went away): the
+  long-term RTT decays quickly toward it, so a past overload is not the new normal;
+- the limit sits at its floor (halving it no longer lowers it) and latency is still
+  too high for `patience` samples in a row: shedding cannot bring latency down, so it
+  is not queueing but the service itself that got slower (a slow dependency). The
+  short-term RTT becomes the new long-term one, and the limit grows again from there.
 """
 
 from __future__ import annotations
@@ -57,12 +67,15 @@ class Gradient(LimitBounds):
     """
     headroom: int | None = None
     """Calls allowed to queue beyond the estimate, the growth per sample; `None`: sqrt(limit)."""
+    patience: int = 5
+    """Samples at the floor, still too slow, before a slower latency is the new normal; >= 1."""
 
     def __post_init__(self) -> None:
         LimitBounds.__post_init__(self)  # no bare super(): slotted dataclasses are rebuilt
         check_finite("tolerance", self.tolerance, minimum=1, inclusive=True)
         check_fraction("smoothing", self.smoothing, upper_inclusive=True)
         check_int("long_window", self.long_window)
+        check_int("patience", self.patience)
         if self.headroom is not None:
             check_int("headroom", self.headroom, minimum=0)
 
@@ -82,7 +95,7 @@ class GradientCore:
         config: The policy it follows.
     """
 
-    __slots__ = ("_alpha", "_config", "limit", "long_rtt")
+    __slots__ = ("_alpha", "_config", "_pinned", "limit", "long_rtt")
 
     def __init__(self, config: Gradient) -> None:
         self._config = config
@@ -91,6 +104,7 @@ class GradientCore:
         """The current limit."""
         self.long_rtt: float = math.nan
         """The long-term RTT in seconds; NaN until the first sample that counts."""
+        self._pinned = 0  # samples in a row at the floor and still too slow
 
     def update(self, sample: Sample) -> float:
         """Learn from one sample and return the new limit.
@@ -111,11 +125,16 @@ class GradientCore:
             long = short
         elif long > 2 * short:
             long = short + _DECAY * (long - short)
-        else:
+        elif short <= config.tolerance * long:  # uncongested: the normal latency
             long += self._alpha * (short - long)
-        self.long_rtt = long
-        gradient = clamp(config.tolerance * long / short, _MIN_GRADIENT, 1.0)
         headroom = math.sqrt(limit) if config.headroom is None else config.headroom
+        gradient = clamp(config.tolerance * long / short, _MIN_GRADIENT, 1.0)
+        # At the floor: halving the limit would take less than one call off the target.
+        floor = limit * (1 - _MIN_GRADIENT) <= headroom + 1 or limit <= config.min_limit
+        self._pinned = self._pinned + 1 if floor and gradient < 1 else 0
+        if self._pinned >= config.patience:  # not queueing: the service itself got slower
+            long, gradient, self._pinned = short, 1.0, 0
+        self.long_rtt = long
         target = limit * gradient + headroom
         limit = clamp(
             limit + config.smoothing * (target - limit), config.min_limit, config.max_limit
