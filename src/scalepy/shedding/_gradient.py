@@ -14,20 +14,20 @@ While latency stays within `tolerance` of its long-term level the gradient is 1
 and the limit grows by the headroom, which probes for more capacity; once calls
 queue inside the process (latency rises) the gradient falls below 1 and the limit
 shrinks, at most by half per sample. A sample with fewer than half the limit in
-flight says nothing about capacity (the service is not using the limit), so it
-moves neither the limit nor the long-term RTT.
+flight says nothing about capacity (the service is not using the limit): it
+moves the limit not at all, the long-term RTT only down.
 
-Unlike Gradient2, the long-term RTT learns only from uncongested samples (within
-`tolerance` of it): under sustained overload every sample is congested, and a
-long-term RTT that followed them would drift up, the limit with it, and latency
-without bound. Two rules keep it current instead:
+Unlike Gradient2's, this long-term RTT is the no-queueing latency: it drops at once
+to any faster sample, and rises only with uncongested samples (within `tolerance`
+of it), averaged over `long_window`. Under sustained overload every sample is
+congested, and a long-term RTT that followed them would drift up, the limit with
+it, and latency without bound. One rule lets it rise further:
 
-- the short-term RTT fell under half the long-term one (load went away): the
-  long-term RTT decays quickly toward it, so a past overload is not the new normal;
 - the limit sits at its floor (halving it no longer lowers it) and latency is still
-  too high for `patience` samples in a row: shedding cannot bring latency down, so it
-  is not queueing but the service itself that got slower (a slow dependency). The
-  short-term RTT becomes the new long-term one, and the limit grows again from there.
+  over twice `tolerance` times the long-term RTT for `patience` samples in a row:
+  shedding cannot bring latency down, so it is not queueing but the service itself
+  that got slower (a slow dependency). The short-term RTT becomes the new long-term
+  one, and the limit grows again from there.
 """
 
 from __future__ import annotations
@@ -41,12 +41,16 @@ from scalepy.shedding._limit import LimitBounds, Sample, check_fraction, clamp
 __all__ = ("Gradient", "GradientCore")
 
 _MIN_GRADIENT = 0.5  # a sample halves the limit at most: one noisy window cannot collapse it
-_DECAY = 0.9  # how fast the long-term RTT follows a short-term RTT far below it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gradient(LimitBounds):
     """Configuration of the gradient limit (the default algorithm of `LoadShedder`).
+
+    It starts at one call at a time (`initial_limit=1`), so that its first sample
+    measures the latency without queueing even if the service starts under
+    overload, and grows by about sqrt(limit) a sample while latency allows (from 1
+    to 100 in about 50 samples).
 
     The bounds (`initial_limit`, `min_limit`, `max_limit`) are `LimitBounds`'.
 
@@ -69,6 +73,9 @@ class Gradient(LimitBounds):
     """Calls allowed to queue beyond the estimate, the growth per sample; `None`: sqrt(limit)."""
     patience: int = 5
     """Samples at the floor, still too slow, before a slower latency is the new normal; >= 1."""
+
+    initial_limit: int = 1
+    """The limit before the first sample; in `[min_limit, max_limit]`."""
 
     def __post_init__(self) -> None:
         LimitBounds.__post_init__(self)  # no bare super(): slotted dataclasses are rebuilt
@@ -118,20 +125,21 @@ class GradientCore:
         config = self._config
         limit = self.limit
         short = sample.rtt
-        if sample.in_flight * 2 < limit or short <= 0:
-            return limit  # the limit is not in use: nothing learned about capacity
+        if short <= 0:
+            return limit
         long = self.long_rtt
-        if math.isnan(long):
-            long = short
-        elif long > 2 * short:
-            long = short + _DECAY * (long - short)
-        elif short <= config.tolerance * long:  # uncongested: the normal latency
+        if math.isnan(long) or short < long:  # the fastest the service has been: no queueing
+            long = self.long_rtt = short
+        if sample.in_flight * 2 < limit:
+            return limit  # the limit is not in use: nothing learned about capacity
+        if short <= config.tolerance * long:  # uncongested: the normal latency
             long += self._alpha * (short - long)
         headroom = math.sqrt(limit) if config.headroom is None else config.headroom
         gradient = clamp(config.tolerance * long / short, _MIN_GRADIENT, 1.0)
         # At the floor: halving the limit would take less than one call off the target.
         floor = limit * (1 - _MIN_GRADIENT) <= headroom + 1 or limit <= config.min_limit
-        self._pinned = self._pinned + 1 if floor and gradient < 1 else 0
+        pinned = floor and gradient <= _MIN_GRADIENT  # as low as it goes, and still too slow
+        self._pinned = self._pinned + 1 if pinned else 0
         if self._pinned >= config.patience:  # not queueing: the service itself got slower
             long, gradient, self._pinned = short, 1.0, 0
         self.long_rtt = long
