@@ -21,7 +21,7 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global fig
 
 from _results import Result, Row
 
-__all__ = ("PLOTS", "Plot", "bars", "render", "save")
+__all__ = ("PLOTS", "Plot", "bars", "render", "save", "timeline")
 
 Plot = Callable[[Result], Figure | None]
 """A plot kind: the figure of a result, or `None` when the result has no data for it."""
@@ -70,6 +70,27 @@ def p99(result: Result) -> Figure | None:
     return bars(result, "p99 latency (lower is better)", "ms", _p99)
 
 
+def timeline(result: Result) -> Figure | None:
+    """Each series over time, one panel per series sharing the time axis; events as lines."""
+    if not result.series:
+        return None
+    figure = Figure(figsize=(_WIDTH, 1.0 + 1.6 * len(result.series)), layout="constrained")
+    figure.suptitle(f"{result.benchmark}: over time")
+    axes = figure.subplots(len(result.series), 1, sharex=True, squeeze=False)[:, 0]
+    for panel, series in zip(axes, result.series, strict=True):
+        panel.plot([t for t, _ in series.points], [v for _, v in series.points], color="tab:blue")
+        for at, text in series.events:
+            panel.axvline(at, color="tab:red", linestyle="--", linewidth=1)
+            panel.annotate(
+                text, (at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
+                textcoords="offset points", fontsize=8, color="tab:red",
+            )  # fmt: skip
+        panel.set_ylabel(f"{series.name}\n({series.unit})", fontsize=8)
+        panel.set_ylim(bottom=0)
+    axes[-1].set_xlabel("seconds")
+    return figure
+
+
 def _requests_per_second(row: Row) -> float | None:
     return row.requests_per_second
 
@@ -78,7 +99,7 @@ def _p99(row: Row) -> float | None:
     return row.latency.p99
 
 
-PLOTS: dict[str, Plot] = {"throughput": throughput, "p99": p99}
+PLOTS: dict[str, Plot] = {"throughput": throughput, "p99": p99, "timeline": timeline}
 """Every plot kind, by the name its files end with."""
 
 

@@ -59,8 +59,9 @@ def test_a_file_of_another_format_is_refused() -> None:
 def test_plots_are_svg_files_naming_every_contender(tmp_path: Path) -> None:
     """Throughput and p99 bar charts are written, one per kind, with each contender's name."""
     written = save(_result(), tmp_path)
-    assert [tmp_path / "demo-throughput.svg", tmp_path / "demo-p99.svg"] == written
-    for path in written:
+    kinds = ("throughput", "p99", "timeline")  # the timeline: the result has a series
+    assert [tmp_path / f"demo-{kind}.svg" for kind in kinds] == written
+    for path in written[:2]:
         text = path.read_text()
         assert text.startswith("<?xml")
         assert "baseline" in text
@@ -72,3 +73,15 @@ def test_a_kind_without_data_is_not_drawn() -> None:
     result = Result(benchmark="bare", metadata=Metadata.collect([]))
     result.rows.append(Row(contender="only", requests_per_second=1.0))
     assert ["throughput"] == list(render(result))
+
+
+def test_series_are_drawn_as_a_timeline_with_their_events(tmp_path: Path) -> None:
+    """A result with series gets a timeline: one panel per series, events marked and named."""
+    result = Result(benchmark="halving", metadata=Metadata.collect([]))
+    result.series += [
+        Series(name="limit", unit="calls", points=[(0.0, 4.0), (1.0, 8.0)], events=[(0.5, "slow")]),
+        Series(name="p99", unit="ms", points=[(0.0, 30.0), (1.0, 60.0)]),
+    ]
+    assert [tmp_path / "halving-timeline.svg"] == save(result, tmp_path)
+    text = (tmp_path / "halving-timeline.svg").read_text()
+    assert all(word in text for word in ("limit", "p99", "slow", "seconds"))

@@ -6,9 +6,13 @@ over many samples (the long-term RTT):
 
 ```
 gradient  = clamp(tolerance * long_rtt / short_rtt, 0.5, 1.0)
-target    = limit * gradient + headroom(limit)       # headroom: sqrt(limit) by default
+target    = (limit + headroom(limit)) * gradient     # headroom: sqrt(limit) by default
 limit     = clamp(limit + smoothing * (target - limit), min_limit, max_limit)
 ```
+
+(Gradient2 adds the headroom after scaling, `limit * gradient + headroom`, which
+keeps the limit above 4 however slow the calls: too many for a handler that
+burns CPU. Scaled with the rest, the headroom lets the limit go down to 1.)
 
 While latency stays within `tolerance` of its long-term level the gradient is 1
 and the limit grows by the headroom, which probes for more capacity; once calls
@@ -136,14 +140,14 @@ class GradientCore:
             long += self._alpha * (short - long)
         headroom = math.sqrt(limit) if config.headroom is None else config.headroom
         gradient = clamp(config.tolerance * long / short, _MIN_GRADIENT, 1.0)
-        # At the floor: halving the limit would take less than one call off the target.
-        floor = limit * (1 - _MIN_GRADIENT) <= headroom + 1 or limit <= config.min_limit
+        # At the floor: halving would take less than one call off the target.
+        floor = (limit + headroom) * _MIN_GRADIENT >= limit - 1 or limit <= config.min_limit
         pinned = floor and gradient <= _MIN_GRADIENT  # as low as it goes, and still too slow
         self._pinned = self._pinned + 1 if pinned else 0
         if self._pinned >= config.patience:  # not queueing: the service itself got slower
             long, gradient, self._pinned = short, 1.0, 0
         self.long_rtt = long
-        target = limit * gradient + headroom
+        target = (limit + headroom) * gradient
         limit = clamp(
             limit + config.smoothing * (target - limit), config.min_limit, config.max_limit
         )
