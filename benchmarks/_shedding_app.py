@@ -10,8 +10,9 @@
 - `POST /control/db_ms?<ms>`: makes the dependency slower or faster from now on.
 - `GET /control/stats`: the shedder's limit, in-flight and queued calls as JSON.
 
-With `SHED=1` the app sits behind `LoadShedMiddleware` (defaults, `/control`
-never shed besides probes); with `SHED=0` it takes every request as it comes.
+With `SHED=1` the app sits behind `LoadShedMiddleware` (defaults but a gradient
+limit starting at 1, `/control` never shed besides probes); with `SHED=0` it
+takes every request as it comes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from scalepy.shedding import LoadShedder, LoadShedMiddleware
+from scalepy.shedding import Gradient, LoadShedder, LoadShedMiddleware
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -88,5 +89,6 @@ def create_app() -> ASGI:
     )
     if os.environ.get("SHED", "1") != "1":
         return app
-    app.shedder = LoadShedder("bench")
+    # It starts under full load: from one call, the first sample is the unqueued latency.
+    app.shedder = LoadShedder("bench", limit=Gradient(initial_limit=1))
     return LoadShedMiddleware(app, shedder=app.shedder, never_shed=["/health", "/control"])

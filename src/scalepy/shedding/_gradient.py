@@ -51,10 +51,10 @@ _MIN_GRADIENT = 0.5  # a sample halves the limit at most: one noisy window canno
 class Gradient(LimitBounds):
     """Configuration of the gradient limit (the default algorithm of `LoadShedder`).
 
-    It starts at one call at a time (`initial_limit=1`), so that its first sample
-    measures the latency without queueing even if the service starts under
-    overload, and grows by about sqrt(limit) a sample while latency allows (from 1
-    to 100 in about 50 samples).
+    It grows by about sqrt(limit) per sample while latency allows. A process that may
+    start under overload should start low (`initial_limit=1`): its first sample then
+    measures the latency without queueing, where one taken at 20 calls in flight
+    would pass queueing for the norm until a faster sample comes.
 
     The bounds (`initial_limit`, `min_limit`, `max_limit`) are `LimitBounds`'.
 
@@ -77,9 +77,6 @@ class Gradient(LimitBounds):
     """Calls allowed to queue beyond the estimate, the growth per sample; `None`: sqrt(limit)."""
     patience: int = 5
     """Samples at the floor, still too slow, before a slower latency is the new normal; >= 1."""
-
-    initial_limit: int = 1
-    """The limit before the first sample; in `[min_limit, max_limit]`."""
 
     def __post_init__(self) -> None:
         LimitBounds.__post_init__(self)  # no bare super(): slotted dataclasses are rebuilt

@@ -117,7 +117,7 @@ class LoadShedder:
         limit: LimitPolicy | None = None,
         max_queue: int = 100,
         max_wait: float = 1.0,
-        target: float = 0.02,
+        target: float = 0.05,
         interval: float = 0.1,
         sample_window: float = 0.1,
         min_samples: int = 10,
