@@ -20,6 +20,7 @@ ScalepyError
 │   └── CostExceedsBurst (ValueError)
 ├── CircuitOpenError
 ├── BulkheadFull
+├── RequestShed
 ├── ResourceClosedError (RuntimeError)
 ├── PoolError
 │   ├── PoolTimeoutError (TimeoutError)
@@ -60,6 +61,7 @@ __all__ = (
     "PoolTimeoutError",
     "QueueError",
     "RateLimitExceeded",
+    "RequestShed",
     "ResourceClosedError",
     "ResultTimeout",
     "ScalepyError",
@@ -219,6 +221,33 @@ class BulkheadFull(ScalepyError):
 
     def __str__(self) -> str:
         return f"bulkhead {self.name!r} is full ({self.max_concurrent} calls running)"
+
+
+class RequestShed(ScalepyError):
+    """A load shedder turned the call away: the process is over its concurrency limit.
+
+    Attributes:
+        name: The shedder's name.
+        priority: The call's priority class, e.g. `"normal"`.
+        reason: Why: `"queue_full"` (no room to wait), `"evicted"` (a more important
+            call took its place in line), `"timeout"` (no slot within the maximum
+            wait) or `"stale"` (it waited longer than the overload target).
+        retry_after: Seconds after which a retry may be served, an estimate.
+    """
+
+    def __init__(self, name: str, priority: str, reason: str, retry_after: float) -> None:
+        # The message is formatted only when shown: shedding must stay cheap.
+        super().__init__(name, priority, reason, retry_after)
+        self.name = name
+        self.priority = priority
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return (
+            f"load shedder {self.name!r} shed a {self.priority} call ({self.reason}); "
+            f"retry after {self.retry_after:.3f} s"
+        )
 
 
 class ResourceClosedError(ScalepyError, RuntimeError):
