@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import httpx
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -83,9 +84,9 @@ def test_the_tracing_middleware_is_there_only_when_spans_are_recorded(settings: 
     Given a provider, the server span middleware is installed.
     """
 
-    def middleware(app: Starlette) -> list[str]:
-        return [entry.cls.__name__ for entry in app.user_middleware]
+    def middleware(app: Starlette) -> list[object]:
+        return [entry.cls for entry in app.user_middleware]
 
-    assert "OpenTelemetryMiddleware" not in middleware(create_app(settings))
+    assert OpenTelemetryMiddleware not in middleware(create_app(settings))
     traced = create_app(settings, tracer_provider=TracerProvider())
-    assert "OpenTelemetryMiddleware" == middleware(traced)[0]
+    assert OpenTelemetryMiddleware is middleware(traced)[0]
