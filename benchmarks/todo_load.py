@@ -177,6 +177,16 @@ class Served:
     base_url: str
     pids: list[int]
     """The process ids whose CPU time (with their children's) is the contender's."""
+    logs: list[Path]
+    """Where those processes log."""
+
+    def degraded(self) -> int:
+        """How many times so far a primitive logged that it lost its backend.
+
+        E.g. the rate limiter's 0.1 s timeout on Redis, under overload: meanwhile it
+        served its fallback, and the rows measured that, not Redis.
+        """
+        return sum(log.read_text(errors="replace").count(" is degraded: ") for log in self.logs)
 
 
 @contextlib.asynccontextmanager
@@ -190,8 +200,8 @@ async def serving(contender: Contender, setup: Setup) -> AsyncIterator[Served]:
         try:
             await stack.start()
             # nginx and the replicas; not the worker, which the direct contenders lack.
-            pids = [c.process.pid for c in stack.children if c.name != "worker"]
-            yield Served(stack.base_url, pids)
+            serving = [c for c in stack.children if c.name != "worker"]
+            yield Served(stack.base_url, [c.process.pid for c in serving], [c.log for c in serving])
         finally:
             await stack.stop()
         return
@@ -211,7 +221,7 @@ async def serving(contender: Contender, setup: Setup) -> AsyncIterator[Served]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         await _wait_until_ok(child, base_url + ready)
-        yield Served(base_url, [child.process.pid])
+        yield Served(base_url, [child.process.pid], [child.log])
     finally:
         await child.stop()
 
@@ -458,11 +468,19 @@ async def measure(
             requests = scenario_requests(scenario, token)
             load = {"connections": args.connections, "threads": args.threads}
             await run(base_url, requests, seconds=args.warmup, **load)
-            cpu = tree_cpu_seconds(served.pids)
+            cpu, degraded = tree_cpu_seconds(served.pids), served.degraded()
             measured = await run(base_url, requests, seconds=args.seconds, **load)
             cpu = tree_cpu_seconds(served.pids) - cpu
             result.rows.append(row(contender, scenario, measured, cpu))
             print(table(result.rows[-1:]).splitlines()[1])
+            if served.degraded() > degraded:
+                note = (
+                    f"{contender.key} {scenario}: a primitive lost its backend during the row "
+                    "(WARNING '... is degraded' in its log): it served its fallback meanwhile"
+                )
+                result.rows[-1].extra["degraded"] = True
+                result.notes.append(note)
+                print(f"  note: {note}")
         if args.fixed_rate and contender.key in ("todo-2", "tutorial-2"):
             fixed = await fixed_rate(
                 contender, base_url, args.fixed_rate, args.seconds, args.connections
