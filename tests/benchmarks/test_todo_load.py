@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 from _wrk import WrkRun
-from todo_load import CONTENDERS, options, ratios, row, scenario_requests, table, targets
+from todo_load import (
+    CONTENDERS,
+    _fixed_rate,
+    options,
+    ratios,
+    row,
+    scenario_requests,
+    table,
+    targets,
+)
 
 if TYPE_CHECKING:
     from _results import Row
@@ -89,3 +98,11 @@ def test_quick_is_short_and_unknown_names_are_refused(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         options(["--contenders", "todo-1,todo-9"])
     assert "todo-9" in capsys.readouterr().err
+
+
+def test_the_fixed_rate_is_half_the_baselines_read_rate_unless_given() -> None:
+    """Half tutorial-2's read rate (rounded, at most 2000/s), none before it ran; or the option."""
+    assert 0.0 == _fixed_rate(None, [_row("bare-2", "read", 9000)])
+    assert 1230.0 == _fixed_rate(None, [_row("tutorial-2", "read", 2461)])
+    assert 2000.0 == _fixed_rate(None, [_row("tutorial-2", "read", 9000)])
+    assert 300.0 == _fixed_rate(300.0, [_row("tutorial-2", "read", 2461)])
