@@ -431,6 +431,12 @@ async def main(argv: list[str] | None = None) -> Result:
     )
     result.notes.append(note)
     print(note)
+    note = (
+        "CPU us/req: CPU time of the contender's own processes per response (uvicorn, and "
+        "nginx for the replicas; not Redis, PostgreSQL or wrk)"
+    )
+    result.notes.append(note)
+    print(note)
     logs = Path(tempfile.mkdtemp(prefix="todo-load."))
     setup = Setup(
         database_url=args.database_url,
