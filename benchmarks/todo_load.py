@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import secrets
 import shutil
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -420,11 +422,13 @@ async def main(argv: list[str] | None = None) -> Result:
     result = Result(
         benchmark="todo_load",
         metadata=Metadata.collect(
+            server=_server(),
             wrk=f"{args.connections} connections, {args.threads} thread(s), "
             f"{args.seconds:g} s per row after {args.warmup:g} s of warm-up",
         ),
     )
     print(result.metadata.describe())
+    print(f"every contender on {result.metadata.extra['server']}")
     note = (
         f"rate limits of both apps: {args.rate_limit} per client, so every request pays for "
         "its decision and none is throttled (all clients are 127.0.0.1)"
@@ -507,6 +511,13 @@ async def measure(
             fixed = await fixed_rate(contender, base_url, rate, args.seconds, args.connections)
             result.rows.append(fixed)
             print(table(result.rows[-1:]).splitlines()[1])
+
+
+def _server() -> str:
+    """The server of every contender: uvicorn picks its loop and parser by what is installed."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"uvicorn {version('uvicorn')} ({loop}, {parser}), starlette {version('starlette')}"
 
 
 def _fixed_rate(option: float | None, rows: list[Row]) -> float:
