@@ -135,11 +135,11 @@ async def test_a_refused_connect_is_recorded_not_retried() -> None:
     assert all(error.startswith("ConnectionRefusedError") for error in records.errors.values())
 
 
-async def test_unix_socket_chunked_bodies_connection_close_and_error_heads(tmp_path: Path) -> None:
-    """Over a Unix socket: chunked bodies, `Connection: close`, the heads of errors.
+async def test_unix_socket_chunked_bodies_connection_close_error_answers(tmp_path: Path) -> None:
+    """Over a Unix socket: chunked bodies, `Connection: close`, error answers kept.
 
     A chunked body is read whole (and kept when asked), a `Connection: close` answer
-    ends its connection, and a 503's head is kept (its Retry-After).
+    ends its connection, and a 503 is kept whole (its Retry-After).
     """
     tiny = TinyServer()
     path = tmp_path / "tiny.sock"
@@ -158,7 +158,7 @@ async def test_unix_socket_chunked_bodies_connection_close_and_error_heads(tmp_p
         records.status[by_path[name]] for name in ("chunked", "close", "busy", "ok")
     ]
     assert b"hello" == records.bodies[by_path["chunked"]]
-    assert b"retry-after: 1" in records.heads[by_path["busy"]]
+    assert b"retry-after: 1" in records.answers[by_path["busy"]]
     assert [2, 1, 2] == list(tiny.served.values())  # closed after each /close
 
 
