@@ -145,6 +145,10 @@ class Records:
         """The label of the request in `row`."""
         return self.labels[self.label[row]]
 
+    def due(self, start: float, end: float = math.inf) -> list[int]:
+        """The rows of the requests due from `start` (included) to `end` seconds."""
+        return [row for row, due in enumerate(self.scheduled) if start <= due < end]
+
     def rows(self, *, label: str | None = None) -> list[int]:
         """Every row, or those of one label."""
         if label is None:

@@ -34,7 +34,15 @@ from demo.stack import Options, Stack
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
-__all__ = ("EXPECTED", "Mix", "Running", "failed_rows", "private_stack", "rss_bytes")
+__all__ = (
+    "EXPECTED",
+    "Mix",
+    "Running",
+    "failed_rows",
+    "failures_per_window",
+    "private_stack",
+    "rss_bytes",
+)
 
 EXPECTED = {"read": 200, "list": 200, "create": 201, "update": 200}
 """The status the API promises for each kind of request of the `Mix`."""
@@ -186,6 +194,16 @@ def failed_rows(records: Records, rows: Sequence[int] | None = None) -> list[int
     """The rows that did not get the status the API promises for their kind."""
     chosen = range(len(records)) if rows is None else rows
     return [row for row in chosen if records.status[row] != EXPECTED[records.label_of(row)]]
+
+
+def failures_per_window(records: Records, width: float) -> list[int]:
+    """How many of the requests due in each window of `width` s failed (as `buckets`)."""
+    if not len(records):
+        return []
+    counts = [0] * (int(max(records.scheduled) // width) + 1)
+    for row in failed_rows(records):
+        counts[int(records.scheduled[row] // width)] += 1
+    return counts
 
 
 def rss_bytes(pid: int) -> int:

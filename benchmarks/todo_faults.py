@@ -21,12 +21,13 @@ read/write mix from the open-loop client at `--rate` req/s. At `--fault-at` seco
   todos all served, and no failure once it closed again.
 - `worker-kill`: kill -9 the worker while it holds jobs; start a new one after
   `--outage` s. Bound: every todo created gets exactly one notification (the killed
-  worker's jobs run again once their lease, 30 s, expired).
+  worker's jobs run again once their lease, `--worker-lease` s, expired).
 
 For every fault: no request takes longer than `--hang-bound` s (the app's own
 timeouts bound each of its calls), and no request fails in the last `--recovery` s.
-It prints a per-second timeline and the checks, writes them as JSON (`--json`), and
-exits 1 when a check fails.
+It prints a per-second timeline and the checks, writes them in the results format
+(benchmarks/_results.py) to `--results`/todo_faults-FAULT.json, and exits 1 when a
+check fails. `benchmarks/plots.py` draws the timeline.
 """
 
 from __future__ import annotations
@@ -48,15 +49,16 @@ from typing import TYPE_CHECKING
 import asyncpg
 import httpx
 
-from _openloop import NO_RESPONSE, OpenLoop, Records, buckets
-from _todo_stack import Mix, Running, failed_rows, private_stack
+from _openloop import NO_RESPONSE, OpenLoop, Records, buckets, summary
+from _results import Latency, Metadata, Result, Row, Series
+from _todo_stack import Mix, Running, failed_rows, failures_per_window, private_stack
 from scalepy.queue import Queue
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
+_RESULTS = Path(__file__).resolve().parent / "results"
 _VICTIM = "app-2"
-_LEASE = 30.0  # the worker's lease (scalepy worker's default): a killed worker's jobs wait it
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +109,6 @@ class Scene:
     def check(self, name: str, ok: bool, detail: str) -> None:
         """Record a bound's outcome."""
         self.checks.append(Check(name, ok, detail))
-
-    def rows(self, start: float, end: float = float("inf")) -> list[int]:
-        """Rows of the requests due between `start` and `end` seconds."""
-        records = self.load.records
-        return [row for row in range(len(records)) if start <= records.scheduled[row] < end]
 
 
 async def replica_kill(scene: Scene) -> None:
@@ -166,7 +163,7 @@ async def redis_stop(scene: Scene) -> None:
     await _all_ready(running, within=args.recovery)
     scene.figures["every replica ready again after (s)"] = round(scene.load.elapsed() - started, 3)
     records = await scene.task
-    failed = failed_rows(records, scene.rows(stopped, started))
+    failed = failed_rows(records, records.due(stopped, started))
     scene.figures["failed requests during the outage"] = len(failed)
     scene.check("no request failed while Redis was down", not failed, _statuses(records, failed))
     local = await _metric_total(running, 'result="local"')
@@ -187,14 +184,14 @@ async def postgres_stop(scene: Scene) -> None:
     without_retry_after = [
         row for row in breaker if b"retry-after:" not in records.answers[row].lower()
     ]
-    reads = [row for row in scene.rows(stopped, started) if records.label_of(row) == "read"]
+    reads = [row for row in records.due(stopped, started) if records.label_of(row) == "read"]
     unserved = failed_rows(records, reads)
     scene.figures |= {
         "503 answers": len(failed) - len(not_503),
         "of them from the open breaker (the others, before it opened, say no Retry-After: "
         "no honest estimate)": len(breaker),
         "cached reads during the outage": len(reads),
-        "closed again after (s)": _recovered_after(scene, started),
+        "last failure after the restart (s)": _recovered_after(records, started),
     }
     scene.check(
         "every failure is a 503",
@@ -231,7 +228,7 @@ async def worker_kill(scene: Scene) -> None:
     started = scene.event("worker started")
     records = await scene.task
     created = sum(1 for row in range(len(records)) if records.status[row] == 201)
-    counts = await _notifications(running, scene.mix.run, within=_LEASE + args.recovery + 30)
+    counts = await _notifications(running, scene.mix.run, within=args.worker_lease + 30)
     done = scene.event("every created todo notified") if counts and set(counts) == {1} else None
     scene.figures |= {
         "jobs leased at the kill": active,
@@ -368,14 +365,10 @@ async def _notifications(running: Running, run: str, *, within: float) -> list[i
         await connection.close()
 
 
-def _recovered_after(scene: Scene, started: float) -> float | str:
-    """Seconds from `started` to the first second after which no request failed."""
-    records = scene.load.records
-    seconds = buckets(records, width=1.0)
-    for n in range(int(started), len(seconds)):
-        if all(not failed_rows(records, scene.rows(s.start, s.start + 1)) for s in seconds[n:]):
-            return round(max(0.0, n - started), 3)
-    return "never"
+def _recovered_after(records: Records, started: float) -> float:
+    """Seconds from `started` to the due time of the last request that failed (0: none after)."""
+    last = max((records.scheduled[row] for row in failed_rows(records)), default=started)
+    return round(max(0.0, last - started), 3)
 
 
 def _samples(records: Records, rows: Sequence[int], count: int = 2) -> str:
@@ -397,26 +390,12 @@ def _statuses(records: Records, rows: Sequence[int]) -> str:
     return ", ".join(f"{key}: {count}" for key, count in sorted(counts.items())) or "none"
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One fault run, as the JSON holds it."""
-
-    fault: str
-    rate: float
-    fault_at: float
-    outage: float
-    requests: int
-    events: list[tuple[float, str]]
-    figures: dict[str, float | int | str]
-    checks: list[Check]
-    timeline: list[dict[str, float]]
-    """Per second: requests due, failed, latency percentiles (ms), the client's own lag."""
-
-
-async def run_fault(name: str, args: argparse.Namespace) -> Result:
-    """One fault on a fresh stack under load; its timeline, figures and checks."""
+async def run_fault(name: str, args: argparse.Namespace) -> tuple[Result, list[Check]]:
+    """One fault on a fresh stack under load: its result (timeline, figures), its checks."""
     print(f"== {name}: {args.rate:g} req/s, fault at {args.fault_at:g} s for {args.outage:g} s")
-    async with private_stack(port_base=args.port_base) as running:
+    async with private_stack(
+        port_base=args.port_base or None, worker_options=("--lease", f"{args.worker_lease:g}")
+    ) as running:
         mix = Mix(
             read_ids=await running.seed(200, "read"),
             write_ids=await running.seed(100, "write"),
@@ -439,38 +418,70 @@ async def run_fault(name: str, args: argparse.Namespace) -> Result:
         f"no request took over {args.hang_bound:g} s", slowest <= args.hang_bound,
         f"slowest {slowest:.3f} s",
     )  # fmt: skip
-    late = failed_rows(records, scene.rows(duration - args.recovery))
+    late = failed_rows(records, records.due(duration - args.recovery))
     scene.check(
         f"no failure in the last {args.recovery:g} s (recovered by itself)",
         not late,
         _statuses(records, late),
     )
+    failures = failures_per_window(records, 1.0)
     timeline = [
         {
             "t": bucket.start,
             "sent": bucket.sent,
-            "failed": len(failed_rows(records, scene.rows(bucket.start, bucket.start + 1))),
+            "failed": failures[n],
             "p50_ms": round(bucket.p50 * 1000, 2),
             "p99_ms": round(bucket.p99 * 1000, 2),
             "max_ms": round(bucket.max * 1000, 2),
             "client_lag_p99_ms": round(bucket.lag_p99 * 1000, 2),
         }
-        for bucket in buckets(records, width=1.0)
+        for n, bucket in enumerate(buckets(records, width=1.0))
     ]
     _print(timeline, scene)
     for error, count in logged.most_common():
         print(f"  logged {count} x {error}")
-    return Result(
-        fault=name,
-        rate=args.rate,
-        fault_at=args.fault_at,
-        outage=args.outage,
-        requests=len(records),
-        events=scene.events,
-        figures=scene.figures,
-        checks=scene.checks,
-        timeline=timeline,
+    return _result(name, args, scene, timeline), scene.checks
+
+
+def _result(
+    name: str, args: argparse.Namespace, scene: Scene, timeline: list[dict[str, float]]
+) -> Result:
+    """The run in the results format: one row, the timeline as series, the checks as notes."""
+    records = scene.load.records
+    whole = summary(records, range(len(records)), start=0.0, width=timeline[-1]["t"] + 1)
+    failed = len(failed_rows(records))
+    result = Result(
+        benchmark=f"todo_faults-{name}",
+        metadata=Metadata.collect(
+            fault_at=args.fault_at, outage=args.outage, stack="3 uvicorn replicas behind nginx, "
+            "a worker, a private redis-server and PostgreSQL (benchmarks/_todo_stack.py)",
+        ),
+    )  # fmt: skip
+    result.rows.append(
+        Row(
+            contender="todo",
+            scenario=name,
+            requests_per_second=(whole.sent - failed) / whole.width,
+            latency=Latency(p50=whole.p50 * 1000, p99=whole.p99 * 1000, max=whole.max * 1000),
+            requests=whole.sent,
+            errors=failed,
+            offered_rate=args.rate,
+            extra={"figures": scene.figures, "checks": [asdict(check) for check in scene.checks]},
+        )
     )
+    seconds = [second["t"] for second in timeline]
+    for key, series, unit in (
+        ("p99_ms", "p99 latency", "ms"),
+        ("p50_ms", "p50 latency", "ms"),
+        ("sent", "requests due", "req/s"),
+        ("failed", "failed", "req/s"),
+    ):
+        points = list(zip(seconds, [second[key] for second in timeline], strict=True))
+        result.series.append(Series(name=series, unit=unit, points=points, events=scene.events))
+    result.notes += [
+        f"[{'ok' if check.ok else 'FAILED'}] {check.name}: {check.detail}" for check in scene.checks
+    ]
+    return result
 
 
 def _print(timeline: list[dict[str, float]], scene: Scene) -> None:
@@ -499,8 +510,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--recovery", type=float, default=5.0, help="s that must be clean (5)")
     parser.add_argument("--hang-bound", type=float, default=5.0, help="slowest request (5 s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="client timeout (30 s)")
-    parser.add_argument("--port-base", type=int, default=19000, help="nginx; Redis +1, PG +2")
-    parser.add_argument("--json", type=Path, help="write the results there")
+    parser.add_argument(
+        "--worker-lease", type=float, default=30.0, help="the worker's --lease (30, its default)"
+    )
+    parser.add_argument(
+        "--port-base", type=int, default=19000, help="nginx; Redis +1, PG +2; 0: free ports"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=_RESULTS, help="JSON goes there (benchmarks/results)"
+    )
     parser.add_argument("--logs", type=Path, help="keep every process's log there (DIR/FAULT)")
     return parser.parse_args(argv)
 
@@ -509,16 +527,13 @@ async def main(argv: Sequence[str]) -> int:
     """Run the chosen faults one after the other; 1 if any check failed."""
     args = parse_args(argv)
     names = list(FAULTS) if args.fault == "all" else [args.fault]
-    results = [await run_fault(name, args) for name in names]
-    if args.json:
-        runs = [asdict(result) for result in results]
-        args.json.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-    failed = [
-        f"{result.fault}: {check.name}"
-        for result in results
-        for check in result.checks
-        if not check.ok
-    ]
+    failed = []
+    for name in names:
+        result, checks = await run_fault(name, args)
+        path = args.results / f"{result.benchmark}.json"
+        result.write(path)
+        print(f"  written to {path}")
+        failed += [f"{name}: {check.name}" for check in checks if not check.ok]
     print("every check passed" if not failed else "FAILED:\n  " + "\n  ".join(failed))
     return 1 if failed else 0
 
