@@ -169,6 +169,7 @@ def test_buckets_count_statuses_and_latency_percentiles_by_due_time() -> None:
     for index, (due, end, status) in enumerate(outcomes):
         records.add(Request("GET", "/"), index, due, due, end, status)
     first, second = buckets(records, width=1.0)
+    assert ([0, 1, 2], [3, 4]) == (records.due(0.0, 1.0), records.due(1.0))
     assert (3, {200: 2, 0: 1}, 1) == (first.sent, first.statuses, first.failed)
     assert (2, {503: 1, 429: 1}, 1) == (second.sent, second.statuses, second.failed)
     assert pytest.approx(1.1) == first.max == first.p99
