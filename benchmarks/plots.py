@@ -19,9 +19,9 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figures
 
-from _results import Result, Row
+from _results import Result, Row, Series
 
-__all__ = ("PLOTS", "Plot", "bars", "render", "save")
+__all__ = ("PLOTS", "Plot", "bars", "render", "save", "timeline")
 
 Plot = Callable[[Result], Figure | None]
 """A plot kind: the figure of a result, or `None` when the result has no data for it."""
@@ -70,6 +70,38 @@ def p99(result: Result) -> Figure | None:
     return bars(result, "p99 latency (lower is better)", "ms", _p99)
 
 
+def timeline(result: Result) -> Figure | None:
+    """Every series over time, one panel per unit; the events as vertical lines.
+
+    Latency (`ms`) is drawn on a log scale: a fault moves it by orders of magnitude.
+    """
+    if not result.series:
+        return None
+    units: dict[str, list[Series]] = {}
+    for series in result.series:
+        units.setdefault(series.unit, []).append(series)
+    events = sorted({event for series in result.series for event in series.events})
+    figure = Figure(figsize=(_WIDTH, 2.2 * len(units) + 0.6), layout="constrained")
+    figure.suptitle(f"{result.benchmark}: over time")
+    axes = figure.subplots(len(units), 1, squeeze=False, sharex=True)[:, 0]
+    for panel, (unit, group) in zip(axes, units.items(), strict=True):
+        for series in group:
+            panel.plot(*zip(*series.points, strict=True), label=series.name, linewidth=1.2)
+        if unit == "ms":
+            panel.set_yscale("log")
+        panel.set_ylabel(unit)
+        panel.legend(fontsize=8, loc="upper left")
+        for when, _ in events:
+            panel.axvline(when, color="tab:red", linestyle="--", linewidth=0.8)
+    for when, what in events:  # labelled once, on the top panel
+        axes[0].annotate(
+            what, (when, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+            fontsize=7, va="top", ha="right", color="tab:red",
+        )  # fmt: skip
+    axes[-1].set_xlabel("seconds since the start of the load")
+    return figure
+
+
 def _requests_per_second(row: Row) -> float | None:
     return row.requests_per_second
 
@@ -78,7 +110,7 @@ def _p99(row: Row) -> float | None:
     return row.latency.p99
 
 
-PLOTS: dict[str, Plot] = {"throughput": throughput, "p99": p99}
+PLOTS: dict[str, Plot] = {"throughput": throughput, "p99": p99, "timeline": timeline}
 """Every plot kind, by the name its files end with."""
 
 

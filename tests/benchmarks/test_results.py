@@ -59,8 +59,12 @@ def test_a_file_of_another_format_is_refused() -> None:
 def test_plots_are_svg_files_naming_every_contender(tmp_path: Path) -> None:
     """Throughput and p99 bar charts are written, one per kind, with each contender's name."""
     written = save(_result(), tmp_path)
-    assert [tmp_path / "demo-throughput.svg", tmp_path / "demo-p99.svg"] == written
-    for path in written:
+    assert [
+        tmp_path / "demo-throughput.svg",
+        tmp_path / "demo-p99.svg",
+        tmp_path / "demo-timeline.svg",
+    ] == written
+    for path in written[:2]:
         text = path.read_text()
         assert text.startswith("<?xml")
         assert "baseline" in text
@@ -72,3 +76,22 @@ def test_a_kind_without_data_is_not_drawn() -> None:
     result = Result(benchmark="bare", metadata=Metadata.collect([]))
     result.rows.append(Row(contender="only", requests_per_second=1.0))
     assert ["throughput"] == list(render(result))
+
+
+def test_a_timeline_draws_each_series_by_unit_and_marks_the_events(tmp_path: Path) -> None:
+    """One panel per unit (latency on a log scale), a line per series, each event labelled."""
+    result = Result(benchmark="fault", metadata=Metadata.collect([]))
+    points = [(float(t), 10.0 + t) for t in range(10)]
+    result.series += [
+        Series(name="p99 latency", unit="ms", points=points, events=[(3.0, "redis stopped")]),
+        Series(name="p50 latency", unit="ms", points=points),
+        Series(name="RSS app-1", unit="MiB", points=points, events=[(6.0, "redis started")]),
+    ]
+    figure = render(result)["timeline"]
+    assert [("ms", "log"), ("MiB", "linear")] == [
+        (axes.get_ylabel(), axes.get_yscale()) for axes in figure.axes
+    ]
+    assert [2, 1] == [len(axes.lines) - 2 for axes in figure.axes]  # 2 event lines in each
+    text = save(result, tmp_path)[0].read_text()
+    for label in ("p99 latency", "p50 latency", "RSS app-1", "redis stopped", "redis started"):
+        assert label in text

@@ -57,6 +57,9 @@ _DRIVER_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # the connection closed under a query
     asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down
+    # A pooled connection that read the server's FATAL (a shutdown) but not yet its
+    # close: asyncpg refuses every query on it until the close arrives.
+    asyncpg.InternalClientError,
 )
 UNAVAILABLE: tuple[type[Exception], ...] = (*_DRIVER_UNAVAILABLE, PoolError, BackendError)
 """What says PostgreSQL is unreachable (not that a query was wrong): the breaker counts
