@@ -45,7 +45,7 @@ __all__ = (
 NO_RESPONSE = 0
 """The status recorded for a request that got no response (see `Records.errors`)."""
 
-_KEPT_HEADS = 10_000  # response heads of errors kept, at most (for Retry-After and the like)
+_KEPT_ANSWERS = 10_000  # error responses kept, at most (for Retry-After and the like)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +114,8 @@ class Records:
     label: array[int] = field(default_factory=lambda: array("B"))
     errors: dict[int, str] = field(default_factory=dict)
     """Row -> what went wrong, for every request with no response."""
-    heads: dict[int, bytes] = field(default_factory=dict)
-    """Row -> response head (status line and headers), for responses with a status >= 400."""
+    answers: dict[int, bytes] = field(default_factory=dict)
+    """Row -> the whole response (head and body) of the first 10,000 with a status >= 400."""
     bodies: dict[int, bytes] = field(default_factory=dict)
     """Row -> response body, for requests sent with `capture=True`."""
 
@@ -144,6 +144,10 @@ class Records:
     def label_of(self, row: int) -> str:
         """The label of the request in `row`."""
         return self.labels[self.label[row]]
+
+    def due(self, start: float, end: float = math.inf) -> list[int]:
+        """The rows of the requests due from `start` (included) to `end` seconds."""
+        return [row for row, due in enumerate(self.scheduled) if start <= due < end]
 
     def rows(self, *, label: str | None = None) -> list[int]:
         """Every row, or those of one label."""
@@ -258,6 +262,8 @@ class OpenLoop:
         self._idle = 0
         self._connections: set[asyncio.Task[None]] = set()
         self._origin = 0.0
+        self.started = asyncio.Event()
+        """Set once `run()` started: `elapsed()` counts from then."""
 
     @property
     def connections(self) -> int:
@@ -266,12 +272,15 @@ class OpenLoop:
 
     def elapsed(self) -> float:
         """Seconds since the run started (the records' time base)."""
+        if not self.started.is_set():
+            raise RuntimeError("the run has not started")
         return asyncio.get_running_loop().time() - self._origin
 
     async def run(self, duration: float) -> Records:
         """Offer the load for `duration` seconds, then wait for the last answers."""
         loop = asyncio.get_running_loop()
         self._origin = loop.time()
+        self.started.set()
         try:
             for index in range(round(duration * self._rate)):
                 delay = self._origin + index / self._rate - loop.time()
@@ -320,8 +329,8 @@ class OpenLoop:
                 )
                 if error:
                     self.records.errors[row] = error
-                elif status >= 400 and len(self.records.heads) < _KEPT_HEADS:
-                    self.records.heads[row] = head
+                elif status >= 400 and len(self.records.answers) < _KEPT_ANSWERS:
+                    self.records.answers[row] = head + body
                 if request.capture:
                     self.records.bodies[row] = body
                 self._due.task_done()

@@ -19,7 +19,7 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figures
 
-from _results import Result, Row
+from _results import Result, Row, Series
 
 __all__ = ("PLOTS", "Plot", "bars", "render", "save", "timeline")
 
@@ -71,23 +71,34 @@ def p99(result: Result) -> Figure | None:
 
 
 def timeline(result: Result) -> Figure | None:
-    """Each series over time, one panel per series sharing the time axis; events as lines."""
+    """Every series over time, one panel per unit; the events as vertical lines.
+
+    Latency (`ms`) is drawn on a log scale: a fault moves it by orders of magnitude.
+    """
     if not result.series:
         return None
-    figure = Figure(figsize=(_WIDTH, 1.0 + 1.6 * len(result.series)), layout="constrained")
+    units: dict[str, list[Series]] = {}
+    for series in result.series:
+        units.setdefault(series.unit, []).append(series)
+    events = sorted({event for series in result.series for event in series.events})
+    figure = Figure(figsize=(_WIDTH, 2.2 * len(units) + 0.6), layout="constrained")
     figure.suptitle(f"{result.benchmark}: over time")
-    axes = figure.subplots(len(result.series), 1, sharex=True, squeeze=False)[:, 0]
-    for panel, series in zip(axes, result.series, strict=True):
-        panel.plot([t for t, _ in series.points], [v for _, v in series.points], color="tab:blue")
-        for at, text in series.events:
-            panel.axvline(at, color="tab:red", linestyle="--", linewidth=1)
-            panel.annotate(
-                text, (at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
-                textcoords="offset points", fontsize=8, color="tab:red",
-            )  # fmt: skip
-        panel.set_ylabel(f"{series.name}\n({series.unit})", fontsize=8)
-        panel.set_ylim(bottom=0)
-    axes[-1].set_xlabel("seconds")
+    axes = figure.subplots(len(units), 1, squeeze=False, sharex=True)[:, 0]
+    for panel, (unit, group) in zip(axes, units.items(), strict=True):
+        for series in group:
+            panel.plot(*zip(*series.points, strict=True), label=series.name, linewidth=1.2)
+        if unit == "ms":
+            panel.set_yscale("log")
+        panel.set_ylabel(unit)
+        panel.legend(fontsize=8, loc="upper left")
+        for when, _ in events:
+            panel.axvline(when, color="tab:red", linestyle="--", linewidth=0.8)
+    for when, what in events:  # labelled once, on the top panel
+        axes[0].annotate(
+            what, (when, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+            fontsize=7, va="top", ha="right", color="tab:red",
+        )  # fmt: skip
+    axes[-1].set_xlabel("seconds since the start of the load")
     return figure
 
 

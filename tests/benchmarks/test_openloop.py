@@ -135,11 +135,11 @@ async def test_a_refused_connect_is_recorded_not_retried() -> None:
     assert all(error.startswith("ConnectionRefusedError") for error in records.errors.values())
 
 
-async def test_unix_socket_chunked_bodies_connection_close_and_error_heads(tmp_path: Path) -> None:
-    """Over a Unix socket: chunked bodies, `Connection: close`, the heads of errors.
+async def test_unix_socket_chunked_bodies_connection_close_error_answers(tmp_path: Path) -> None:
+    """Over a Unix socket: chunked bodies, `Connection: close`, error answers kept.
 
     A chunked body is read whole (and kept when asked), a `Connection: close` answer
-    ends its connection, and a 503's head is kept (its Retry-After).
+    ends its connection, and a 503 is kept whole (its Retry-After).
     """
     tiny = TinyServer()
     path = tmp_path / "tiny.sock"
@@ -158,7 +158,7 @@ async def test_unix_socket_chunked_bodies_connection_close_and_error_heads(tmp_p
         records.status[by_path[name]] for name in ("chunked", "close", "busy", "ok")
     ]
     assert b"hello" == records.bodies[by_path["chunked"]]
-    assert b"retry-after: 1" in records.heads[by_path["busy"]]
+    assert b"retry-after: 1" in records.answers[by_path["busy"]]
     assert [2, 1, 2] == list(tiny.served.values())  # closed after each /close
 
 
@@ -169,6 +169,7 @@ def test_buckets_count_statuses_and_latency_percentiles_by_due_time() -> None:
     for index, (due, end, status) in enumerate(outcomes):
         records.add(Request("GET", "/"), index, due, due, end, status)
     first, second = buckets(records, width=1.0)
+    assert ([0, 1, 2], [3, 4]) == (records.due(0.0, 1.0), records.due(1.0))
     assert (3, {200: 2, 0: 1}, 1) == (first.sent, first.statuses, first.failed)
     assert (2, {503: 1, 429: 1}, 1) == (second.sent, second.statuses, second.failed)
     assert pytest.approx(1.1) == first.max == first.p99

@@ -59,8 +59,11 @@ def test_a_file_of_another_format_is_refused() -> None:
 def test_plots_are_svg_files_naming_every_contender(tmp_path: Path) -> None:
     """Throughput and p99 bar charts are written, one per kind, with each contender's name."""
     written = save(_result(), tmp_path)
-    kinds = ("throughput", "p99", "timeline")  # the timeline: the result has a series
-    assert [tmp_path / f"demo-{kind}.svg" for kind in kinds] == written
+    assert [
+        tmp_path / "demo-throughput.svg",
+        tmp_path / "demo-p99.svg",
+        tmp_path / "demo-timeline.svg",
+    ] == written
     for path in written[:2]:
         text = path.read_text()
         assert text.startswith("<?xml")
@@ -75,13 +78,20 @@ def test_a_kind_without_data_is_not_drawn() -> None:
     assert ["throughput"] == list(render(result))
 
 
-def test_series_are_drawn_as_a_timeline_with_their_events(tmp_path: Path) -> None:
-    """A result with series gets a timeline: one panel per series, events marked and named."""
-    result = Result(benchmark="halving", metadata=Metadata.collect([]))
+def test_a_timeline_draws_each_series_by_unit_and_marks_the_events(tmp_path: Path) -> None:
+    """One panel per unit (latency on a log scale), a line per series, each event labelled."""
+    result = Result(benchmark="fault", metadata=Metadata.collect([]))
+    points = [(float(t), 10.0 + t) for t in range(10)]
     result.series += [
-        Series(name="limit", unit="calls", points=[(0.0, 4.0), (1.0, 8.0)], events=[(0.5, "slow")]),
-        Series(name="p99", unit="ms", points=[(0.0, 30.0), (1.0, 60.0)]),
+        Series(name="p99 latency", unit="ms", points=points, events=[(3.0, "redis stopped")]),
+        Series(name="p50 latency", unit="ms", points=points),
+        Series(name="RSS app-1", unit="MiB", points=points, events=[(6.0, "redis started")]),
     ]
-    assert [tmp_path / "halving-timeline.svg"] == save(result, tmp_path)
-    text = (tmp_path / "halving-timeline.svg").read_text()
-    assert all(word in text for word in ("limit", "p99", "slow", "seconds"))
+    figure = render(result)["timeline"]
+    assert [("ms", "log"), ("MiB", "linear")] == [
+        (axes.get_ylabel(), axes.get_yscale()) for axes in figure.axes
+    ]
+    assert [2, 1] == [len(axes.lines) - 2 for axes in figure.axes]  # 2 event lines in each
+    text = save(result, tmp_path)[0].read_text()
+    for label in ("p99 latency", "p50 latency", "RSS app-1", "redis stopped", "redis started"):
+        assert label in text

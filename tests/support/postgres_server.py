@@ -68,12 +68,12 @@ def _signal_all(pids: list[int], signum: int) -> None:
 class PostgresServer:
     """A postgres child process the tests own: start, stop, pause, resume.
 
-    The port stays the same across restarts, so pools can reconnect to it. The
-    server trusts every local connection (user `postgres`, no password).
+    The port stays the same across restarts, so pools can reconnect to it: `port`, or
+    a free one. The server trusts every local connection (user `postgres`, no password).
     """
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port or free_port()
         self._bin = _bindir()
         self._root = Path(tempfile.mkdtemp(prefix="scalepy-pg-"))
         self._data = self._root / "data"

@@ -37,11 +37,12 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server child process the test owns: start, stop, pause, resume.
 
-    The port stays the same across restarts, so clients can reconnect to it.
+    The port stays the same across restarts, so clients can reconnect to it: `port`, or
+    a free one.
     """
 
-    def __init__(self, directory: Path, *options: str) -> None:
-        self.port = free_port()
+    def __init__(self, directory: Path, *options: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.directory = directory
         self.options = options
         self._process: subprocess.Popen[bytes] | None = None

@@ -36,7 +36,7 @@ from scalepy.backends.redis import RedisClient
 from scalepy.errors import ScalepyError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ("Options", "Stack")
 
@@ -68,6 +68,8 @@ class Options:
     single: bool = False
     settings: Mapping[str, str] = field(default_factory=dict)
     """`TODO_*` variables for every process, over the demo's own (e.g. `TODO_AUTH=none`)."""
+    worker_options: Sequence[str] = ()
+    """More `scalepy worker` options (e.g. a short `--lease` for a test that kills it)."""
 
 
 @dataclass
@@ -121,7 +123,7 @@ class Stack:
             await self._start_single()
         else:
             await self._start_replicas()
-            await self._start_worker()
+            await self.start_worker()
             await self._start_nginx()
 
     async def stop(self) -> list[str]:
@@ -220,17 +222,20 @@ class Stack:
         await _wait_until_ok(child, "http://replica/health/ready", uds=path)
         return child
 
-    async def _start_worker(self) -> None:
+    async def start_worker(self) -> Child:
+        """Start the worker (again, after it died: on the same metrics address)."""
         self.say("starting the worker (scalepy worker todo.worker:queue)")
         argv = [
             sys.executable, "-m", "scalepy.cli", "worker", "todo.worker:queue",
             "--startup", "todo.worker:startup", "--shutdown", "todo.worker:shutdown",
-            "--status-interval", "0",
+            "--status-interval", "0", *self.options.worker_options,
         ]  # fmt: skip
         # Its only HTTP listener, for Prometheus (demo/prometheus.py) or a curl.
-        self.worker_metrics = f"127.0.0.1:{_free_port(0)}"
+        self.worker_metrics = self.worker_metrics or f"127.0.0.1:{_free_port(0)}"
         env = {**self.env, "TODO_METRICS_ADDRESS": self.worker_metrics}
-        self.children.append(await spawn("worker", argv, env, self.logs))
+        worker = await spawn("worker", argv, env, self.logs)
+        self.children.append(worker)
+        return worker
 
     async def _start_nginx(self) -> None:
         prefix = self.nginx_prefix

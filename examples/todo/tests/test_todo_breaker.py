@@ -6,8 +6,10 @@ running app, then started again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import httpx
 import pytest
@@ -80,3 +82,99 @@ async def test_an_open_breaker_answers_503_with_retry_after(
                     )
                 ).status_code
             )
+
+
+class HeldCloseRelay:
+    """A TCP relay to PostgreSQL that can forward what the server sends but not its close.
+
+    A fast shutdown sends every session a FATAL message, then closes it. Once `hold()`
+    was called, the relay passes the message on and keeps the client's side open: the
+    app's idle pooled connections sit in the instant between the two until `release()`.
+    """
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._server: asyncio.Server | None = None
+        self._holding = False
+        self._links = 0
+        self._held: list[asyncio.StreamWriter] = []
+        self.all_held = asyncio.Event()
+        """Set once the server closed every relayed connection while holding."""
+
+    @property
+    def port(self) -> int:
+        """Where the relay listens."""
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def hold(self) -> None:
+        """From now on, keep a client's connection open when the server closes it."""
+        self._holding = True
+
+    def release(self) -> None:
+        """Close the clients' connections held open."""
+        for client in self._held:
+            client.transport.abort()
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.release()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self._port)
+        self._links += 1
+        sending = asyncio.create_task(_copy(reader, upstream_writer))
+        await _copy(upstream_reader, writer)  # until the server closes
+        sending.cancel()
+        upstream_writer.transport.abort()
+        self._links -= 1
+        if not self._holding:
+            writer.transport.abort()
+            return
+        self._held.append(writer)
+        if not self._links:
+            self.all_held.set()
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+
+
+async def test_a_pooled_connection_the_server_just_terminated_answers_503_not_500(
+    settings: Settings, postgres: PostgresServer
+) -> None:
+    """A write on a connection that got PostgreSQL's FATAL but not yet its close is a 503.
+
+    asyncpg refuses any query on it (`InternalClientError: cannot switch to state ...`)
+    until the close arrives; under load, the next request lent that idle connection
+    answered 500. It is the database going away like any other: a 503 problem.
+    """
+    async with HeldCloseRelay(postgres.port) as relay:
+        settings = dataclasses.replace(
+            settings, database_url=f"postgresql://postgres@127.0.0.1:{relay.port}/todo"
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                headers = write_headers(settings)
+                created = await client.post("/todos", json={"title": "kept"}, headers=headers)
+                assert 201 == created.status_code  # a connection now idles in the pool
+                relay.hold()
+                await asyncio.to_thread(postgres.stop)
+                await relay.all_held.wait()
+                # The FATAL messages are in the app's sockets: one turn of the event
+                # loop reads them.
+                await asyncio.sleep(0)
+                response = await client.post("/todos", json={"title": "lost"}, headers=headers)
+                relay.release()
+                assert_problem(response, 503)

@@ -56,6 +56,9 @@ _DRIVER_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # the connection closed under a query
     asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down
+    # A pooled connection that read the server's FATAL (a shutdown) but not yet its
+    # close: asyncpg refuses every query on it until the close arrives.
+    asyncpg.InternalClientError,
 )
 UNAVAILABLE: tuple[type[Exception], ...] = (*_DRIVER_UNAVAILABLE, PoolError, BackendError)
 """What says PostgreSQL is unreachable (not that a query was wrong): the breaker counts
@@ -198,24 +201,21 @@ class TodoRepository:
         return await self._retrying(self._guarded)(query, *args)
 
     async def _write(self, query: str, *args: object) -> list[asyncpg.Record]:
-        """A write, in its own transaction: through the breaker, never retried."""
-        return await self._guarded(query, *args, transaction=True)
+        """A write: through the breaker, never retried.
 
-    async def _guarded(
-        self, query: str, *args: object, transaction: bool = False
-    ) -> list[asyncpg.Record]:
+        Each is one statement, atomic by itself (committed when it returns): an explicit
+        transaction would only add a BEGIN and a COMMIT round trip.
+        """
+        return await self._guarded(query, *args)
+
+    async def _guarded(self, query: str, *args: object) -> list[asyncpg.Record]:
         async with self._breaker:
-            return await self._fetch(query, args, transaction=transaction)
+            return await self._fetch(query, args)
 
-    async def _fetch(
-        self, query: str, args: tuple[object, ...], *, transaction: bool
-    ) -> list[asyncpg.Record]:
+    async def _fetch(self, query: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
         try:
             async with self._postgres.acquire() as connection:
-                if not transaction:
-                    return await connection.fetch(query, *args)
-                async with connection.transaction():
-                    return await connection.fetch(query, *args)
+                return await connection.fetch(query, *args)
         except ScalepyError:
             raise  # the pool's own errors say it already
         except _DRIVER_UNAVAILABLE as exc:

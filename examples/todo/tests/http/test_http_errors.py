@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from scalepy.breaker import CircuitBreaker
 from scalepy.bulkhead import Bulkhead
-from scalepy.errors import BackendUnavailable, PoolTimeoutError
+from scalepy.errors import BackendUnavailable, CircuitOpenError, PoolTimeoutError
 from scalepy.ratelimit import GCRA, RateLimiter, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware
 from scalepy.testing import FakeClock
@@ -224,6 +224,20 @@ def test_an_open_breaker_is_503_with_retry_after(client: TestClient) -> None:
     answer = problem(response)
     assert answer["breaker"] == "postgres"  # tells a paused dependency from a failing one
     assert "postgres" in str(answer["detail"])
+
+
+@pytest.mark.parametrize(("retry_after", "header"), [(0.0, "1"), (0.2, "1"), (2.5, "3")])
+def test_every_breaker_503_says_when_to_retry_at_least_a_second_ahead(
+    retry_after: float, header: str
+) -> None:
+    """A breaker whose half-open trial is running rejects with no wait of its own (0).
+
+    Its 503 still carries `Retry-After` (whole seconds, at least 1), as every other
+    breaker 503 does: under load, the requests that met the trial in flight answered
+    503 without it.
+    """
+    problem = problem_for(CircuitOpenError("postgres", retry_after))
+    assert (503, header) == (problem.status, problem.headers["Retry-After"])
 
 
 @pytest.mark.parametrize("kind", ["pool", "backend", "bulkhead"])

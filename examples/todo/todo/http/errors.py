@@ -94,7 +94,8 @@ def problem_for(exc: Exception) -> Problem:
         return Problem(
             503,
             f"The {exc.name} dependency is failing; requests to it are paused.",
-            headers=_retry_after(exc.retry_after),
+            # 0 while its half-open trial runs: the trial settles soon, say a second.
+            headers=_retry_after(max(exc.retry_after, 1.0)),
             breaker=exc.name,
         )
     if isinstance(exc, _UNAVAILABLE):
