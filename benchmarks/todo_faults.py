@@ -15,7 +15,8 @@ read/write mix from the open-loop client at `--rate` req/s. At `--fault-at` seco
 - `redis-stop`: kill the redis-server; start it again after `--outage` s. Bound: no
   request fails (reads from each replica's L1 or PostgreSQL, writes commit), the rate
   limiter decides locally (`on_failure="local"`), every replica is ready again and
-  reads its own writes on every replica afterwards.
+  reads its own writes on every replica afterwards. A figure, not a bound: the todos
+  created meanwhile whose notification job could not be enqueued.
 - `postgres-stop`: stop PostgreSQL (fast shutdown); start it after `--outage` s.
   Bound: nothing but 503s with `Retry-After`, the breaker among them, reads of cached
   todos all served, and no failure once it closed again.
@@ -171,6 +172,11 @@ async def redis_stop(scene: Scene) -> None:
     scene.check("the limiter decided locally (on_failure='local')", local > 0, f"{local:g}")
     stale = await _stale_replicas(running, scene.mix)
     scene.check("after it, each replica reads a write made on another", not stale, str(stale))
+    # Not a bound: the app commits a todo, then enqueues its job; with Redis down the
+    # enqueue fails (logged) and the todo is never notified.
+    created = sum(1 for row in range(len(records)) if records.status[row] == 201)
+    notified = await _notifications(running, scene.mix.run, within=10.0)
+    scene.figures["todos created whose notification was never enqueued"] = created - len(notified)
 
 
 async def postgres_stop(scene: Scene) -> None:
