@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from typing import Any, NamedTuple
 
 Operation = Callable[[], Awaitable[object]]
 Message = MutableMapping[str, Any]
@@ -34,32 +35,106 @@ def redis_options(doc: str, *, seconds: float) -> argparse.ArgumentParser:
     return parser
 
 
-async def throughput(operation: Operation, tasks: int, seconds: float) -> float:
-    """Return operations per second of `tasks` coroutines calling `operation` back to back."""
+class Sample(NamedTuple):
+    """One measurement: operations per second, and the calls that raised."""
+
+    per_second: float
+    errors: int
+
+
+class Figure(NamedTuple):
+    """A contender's median over the rounds, and what went wrong in all of them.
+
+    `errors` counts calls that raised, warnings or errors logged by any library
+    while the contender ran (aiocache and cashews log a failed Redis call and let
+    the loader answer) and the contender's own fallback counter: a row with
+    errors does not measure what it says.
+    """
+
+    median: float
+    errors: int
+
+
+class _LogCounter(logging.Handler):
+    """Counts the WARNING-or-worse records any logger emits while installed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+async def throughput(operation: Operation, tasks: int, seconds: float) -> Sample:
+    """Operations per second of `tasks` coroutines calling `operation` back to back.
+
+    A call that raises is counted as an error, not as an operation, and the
+    caller goes on.
+    """
     deadline = time.perf_counter() + seconds
     counts = [0] * tasks
+    errors = [0] * tasks
 
     async def worker(index: int) -> None:
-        count = 0
+        count = failed = 0
         while time.perf_counter() < deadline:
-            await operation()
-            count += 1
-        counts[index] = count
+            try:
+                await operation()
+            except Exception:  # counted: a row with errors is marked, never silently kept
+                failed += 1
+            else:
+                count += 1
+        counts[index], errors[index] = count, failed
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(tasks)))
-    return sum(counts) / (time.perf_counter() - started)
+    return Sample(sum(counts) / (time.perf_counter() - started), sum(errors))
 
 
 async def median_throughputs(
-    contenders: dict[str, Operation], tasks: int, seconds: float, rounds: int
-) -> dict[str, float]:
-    """Median throughput of each contender over `rounds`, contenders alternating each round."""
-    results: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, operation in contenders.items():
-            results[name].append(await throughput(operation, tasks, seconds))
-    return {name: statistics.median(values) for name, values in results.items()}
+    contenders: dict[str, Operation],
+    tasks: int,
+    seconds: float,
+    rounds: int,
+    fallbacks: Mapping[str, Callable[[], int]] | None = None,
+) -> dict[str, Figure]:
+    """Median throughput of each contender over `rounds`, and its errors.
+
+    A first, shorter round warms every contender up and is discarded. Rounds
+    alternate between contenders, starting each round one contender later, so
+    no contender always runs first or right after the same one.
+
+    Args:
+        contenders: The operations, by name.
+        tasks: Concurrent callers.
+        seconds: Length of one measurement.
+        rounds: Measured rounds.
+        fallbacks: Per contender, a counter of calls it answered without its
+            backend (e.g. scalepy's `statistics().errors`); its growth counts as errors.
+    """
+    names = list(contenders)
+    for name in names:
+        await throughput(contenders[name], tasks, max(seconds / 5, 0.05))
+    results: dict[str, list[float]] = {name: [] for name in names}
+    errors = dict.fromkeys(names, 0)
+    counter = _LogCounter()
+    root = logging.getLogger()
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            fallback = (fallbacks or {}).get(name)
+            before = fallback() if fallback is not None else 0
+            counter.count = 0
+            root.addHandler(counter)
+            try:
+                sample = await throughput(contenders[name], tasks, seconds)
+            finally:
+                root.removeHandler(counter)
+            after = fallback() if fallback is not None else 0
+            results[name].append(sample.per_second)
+            errors[name] += sample.errors + counter.count + after - before
+    return {name: Figure(statistics.median(results[name]), errors[name]) for name in names}
 
 
 TimedLoop = Callable[[int], Awaitable[float]]
@@ -124,3 +199,20 @@ def asgi_loop(app: ASGIApp, path: str, headers: Sequence[tuple[bytes, bytes]] = 
         return (time.perf_counter_ns() - started) / calls
 
     return run
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> None:
+    """Print `rows` under `headers`, the first `left` columns aligned left, the others right."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for cells in (headers, *rows):
+        print(
+            " ".join(
+                cell.ljust(width) if index < left else cell.rjust(width)
+                for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
+        )
+
+
+def marked(figure: Figure, text: str) -> str:
+    """`text` (a formatted figure) followed by `!` when the figure's row had errors."""
+    return f"{text}!" if figure.errors else f"{text} "

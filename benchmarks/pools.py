@@ -19,11 +19,13 @@ import asyncio
 
 import asyncpg
 
-from _harness import Operation, median_throughputs
+from _harness import Figure, Operation, median_throughputs
 from scalepy.pools import PoolManager, PoolOptions
 
 
-async def measure(dsn: str, size: int, tasks: int, seconds: float, rounds: int) -> dict[str, float]:
+async def measure(
+    dsn: str, size: int, tasks: int, seconds: float, rounds: int
+) -> dict[str, Figure]:
     """Median queries/s of both contenders on pools of `size` connections."""
     bare = await asyncpg.create_pool(dsn, min_size=size, max_size=size)
     pools = PoolManager(postgres=dsn, options=PoolOptions(min_size=size, max_size=size))
@@ -48,12 +50,12 @@ async def main() -> None:
     parser.add_argument("--sizes", default="10,50", help="pool sizes, comma-separated")
     options = parser.parse_args()
 
-    print(f"{'pool size':>9} {'contender':<22} {'queries/s':>10} {'vs bare':>8}")
+    print(f"{'pool size':>9} {'contender':<22} {'queries/s':>10} {'vs bare':>8} {'errors':>7}")
     for size in (int(text) for text in options.sizes.split(",")):
         medians = await measure(options.dsn, size, options.tasks, options.seconds, options.rounds)
-        baseline = medians["bare asyncpg pool"]
-        for name, value in medians.items():
-            print(f"{size:>9} {name:<22} {value:>10,.0f} {value / baseline:>7.2f}x")
+        baseline = medians["bare asyncpg pool"].median
+        for name, (value, errors) in medians.items():
+            print(f"{size:>9} {name:<22} {value:>10,.0f} {value / baseline:>7.2f}x {errors:>7,}")
 
 
 if __name__ == "__main__":
