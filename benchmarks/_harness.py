@@ -8,7 +8,13 @@ import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from _results import Row
+
+if TYPE_CHECKING:
+    from _results import Result
 
 Operation = Callable[[], Awaitable[object]]
 Message = MutableMapping[str, Any]
@@ -19,7 +25,7 @@ ASGIApp = Callable[
 
 
 def redis_options(doc: str, *, seconds: float) -> argparse.ArgumentParser:
-    """The options of a benchmark against one Redis: `--url`, `--seconds`, `--rounds`.
+    """The options of a benchmark against one Redis: `--url`, `--seconds`, `--rounds`, `--json`.
 
     Args:
         doc: The benchmark's module docstring; its first line describes it.
@@ -32,6 +38,7 @@ def redis_options(doc: str, *, seconds: float) -> argparse.ArgumentParser:
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--rounds", type=int, default=3)
+    json_option(parser)
     return parser
 
 
@@ -216,3 +223,66 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: 
 def marked(figure: Figure, text: str) -> str:
     """`text` (a formatted figure) followed by `!` when the figure's row had errors."""
     return f"{text}!" if figure.errors else f"{text} "
+
+
+def json_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--json PATH`: write the run's results there too (`_results.py`'s format)."""
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the results here as JSON"
+    )
+
+
+def with_tasks(scenario: str, tasks: int) -> str:
+    """`scenario` with its number of concurrent tasks, as the tables name it."""
+    return f"{scenario}, {tasks} task{'s' * (tasks != 1)}"
+
+
+def figure_row(
+    contender: str,
+    scenario: str,
+    per_second: float,
+    *,
+    errors: int = 0,
+    ratio: float | None = None,
+    ratio_to: str = "",
+    **extra: Any,
+) -> Row:
+    """A result row: `per_second` operations, and the ratio the tables show beside it.
+
+    Args:
+        contender: Who was measured.
+        scenario: What it did, with its conditions (e.g. `miss, 50 tasks`).
+        per_second: Operations (calls, decisions, jobs) per second.
+        errors: Errors and fallbacks counted over the measured rounds.
+        ratio: The figure against the reference the table names in `ratio_to`.
+        ratio_to: What `ratio` compares with, e.g. `vs best peer (aiocache Redis)`.
+        **extra: More columns (e.g. `ns_per_call`), kept in the row's `extra`.
+    """
+    return Row(
+        contender=contender,
+        scenario=scenario,
+        requests_per_second=per_second,
+        errors=errors,
+        extra={"ratio": ratio, "ratio_to": ratio_to, **extra},
+    )
+
+
+def write_result(result: Result, path: Path | None) -> None:
+    """Write `result` to `path` when given (`--json`), and say where."""
+    if path is not None:
+        result.write(path)
+        print(f"results written to {path}")
+
+
+async def server_versions(url: str) -> dict[str, str]:
+    """The Redis server's and redis-py's versions, for a result's metadata."""
+    from importlib.metadata import version
+
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        info = await client.info("server")
+    finally:
+        await client.aclose()
+    return {"redis server": str(info["redis_version"]), "redis-py": version("redis")}

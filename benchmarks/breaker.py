@@ -41,7 +41,8 @@ import pybreaker
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
 from redis.asyncio import Redis
 
-from _harness import TimedLoop, median_ns_per_call
+from _harness import TimedLoop, figure_row, json_option, median_ns_per_call, write_result
+from _results import Metadata, Result, Row
 from scalepy.breaker import CircuitBreaker, CircuitOpenError, RedisSharedState
 
 TARGET_CALL_NS = 500  # the issue's target: scalepy adds at most 0.5 us per call
@@ -219,25 +220,47 @@ async def rejecting_contenders() -> tuple[dict[str, TimedLoop], dict[str, str]]:
     return loops, baselines
 
 
-def print_table(
+def report_table(
     title: str,
     medians: dict[str, float],
     baselines: dict[str, str],
     references: dict[str, str],
-) -> None:
-    """One row per contender: ns per call, ns added over its bare baseline, ratio to scalepy."""
+) -> list[Row]:
+    """Print one row per contender: ns per call, ns added over its bare baseline, ratio to scalepy.
+
+    Returns:
+        The rows as results, scenario `title`.
+    """
     print(f"\n{title}")
     print(f"{'contender':<32} {'ns/call':>9} {'added ns':>9} {'added / scalepy':>16}")
+    rows: list[Row] = []
     for name, value in medians.items():
         baseline = baselines[name]
         if name == baseline:
             print(f"{name:<32} {value:>9,.0f} {'-':>9} {'-':>16}")
+            rows.append(figure_row(name, title, 1e9 / value, ns_per_call=value))
             continue
         added = value - medians[baseline]
         reference = references[baseline]
         scalepy_added = medians[reference] - medians[baseline]
-        ratio = f"{added / scalepy_added:.2f}x" if scalepy_added > 0 else "n/a"
-        print(f"{name:<32} {value:>9,.0f} {added:>9,.0f} {ratio:>16}")
+        ratio = added / scalepy_added if scalepy_added > 0 else None
+        print(f"{name:<32} {value:>9,.0f} {added:>9,.0f} {_ratio(ratio):>16}")
+        rows.append(
+            figure_row(
+                name,
+                title,
+                1e9 / value,
+                ratio=ratio,
+                ratio_to=f"added ns / added ns of {reference}",
+                ns_per_call=value,
+                added_ns=added,
+            )
+        )
+    return rows
+
+
+def _ratio(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
 async def purgatory_redis(url: str, calls: int, rounds: int) -> dict[str, float] | None:
@@ -271,6 +294,7 @@ async def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--redis-calls", type=int, default=2_000)
     parser.add_argument("--no-redis", action="store_true", help="skip purgatory's Redis mode")
+    json_option(parser)
     options = parser.parse_args()
 
     peers = ", ".join(f"{p} {version(p)}" for p in ("aiobreaker", "purgatory", "pybreaker"))
@@ -289,7 +313,19 @@ async def main() -> None:
         "bare async call": "scalepy, count window",
         "bare sync call": "scalepy, count window, sync",
     }
-    print_table(
+    result = Result(
+        benchmark="breaker",
+        metadata=Metadata.collect(
+            None, **{p: version(p) for p in ("aiobreaker", "purgatory", "pybreaker")}
+        ),
+        notes=[
+            f"Medians of {options.rounds} alternating rounds of {options.calls:,} calls after "
+            "a discarded warm-up round; one coroutine, no call suspends; unpinned.",
+            "Rejections compare the peers' OPEN state with scalepy's tripped (really OPEN) "
+            "breaker; scalepy's force_open() rows are shown beside it.",
+        ],
+    )
+    result.rows += report_table(
         "CLOSED breaker around a trivial function", closed_medians, closed_baselines, references
     )
 
@@ -299,7 +335,9 @@ async def main() -> None:
         "bare async raise + catch": "scalepy, open (tripped)",
         "bare sync raise + catch": "scalepy, open (tripped), sync",
     }
-    print_table("Rejection by an open breaker", rejecting_medians, rejecting_baselines, references)
+    result.rows += report_table(
+        "Rejection by an open breaker", rejecting_medians, rejecting_baselines, references
+    )
 
     if not options.no_redis:
         redis_medians = await purgatory_redis(
@@ -310,6 +348,15 @@ async def main() -> None:
             added = value - closed_medians["bare async call"]
             print(f"\npurgatory Redis mode ({options.redis_calls:,} calls per round)")
             print(f"{'purgatory, Redis':<32} {value:>9,.0f} {added:>9,.0f}")
+            result.rows.append(
+                figure_row(
+                    "purgatory, Redis",
+                    "CLOSED breaker, state in Redis",
+                    1e9 / value,
+                    ns_per_call=value,
+                    added_ns=added,
+                )
+            )
 
     added_call = closed_medians["scalepy, count window"] - closed_medians["bare async call"]
     added_time = closed_medians["scalepy, time window"] - closed_medians["bare async call"]
@@ -329,6 +376,7 @@ async def main() -> None:
         f"{rejection:,.0f} ns in all -> "
         f"{'met' if rejection <= TARGET_REJECTION_NS else 'NOT met'}"
     )
+    write_result(result, options.json)
 
 
 if __name__ == "__main__":

@@ -49,13 +49,26 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
 from aiocache import RedisCache, SimpleMemoryCache, cached
 from cashews import Cache as CashewsCache
 from redis.asyncio import Redis
 
-from _harness import Figure, Operation, median_throughputs, redis_options
+from _harness import (
+    Figure,
+    Operation,
+    figure_row,
+    marked,
+    median_throughputs,
+    print_table,
+    redis_options,
+    server_versions,
+    with_tasks,
+    write_result,
+)
+from _results import Metadata, Result, Row
 from scalepy.backends import parse_backend_url
 from scalepy.backends.redis import RedisClient
 
@@ -201,46 +214,80 @@ async def main() -> None:
             results[scenario, tasks] = await median_throughputs(
                 field, tasks, options.seconds, options.rounds, fallbacks
             )
-    report(found, results)
+    result = report(found, results)
     for close in closers:
         await close()
     await _forget(options.url, run)
+    result.metadata = Metadata.collect(
+        None,
+        **await server_versions(options.url),
+        cashews=version("cashews"),
+        aiocache=version("aiocache"),
+    )
+    result.notes += [
+        f"Medians of {options.rounds} rounds of {options.seconds:g} s after a discarded "
+        "warm-up round; unpinned; every key cached beforehand; misses run first.",
+        "us/call is the time per call of one task (tasks / throughput).",
+        "Hot key at 50 tasks measures single flight (concurrent callers of one key share "
+        "one read) as much as the cache; many keys at 50 tasks is the Redis-hit figure.",
+    ]
+    write_result(result, options.json)
 
 
-def report(found: list[Contender], results: dict[tuple[str, int], dict[str, Figure]]) -> None:
-    """Print one table: ops/s per scenario, and each contender against its tier's best peer.
+def report(found: list[Contender], results: dict[tuple[str, int], dict[str, Figure]]) -> Result:
+    """Print one table: ops/s per scenario, each contender against its tier's best peer.
 
     Rows with errors or fallbacks are marked `!` and never serve as the best peer.
+
+    Returns:
+        The same figures as a result (without metadata notes).
     """
     peers = {c.name for c in found if c.peer}
-    header = (
-        f"{'scenario':<10} {'tasks':>5}  {'contender':<27} {'ops/s':>10}  {'vs best peer':>24}"
-        f"  {'errors/fallbacks':>16}"
-    )
-    print(header)
-    print("-" * len(header))
+    rows: list[list[str]] = []
+    result_rows: list[Row] = []
     for (scenario, tasks), figures in results.items():
         tiers = {
             c.name: c.miss_tier if scenario == "miss" and c.miss_tier else c.tier for c in found
         }
-        for name, (value, errors) in figures.items():
+        raw = figures.get("raw redis-py GET")
+        for name, figure in figures.items():
             tier = REDIS if tiers[name] == RAW else tiers[name]
             best = max(
                 (
-                    (figure.median, peer)
-                    for peer, figure in figures.items()
-                    if peer in peers and tiers[peer] == tier and figure.errors == 0
+                    (other.median, peer)
+                    for peer, other in figures.items()
+                    if peer in peers and tiers[peer] == tier and other.errors == 0
                 ),
                 default=None,
             )
-            ratio = "" if best is None else f"{value / best[0]:.2f}x {best[1]}"
-            mark = "!" if errors else " "
-            cost = f"  ({1e6 / value:,.0f} us/miss)" if scenario == "miss" and tasks == 1 else ""
-            print(
-                f"{scenario:<10} {tasks:>5}  {name:<27} {value:>10,.0f}{mark} {ratio:>24}"
-                f"  {errors:>16,}{cost}"
+            ratio = None if best is None else figure.median / best[0]
+            versus_raw = None if raw is None or tier != REDIS else figure.median / raw.median
+            rows.append(
+                [
+                    scenario,
+                    name,
+                    str(tasks),
+                    marked(figure, f"{figure.median:,.0f}"),
+                    "" if best is None else f"{ratio:.2f}x {best[1]}",
+                    "" if versus_raw is None else f"{versus_raw:.2f}x",
+                    f"{1e6 * tasks / figure.median:,.0f}",
+                    f"{figure.errors:,}",
+                ]
             )
-        print()
+            result_rows.append(
+                figure_row(
+                    name,
+                    with_tasks(scenario, tasks),
+                    figure.median,
+                    errors=figure.errors,
+                    ratio=ratio,
+                    ratio_to="" if best is None else f"vs best peer ({best[1]})",
+                    vs_raw_get=versus_raw,
+                )
+            )
+    headers = ["scenario", "contender", "tasks", "calls/s", "vs best peer", "vs raw GET"]
+    print_table([*headers, "us/call", "errors/fallbacks"], rows, left=2)
+    return Result(benchmark="cache", metadata=Metadata.collect(), rows=result_rows)
 
 
 async def _forget(url: str, run: str) -> None:

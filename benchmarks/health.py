@@ -40,7 +40,16 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from _harness import Message, asgi_loop, median_ns_per_call, print_table
+from _harness import (
+    Message,
+    asgi_loop,
+    figure_row,
+    json_option,
+    median_ns_per_call,
+    print_table,
+    write_result,
+)
+from _results import Metadata, Result
 from scalepy.backends.redis import RedisClient
 from scalepy.health import Health, redis_check
 
@@ -61,6 +70,7 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
+    json_option(parser)
     options = parser.parse_args()
 
     async with RedisClient.from_url(options.url) as redis:
@@ -102,9 +112,31 @@ async def main() -> None:
     print_table(
         ["contender", "ns/probe", "us/probe", "vs floor", "Starlette endpoint / this"], rows
     )
+    result = Result(
+        benchmark="health",
+        metadata=Metadata.collect(None, starlette=version("starlette")),
+        rows=[
+            figure_row(
+                name,
+                "readiness probe, in-process ASGI",
+                1e9 / value,
+                ratio=starlette / value,
+                ratio_to="hand-written Starlette endpoint's time / this",
+                ns_per_call=value,
+            )
+            for name, value in medians.items()
+        ],
+        notes=[
+            f"Medians of {options.rounds} rounds of {options.calls:,} probes after a "
+            "discarded warm-up round; unpinned.",
+            "Like with like: scalepy readiness via Starlette routes against the hand-written "
+            "Starlette endpoint; the bare ASGI rows against the raw ASGI floor.",
+        ],
+    )
     best = medians["scalepy readiness, cached"]
     verdict = "met" if best < TARGET_NS else "NOT met"
     print(f"target: a cached probe < {TARGET_NS / 1000:.0f} us -> {best / 1000:.2f} us, {verdict}")
+    write_result(result, options.json)
 
 
 if __name__ == "__main__":

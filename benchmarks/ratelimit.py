@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from importlib.metadata import version
 
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import (
@@ -33,7 +34,18 @@ from limits.aio.strategies import (
 from limits.storage import storage_from_string
 from redis.asyncio import Redis
 
-from _harness import Operation, marked, median_throughputs, print_table, redis_options
+from _harness import (
+    Operation,
+    figure_row,
+    marked,
+    median_throughputs,
+    print_table,
+    redis_options,
+    server_versions,
+    with_tasks,
+    write_result,
+)
+from _results import Metadata, Result
 from scalepy.ratelimit import GCRA, FixedWindow, RateLimiter, TokenBucket
 
 HUGE = 1_000_000  # requests per second: never limited during the run
@@ -70,6 +82,20 @@ async def main() -> None:
         "limits fixed window, memory": lambda: memory_fixed.hit(item, "fw"),
     }
     rows: list[list[str]] = []
+    result = Result(
+        benchmark="ratelimit",
+        metadata=Metadata.collect(
+            None, **await server_versions(options.url), limits=version("limits")
+        ),
+        notes=[
+            f"Medians of {options.rounds} rounds of {options.seconds:g} s after a discarded "
+            "warm-up round; unpinned; every contender allows every request (limits far "
+            "above the load).",
+            "The ratio compares with the fastest of limits' async Redis strategies in the "
+            "same run; the raw EVALSHA of `return 1` is the one-round-trip ceiling without "
+            "pipelining.",
+        ],
+    )
     try:
         for tasks in (1, 50):
             figures = await median_throughputs(contenders, tasks, options.seconds, options.rounds)
@@ -78,6 +104,18 @@ async def main() -> None:
                 figure.median
                 for name, figure in figures.items()
                 if name.startswith("limits") and not name.endswith("memory") and not figure.errors
+            )
+            result.rows.extend(
+                figure_row(
+                    name,
+                    with_tasks("decisions", tasks),
+                    figure.median,
+                    errors=figure.errors,
+                    ratio=figure.median / best_limits,
+                    ratio_to="vs fastest limits strategy",
+                    vs_raw_evalsha=figure.median / ceiling,
+                )
+                for name, figure in figures.items()
             )
             rows += [
                 [
@@ -97,6 +135,7 @@ async def main() -> None:
         await _forget(options.url, run)
     headers = ["contender", "tasks", "decisions/s", "vs raw EVALSHA", "vs best limits"]
     print_table([*headers, "errors/fallbacks"], rows)
+    write_result(result, options.json)
 
 
 async def _forget(url: str, run: str) -> None:

@@ -27,7 +27,19 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from _harness import Figure, Operation, marked, median_throughputs, print_table, redis_options
+from _harness import (
+    Figure,
+    Operation,
+    figure_row,
+    marked,
+    median_throughputs,
+    print_table,
+    redis_options,
+    server_versions,
+    with_tasks,
+    write_result,
+)
+from _results import Metadata, Result
 from scalepy.backends.redis import RedisClient, Script
 
 KEY = "scalepy:bench:{redis_layer}:key"
@@ -71,6 +83,16 @@ async def main() -> None:
         },
     }
     rows: list[list[str]] = []
+    result = Result(
+        benchmark="redis_layer",
+        metadata=Metadata.collect(None, **await server_versions(options.url)),
+        notes=[
+            f"Medians of {options.rounds} rounds of {options.seconds:g} s after a discarded "
+            "warm-up round; unpinned.",
+            f"The explicit pipeline row is one caller sending {batch} commands per pipeline, "
+            "shown with the 50-task rows (about 50 commands in flight in both).",
+        ],
+    )
     try:
         for command, clients in scenarios.items():
             single = {name: op for name, op in clients.items() if name != PIPELINED}
@@ -80,6 +102,17 @@ async def main() -> None:
             crowd[f"{PIPELINED} of {batch}, 1 caller"] = Figure(pipe.median * batch, pipe.errors)
             for tasks, figures in ((1, first), (50, crowd)):
                 baseline = figures["redis-py"].median
+                result.rows.extend(
+                    figure_row(
+                        name,
+                        with_tasks(command, tasks),
+                        figure.median,
+                        errors=figure.errors,
+                        ratio=figure.median / baseline,
+                        ratio_to="vs redis-py",
+                    )
+                    for name, figure in figures.items()
+                )
                 rows += [
                     [
                         command,
@@ -97,6 +130,7 @@ async def main() -> None:
         await layer.aclose()
     headers = ["command", "contender", "tasks", "ops/s", "vs redis-py", "errors/fallbacks"]
     print_table(headers, rows, left=2)
+    write_result(result, options.json)
 
 
 if __name__ == "__main__":

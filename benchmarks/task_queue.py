@@ -74,9 +74,11 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from _harness import figure_row, json_option, write_result
 from _placement import pinned_redis
 from _private_redis import private_redis
 from _queue_processes import ProducerProcess, WorkerGroup, progress
+from _results import Metadata, Result, Row
 
 VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scalepy-bench"
 PEER_VENVS: dict[str, tuple[str, ...]] = {  # venv name: what `--setup` installs into it
@@ -253,8 +255,29 @@ async def measure_processing(bench: Bench, contenders: list[Contender], processe
     return medians(samples)
 
 
-def table(bench: Bench, title: str, rows: list[Contender], columns: dict[str, Column]) -> None:
-    """Print jobs/s per column and the ratio to the fastest peer in that column."""
+def table(
+    bench: Bench, title: str, scenario: str, rows: list[Contender], columns: dict[str, Column]
+) -> list[Row]:
+    """Print jobs/s per column and the ratio to the fastest peer in that column.
+
+    Returns:
+        The figures as result rows, scenario `<scenario>, <column>`.
+    """
+    results: list[Row] = []
+    for name, column in columns.items():
+        best_key = max((key for key in column if key in PEERS), key=column.__getitem__)
+        results += [
+            figure_row(
+                contender.label,
+                f"{scenario}, {name}",
+                column[contender.key],
+                errors=bench.errors.get((name, contender.key), 0),
+                ratio=column[contender.key] / column[best_key],
+                ratio_to=f"vs best peer ({best_key})",
+                capped=(name, contender.key) in bench.capped,
+            )
+            for contender in rows
+        ]
     print(f"\n{title}")
     print(f"{'contender':<34}" + "".join(f" {name:>12} {'vs best':>8}" for name in columns))
     for contender in rows:
@@ -268,6 +291,7 @@ def table(bench: Bench, title: str, rows: list[Contender], columns: dict[str, Co
             value = column[contender.key]
             cells += f" {value:>11,.0f}{mark} {value / best:>7.2f}x"
         print(f"{contender.label:<34}{cells}")
+    return results
 
 
 def floor(column: Column) -> None:
@@ -356,6 +380,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--venvs", type=Path, default=VENVS, help="where the peer venvs live")
     parser.add_argument("--setup", action="store_true", help="make missing peer venvs, exit")
     parser.add_argument("--only", default="", help=",".join(c.key for c in CONTENDERS))
+    json_option(parser)
     return parser.parse_args()
 
 
@@ -413,20 +438,34 @@ async def run(options: argparse.Namespace, url: str, pid: int | None) -> None:
             await redis.flushdb()
             await redis.aclose()
     rounds = f"medians of {options.rounds} rounds"
+    result = Result(
+        benchmark="task_queue",
+        metadata=Metadata.collect(None, versions=versions(options, contenders)),
+        notes=[
+            f"Enqueue: {rounds} of {options.seconds:g} s after a discarded warm-up round; "
+            f"bulk: batches of {options.batch}. Processing: {rounds} of {options.jobs:,} "
+            f"no-op jobs (arq at its default poll: {options.jobs // ARQ_DIVISOR:,}), "
+            f"concurrency {options.concurrency} per worker process.",
+            "Every producer and worker is a process of its own, on a Redis server the run "
+            "started for itself; headline figures unpinned.",
+        ],
+    )
     for title, columns in enqueue.items():
-        table(
+        result.rows += table(
             bench,
             f"Enqueue, jobs/s, {title} ({rounds} of {options.seconds:g} s; bulk: batches of "
             f"{options.batch})",
+            f"enqueue, {title}",
             enqueuers,
             columns,
         )
         if "floor" in columns["1 caller"]:
             floor(columns["1 caller"])
-    table(
+    result.rows += table(
         bench,
         f"Processed no-op jobs/s ({rounds} of {options.jobs:,} jobs, arq at its default poll "
         f"{options.jobs // ARQ_DIVISOR:,}; concurrency {options.concurrency} per worker process)",
+        "processing",
         workers,
         processing,
     )
@@ -437,6 +476,7 @@ async def run(options: argparse.Namespace, url: str, pid: int | None) -> None:
             print(f"* {key}, {column}: {count:,} enqueue calls raised (not counted as jobs)")
     for line in left_out:
         print(line)
+    write_result(result, options.json)
 
 
 if __name__ == "__main__":
