@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
@@ -268,8 +269,9 @@ def figure_row(
 
 
 def write_result(result: Result, path: Path | None) -> None:
-    """Write `result` to `path` when given (`--json`), and say where."""
+    """Write `result` to `path` when given (`--json`), with the load average; say where."""
     if path is not None:
+        result.metadata.extra["load average"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
         result.write(path)
         print(f"results written to {path}")
 
