@@ -246,7 +246,7 @@ def figure_row(
     errors: int = 0,
     ratio: float | None = None,
     ratio_to: str = "",
-    **extra: Any,
+    more: Mapping[str, Any] | None = None,
 ) -> Row:
     """A result row: `per_second` operations, and the ratio the tables show beside it.
 
@@ -257,14 +257,15 @@ def figure_row(
         errors: Errors and fallbacks counted over the measured rounds.
         ratio: The figure against the reference the table names in `ratio_to`.
         ratio_to: What `ratio` compares with, e.g. `vs best peer (aiocache Redis)`.
-        **extra: More columns (e.g. `ns_per_call`), kept in the row's `extra`.
+        more: Further columns by name (e.g. `ns_per_call`, `vs raw GET`), kept in
+            the row's `extra`.
     """
     return Row(
         contender=contender,
         scenario=scenario,
         requests_per_second=per_second,
         errors=errors,
-        extra={"ratio": ratio, "ratio_to": ratio_to, **extra},
+        extra={"ratio": ratio, "ratio_to": ratio_to, **(more or {})},
     )
 
 

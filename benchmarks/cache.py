@@ -282,7 +282,7 @@ def report(found: list[Contender], results: dict[tuple[str, int], dict[str, Figu
                     errors=figure.errors,
                     ratio=ratio,
                     ratio_to="" if best is None else f"vs best peer ({best[1]})",
-                    **{"vs raw GET": versus_raw},
+                    more={"vs raw GET": versus_raw},
                 )
             )
     headers = ["scenario", "contender", "tasks", "calls/s", "vs best peer", "vs raw GET"]

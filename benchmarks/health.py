@@ -122,7 +122,7 @@ async def main() -> None:
                 1e9 / value,
                 ratio=starlette / value,
                 ratio_to="hand-written Starlette endpoint's time / this",
-                ns_per_call=value,
+                more={"ns_per_call": value},
             )
             for name, value in medians.items()
         ],

@@ -113,7 +113,7 @@ async def main() -> None:
                     errors=figure.errors,
                     ratio=figure.median / best_limits,
                     ratio_to="vs fastest limits strategy",
-                    **{"vs raw EVALSHA": figure.median / ceiling},
+                    more={"vs raw EVALSHA": figure.median / ceiling},
                 )
                 for name, figure in figures.items()
             )

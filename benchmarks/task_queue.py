@@ -274,7 +274,7 @@ def table(
                 errors=bench.errors.get((name, contender.key), 0),
                 ratio=column[contender.key] / column[best_key],
                 ratio_to=f"vs best peer ({best_key})",
-                capped=(name, contender.key) in bench.capped,
+                more={"capped": (name, contender.key) in bench.capped},
             )
             for contender in rows
         ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
-import pytest
+from typing import TYPE_CHECKING
 
 from _harness import median_throughputs, print_table
+
+if TYPE_CHECKING:
+    import pytest
 
 
 async def test_errors_logged_warnings_and_fallbacks_are_counted_per_contender() -> None:

@@ -16,7 +16,7 @@ def _result() -> Result:
     result = Result(benchmark="demo", metadata=Metadata.collect(["bench"], redis="7.0.15"))
     result.rows += [
         figure_row("scalepy", "miss, 1 task", 2000.0, ratio=1.25, ratio_to="vs best peer (p)"),
-        figure_row("peer", "miss, 1 task", 1600.0, errors=3, ratio=1.0, **{"vs raw GET": 0.5}),
+        figure_row("peer", "miss, 1 task", 1600.0, errors=3, ratio=1.0, more={"vs raw GET": 0.5}),
         figure_row("scalepy", "miss, 50 tasks", 9000.0),
     ]
     result.notes.append("unpinned")
