@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import httpx
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -17,6 +18,8 @@ from todo.app import create_app
 from todo.tasks import register
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from scalepy.pools import PoolManager
     from todo.settings import Settings
 
@@ -73,3 +76,17 @@ async def test_the_job_runs_in_the_trace_of_the_request_that_enqueued_it(
     assert PARENT_ID == format(server[0].parent.span_id, "016x")
     assert process[0].parent is not None
     assert process[0].parent.span_id in (send[0].context.span_id, server[0].context.span_id)
+
+
+def test_the_tracing_middleware_is_there_only_when_spans_are_recorded(settings: Settings) -> None:
+    """Without a tracer provider (the API's default proxy: no SDK) no span middleware runs.
+
+    Given a provider, the server span middleware is installed.
+    """
+
+    def middleware(app: Starlette) -> list[object]:
+        return [entry.cls for entry in app.user_middleware]
+
+    assert OpenTelemetryMiddleware not in middleware(create_app(settings))
+    traced = create_app(settings, tracer_provider=TracerProvider())
+    assert OpenTelemetryMiddleware is middleware(traced)[0]

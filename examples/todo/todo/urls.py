@@ -9,6 +9,7 @@ Unix socket), as the rate limiter believes `X-Forwarded-For` only from them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import TYPE_CHECKING
@@ -36,10 +37,13 @@ class PublicUrls:
         self._networks = tuple(
             ipaddress.ip_network(proxy, strict=False) for proxy in proxies if proxy != "unix"
         )
+        # Per request, parsing the peer's address cost more than the rest of the origin;
+        # a service sees few peers (its proxies), so the verdicts are kept (bounded).
+        self._trusted_address = functools.lru_cache(maxsize=1024)(self._trusted_uncached)
 
     def origin(self, request: Request) -> str:
         """`scheme://host[:port]` plus the app's root path, as the client addressed it."""
-        scheme = request.url.scheme
+        scheme = request.scope.get("scheme", "http")  # not request.url: it parses a URL
         host = request.headers.get("host", "")
         if self._trusted(request):
             forwarded_proto = _first(request.headers.get("x-forwarded-proto", ""))
@@ -56,8 +60,11 @@ class PublicUrls:
         client = request.scope.get("client")
         if not client or not client[0]:  # a Unix socket: the peer has no address
             return self._unix
+        return self._trusted_address(client[0])
+
+    def _trusted_uncached(self, address: str) -> bool:
         try:
-            peer = ipaddress.ip_address(client[0])
+            peer = ipaddress.ip_address(address)
         except ValueError:
             return False
         return any(peer in network for network in self._networks)

@@ -119,9 +119,14 @@ def _observe(collector: Histogram, value: float) -> None:
 
 
 class _PrometheusRecorder(Generic[_C]):
-    """Applies one operation (inc, set, observe) to a collector or its labelled child."""
+    """Applies one operation (inc, set, observe) to a collector or its labelled child.
 
-    __slots__ = ("_blank", "_collector", "_keys", "_operation")
+    The children are kept by label values: `labels()` validates and locks on every
+    call, which cost as much as the operation itself on a hot path (a child lives as
+    long as its collector anyway; scalepy never removes one).
+    """
+
+    __slots__ = ("_blank", "_children", "_collector", "_keys", "_operation")
 
     def __init__(
         self, collector: _C, operation: Callable[[_C, float], None], keys: tuple[str, ...]
@@ -130,14 +135,18 @@ class _PrometheusRecorder(Generic[_C]):
         self._operation = operation
         self._keys = keys
         self._blank = ("",) * len(keys)
+        self._children: dict[tuple[str, ...], _C] = {}
 
     def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Apply the value; declared labels that are missing are exported as ""."""
         if not self._keys:
             self._operation(self._collector, value)
             return
-        values = self._blank if labels is None else [labels.get(key, "") for key in self._keys]
-        self._operation(self._collector.labels(*values), value)
+        values = self._blank if labels is None else tuple(labels.get(k, "") for k in self._keys)
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._collector.labels(*values)
+        self._operation(child, value)
 
 
 class PrometheusInstrumentation:

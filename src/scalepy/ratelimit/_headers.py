@@ -21,6 +21,7 @@ describes the most restrictive policy, with `-Reset` in seconds from now.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -84,10 +85,17 @@ def ratelimit_policy_field(decision: Decision) -> str:
 
     Example: `"burst";q=20;w=2, "p1";q=1000;w=86400`.
     """
+    # A policy's name is not part of its equality: the key holds it beside the policy.
+    return _policy_field(tuple((item.policy, item.policy.name) for item in decision.policies))
+
+
+# The same few policy sets answer every request: their field is written once each.
+@functools.lru_cache(maxsize=256)
+def _policy_field(policies: tuple[tuple[Policy, str], ...]) -> str:
     return ", ".join(
-        f"{_string(policy_name(item.policy, index))};q={item.policy.limit}"
-        f";w={max(1, math.ceil(item.policy.window))}"
-        for index, item in enumerate(decision.policies)
+        f"{_string(policy_name(policy, index))};q={policy.limit}"
+        f";w={max(1, math.ceil(policy.window))}"
+        for index, (policy, _) in enumerate(policies)
     )
 
 

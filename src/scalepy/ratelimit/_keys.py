@@ -21,12 +21,13 @@ together under one shared key and says so in a warning.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 from scalepy._validation import check_int
 from scalepy.errors import ConfigurationError
@@ -71,6 +72,8 @@ KeyFunc: TypeAlias = Callable[[Scope], "str | Exempt | None"]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 # RFC 9110 token: what a header name may contain.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -118,6 +121,7 @@ class ClientIP:
     """IPv6 clients are keyed by their network of this many leading bits, 1 to 128."""
     _header_bytes: bytes = field(init=False, repr=False, compare=False)
     _ipv6_mask: int = field(init=False, repr=False, compare=False)
+    _cached_key: Callable[[IPAddress], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for network in self.trusted_proxies:
@@ -137,6 +141,7 @@ class ClientIP:
         object.__setattr__(self, "_header_bytes", self.header.encode("ascii"))
         mask = ((1 << self.ipv6_prefix) - 1) << (128 - self.ipv6_prefix)  # the leading bits
         object.__setattr__(self, "_ipv6_mask", mask)
+        object.__setattr__(self, "_cached_key", _cache(self._key))
 
     def __call__(self, scope: Scope) -> str | None:
         """Return `prefix` + the client address, or `None` when no address names the client."""
@@ -155,7 +160,7 @@ class ClientIP:
             forwarded = self._walk(scope)
             if forwarded is not None:
                 peer = forwarded
-        return self._key(peer)
+        return self._cached_key(peer)
 
     def _key(self, client: IPAddress) -> str:
         """`prefix` + the IPv4 address, or + the IPv6 network of `ipv6_prefix` bits."""
@@ -253,6 +258,16 @@ def _parse_network(value: str | IPNetwork) -> IPNetwork:
         ) from None
 
 
+def _cache(function: Callable[[_T], _R]) -> Callable[[_T], _R]:
+    """`function` with its results kept in a bounded LRU.
+
+    Per request, parsing and formatting addresses cost more than the rest of the key,
+    and a server sees the same peers and proxies again and again.
+    """
+    return functools.lru_cache(maxsize=4096)(function)
+
+
+@_cache
 def _parse_address(text: str) -> IPAddress | None:
     """An IP address from a forwarding-header node, or `None` if it is not one.
 

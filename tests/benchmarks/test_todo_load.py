@@ -1,0 +1,91 @@
+"""benchmarks/todo_load.py: the rows of a run, their ratios and the targets of issue 16."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import pytest
+
+from _wrk import WrkRun
+from todo_load import CONTENDERS, options, ratios, row, scenario_requests, table, targets
+
+if TYPE_CHECKING:
+    from _results import Row
+
+_LATENCY = {"p50": 1.0, "p90": 2.0, "p99": 3.0, "p999": 4.0, "max": 5.0}
+
+
+def _row(key: str, scenario: str, rate: float, statuses: dict[int, int] | None = None) -> Row:
+    contender = next(c for c in CONTENDERS if c.key == key)
+    counted = Counter(statuses or {200: int(rate)})
+    measured = WrkRun(
+        requests=counted.total(), seconds=1.0, statuses=counted, socket_errors=0,
+        latency_ms=_LATENCY,
+    )  # fmt: skip
+    made = row(contender, scenario, measured, cpu_seconds=0.5)
+    return dataclasses.replace(made, requests_per_second=rate)
+
+
+def test_a_429_is_counted_apart_from_errors() -> None:
+    """Intended 429s are not errors; a 500 or a socket error is."""
+    measured = _row("todo-1", "read", 10, {200: 7, 429: 2, 500: 1})
+    assert (1, 2) == (measured.errors, measured.intended)
+    assert 50_000 == measured.extra["cpu_us_per_request"]
+
+
+def test_todo_rows_are_compared_with_the_same_process_count() -> None:
+    """A Todo API row's ratios are to the tutorial and the bare route of its worker count."""
+    rows = [
+        _row("todo-1", "read", 3000),
+        _row("todo-2", "read", 9000),
+        _row("todo-nginx-3", "read", 8000),
+        _row("tutorial-1", "read", 1000),
+        _row("tutorial-2", "read", 2000),
+        _row("bare-2", "read", 12000),
+    ]
+    ratios(rows)
+    assert 3.0 == rows[0].extra["vs_tutorial"]
+    assert "vs_bare" not in rows[0].extra  # no bare-1 row in this run
+    assert 4.5 == rows[1].extra["vs_tutorial"]
+    assert 0.75 == rows[1].extra["vs_bare"]
+    assert "vs_tutorial" not in rows[2].extra  # no tutorial behind nginx
+    assert "4.50x" in table(rows).splitlines()[2]
+
+
+def test_targets_name_what_was_met_and_what_was_missed() -> None:
+    """Reads need 3x the tutorial and half the bare route, writes 1.5x; errors miss."""
+    rows = [
+        _row("todo-2", "read", 5000),
+        _row("tutorial-2", "read", 2000),
+        _row("bare-2", "read", 8000),
+        _row("todo-2", "write", 1600),
+        _row("tutorial-2", "write", 1000),
+        _row("todo-2", "list", 100, {200: 99, 503: 1}),
+    ]
+    ratios(rows)
+    lines = targets(rows)
+    assert "MISSED todo-2 read: 2.50x the tutorial (>= 3x)" in lines
+    assert "ok     todo-2 read: 62% of the bare route (>= 50 %)" in lines
+    assert "ok     todo-2 write: 1.60x the tutorial (>= 1.5x)" in lines
+    assert "MISSED rows with errors (non-2xx other than 429): 1" == lines[-1]
+
+
+def test_the_mix_is_nine_reads_to_one_write_with_the_token() -> None:
+    """The mixed scenario's cycle: 90 % GETs by id, 10 % PATCHes carrying the bearer token."""
+    cycle = scenario_requests("mix", "TOKEN")
+    methods = Counter(request.method for request in cycle)
+    assert {"GET": 90, "PATCH": 10} == dict(methods)
+    patch = next(request for request in cycle if request.method == "PATCH")
+    assert "Bearer TOKEN" == patch.headers["Authorization"]
+
+
+def test_quick_is_short_and_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--quick` makes 1 s rows; an unknown contender stops the command with its name."""
+    quick = options(["--quick"])
+    assert (1.0, 1.0) == (quick.seconds, quick.warmup)
+    assert [c.key for c in CONTENDERS] == quick.contenders
+    with pytest.raises(SystemExit):
+        options(["--contenders", "todo-1,todo-9"])
+    assert "todo-9" in capsys.readouterr().err
