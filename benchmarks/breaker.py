@@ -34,6 +34,7 @@ import platform
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from importlib.metadata import version
 
 import aiobreaker
@@ -47,6 +48,7 @@ from scalepy.breaker import CircuitBreaker, CircuitOpenError, RedisSharedState
 
 TARGET_CALL_NS = 500  # the issue's target: scalepy adds at most 0.5 us per call
 TARGET_REJECTION_NS = 2_000  # and a rejection costs at most 2 us
+OPEN_FOR = 3600  # seconds every open breaker stays open: longer than any run
 
 AsyncFn = Callable[[], Awaitable[object]]
 SyncFn = Callable[[], object]
@@ -149,7 +151,7 @@ async def must_reject(func: AsyncFn, errors: Errors) -> None:
 
 def tripped_scalepy() -> CircuitBreaker:
     """A scalepy breaker really OPEN (not forced): one failure trips it for an hour."""
-    breaker = CircuitBreaker("tripped", minimum_calls=1, window_size=1, open_for=3600)
+    breaker = CircuitBreaker("tripped", minimum_calls=1, window_size=1, open_for=OPEN_FOR)
     with contextlib.suppress(RuntimeError):
         breaker(fail_sync)()
     return breaker
@@ -191,9 +193,11 @@ async def rejecting_contenders() -> tuple[dict[str, TimedLoop], dict[str, str]]:
     forced_sync.force_open()
     tripped = tripped_scalepy()
     tripped_sync = tripped_scalepy()
-    aio = aiobreaker.CircuitBreaker(name="bench")
+    # Open for an hour, as scalepy's tripped breaker: at their default 60 s a slow run's
+    # rejection rounds outlast it and the peers let calls through again.
+    aio = aiobreaker.CircuitBreaker(name="bench", timeout_duration=timedelta(seconds=OPEN_FOR))
     aio.open()
-    pyb = pybreaker.CircuitBreaker(name="bench")
+    pyb = pybreaker.CircuitBreaker(name="bench", reset_timeout=OPEN_FOR)
     pyb.open()
 
     aio_noop = aio(noop)
