@@ -440,7 +440,8 @@ async def run(options: argparse.Namespace, url: str, pid: int | None) -> None:
     rounds = f"medians of {options.rounds} rounds"
     result = Result(
         benchmark="task_queue",
-        metadata=Metadata.collect(None, versions=versions(options, contenders)),
+        # versions() is "Python ...; the libraries; load average ...": the middle part
+        metadata=Metadata.collect(None, libraries=versions(options, contenders).split("; ")[1]),
         notes=[
             f"Enqueue: {rounds} of {options.seconds:g} s after a discarded warm-up round; "
             f"bulk: batches of {options.batch}. Processing: {rounds} of {options.jobs:,} "
