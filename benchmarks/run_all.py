@@ -7,8 +7,9 @@ Run (services up, see scripts/services.sh; peers from the `bench` extra):
         [--out benchmarks/results] [--plots docs/assets/benchmarks] [--render-only]
 
 Each benchmark runs in a process of its own, one after the other, with the
-settings below (about 10 minutes in all on 2 cores; `--quick`, about 2 minutes,
-only checks that everything runs: its figures are not worth reading). Each writes
+settings below (about 10 minutes in all on 2 cores; `--quick`, about a minute,
+only checks that everything runs: its figures are not worth reading, so they go to
+a scratch folder under the temporary directory unless `--out` says otherwise). Each writes
 `<out>/<name>.json` (`_results.py`) and its output to `<out>/<name>.txt`; then
 `tables.py` writes `<out>/<name>.md`, which the docs include, and `plots.py` the
 SVGs under `--plots`. `--render-only` renders the JSON already there.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,10 +103,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="check that all runs, ~2 min")
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--plots", type=Path, default=HERE.parent / "docs/assets/benchmarks")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results")
+    parser.add_argument("--plots", type=Path, help="default: docs/assets/benchmarks")
     parser.add_argument("--render-only", action="store_true", help="render the JSON there")
     options = parser.parse_args()
+    # A quick run's figures are not worth reading: never over the ones the docs show.
+    scratch = Path(tempfile.gettempdir()) / "scalepy-bench-quick"
+    if options.out is None:
+        options.out = scratch if options.quick else HERE / "results"
+    if options.plots is None:
+        options.plots = (
+            scratch / "plots" if options.quick else HERE.parent / "docs/assets/benchmarks"
+        )
     names = options.only.split(",") if options.only else list(BENCHMARKS)
     if unknown := set(names) - set(BENCHMARKS):
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
