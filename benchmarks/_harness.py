@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from _results import Row
+
+if TYPE_CHECKING:
+    from _results import Result
 
 Operation = Callable[[], Awaitable[object]]
 Message = MutableMapping[str, Any]
@@ -18,7 +26,7 @@ ASGIApp = Callable[
 
 
 def redis_options(doc: str, *, seconds: float) -> argparse.ArgumentParser:
-    """The options of a benchmark against one Redis: `--url`, `--seconds`, `--rounds`.
+    """The options of a benchmark against one Redis: `--url`, `--seconds`, `--rounds`, `--json`.
 
     Args:
         doc: The benchmark's module docstring; its first line describes it.
@@ -31,35 +39,120 @@ def redis_options(doc: str, *, seconds: float) -> argparse.ArgumentParser:
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--seconds", type=float, default=seconds)
     parser.add_argument("--rounds", type=int, default=3)
+    json_option(parser)
     return parser
 
 
-async def throughput(operation: Operation, tasks: int, seconds: float) -> float:
-    """Return operations per second of `tasks` coroutines calling `operation` back to back."""
+class Sample(NamedTuple):
+    """One measurement: operations per second, and the calls that raised."""
+
+    per_second: float
+    errors: int
+
+
+class Figure(NamedTuple):
+    """A contender's median over the rounds, and what went wrong in all of them.
+
+    `errors` counts calls that raised, warnings or errors logged by any library
+    while the contender ran (aiocache and cashews log a failed Redis call and let
+    the loader answer) and the contender's own fallback counter: a row with
+    errors does not measure what it says.
+    """
+
+    median: float
+    errors: int
+
+
+class _LogCounter(logging.Handler):
+    """Counts the WARNING-or-worse records any logger emits while installed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+YIELD_EVERY = 64
+"""Calls after which a caller yields to the event loop once, whatever it measures."""
+
+
+async def throughput(operation: Operation, tasks: int, seconds: float) -> Sample:
+    """Operations per second of `tasks` coroutines calling `operation` back to back.
+
+    A call that raises is counted as an error, not as an operation, and the
+    caller goes on. Every `YIELD_EVERY` calls each caller yields to the event loop
+    once, as a server's request loop does: a call that completes without
+    suspending (an in-process hit) would otherwise hold the loop for the whole
+    measurement and starve the contender's own background work (heartbeats,
+    replies in flight), which no service does.
+    """
     deadline = time.perf_counter() + seconds
     counts = [0] * tasks
+    errors = [0] * tasks
 
     async def worker(index: int) -> None:
-        count = 0
+        count = failed = 0
         while time.perf_counter() < deadline:
-            await operation()
-            count += 1
-        counts[index] = count
+            try:
+                await operation()
+            except Exception:  # counted: a row with errors is marked, never silently kept
+                failed += 1
+            else:
+                count += 1
+            if not (count + failed) % YIELD_EVERY:
+                await asyncio.sleep(0)
+        counts[index], errors[index] = count, failed
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(tasks)))
-    return sum(counts) / (time.perf_counter() - started)
+    return Sample(sum(counts) / (time.perf_counter() - started), sum(errors))
 
 
 async def median_throughputs(
-    contenders: dict[str, Operation], tasks: int, seconds: float, rounds: int
-) -> dict[str, float]:
-    """Median throughput of each contender over `rounds`, contenders alternating each round."""
-    results: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, operation in contenders.items():
-            results[name].append(await throughput(operation, tasks, seconds))
-    return {name: statistics.median(values) for name, values in results.items()}
+    contenders: dict[str, Operation],
+    tasks: int,
+    seconds: float,
+    rounds: int,
+    fallbacks: Mapping[str, Callable[[], int]] | None = None,
+) -> dict[str, Figure]:
+    """Median throughput of each contender over `rounds`, and its errors.
+
+    A first, shorter round warms every contender up and is discarded. Rounds
+    alternate between contenders, starting each round one contender later, so
+    no contender always runs first or right after the same one.
+
+    Args:
+        contenders: The operations, by name.
+        tasks: Concurrent callers.
+        seconds: Length of one measurement.
+        rounds: Measured rounds.
+        fallbacks: Per contender, a counter of calls it answered without its
+            backend (e.g. scalepy's `statistics().errors`); its growth counts as errors.
+    """
+    names = list(contenders)
+    for name in names:
+        await throughput(contenders[name], tasks, max(seconds / 5, 0.05))
+    results: dict[str, list[float]] = {name: [] for name in names}
+    errors = dict.fromkeys(names, 0)
+    counter = _LogCounter()
+    root = logging.getLogger()
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            fallback = (fallbacks or {}).get(name)
+            before = fallback() if fallback is not None else 0
+            counter.count = 0
+            root.addHandler(counter)
+            try:
+                sample = await throughput(contenders[name], tasks, seconds)
+            finally:
+                root.removeHandler(counter)
+            after = fallback() if fallback is not None else 0
+            results[name].append(sample.per_second)
+            errors[name] += sample.errors + counter.count + after - before
+    return {name: Figure(statistics.median(results[name]), errors[name]) for name in names}
 
 
 TimedLoop = Callable[[int], Awaitable[float]]
@@ -124,3 +217,85 @@ def asgi_loop(app: ASGIApp, path: str, headers: Sequence[tuple[bytes, bytes]] = 
         return (time.perf_counter_ns() - started) / calls
 
     return run
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> None:
+    """Print `rows` under `headers`, the first `left` columns aligned left, the others right."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for cells in (headers, *rows):
+        print(
+            " ".join(
+                cell.ljust(width) if index < left else cell.rjust(width)
+                for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
+        )
+
+
+def marked(figure: Figure, text: str) -> str:
+    """`text` (a formatted figure) followed by `!` when the figure's row had errors."""
+    return f"{text}!" if figure.errors else f"{text} "
+
+
+def json_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--json PATH`: write the run's results there too (`_results.py`'s format)."""
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the results here as JSON"
+    )
+
+
+def with_tasks(scenario: str, tasks: int) -> str:
+    """`scenario` with its number of concurrent tasks, as the tables name it."""
+    return f"{scenario}, {tasks} task{'s' * (tasks != 1)}"
+
+
+def figure_row(
+    contender: str,
+    scenario: str,
+    per_second: float,
+    *,
+    errors: int = 0,
+    ratio: float | None = None,
+    ratio_to: str = "",
+    more: Mapping[str, Any] | None = None,
+) -> Row:
+    """A result row: `per_second` operations, and the ratio the tables show beside it.
+
+    Args:
+        contender: Who was measured.
+        scenario: What it did, with its conditions (e.g. `miss, 50 tasks`).
+        per_second: Operations (calls, decisions, jobs) per second.
+        errors: Errors and fallbacks counted over the measured rounds.
+        ratio: The figure against the reference the table names in `ratio_to`.
+        ratio_to: What `ratio` compares with, e.g. `vs best peer (aiocache Redis)`.
+        more: Further columns by name (e.g. `ns_per_call`, `vs raw GET`), kept in
+            the row's `extra`.
+    """
+    return Row(
+        contender=contender,
+        scenario=scenario,
+        requests_per_second=per_second,
+        errors=errors,
+        extra={"ratio": ratio, "ratio_to": ratio_to, **(more or {})},
+    )
+
+
+def write_result(result: Result, path: Path | None) -> None:
+    """Write `result` to `path` when given (`--json`), with the load average; say where."""
+    if path is not None:
+        result.metadata.extra["load average"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        result.write(path)
+        print(f"results written to {path}")
+
+
+async def server_versions(url: str) -> dict[str, str]:
+    """The Redis server's and redis-py's versions, for a result's metadata."""
+    from importlib.metadata import version
+
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        info = await client.info("server")
+    finally:
+        await client.aclose()
+    return {"redis server": str(info["redis_version"]), "redis-py": version("redis")}

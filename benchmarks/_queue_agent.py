@@ -85,9 +85,10 @@ async def answer(producer: Producer, command: dict[str, Any]) -> dict[str, float
         return {"jobs": command["jobs"]}
     tasks, seconds, batch = command["tasks"], command["seconds"], command["batch"]
     if command["mode"] == "single":
-        return {"jobs_per_second": await throughput(producer.enqueue, tasks, seconds)}
-    calls_per_second = await throughput(lambda: producer.enqueue_batch(batch), tasks, seconds)
-    return {"jobs_per_second": calls_per_second * batch}
+        sample = await throughput(producer.enqueue, tasks, seconds)
+        return {"jobs_per_second": sample.per_second, "errors": sample.errors}
+    sample = await throughput(lambda: producer.enqueue_batch(batch), tasks, seconds)
+    return {"jobs_per_second": sample.per_second * batch, "errors": sample.errors}
 
 
 async def produce(contender: Adapter, options: argparse.Namespace, replies: TextIO) -> None:

@@ -15,9 +15,13 @@ behind pays for their collection. Rounds alternate between contenders and the
 median is shown. "added" is the contender's time per call minus the bare call of the same kind
 (async or sync) measured in the same run.
 
-Rejections: a breaker held open (scalepy `force_open()` or tripped by a failure;
-aiobreaker and pybreaker `open()`) raises its error, caught in the loop; the
-baseline is a bare function raising and the loop catching a `CircuitOpenError`.
+Rejections: a breaker really OPEN (scalepy tripped by a failure; aiobreaker and
+pybreaker `open()`, which moves them to their OPEN state) raises its error, caught
+in the loop; the baseline is a bare function raising and the loop catching a
+`CircuitOpenError`. "added / scalepy" compares each with scalepy's really-OPEN row
+of the same kind; scalepy's `force_open()` rows are shown beside them. A rejection
+loop in which a call went through stops the run, so every figure shown is of
+rejections only; a first, shorter round of every loop is discarded.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import platform
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from importlib.metadata import version
 
 import aiobreaker
@@ -37,11 +42,13 @@ import pybreaker
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
 from redis.asyncio import Redis
 
-from _harness import TimedLoop, median_ns_per_call
+from _harness import TimedLoop, figure_row, json_option, median_ns_per_call, write_result
+from _results import Metadata, Result, Row
 from scalepy.breaker import CircuitBreaker, CircuitOpenError, RedisSharedState
 
 TARGET_CALL_NS = 500  # the issue's target: scalepy adds at most 0.5 us per call
 TARGET_REJECTION_NS = 2_000  # and a rejection costs at most 2 us
+OPEN_FOR = 3600  # seconds every open breaker stays open: longer than any run
 
 AsyncFn = Callable[[], Awaitable[object]]
 SyncFn = Callable[[], object]
@@ -93,13 +100,17 @@ def sync_calls(func: SyncFn) -> TimedLoop:
 def async_rejections(func: AsyncFn, errors: Errors) -> TimedLoop:
     async def loop(calls: int) -> float:
         gc.collect()
+        passed = 0
         started = time.perf_counter_ns()
         for _ in range(calls):
-            try:  # noqa: SIM105 - `suppress` would add a context manager per call
+            try:
                 await func()
             except errors:
                 pass
-        return (time.perf_counter_ns() - started) / calls
+            else:
+                passed += 1
+        elapsed = time.perf_counter_ns() - started
+        return _rejected_only(func, passed, elapsed / calls)
 
     return loop
 
@@ -107,15 +118,26 @@ def async_rejections(func: AsyncFn, errors: Errors) -> TimedLoop:
 def sync_rejections(func: SyncFn, errors: Errors) -> TimedLoop:
     async def loop(calls: int) -> float:
         gc.collect()
+        passed = 0
         started = time.perf_counter_ns()
         for _ in range(calls):
-            try:  # noqa: SIM105 - `suppress` would add a context manager per call
+            try:
                 func()
             except errors:
                 pass
-        return (time.perf_counter_ns() - started) / calls
+            else:
+                passed += 1
+        elapsed = time.perf_counter_ns() - started
+        return _rejected_only(func, passed, elapsed / calls)
 
     return loop
+
+
+def _rejected_only(func: object, passed: int, ns_per_call: float) -> float:
+    """`ns_per_call`, or stop the run if some calls went through the open breaker."""
+    if passed:
+        raise RuntimeError(f"{func!r}: {passed:,} calls went through an open breaker")
+    return ns_per_call
 
 
 async def must_reject(func: AsyncFn, errors: Errors) -> None:
@@ -129,7 +151,7 @@ async def must_reject(func: AsyncFn, errors: Errors) -> None:
 
 def tripped_scalepy() -> CircuitBreaker:
     """A scalepy breaker really OPEN (not forced): one failure trips it for an hour."""
-    breaker = CircuitBreaker("tripped", minimum_calls=1, window_size=1, open_for=3600)
+    breaker = CircuitBreaker("tripped", minimum_calls=1, window_size=1, open_for=OPEN_FOR)
     with contextlib.suppress(RuntimeError):
         breaker(fail_sync)()
     return breaker
@@ -170,9 +192,12 @@ async def rejecting_contenders() -> tuple[dict[str, TimedLoop], dict[str, str]]:
     forced_sync = CircuitBreaker("bench-forced-sync")
     forced_sync.force_open()
     tripped = tripped_scalepy()
-    aio = aiobreaker.CircuitBreaker(name="bench")
+    tripped_sync = tripped_scalepy()
+    # Open for an hour, as scalepy's tripped breaker: at their default 60 s a slow run's
+    # rejection rounds outlast it and the peers let calls through again.
+    aio = aiobreaker.CircuitBreaker(name="bench", timeout_duration=timedelta(seconds=OPEN_FOR))
     aio.open()
-    pyb = pybreaker.CircuitBreaker(name="bench")
+    pyb = pybreaker.CircuitBreaker(name="bench", reset_timeout=OPEN_FOR)
     pyb.open()
 
     aio_noop = aio(noop)
@@ -188,6 +213,7 @@ async def rejecting_contenders() -> tuple[dict[str, TimedLoop], dict[str, str]]:
         "scalepy, open (tripped)": async_rejections(tripped(noop), CircuitOpenError),
         "aiobreaker, open": async_rejections(aio_noop, aiobreaker.CircuitBreakerError),
         "bare sync raise + catch": sync_rejections(refuse_sync, CircuitOpenError),
+        "scalepy, open (tripped), sync": sync_rejections(tripped_sync(noop_sync), CircuitOpenError),
         "scalepy, forced open, sync": sync_rejections(forced_sync(noop_sync), CircuitOpenError),
         "pybreaker, open, sync": sync_rejections(pyb(noop_sync), pybreaker.CircuitBreakerError),
     }
@@ -198,25 +224,46 @@ async def rejecting_contenders() -> tuple[dict[str, TimedLoop], dict[str, str]]:
     return loops, baselines
 
 
-def print_table(
+def report_table(
     title: str,
     medians: dict[str, float],
     baselines: dict[str, str],
     references: dict[str, str],
-) -> None:
-    """One row per contender: ns per call, ns added over its bare baseline, ratio to scalepy."""
+) -> list[Row]:
+    """Print one row per contender: ns per call, ns added over its bare baseline, ratio to scalepy.
+
+    Returns:
+        The rows as results, scenario `title`.
+    """
     print(f"\n{title}")
     print(f"{'contender':<32} {'ns/call':>9} {'added ns':>9} {'added / scalepy':>16}")
+    rows: list[Row] = []
     for name, value in medians.items():
         baseline = baselines[name]
         if name == baseline:
             print(f"{name:<32} {value:>9,.0f} {'-':>9} {'-':>16}")
+            rows.append(figure_row(name, title, 1e9 / value, more={"ns_per_call": value}))
             continue
         added = value - medians[baseline]
         reference = references[baseline]
         scalepy_added = medians[reference] - medians[baseline]
-        ratio = f"{added / scalepy_added:.2f}x" if scalepy_added > 0 else "n/a"
-        print(f"{name:<32} {value:>9,.0f} {added:>9,.0f} {ratio:>16}")
+        ratio = added / scalepy_added if scalepy_added > 0 else None
+        print(f"{name:<32} {value:>9,.0f} {added:>9,.0f} {_ratio(ratio):>16}")
+        rows.append(
+            figure_row(
+                name,
+                title,
+                1e9 / value,
+                ratio=ratio,
+                ratio_to=f"added ns / added ns of {reference}",
+                more={"ns_per_call": value, "added_ns": added},
+            )
+        )
+    return rows
+
+
+def _ratio(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
 
 
 async def purgatory_redis(url: str, calls: int, rounds: int) -> dict[str, float] | None:
@@ -250,6 +297,7 @@ async def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--redis-calls", type=int, default=2_000)
     parser.add_argument("--no-redis", action="store_true", help="skip purgatory's Redis mode")
+    json_option(parser)
     options = parser.parse_args()
 
     peers = ", ".join(f"{p} {version(p)}" for p in ("aiobreaker", "purgatory", "pybreaker"))
@@ -268,17 +316,31 @@ async def main() -> None:
         "bare async call": "scalepy, count window",
         "bare sync call": "scalepy, count window, sync",
     }
-    print_table(
+    result = Result(
+        benchmark="breaker",
+        metadata=Metadata.collect(
+            None, **{p: version(p) for p in ("aiobreaker", "purgatory", "pybreaker")}
+        ),
+        notes=[
+            f"Medians of {options.rounds} alternating rounds of {options.calls:,} calls after "
+            "a discarded warm-up round; one coroutine, no call suspends; unpinned.",
+            "Rejections compare the peers' OPEN state with scalepy's tripped (really OPEN) "
+            "breaker; scalepy's force_open() rows are shown beside it.",
+        ],
+    )
+    result.rows += report_table(
         "CLOSED breaker around a trivial function", closed_medians, closed_baselines, references
     )
 
     rejecting, rejecting_baselines = await rejecting_contenders()
     rejecting_medians = await median_ns_per_call(rejecting, options.calls, options.rounds)
-    references = {
-        "bare async raise + catch": "scalepy, forced open",
-        "bare sync raise + catch": "scalepy, forced open, sync",
+    references = {  # like with like: the peers' OPEN state against scalepy's
+        "bare async raise + catch": "scalepy, open (tripped)",
+        "bare sync raise + catch": "scalepy, open (tripped), sync",
     }
-    print_table("Rejection by an open breaker", rejecting_medians, rejecting_baselines, references)
+    result.rows += report_table(
+        "Rejection by an open breaker", rejecting_medians, rejecting_baselines, references
+    )
 
     if not options.no_redis:
         redis_medians = await purgatory_redis(
@@ -289,6 +351,14 @@ async def main() -> None:
             added = value - closed_medians["bare async call"]
             print(f"\npurgatory Redis mode ({options.redis_calls:,} calls per round)")
             print(f"{'purgatory, Redis':<32} {value:>9,.0f} {added:>9,.0f}")
+            result.rows.append(
+                figure_row(
+                    "purgatory, Redis",
+                    "CLOSED breaker, state in Redis",
+                    1e9 / value,
+                    more={"ns_per_call": value, "added_ns": added},
+                )
+            )
 
     added_call = closed_medians["scalepy, count window"] - closed_medians["bare async call"]
     added_time = closed_medians["scalepy, time window"] - closed_medians["bare async call"]
@@ -297,7 +367,7 @@ async def main() -> None:
         if shared is not None
         else 0.0
     )
-    rejection = rejecting_medians["scalepy, forced open"]
+    rejection = rejecting_medians["scalepy, open (tripped)"]
     worst_call = max(added_call, added_time, added_shared)
     print(
         f"\ntarget: scalepy adds <= {TARGET_CALL_NS} ns per async call: "
@@ -308,6 +378,7 @@ async def main() -> None:
         f"{rejection:,.0f} ns in all -> "
         f"{'met' if rejection <= TARGET_REJECTION_NS else 'NOT met'}"
     )
+    write_result(result, options.json)
 
 
 if __name__ == "__main__":

@@ -12,24 +12,36 @@ Run (services up, see scripts/services.sh; peers from the `bench` extra):
 Every contender caches the same `async def` through its own decorator, with the
 same small dict as the value and the same Redis server:
 
-* scalepy, L1 on: `Cache(url, local_max_size=10_000)`: hits come from the in-process
-  L1, misses go to Redis (read, load lock, write) like the other Redis contenders'.
+* scalepy, L1 on: `Cache(url, local_max_size=10_000, local_ttl=600)`: hits come from
+  the in-process L1 (whose values live as long as the peers' memory caches keep
+  theirs), misses go to Redis (read-or-lock, write) like the other Redis contenders'.
 * scalepy, L1 off: `Cache(url)`, every hit a Redis GET.
 * scalepy memory: `Cache("memory://")`, one process, its defaults.
 * cashews memory / Redis: `Cache().setup("mem://")` / `setup(url)` (pickle, its only
   serializer), `@cache(ttl=...)`.
-* aiocache memory / Redis: `@cached(cache=SimpleMemoryCache)` / `RedisCache` (JSON,
-  its Redis default; scalepy's default is JSON too).
+* aiocache memory / Redis: `@cached(cache=SimpleMemoryCache)` / `RedisCache` on the
+  URL's host, port and database (JSON, its Redis default; scalepy's default is JSON too).
 * raw redis-py GET: `Redis.get` of the stored value, without decoding: the ceiling
   for one round trip per call without pipelining.
 
 Scenarios, each at 1 and 50 concurrent tasks: "hot key" (every call reads one
-key), "many keys" (calls cycle over 1,000 keys, all cached beforehand) and "miss"
-(every call has a new argument: lookup, call, store). Every contender is warmed up
-first; rounds alternate between contenders and the median is shown. The ratio
-compares each contender with the fastest peer of its tier (the memory tier for L1
-hits and in-memory caches, the Redis tier for the rest, scalepy's L1 misses
-included; the raw GET is not a peer).
+key; at 50 tasks concurrent callers of the key share one read in the caches that
+single-flight, so it measures that, not Redis hits), "many keys" (calls cycle over
+1,000 keys, all cached beforehand: the Redis-hit figure) and "miss" (every call has
+a new argument: lookup, call, store). Every key is cached beforehand and a first,
+shorter round of every contender is discarded; rounds alternate between contenders
+and the median is shown. The ratio compares each contender with the fastest peer of
+its tier (the memory tier for L1 hits and in-memory caches, the Redis tier for the
+rest, scalepy's L1 misses included; the raw GET is not a peer).
+
+"errors/fallbacks" counts, over the measured rounds, calls that raised, records
+logged at WARNING or above (aiocache and cashews log a failed Redis call and let
+the loader answer), scalepy's failed backend calls (answered by the loader) and,
+with its L1 on, hits the L1 left to Redis (its invalidation channel looked
+unhealthy, so the L1 was bypassed). A row whose count is not 0 does not measure
+what it says: it is marked `!` and left out of the best-peer comparison.
+
+The run's keys (every contender's prefix carries the run's id) are deleted at the end.
 """
 
 from __future__ import annotations
@@ -39,13 +51,26 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
 from aiocache import RedisCache, SimpleMemoryCache, cached
 from cashews import Cache as CashewsCache
 from redis.asyncio import Redis
 
-from _harness import Operation, median_throughputs, redis_options
+from _harness import (
+    Figure,
+    Operation,
+    figure_row,
+    marked,
+    median_throughputs,
+    print_table,
+    redis_options,
+    server_versions,
+    with_tasks,
+    write_result,
+)
+from _results import Metadata, Result, Row
 from scalepy.backends import parse_backend_url
 from scalepy.backends.redis import RedisClient
 
@@ -75,7 +100,14 @@ class Contender:
     miss_tier: str = ""
     """Where its misses go, when not its hits' tier (scalepy's L1 misses go to Redis)."""
     backend_errors: Callable[[], int] | None = None
-    """Redis calls that failed so far (scalepy): a failed call is served by the loader."""
+    """Calls answered other than the row says so far (scalepy): a failed Redis call is
+    answered by the loader, and with the L1 on a hit from Redis means the L1 was bypassed."""
+
+
+def _l1_fallbacks(cache: Any) -> int:
+    """Failed Redis calls, plus hits the L1 left to Redis (every key is in the L1 beforehand)."""
+    stats = cache.statistics()
+    return int(stats.errors + stats.hits - stats.local_hits)
 
 
 def workloads(call: Loader, misses: itertools.count[int]) -> dict[str, Operation]:
@@ -92,6 +124,7 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
     """Build every contender; return them with the coroutines that close them."""
     config = parse_backend_url(url)
     host, port = getattr(config, "host", "127.0.0.1"), getattr(config, "port", 6379)
+    db = getattr(config, "db", 0)
     closers: list[Callable[[], Any]] = []
     found: list[Contender] = []
 
@@ -100,7 +133,7 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
     except ImportError:
         print("scalepy.cache.Cache is not available yet: its rows are skipped\n")
     else:
-        local = Cache(url, namespace=f"bench-l1-{run}", local_max_size=10_000)
+        local = Cache(url, namespace=f"bench-l1-{run}", local_max_size=10_000, local_ttl=TTL)
         remote = Cache(url, namespace=f"bench-l2-{run}")
         memory = Cache("memory://", namespace=f"bench-m-{run}")
         found += [
@@ -111,7 +144,7 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
                 local.cached(ttl=TTL)(load),
                 peer=False,
                 miss_tier=REDIS,
-                backend_errors=lambda: local.statistics().errors,
+                backend_errors=lambda: _l1_fallbacks(local),
             ),
             Contender(
                 "scalepy, L1 off (Redis)",
@@ -130,13 +163,15 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
     closers += [cashews_memory.close, cashews_redis.close]
     aiocache_memory = cached(ttl=TTL, cache=SimpleMemoryCache, namespace=f"bench-am-{run}")
     aiocache_redis = cached(
-        ttl=TTL, cache=RedisCache, endpoint=host, port=port, namespace=f"bench-ar-{run}"
+        ttl=TTL, cache=RedisCache, endpoint=host, port=port, db=db, namespace=f"bench-ar-{run}"
     )
     aiocache_redis_call: Loader = aiocache_redis(load)
     closers.append(aiocache_redis.cache.close)
     found += [
-        Contender("cashews memory", MEMORY, cashews_memory(ttl=TTL, prefix=f"cm-{run}")(load)),
-        Contender("cashews Redis", REDIS, cashews_redis(ttl=TTL, prefix=f"cr-{run}")(load)),
+        Contender(
+            "cashews memory", MEMORY, cashews_memory(ttl=TTL, prefix=f"bench-cm-{run}")(load)
+        ),
+        Contender("cashews Redis", REDIS, cashews_redis(ttl=TTL, prefix=f"bench-cr-{run}")(load)),
         Contender("aiocache memory", MEMORY, aiocache_memory(load)),
         Contender("aiocache Redis", REDIS, aiocache_redis_call),
     ]
@@ -171,65 +206,97 @@ async def main() -> None:
     misses = itertools.count(KEYS)  # shared: a miss is never repeated by anyone
     operations = {c.name: workloads(c.call, misses) for c in found}
 
-    for contender in found:  # warm up: cache every key, exercise every path once
-        for item in range(KEYS):
-            await contender.call(item)
-        for operation in operations[contender.name].values():
-            await median_throughputs({"warm-up": operation}, 50, 0.1, 1)
-    warn_of_failures(found, dict.fromkeys(backend_errors(found), 0), "warm-up")
-
-    results: dict[tuple[str, int], dict[str, float]] = {}
+    results: dict[tuple[str, int], dict[str, Figure]] = {}
     # Misses first: an L1 hit never yields to the event loop, so 50 tasks hitting L1
     # starve the Redis replies of anything in flight; a reply late past the cache's
     # timeout is an error, and enough of them would make later misses skip Redis.
+    fallbacks = {c.name: c.backend_errors for c in found if c.backend_errors is not None}
     for scenario in [s for s in SCENARIOS if s in (options.scenario or SCENARIOS)]:
+        if scenario != "miss":  # every key cached beforehand, in the L1s too (misses evict)
+            for contender in found:
+                for item in range(KEYS):
+                    await contender.call(item)
         for tasks in (1, 50):
             field = {c.name: operations[c.name][scenario] for c in found}
             if scenario == "miss":
                 field.pop("raw redis-py GET", None)
-            before = backend_errors(found)
             results[scenario, tasks] = await median_throughputs(
-                field, tasks, options.seconds, options.rounds
+                field, tasks, options.seconds, options.rounds, fallbacks
             )
-            warn_of_failures(found, before, f"{scenario}, {tasks} tasks")
-    report(found, results)
+    result = report(found, results)
     for close in closers:
         await close()
     await _forget(options.url, run)
+    result.metadata = Metadata.collect(
+        None,
+        **await server_versions(options.url),
+        cashews=version("cashews"),
+        aiocache=version("aiocache"),
+    )
+    result.notes += [
+        f"Medians of {options.rounds} rounds of {options.seconds:g} s after a discarded "
+        "warm-up round; unpinned; every key cached beforehand; misses run first.",
+        "us/call is the time per call of one task (tasks / throughput).",
+        "Hot key at 50 tasks measures single flight (concurrent callers of one key share "
+        "one read) as much as the cache; many keys at 50 tasks is the Redis-hit figure.",
+    ]
+    write_result(result, options.json)
 
 
-def backend_errors(found: list[Contender]) -> dict[str, int]:
-    """Failed Redis calls so far, per contender that counts them."""
-    return {c.name: c.backend_errors() for c in found if c.backend_errors is not None}
+def report(found: list[Contender], results: dict[tuple[str, int], dict[str, Figure]]) -> Result:
+    """Print one table: ops/s per scenario, each contender against its tier's best peer.
 
+    Rows with errors or fallbacks are marked `!` and never serve as the best peer.
 
-def warn_of_failures(found: list[Contender], before: dict[str, int], phase: str) -> None:
-    """Say which rows were partly served by the loader because Redis calls failed."""
-    for name, errors in backend_errors(found).items():
-        if errors > before[name]:
-            print(f"warning: {phase}, {name}: {errors - before[name]:,} Redis calls failed")
-
-
-def report(found: list[Contender], results: dict[tuple[str, int], dict[str, float]]) -> None:
-    """Print one table: ops/s per scenario, and each contender against its tier's best peer."""
+    Returns:
+        The same figures as a result (without metadata notes).
+    """
     peers = {c.name for c in found if c.peer}
-    header = f"{'scenario':<10} {'tasks':>5}  {'contender':<27} {'ops/s':>10}  {'vs best peer':>24}"
-    print(header)
-    print("-" * len(header))
-    for (scenario, tasks), medians in results.items():
+    rows: list[list[str]] = []
+    result_rows: list[Row] = []
+    for (scenario, tasks), figures in results.items():
         tiers = {
             c.name: c.miss_tier if scenario == "miss" and c.miss_tier else c.tier for c in found
         }
-        for name, value in medians.items():
+        raw = figures.get("raw redis-py GET")
+        for name, figure in figures.items():
             tier = REDIS if tiers[name] == RAW else tiers[name]
             best = max(
-                ((medians[p], p) for p in medians if p in peers and tiers[p] == tier),
+                (
+                    (other.median, peer)
+                    for peer, other in figures.items()
+                    if peer in peers and tiers[peer] == tier and other.errors == 0
+                ),
                 default=None,
             )
-            ratio = "" if best is None else f"{value / best[0]:.2f}x {best[1]}"
-            cost = f"  ({1e6 / value:,.0f} us/miss)" if scenario == "miss" and tasks == 1 else ""
-            print(f"{scenario:<10} {tasks:>5}  {name:<27} {value:>10,.0f}  {ratio:>24}{cost}")
-        print()
+            ratio = None if best is None else figure.median / best[0]
+            versus_raw = None if raw is None or tier != REDIS else figure.median / raw.median
+            rows.append(
+                [
+                    scenario,
+                    name,
+                    str(tasks),
+                    marked(figure, f"{figure.median:,.0f}"),
+                    "" if best is None else f"{ratio:.2f}x {best[1]}",
+                    "" if versus_raw is None else f"{versus_raw:.2f}x",
+                    f"{1e6 * tasks / figure.median:,.0f}",
+                    f"{figure.errors:,}",
+                ]
+            )
+            result_rows.append(
+                figure_row(
+                    name,
+                    with_tasks(scenario, tasks),
+                    figure.median,
+                    errors=figure.errors,
+                    ratio=ratio,
+                    ratio_to="" if best is None else f"vs best peer ({best[1]})",
+                    more={"vs raw GET": versus_raw},
+                )
+            )
+    headers = ["scenario", "contender", "tasks", "calls/s", "vs best peer", "vs raw GET"]
+    print_table([*headers, "us/call", "errors/fallbacks"], rows, left=2)
+    return Result(benchmark="cache", metadata=Metadata.collect(), rows=result_rows)
 
 
 async def _forget(url: str, run: str) -> None:

@@ -87,12 +87,19 @@ async def main() -> None:
         primitives(options.url, four, shared=False) as on_four,
     ):
         contenders = {"one client": on_one, "four clients": on_four}
-        print(f"{'contender':<13} {'tasks':>5} {'requests/s':>11} {'conns':>6} {'subscribed':>10}")
+        print(
+            f"{'contender':<13} {'tasks':>5} {'requests/s':>11} {'conns':>6} {'subscribed':>10}"
+            f" {'errors/fallbacks':>16}"
+        )
         for tasks in (1, 50):
             medians = await median_throughputs(contenders, tasks, options.seconds, options.rounds)
             for label, name in (("one client", one), ("four clients", four)):
                 held = await connections(options.url, name)
-                print(f"{label:<13} {tasks:>5} {medians[label]:>11,.0f} {held[0]:>6} {held[1]:>10}")
+                value, errors = medians[label]
+                print(
+                    f"{label:<13} {tasks:>5} {value:>11,.0f} {held[0]:>6} {held[1]:>10}"
+                    f" {errors:>16,}"
+                )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,13 @@ Run (services up, see scripts/services.sh; peers from the `bench` extra):
         [--seconds 2] [--rounds 3]
 
 Every contender decides allowing requests (limits far above the load) on one hot
-key per contender; rounds alternate between contenders and the median is shown.
+key per contender; a first, shorter round is discarded, rounds alternate between
+contenders and the median is shown. `limits` is shown with each of its async Redis
+strategies, its fastest (fixed window) included, and "vs best limits" compares
+with the fastest of them in the same run; scalepy's fixed window is the like-for-like
+row to read beside it. "errors/fallbacks" counts calls that raised and warnings
+logged (scalepy logs once when it falls back to its local limiter); a row whose
+count is not 0 is marked `!`.
 The raw redis-py EVALSHA of `return 1` is the ceiling of one round trip per call
 without pipelining. The memory rows decide in-process (`memory://` for both
 libraries): the cost of the limiter itself, telemetry included, without a round trip.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from importlib.metadata import version
 
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import (
@@ -27,7 +34,18 @@ from limits.aio.strategies import (
 from limits.storage import storage_from_string
 from redis.asyncio import Redis
 
-from _harness import Operation, median_throughputs, redis_options
+from _harness import (
+    Operation,
+    figure_row,
+    marked,
+    median_throughputs,
+    print_table,
+    redis_options,
+    server_versions,
+    with_tasks,
+    write_result,
+)
+from _results import Metadata, Result
 from scalepy.ratelimit import GCRA, FixedWindow, RateLimiter, TokenBucket
 
 HUGE = 1_000_000  # requests per second: never limited during the run
@@ -63,17 +81,81 @@ async def main() -> None:
         "scalepy token bucket, memory": lambda: in_memory.acquire("tb", bucket),
         "limits fixed window, memory": lambda: memory_fixed.hit(item, "fw"),
     }
-    print(f"{'contender':<31} {'tasks':>5} {'decisions/s':>12} {'vs raw EVALSHA':>15}")
-    for tasks in (1, 50):
-        medians = await median_throughputs(contenders, tasks, options.seconds, options.rounds)
-        ceiling = medians["raw redis-py EVALSHA"]
-        for name, value in medians.items():
-            print(f"{name:<31} {tasks:>5} {value:>12,.0f} {value / ceiling:>14.2f}x")
-        ratio = medians["scalepy token bucket"] / medians["limits moving window"]
-        print(f"{'  token bucket / limits moving window':<37} {ratio:>11.2f}x")
-    await limiter.aclose()
-    await in_memory.aclose()
-    await plain.aclose()
+    rows: list[list[str]] = []
+    result = Result(
+        benchmark="ratelimit",
+        metadata=Metadata.collect(
+            None, **await server_versions(options.url), limits=version("limits")
+        ),
+        notes=[
+            f"Medians of {options.rounds} rounds of {options.seconds:g} s after a discarded "
+            "warm-up round; unpinned; every contender allows every request (limits far "
+            "above the load).",
+            "The ratio compares with the fastest of limits' async Redis strategies in the "
+            "same run (memory rows: with limits' memory storage); the raw EVALSHA of "
+            "`return 1` is the one-round-trip ceiling without pipelining.",
+        ],
+    )
+    try:
+        for tasks in (1, 50):
+            figures = await median_throughputs(contenders, tasks, options.seconds, options.rounds)
+            ceiling = figures["raw redis-py EVALSHA"].median
+            # Memory rows compare with limits' memory storage, the others with its Redis ones.
+            best = {
+                tier: max(
+                    (figure.median, name)
+                    for name, figure in figures.items()
+                    if name.startswith("limits") and _tier(name) == tier and not figure.errors
+                )
+                for tier in ("Redis", "memory")
+            }
+            for name, figure in figures.items():
+                reference, reference_name = best[_tier(name)]
+                ratio = figure.median / reference
+                result.rows.append(
+                    figure_row(
+                        name,
+                        with_tasks("decisions", tasks),
+                        figure.median,
+                        errors=figure.errors,
+                        ratio=ratio,
+                        ratio_to=f"vs fastest limits ({reference_name})",
+                        more={"vs raw EVALSHA": figure.median / ceiling},
+                    )
+                )
+                rows.append(
+                    [
+                        name,
+                        str(tasks),
+                        marked(figure, f"{figure.median:,.0f}"),
+                        f"{figure.median / ceiling:.2f}x",
+                        f"{ratio:.2f}x {reference_name}",
+                        f"{figure.errors:,}",
+                    ]
+                )
+    finally:
+        await limiter.aclose()
+        await in_memory.aclose()
+        await plain.aclose()
+        await _forget(options.url, run)
+    headers = ["contender", "tasks", "decisions/s", "vs raw EVALSHA", "vs fastest limits"]
+    print_table([*headers, "errors/fallbacks"], rows)
+    write_result(result, options.json)
+
+
+def _tier(name: str) -> str:
+    """Where a contender decides: in-process (`memory`) or on Redis."""
+    return "memory" if name.endswith("memory") else "Redis"
+
+
+async def _forget(url: str, run: str) -> None:
+    """Delete the run's keys (every contender's key carries the run's id)."""
+    cleanup = Redis.from_url(url)
+    try:
+        async for key in cleanup.scan_iter(match=f"*{run}*", count=1000):
+            await cleanup.unlink(key)
+    finally:
+        await cleanup.aclose()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Run (services up, see scripts/services.sh; taskiq-redis comes with the `bench` extra):
 
     .venv/bin/python benchmarks/task_queue.py --setup    # once: the peers' own venvs
-    .venv/bin/python benchmarks/task_queue.py [--url redis://127.0.0.1:6379] [--db 15]
-        [--rounds 3] [--seconds 1] [--jobs 3000] [--only scalepy,saq,...]
+    .venv/bin/python benchmarks/task_queue.py [--rounds 3] [--seconds 1] [--jobs 3000]
+        [--only scalepy,saq,...] [--pin] [--port 0]
+        [--url redis://127.0.0.1:6379 --db 15 --flush-db]
 
 Each peer runs on the redis-py it declares, which one venv cannot hold: arq pins
 redis<6, saq's `redis` extra redis<8 (on redis-py 8 it runs a third slower here),
@@ -17,8 +18,14 @@ and a `queue.py` there would shadow the standard library's `queue` for every ben
 redis-py's `from queue import LifoQueue` included.)
 
 Every producer and worker is a process of its own (`_queue_agent.py`), each library at
-its documented defaults, workers at concurrency 32 per process. The benchmark owns one
-Redis database (`--db`, which must be empty) and flushes it when done.
+its documented defaults, workers at concurrency 32 per process.
+
+The run empties its database between measurements (the peers' keys have no common
+prefix), so by default it starts a Redis server of its own (`_private_redis.py`, the
+same `redis-server` binary, persistence off, on `--port` or a free port) and stops it
+at the end. `--url` runs on an existing server instead, only with `--flush-db`, which
+says the database `--db` (which must be empty at the start) may be emptied; such a
+server is never pinned or reconfigured.
 
 - Enqueue: jobs/s of one producer process, with 1 and 50 concurrent callers each
   enqueueing one job per call, and with one caller enqueueing batches of `--batch`
@@ -35,10 +42,11 @@ Redis database (`--db`, which must be empty) and flushes it when done.
   key every 5 ms. Logging stays unconfigured everywhere (arq's and taskiq's commands
   would log every job at INFO).
 
-- Placement: a local Redis is pinned to one CPU while enqueueing, and the enqueue
-  table is measured twice, producers on Redis' CPU and on another (see
+- Placement: the headline figures are unpinned, every process where the scheduler
+  puts it. With `--pin`, the run's own Redis is then pinned to one CPU and the
+  enqueue table is measured twice more, producers on Redis' CPU and on another (see
   `_placement.py`: on a VM the cross-CPU round trip costs 3x more, and unpinned
-  figures swing by 2x with the scheduler's choice). Processing is not pinned.
+  figures swing with the scheduler's choice). Processing is never pinned.
 - The floor row (`_queue_floor.py`) is no queue: a bare `asyncio.Protocol` sending `PING`
   where the others enqueue, on the same Redis. A caller that awaits an acknowledged
   enqueue waits at least that round trip, so in the 1-caller column no library can
@@ -66,8 +74,11 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from _harness import figure_row, json_option, write_result
 from _placement import pinned_redis
+from _private_redis import private_redis
 from _queue_processes import ProducerProcess, WorkerGroup, progress
+from _results import Metadata, Result, Row
 
 VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scalepy-bench"
 PEER_VENVS: dict[str, tuple[str, ...]] = {  # venv name: what `--setup` installs into it
@@ -121,6 +132,7 @@ class Bench:
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     producers: dict[str, ProducerProcess] = field(default_factory=dict)
     capped: set[tuple[str, str]] = field(default_factory=set)  # (column, contender key)
+    errors: dict[tuple[str, str], int] = field(default_factory=dict)  # failed enqueue calls
 
     def python(self, contender: Contender) -> str:
         """The interpreter that runs `contender`."""
@@ -161,6 +173,12 @@ async def measure_enqueue(
                 await bench.redis.flushdb()
                 if round_ >= 0:
                     samples[name][key].append(reply["jobs_per_second"])
+                    bench.errors[name, key] = bench.errors.get((name, key), 0) + int(
+                        reply["errors"]
+                    )
+    if cpus is not None:
+        for producer in producers.values():
+            await producer.ask(op="pin", cpus=sorted(os.sched_getaffinity(0)))
     return {name: medians(column) for name, column in samples.items()}
 
 
@@ -237,18 +255,43 @@ async def measure_processing(bench: Bench, contenders: list[Contender], processe
     return medians(samples)
 
 
-def table(bench: Bench, title: str, rows: list[Contender], columns: dict[str, Column]) -> None:
-    """Print jobs/s per column and the ratio to the fastest peer in that column."""
+def table(
+    bench: Bench, title: str, scenario: str, rows: list[Contender], columns: dict[str, Column]
+) -> list[Row]:
+    """Print jobs/s per column and the ratio to the fastest peer in that column.
+
+    Returns:
+        The figures as result rows, scenario `<scenario>, <column>`.
+    """
+    results: list[Row] = []
+    for name, column in columns.items():
+        best_key = max((key for key in column if key in PEERS), key=column.__getitem__)
+        results += [
+            figure_row(
+                contender.label,
+                f"{scenario}, {name}",
+                column[contender.key],
+                errors=bench.errors.get((name, contender.key), 0),
+                ratio=column[contender.key] / column[best_key],
+                ratio_to=f"vs best peer ({best_key})",
+                more={"capped": (name, contender.key) in bench.capped},
+            )
+            for contender in rows
+        ]
     print(f"\n{title}")
     print(f"{'contender':<34}" + "".join(f" {name:>12} {'vs best':>8}" for name in columns))
     for contender in rows:
         cells = ""
         for name, column in columns.items():
             best = max(value for key, value in column.items() if key in PEERS)
-            mark = "*" if (name, contender.key) in bench.capped else " "
+            flagged = (name, contender.key) in bench.capped or bench.errors.get(
+                (name, contender.key)
+            )
+            mark = "*" if flagged else " "
             value = column[contender.key]
             cells += f" {value:>11,.0f}{mark} {value / best:>7.2f}x"
         print(f"{contender.label:<34}{cells}")
+    return results
 
 
 def floor(column: Column) -> None:
@@ -317,8 +360,17 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", default="redis://127.0.0.1:6379", help="Redis, no database")
-    parser.add_argument("--db", type=int, default=15, help="an empty database the run owns")
+    parser.add_argument(
+        "--url", help="an existing Redis (no database) instead of a server of the run's own"
+    )
+    parser.add_argument("--db", type=int, default=15, help="with --url: an empty database")
+    parser.add_argument(
+        "--flush-db", action="store_true", help="with --url: the run may empty --db, it owns it"
+    )
+    parser.add_argument("--port", type=int, default=0, help="the run's own Redis (0: free port)")
+    parser.add_argument(
+        "--pin", action="store_true", help="also measure enqueues with the run's Redis pinned"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0, help="per enqueue measurement")
     parser.add_argument("--jobs", type=int, default=3000, help="jobs per processing round")
@@ -328,6 +380,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--venvs", type=Path, default=VENVS, help="where the peer venvs live")
     parser.add_argument("--setup", action="store_true", help="make missing peer venvs, exit")
     parser.add_argument("--only", default="", help=",".join(c.key for c in CONTENDERS))
+    json_option(parser)
     return parser.parse_args()
 
 
@@ -336,17 +389,28 @@ def main() -> None:
     if options.setup:
         setup(options.venvs)
         return
-    asyncio.run(run(options))
+    if options.url is not None:
+        if not options.flush_db:
+            raise SystemExit("--url needs --flush-db: the run empties --db between measurements")
+        if options.pin:
+            raise SystemExit("--pin pins the run's own Redis only: leave out --url")
+        asyncio.run(run(options, f"{options.url.rstrip('/')}/{options.db}", None))
+        return
+    with private_redis(options.port) as server:
+        asyncio.run(run(options, f"{server.url}/0", server.pid))
 
 
-async def run(options: argparse.Namespace) -> None:
-    """Measure, print the tables, and leave the database empty."""
+async def run(options: argparse.Namespace, url: str, pid: int | None) -> None:
+    """Measure on `url`, print the tables, and leave the database empty.
+
+    `pid` is the run's own Redis server, pinned with `--pin`; `None` for a server
+    the run did not start.
+    """
     contenders, left_out = choose(options)
-    url = f"{options.url.rstrip('/')}/{options.db}"
     redis = Redis.from_url(url)
     if held := await redis.dbsize():
         await redis.aclose()
-        raise SystemExit(f"database {options.db} holds {held} keys, and the run flushes it")
+        raise SystemExit(f"{url} holds {held} keys, and the run empties it")
     print(versions(options, contenders))
     with tempfile.TemporaryDirectory(prefix="scalepy-queue-bench-") as logs:
         bench = Bench(options, url, redis, Path(logs))
@@ -360,11 +424,11 @@ async def run(options: argparse.Namespace) -> None:
                     bench.queue(c),
                 )
             enqueuers = [c for c in contenders if c.enqueues]
-            async with pinned_redis(redis) as placements:
-                enqueue = {
-                    title: await measure_enqueue(bench, enqueuers, cpus)
-                    for title, cpus in placements
-                }
+            enqueue = {"unpinned": await measure_enqueue(bench, enqueuers, None)}
+            if options.pin and pid is not None:
+                with pinned_redis(pid) as placements:
+                    for title, cpus in placements:
+                        enqueue[title] = await measure_enqueue(bench, enqueuers, cpus)
             workers = [c for c in contenders if c.works]
             processing = {
                 processes_column(n): await measure_processing(bench, workers, n) for n in (1, 2)
@@ -374,27 +438,46 @@ async def run(options: argparse.Namespace) -> None:
             await redis.flushdb()
             await redis.aclose()
     rounds = f"medians of {options.rounds} rounds"
+    result = Result(
+        benchmark="task_queue",
+        # versions() is "Python ...; the libraries; load average ...": the middle part
+        metadata=Metadata.collect(None, libraries=versions(options, contenders).split("; ")[1]),
+        notes=[
+            f"Enqueue: {rounds} of {options.seconds:g} s after a discarded warm-up round; "
+            f"bulk: batches of {options.batch}. Processing: {rounds} of {options.jobs:,} "
+            f"no-op jobs (arq at its default poll: {options.jobs // ARQ_DIVISOR:,}), "
+            f"concurrency {options.concurrency} per worker process.",
+            "Every producer and worker is a process of its own, on a Redis server the run "
+            "started for itself; headline figures unpinned.",
+        ],
+    )
     for title, columns in enqueue.items():
-        table(
+        result.rows += table(
             bench,
             f"Enqueue, jobs/s, {title} ({rounds} of {options.seconds:g} s; bulk: batches of "
             f"{options.batch})",
+            f"enqueue, {title}",
             enqueuers,
             columns,
         )
         if "floor" in columns["1 caller"]:
             floor(columns["1 caller"])
-    table(
+    result.rows += table(
         bench,
         f"Processed no-op jobs/s ({rounds} of {options.jobs:,} jobs, arq at its default poll "
         f"{options.jobs // ARQ_DIVISOR:,}; concurrency {options.concurrency} per worker process)",
+        "processing",
         workers,
         processing,
     )
     if bench.capped:
         print(f"* a round hit --max-seconds: jobs done in {options.max_seconds:g} s")
+    for (column, key), count in bench.errors.items():
+        if count:
+            print(f"* {key}, {column}: {count:,} enqueue calls raised (not counted as jobs)")
     for line in left_out:
         print(line)
+    write_result(result, options.json)
 
 
 if __name__ == "__main__":

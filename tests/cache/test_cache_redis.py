@@ -289,3 +289,27 @@ async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
         assert 60 * 2**20 == len(await huge())  # so loaded again
         assert (12, 2) == (cache.statistics().loads, cache.statistics().oversized)
         assert 2 == metrics.value("scalepy.cache.values.oversized")
+
+
+async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: RedisServer) -> None:
+    """A miss nobody else loads: one read that also locks, then the write and the unlock.
+
+    Counted on a private server (INFO commandstats, which counts the commands inside
+    scripts too): two scripts, read-or-lock (a GET and the lock's SET) and release
+    (a GET), and the entry's SET; no separate lock attempt or re-read before loading.
+    """
+    async with Cache(redis_server.url, namespace="miss") as cache:
+        cached = cache.cached(ttl=60)(Counter())
+        await cache.get("warm-up")  # connects and loads the read script
+        async with RedisClient.from_url(redis_server.url) as admin:
+            await admin.execute("CONFIG", "RESETSTAT")
+            assert {"call": 1} == await cached(1)  # returns once stored and unlocked
+            stats = (await admin.execute("INFO", "commandstats")).decode()
+    calls = {
+        line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
+        for line in stats.splitlines()
+        if line.startswith("cmdstat_")
+    }
+    assert {"evalsha": 2, "set": 2, "get": 2} == {
+        name: calls.get(name, 0) for name in ("evalsha", "set", "get")
+    }

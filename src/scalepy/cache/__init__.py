@@ -28,6 +28,7 @@ from scalepy.cache._memory import MemoryCacheStore as MemoryCacheStore
 from scalepy.cache._store import CacheStore as CacheStore
 from scalepy.cache._store import InvalidationChannel as InvalidationChannel
 from scalepy.cache._store import LockingCacheStore as LockingCacheStore
+from scalepy.cache._store import LockOnMissCacheStore as LockOnMissCacheStore
 from scalepy.cache._store import PubSubCacheStore as PubSubCacheStore
 from scalepy.cache._store import SharedCacheStore as SharedCacheStore
 from scalepy.cache._telemetry import CacheStatistics as CacheStatistics
@@ -39,6 +40,7 @@ __all__ = (
     "CachedFunction",
     "CachedManyFunction",
     "InvalidationChannel",
+    "LockOnMissCacheStore",
     "LockingCacheStore",
     "MemoryCacheStore",
     "PubSubCacheStore",

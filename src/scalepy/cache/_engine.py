@@ -6,9 +6,12 @@ One lookup of a key goes, in order:
    may schedule a background refresh;
 2. the key's in-process flight: concurrent callers of the key share the first
    caller's lookup;
-3. the backend: the entry and its tags' current versions, in one tick;
-4. on a miss, the store's load lock (a `LockingCacheStore`): one process loads, the others re-read
-   with jittered, growing backoff, never longer than `lock_wait`;
+3. the backend: the entry and its tags' current versions, in one tick; a
+   `LockOnMissCacheStore` takes the entry's load lock in the same step on a miss,
+   so an uncontended miss pays no round trip for the lock;
+4. on a miss without the lock, the store's load lock (a `LockingCacheStore`): one
+   process loads, the others re-read with jittered, growing backoff, never longer
+   than `lock_wait`;
 5. the loader, then the write and the lock's release, sent in one pipeline
    (SET first): the call returns once its entry is stored, so an invalidation
    issued after the call returned (by any process) always wins over it.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from scalepy.cache._entry import Found, decode_entry
 from scalepy.cache._flight import Abandoned, Flight
 from scalepy.cache._policy import Verdict, judge
+from scalepy.cache._store import LockOnMissCacheStore
 from scalepy.errors import BackendError, SerializationError
 
 if TYPE_CHECKING:
@@ -77,6 +81,8 @@ class Read(NamedTuple):
     """The entry; `None` on a miss, `UNAVAILABLE` when the backend failed."""
     versions: tuple[int, ...] | None
     """The tags' versions; `None` when unknown, and then nothing may be written."""
+    token: str | None = None
+    """The load lock's token, when the read took the lock on a miss (`lock=True`)."""
 
 
 def _draw() -> float:
@@ -90,6 +96,7 @@ class Engine:
         "_codec",
         "_lock_wait",
         "_locks",
+        "_locks_on_miss",
         "_pending",
         "_refreshing",
         "_store",
@@ -117,6 +124,7 @@ class Engine:
     ) -> None:
         self._store = store
         self._locks = locks
+        self._locks_on_miss = locks if isinstance(locks, LockOnMissCacheStore) else None
         self.writer = writer
         self.tier = tier
         self.flights = flights
@@ -189,7 +197,7 @@ class Engine:
                 self.meter.hit("l1")
                 return hit.value
         generation = tier.generation
-        found, _ = await self.read(key, (), policy)
+        found, _, _ = await self.read(key, (), policy)
         if isinstance(found, Found) and found.verdict in (_FRESH, _REFRESH):
             self.writer.keep_found(key, found, policy, generation)
             self.meter.hit("l2")
@@ -207,17 +215,16 @@ class Engine:
     ) -> Any:
         self.tier.start_soon()
         generation = self.tier.generation
-        found, versions = await self.read(key, tags, policy)
+        found, versions, token = await self.read(key, tags, policy, lock=True)
         if isinstance(found, Found) and found.verdict in SERVED:
             self.serve(key, found, policy, generation, load, tags, condition)
             return found.value
         fallback = found if isinstance(found, Found) else None  # within stale-if-error
-        token: str | None = None
         if found is UNAVAILABLE:
             self.meter.error()
         else:
             self.meter.miss()
-            if self._locks is not None:
+            if self._locks is not None and token is None:  # contended, or no lock on miss
                 waited = await self._lock_or_wait(key, tags, policy)
                 if isinstance(waited, Found):
                     self.writer.keep_found(key, waited, policy, generation)
@@ -273,20 +280,32 @@ class Engine:
         else:  # submitted in this order, in one tick: one pipeline, SET before the unlock
             await asyncio.gather(self.writer.store(key, entry, flight), self._release(key, token))
 
-    async def read(self, key: str, tags: Sequence[str], policy: Policy) -> Read:
-        """Read `key`'s entry and `tags`' versions together, and judge the entry."""
+    async def read(
+        self, key: str, tags: Sequence[str], policy: Policy, *, lock: bool = False
+    ) -> Read:
+        """Read `key`'s entry and `tags`' versions together, and judge the entry.
+
+        With `lock`, a `LockOnMissCacheStore` also takes the load lock on a miss.
+        """
         if not self.guard.available():
             return Read(UNAVAILABLE, None)
         store = self._store
         versions: tuple[int, ...] = ()
         try:
+            get = (
+                self._locks_on_miss.get_or_lock(key)
+                if lock and self._locks_on_miss is not None
+                else store.get(key)
+            )
             if tags:
-                stored, versions = await asyncio.gather(store.get(key), store.tag_versions(tags))
+                stored, versions = await asyncio.gather(get, store.tag_versions(tags))
             else:
-                stored = await store.get(key)
+                stored = await get
             self.guard.record_success()
             if stored is None:
                 return Read(None, versions)
+            if isinstance(stored, str):
+                return Read(None, versions, stored)
             data, remaining = stored
             entry = decode_entry(data)
             if entry.tags and not await self._tags_current(entry, tags, versions):
@@ -329,7 +348,7 @@ class Engine:
         deadline = self.clock.now() + self._lock_wait
         delay = _FIRST_BACKOFF
         while True:
-            token, (found, versions) = await asyncio.gather(
+            token, (found, versions, _) = await asyncio.gather(
                 self._try_lock(key), self.read(key, tags, policy)
             )
             if isinstance(found, Found) and found.verdict is not _STALE_IF_ERROR:

@@ -1,6 +1,8 @@
 """`LoadLock`: one process loads a missing entry while the others wait for it.
 
-`acquire` is `SET key token NX PX ttl` with a fresh random token; `release` runs
+`acquire` is `SET key token NX PX ttl` with a fresh token (a random prefix per
+lock object, the process id, which a fork changes, and a serial number: unique
+without drawing random bytes per lock); `release` runs
 `lua/release_lock.lua`, which deletes the key only if it still holds that token.
 So a lock always frees itself after `ttl` (a holder that crashed or hangs blocks
 nobody for longer), and a holder whose lock expired during a slow load cannot
@@ -12,7 +14,9 @@ may overlap with the next one, which at worst loads the entry twice.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import secrets
 from functools import cache
 from typing import TYPE_CHECKING
@@ -60,13 +64,15 @@ class LoadLock:
         ```
     """
 
-    __slots__ = ("_client", "_ttl", "_ttl_ms")
+    __slots__ = ("_client", "_nonce", "_serial", "_ttl", "_ttl_ms")
 
     def __init__(self, client: RedisClient, *, ttl: float) -> None:
         check_finite("ttl", ttl)
         self._client = client
         self._ttl = ttl
         self._ttl_ms = max(1, math.ceil(ttl * 1000))
+        self._nonce = secrets.token_hex(8)
+        self._serial = itertools.count()
 
     @property
     def ttl(self) -> float:
@@ -88,9 +94,17 @@ class LoadLock:
                 (whether the lock was taken is then unknown; it expires after `ttl`).
         """
         _check_key(key)
-        token = secrets.token_hex(16)
-        reply = await self._client.execute("SET", key, token, "NX", "PX", self._ttl_ms)
+        token, ttl_ms = self.claim()
+        reply = await self._client.execute("SET", key, token, "NX", "PX", ttl_ms)
         return token if reply is not None else None
+
+    def claim(self) -> tuple[str, int]:
+        """Return a fresh token and the lock's time to live in milliseconds.
+
+        For a script that takes the lock itself (`SET key token NX PX ttl`) in the
+        same step as other work; `release` frees it like a lock from `acquire`.
+        """
+        return f"{self._nonce}:{os.getpid()}:{next(self._serial)}", self._ttl_ms
 
     async def release(self, key: str, token: str) -> bool:
         """Give the lock back, if `token` still holds it.

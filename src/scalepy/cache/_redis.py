@@ -132,6 +132,30 @@ class RedisCacheStore:
         assert isinstance(data, bytes)
         return data, int(left) / 1000
 
+    async def get_or_lock(self, key: str) -> tuple[bytes, float] | str | None:
+        """Return `key`'s bytes and seconds left; on a miss, take its load lock in the same step.
+
+        One script, one round trip: an uncontended miss costs no more than `get`.
+
+        Returns:
+            (bytes, seconds left) on a hit; on a miss the lock's token when this
+            call took it, `None` when another process holds it.
+
+        Raises:
+            BackendError: Redis failed or did not answer in time (whether the lock
+                was taken is then unknown; it frees itself after `lock_ttl`).
+        """
+        token, ttl_ms = self._lock.claim()
+        entry = self._keys.key(key)
+        reply: list[bytes | int] | int = await self._client.run_script(
+            _read(), (entry, f"{entry}:lock"), (token, ttl_ms)
+        )
+        if isinstance(reply, int):
+            return token if reply else None
+        data, left = reply
+        assert isinstance(data, bytes)
+        return data, int(left) / 1000
+
     async def set(self, key: str, data: bytes, ttl: float) -> None:
         """Store `data` under `key` for `ttl` seconds (whole milliseconds, at least 1).
 

@@ -7,6 +7,8 @@ further ability is a protocol of its own, so a store cannot claim one it lacks:
 
 - `LockingCacheStore`: a short load lock, so one process computes a missing
   value while the others wait (without it, every process loads on a miss);
+- `LockOnMissCacheStore`: a locking store that reads an entry and, on a miss,
+  takes its load lock in the same step (one round trip for an uncontended miss);
 - `PubSubCacheStore`: a channel telling every process which values to drop from
   its in-process L1. Without it an L1 in front of a shared store would serve
   values other processes changed, so the cache refuses one unless told to
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = (
     "CacheStore",
     "InvalidationChannel",
+    "LockOnMissCacheStore",
     "LockingCacheStore",
     "PubSubCacheStore",
     "SharedCacheStore",
@@ -141,6 +144,23 @@ class LockingCacheStore(CacheStore, Protocol):
 
     async def release_lock(self, key: str, token: str) -> None:
         """Release `key`'s load lock if `token` still holds it.
+
+        Raises:
+            BackendError: The backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class LockOnMissCacheStore(LockingCacheStore, Protocol):
+    """A locking store whose read takes a missing entry's load lock in the same step."""
+
+    async def get_or_lock(self, key: str) -> tuple[bytes, float] | str | None:
+        """Return `key`'s bytes and seconds left, or on a miss try to take its load lock.
+
+        Returns:
+            (bytes, seconds left) on a hit; on a miss the lock's token when taken
+            (for `release_lock`), `None` when another process holds it.
 
         Raises:
             BackendError: The backend failed.

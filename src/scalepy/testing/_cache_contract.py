@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from scalepy.cache._memory import MemoryCacheStore
-from scalepy.cache._store import LockingCacheStore
+from scalepy.cache._store import LockingCacheStore, LockOnMissCacheStore
 from scalepy.testing._clock import FakeClock
 
 if TYPE_CHECKING:
@@ -88,7 +88,8 @@ class CacheStoreContract:
     Provide the fixtures `store` (an empty store) and `advance` (see `Advance`)
     and name the subclass `Test...`; the checks are async, so run them with
     pytest-asyncio (`asyncio_mode = "auto"`) or anyio. Optional abilities are
-    checked only where the store declares them (`LockingCacheStore`).
+    checked only where the store declares them (`LockingCacheStore`,
+    `LockOnMissCacheStore`).
 
     See docs/examples/store_contract.py ("Writing a backend" in the docs) for a
     whole store checked this way.
@@ -164,6 +165,23 @@ class CacheStoreContract:
         assert await store.acquire_lock("a") is None
         await store.release_lock("a", token)
         assert await store.acquire_lock("a") is not None
+
+    async def test_a_read_on_a_miss_takes_the_lock_only_when_free(self, store: CacheStore) -> None:
+        """`get_or_lock`: a hit locks nothing; a miss takes the lock once (if it locks on miss)."""
+        if not isinstance(store, LockOnMissCacheStore):
+            return
+        await store.set("hit", b"one", 10.0)
+        hit = await store.get_or_lock("hit")
+        assert isinstance(hit, tuple)
+        assert (b"one", True) == (hit[0], 10.0 - SLACK <= hit[1] <= 10.0)
+        held = await store.acquire_lock("hit")
+        assert held is not None  # the hit took no lock
+        await store.release_lock("hit", held)
+        token = await store.get_or_lock("miss")
+        assert isinstance(token, str)
+        assert (None, None) == (await store.get_or_lock("miss"), await store.acquire_lock("miss"))
+        await store.release_lock("miss", token)
+        assert isinstance(await store.get_or_lock("miss"), str)
 
     async def test_agrees_with_the_memory_reference(
         self,

@@ -1,17 +1,29 @@
--- Read one cache entry and its remaining time to live, in one round trip.
+-- Read one cache entry and its remaining time to live, in one round trip; on a
+-- miss, optionally take the entry's load lock in the same step.
 --
 -- KEYS[1]  the entry
+-- KEYS[2]  (optional) the entry's load lock, in the same hash slot
+-- ARGV[1]  (with KEYS[2]) a fresh token to store in the lock
+-- ARGV[2]  (with KEYS[2]) the lock's time to live, in milliseconds
 --
--- Returns nil when the entry is absent or has no expiry (not one of ours),
--- else {bytes, milliseconds left}. Freshness is judged by the reader from the
--- time left, never from a clock, so replicas with skewed clocks agree.
+-- Returns {bytes, milliseconds left} on a hit. On a miss (the entry is absent or
+-- has no expiry, so not one of ours): nil without KEYS[2]; with it, 1 when the
+-- lock was taken for ARGV[1], 0 when another holder has it. Freshness is judged
+-- by the reader from the time left, never from a clock, so replicas with skewed
+-- clocks agree. Taking the lock here, not in a second round trip, makes an
+-- uncontended miss cost what a store without a lock costs.
 
 local value = redis.call('GET', KEYS[1])
-if not value then
+if value then
+  local left = redis.call('PTTL', KEYS[1])
+  if left >= 0 then
+    return {value, left}
+  end
+end
+if KEYS[2] == nil then
   return nil
 end
-local left = redis.call('PTTL', KEYS[1])
-if left < 0 then
-  return nil
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
 end
-return {value, left}
+return 0
