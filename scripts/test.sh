@@ -28,10 +28,12 @@ step "mypy --strict src tests benchmarks examples docs/examples"
 .venv/bin/mypy --strict src tests benchmarks examples docs/examples
 
 # The example's tests run a real nginx and a real Prometheus (the demo stack, its alerts;
-# check.sh needs promtool): installed before pytest, so those tests run, never skip.
+# check.sh needs promtool), tests/test_docs_site.py a real Chromium: installed before
+# pytest, so those tests run, never skip.
 missing=()
 _bootstrap_has_nginx || missing+=(nginx)
 command -v prometheus >/dev/null || missing+=(prometheus)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 if ((${#missing[@]} > 0)); then
     _bootstrap_apt_install "${missing[@]}"
 fi
