@@ -41,6 +41,7 @@ def _site(root: Path) -> Path:
     (site / "clean").mkdir(parents=True)
     (site / "index.html").write_text(_FAULTY, encoding="utf-8")
     (site / "clean" / "index.html").write_text(_CLEAN, encoding="utf-8")
+    (site / "ruff.toml").write_text("line-length = 100\n", encoding="utf-8")
     return site
 
 
@@ -54,9 +55,9 @@ def test_pages_are_every_html_file_home_first(tmp_path: Path) -> None:
 async def test_each_fault_is_reported_and_a_clean_page_passes(tmp_path: Path) -> None:
     """Each fault is reported against its page; the clean page has none.
 
-    A broken link, a missing anchor, a missing image, a console error and a diagram
-    left unrendered; links to other sites are not followed; the home page's
-    screenshot is written.
+    A broken link, a missing anchor, a missing image, a console error, a diagram left
+    unrendered, and a file no page uses; links to other sites are not followed; the
+    home page's screenshot is written.
     """
     shot = tmp_path / "shots" / "home.png"
     report = await check_site(_site(tmp_path), screenshot=shot, diagram_timeout=1.0)
@@ -68,5 +69,6 @@ async def test_each_fault_is_reported_and_a_clean_page_passes(tmp_path: Path) ->
         Problem("/", "image not shown: /missing.png"),
         Problem("/", "broken link: /gone/"),
         Problem("/", "no such anchor: /clean/#absent"),
+        Problem("/ruff.toml", "published, but no page links to it or shows it"),
     } == set(report.problems)
     assert b"\x89PNG" == shot.read_bytes()[:4]

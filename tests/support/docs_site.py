@@ -10,6 +10,9 @@ A page passes when:
 - every `<a href>` and `<img src>` into the site names a file the site has, and a
   link's `#fragment` names an element of the target page; every image is decoded.
 
+And the site publishes no file that is not a page, the theme's, the search index's or
+linked or shown by a page (a configuration file left in `docs/`, say).
+
 The machine reaches no host but its own, so requests that leave the site are
 answered in the browser: mermaid's script, which mkdocs-material loads from a CDN, from a
 local copy (`--mermaid`); anything else (web fonts) is refused, and what the browser
@@ -203,6 +206,7 @@ async def check_site(
         report.diagrams += visited.diagrams
         report.problems.extend(Problem(path, line) for line in visited.console)
         report.problems.extend(_broken_targets(visited, origin, site, seen))
+    report.problems.extend(_strays(site, origin, seen))
     report.seconds = time.monotonic() - started
     return report
 
@@ -281,6 +285,29 @@ def _broken_targets(
             yield Problem(visited.path, f"broken link: {link.removeprefix(origin)}")
         elif parts.fragment and target in seen and not _has_id(seen[target], parts.fragment):
             yield Problem(visited.path, f"no such anchor: {link.removeprefix(origin)}")
+
+
+_BUILT = frozenset(("sitemap.xml", "sitemap.xml.gz", "objects.inv"))  # mkdocs', mkdocstrings'
+
+
+def _strays(site: Path, origin: str, seen: dict[str, _Page]) -> Iterator[Problem]:
+    used = {
+        unquote(urlsplit(url).path)
+        for page in seen.values()
+        for url in (*page.contents["links"], *(image["src"] for image in page.contents["images"]))
+        if url.startswith(origin + "/")
+    }
+    for file in sorted(site.rglob("*")):
+        relative = file.relative_to(site)
+        path = "/" + relative.as_posix()
+        if (
+            file.is_file()
+            and file.suffix != ".html"
+            and relative.parts[0] not in ("assets", "search")
+            and relative.as_posix() not in _BUILT
+            and path not in used
+        ):
+            yield Problem(path, "published, but no page links to it or shows it")
 
 
 def _has_id(page: _Page, fragment: str) -> bool:
