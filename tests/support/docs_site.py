@@ -75,7 +75,9 @@ _CONTENTS = """() => ({
   })),
   ids: [...document.querySelectorAll("[id], a[name]")].map((el) => el.id || el.name),
 })"""
-_DIAGRAMS = """() => document.querySelectorAll("pre.mermaid, div.mermaid").length"""
+# How pymdownx.superfences writes a mermaid fence; counted in the built file, since the
+# theme takes the class off while it fetches mermaid.
+_DIAGRAM = '<pre class="mermaid">'
 
 
 class _Image(TypedDict):
@@ -194,7 +196,10 @@ async def check_site(
                     while waiting:
                         path = waiting.pop()
                         shot = screenshot if path == "/" else None
-                        seen[path] = await _visit(context, origin, path, shot, diagram_timeout)
+                        diagrams = _file_of(site, path).read_text(encoding="utf-8").count(_DIAGRAM)
+                        seen[path] = await _visit(
+                            context, origin, path, diagrams, shot, diagram_timeout
+                        )
 
                 async with asyncio.TaskGroup() as group:
                     for _ in range(_TABS):
@@ -222,7 +227,12 @@ async def _answer(origin: str, mermaid: Path | None, route: Route) -> None:
 
 
 async def _visit(
-    context: BrowserContext, origin: str, path: str, screenshot: Path | None, render_within: float
+    context: BrowserContext,
+    origin: str,
+    path: str,
+    expected: int,
+    screenshot: Path | None,
+    render_within: float,
 ) -> _Page:
     console: list[str] = []
 
@@ -251,7 +261,6 @@ async def _visit(
     page.on("requestfailed", on_failed)
     try:
         await page.goto(origin + path, wait_until="load")
-        expected = await page.evaluate(_DIAGRAMS)
         if expected:
             try:
                 await page.wait_for_function(_RENDERED, arg=expected, timeout=render_within * 1000)
@@ -316,10 +325,13 @@ def _has_id(page: _Page, fragment: str) -> bool:
 
 def _exists(site: Path, url_path: str) -> bool:
     relative = PurePosixPath(url_path.lstrip("/"))
-    if ".." in relative.parts:
-        return False
-    file = site.joinpath(*relative.parts)
-    return file.is_file() or (file / "index.html").is_file()
+    return ".." not in relative.parts and _file_of(site, url_path).is_file()
+
+
+def _file_of(site: Path, url_path: str) -> Path:
+    """The file a static server sends for `url_path`: a directory's `index.html`."""
+    file = site.joinpath(*PurePosixPath(url_path.lstrip("/")).parts)
+    return file / "index.html" if file.is_dir() else file
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
