@@ -30,6 +30,7 @@ PUBLIC_MODULES = (
     "scalepy.breaker",
     "scalepy.health",
     "scalepy.integrations.starlette",
+    "scalepy.integrations.fastapi",
     "scalepy.queue",
     "scalepy.cli",
     "scalepy.pools",
@@ -98,6 +99,7 @@ def test_import_scalepy_loads_only_the_standard_library() -> None:
         ("scalepy.pools", "asyncpg", "postgres,retry"),
         ("scalepy.pools", "tenacity", "postgres,retry"),
         ("scalepy.integrations.starlette", "starlette", "starlette"),
+        ("scalepy.integrations.fastapi", "fastapi", "fastapi"),
     ],
 )
 def test_optional_modules_name_their_extra_when_it_is_missing(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from scalepy.ratelimit._store import RateLimitStore
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("FailurePolicy", "RateLimiter")
+__all__ = ("FailurePolicy", "RateLimiter", "fixed_cost")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -245,13 +245,7 @@ class RateLimiter(AsyncResource):
             ConfigurationError: No policy, or a cost that is not a whole number >= 0
                 or that is above a policy's burst.
         """
-        try:
-            cost = _check_cost("", policies, cost)
-        except CostExceedsBurst as exc:  # every call would fail: a configuration error
-            raise ConfigurationError(
-                f"cost {exc.cost} can never be allowed: the strictest policy allows at most "
-                f"{exc.burst} at once"
-            ) from None
+        cost = fixed_cost(policies, cost)
 
         def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             @functools.wraps(function)
@@ -384,6 +378,22 @@ def _build_store(
         owns_client=owns_client,
         instrumentation=instrumentation,
     )
+
+
+def fixed_cost(policies: tuple[Policy, ...], cost: object) -> int:
+    """`cost` as the cost of every call under `policies`, checked once, when configured.
+
+    Raises:
+        ConfigurationError: No policy, or a cost that is not a whole number >= 0 or
+            that is above a policy's burst (every call would fail).
+    """
+    try:
+        return _check_cost("", policies, cost)
+    except CostExceedsBurst as exc:
+        raise ConfigurationError(
+            f"cost {exc.cost} can never be allowed: the strictest policy allows at most "
+            f"{exc.burst} at once"
+        ) from None
 
 
 def _check_policies(policies: tuple[Policy, ...]) -> None:

@@ -27,19 +27,13 @@ through untouched.
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from scalepy.errors import ConfigurationError, CostExceedsBurst
-from scalepy.ratelimit._decision import Decision, Outcome
-from scalepy.ratelimit._headers import (
-    check_policy_names,
-    rate_limit_headers,
-    retry_after_seconds,
-)
+from scalepy.ratelimit._gate import AsyncLimiter, RequestGate
+from scalepy.ratelimit._headers import check_policy_names
 from scalepy.ratelimit._keys import (
     EXEMPT,
     UNIDENTIFIED,
@@ -48,14 +42,15 @@ from scalepy.ratelimit._keys import (
     KeyFunc,
     client_ip,
     header_key,
-    quota_key,
     route_suffix,
     user_key,
 )
 from scalepy.ratelimit._policies import POLICY_KINDS, Policy
+from scalepy.ratelimit._problem import PROBLEM_JSON, PROBLEM_TYPE, too_large_body, too_many_body
 
 if TYPE_CHECKING:
     from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
+    from scalepy.ratelimit._decision import Decision
 
 __all__ = (
     "EXEMPT",
@@ -71,25 +66,8 @@ __all__ = (
     "user_key",
 )
 
-PROBLEM_TYPE = "about:blank"
-"""The problem `type` of 429 and 413 answers: the status code says it all (RFC 9457 §4.2.1)."""
-
 _DEFAULT_KEY = client_ip()
-_logger = logging.getLogger("scalepy.ratelimit")
 _Policies: TypeAlias = tuple[Policy, ...]
-
-
-class AsyncLimiter(Protocol):
-    """What the middleware needs from a limiter; `RateLimiter` is one."""
-
-    async def acquire(self, key: str, *policies: Policy, cost: int = 1) -> Decision:
-        """Take `cost` from every policy's quota for `key`, all or nothing.
-
-        Raises:
-            CostExceedsBurst: `cost` can never be allowed (the middleware answers 413).
-            ConfigurationError: `cost` is not a whole number >= 0.
-        """
-        ...
 
 
 class RateLimitMiddleware:
@@ -129,17 +107,7 @@ class RateLimitMiddleware:
             a prefix given twice, or `exempt` given as one string.
     """
 
-    __slots__ = (
-        "_app",
-        "_cost",
-        "_default",
-        "_headers",
-        "_key",
-        "_legacy",
-        "_limiter",
-        "_rules",
-        "_warned",
-    )
+    __slots__ = ("_app", "_cost", "_default", "_gate", "_rules")
 
     def __init__(
         self,
@@ -155,12 +123,8 @@ class RateLimitMiddleware:
         headers: bool = True,
     ) -> None:
         self._app = app
-        self._limiter = limiter
-        self._key = key
-        self._warned = False  # about requests without an identity: once, not per request
+        self._gate = RequestGate(limiter, key, headers=headers, legacy_headers=legacy_headers)
         self._cost = cost
-        self._headers = headers
-        self._legacy = legacy_headers
         default = _policies("policy", policy)
         if not default:
             raise ConfigurationError("policy must be a policy or a non-empty list of policies")
@@ -189,29 +153,22 @@ class RateLimitMiddleware:
             await self._app(scope, receive, send)
             return
         rule = self._select(scope["path"])
-        identity = self._key(scope) if rule.policies else EXEMPT
-        if identity is None:
-            identity = self._unidentified(scope)
-        elif identity is EXEMPT:
-            await self._app(scope, receive, send)
-            return
-        cost = 1 if self._cost is None else self._cost(scope)
-        key = quota_key(identity, rule.suffix)
+        cost = 1 if self._cost is None else self._cost
         try:
-            decision = await self._limiter.acquire(key, *rule.policies, cost=cost)
+            verdict = (
+                await self._gate.decide(scope, rule.policies, rule.suffix, cost)
+                if rule.policies
+                else None
+            )
         except CostExceedsBurst as exc:  # no wait would ever let it through
             await _too_large(exc.cost, exc.burst, send)
             return
-        extra = _encode(
-            rate_limit_headers(
-                decision,
-                # A fail-open decision was not reached on real state: advertise nothing.
-                standard=self._headers and decision.outcome is not Outcome.FAIL_OPEN,
-                legacy=self._legacy and decision.outcome is not Outcome.FAIL_OPEN,
-            )
-        )
-        if not decision.allowed:
-            await _reject(decision, extra, send)
+        if verdict is None:  # exempt
+            await self._app(scope, receive, send)
+            return
+        extra = _encode(verdict.headers)
+        if not verdict.decision.allowed:
+            await _reject(verdict.decision, extra, send)
             return
         if not extra:
             await self._app(scope, receive, send)
@@ -223,23 +180,6 @@ class RateLimitMiddleware:
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
-
-    def _unidentified(self, scope: Scope) -> str:
-        """The shared key of requests without an identity; the first one is logged."""
-        if not self._warned:
-            self._warned = True
-            _logger.warning(
-                "the rate-limit key function %r found no identity for %s %s (a Unix-socket "
-                "peer: add 'unix' to client_ip(trusted_proxies=...) behind a proxy that "
-                "sets the forwarding header; or a missing header or user); every such "
-                "request now shares the quota of the key %r. Return EXEMPT from the key "
-                "function to let such requests through on purpose. Logged once.",
-                self._key,
-                scope.get("method", "?"),
-                scope.get("path", "?"),
-                UNIDENTIFIED,
-            )
-        return UNIDENTIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,34 +194,24 @@ class _Rule:
 
 async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
     """Answer 429 with an RFC 9457 problem body."""
-    retry_after = retry_after_seconds(decision)
-    detail = f"Rate limit exceeded; retry in {retry_after} s."
-    await _problem(send, 429, "Too Many Requests", detail, headers, retry_after=retry_after)
+    await _problem(send, 429, too_many_body(decision), headers)
 
 
 async def _too_large(cost: int, burst: int, send: Send) -> None:
     """Answer 413: the request costs more than its policies ever allow at once."""
-    detail = f"This request costs {cost}; at most {burst} can ever be allowed at once."
-    await _problem(send, 413, "Content Too Large", detail, [])
+    await _problem(send, 413, too_large_body(cost, burst), [])
 
 
 async def _problem(
-    send: Send,
-    status: int,
-    title: str,
-    detail: str,
-    headers: list[tuple[bytes, bytes]],
-    **extensions: int,
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    """Answer `status` with an RFC 9457 `application/problem+json` body."""
-    problem = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
-    body = json.dumps({**problem, **extensions}, separators=(",", ":")).encode()
+    """Answer `status` with an `application/problem+json` body."""
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
                 *headers,
             ],
