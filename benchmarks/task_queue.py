@@ -285,7 +285,7 @@ def setup(venvs: Path) -> None:
 
 def versions(options: argparse.Namespace, contenders: list[Contender]) -> str:
     """The versions and the machine load the figures belong to."""
-    names = ["scalepy", "redis", "hiredis", "taskiq", "taskiq-redis"]
+    names = ["scalepy-toolkit", "redis", "hiredis", "taskiq", "taskiq-redis"]
     found = [f"{name} {version(name)}" for name in names]
     for venv in sorted({c.venv for c in contenders if c.venv}):
         probe = f"from importlib.metadata import version as v; print(v({venv!r}), v('redis'))"

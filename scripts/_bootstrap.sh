@@ -3,7 +3,7 @@
 #
 # Sourcing it moves to the repository root and defines:
 #   bootstrap   ensure Python >= 3.11 with venv, create .venv if missing, install
-#               scalepy[all,dev,bench] and the Todo example (examples/todo, package `todo`)
+#               scalepy-toolkit[all,dev,bench] (import name scalepy) and the Todo example (examples/todo, package `todo`)
 #               into it (editable; skipped when neither pyproject.toml has changed since
 #               the last install), start the local services and export
 #               the SCALEPY_TEST_* variables (defaults below, kept when already set).
@@ -70,9 +70,9 @@ _bootstrap_venv() {
     stamp="$(cat pyproject.toml examples/todo/pyproject.toml | sha256sum | cut -d' ' -f1) $(.venv/bin/python -V 2>&1)"
     if [[ $(cat .venv/.scalepy-install 2>/dev/null) != "$stamp" ]] \
         || ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("scalepy") and u.find_spec("todo")' 2>/dev/null; then
-        say "installing scalepy[all,dev,bench] and the Todo example into .venv"
-        # One command: the example depends on scalepy, which pip must take from this
-        # checkout, never from the package index (another project has that name there).
+        say "installing scalepy-toolkit[all,dev,bench] and the Todo example into .venv"
+        # One command: the example depends on scalepy-toolkit, which pip must take from
+        # this checkout (the one being tested), never from the package index.
         .venv/bin/python -m pip install --quiet --disable-pip-version-check \
             -e '.[all,dev,bench]' -e ./examples/todo
         printf '%s\n' "$stamp" >.venv/.scalepy-install

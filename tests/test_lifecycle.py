@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -12,7 +12,7 @@ from scalepy._lifecycle import AsyncResource
 from scalepy.backends.redis import RedisClient
 from scalepy.breaker import CircuitBreaker, RedisSharedState
 from scalepy.cache import Cache
-from scalepy.errors import ResourceClosedError
+from scalepy.errors import ResourceClosedError, UsageError
 from scalepy.health import Health
 from scalepy.pools import PoolManager, PoolOptions
 from scalepy.queue import Queue, Worker, worker_state
@@ -392,3 +392,14 @@ async def test_health_start_still_works_and_warns() -> None:
     with pytest.warns(DeprecationWarning, match=r"Health.start\(\) is deprecated"):
         health.start()
     await health.aclose()
+
+
+@pytest.mark.parametrize(
+    "build", [Cache, RateLimiter, Queue, lambda: PoolManager(redis="redis://127.0.0.1:1")]
+)
+def test_with_instead_of_async_with_says_async_with(build: Any) -> None:
+    """`with obj:` on a lifecycle object raises UsageError naming `async with` (not TypeError)."""
+    resource = build()
+    expected = f"a {type(resource).__name__} is entered with `async with`"
+    with pytest.raises(UsageError, match=expected), resource:
+        pass

@@ -96,8 +96,8 @@ def test_import_scalepy_loads_only_the_standard_library() -> None:
         ("scalepy.integrations.opentelemetry", "opentelemetry", "otel"),
         ("scalepy.integrations.prometheus", "prometheus_client", "prometheus"),
         ("scalepy.retry", "tenacity", "retry"),
-        ("scalepy.pools", "asyncpg", "postgres,retry"),
-        ("scalepy.pools", "tenacity", "postgres,retry"),
+        ("scalepy.pools", "asyncpg", "postgres"),
+        ("scalepy.pools", "tenacity", "postgres"),
         ("scalepy.integrations.starlette", "starlette", "starlette"),
         ("scalepy.integrations.fastapi", "fastapi", "fastapi"),
     ],
@@ -117,7 +117,7 @@ def test_optional_modules_name_their_extra_when_it_is_missing(
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert f"pip install 'scalepy[{extra}]'" in result.stdout
+    assert f"pip install 'scalepy-toolkit[{extra}]'" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_a_redis_store_without_the_extra_names_it() -> None:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert "pip install 'scalepy[redis]'" in result.stdout
+    assert "pip install 'scalepy-toolkit[redis]'" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -179,7 +179,7 @@ def test_msgpack_has_a_repr() -> None:
 def test_msgpack_missing_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without msgpack installed, MsgpackSerializer() raises ImportError naming the extra."""
     monkeypatch.setitem(sys.modules, "msgpack", None)
-    with pytest.raises(ImportError, match=r"pip install 'scalepy\[msgpack\]'") as info:
+    with pytest.raises(ImportError, match=r"pip install 'scalepy-toolkit\[msgpack\]'") as info:
         MsgpackSerializer()
     assert isinstance(info.value.__cause__, ImportError)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scalepy.backends import parse_backend_url
+from scalepy.breaker import CircuitBreaker
 from scalepy.errors import (
     BackendError,
     BackendTimeout,
@@ -12,6 +13,7 @@ from scalepy.errors import (
     ScalepyError,
     SerializationError,
     SignatureError,
+    UsageError,
 )
 
 
@@ -45,6 +47,22 @@ def main() -> None:
         "no reply within 1.0 s",
         "redis://127.0.0.1:6379/0",
     )
+
+    # Misuse fails where it happens, and the message shows the right call.
+    async def load() -> int:
+        return 42
+
+    try:
+        CircuitBreaker(load)  # type: ignore[arg-type]  # as if written `@CircuitBreaker`
+    except ConfigurationError as exc:
+        assert 'write @CircuitBreaker("name", ...)' in str(exc)
+    else:
+        raise AssertionError("a breaker without a name must be refused")
+    try:
+        with CircuitBreaker("postgres"):  # an async context manager: `async with` it
+            raise AssertionError("unreachable: `with` is refused on entering")
+    except UsageError as exc:  # also a TypeError, as Python's own error would be
+        assert "entered with `async with`, not `with`" in str(exc)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from scalepy.pools import PoolClosedError, PoolManager, PoolOptions, PoolTimeoutError
+from scalepy.pools import (
+    PoolClosedError,
+    PoolManager,
+    PoolNotOpenError,
+    PoolOptions,
+    PoolTimeoutError,
+)
 
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -18,6 +24,11 @@ async def main() -> None:
         redis=REDIS_URL,
         options=PoolOptions(min_size=1, max_size=2, acquire_timeout=0.2),
     )
+    try:  # not opened yet: the error says how to open it
+        await pools.postgres.fetchval("SELECT 1")
+    except PoolNotOpenError as exc:
+        assert str(exc).startswith("pool 'primary' is not open yet: call `await pools.open()`")
+
     async with pools:  # opens every pool (retrying within startup_timeout); closes them on exit
         # A connection for the block: reset and returned when the block ends.
         async with pools.postgres.acquire() as connection:

@@ -12,21 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, NoReturn, Self
 
-from scalepy.errors import ResourceClosedError
+from scalepy.errors import ResourceClosedError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
-__all__ = ("LIFECYCLE_SLOTS", "AsyncCloseable", "AsyncResource", "deprecated")
+__all__ = ("LIFECYCLE_SLOTS", "AsyncCloseable", "AsyncOnly", "AsyncResource", "deprecated")
 
 LIFECYCLE_SLOTS = ("_lifecycle_closing", "_lifecycle_opening")
 """What a subclass with `__slots__` lists for the bookkeeping (the bases have none)."""
 
 
-class AsyncCloseable:
+class AsyncOnly:
+    """An object entered with `async with` only: `with obj:` says so instead of a bare TypeError."""
+
+    __slots__ = ()
+
+    def __enter__(self, *_: object) -> NoReturn:
+        raise UsageError(
+            f"a {type(self).__name__} is entered with `async with`, not `with` "
+            f"(inside an async function)"
+        )
+
+    __exit__ = __enter__  # never reached: Python calls __enter__ first, which raises
+
+
+class AsyncCloseable(AsyncOnly):
     """An object with an idempotent, cancellation-safe `aclose()`, usable in `async with`."""
 
     # Empty, so a subclass may also derive from another slotted class; see LIFECYCLE_SLOTS.

@@ -43,7 +43,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from scalepy._validation import check_int
+from scalepy._callables import is_async_callable
+from scalepy._lifecycle import AsyncOnly
+from scalepy._validation import check_int, check_name
 from scalepy.clock import MonotonicClock
 from scalepy.errors import BulkheadFull, ConfigurationError
 from scalepy.telemetry import Metric, MetricKind, get_default
@@ -97,7 +99,7 @@ class BulkheadStatistics:
     """Calls rejected with `BulkheadFull` since the bulkhead was created."""
 
 
-class Bulkhead:
+class Bulkhead(AsyncOnly):
     """Limits how many calls run at once; usable as `async with` and as a decorator.
 
     Args:
@@ -137,9 +139,7 @@ class Bulkhead:
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
     ) -> None:
-        given_name: object = name  # checked as given, whatever the annotation says
-        if not isinstance(given_name, str) or not given_name:
-            raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
+        check_name("Bulkhead", name)
         check_int("max_concurrent", max_concurrent)
         if isinstance(max_wait, bool) or not max_wait >= 0:
             raise ConfigurationError(
@@ -187,7 +187,14 @@ class Bulkhead:
 
         Returns:
             The wrapped function, raising `BulkheadFull` when rejected.
+
+        Raises:
+            ConfigurationError: `func` is not an async function.
         """
+        if not is_async_callable(func):
+            raise ConfigurationError(
+                f"bulkhead {self.name!r} decorates async functions (async def); {func!r} is not one"
+            )
 
         @functools.wraps(func)
         async def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:

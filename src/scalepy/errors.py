@@ -8,6 +8,7 @@ data a caller needs to react (which backend, which URL field, ...).
 ScalepyError
 ├── ConfigurationError (ValueError)
 │   └── InvalidBackendURL
+├── UsageError (TypeError)
 ├── BackendError
 │   ├── BackendUnavailable (ConnectionError)
 │   │   └── BackendTimeout (TimeoutError)
@@ -21,6 +22,7 @@ ScalepyError
 ├── ResourceClosedError (RuntimeError)
 ├── PoolError
 │   ├── PoolTimeoutError (TimeoutError)
+│   ├── PoolNotOpenError (RuntimeError)
 │   └── PoolClosedError (also ResourceClosedError)
 └── QueueError
     ├── JobFailed
@@ -52,6 +54,7 @@ __all__ = (
     "JobNotFound",
     "PoolClosedError",
     "PoolError",
+    "PoolNotOpenError",
     "PoolTimeoutError",
     "QueueError",
     "RateLimitExceeded",
@@ -60,6 +63,7 @@ __all__ = (
     "ScalepyError",
     "SerializationError",
     "SignatureError",
+    "UsageError",
 )
 
 
@@ -83,6 +87,14 @@ class InvalidBackendURL(ConfigurationError):
         self.url = url
         self.reason = reason
         super().__init__(f"invalid backend URL {url!r}: {reason}")
+
+
+class UsageError(ScalepyError, TypeError):
+    """A scalepy object was used the wrong way, e.g. `with` where `async with` is needed.
+
+    Raised where Python would raise a bare `TypeError` or `AttributeError` far from
+    the mistake; the message shows the right way.
+    """
 
 
 class BackendError(ScalepyError):
@@ -241,6 +253,16 @@ class PoolTimeoutError(PoolError, TimeoutError):
 
     def __str__(self) -> str:
         return f"no connection from pool {self.pool!r} within {self.timeout:.3f} s"
+
+
+class PoolNotOpenError(PoolError, RuntimeError):
+    """The pool was never opened: open it (or its `PoolManager`) before acquiring."""
+
+    def __str__(self) -> str:
+        return (
+            f"pool {self.pool!r} is not open yet: call `await pools.open()` first, "
+            f"or use `async with pools:` or the app's lifespan (`lifespan=pools.lifespan`)"
+        )
 
 
 class PoolClosedError(PoolError, ResourceClosedError):

@@ -23,6 +23,7 @@ import pickle
 import struct
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, runtime_checkable
 
+from scalepy._extras import missing_extra
 from scalepy.errors import ConfigurationError, SerializationError, SignatureError
 
 if TYPE_CHECKING:
@@ -191,9 +192,7 @@ class MsgpackSerializer:
         try:
             msgpack = importlib.import_module("msgpack")
         except ImportError as exc:
-            raise ImportError(
-                "MsgpackSerializer needs the 'msgpack' package: pip install 'scalepy[msgpack]'"
-            ) from exc
+            raise missing_extra("MsgpackSerializer", "msgpack") from exc
         self._packb: Callable[..., bytes] = msgpack.packb
         self._unpackb: Callable[..., Any] = msgpack.unpackb
         self._errors: tuple[type[Exception], ...] = (

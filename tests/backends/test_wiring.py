@@ -232,3 +232,35 @@ def test_what_needs_redis_refuses_memory_alike(build: Callable[[], object], user
         build()
     expected = f"{user} needs Redis: give a Redis URL or a RedisClient, not memory://"
     assert expected == str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "protocol"),
+    [(Cache, "CacheStore"), (RateLimiter, "RateLimitStore"), (Queue, "QueueStore")],
+)
+async def test_a_redis_py_client_as_backend_is_refused_with_the_way_in(
+    build: Callable[[Any], object], protocol: str, redis_url: str
+) -> None:
+    """A redis-py client where a backend goes raises ConfigurationError naming what is accepted.
+
+    It used to be taken for a store: the cache then failed open on every call (the
+    function ran each time, silently), the limiter and the queue failed on first use.
+    """
+    client = Redis.from_url(redis_url)
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            build(client)
+    finally:
+        await client.aclose()
+    message = str(raised.value)
+    assert (True, True, True) == (
+        f"a scalepy RedisClient or a {protocol}" in message,
+        "got a redis.asyncio.client.Redis" in message,
+        "RedisClient.from_url(url)" in message,
+    )
+
+
+def test_an_object_that_is_no_store_is_refused() -> None:
+    """Any other object where a backend goes is refused too, not kept as a store."""
+    with pytest.raises(ConfigurationError, match=r"got a builtins\.dict$"):
+        Cache({"url": "redis://127.0.0.1:6379/0"})  # type: ignore[arg-type]  # the misuse

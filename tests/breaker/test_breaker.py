@@ -16,7 +16,7 @@ from scalepy.breaker import (
     CircuitOpenError,
     StateChange,
 )
-from scalepy.errors import ConfigurationError
+from scalepy.errors import ConfigurationError, UsageError
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 CLOSED = BreakerState.CLOSED
@@ -565,3 +565,24 @@ def test_the_state_gauge_is_exported_from_the_start() -> None:
         if name == "scalepy.breaker.state" and labels["scalepy.breaker.name"] == "quiet"
     }
     assert 5 == recording.count("scalepy.breaker.state")
+
+
+def test_a_bare_class_decorator_says_to_give_a_name() -> None:
+    """`@CircuitBreaker` without a name raises ConfigurationError showing the named form.
+
+    It used to build a breaker named by the function, and the function vanished.
+    """
+
+    async def load() -> int:
+        return 1
+
+    with pytest.raises(ConfigurationError, match=r'write @CircuitBreaker\("name", \.\.\.\)'):
+        CircuitBreaker(load)  # type: ignore[arg-type]  # the misuse under test
+
+
+async def test_with_instead_of_async_with_says_async_with() -> None:
+    """`with breaker:` raises UsageError (a TypeError) naming `async with`."""
+    breaker = CircuitBreaker("db")
+    with pytest.raises(UsageError, match="entered with `async with`, not `with`"), breaker:
+        pass
+    assert issubclass(UsageError, TypeError)

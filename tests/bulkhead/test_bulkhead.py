@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from scalepy.bulkhead import ACTIVE, REJECTED, Bulkhead, BulkheadStatistics
-from scalepy.errors import BulkheadFull, ConfigurationError
+from scalepy.errors import BulkheadFull, ConfigurationError, UsageError
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 
@@ -316,3 +316,22 @@ def test_invalid_options_are_rejected(kwargs: dict[str, Any], message: str) -> N
     options: dict[str, Any] = {"name": "db", "max_concurrent": 1, **kwargs}
     with pytest.raises(ConfigurationError, match=message):
         Bulkhead(**options)
+
+
+async def test_with_instead_of_async_with_says_async_with() -> None:
+    """`with bulkhead:` raises UsageError naming `async with`, and takes no slot."""
+    bulkhead = Bulkhead("db", max_concurrent=1)
+    with pytest.raises(UsageError, match="a Bulkhead is entered with `async with`"), bulkhead:
+        pass
+    assert 0 == bulkhead.statistics().running
+
+
+def test_a_sync_function_is_refused_when_decorated() -> None:
+    """Decorating a sync function raises ConfigurationError (its calls used to fail in await)."""
+    bulkhead = Bulkhead("db", max_concurrent=1)
+
+    def load() -> int:
+        return 1
+
+    with pytest.raises(ConfigurationError, match=r"decorates async functions \(async def\)"):
+        bulkhead(load)  # type: ignore[arg-type]  # the misuse under test

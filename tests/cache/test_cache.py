@@ -732,3 +732,12 @@ async def test_values_over_max_value_bytes_are_returned_but_not_stored(
 async def _value(value: object) -> object:
     """Return `value` (a loader for get_or_load)."""
     return value
+
+
+def test_a_timedelta_ttl_is_refused_with_the_seconds_form() -> None:
+    """`ttl=timedelta(...)` raises ConfigurationError saying durations are seconds."""
+    from datetime import timedelta
+
+    cache = Cache()
+    with pytest.raises(ConfigurationError, match=r"\(seconds: ttl=delta\.total_seconds\(\)\)$"):
+        cache.cached(ttl=timedelta(minutes=1))  # type: ignore[call-overload]  # the misuse

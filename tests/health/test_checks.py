@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import asyncpg
 import pytest
@@ -218,3 +218,28 @@ def test_observation_defaults() -> None:
     assert Observation(measurement="x") == Observation(
         measurement="x", value=None, unit=None, status=Status.PASS, output=None
     )
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (
+            lambda: redis_check("redis://app:s3cret@127.0.0.1:6379/0"),  # type: ignore[arg-type]
+            "redis_check() takes a RedisClient, not a URL ('redis://app:***@127.0.0.1:6379/0')",
+        ),
+        (
+            lambda: postgres_check("postgresql://app@127.0.0.1/app"),  # type: ignore[arg-type]
+            "postgres_check() takes a pool, not a URL",
+        ),
+        (lambda: redis_check(object()), "redis_check() takes a RedisClient, not a object"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_check_given_a_url_is_refused_when_built(build: Any, expected: str) -> None:
+    """A URL (or any object) where a client or pool is expected fails at once, password masked.
+
+    It used to build a check whose every probe failed with AttributeError.
+    """
+    with pytest.raises(ConfigurationError) as raised:
+        build()
+    assert str(raised.value).startswith(expected)
+    assert "s3cret" not in str(raised.value)

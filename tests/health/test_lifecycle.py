@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from scalepy.errors import ConfigurationError
+from scalepy.errors import ConfigurationError, UsageError
 from scalepy.health import Health, Status
 from scalepy.testing import FakeClock
 
@@ -343,3 +343,20 @@ async def test_cancelling_shutdown_cancels_a_closing_resource() -> None:
     with pytest.raises(asyncio.CancelledError):
         await closing
     await stuck.cancelled.wait()
+
+
+async def test_a_lifespan_given_uncalled_says_to_call_it() -> None:
+    """`Starlette(lifespan=health.lifespan)` fails at startup with UsageError showing the call.
+
+    `pools.lifespan` is given uncalled, so newcomers write this; it failed with
+    "takes 1 positional argument but 2 were given".
+    """
+    from starlette.applications import Starlette
+
+    from tests.support.asgi import run_lifespan
+
+    app = Starlette(lifespan=Health().lifespan)  # type: ignore[arg-type]  # the misuse
+    with pytest.raises(
+        UsageError, match=r"write lifespan=health\.lifespan\(resources=\[\.\.\.\]\)"
+    ):
+        await run_lifespan(app)

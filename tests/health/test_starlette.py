@@ -7,11 +7,13 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
+from scalepy.errors import ConfigurationError
 from scalepy.health import Check, Health
 from scalepy.integrations.prometheus import PrometheusInstrumentation
 from scalepy.integrations.starlette import health_routes
@@ -128,4 +130,10 @@ def test_missing_starlette_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
 
-    assert "pip install 'scalepy[starlette]'" in result.stdout
+    assert "pip install 'scalepy-toolkit[starlette]'" in result.stdout
+
+
+def test_health_routes_refuses_what_is_not_a_health() -> None:
+    """`health_routes([...])` raises ConfigurationError naming `Health` (was AttributeError)."""
+    with pytest.raises(ConfigurationError, match=r"health_routes\(\) takes a Health, not a list"):
+        health_routes([])  # type: ignore[arg-type]  # the misuse under test

@@ -31,6 +31,7 @@ from scalepy.ratelimit import (
     RateLimiter,
     RateLimitMiddleware,
     TokenBucket,
+    client_ip,
 )
 from scalepy.testing import FakeClock
 
@@ -170,15 +171,20 @@ def test_without_the_problem_handlers_fastapi_still_answers_429_with_the_headers
         ({"cost": 2}, "cost 2 can never be allowed"),
         ({"cost": -1}, "cost"),
         ({"group": ""}, "group must be a non-empty name"),
+        ({"limiter": "redis://127.0.0.1:6379/0"}, "a RateLimiter"),
+        ({"key": client_ip}, r"call the factory, e\.g\. key=client_ip\(\)"),
     ],
 )
 def test_a_dependency_that_could_never_work_is_refused_when_made(
     options: dict[str, Any], message: str
 ) -> None:
-    """A cost above the burst, a negative cost or an empty group raise at once."""
-    limiter = RateLimiter("memory://")
+    """A dependency that would fail every request raises when it is made.
+
+    A cost above the burst, a negative cost, an empty group, a URL for the limiter,
+    an uncalled key factory (`key=client_ip`).
+    """
     with pytest.raises(ConfigurationError, match=message):
-        limit(ONE_A_MINUTE, limiter=limiter, **options)
+        limit(ONE_A_MINUTE, **{"limiter": RateLimiter("memory://"), **options})
 
 
 def test_a_dependency_needs_a_policy() -> None:
@@ -255,6 +261,19 @@ async def test_install_runs_the_apps_lifespan_inside_the_healths() -> None:
         assert 200 == client.get("/health/ready").status_code
     assert ["resource opened", "app started", "app stopped", "resource closed"] == events
     assert health.draining
+
+
+def test_no_route_of_the_app_shadows_the_probes() -> None:
+    """A catch-all route registered before install() does not answer /health/live."""
+    app = FastAPI()
+    app.add_api_route("/{path:path}", _ok)
+    install(app, Health())
+    with TestClient(app) as client:
+        live, other = client.get("/health/live"), client.get("/anything")
+    assert ("application/health+json", {"ok": True}) == (
+        live.headers["content-type"],
+        other.json(),
+    )
 
 
 def test_install_answers_rate_limited_as_problem_json() -> None:

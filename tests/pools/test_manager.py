@@ -10,7 +10,13 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from scalepy.errors import BackendError, BackendUnavailable, ConfigurationError, PoolClosedError
+from scalepy.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    PoolClosedError,
+    PoolNotOpenError,
+)
 from scalepy.pools import PoolManager, PoolOptions, PostgresConfig
 from scalepy.testing import AsgiResponse, asgi_request
 from tests.pools.helpers import wait_for_backends
@@ -195,7 +201,8 @@ async def test_lifespan_opens_the_pools_for_a_starlette_app(
 
     [response] = responses
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == sent
-    assert (200, b'{"database":"test"}') == (response.status, response.body)
+    db_name = postgres_dsn.rpartition("/")[2].partition("?")[0]  # the DSN's, not always "test"
+    assert (200, f'{{"database":"{db_name}"}}'.encode()) == (response.status, response.body)
     assert 0 == await wait_for_backends(postgres_dsn, app_name, 0)
 
 
@@ -210,3 +217,20 @@ def test_repr_masks_passwords() -> None:
     assert "hunter2" not in text
     assert text.startswith("<PoolManager new postgres=<PostgresCluster primary='primary'")
     assert "redis=[default: redis://:***@cache:6379/0]" in text
+
+
+async def test_a_manager_never_opened_says_how_to_open_it(postgres_dsn: str) -> None:
+    """Acquiring from a manager nobody opened names `pools.open()` and the lifespan.
+
+    It used to say the pool "is closed", which sent newcomers looking for who closed it.
+    """
+    pools = PoolManager(postgres=postgres_dsn)
+    with pytest.raises(PoolNotOpenError) as raised:
+        async with pools.postgres.acquire():
+            pass
+    assert ("primary", True, True) == (
+        raised.value.pool,
+        "await pools.open()" in str(raised.value),
+        "lifespan" in str(raised.value),
+    )
+    assert not isinstance(raised.value, PoolClosedError)

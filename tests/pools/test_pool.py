@@ -15,6 +15,7 @@ from scalepy.errors import (
     BackendUnavailable,
     ConfigurationError,
     PoolClosedError,
+    PoolNotOpenError,
     PoolTimeoutError,
 )
 from scalepy.pools import CONNECTION_COUNT, PoolOptions, PostgresPool
@@ -159,9 +160,14 @@ async def test_a_connection_handed_to_a_cancelled_waiter_is_passed_on(
 
 
 async def test_a_pool_that_is_not_open_or_closed_refuses(postgres_dsn: str, app_name: str) -> None:
-    """Acquiring before open() or after close() raises PoolClosedError; close is idempotent."""
+    """Acquiring before open() says to open it; after close() it says closed; close is idempotent.
+
+    Before open() the error is PoolNotOpenError (it used to say "is closed").
+    """
     pool = make_pool(postgres_dsn, app_name)
-    with pytest.raises(PoolClosedError, match="pool 'test' is closed"):
+    with pytest.raises(
+        PoolNotOpenError, match=r"pool 'test' is not open yet: call `await pools.open"
+    ):
         async with pool.acquire():
             pass
     await pool.open()

@@ -604,3 +604,12 @@ async def test_a_worker_runs_once_at_a_time_and_shows_its_state(queue: Queue) ->
         assert "running" in repr(worker)
         with pytest.raises(RuntimeError, match="running already"):
             await worker.run()
+
+
+def test_a_worker_given_a_url_says_to_build_a_queue() -> None:
+    """`Worker("redis://…")` raises ConfigurationError showing `Worker(Queue(url))`.
+
+    It used to fail with AttributeError ('str' object has no attribute '_store').
+    """
+    with pytest.raises(ConfigurationError, match=r"Worker\(\) takes a Queue, not a URL"):
+        Worker("redis://127.0.0.1:6379/0")  # type: ignore[arg-type]  # the misuse under test

@@ -452,3 +452,27 @@ async def test_failure_policies_while_redis_is_down_and_recovery(
         clock.advance(1.0)  # past the guard's delay: the next call probes Redis
         back = [await limiter.acquire("k", BURST) for _ in range(4)]
         assert [Outcome.ALLOWED] * 3 + [Outcome.LIMITED] == [d.outcome for d in back]
+
+
+async def test_a_policy_that_is_not_a_policy_object_is_refused() -> None:
+    """`acquire(key, "10/s")` raises ConfigurationError naming the policy classes.
+
+    It used to fail with AttributeError deep in the limiter.
+    """
+    limiter = RateLimiter()
+    with pytest.raises(ConfigurationError, match=r"a policy must be a TokenBucket, GCRA"):
+        await limiter.acquire("k", "10/s")  # type: ignore[arg-type]  # the misuse under test
+    with pytest.raises(ConfigurationError, match=r"TokenBucket\(capacity=20, refill_rate=10.0\)"):
+        await limiter.reset("k", "10/s")  # type: ignore[arg-type]
+
+
+def test_limit_refuses_a_sync_function() -> None:
+    """`@limiter.limit(...)` on a sync function fails when decorating, not in every call's await."""
+    limiter = RateLimiter()
+
+    def handler() -> int:
+        return 1
+
+    decorate = limiter.limit(TokenBucket(capacity=2, refill_rate=1.0), key="k")
+    with pytest.raises(ConfigurationError, match=r"decorates async functions \(async def\)"):
+        decorate(handler)  # type: ignore[arg-type]  # the misuse under test

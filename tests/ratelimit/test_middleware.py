@@ -590,3 +590,27 @@ def test_bad_configuration_raises_at_construction(options: dict[str, Any], messa
     with pytest.raises(ConfigurationError) as info:
         middleware(**options)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("limiter", "expected"),
+    [
+        ("redis://app:s3cret@127.0.0.1:6379/0", "takes a RateLimiter, not a URL"),
+        (object(), "takes a RateLimiter, not a object"),
+    ],
+)
+def test_a_limiter_that_is_not_one_is_refused_at_startup(limiter: object, expected: str) -> None:
+    """`limiter="redis://…"` fails when the app is built, password masked, not on each request."""
+    with pytest.raises(ConfigurationError, match=expected) as raised:
+        middleware(limiter=limiter)
+    assert ("s3cret" in str(raised.value), "RateLimiter(url)" in str(raised.value)) == (False, True)
+
+
+@pytest.mark.parametrize("key", [client_ip, header_key, user_key, lambda: "everyone"])
+def test_a_key_that_is_no_function_of_the_scope_is_refused_at_startup(key: Any) -> None:
+    """`key=client_ip` (the factory, not called) fails when the app is built, showing the call.
+
+    It used to fail every request with a TypeError (a 500 from the middleware).
+    """
+    with pytest.raises(ConfigurationError, match=r"call the factory, e\.g\. key=client_ip\(\)"):
+        middleware(key=key)

@@ -635,7 +635,25 @@ def test_import_without_tenacity_says_which_extra_to_install(
     monkeypatch.setitem(sys.modules, "tenacity", None)
     monkeypatch.delitem(sys.modules, "scalepy.retry")
 
-    with pytest.raises(ImportError, match=r"pip install 'scalepy\[retry\]'") as raised:
+    with pytest.raises(ImportError, match=r"pip install 'scalepy-toolkit\[retry\]'") as raised:
         importlib.import_module("scalepy.retry")
 
     assert isinstance(raised.value.__cause__, ImportError)
+
+
+def test_retry_refuses_what_is_not_a_policy() -> None:
+    """`@retry(3)` raises ConfigurationError showing `RetryPolicy(attempts=3)`."""
+    with pytest.raises(ConfigurationError, match=r"RetryPolicy\(attempts=3\)"):
+        retry(3)  # type: ignore[call-overload]  # the misuse under test
+
+
+async def test_call_refuses_a_coroutine_and_closes_it() -> None:
+    """`call(fetch())` raises ConfigurationError showing the lambda form; closes the coroutine."""
+
+    async def fetch() -> int:
+        return 1
+
+    attempt = fetch()
+    with pytest.raises(ConfigurationError, match=r"call\(lambda: fetch\(url\)\)"):
+        await call(attempt)  # type: ignore[arg-type]  # the misuse under test
+    assert inspect.getcoroutinestate(attempt) == inspect.CORO_CLOSED  # no "never awaited"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from scalepy.integrations import opentelemetry as otel_module
+import scalepy
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.telemetry import combine
 from scalepy.testing import RecordingInstrumentation
@@ -196,7 +195,7 @@ def test_span_reaches_exporter(
         (event.name, dict(event.attributes or {})) for event in finished.events
     ]
     assert finished.instrumentation_scope is not None
-    assert ("scalepy", importlib.metadata.version("scalepy")) == (
+    assert ("scalepy", scalepy.__version__) == (
         finished.instrumentation_scope.name,
         finished.instrumentation_scope.version,
     )
@@ -298,26 +297,6 @@ def test_global_providers_are_used_by_default() -> None:
     instrumentation.metric(REQUESTS).record(1)
 
     assert "OpenTelemetryInstrumentation(metrics=1)" == repr(instrumentation)
-
-
-def test_version_falls_back_without_metadata(
-    monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter
-) -> None:
-    """From a source tree without installed metadata, the scope version is "0"."""
-
-    def missing(name: str) -> str:
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(otel_module, "version", missing)
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-
-    with OpenTelemetryInstrumentation(tracer_provider=tracer_provider).span("op"):
-        pass
-
-    (finished,) = exporter.get_finished_spans()
-    assert finished.instrumentation_scope is not None
-    assert "0" == finished.instrumentation_scope.version
 
 
 def test_the_context_is_carried_only_when_there_is_one() -> None:

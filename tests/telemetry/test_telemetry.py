@@ -546,7 +546,7 @@ def test_integration_without_its_extra_says_how_to_install(
     monkeypatch.setitem(sys.modules, dependency, None)
     monkeypatch.delitem(sys.modules, module_name)
 
-    with pytest.raises(ImportError, match=rf"pip install 'scalepy\[{extra}\]'") as caught:
+    with pytest.raises(ImportError, match=rf"pip install 'scalepy-toolkit\[{extra}\]'") as caught:
         importlib.import_module(module_name)
 
     assert isinstance(caught.value.__cause__, ImportError)

@@ -130,6 +130,7 @@ def resolve_store(
     *,
     memory: Callable[[], S],
     redis: Callable[[RedisClient, bool], S],
+    protocol: type,
     namespace: str | None,
     timeout: float | None,
     owns_client: bool,
@@ -142,6 +143,8 @@ def resolve_store(
         memory: Builds the in-process store.
         redis: Builds the Redis store on a client; the flag tells the store to
             close that client (a client built here, or one given with `owns_client`).
+        protocol: The primitive's store protocol (runtime-checkable): a store
+            object given as `backend` must satisfy it.
         namespace: Checked with `check_namespace`; `None` for a primitive without one.
         timeout: The primitive's per-command timeout, checked whatever the
             backend; `None` keeps the URL's (or the client's) own. A given client
@@ -154,7 +157,8 @@ def resolve_store(
 
     Raises:
         InvalidBackendURL: The URL cannot be parsed.
-        ConfigurationError: A bad namespace or timeout.
+        ConfigurationError: A bad namespace or timeout, or a `backend` that is none
+            of the above (a redis-py client, say).
     """
     if namespace is not None:
         check_namespace(namespace)
@@ -164,6 +168,8 @@ def resolve_store(
         isinstance(backend, str | MemoryConfig | RedisConfig | RedisClusterConfig)
         or _is_redis_client(backend)
     ):
+        if not isinstance(backend, protocol):
+            raise ConfigurationError(_not_a_backend(backend, protocol))
         return backend, False
     client = _client(
         backend, timeout=timeout, owns_client=owns_client, instrumentation=instrumentation
@@ -171,6 +177,21 @@ def resolve_store(
     if client is None:
         return memory(), True
     return redis(*client), True
+
+
+def _not_a_backend(backend: object, protocol: type) -> str:
+    kind = type(backend)
+    given = f"{kind.__module__}.{kind.__qualname__}"
+    hint = (
+        ": for a redis-py client give its URL instead, or share one scalepy "
+        "RedisClient.from_url(url) between the primitives"
+        if kind.__module__.partition(".")[0] == "redis"
+        else ""
+    )
+    return (
+        f"backend must be a URL ('memory://', 'redis://host:6379/0', ...), a scalepy "
+        f"RedisClient or a {protocol.__name__}, got a {given}{hint}"
+    )
 
 
 def _is_redis_client(value: object) -> TypeIs[RedisClient]:

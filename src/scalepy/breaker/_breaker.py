@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeAlias, TypeVar, overload
 
 from scalepy._callables import is_async_callable
-from scalepy._validation import check_finite
+from scalepy._lifecycle import AsyncOnly
+from scalepy._validation import check_finite, check_name
 from scalepy.breaker._events import BreakerStatistics, StateChange
 from scalepy.breaker._metrics import (
     BREAKER_NAME,
@@ -117,7 +118,7 @@ def _matcher(spec: object, option: str) -> Callable[[Exception], bool]:
     raise ConfigurationError(f"{option} must be exception types or a predicate, got {spec!r}")
 
 
-class CircuitBreaker:
+class CircuitBreaker(AsyncOnly):
     """Stops calling a failing dependency, then probes it until it recovers.
 
     Use it as a decorator on async or sync functions, or around a block with
@@ -231,8 +232,7 @@ class CircuitBreaker:
         listeners: Iterable[Callable[[StateChange], object]] = (),
         shared: SharedState | None = None,
     ) -> None:
-        if not name:
-            raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
+        check_name("CircuitBreaker", name)
         if timeout is not None:
             check_finite("timeout", timeout)
         self.name = name

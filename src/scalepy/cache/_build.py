@@ -11,7 +11,7 @@ from scalepy.cache._codec import Codec
 from scalepy.cache._engine import Engine
 from scalepy.cache._local import LocalCache
 from scalepy.cache._memory import MemoryCacheStore
-from scalepy.cache._store import LockingCacheStore, PubSubCacheStore
+from scalepy.cache._store import CacheStore, LockingCacheStore, PubSubCacheStore
 from scalepy.cache._tier import LocalTier
 from scalepy.cache._writes import Writer
 from scalepy.errors import ConfigurationError
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from scalepy.backends import BackendConfig
     from scalepy.backends.redis import RedisClient
     from scalepy.cache._flight import Flight
-    from scalepy.cache._store import CacheStore
     from scalepy.cache._telemetry import Meter
     from scalepy.clock import Clock
     from scalepy.serializers import Serializer
@@ -74,6 +73,7 @@ def build_store(
         backend,
         memory=lambda: MemoryCacheStore(clock=clock),
         redis=redis,
+        protocol=CacheStore,
         namespace=namespace,
         timeout=timeout,
         owns_client=owns_client,

@@ -32,6 +32,7 @@ __all__ = (
 )
 
 
+@runtime_checkable
 class CacheStore(Protocol):
     """Entries and tag versions, in one process (memory) or shared by every replica (Redis).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_object
 from scalepy.clock import MonotonicClock
 from scalepy.errors import ConfigurationError
 from scalepy.health._check import Check, Observation, Status
@@ -73,6 +73,15 @@ def _utilization(pool: object, warn_above: float, component_id: str | None) -> O
     )
 
 
+_REDIS_HINT = (
+    "pass the client the primitives share, e.g. redis_check(RedisClient.from_url(url)), "
+    "or pools.health_checks()"
+)
+_POSTGRES_HINT = (
+    "pass an opened pool, e.g. postgres_check(pools.postgres.primary), or pools.health_checks()"
+)
+
+
 def _threshold(name: str, value: float | None) -> None:
     if value is not None:
         check_finite(name, value)
@@ -136,9 +145,11 @@ def redis_check(
         The check, to give to `Health`.
 
     Raises:
-        ConfigurationError: A timeout or threshold that is not a finite number > 0.
+        ConfigurationError: `client` is not a client (a URL, say), or a timeout or
+            threshold that is not a finite number > 0.
     """
     _threshold("warn_above", warn_above)
+    check_object("redis_check() takes", client, "ping", "a RedisClient", _REDIS_HINT)
     timer = clock or MonotonicClock()
 
     async def probe() -> Observation:
@@ -185,13 +196,14 @@ def postgres_check(
         The check, to give to `Health`.
 
     Raises:
-        ConfigurationError: A timeout or threshold that is not a finite number > 0,
-            or an empty query.
+        ConfigurationError: `pool` is not a pool (a DSN, say), a timeout or
+            threshold that is not a finite number > 0, or an empty query.
     """
     _threshold("warn_above", warn_above)
     check_finite("utilization_warn_above", utilization_warn_above)
     if not query.strip():
         raise ConfigurationError("query must be a non-empty SQL statement, e.g. 'SELECT 1'")
+    check_object("postgres_check() takes", pool, "acquire", "a pool", _POSTGRES_HINT)
     timer = clock or MonotonicClock()
 
     async def probe() -> list[Observation]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from scalepy._lifecycle import AsyncResource, deprecated
 from scalepy._validation import check_finite
 from scalepy.clock import MonotonicClock
-from scalepy.errors import ConfigurationError
+from scalepy.errors import ConfigurationError, UsageError
 from scalepy.health._asgi import HealthApp, HttpOptions
 from scalepy.health._check import Check, Status, flatten_checks
 from scalepy.health._lifespan import (
@@ -370,6 +370,8 @@ class Health(AsyncResource):
 
     def lifespan(
         self,
+        app: None = None,
+        /,
         *,
         resources: Iterable[object] = (),
         consumers: Iterable[Consumer] = (),
@@ -389,6 +391,8 @@ class Health(AsyncResource):
         serves nobody; hold in a preStop hook calling `/health/drain` instead.
 
         Args:
+            app: Never given by you: `lifespan=health.lifespan`, not called, has the
+                framework pass its app here, which raises `UsageError`.
             resources: Opened at startup, closed in reverse order at shutdown.
             consumers: Stopped at shutdown, after readiness failed.
             on_startup: Run after the resources opened, before `mark_started()`.
@@ -401,7 +405,14 @@ class Health(AsyncResource):
 
         Raises:
             ConfigurationError: Like `shutdown()`, when called, not at shutdown.
+            UsageError: An app was passed: the method was given to the framework
+                uncalled (unlike `PoolManager.lifespan`, it takes options).
         """
+        if app is not None:
+            raise UsageError(
+                "health.lifespan makes the lifespan: write lifespan=health.lifespan("
+                "resources=[...]), with the parentheses"
+            )
         stoppers, held = shutdown_plan(consumers, resources, stop_timeout, close_timeout)
         hooks = tuple(on_startup)
 

@@ -27,6 +27,8 @@ import copy
 import math
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from scalepy._extras import missing_extra
+from scalepy._validation import check_object
 from scalepy.errors import CircuitOpenError, ConfigurationError
 from scalepy.integrations.starlette import health_routes
 from scalepy.ratelimit import client_ip
@@ -34,14 +36,12 @@ from scalepy.ratelimit._gate import RequestGate
 from scalepy.ratelimit._keys import route_suffix
 from scalepy.ratelimit._limiter import fixed_cost
 from scalepy.ratelimit._problem import PROBLEM_JSON, PROBLEM_TYPE, problem_body, too_many_body
-from scalepy.ratelimit.asgi import _policies
+from scalepy.ratelimit.asgi import _check_key, _policies
 
 try:
     from fastapi import FastAPI, HTTPException, Request, Response
 except ImportError as exc:  # pragma: no cover - exercised by the no-extras check
-    raise ImportError(
-        "scalepy.integrations.fastapi needs the 'fastapi' extra: pip install 'scalepy[fastapi]'"
-    ) from exc
+    raise missing_extra(__name__, "fastapi") from exc
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -115,9 +115,19 @@ def limit(
 
     Raises:
         ConfigurationError: No policy, something that is not a policy, names that
-            cannot be shown together, an empty group, or a cost that is not a
-            whole number >= 0 or that no policy could ever allow.
+            cannot be shown together, an empty group, a cost that is not a whole
+            number >= 0 or that no policy could ever allow, a limiter that is not
+            one (a URL, say), or a key that is not a function of the scope
+            (`key=client_ip` for `key=client_ip()`).
     """
+    check_object(
+        "limit(limiter=...) takes",
+        limiter,
+        "acquire",
+        "a RateLimiter",
+        "e.g. limiter=RateLimiter(url), built once and shared",
+    )
+    _check_key(key)
     checked = _policies("policies", policies)
     fixed_cost(checked, cost)
     if group is not None and not group:
@@ -253,7 +263,8 @@ def install(
     """Serve `health`'s endpoints, run its lifespan around the app's own, answer problem+json.
 
     - The health routes (`/health/live`, `/health/ready`, ..., `/metrics`) are
-      added, left out of the OpenAPI document.
+      put before the app's own, so that no route shadows them (a catch-all
+      `/{path:path}`, say), and left out of the OpenAPI document.
     - The app's lifespan runs inside `health.lifespan(...)`: the resources open
       before the app's own startup code, and close after its shutdown code; the
       arguments are those of `Health.lifespan`.
@@ -288,6 +299,6 @@ def install(
             yield state
 
     app.router.lifespan_context = lifespan
-    app.router.routes.extend(health_routes(health))
+    app.router.routes[:0] = health_routes(health)  # first: no route of the app shadows a probe
     for error, handler in problem_handlers().items():
         app.add_exception_handler(error, handler)

@@ -16,17 +16,16 @@ set_default(OpenTelemetryInstrumentation())
 from __future__ import annotations
 
 import contextlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
+from scalepy import __version__
+from scalepy._extras import missing_extra
 from scalepy.telemetry import MetricKind, _RecorderCache
 
 try:
     from opentelemetry import context, metrics, propagate, trace
 except ImportError as exc:
-    raise ImportError(
-        "scalepy.integrations.opentelemetry needs the 'otel' extra: pip install 'scalepy[otel]'"
-    ) from exc
+    raise missing_extra(__name__, "otel") from exc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -39,14 +38,6 @@ if TYPE_CHECKING:
 __all__ = ("OpenTelemetryInstrumentation",)
 
 _INSTRUMENTATION_NAME = "scalepy"
-
-
-def _package_version() -> str:
-    """Return the installed scalepy version, or "0" when running from a bare source tree."""
-    try:
-        return version("scalepy")
-    except PackageNotFoundError:
-        return "0"
 
 
 class _OpenTelemetryRecorder:
@@ -91,12 +82,12 @@ class OpenTelemetryInstrumentation:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        package_version = _package_version()
+        # The version of the code running, which the distribution's metadata need not be.
         self._tracer = trace.get_tracer(
-            _INSTRUMENTATION_NAME, package_version, tracer_provider=tracer_provider
+            _INSTRUMENTATION_NAME, __version__, tracer_provider=tracer_provider
         )
         self._meter = metrics.get_meter(
-            _INSTRUMENTATION_NAME, package_version, meter_provider=meter_provider
+            _INSTRUMENTATION_NAME, __version__, meter_provider=meter_provider
         )
         self._recorders = _RecorderCache(self._create)
 

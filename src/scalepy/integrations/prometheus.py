@@ -29,6 +29,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
+from scalepy._extras import missing_extra
 from scalepy.errors import ConfigurationError
 from scalepy.telemetry import NOOP, MetricKind, _RecorderCache
 
@@ -38,10 +39,7 @@ try:
     from prometheus_client.metrics import MetricWrapperBase
     from prometheus_client.multiprocess import MultiProcessCollector
 except ImportError as exc:
-    raise ImportError(
-        "scalepy.integrations.prometheus needs the 'prometheus' extra: "
-        "pip install 'scalepy[prometheus]'"
-    ) from exc
+    raise missing_extra(__name__, "prometheus") from exc
 
 if TYPE_CHECKING:
     import contextlib

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from scalepy._extras import missing_extra
+from scalepy._validation import check_object
+
 try:
     from starlette.routing import Route
 except ImportError as exc:  # pragma: no cover - exercised by the no-extras check
-    raise ImportError(
-        "scalepy.integrations.starlette needs the 'starlette' extra: "
-        "pip install 'scalepy[starlette]'"
-    ) from exc
+    raise missing_extra(__name__, "starlette") from exc
 
 if TYPE_CHECKING:
     from scalepy.health import Health
@@ -39,10 +39,16 @@ def health_routes(health: Health) -> list[Route]:
     Args:
         health: What to serve.
 
+    Raises:
+        ConfigurationError: `health` is not a `Health`.
+
     Returns:
         Routes named `health`, `health_live`, `health_ready`, `health_startup`,
         `health_drain` and `metrics` (when metrics are served).
     """
+    check_object(
+        "health_routes() takes", health, "routes", "a Health", "health_routes(Health(...))"
+    )
     app = health.asgi
     return [
         Route(

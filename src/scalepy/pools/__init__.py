@@ -9,21 +9,21 @@ async with pools:
         ...
 ```
 
-Needs the `postgres` and `retry` extras (asyncpg and tenacity), and the `redis`
-extra for Redis URLs.
+Needs the `postgres` extra (asyncpg, and tenacity for the start-up retries), and
+the `redis` extra for Redis URLs.
 """
+
+from scalepy._extras import missing_extra
 
 try:
     import asyncpg  # noqa: F401 - fail here, with an install hint, not deep inside
     import tenacity  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
-    raise ImportError(
-        "scalepy.pools needs the 'postgres' and 'retry' extras: "
-        "pip install 'scalepy[postgres,retry]'"
-    ) from exc
+    raise missing_extra(__name__, "postgres") from exc
 
 from scalepy.errors import PoolClosedError as PoolClosedError
 from scalepy.errors import PoolError as PoolError
+from scalepy.errors import PoolNotOpenError as PoolNotOpenError
 from scalepy.errors import PoolTimeoutError as PoolTimeoutError
 from scalepy.pools._cluster import PostgresCluster as PostgresCluster
 from scalepy.pools._config import PoolOptions as PoolOptions
@@ -66,6 +66,7 @@ __all__ = (
     "PoolError",
     "PoolManager",
     "PoolManagerStatistics",
+    "PoolNotOpenError",
     "PoolOptions",
     "PoolStatistics",
     "PoolTimeoutError",

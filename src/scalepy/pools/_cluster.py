@@ -135,6 +135,7 @@ class PostgresCluster(AsyncResource):
         Raises:
             ConfigurationError: A timeout that is not a finite number > 0.
             PoolTimeoutError: No connection within the deadline (on entering).
+            PoolNotOpenError: The pools were never opened (on entering).
             PoolClosedError: The pools are closed (on entering).
             BackendUnavailable: The primary was needed and cannot be reached.
         """

@@ -19,7 +19,7 @@ import asyncio
 import math
 from typing import TYPE_CHECKING
 
-from scalepy.errors import PoolClosedError, PoolTimeoutError
+from scalepy.errors import PoolClosedError, PoolNotOpenError, PoolTimeoutError
 from scalepy.pools._connection import Pooled, open_connection
 from scalepy.pools._ledger import Ledger, Signal
 
@@ -125,7 +125,7 @@ class Lender(Ledger):
     ) -> Pooled:
         while True:
             if not self._accepting:
-                raise PoolClosedError(self.name)
+                raise PoolClosedError(self.name) if self._closing else PoolNotOpenError(self.name)
             if loop.time() >= deadline:
                 raise self._timed_out(wait)
             if not self._line_ahead():

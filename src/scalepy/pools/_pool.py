@@ -15,9 +15,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from scalepy._lifecycle import AsyncResource
-from scalepy._validation import check_finite
+from scalepy._validation import check_finite, check_name
 from scalepy.clock import MonotonicClock
-from scalepy.errors import ConfigurationError, PoolClosedError
+from scalepy.errors import PoolClosedError
 from scalepy.pools._config import PoolOptions, _check_dsn, mask_dsn
 from scalepy.pools._ledger import Signal
 from scalepy.pools._lending import Lease, Lender
@@ -82,9 +82,7 @@ class PostgresPool(Lender, AsyncResource):
         instrumentation: Instrumentation | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        given: object = name  # checked as given, whatever the annotation says
-        if not isinstance(given, str) or not given:
-            raise ConfigurationError(f"name must be a non-empty string, got {name!r}")
+        check_name("PostgresPool", name)
         super().__init__(
             _check_dsn(dsn),
             backend=mask_dsn(dsn),
@@ -128,7 +126,8 @@ class PostgresPool(Lender, AsyncResource):
         Raises:
             ConfigurationError: A timeout that is not a finite number > 0.
             PoolTimeoutError: No connection within the deadline (on entering).
-            PoolClosedError: The pool is not open, or is closing (on entering).
+            PoolNotOpenError: The pool was never opened (on entering).
+            PoolClosedError: The pool is closing or closed (on entering).
             BackendUnavailable: A new connection was needed and the server cannot
                 be reached (on entering).
         """

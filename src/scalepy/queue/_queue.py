@@ -21,6 +21,7 @@ from scalepy.queue._memory import MemoryQueueStore
 from scalepy.queue._metrics import JOB_COUNT, JOB_STATE, QUEUE_NAME, SENT
 from scalepy.queue._periodic import Periodic
 from scalepy.queue._results import ResultWaiter
+from scalepy.queue._store import QueueStore
 from scalepy.queue._task import Backoff, Task
 from scalepy.serializers import JsonSerializer
 from scalepy.telemetry import context_propagation, get_default
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
     from scalepy.health import Check
-    from scalepy.queue._store import QueueStore
     from scalepy.ratelimit import MemoryRateLimitStore, Policy
     from scalepy.serializers import Serializer
     from scalepy.telemetry import Instrumentation
@@ -483,6 +483,7 @@ def _build_store(
         backend,
         memory=lambda: MemoryQueueStore(clock=clock),
         redis=redis,
+        protocol=QueueStore,
         namespace=None,
         timeout=None,
         owns_client=owns_client,

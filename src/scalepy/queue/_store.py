@@ -124,6 +124,7 @@ class SettledFeed(Protocol):
         ...
 
 
+@runtime_checkable
 class QueueStore(Protocol):
     """One queue's state: every change is atomic, and fenced by tokens where it must be.
 

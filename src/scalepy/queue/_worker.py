@@ -18,7 +18,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from scalepy._lifecycle import AsyncResource
-from scalepy._validation import check_finite, check_int
+from scalepy._validation import check_finite, check_int, check_object
 from scalepy.errors import BackendError
 from scalepy.queue._heartbeat import Heartbeat
 from scalepy.queue._metrics import SENT
@@ -90,7 +90,7 @@ class Worker(AsyncResource):
             settled (or were handed back), even if a job or the fetch loop failed.
 
     Raises:
-        ConfigurationError: An option out of range.
+        ConfigurationError: An option out of range, or `queue` is not a `Queue`.
 
     Example:
         ```python
@@ -115,6 +115,7 @@ class Worker(AsyncResource):
         startup: Callable[[], Awaitable[object]] | None = None,
         shutdown: Callable[[Any], Awaitable[object]] | None = None,
     ) -> None:
+        check_object("Worker() takes", queue, "task", "a Queue", "e.g. Worker(Queue(url))")
         check_int("concurrency", concurrency)
         check_finite("unknown_task_delay", unknown_task_delay, inclusive=True)
         check_int("unknown_task_limit", unknown_task_limit, minimum=0)

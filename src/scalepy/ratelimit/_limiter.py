@@ -7,6 +7,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar, get_args
 
+from scalepy._callables import is_async_callable
 from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource
 from scalepy._validation import check_finite, check_int
 from scalepy.backends._resolve import DEFAULT_BACKEND, resolve_store
@@ -17,6 +18,8 @@ from scalepy.ratelimit._algorithms import check_cost
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._memory import MemoryRateLimitStore
 from scalepy.ratelimit._metrics import BACKEND_ERRORS, DECISION_DURATION, DECISIONS, RESULT
+from scalepy.ratelimit._policies import Policy
+from scalepy.ratelimit._store import RateLimitStore
 from scalepy.telemetry import ERROR_TYPE, get_default
 
 if TYPE_CHECKING:
@@ -25,8 +28,6 @@ if TYPE_CHECKING:
     from scalepy.backends import BackendConfig
     from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
-    from scalepy.ratelimit._policies import Policy
-    from scalepy.ratelimit._store import RateLimitStore
     from scalepy.telemetry import Instrumentation
 
 __all__ = ("FailurePolicy", "RateLimiter", "fixed_cost")
@@ -155,8 +156,8 @@ class RateLimiter(AsyncResource):
             The decision; when denied, nothing was consumed from any policy.
 
         Raises:
-            ConfigurationError: A key that is not a str, no policy, or a cost that
-                is not a whole number >= 0.
+            ConfigurationError: A key that is not a str, no policy, a policy of
+                another type (a string, say), or a cost that is not a whole number >= 0.
             CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
         cost = _check_cost(key, policies, cost)
@@ -184,8 +185,8 @@ class RateLimiter(AsyncResource):
             and `reset_after` describe the quota as it stands.
 
         Raises:
-            ConfigurationError: A key that is not a str, no policy, or a cost that
-                is not a whole number >= 0.
+            ConfigurationError: A key that is not a str, no policy, a policy of
+                another type (a string, say), or a cost that is not a whole number >= 0.
             CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
         cost = _check_cost(key, policies, cost)
@@ -239,7 +240,8 @@ class RateLimiter(AsyncResource):
 
         Returns:
             A decorator; the decorated function raises `RateLimitExceeded` (with
-            `retry_after`) instead of running when the limit is reached.
+            `retry_after`) instead of running when the limit is reached. The
+            decorator raises `ConfigurationError` for a function that is not async.
 
         Raises:
             ConfigurationError: No policy, or a cost that is not a whole number >= 0
@@ -248,6 +250,11 @@ class RateLimiter(AsyncResource):
         cost = fixed_cost(policies, cost)
 
         def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+            if not is_async_callable(function):
+                raise ConfigurationError(
+                    f"limiter.limit decorates async functions (async def); {function!r} is not one"
+                )
+
             @functools.wraps(function)
             async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
                 identity = key(*args, **kwargs) if callable(key) else key
@@ -373,6 +380,7 @@ def _build_store(
         backend,
         memory=lambda: MemoryRateLimitStore(clock=clock),
         redis=redis,
+        protocol=RateLimitStore,
         namespace=namespace,
         timeout=timeout,
         owns_client=owns_client,
@@ -399,6 +407,13 @@ def fixed_cost(policies: tuple[Policy, ...], cost: object) -> int:
 def _check_policies(policies: tuple[Policy, ...]) -> None:
     if not policies:
         raise ConfigurationError("give at least one policy")
+    for policy in policies:
+        given: object = policy  # checked as given, whatever the annotation says
+        if not isinstance(given, Policy):
+            raise ConfigurationError(
+                f"a policy must be a TokenBucket, GCRA, SlidingWindow or FixedWindow, got "
+                f"{given!r}: e.g. TokenBucket(capacity=20, refill_rate=10.0) for 10/s, burst 20"
+            )
 
 
 def _check_cost(key: object, policies: tuple[Policy, ...], cost: object) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 __all__ = ("RateLimitStore",)
 
 
+@runtime_checkable
 class RateLimitStore(Protocol):
     """Decides requests against shared state: memory (one process) or Redis (all replicas).
 

@@ -27,10 +27,12 @@ through untouched.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
+from scalepy._validation import check_object
 from scalepy.errors import ConfigurationError, CostExceedsBurst
 from scalepy.ratelimit._gate import AsyncLimiter, RequestGate
 from scalepy.ratelimit._headers import check_policy_names
@@ -104,7 +106,9 @@ class RateLimitMiddleware:
     Raises:
         ConfigurationError: No policy, something that is not a policy, policy names
             that cannot be shown together, a prefix that does not start with `/`,
-            a prefix given twice, or `exempt` given as one string.
+            a prefix given twice, `exempt` given as one string, a limiter that is
+            not one (a URL, say), or a key that is not a function of the scope
+            (`key=client_ip` for `key=client_ip()`).
     """
 
     __slots__ = ("_app", "_cost", "_default", "_gate", "_rules")
@@ -122,6 +126,14 @@ class RateLimitMiddleware:
         legacy_headers: bool = False,
         headers: bool = True,
     ) -> None:
+        check_object(
+            "RateLimitMiddleware(limiter=...) takes",
+            limiter,
+            "acquire",
+            "a RateLimiter",
+            "e.g. limiter=RateLimiter(url), built once and shared",
+        )
+        _check_key(key)
         self._app = app
         self._gate = RequestGate(limiter, key, headers=headers, legacy_headers=legacy_headers)
         self._cost = cost
@@ -256,3 +268,21 @@ def _prefix(option: str, prefix: object, seen: Mapping[str, object]) -> str:
     if normal in seen:
         raise ConfigurationError(f"{option}: path prefix {prefix!r} is given more than once")
     return normal
+
+
+_KEY_FACTORIES = (client_ip, header_key, user_key)
+
+
+def _check_key(key: object) -> None:
+    """Refuse a key that cannot be called with the scope, e.g. the factory `client_ip` itself."""
+    try:
+        if key in _KEY_FACTORIES:
+            raise TypeError(key)
+        inspect.signature(key).bind({})  # type: ignore[arg-type]  # checked as given
+    except TypeError:
+        raise ConfigurationError(
+            f"key must be a function of the ASGI scope, got {key!r}: call the factory, "
+            f"e.g. key=client_ip() or key=header_key('X-API-Key')"
+        ) from None
+    except ValueError:  # no signature to read (a builtin): trust it
+        return

@@ -48,15 +48,15 @@ Telemetry: `scalepy.retry.attempts` counts attempts by `outcome`: `success`,
 used up), `budget_exhausted` (failed; the budget refused the retry) and
 `failure` (failed with an error that is not retried).
 
-This module needs the `retry` extra: `pip install 'scalepy[retry]'`.
+This module needs the `retry` extra: `pip install 'scalepy-toolkit[retry]'`.
 """
+
+from scalepy._extras import missing_extra
 
 try:
     import tenacity  # noqa: F401 - fail here, with an install hint, not deep inside
 except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
-    raise ImportError(
-        "scalepy.retry needs the 'retry' extra: pip install 'scalepy[retry]'"
-    ) from exc
+    raise missing_extra(__name__, "retry") from exc
 
 from scalepy.retry._budget import RetryBudget as RetryBudget
 from scalepy.retry._budget import RetryBudgetStatistics as RetryBudgetStatistics

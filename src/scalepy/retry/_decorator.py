@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from scalepy._callables import is_async_callable
+from scalepy.errors import ConfigurationError
 from scalepy.retry._policy import RetryPolicy
 
 if TYPE_CHECKING:
@@ -62,9 +64,13 @@ def retry(
 
     Returns:
         The decorated function, or a decorator when called with options.
+
+    Raises:
+        ConfigurationError: `policy` is neither a `RetryPolicy` nor the function.
     """
     if callable(policy):
         return _decorate(policy, RetryPolicy(), budget, clock, sleep, instrumentation)
+    _check_policy("retry", policy)
 
     def decorator(func: Callable[P, R]) -> Callable[P, R]:
         return _decorate(func, policy or RetryPolicy(), budget, clock, sleep, instrumentation)
@@ -128,8 +134,19 @@ async def call(
         What the first successful attempt returned.
 
     Raises:
+        ConfigurationError: `func` is not callable (a coroutine, say), or `policy`
+            is not a `RetryPolicy`.
         Exception: The last attempt's own error, once retrying stops.
     """
+    given: object = func  # checked as given, whatever the annotation says
+    if not callable(given):
+        if inspect.iscoroutine(given):
+            given.close()  # never awaited, and never will be: no "never awaited" warning
+        raise ConfigurationError(
+            f"call() takes a function that makes one attempt, e.g. "
+            f"call(lambda: fetch(url)), got {given!r}: a coroutine can be awaited only once"
+        )
+    _check_policy("call", policy)
     retrying = (policy or RetryPolicy()).as_tenacity(
         budget=budget, clock=clock, instrumentation=instrumentation
     )
@@ -140,3 +157,12 @@ async def call(
 
     result: R = await retrying(attempt)
     return result
+
+
+def _check_policy(user: str, policy: object) -> None:
+    """Refuse a policy that is not a `RetryPolicy`, such as `@retry(3)`."""
+    if policy is not None and not isinstance(policy, RetryPolicy):
+        raise ConfigurationError(
+            f"{user}() takes a RetryPolicy, got {policy!r}: "
+            f"e.g. @retry(RetryPolicy(attempts=3)), or @retry for the default policy"
+        )

@@ -202,3 +202,23 @@ async def test_repr_and_statistics_show_live_state(redis_url: str) -> None:
         )
         assert not client.is_cluster
         assert client.config == parse_backend_url(redis_url)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            "redis://app:s3cret@127.0.0.1:6379/0",
+            "for a URL write RedisClient.from_url('redis://app:***@127.0.0.1:6379/0')",
+        ),
+        (MemoryConfig(), "takes a RedisConfig or RedisClusterConfig (see parse_backend_url)"),
+    ],
+)
+def test_the_constructor_refuses_what_is_not_a_redis_configuration(
+    config: object, expected: str
+) -> None:
+    """`RedisClient("redis://…")` names `from_url` (was AttributeError); the password is masked."""
+    with pytest.raises(ConfigurationError) as raised:
+        RedisClient(config)  # type: ignore[arg-type]  # the misuse under test
+    assert expected in str(raised.value)
+    assert "s3cret" not in str(raised.value)

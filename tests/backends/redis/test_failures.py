@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from scalepy.backends.redis import RedisClient
+from scalepy.backends.redis._command import encode_command  # the wire format, under the client
+from scalepy.backends.redis._resp import Endpoint, open_connection  # one connection, no client
 from scalepy.errors import BackendCommandError, BackendTimeout, BackendUnavailable
 from tests.support.redis_server import RedisClusterNode, RedisServer, free_port
 
@@ -121,6 +123,40 @@ async def test_connecting_is_bounded_by_the_connect_timeout(tmp_path: Path) -> N
             assert time.monotonic() - started < 0.2 + MARGIN
             server.resume()
             assert await client.ping()
+
+
+async def test_a_login_cut_by_a_restart_is_retried_on_the_new_server(tmp_path: Path) -> None:
+    """A caller joining a connection attempt that the old server's death cuts is served.
+
+    The attempt outlives the caller that started it (its command timed out while the
+    frozen server withheld the login reply); the server is then replaced. The next
+    command joins that attempt, which must meet the new server, not fail with it.
+    """
+    with RedisServer(tmp_path) as server:
+        server.pause()  # accepts connections (the kernel's backlog), never answers HELLO
+        url = f"redis://127.0.0.1:{server.port}/0?connect_timeout=5&timeout=0.2"
+        async with RedisClient.from_url(url) as client:
+            with pytest.raises(BackendTimeout):
+                await client.execute("PING")  # the login goes on after this caller left
+            server.stop()
+            server.start()
+            assert await client.ping()
+
+
+async def test_a_command_on_a_dropped_connection_fails_at_once(redis_server: RedisServer) -> None:
+    """Once the server dropped a connection, a command written to it fails now, not never."""
+    endpoint = Endpoint(port=redis_server.port)  # the connection itself: no client, no timeout
+    connection = await open_connection(endpoint, backend=redis_server.url)
+    loop = asyncio.get_running_loop()
+    before, after = loop.create_future(), loop.create_future()
+    redis_server.pause()
+    connection.send([encode_command(("PING",))], [before])
+    redis_server.stop()
+    with pytest.raises(BackendUnavailable, match="connection"):
+        await before  # the loss is known
+    connection.send([encode_command(("PING",))], [after])
+    with pytest.raises(BackendUnavailable, match="connection closed"):
+        await asyncio.wait_for(after, timeout=5)  # never answered on the old code
 
 
 async def test_nothing_listening_is_unavailable() -> None:

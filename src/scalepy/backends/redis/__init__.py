@@ -1,16 +1,16 @@
 """scalepy's Redis connection layer: automatic pipelining, bounded timeouts, Lua scripts.
 
-Needs the `redis` extra (`pip install 'scalepy[redis]'`). Every primitive's Redis
+Needs the `redis` extra (`pip install 'scalepy-toolkit[redis]'`). Every primitive's Redis
 store runs on one `RedisClient`, which works the same on a single server and on a
 Redis Cluster.
 """
 
+from scalepy._extras import missing_extra
+
 try:
     import redis.asyncio  # noqa: F401 - fail here, with an install hint, not deep inside
 except ImportError as exc:  # pragma: no cover - exercised by the no-extras check
-    raise ImportError(
-        "scalepy.backends.redis needs the 'redis' extra: pip install 'scalepy[redis]'"
-    ) from exc
+    raise missing_extra(__name__, "redis") from exc
 
 from scalepy.backends.redis._client import RedisClient as RedisClient
 from scalepy.backends.redis._client import RedisClientStatistics as RedisClientStatistics

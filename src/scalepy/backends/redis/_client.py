@@ -13,6 +13,7 @@ from redis.crc import key_slot
 from scalepy._lifecycle import LIFECYCLE_SLOTS, AsyncResource
 from scalepy._loop import PerLoop
 from scalepy._validation import check_finite
+from scalepy.backends._masking import mask_url
 from scalepy.backends._url import (
     BackendConfig,
     MemoryConfig,
@@ -83,6 +84,10 @@ class RedisClient(AsyncResource):
         config: The server or cluster to talk to (see `parse_backend_url`).
         instrumentation: Where metrics go; the process default when `None`.
 
+    Raises:
+        ConfigurationError: `config` is not a parsed configuration; a URL goes to
+            `RedisClient.from_url()`.
+
     Example:
         ```python
         async with RedisClient.from_url("redis://localhost:6379/0") as redis:
@@ -109,6 +114,7 @@ class RedisClient(AsyncResource):
         *,
         instrumentation: Instrumentation | None = None,
     ) -> None:
+        _check_config(config)
         self._config = config
         self._parent: RedisClient | None = None  # set on a `with_timeout` view
         self._close_parent = False
@@ -382,3 +388,18 @@ def _check_one_slot(script: Script, keys: Sequence[str]) -> None:
             f"script {script.name!r} got keys in {len(slots)} cluster slots; give every key "
             f"of one call the same hash tag (see scalepy.backends.KeySpace): {list(keys)}"
         )
+
+
+def _check_config(config: object) -> None:
+    """Refuse what is not a parsed configuration, naming `from_url` for a URL."""
+    if isinstance(config, RedisConfig | RedisClusterConfig):
+        return
+    if isinstance(config, str):
+        raise ConfigurationError(
+            f"RedisClient takes a parsed configuration; for a URL write "
+            f"RedisClient.from_url({mask_url(config)!r})"
+        )
+    raise ConfigurationError(
+        f"RedisClient takes a RedisConfig or RedisClusterConfig "
+        f"(see parse_backend_url), got a {type(config).__name__}"
+    )

@@ -35,7 +35,7 @@ from scalepy.errors import BackendCommandError, BackendTimeout, BackendUnavailab
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from scalepy.backends.redis._command import Command
 
@@ -139,6 +139,9 @@ class RespConnection(asyncio.Protocol):
         `encode_command`), so each written command has its future waiting, in order.
         """
         assert self._transport is not None
+        if self._lost:  # nothing will answer: fail now, not at each caller's timeout
+            self._fail(futures, "connection closed")
+            return
         waiting = self._waiting
         if not waiting:  # idle until now: silence counts from here
             self._alive_at = self._loop.time()
@@ -209,11 +212,15 @@ class RespConnection(asyncio.Protocol):
         self._lost = True
         self._stop_drain_check()
         reason = f"connection lost: {exc}" if exc else "connection closed"
-        while self._waiting:
-            _, future = self._waiting.popleft()
+        futures = [future for _, future in self._waiting]
+        self._waiting.clear()
+        self._fail(futures, reason)
+        self.channels.lose_all(reason)
+
+    def _fail(self, futures: Iterable[asyncio.Future[Any]], reason: str) -> None:
+        for future in futures:
             if not future.done():
                 future.set_exception(BackendUnavailable(reason, backend=self._backend))
-        self.channels.lose_all(reason)
 
     def _push(self, push: list[Any]) -> None:
         channels = self.channels
@@ -281,7 +288,6 @@ async def open_connection(
         BackendUnavailable: The server refused or dropped the connection.
         BackendCommandError: The server rejected the login (wrong password, bad db).
     """
-    loop = asyncio.get_running_loop()
 
     def factory() -> RespConnection:
         return RespConnection(backend, redirect, subscriber=subscriber)
@@ -289,15 +295,14 @@ async def open_connection(
     connection: RespConnection | None = None
     try:
         async with asyncio.timeout(endpoint.connect_timeout):
-            if endpoint.unix_socket_path is not None:
-                _, connection = await loop.create_unix_connection(
-                    factory, endpoint.unix_socket_path
-                )
-            else:
-                _, connection = await loop.create_connection(
-                    factory, endpoint.host, endpoint.port, ssl=endpoint.ssl_context
-                )
-            await _log_in(connection, endpoint)
+            connection = await _connect(endpoint, factory)
+            try:
+                await _log_in(connection, endpoint)
+            except BackendUnavailable:
+                # Accepted, then dropped during the login: the server went away (a
+                # restart). Whoever joined this attempt since deserves its successor.
+                connection = await _connect(endpoint, factory)
+                await _log_in(connection, endpoint)
     except TimeoutError:
         if connection is not None:
             connection.abort()
@@ -313,17 +318,28 @@ async def open_connection(
     return connection
 
 
+async def _connect(endpoint: Endpoint, factory: Callable[[], RespConnection]) -> RespConnection:
+    loop = asyncio.get_running_loop()
+    if endpoint.unix_socket_path is not None:
+        _, connection = await loop.create_unix_connection(factory, endpoint.unix_socket_path)
+    else:
+        _, connection = await loop.create_connection(
+            factory, endpoint.host, endpoint.port, ssl=endpoint.ssl_context
+        )
+    return connection
+
+
 async def _log_in(connection: RespConnection, endpoint: Endpoint) -> None:
     if connection.resp3:
         select = [("SELECT", endpoint.db)] if endpoint.db else []
         hello, *selected = await _run(connection, [endpoint.hello(), *select])
-        if not isinstance(hello, BackendCommandError):
+        if not isinstance(hello, BaseException):
             for reply in selected:
                 if isinstance(reply, BaseException):
                     raise reply
             return
-        if not _refuses_resp3(hello):
-            raise hello
+        if not (isinstance(hello, BackendCommandError) and _refuses_resp3(hello)):
+            raise hello  # a lost connection too: never logged in
         connection.resp3 = False
     for reply in await _run(connection, endpoint.handshake()):
         if isinstance(reply, BaseException):
