@@ -1,7 +1,7 @@
-"""weather_app.py's endpoint in FastAPI: a rate-limit dependency, the cache on the endpoint.
+"""weather_app.py's endpoint in FastAPI, with the answers checked in-process.
 
-Serve it with: REDIS_URL=redis://localhost:6379/0 uvicorn weather_fastapi:create_app --factory
-Run as a program, it sends itself a few requests in-process.
+Serve it with:
+    REDIS_URL=redis://localhost:6379/0 uvicorn weather_fastapi:create_app --factory
 """
 
 from __future__ import annotations
@@ -21,20 +21,28 @@ from scalepy.ratelimit import RateLimiter, TokenBucket
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 
 
-def create_app(redis_url: str = REDIS_URL, *, namespace: str = "weather") -> FastAPI:
-    """Build the app: one Redis client shared by the cache, the limiter and the checks."""
+def create_app(
+    redis_url: str = REDIS_URL,
+    *,
+    namespace: str = "weather",
+) -> FastAPI:
+    """One Redis client, shared by the cache, the limiter and the checks."""
     redis = RedisClient.from_url(redis_url)
     cache = Cache(redis, namespace=namespace)
     limiter = RateLimiter(redis, namespace=namespace)
-    per_client = limit(
-        TokenBucket(capacity=5, refill_rate=5 / 60, name="per-client"), limiter=limiter
-    )
+    health = Health(checks=[redis_check(redis)])
+    per_client = TokenBucket(capacity=5, refill_rate=5 / 60, name="per-client")
 
     app = FastAPI()
-    # The health routes, the lifespan opening and closing the resources, problem+json errors.
-    install(app, Health(checks=[redis_check(redis)]), resources=[redis, cache, limiter])
+    # Health routes, a lifespan opening and closing the resources, and
+    # problem+json errors, in one call.
+    install(app, health, resources=[redis, cache, limiter])
 
-    @app.get("/forecast/{city}", dependencies=[Depends(per_client)], responses=error_responses(429))
+    @app.get(
+        "/forecast/{city}",
+        dependencies=[Depends(limit(per_client, limiter=limiter))],
+        responses=error_responses(429),  # in the OpenAPI document
+    )
     @cache.cached(ttl=60)  # keeps the signature: FastAPI still sees `city`
     async def forecast(city: str) -> dict[str, object]:
         return await fetch_forecast(city)
