@@ -189,7 +189,11 @@ async def check_site(
             try:
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 await context.add_init_script(_OPEN_SHADOW_ROOTS)
-                await context.route("**/*", functools.partial(_answer, origin, mermaid))
+                # Only requests leaving the site pass through Python.
+                await context.route(
+                    lambda url: not url.startswith(origin),
+                    functools.partial(_answer, mermaid),
+                )
                 waiting = list(reversed(report.pages))
 
                 async def visit_pages() -> None:
@@ -216,11 +220,9 @@ async def check_site(
     return report
 
 
-async def _answer(origin: str, mermaid: Path | None, route: Route) -> None:
+async def _answer(mermaid: Path | None, route: Route) -> None:
     url = route.request.url
-    if url.startswith(origin):
-        await route.continue_()
-    elif mermaid is not None and url.startswith(MERMAID_URL) and url.endswith("/mermaid.min.js"):
+    if mermaid is not None and url.startswith(MERMAID_URL) and url.endswith("/mermaid.min.js"):
         await route.fulfill(path=mermaid, content_type="text/javascript")
     else:
         await route.abort("blockedbyclient")
