@@ -10,8 +10,9 @@
 # SITE_DIR is what `mkdocs build` wrote (scripts/test.sh passes its strict build); without
 # it the site is built first, strictly, into a temporary directory.
 # Installs when missing: chromium (apt-get), and mermaid.min.js from the npm registry
-# (kept in .venv/share/scalepy-docs/): mkdocs-material loads mermaid from a CDN, which this
-# machine cannot reach, so the browser gets that copy instead.
+# (kept in .venv/share/scalepy-docs/, of the major version the theme asks for):
+# mkdocs-material loads mermaid from a CDN, which this machine cannot reach, so the browser
+# gets that copy instead.
 set -euo pipefail
 # shellcheck source=scripts/_bootstrap.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/_bootstrap.sh"
@@ -19,8 +20,18 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/_bootstrap.sh"
 _bootstrap_venv # the site needs no service
 [[ -x /usr/bin/chromium ]] || _bootstrap_apt_install chromium
 
-# The major version mkdocs-material asks the CDN for.
-mermaid_major=11
+site=${1:-}
+if [[ -z $site ]]; then
+    site=$(mktemp -d "${TMPDIR:-/tmp}/scalepy-site.XXXXXX")
+    trap 'rm -rf -- "$site"' EXIT
+    NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
+fi
+
+# The mermaid major version the theme's script asks the CDN for (mermaid@11/...).
+urls=$(grep -rhoE 'unpkg\.com/mermaid@[0-9]+' "$site"/assets/javascripts/) \
+    || die "no mermaid URL in $site/assets/javascripts: is it a site mkdocs-material built?"
+mermaid_major=${urls%%$'\n'*} # the first one
+mermaid_major=${mermaid_major##*@}
 mermaid=.venv/share/scalepy-docs/mermaid-$mermaid_major.min.js
 if [[ ! -s $mermaid ]]; then
     command -v npm >/dev/null || _bootstrap_apt_install npm
@@ -33,11 +44,5 @@ if [[ ! -s $mermaid ]]; then
     rm -rf -- "$download"
 fi
 
-site=${1:-}
-if [[ -z $site ]]; then
-    site=$(mktemp -d "${TMPDIR:-/tmp}/scalepy-site.XXXXXX")
-    trap 'rm -rf -- "$site"' EXIT
-    NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
-fi
 .venv/bin/python -m tests.support.docs_site "$site" --mermaid "$mermaid" \
     --screenshot site-check/home.png
