@@ -15,8 +15,8 @@ linked or shown by a page (a configuration file left in `docs/`, say).
 
 The machine reaches no host but its own, so requests that leave the site are
 answered in the browser: mermaid's script, which mkdocs-material loads from a CDN, from a
-local copy (`--mermaid`); anything else (web fonts) is refused, and what the browser
-logs about it is not counted against the page. The home page's screenshot is written
+local copy (`--mermaid`); anything else (web fonts) is refused, and the browser's
+report of that failed load is not counted against the page. The home page's screenshot is written
 where `--screenshot` says.
 
 usage: python -m tests.support.docs_site SITE_DIR [--mermaid FILE] [--screenshot PNG] [--port N]
@@ -61,12 +61,9 @@ Element.prototype.attachShadow = function (init) {
   return attachShadow.call(this, { ...init, mode: "open" });
 };
 """
-_RENDERED = """(expected) => {
-  const hosts = [...document.querySelectorAll("div.mermaid")];
-  return hosts.filter((host) => host.shadowRoot?.querySelector("svg")).length >= expected;
-}"""
 _RENDERED_COUNT = """() => [...document.querySelectorAll("div.mermaid")]
   .filter((host) => host.shadowRoot?.querySelector("svg")).length"""
+_RENDERED = f"(expected) => ({_RENDERED_COUNT})() >= expected"
 _CONTENTS = """() => ({
   links: [...document.querySelectorAll("a[href]")].map((a) => a.href),
   images: [...document.querySelectorAll("img")].map((img) => ({
@@ -128,7 +125,7 @@ class _Page:
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
-        pass
+        pass  # one line per request would bury the problems the check prints
 
 
 @contextlib.contextmanager
@@ -239,12 +236,9 @@ async def _visit(
     console: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        if (
-            message.type == "error"
-            and message.location.get("url", "").startswith(origin)
-            # The network listeners below report failed loads with their address.
-            and not message.text.startswith("Failed to load resource")
-        ):
+        # Failed loads: the site's are reported below with their address, and the
+        # others are the requests this check refuses (web fonts).
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             console.append(f"console error: {message.text}")
 
     def on_response(response: Response) -> None:
