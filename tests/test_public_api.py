@@ -100,6 +100,7 @@ def test_import_scalepy_loads_only_the_standard_library() -> None:
         ("scalepy.pools", "tenacity", "postgres"),
         ("scalepy.integrations.starlette", "starlette", "starlette"),
         ("scalepy.integrations.fastapi", "fastapi", "fastapi"),
+        ("scalepy._msgspec", "msgspec", "msgspec"),
     ],
 )
 def test_optional_modules_name_their_extra_when_it_is_missing(

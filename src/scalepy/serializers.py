@@ -21,7 +21,7 @@ import importlib
 import json
 import pickle
 import struct
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, cast, runtime_checkable
 
 from scalepy._extras import missing_extra
 from scalepy.errors import ConfigurationError, SerializationError, SignatureError
@@ -35,6 +35,7 @@ __all__ = (
     "MsgpackSerializer",
     "PickleSerializer",
     "Serializer",
+    "TypedSerializer",
 )
 
 
@@ -105,6 +106,63 @@ class ContextSerializer(Serializer, Protocol):
         ...
 
 
+@runtime_checkable
+class TypedSerializer(Serializer, Protocol):
+    """A `Serializer` that can specialise itself to give values back with a given type.
+
+    The cache and the queue ask for one specialisation per function (and per task
+    parameter), from its annotations, so a function returning `list[Todo]` gets a
+    `list[Todo]` out of the cache. `JsonSerializer` and `MsgpackSerializer` have
+    this ability (with msgspec, or Pydantic for Pydantic models).
+    """
+
+    def for_type(self, annotation: Any) -> Serializer:
+        """Return a serializer of the same format whose `loads()` returns `annotation` values.
+
+        Raises:
+            ImportError: The package the specialisation needs is not installed.
+            TypeError: The format cannot decode into `annotation`.
+        """
+        ...
+
+
+class _Specialising:
+    """`TypedSerializer.for_type` for the formats msgspec speaks (JSON, MessagePack)."""
+
+    __slots__ = ()
+
+    name: str
+
+    def for_type(self, annotation: Any) -> Serializer:
+        """Return this format, decoding into `annotation` (see `TypedSerializer`).
+
+        Pydantic encodes and validates annotations holding its models; msgspec
+        every other. A subclass overriding `dumps` or `loads` (to compress, to
+        count...) is returned as it is: it chose its bytes.
+
+        Raises:
+            ImportError: msgspec (or, for a Pydantic model, Pydantic) is not installed.
+            TypeError: msgspec cannot decode into `annotation`.
+        """
+        plain: Serializer = cast("Serializer", self)
+        mro = type(self).__mro__
+        subclasses = mro[: next(i for i, cls in enumerate(mro) if _Specialising in cls.__bases__)]
+        if any("dumps" in vars(cls) or "loads" in vars(cls) for cls in subclasses):
+            return plain
+        # Imported here: each module imports its optional dependency, and only when asked.
+        from scalepy._annotations import involves_pydantic
+
+        if involves_pydantic(annotation):
+            from scalepy._pydantic import PydanticSerializer
+
+            if self.name == "json":  # Pydantic writes and parses JSON itself, in one step
+                return PydanticSerializer(annotation, "json")
+            return PydanticSerializer(annotation, self.name, dumps=plain.dumps, loads=plain.loads)
+        from scalepy._msgspec import MsgspecSerializer
+
+        return MsgspecSerializer(annotation, self.name)
+
+
 def _reject_constant(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not valid JSON")
 
@@ -114,7 +172,7 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class JsonSerializer:
+class JsonSerializer(_Specialising):
     """Strict, compact JSON in UTF-8.
 
     Encodes what the `json` module encodes, so tuples come back as lists and
@@ -174,7 +232,7 @@ class JsonSerializer:
         return f"{type(self).__name__}()"
 
 
-class MsgpackSerializer:
+class MsgpackSerializer(_Specialising):
     """MessagePack via the optional `msgpack` package.
 
     More compact than JSON and keeps `bytes` apart from `str`. Tuples come back

@@ -7,6 +7,7 @@ every expiry is exact.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -323,8 +324,8 @@ async def test_get_or_load_is_the_decorator_without_a_function(clock: FakeClock)
     assert "value-2" == await cache.get_or_load("k", source)
 
 
-async def test_values_come_back_as_the_serializer_returns_them(clock: FakeClock) -> None:
-    """Hits return what the serializer decodes: JSON turns tuples into lists."""
+async def test_values_come_back_as_the_function_returns_them(clock: FakeClock) -> None:
+    """Hits return the annotated type (tuples stay tuples); untyped ones what JSON decodes."""
     cache = make_cache(clock, local_max_size=10)
     packed = make_cache(clock, serializer=MsgpackSerializer())
 
@@ -334,17 +335,32 @@ async def test_values_come_back_as_the_serializer_returns_them(clock: FakeClock)
     async def numbers() -> tuple[int, int]:
         return (1, 2)
 
+    async def untyped() -> Any:
+        return (1, 2)
+
     as_json = cache.cached(ttl=60)(numbers)
-    assert [(1, 2), [1, 2]] == [await as_json(), await as_json()]
+    assert [(1, 2), (1, 2)] == [await as_json(), await as_json()]
     as_msgpack = packed.cached(ttl=60)(pair)
-    assert [(1, b"x"), [1, b"x"]] == [await as_msgpack(), await as_msgpack()]
+    assert [(1, b"x"), (1, b"x")] == [await as_msgpack(), await as_msgpack()]
+    plain = cache.cached(ttl=60)(untyped)
+    assert [(1, 2), [1, 2]] == [await plain(), await plain()]
 
 
-async def test_values_the_serializer_cannot_encode_raise(clock: FakeClock) -> None:
-    """A result that cannot be stored is an error, not a silent miss."""
+async def test_values_the_serializer_cannot_encode_are_returned_uncached(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loaded value that cannot be stored is returned, not cached, logged once; `set` raises."""
     cache = make_cache(clock)
-    with pytest.raises(SerializationError):
-        await cache.get_or_load("k", lambda: asyncio.sleep(0, {1, 2}))
+
+    async def numbers() -> set[object]:
+        return {object()}
+
+    cached = cache.cached(ttl=60)(numbers)
+    with caplog.at_level(logging.WARNING, "scalepy.cache"):
+        first, second = await cached(), await cached()
+        assert 2 == len({id(first), id(second)})  # computed twice: not cached
+        assert {1, 2} == await cache.get_or_load("k", lambda: asyncio.sleep(0, {1, 2}))
+    assert 2 == len([r for r in caplog.records if "cannot be serialized" in r.getMessage()])
     with pytest.raises(SerializationError):
         await cache.set("k", object())
 

@@ -25,10 +25,9 @@ cache's `staleness_bound` after that): a read after a write, on any replica, see
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
-import msgspec
 
 from scalepy.errors import (
     BackendError,
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
     from scalepy.retry import RetryBudget, RetryPolicy
     from todo.models import TodoIn, TodoPatch
 
-__all__ = ("UNAVAILABLE", "RecordSerializer", "TodoRepository")
+__all__ = ("UNAVAILABLE", "TodoRepository")
 
 _logger = logging.getLogger("todo.repository")
 
@@ -72,24 +71,6 @@ def _todo_tag(todo_id: int) -> str:
     return f"todo:{todo_id}"
 
 
-class RecordSerializer:
-    """Caches records as msgspec JSON and reads them back as `TodoRecord`s, typed."""
-
-    name = "todo-record-json"
-
-    def __init__(self) -> None:
-        self._encoder = msgspec.json.Encoder()
-        self._decoder = msgspec.json.Decoder(TodoRecord | list[TodoRecord] | None)
-
-    def dumps(self, value: Any) -> bytes:
-        """Encode a record, a page of records, or `None`."""
-        return self._encoder.encode(value)
-
-    def loads(self, data: bytes) -> Any:
-        """Decode what `dumps` made."""
-        return self._decoder.decode(data)
-
-
 def _record(row: asyncpg.Record) -> TodoRecord:
     return TodoRecord(**dict(row))
 
@@ -99,7 +80,8 @@ class TodoRepository:
 
     Args:
         postgres: The pools' PostgreSQL cluster.
-        cache: Where reads are cached (its serializer must be a `RecordSerializer`).
+        cache: Where reads are cached; hits come back as `TodoRecord`s, the return
+            annotations of the cached reads.
         breaker: The PostgreSQL breaker, shared by every caller of the database.
         retry_policy: How reads retry transient failures.
         budget: The retry budget shared by every read.

@@ -39,7 +39,7 @@ from scalepy.ratelimit import RateLimiter
 from scalepy.retry import RetryBudget, RetryPolicy
 from scalepy.telemetry import combine
 from todo.metrics_server import serve_metrics
-from todo.repository import UNAVAILABLE, RecordSerializer, TodoRepository
+from todo.repository import UNAVAILABLE, TodoRepository
 from todo.schema import migrate
 from todo.tasks import register
 
@@ -99,7 +99,6 @@ class Services:
             namespace=settings.namespace,
             local_max_size=settings.cache_local_size,
             ttl=settings.cache_ttl,
-            serializer=RecordSerializer(),
             instrumentation=telemetry,
         )
         self.limiter = RateLimiter(

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    get_args,
+    overload,
+)
 
 from scalepy._callables import is_async_callable
+from scalepy._typed import UNTYPED
 from scalepy.cache._bulk import fetch_many
 from scalepy.cache._keys import KeyBuilder, template_fields
 from scalepy.errors import ConfigurationError
@@ -64,6 +75,16 @@ def check_tags(tags: Iterable[object]) -> tuple[str, ...]:
     return tuple(unique)
 
 
+def _returned(hints: dict[str, Any]) -> Any:
+    return hints.get("return", UNTYPED)
+
+
+def _mapped(hints: dict[str, Any]) -> Any:
+    """The type of one value of a bulk loader returning `Mapping[K, V]`: `V`."""
+    arguments = get_args(hints.get("return"))
+    return arguments[1] if len(arguments) == 2 else UNTYPED
+
+
 def _require_async(function: object, decorator: str) -> None:
     if not is_async_callable(function):
         raise ConfigurationError(
@@ -116,7 +137,9 @@ class CachedFunction(Generic[P, R]):
         self._cache = cache
         self._engine = engine
         self._keys = KeyBuilder(function, key=key, version=version)
-        self._policy = dataclasses.replace(policy, origin=self._keys.name)
+        name = self._keys.name
+        codec = engine.codec.for_function(function, _returned, name)
+        self._policy = dataclasses.replace(policy, origin=name, codec=codec)
         self._condition = condition
         self._instance = _UNBOUND
         self._static_tags: tuple[str, ...] = ()
@@ -205,7 +228,8 @@ class CachedManyFunction(Generic[K, V, P]):
         self._engine = engine
         self._tags = tags
         keys = KeyBuilder(function, version=version)
-        self._policy = dataclasses.replace(policy, origin=keys.name)
+        codec = engine.codec.for_function(function, _mapped, keys.name)
+        self._policy = dataclasses.replace(policy, origin=keys.name, codec=codec)
         self._key: Callable[[K, tuple[Any, ...], dict[str, Any]], str] = (
             (lambda item, args, kwargs: keys((item, *args), kwargs))
             if key is None

@@ -129,6 +129,11 @@ class Engine:
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
+    def codec(self) -> Codec:
+        """The cache's codec: how untyped values become bytes."""
+        return self._codec
+
+    @property
     def in_flight(self) -> int:
         """Keys being looked up now."""
         return len(self.flights)
@@ -289,7 +294,8 @@ class Engine:
             verdict = judge(remaining, entry.stale_window, entry.load_time, policy, _draw())
             if verdict is _EXPIRED:
                 return Read(None, versions)
-            value = None if entry.is_none else self._codec.loads(key, entry.payload)
+            codec = policy.codec or self._codec
+            value = None if entry.is_none else codec.loads(key, entry.payload)
         except BackendError as exc:
             self.writer.failed("read", exc)
             return Read(UNAVAILABLE, None)

@@ -28,6 +28,7 @@ __all__ = (
     "RESULT",
     "TIER",
     "UNDECODABLE",
+    "UNENCODABLE",
 )
 
 NAMESPACE = "scalepy.cache"
@@ -104,6 +105,13 @@ OVERSIZED = Metric(
     description="Values returned but not stored: serialized, larger than max_value_bytes.",
     labels=(CACHE_NAME,),
 )
+UNENCODABLE = Metric(
+    name="scalepy.cache.values.unencodable",
+    kind=MetricKind.COUNTER,
+    unit="{value}",
+    description="Values returned but not stored: the serializer could not encode them.",
+    labels=(CACHE_NAME,),
+)
 BUS_MESSAGES = Metric(
     name="scalepy.cache.bus.messages",
     kind=MetricKind.COUNTER,
@@ -127,6 +135,7 @@ METRICS = (
     BACKEND_ERRORS,
     UNDECODABLE,
     OVERSIZED,
+    UNENCODABLE,
     BUS_MESSAGES,
     BUS_RESETS,
 )

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from scalepy._validation import check_finite
 from scalepy.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from scalepy.cache._codec import Codec
 
 __all__ = ("MAX_TTL", "Policies", "Policy", "Verdict", "judge", "xfetch_horizon")
 
@@ -73,6 +77,9 @@ class Policy:
     """XFetch eagerness; 0 turns early refresh off."""
     origin: str = ""
     """Whose values these are, for messages: the cached function's name ("" for manual calls)."""
+    codec: Codec | None = field(default=None, compare=False, repr=False)
+    """How these values become bytes and back (typed by the function's annotation); the
+    cache's own codec when `None`."""
 
     def __post_init__(self) -> None:
         check_finite("ttl", self.ttl)

@@ -20,6 +20,7 @@ from scalepy.cache._metrics import (
     RESULT,
     TIER,
     UNDECODABLE,
+    UNENCODABLE,
 )
 from scalepy.telemetry import ERROR_TYPE
 
@@ -87,6 +88,7 @@ class Meter:
         "requests",
         "stale",
         "undecodable",
+        "unencodable",
         "unreachable",
     )
 
@@ -101,6 +103,7 @@ class Meter:
         self.backend_errors = instrumentation.metric(BACKEND_ERRORS)
         self.undecodable = instrumentation.metric(UNDECODABLE)
         self.oversized = instrumentation.metric(OVERSIZED)
+        self.unencodable = instrumentation.metric(UNENCODABLE)
         self.request_labels = {
             (result, tier): {CACHE_NAME: name, RESULT: result, TIER: tier}
             for result in ("hit", "stale", "miss", "error")

@@ -1,9 +1,11 @@
 """How a loaded value becomes an entry: encoded once, stored (quietly), kept in the L1.
 
-Encoding happens where the value is produced, so a value the serializer cannot
-encode fails the call that produced it. Storing is quiet: a backend failure is
-counted and reported to the guard, never raised, because the caller already has
-its value. A key invalidated while its value was being computed is not stored at
+Encoding happens where the value is produced, by the function's codec (typed by
+its return annotation). A value that cannot be encoded is returned to its caller
+but not stored, counted, and logged once per function: the caller has its value,
+and a cache must not turn a serializer's limits into errors. Storing is quiet: a
+backend failure is counted and reported to the guard, never raised, because the
+caller already has its value. A key invalidated while its value was being computed is not stored at
 all (its flight is marked `invalidated`), so an invalidation cannot be undone by a
 load that started before it.
 
@@ -71,7 +73,7 @@ class Writer:
     ) -> None:
         self._store = store
         self._max_value_bytes = max_value_bytes
-        self._warned: set[str] = set()  # origins whose oversized values were logged
+        self._warned: set[tuple[str, str]] = set()  # (origin, why) already logged
         self._codec = codec
         self._guard = guard
         self._meter = meter
@@ -90,18 +92,33 @@ class Writer:
     ) -> Prepared | None:
         """Return `value` as an entry, or `None` when it is not to be stored.
 
-        Not stored: the policy gives it no lifetime, or it exceeds `max_value_bytes`
-        once serialized (counted, and logged once per `policy.origin`).
+        Not stored: the policy gives it no lifetime, it cannot be encoded, or it
+        exceeds `max_value_bytes` once serialized (both counted, and logged once
+        per `policy.origin`).
 
         Raises:
-            SerializationError: The serializer cannot encode `value`, or `strict`
-                and the value exceeds `max_value_bytes`.
+            SerializationError: `strict`, and the serializer cannot encode `value`
+                or the value exceeds `max_value_bytes`.
         """
         is_none = value is None
         fresh = policy.fresh_lifetime(is_none, random.random())
         if fresh <= 0:
             return None
-        payload = b"" if is_none else self._codec.dumps(key, value)
+        try:
+            payload = b"" if is_none else (policy.codec or self._codec).dumps(key, value)
+        except SerializationError as exc:
+            if strict:
+                raise
+            self._meter.unencodable.record(1, self._meter.labels)
+            self._warn_once(
+                policy.origin,
+                "unencodable",
+                "%s: a value (key %r) cannot be serialized: %s; returned, not cached; "
+                "logged once, counted in scalepy.cache.values.unencodable",
+                key[:100],
+                exc,
+            )
+            return None
         if len(payload) > self._max_value_bytes:
             self._too_large(key, len(payload), policy.origin, strict=strict)
             return None
@@ -122,16 +139,20 @@ class Writer:
                 f"cannot cache {key[:100]!r}: {size} bytes serialized, over "
                 f"max_value_bytes ({limit})"
             )
-        if origin not in self._warned:
-            self._warned.add(origin)
-            _logger.warning(
-                "%s: a value of %d bytes serialized (key %r) is over max_value_bytes (%d): "
-                "returned, not cached; logged once, counted in scalepy.cache.values.oversized",
-                origin or "Cache.get_or_load",
-                size,
-                key[:100],
-                limit,
-            )
+        self._warn_once(
+            origin,
+            "oversized",
+            "%s: a value of %d bytes serialized (key %r) is over max_value_bytes (%d): "
+            "returned, not cached; logged once, counted in scalepy.cache.values.oversized",
+            size,
+            key[:100],
+            limit,
+        )
+
+    def _warn_once(self, origin: str, why: str, message: str, *args: object) -> None:
+        if (origin, why) not in self._warned:
+            self._warned.add((origin, why))
+            _logger.warning(message, origin or "Cache.get_or_load", *args)
 
     def prepare(
         self,
@@ -149,8 +170,6 @@ class Writer:
         Not stored: tag versions unknown (the read failed), the key invalidated
         during the load (`flight` marked), `condition` false, or a lifetime of 0.
 
-        Raises:
-            SerializationError: The serializer cannot encode `value`.
         """
         if versions is None or (flight is not None and flight.invalidated):
             return None
@@ -191,9 +210,15 @@ class Writer:
         if tier.channel is None:
             local.drop(key)
             return
+        codec = policy.codec or self._codec
+        try:
+            value = None if entry.is_none else codec.loads(key, entry.payload)
+        except SerializationError:  # written, yet not readable as its type: readers miss too
+            local.drop(key)
+            return
         tier.keep(
             key,
-            None if entry.is_none else self._codec.loads(key, entry.payload),
+            value,
             fresh=entry.fresh,
             load_time=load_time,
             tags=tags,

@@ -179,8 +179,9 @@ class Job(Generic[R]):
             timeout: Seconds to wait at most; `None` waits as long as it takes.
 
         Returns:
-            The task's return value, decoded by the queue's serializer (with JSON,
-            tuples come back as lists).
+            The task's return value, decoded into the task's return annotation
+            (untyped with the queue's serializer: with JSON, tuples come back as
+            lists). A job of a task this queue has not registered decodes untyped.
 
         Raises:
             JobFailed: The job failed for good (dead-lettered); `error` says why. A
@@ -238,7 +239,9 @@ class Job(Generic[R]):
     def _outcome(self, stored: StoredJob) -> Any:
         if stored.state == "completed":
             assert stored.result is not None, "ack.lua stores a result with every completion"
-            return self._queue.serializer.loads(stored.result)
+            task = self._queue.tasks.get(stored.task)
+            serializer = self._queue.serializer if task is None else task.codec.result
+            return serializer.loads(stored.result)
         if stored.state == "cancelled":
             raise JobCancelled(self.id)
         raise JobFailed(self.id, stored.error or "unknown error")

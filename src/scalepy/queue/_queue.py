@@ -328,7 +328,7 @@ class Queue(AsyncResource):
         """
         if task.queue is not self:
             raise ConfigurationError(f"{task!r} belongs to another queue than {self!r}")
-        payload = self.serializer.dumps([args, kwargs])
+        payload = task.codec.dump_arguments(args, kwargs)
         digest = hashlib.sha1(payload, usedforsecurity=False).hexdigest()[:12]
         name = f"{task.name}:{schedule}:{digest}"
         if name in self._periodic:

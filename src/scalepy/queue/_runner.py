@@ -221,7 +221,7 @@ class Runner:
         except Exception as exc:
             settlement = self._failure(claimed, task, exc, labels)
         else:
-            settlement = self._completion(claimed, result, labels)
+            settlement = self._completion(claimed, task, result, labels)
         self._duration.record(time.perf_counter() - started, labels)
         del self.running[claimed.id]
         self._on_slot_freed()
@@ -239,7 +239,7 @@ class Runner:
         return task._labels if task is not None else {QUEUE_NAME: self.queue.name, TASK_NAME: ""}
 
     async def _call(self, task: Task[..., Any], claimed: Claimed) -> Any:
-        args, kwargs = self.queue.serializer.loads(claimed.args)
+        args, kwargs = task.codec.load_arguments(claimed.args)
         if self.limiter is not None and self.queue.rate_limit is not None:
             await self.limiter.wait(self.queue.name, self.queue.rate_limit, max_wait=math.inf)
         if task.timeout is None:
@@ -258,9 +258,11 @@ class Runner:
             return (claimed.id, claimed.token, "x", "cancelled while running", 0)
         return (claimed.id, claimed.token, "r", "", 0)  # shutdown: back to the queue
 
-    def _completion(self, claimed: Claimed, result: Any, labels: dict[str, str]) -> Settlement:
+    def _completion(
+        self, claimed: Claimed, task: Task[..., Any], result: Any, labels: dict[str, str]
+    ) -> Settlement:
         try:
-            value = self.queue.serializer.dumps(result)
+            value = task.codec.result.dumps(result)
         except Exception as exc:  # a custom serializer may raise anything
             return self._unstorable(claimed, result, labels, "cannot be serialized", exc)
         limit = self.queue.max_result_bytes

@@ -36,7 +36,7 @@ async def send(
     """Enqueue one job of `options.task` with these arguments; see `Task.enqueue`."""
     task = options.task
     queue = task.queue
-    payload = queue.serializer.dumps([args, kwargs])  # before any I/O: fails at the call
+    payload = task.codec.dump_arguments(args, kwargs)  # before any I/O: fails at the call
     with queue._instrumentation.span(queue._send_span, _attributes(options, 1)):
         jobs = _new_jobs(options, [payload])
         ((job_id, created, other_task),) = await queue._store.enqueue(_batch(options), jobs)
@@ -58,8 +58,8 @@ async def send_many(
     if options.job_id is not None:
         raise ConfigurationError("job_id names one job: enqueue it with enqueue()")
     queue = task.queue
-    dumps = queue.serializer.dumps
-    payloads = [dumps([call, {}]) for call in calls]
+    dumps = task.codec.dump_arguments
+    payloads = [dumps(call, {}) for call in calls]
     size = queue.batch_size
     with queue._instrumentation.span(queue._send_span, _attributes(options, len(payloads))):
         jobs = _new_jobs(options, payloads)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from scalepy._validation import check_finite, check_int
 from scalepy.errors import ConfigurationError
+from scalepy.queue._codec import TaskCodec
 from scalepy.queue._metrics import QUEUE_NAME, TASK_NAME
 from scalepy.queue._sending import send, send_many
 
@@ -112,12 +113,14 @@ class Task(Generic[P, R]):
         backoff: Seconds to wait before retry `n` (0 for the first).
         priority: Default priority level of its jobs, 0 (lowest) to 9.
         unique: Whether a job is skipped while a live job has the same arguments.
+        codec: How its arguments and result become bytes, typed by its annotations.
     """
 
     __slots__ = (
         "_default",
         "_labels",
         "backoff",
+        "codec",
         "func",
         "name",
         "priority",
@@ -154,6 +157,7 @@ class Task(Generic[P, R]):
         self.backoff = backoff
         self.priority = check_priority(priority)
         self.unique = unique
+        self.codec = TaskCodec(queue.serializer, func, name)
         self._labels = {QUEUE_NAME: queue.name, TASK_NAME: name}
         self._default: EnqueueOptions[P, R] = EnqueueOptions(task=self)
 
@@ -164,7 +168,8 @@ class Task(Generic[P, R]):
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Enqueue a job running the function with these arguments.
 
-        Arguments are serialized now, with the queue's serializer.
+        Arguments are serialized now, each by its parameter's annotation (see
+        the queue docs, "Typed values").
 
         Returns:
             A handle on the job (on the live job already holding the unique key,
