@@ -73,6 +73,9 @@ _bootstrap_venv() {
         say "installing scalepy-toolkit[all,dev,bench] and the Todo example into .venv"
         # One command: the example depends on scalepy-toolkit, which pip must take from
         # this checkout (the one being tested), never from the package index.
+        # A distribution named `scalepy` is this checkout under its old name, or the
+        # unrelated PyPI project, which installs a package `scalepy` too: either goes.
+        .venv/bin/python -m pip uninstall --quiet --yes scalepy 2>/dev/null || true
         .venv/bin/python -m pip install --quiet --disable-pip-version-check \
             -e '.[all,dev,bench]' -e ./examples/todo
         printf '%s\n' "$stamp" >.venv/.scalepy-install

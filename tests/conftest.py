@@ -40,6 +40,12 @@ def postgres_dsn() -> str:
 
 
 @pytest.fixture
+def postgres_database(postgres_dsn: str) -> str:
+    """Name of the test PostgreSQL database (each session may use its own)."""
+    return postgres_dsn.rpartition("/")[2].partition("?")[0]
+
+
+@pytest.fixture
 async def key_prefix(redis_url: str, cluster_url: str) -> AsyncIterator[str]:
     """A key prefix no other test uses, so tests never see each other's keys.
 

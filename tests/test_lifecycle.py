@@ -12,7 +12,7 @@ from scalepy._lifecycle import AsyncResource
 from scalepy.backends.redis import RedisClient
 from scalepy.breaker import CircuitBreaker, RedisSharedState
 from scalepy.cache import Cache
-from scalepy.errors import ResourceClosedError, UsageError
+from scalepy.errors import NoWorkerState, ResourceClosedError, UsageError
 from scalepy.health import Health
 from scalepy.pools import PoolManager, PoolOptions
 from scalepy.queue import Queue, Worker, worker_state
@@ -340,7 +340,10 @@ async def test_a_failing_worker_startup_fails_open_and_claims_nothing(
 
 
 async def test_worker_state_outside_a_hooked_worker_is_a_lookup_error() -> None:
-    """No startup hook, no state: LookupError; the wrong type: TypeError."""
+    """No startup hook, no state: NoWorkerState (a LookupError); the wrong type: UsageError.
+
+    Both say what to do; the missing state raised a bare LookupError naming a ContextVar.
+    """
     queue = Queue("memory://", name="lifecycle-state")
     seen: list[BaseException] = []
 
@@ -367,7 +370,11 @@ async def test_worker_state_outside_a_hooked_worker_is_a_lookup_error() -> None:
     async with Worker(queue, startup=startup, stats_interval=None):
         await (await misread.enqueue()).result(timeout=5)
 
-    assert [LookupError, TypeError] == [type(exc) for exc in seen]
+    assert [NoWorkerState, UsageError] == [type(exc) for exc in seen]
+    assert (True, True) == (
+        "worker_state() works inside a task run by a Worker given startup=" in str(seen[0]),
+        "the worker's state is a str, not a PoolManager" in str(seen[1]),
+    )
 
 
 @pytest.mark.parametrize(

@@ -153,3 +153,10 @@ def test_the_changelog_page_is_the_root_changelog_with_docs_links() -> None:
     )
     root_links = re.findall(r"\]\(([^)#:]+\.md)", (ROOT / "CHANGELOG.md").read_text())
     assert [] == [link for link in root_links if not (ROOT / link).exists()]
+
+
+def test_entries_go_to_the_root_changelog_not_to_the_docs_page() -> None:
+    """docs/changelog.md is only a stub the hook replaces: an entry written there would be lost."""
+    stub = (ROOT / "docs" / "changelog.md").read_text()
+    assert ["# Changelog"] == [line for line in stub.splitlines() if line.startswith("#")]
+    assert 2 == len(stub.splitlines())

@@ -9,6 +9,7 @@ ScalepyError
 ├── ConfigurationError (ValueError)
 │   └── InvalidBackendURL
 ├── UsageError (TypeError)
+│   └── NoWorkerState (also LookupError)
 ├── BackendError
 │   ├── BackendUnavailable (ConnectionError)
 │   │   └── BackendTimeout (TimeoutError)
@@ -19,6 +20,7 @@ ScalepyError
 │   └── CostExceedsBurst (ValueError)
 ├── CircuitOpenError
 ├── BulkheadFull
+├── RequestShed
 ├── ResourceClosedError (RuntimeError)
 ├── PoolError
 │   ├── PoolTimeoutError (TimeoutError)
@@ -52,12 +54,14 @@ __all__ = (
     "JobCancelled",
     "JobFailed",
     "JobNotFound",
+    "NoWorkerState",
     "PoolClosedError",
     "PoolError",
     "PoolNotOpenError",
     "PoolTimeoutError",
     "QueueError",
     "RateLimitExceeded",
+    "RequestShed",
     "ResourceClosedError",
     "ResultTimeout",
     "ScalepyError",
@@ -94,6 +98,14 @@ class UsageError(ScalepyError, TypeError):
 
     Raised where Python would raise a bare `TypeError` or `AttributeError` far from
     the mistake; the message shows the right way.
+    """
+
+
+class NoWorkerState(UsageError, LookupError):
+    """`worker_state()` was called where no worker `startup` hook left a state.
+
+    A `LookupError` too, as the lookup it wraps: outside a task, in a task run by a
+    worker without `startup=`, or in a task function called directly (in a test).
     """
 
 
@@ -209,6 +221,33 @@ class BulkheadFull(ScalepyError):
 
     def __str__(self) -> str:
         return f"bulkhead {self.name!r} is full ({self.max_concurrent} calls running)"
+
+
+class RequestShed(ScalepyError):
+    """A load shedder turned the call away: the process is over its concurrency limit.
+
+    Attributes:
+        name: The shedder's name.
+        priority: The call's priority class, e.g. `"normal"`.
+        reason: Why: `"queue_full"` (no room to wait), `"evicted"` (a more important
+            call took its place in line), `"timeout"` (no slot within the maximum
+            wait) or `"stale"` (it waited longer than the overload target).
+        retry_after: Seconds after which a retry may be served, an estimate.
+    """
+
+    def __init__(self, name: str, priority: str, reason: str, retry_after: float) -> None:
+        # The message is formatted only when shown: shedding must stay cheap.
+        super().__init__(name, priority, reason, retry_after)
+        self.name = name
+        self.priority = priority
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return (
+            f"load shedder {self.name!r} shed a {self.priority} call ({self.reason}); "
+            f"retry after {self.retry_after:.3f} s"
+        )
 
 
 class ResourceClosedError(ScalepyError, RuntimeError):

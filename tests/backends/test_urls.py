@@ -161,3 +161,17 @@ def test_any_bad_url_raises_a_configuration_error(scheme: str, rest: str) -> Non
     """
     with contextlib.suppress(InvalidBackendURL):
         parse_backend_url(f"{scheme}://{rest}")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (None, "invalid backend URL 'None': a backend URL is a string (None: is the environment"),
+        (6379, "invalid backend URL '6379': a backend URL is a string"),
+    ],
+)
+def test_a_url_that_is_not_a_string_is_an_invalid_url(url: object, expected: str) -> None:
+    """`parse_backend_url(os.environ.get(...))`, the variable unset, says so."""
+    with pytest.raises(InvalidBackendURL) as raised:
+        parse_backend_url(url)  # type: ignore[arg-type]  # the misuse under test
+    assert str(raised.value).startswith(expected)

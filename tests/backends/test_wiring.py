@@ -264,3 +264,9 @@ def test_an_object_that_is_no_store_is_refused() -> None:
     """Any other object where a backend goes is refused too, not kept as a store."""
     with pytest.raises(ConfigurationError, match=r"got a builtins\.dict$"):
         Cache({"url": "redis://127.0.0.1:6379/0"})  # type: ignore[arg-type]  # the misuse
+
+
+def test_a_none_backend_hints_at_an_unset_environment_variable() -> None:
+    """`Cache(os.environ.get("REDIS_URL"))` with the variable unset names the likely cause."""
+    with pytest.raises(ConfigurationError, match=r"NoneType \(None: is the environment variable"):
+        Cache(None)  # type: ignore[arg-type]  # the misuse under test

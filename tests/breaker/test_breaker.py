@@ -586,3 +586,13 @@ async def test_with_instead_of_async_with_says_async_with() -> None:
     with pytest.raises(UsageError, match="entered with `async with`, not `with`"), breaker:
         pass
     assert issubclass(UsageError, TypeError)
+
+
+def test_a_url_as_shared_state_says_to_build_one() -> None:
+    """`shared="redis://…"` raises ConfigurationError showing `RedisSharedState(url)`.
+
+    It used to fail with AttributeError ('str' object has no attribute 'attach').
+    """
+    with pytest.raises(ConfigurationError, match=r"takes a SharedState, not a URL") as raised:
+        CircuitBreaker("db", shared="redis://127.0.0.1:6379/0")  # type: ignore[arg-type]
+    assert "shared=RedisSharedState(url)" in str(raised.value)

@@ -757,3 +757,13 @@ def test_a_timedelta_ttl_is_refused_with_the_seconds_form() -> None:
     cache = Cache()
     with pytest.raises(ConfigurationError, match=r"\(seconds: ttl=delta\.total_seconds\(\)\)$"):
         cache.cached(ttl=timedelta(minutes=1))  # type: ignore[call-overload]  # the misuse
+
+
+def test_an_option_given_by_position_says_options_are_keywords() -> None:
+    """`@cache.cached(60)` raises ConfigurationError showing `@cache.cached(ttl=60)`."""
+    cache = Cache()
+    with pytest.raises(
+        ConfigurationError,
+        match=r"takes its options by keyword, e\.g\. @cache\.cached\(ttl=60\); got 60$",
+    ):
+        cache.cached(60)  # type: ignore[call-overload]  # the misuse under test

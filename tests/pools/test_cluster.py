@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from scalepy.clock import Clock
 
 WHERE = "SELECT current_database()"
-PRIMARY, REPLICA_A, REPLICA_B = "test", "scalepy_pools_replica_a", "scalepy_pools_replica_b"
+REPLICA_A, REPLICA_B = "scalepy_pools_replica_a", "scalepy_pools_replica_b"
 
 
 def pool(dsn: str, name: str, app_name: str, *, max_size: int = 2) -> PostgresPool:
@@ -62,10 +62,12 @@ def unreachable(clock: Clock, postgres_dsn: str, app_name: str) -> PostgresClust
     )
 
 
-async def test_writes_go_to_the_primary_and_reads_to_replicas(cluster: PostgresCluster) -> None:
+async def test_writes_go_to_the_primary_and_reads_to_replicas(
+    cluster: PostgresCluster, postgres_database: str
+) -> None:
     """acquire() lends from the primary; acquire(read_only=True) from a replica."""
     async with cluster.acquire() as connection:
-        assert PRIMARY == await connection.fetchval(WHERE)
+        assert postgres_database == await connection.fetchval(WHERE)
     async with cluster.acquire(read_only=True) as connection:
         assert await connection.fetchval(WHERE) in (REPLICA_A, REPLICA_B)
 
@@ -86,16 +88,20 @@ async def test_the_least_busy_replica_serves_the_read(cluster: PostgresCluster) 
     assert {REPLICA_A, REPLICA_B} - {taken} == others
 
 
-async def test_without_replicas_reads_go_to_the_primary(postgres_dsn: str, app_name: str) -> None:
+async def test_without_replicas_reads_go_to_the_primary(
+    postgres_dsn: str, postgres_database: str, app_name: str
+) -> None:
     """A cluster of one pool serves everything from the primary."""
     async with PostgresCluster(pool(postgres_dsn, "primary", app_name)) as alone:
-        assert PRIMARY == await alone.fetchval(WHERE, read_only=True)
+        assert postgres_database == await alone.fetchval(WHERE, read_only=True)
         async with alone.acquire(read_only=True) as connection:
-            assert PRIMARY == await connection.fetchval(WHERE)
+            assert postgres_database == await connection.fetchval(WHERE)
         assert 0 == alone.statistics().read_fallbacks
 
 
-async def test_queries_run_on_lent_connections(cluster: PostgresCluster) -> None:
+async def test_queries_run_on_lent_connections(
+    cluster: PostgresCluster, postgres_database: str
+) -> None:
     """fetch, fetchrow, fetchval and execute borrow a connection for one statement."""
     table = f"scalepy_pools_{time.monotonic_ns()}"
     await cluster.execute(f"CREATE TEMP TABLE {table} (n int)")  # lives on a primary session
@@ -105,35 +111,35 @@ async def test_queries_run_on_lent_connections(cluster: PostgresCluster) -> None
 
     assert [1, 2, 3] == [r["n"] for r in rows]
     assert row is not None
-    assert (7, PRIMARY) == (row["n"], row["db"])
+    assert (7, postgres_database) == (row["n"], row["db"])
     assert None is await cluster.fetchrow("SELECT 1 WHERE false", read_only=True)
     assert 2 == await cluster.fetchval("SELECT 1, 2", column=1, read_only=True)
 
 
 async def test_an_unreachable_replica_is_skipped_then_probed_again(
-    postgres_dsn: str, app_name: str
+    postgres_dsn: str, postgres_database: str, app_name: str
 ) -> None:
     """A replica that cannot be connected to is skipped; after the delay one read probes it."""
     clock = FakeClock()
     async with unreachable(clock, postgres_dsn, app_name) as cluster:
         assert (False,) == cluster.statistics().replicas_available  # it failed at open
-        assert PRIMARY == await cluster.fetchval(WHERE, read_only=True)
+        assert postgres_database == await cluster.fetchval(WHERE, read_only=True)
         clock.advance(5.0)
-        assert PRIMARY == await cluster.fetchval(WHERE, read_only=True)  # the probe fails
+        assert postgres_database == await cluster.fetchval(WHERE, read_only=True)  # the probe fails
 
         stats = cluster.statistics()
         assert ((False,), 2) == (stats.replicas_available, stats.read_fallbacks)
 
 
 async def test_a_read_whose_replica_drops_the_connection_runs_again_on_the_primary(
-    cluster: PostgresCluster, postgres_dsn: str, app_name: str
+    cluster: PostgresCluster, postgres_dsn: str, postgres_database: str, app_name: str
 ) -> None:
     """A query whose replica session dies is retried on the primary, and the replica skipped."""
     sleepy = (  # sleeps on a replica only, so that the retry on the primary returns at once
         "SELECT current_database() "
-        "FROM pg_sleep(CASE current_database() WHEN 'test' THEN 0 ELSE 30 END)"
+        "FROM pg_sleep(CASE current_database() WHEN $1 THEN 0 ELSE 30 END)"
     )
-    query = asyncio.create_task(cluster.fetchval(sleepy, read_only=True))
+    query = asyncio.create_task(cluster.fetchval(sleepy, postgres_database, read_only=True))
     admin = await asyncpg.connect(postgres_dsn)
     try:
         deadline = time.monotonic() + 10
@@ -147,7 +153,7 @@ async def test_a_read_whose_replica_drops_the_connection_runs_again_on_the_prima
     finally:
         await admin.close()
 
-    assert PRIMARY == await query
+    assert postgres_database == await query
     assert 1 == cluster.statistics().read_fallbacks
     assert 1 == cluster.statistics().replicas_available.count(False)
 

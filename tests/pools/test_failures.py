@@ -162,7 +162,7 @@ async def test_open_gives_up_when_the_startup_budget_runs_out(
 
 
 async def test_reads_fall_back_to_the_primary_while_a_replica_is_down(
-    private_postgres: PostgresServer, postgres_dsn: str, app_name: str
+    private_postgres: PostgresServer, postgres_dsn: str, postgres_database: str, app_name: str
 ) -> None:
     """A stopped replica is skipped (reads go to the primary) until a probe after the delay."""
     clock = FakeClock()
@@ -171,13 +171,15 @@ async def test_reads_fall_back_to_the_primary_while_a_replica_is_down(
         assert "postgres" == await pools.postgres.fetchval(WHERE, read_only=True)
         private_postgres.stop()
 
-        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)
-        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)
+        assert postgres_database == await pools.postgres.fetchval(WHERE, read_only=True)
+        assert postgres_database == await pools.postgres.fetchval(WHERE, read_only=True)
         stats = pools.postgres.statistics()
         assert ((False,), 2) == (stats.replicas_available, stats.read_fallbacks)
 
         private_postgres.start()
-        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)  # still skipped
+        assert postgres_database == await pools.postgres.fetchval(
+            WHERE, read_only=True
+        )  # still skipped
         clock.advance(5.0)
         assert "postgres" == await pools.postgres.fetchval(WHERE, read_only=True)  # the probe
         assert (True,) == pools.postgres.statistics().replicas_available
@@ -186,6 +188,7 @@ async def test_reads_fall_back_to_the_primary_while_a_replica_is_down(
 async def test_a_replica_down_at_startup_does_not_stop_the_service(
     private_postgres: PostgresServer,
     postgres_dsn: str,
+    postgres_database: str,
     app_name: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -194,7 +197,7 @@ async def test_a_replica_down_at_startup_does_not_stop_the_service(
     private_postgres.stop()
     pools = with_private_replica(private_postgres, postgres_dsn, app_name)
     async with pools:
-        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)
+        assert postgres_database == await pools.postgres.fetchval(WHERE, read_only=True)
         assert (False,) == pools.postgres.statistics().replicas_available
     assert "replica 'replica-1' cannot be reached; reads go to the primary" in caplog.text
 
@@ -269,7 +272,7 @@ async def test_the_sweep_keeps_trying_to_refill_while_the_server_is_down(
 
 
 async def test_a_probe_that_times_out_counts_as_a_failure(
-    private_postgres: PostgresServer, postgres_dsn: str, app_name: str
+    private_postgres: PostgresServer, postgres_dsn: str, postgres_database: str, app_name: str
 ) -> None:
     """A read probing a replica that hangs times out, and the replica stays skipped."""
     clock = FakeClock()
@@ -285,7 +288,7 @@ async def test_a_probe_that_times_out_counts_as_a_failure(
     async with pools:
         private_postgres.pause()
         # The check of the idle connection, then a new connect, time out: fail over.
-        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)
+        assert postgres_database == await pools.postgres.fetchval(WHERE, read_only=True)
         clock.advance(5.0)
         with pytest.raises(PoolTimeoutError):  # the probe hangs past the read's own deadline
             async with pools.postgres.acquire(read_only=True, timeout=0.2):
@@ -293,7 +296,9 @@ async def test_a_probe_that_times_out_counts_as_a_failure(
         private_postgres.resume()
 
         assert (False,) == pools.postgres.statistics().replicas_available
-        assert "test" == await pools.postgres.fetchval(WHERE, read_only=True)  # skipped again
+        assert postgres_database == await pools.postgres.fetchval(
+            WHERE, read_only=True
+        )  # skipped again
 
 
 async def test_open_never_outlasts_its_budget_on_a_hanging_server(

@@ -181,7 +181,7 @@ async def test_health_checks_cover_every_pool(
 
 
 async def test_lifespan_opens_the_pools_for_a_starlette_app(
-    postgres_dsn: str, app_name: str
+    postgres_dsn: str, postgres_database: str, app_name: str
 ) -> None:
     """Starlette(lifespan=pools.lifespan) opens the pools at startup and closes them at shutdown."""
     pools = PoolManager(postgres=postgres_dsn, options=PoolOptions(application_name=app_name))
@@ -201,8 +201,10 @@ async def test_lifespan_opens_the_pools_for_a_starlette_app(
 
     [response] = responses
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == sent
-    db_name = postgres_dsn.rpartition("/")[2].partition("?")[0]  # the DSN's, not always "test"
-    assert (200, f'{{"database":"{db_name}"}}'.encode()) == (response.status, response.body)
+    assert (200, f'{{"database":"{postgres_database}"}}'.encode()) == (
+        response.status,
+        response.body,
+    )
     assert 0 == await wait_for_backends(postgres_dsn, app_name, 0)
 
 
@@ -234,3 +236,28 @@ async def test_a_manager_never_opened_says_how_to_open_it(postgres_dsn: str) -> 
         "lifespan" in str(raised.value),
     )
     assert not isinstance(raised.value, PoolClosedError)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            {"postgres": "postgresql://app@db/app", "postgres_replicas": "postgresql://app@r/app"},
+            r"postgres_replicas must be a list of DSNs, not one string: write \['postgresql://",
+        ),
+        (
+            {"redis": ["redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0"]},
+            r"several Redis servers go by name: redis=\{'cache': url, 'queue': url\}",
+        ),
+    ],
+)
+def test_a_list_or_a_string_in_the_wrong_place_is_refused(
+    options: dict[str, Any], expected: str
+) -> None:
+    """One replica DSN as a string, or Redis URLs as a list, fail with the form to write.
+
+    They failed with "invalid backend URL 'p'" (the DSN read letter by letter) and an
+    AttributeError.
+    """
+    with pytest.raises(ConfigurationError, match=expected):
+        PoolManager(**options)

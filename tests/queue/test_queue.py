@@ -436,3 +436,10 @@ def test_task_type_keeps_the_signature(queue: Queue) -> None:
     job: Job[Any] = queue.job("x")
     assert isinstance(task, Task)
     assert isinstance(job, Job)
+
+
+def test_an_option_given_by_position_says_options_are_keywords() -> None:
+    """`@queue.task(3)` raises ConfigurationError showing `@queue.task(retries=3)`."""
+    queue = Queue()
+    with pytest.raises(ConfigurationError, match=r"e\.g\. @queue\.task\(retries=3\); got 3$"):
+        queue.task(3)  # type: ignore[call-overload]  # the misuse under test

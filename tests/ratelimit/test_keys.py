@@ -403,3 +403,9 @@ def test_quota_keys_keep_plain_identities_and_double_pipes(
 ) -> None:
     """Identities without a pipe keep their keys; a route follows one pipe."""
     assert expected == quota_key(identity, route_suffix(route))
+
+
+def test_header_key_without_a_name_says_what_a_name_is() -> None:
+    """`header_key(os.environ.get(...))` with the variable unset raises ConfigurationError."""
+    with pytest.raises(ConfigurationError, match=r"name must be a header name, e\.g\. 'x-api-key'"):
+        header_key(None)  # type: ignore[arg-type]  # the misuse under test

@@ -22,6 +22,7 @@ from scalepy.errors import (
     CircuitOpenError,
     ConfigurationError,
     RateLimitExceeded,
+    RequestShed,
     ScalepyError,
 )
 from scalepy.retry import (
@@ -248,6 +249,7 @@ REJECTIONS = [
     CircuitOpenError("db", 1.0),
     BulkheadFull("db", 10),
     RateLimitExceeded("client", 1.0),
+    RequestShed("api", "normal", "timeout", 1.0),
 ]
 
 
@@ -278,10 +280,10 @@ async def test_rejections_listed_explicitly_are_retried(rejection: Exception) ->
 
 
 def test_listing_one_rejection_does_not_retry_the_others() -> None:
-    """retry_on=(CircuitOpenError,) still refuses BulkheadFull and RateLimitExceeded."""
+    """retry_on=(CircuitOpenError,) still refuses BulkheadFull, RateLimitExceeded, RequestShed."""
     policy = RetryPolicy(retry_on=(CircuitOpenError, ConnectionError))
 
-    assert [True, False, False, True] == [
+    assert [True, False, False, False, True] == [
         policy.should_retry(exc) for exc in [*REJECTIONS, ConnectionError()]
     ]
 

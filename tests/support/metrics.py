@@ -22,6 +22,7 @@ import scalepy.pools._metrics
 import scalepy.queue._metrics
 import scalepy.ratelimit._metrics
 import scalepy.retry._metrics
+import scalepy.shedding._metrics
 from scalepy.integrations.prometheus import prometheus_name
 from scalepy.telemetry import Metric, MetricKind
 
@@ -51,6 +52,7 @@ CATALOGUES: dict[str, ModuleType] = {
     "Circuit breaker": scalepy.breaker._metrics,
     "Retry": scalepy.retry._metrics,
     "Bulkhead": scalepy.bulkhead,
+    "Load shedder": scalepy.shedding._metrics,
     "Connection pools": scalepy.pools._metrics,
     "Task queue": scalepy.queue._metrics,
     "Health": scalepy.health._metrics,

@@ -23,6 +23,7 @@ from scalepy.pools import PoolManager
 from scalepy.queue import Queue, Worker
 from scalepy.ratelimit import RateLimiter, TokenBucket
 from scalepy.retry import RetryPolicy, call
+from scalepy.shedding import AIMD, LoadShedder, RequestShed
 from scalepy.testing import RecordingInstrumentation, asgi_request
 from tests.support.metrics import CATALOGUES, catalogue
 
@@ -131,6 +132,18 @@ async def test_bulkhead() -> None:
     check_against(recording, CATALOGUES["Bulkhead"], built_on=frozenset())
 
 
+async def test_load_shedder() -> None:
+    """A call through a load shedder with no free slot and no line: it is shed."""
+    recording = RecordingInstrumentation()
+    shedder = LoadShedder(
+        "http", limit=AIMD(initial_limit=1), max_queue=0, instrumentation=recording
+    )
+    async with shedder.slot():
+        with pytest.raises(RequestShed):
+            await shedder.slot().__aenter__()
+    check_against(recording, CATALOGUES["Load shedder"], built_on=frozenset())
+
+
 async def test_health(redis_url: str) -> None:
     """A readiness probe of a Redis check."""
     recording = RecordingInstrumentation()
@@ -170,6 +183,6 @@ def test_every_catalogue_is_driven() -> None:
     """A new catalogue needs a scenario here."""
     driven = {
         "Cache", "Rate limiter", "Task queue", "Circuit breaker", "Retry", "Bulkhead",
-        "Health", "Connection pools", "Redis client",
+        "Load shedder", "Health", "Connection pools", "Redis client",
     }  # fmt: skip
     assert driven == set(CATALOGUES)

@@ -18,8 +18,14 @@ import httpx
 
 __all__ = ("UNTHROTTLED", "Outcomes", "SteadyLoad")
 
-UNTHROTTLED = {"TODO_RATE_LIMIT": "100000/second", "TODO_WRITE_RATE_LIMIT": "100000/second"}
-"""Stack settings for the load: every client is 127.0.0.1 to the rate limiter, one quota."""
+UNTHROTTLED = {
+    "TODO_RATE_LIMIT": "100000/second",
+    "TODO_WRITE_RATE_LIMIT": "100000/second",
+    "TODO_SHEDDING": "false",
+}
+"""Stack settings for the load: every client is 127.0.0.1 to the rate limiter, one quota;
+and no load shedding: the clients are a closed loop that keeps every replica saturated
+by design, so a shedder would (rightly) refuse what a rolling restart must not lose."""
 
 _TIMEOUT = 30.0
 

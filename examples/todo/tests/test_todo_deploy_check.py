@@ -27,7 +27,7 @@ def _copy_of_the_repository(root: Path) -> None:
     shutil.copy(_ROOT / "scripts/_bootstrap.sh", root / "scripts")
     shutil.copy(_ROOT / "examples/todo/todo/settings.py", root / "examples/todo/todo/settings.py")
     (root / "src").mkdir()
-    for stub in ("pyproject.toml", "README.md", "examples/todo/pyproject.toml"):
+    for stub in ("pyproject.toml", "README.md", "LICENSE", "examples/todo/pyproject.toml"):
         (root / stub).touch()
 
 

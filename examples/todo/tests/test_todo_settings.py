@@ -34,10 +34,12 @@ def test_variables_are_read_and_typed() -> None:
             "TODO_DB_BREAKER_OPEN_FOR": "2.5",
             "TODO_CACHE_LOCAL_SIZE": "0",
             "TODO_DRAIN_DELAY": "0",
+            "TODO_SHEDDING": "false",
             "TODO_UNRELATED": "ignored",
         }
     )
     assert settings.single_process
+    assert not settings.shedding
     assert ("unix", "10.0.0.0/8") == settings.trusted_proxies
     assert ("https://a.example", "http://localhost:3000") == settings.cors_origins
     assert (Rate(50, 10.0), Rate(5, 60.0)) == (settings.rate_limit, settings.write_rate_limit)

@@ -18,7 +18,10 @@ A request passes through, outermost first:
 9. the rate limits, per client (`X-Forwarded-For` believed only from
    `TODO_TRUSTED_PROXIES`): one policy for every request, a stricter one on top
    for writes; 429 with `Retry-After` and the IETF `RateLimit` headers;
-10. the routes: the todos, health probes and `/metrics` (never rate limited) and
+10. load shedding (`TODO_SHEDDING`, on by default): the replica's adaptive
+   concurrency limit, after the rate limits so that abusers are refused before they
+   count; 503 with `Retry-After` when over it; probes and `/metrics` never shed;
+11. the routes: the todos, health probes and `/metrics` (never rate limited) and
    `/openapi.json`, with `todo.http`'s exception handlers answering every error
    as `application/problem+json`.
 
@@ -37,6 +40,7 @@ from starlette.middleware import Middleware
 
 from scalepy.ratelimit import EXEMPT, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
+from scalepy.shedding import LoadShedMiddleware
 from todo import __version__
 from todo.http import (
     BodySizeLimitMiddleware,
@@ -119,6 +123,11 @@ def create_app(
             policy=_bucket("writes", settings.write_rate_limit),
             key=_writes_only(client_ip(trusted_proxies=settings.trusted_proxies, prefix="w:")),
             exempt=_UNLIMITED,
+        ),
+        *(
+            [Middleware(LoadShedMiddleware, shedder=services.shedder, never_shed=_UNLIMITED)]
+            if services.shedder
+            else []
         ),
     ]
     routes = TodoRoutes(services.repository, services.tasks, settings).routes()

@@ -37,6 +37,7 @@ from scalepy.pools import PoolManager, PoolOptions
 from scalepy.queue import Queue, Worker
 from scalepy.ratelimit import RateLimiter
 from scalepy.retry import RetryBudget, RetryPolicy
+from scalepy.shedding import LoadShedder
 from scalepy.telemetry import combine
 from todo.metrics_server import serve_metrics
 from todo.repository import UNAVAILABLE, TodoRepository
@@ -104,6 +105,8 @@ class Services:
         self.limiter = RateLimiter(
             redis, namespace=settings.namespace, on_failure="local", instrumentation=telemetry
         )
+        # The replica's own concurrency limit, learned from its latency (None: TODO_SHEDDING=0).
+        self.shedder = LoadShedder("http", instrumentation=telemetry) if settings.shedding else None
         self.shared_breaker_state = (
             None if memory else RedisSharedState(self.pools.redis, namespace=settings.namespace)
         )

@@ -22,7 +22,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from scalepy._validation import check_finite
-from scalepy.backends._url import MemoryConfig, RedisClusterConfig, RedisConfig, parse_backend_url
+from scalepy.backends._url import (
+    MemoryConfig,
+    RedisClusterConfig,
+    RedisConfig,
+    none_hint,
+    parse_backend_url,
+)
 from scalepy.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -186,7 +192,7 @@ def _not_a_backend(backend: object, protocol: type) -> str:
         ": for a redis-py client give its URL instead, or share one scalepy "
         "RedisClient.from_url(url) between the primitives"
         if kind.__module__.partition(".")[0] == "redis"
-        else ""
+        else none_hint(backend)
     )
     return (
         f"backend must be a URL ('memory://', 'redis://host:6379/0', ...), a scalepy "

@@ -31,6 +31,7 @@ __all__ = (
     "MemoryConfig",
     "RedisClusterConfig",
     "RedisConfig",
+    "none_hint",
     "parse_backend_url",
     "split_host",
     "split_userinfo",
@@ -155,9 +156,13 @@ def parse_backend_url(url: str) -> BackendConfig:
         A `MemoryConfig`, `RedisConfig` or `RedisClusterConfig`.
 
     Raises:
-        InvalidBackendURL: The URL is malformed or uses an unknown scheme or option;
-            the message says what is accepted. Passwords never appear in it.
+        InvalidBackendURL: The URL is malformed or uses an unknown scheme or option,
+            or is not a string; the message says what is accepted. Passwords never
+            appear in it.
     """
+    given: object = url  # checked as given, whatever the annotation says
+    if not isinstance(given, str):
+        raise InvalidBackendURL(repr(given), f"a backend URL is a string{none_hint(given)}")
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in _SCHEMES:
@@ -289,3 +294,8 @@ def _number(name: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+
+
+def none_hint(value: object) -> str:
+    """A hint for `None` where a URL goes: usually an environment variable that is unset."""
+    return " (None: is the environment variable holding it unset?)" if value is None else ""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeAlias, TypeVar, over
 
 from scalepy._callables import is_async_callable
 from scalepy._lifecycle import AsyncOnly
-from scalepy._validation import check_finite, check_name
+from scalepy._validation import check_finite, check_name, check_object
 from scalepy.breaker._events import BreakerStatistics, StateChange
 from scalepy.breaker._metrics import (
     BREAKER_NAME,
@@ -168,7 +168,8 @@ class CircuitBreaker(AsyncOnly):
             `aclose()` stops the sharing.
 
     Raises:
-        ConfigurationError: An option holds a value that is not allowed.
+        ConfigurationError: An option holds a value that is not allowed, or `shared`
+            is not a `SharedState` (a URL, say).
 
     Example:
         ```python
@@ -269,6 +270,13 @@ class CircuitBreaker(AsyncOnly):
         self._core = BreakerCore(self.config, on_transition=self._on_transition)
         self._shared = shared
         if shared is not None:
+            check_object(
+                "CircuitBreaker(shared=...) takes",
+                shared,
+                "attach",
+                "a SharedState",
+                "e.g. shared=RedisSharedState(url), one per breaker",
+            )
             self._listeners += (shared.attach(name, self._core, self._now),)
         self._init_telemetry(instrumentation or get_default())
 

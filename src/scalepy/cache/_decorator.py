@@ -86,6 +86,10 @@ def _mapped(hints: dict[str, Any]) -> Any:
 
 
 def _require_async(function: object, decorator: str) -> None:
+    if not callable(function):  # `@cache.cached(60)`: an option given by position
+        raise ConfigurationError(
+            f"{decorator} takes its options by keyword, e.g. @{decorator}(ttl=60); got {function!r}"
+        )
     if not is_async_callable(function):
         raise ConfigurationError(
             f"{decorator} caches async functions (async def); "

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from scalepy._asgi import PROBLEM_JSON, problem_body
 from scalepy.errors import ConfigurationError
 from scalepy.health._report import ServiceInfo, render
 
@@ -48,11 +48,8 @@ def _response(
 
 def _problem(status: int, title: str, detail: str, *extra: tuple[bytes, bytes]) -> _Response:
     """An RFC 9457 problem answer, as the rate limiter's 429s."""
-    body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        separators=(",", ":"),
-    ).encode()
-    return _response(status, b"application/problem+json", body, *extra)
+    body = problem_body(status, title, detail)
+    return _response(status, PROBLEM_JSON.encode(), body, *extra)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import copy
 import math
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from scalepy._asgi import PROBLEM_JSON, PROBLEM_TYPE, problem_body
 from scalepy._extras import missing_extra
 from scalepy._validation import check_object
 from scalepy.errors import CircuitOpenError, ConfigurationError
@@ -35,7 +36,7 @@ from scalepy.ratelimit import client_ip
 from scalepy.ratelimit._gate import RequestGate
 from scalepy.ratelimit._keys import route_suffix
 from scalepy.ratelimit._limiter import fixed_cost
-from scalepy.ratelimit._problem import PROBLEM_JSON, PROBLEM_TYPE, problem_body, too_many_body
+from scalepy.ratelimit._problem import too_many_body
 from scalepy.ratelimit.asgi import _check_key, _policies
 
 try:

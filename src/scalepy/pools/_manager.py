@@ -16,7 +16,7 @@ from scalepy.clock import MonotonicClock
 from scalepy.errors import ConfigurationError, PoolClosedError
 from scalepy.health import redis_check
 from scalepy.pools._cluster import PostgresCluster
-from scalepy.pools._config import PoolOptions, PostgresConfig
+from scalepy.pools._config import PoolOptions, PostgresConfig, mask_dsn
 from scalepy.pools._pool import PostgresPool
 from scalepy.pools._startup import gather_or_cancel, start_with_retries
 from scalepy.pools._statistics import PoolManagerStatistics
@@ -117,6 +117,11 @@ class PoolManager(AsyncResource):
             raise ConfigurationError("give postgres, redis or both: a PoolManager needs a pool")
         if postgres is None and postgres_replicas:
             raise ConfigurationError("postgres_replicas need a primary: give postgres too")
+        if isinstance(postgres_replicas, str):
+            raise ConfigurationError(
+                f"postgres_replicas must be a list of DSNs, not one string: "
+                f"write [{mask_dsn(postgres_replicas)!r}]"
+            )
         self._startup_timeout = startup_timeout
         self._close_timeout = close_timeout
         self._clock = clock or MonotonicClock()
@@ -367,6 +372,11 @@ class PoolManager(AsyncResource):
         """Every Redis client by name, and those closed with the manager."""
         if redis is None:
             redis = {}
+        if isinstance(redis, list | tuple | set):
+            raise ConfigurationError(
+                "several Redis servers go by name: redis={'cache': url, 'queue': url}, "
+                "then pools.redis_clients['cache']"
+            )
         targets = redis if isinstance(redis, Mapping) else {_DEFAULT_REDIS: redis}
         clients: dict[str, RedisClient] = {}
         owned: list[RedisClient] = []

@@ -7,7 +7,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from scalepy.errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
+from scalepy.errors import (
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    NoWorkerState,
+    ResultTimeout,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from scalepy.queue._queue import Queue
@@ -124,12 +131,23 @@ def worker_state(kind: type[T]) -> T:
         The state, as `kind`.
 
     Raises:
-        LookupError: Not called from inside a task run by a `Worker` with a `startup` hook.
-        TypeError: The state is not a `kind`.
+        NoWorkerState: Not called from inside a task run by a `Worker` with a
+            `startup` hook (also a `LookupError`).
+        UsageError: The state is not a `kind` (also a `TypeError`).
     """
-    state = _STATE.get()
+    try:
+        state = _STATE.get()
+    except LookupError:
+        raise NoWorkerState(
+            "worker_state() works inside a task run by a Worker given startup=...; here no "
+            "startup hook left a state (in a test, call the task through a Worker, or pass "
+            "what it needs as an argument)"
+        ) from None
     if not isinstance(state, kind):
-        raise TypeError(f"the worker's state is a {type(state).__name__}, not a {kind.__name__}")
+        raise UsageError(
+            f"the worker's state is a {type(state).__name__}, not a {kind.__name__}: "
+            f"ask for the type the startup hook returns"
+        )
     return state
 
 

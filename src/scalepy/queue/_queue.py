@@ -284,6 +284,11 @@ class Queue(AsyncResource):
         """
 
         def register(function: Callable[P, Awaitable[R]]) -> Task[P, R]:
+            if not callable(function):  # `@queue.task(3)`: an option given by position
+                raise ConfigurationError(
+                    f"queue.task takes its options by keyword, e.g. @queue.task(retries=3); "
+                    f"got {function!r}"
+                )
             if not is_async_callable(function):
                 raise ConfigurationError(f"a task must be an async function, got {function!r}")
             task_name = f"{function.__module__}.{function.__qualname__}" if name is None else name

@@ -437,6 +437,9 @@ def header_key(name: str, *, prefix: str | None = None, hashed: bool = True) -> 
     Raises:
         ConfigurationError: `name` is not a valid header name.
     """
+    given: object = name  # checked as given, whatever the annotation says
+    if not isinstance(given, str):
+        raise ConfigurationError(f"name must be a header name, e.g. 'x-api-key', got {given!r}")
     lowered = name.lower()
     return HeaderKey(
         name=lowered, prefix=f"{lowered}:" if prefix is None else prefix, hashed=hashed

@@ -6,27 +6,15 @@ the same bytes.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from scalepy._asgi import problem_body
 from scalepy.ratelimit._headers import retry_after_seconds
 
 if TYPE_CHECKING:
     from scalepy.ratelimit._decision import Decision
 
-__all__ = ("PROBLEM_JSON", "PROBLEM_TYPE", "problem_body", "too_large_body", "too_many_body")
-
-PROBLEM_TYPE = "about:blank"
-"""The problem `type` of 429 and 413 answers: the status code says it all (RFC 9457 §4.2.1)."""
-
-PROBLEM_JSON = "application/problem+json"
-"""The media type of the bodies."""
-
-
-def problem_body(status: int, title: str, detail: str, **extensions: int) -> bytes:
-    """An RFC 9457 body: `type`, `title`, `status`, `detail`, then `extensions`."""
-    problem = {"type": PROBLEM_TYPE, "title": title, "status": status, "detail": detail}
-    return json.dumps({**problem, **extensions}, separators=(",", ":")).encode()
+__all__ = ("too_large_body", "too_many_body")
 
 
 def too_many_body(decision: Decision) -> bytes:

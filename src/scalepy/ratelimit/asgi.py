@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
+from scalepy._asgi import PROBLEM_TYPE, send_problem
 from scalepy._validation import check_object
 from scalepy.errors import ConfigurationError, CostExceedsBurst
 from scalepy.ratelimit._gate import AsyncLimiter, RequestGate
@@ -48,7 +49,7 @@ from scalepy.ratelimit._keys import (
     user_key,
 )
 from scalepy.ratelimit._policies import POLICY_KINDS, Policy
-from scalepy.ratelimit._problem import PROBLEM_JSON, PROBLEM_TYPE, too_large_body, too_many_body
+from scalepy.ratelimit._problem import too_large_body, too_many_body
 
 if TYPE_CHECKING:
     from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
@@ -206,30 +207,12 @@ class _Rule:
 
 async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
     """Answer 429 with an RFC 9457 problem body."""
-    await _problem(send, 429, too_many_body(decision), headers)
+    await send_problem(send, 429, too_many_body(decision), headers)
 
 
 async def _too_large(cost: int, burst: int, send: Send) -> None:
     """Answer 413: the request costs more than its policies ever allow at once."""
-    await _problem(send, 413, too_large_body(cost, burst), [])
-
-
-async def _problem(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    """Answer `status` with an `application/problem+json` body."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, 413, too_large_body(cost, burst))
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -21,8 +21,8 @@ each retry withdraws one, and a call whose retry finds the budget empty raises
 its original error at once. Over any `window`, retries are at most
 `ratio * calls + min_retries_per_second * window`.
 
-**Rejections are not retried.** `CircuitOpenError`, `BulkheadFull` and
-`RateLimitExceeded` mean "a protection said no"; retrying them only adds load to
+**Rejections are not retried.** `CircuitOpenError`, `BulkheadFull`,
+`RateLimitExceeded` and `RequestShed` mean "a protection said no"; retrying them only adds load to
 the thing being protected, so they are retried only when `retry_on` names their
 class explicitly. Cancellation and other `BaseException`s are never retried.
 

@@ -12,7 +12,13 @@ import tenacity
 
 from scalepy._validation import check_finite, check_int
 from scalepy.clock import MonotonicClock
-from scalepy.errors import BulkheadFull, CircuitOpenError, ConfigurationError, RateLimitExceeded
+from scalepy.errors import (
+    BulkheadFull,
+    CircuitOpenError,
+    ConfigurationError,
+    RateLimitExceeded,
+    RequestShed,
+)
 from scalepy.retry._metrics import ATTEMPTS, OUTCOME
 from scalepy.telemetry import get_default
 
@@ -25,7 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = ("RetryPolicy", "TenacityKwargs")
 
-_REJECTIONS: tuple[type[Exception], ...] = (CircuitOpenError, BulkheadFull, RateLimitExceeded)
+_REJECTIONS: tuple[type[Exception], ...] = (
+    CircuitOpenError,
+    BulkheadFull,
+    RateLimitExceeded,
+    RequestShed,
+)
 _OUTCOME_LABELS = {
     outcome: {OUTCOME: outcome}
     for outcome in ("success", "retry", "exhausted", "budget_exhausted", "failure")
@@ -60,7 +71,7 @@ class RetryPolicy:
     retry_on: tuple[type[Exception], ...] | Callable[[Exception], bool] = (Exception,)
     """Exception classes to retry, or a predicate deciding for each exception.
 
-    Rejections (`CircuitOpenError`, `BulkheadFull`, `RateLimitExceeded`) are retried
+    Rejections (`CircuitOpenError`, `BulkheadFull`, `RateLimitExceeded`, `RequestShed`) are retried
     only if this is a tuple naming their class (or a subclass of it); a broader
     class such as `Exception` or a predicate never retries them.
     """

@@ -1,0 +1,121 @@
+"""`WaitLine`: the bounded line of calls waiting for a slot, adaptive LIFO with a CoDel target.
+
+Calls wait by priority class, the highest class served first. Within a class the
+line is first-in, first-out while it keeps emptying; once it has not been empty
+for `interval` seconds the process is overloaded, and the line switches to
+last-in, first-out and sheds every waiter that has waited longer than `target`
+("Fail at Scale", Maurer 2015; CoDel, Nichols and Jacobson 2012): a fresh call
+still has a client waiting for it, a stale one has most likely timed out
+already. A call arriving at a full line takes the place of the oldest waiter of
+a lower class; with none, it is refused. Pure: every operation takes `now`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Generic, TypeVar
+
+from scalepy.shedding._priority import Priority
+
+__all__ = ("WaitLine",)
+
+T = TypeVar("T")
+
+_CLASSES = len(Priority) - 1  # CRITICAL never waits
+
+
+class WaitLine(Generic[T]):
+    """Waiting calls by class; the shedder decides when one is served.
+
+    Args:
+        max_size: The most calls waiting at once, all classes together.
+        interval: Seconds the line may stay non-empty before it counts as overloaded.
+        target: While overloaded, the longest a call may wait before it is shed.
+    """
+
+    __slots__ = ("_classes", "_interval", "_last_empty", "_max_size", "_target", "size")
+
+    def __init__(self, max_size: int, interval: float, target: float) -> None:
+        self._max_size = max_size
+        self._interval = interval
+        self._target = target
+        # (enqueued at, item), oldest on the left, by class (index: the priority's value).
+        self._classes: tuple[deque[tuple[float, T]], ...] = tuple(deque() for _ in range(_CLASSES))
+        self.size = 0
+        """How many wait now; read it instead of `len()` on hot paths (no method call)."""
+        self._last_empty = -math.inf
+
+    def __len__(self) -> int:
+        return self.size
+
+    def overloaded(self, now: float) -> bool:
+        """Whether the line has not been empty for longer than `interval`."""
+        return self.size > 0 and now - self._last_empty > self._interval
+
+    def push(self, now: float, priority: Priority, item: T) -> T | None:
+        """Put `item` in line, making room by evicting a lower class if full.
+
+        Args:
+            now: The current time.
+            priority: The item's class; not `CRITICAL`.
+            item: What waits.
+
+        Returns:
+            `None` if `item` waits and nobody was evicted; the evicted item if one
+            of a lower class lost its place; `item` itself if it was refused.
+        """
+        evicted: T | None = None
+        if self.size >= self._max_size:
+            lower = next((line for line in self._classes[:priority] if line), None)
+            if lower is None:
+                return item
+            evicted = lower.popleft()[1]
+            self.size -= 1
+        if self.size == 0:
+            self._last_empty = now
+        self._classes[priority].append((now, item))
+        self.size += 1
+        return evicted
+
+    def pop(self, now: float, stale: list[T]) -> T | None:
+        """Take the next item to serve, appending the waiters shed as stale to `stale`.
+
+        Args:
+            now: The current time.
+            stale: Receives the items shed because they waited longer than `target`
+                while the line was overloaded.
+
+        Returns:
+            The item to serve, or `None` if the line is (now) empty.
+        """
+        overloaded = self.overloaded(now)
+        served: T | None = None
+        for line in reversed(self._classes):
+            if overloaded:
+                while line and now - line[0][0] > self._target:
+                    stale.append(line.popleft()[1])
+                    self.size -= 1
+            if line:
+                served = (line.pop() if overloaded else line.popleft())[1]
+                self.size -= 1
+                break
+        if self.size == 0:
+            self._last_empty = now
+        return served
+
+    def remove(self, now: float, priority: Priority, item: T) -> bool:
+        """Take `item` out of line (it timed out or was cancelled).
+
+        Returns:
+            Whether it was still in line.
+        """
+        line = self._classes[priority]
+        for index, (_, waiting) in enumerate(line):
+            if waiting is item:
+                del line[index]
+                self.size -= 1
+                if self.size == 0:
+                    self._last_empty = now
+                return True
+        return False

@@ -1,0 +1,1 @@
+"""Tests of the benchmarks' shared modules (benchmarks/ is on sys.path)."""

@@ -1,0 +1,116 @@
+"""The wait line and the sampling window: pure, driven by the time passed in."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scalepy.shedding import Priority, Sample
+
+# The pure cores are internal; the tests drive them directly.
+from scalepy.shedding._line import WaitLine
+from scalepy.shedding._window import SampleWindow
+
+LOW, NORMAL, HIGH = Priority.LOW, Priority.NORMAL, Priority.HIGH
+T = TypeVar("T")
+
+
+def drain(line: WaitLine[T], now: float) -> tuple[list[T], list[T]]:
+    """Pop everything at `now`: (served in order, shed as stale)."""
+    served: list[T] = []
+    stale: list[T] = []
+    while line:
+        item = line.pop(now, stale)
+        if item is not None:
+            served.append(item)
+    return served, stale
+
+
+def test_first_in_first_out_while_the_line_keeps_emptying() -> None:
+    """Within one class, and before `interval` passes, the oldest waiter is served first."""
+    line: WaitLine[str] = WaitLine(10, interval=0.1, target=0.01)
+    for index, name in enumerate("abc"):
+        assert line.push(index * 0.01, NORMAL, name) is None
+    assert (["a", "b", "c"], []) == drain(line, 0.05)
+
+
+def test_last_in_first_out_and_stale_shed_under_sustained_overload() -> None:
+    """Non-empty for longer than `interval`: newest served first, those older than target shed."""
+    line: WaitLine[str] = WaitLine(10, interval=0.1, target=0.05)
+    line.push(0.0, NORMAL, "stale")
+    line.push(0.17, NORMAL, "fresh")
+    line.push(0.18, NORMAL, "freshest")
+    assert line.overloaded(0.2)
+    assert (["freshest", "fresh"], ["stale"]) == drain(line, 0.2)
+    assert not line.overloaded(0.2)
+
+
+def test_higher_classes_are_served_first() -> None:
+    """A HIGH waiter goes before NORMAL and LOW ones that came earlier."""
+    line: WaitLine[str] = WaitLine(10, interval=1.0, target=1.0)
+    line.push(0.0, LOW, "low")
+    line.push(0.1, NORMAL, "normal")
+    line.push(0.2, HIGH, "high")
+    assert (["high", "normal", "low"], []) == drain(line, 0.3)
+
+
+def test_a_full_line_evicts_the_oldest_waiter_of_a_lower_class() -> None:
+    """A NORMAL arrival at a full line takes the place of the oldest LOW waiter."""
+    line: WaitLine[str] = WaitLine(2, interval=1.0, target=1.0)
+    line.push(0.0, LOW, "low-1")
+    line.push(0.1, LOW, "low-2")
+    assert "low-1" == line.push(0.2, NORMAL, "normal")
+    assert 2 == len(line)
+    assert (["normal", "low-2"], []) == drain(line, 0.3)
+
+
+def test_a_full_line_refuses_an_arrival_of_the_lowest_class_present() -> None:
+    """With nobody less important waiting, the arrival itself is refused."""
+    line: WaitLine[str] = WaitLine(1, interval=1.0, target=1.0)
+    line.push(0.0, NORMAL, "first")
+    assert "second" == line.push(0.1, NORMAL, "second")
+    assert "low" == line.push(0.1, LOW, "low")
+    assert (["first"], []) == drain(line, 0.2)
+
+
+def test_remove_takes_out_one_waiter_and_an_emptied_line_is_not_overloaded() -> None:
+    """Removing the last waiter empties the line, resetting the overload clock."""
+    line: WaitLine[str] = WaitLine(3, interval=0.1, target=0.05)
+    line.push(0.0, NORMAL, "a")
+    assert line.remove(0.5, NORMAL, "a")
+    assert not line.remove(0.5, NORMAL, "a")
+    line.push(0.55, NORMAL, "b")
+    assert not line.overloaded(0.6)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([LOW, NORMAL, HIGH]), st.floats(0, 0.01)), max_size=60),
+    st.integers(1, 20),
+)
+def test_the_line_never_holds_more_than_its_size(
+    arrivals: list[tuple[Priority, float]], size: int
+) -> None:
+    """Every arrival waits, evicts or is refused; nobody is lost and the bound holds."""
+    line: WaitLine[int] = WaitLine(size, interval=0.1, target=0.05)
+    now, shed = 0.0, list[int]()
+    for item, (priority, gap) in enumerate(arrivals):
+        now += gap
+        refused = line.push(now, priority, item)
+        if refused is not None:
+            shed.append(refused)
+        assert len(line) <= size
+    served, stale = drain(line, now)
+    assert sorted(range(len(arrivals))) == sorted(served + stale + shed)
+
+
+def test_a_window_closes_after_its_duration_and_minimum_samples() -> None:
+    """It folds calls into their mean RTT, the most in flight and any drop."""
+    window = SampleWindow(duration=1.0, min_samples=3)
+    assert window.add(0.1, 0.1, 4, dropped=False) is None  # opens at 0.0, when this call began
+    assert window.add(0.5, 0.3, 9, dropped=True) is None
+    assert window.add(0.9, 0.2, 2, dropped=False) is None  # 3 samples, but only 0.9 s
+    sample = window.add(1.0, 0.2, 1, dropped=False)
+    assert Sample(rtt=0.2, in_flight=9, dropped=True) == sample
+    assert window.add(1.1, 5.0, 1, dropped=False) is None  # a new window opened
