@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole check suite, as CI runs it (.ci/run): set up .venv and the local services,
 # then lint, format check, type check, tests with branch coverage (floor in pyproject.toml),
-# a strict docs build, the offline checks of the deployment files (examples/todo/deploy/
-# check.sh), the demo's tour (scripts/demo.sh --check) and the Todo-Backend spec suite in
-# Chromium against the same stack (scripts/todo_spec.sh). Any failure fails the script,
-# and so does a run with no test.
+# a strict docs build and every page of it in Chromium (scripts/check_site.sh), the offline
+# checks of the deployment files (examples/todo/deploy/check.sh), the demo's tour
+# (scripts/demo.sh --check) and the Todo-Backend spec suite in Chromium against the same
+# stack (scripts/todo_spec.sh). Any failure fails the script, and so does a run with no test.
 #
 # usage: scripts/test.sh [PYTEST_ARGS...]     e.g. scripts/test.sh -x -k cluster
 set -euo pipefail
@@ -28,12 +28,13 @@ step "mypy --strict src tests benchmarks examples docs/examples"
 .venv/bin/mypy --strict src tests benchmarks examples docs/examples
 
 # The example's tests run a real nginx and a real Prometheus (the demo stack, its alerts;
-# check.sh needs promtool), the benchmarks' tests a real wrk: installed before pytest, so
-# those tests run, never skip.
+# check.sh needs promtool), the benchmarks' tests a real wrk, tests/test_docs_site.py a
+# real Chromium: installed before pytest, so those tests run, never skip.
 missing=()
 _bootstrap_has_nginx || missing+=(nginx)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v wrk >/dev/null || missing+=(wrk)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 if ((${#missing[@]} > 0)); then
     _bootstrap_apt_install "${missing[@]}"
 fi
@@ -72,6 +73,9 @@ fi
 
 step "mkdocs build --strict"
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$work/site"
+
+step "scripts/check_site.sh (every docs page in Chromium: renders, diagrams, links, images)"
+bash scripts/check_site.sh "$work/site"
 
 step "examples/todo/deploy/check.sh (Dockerfile, compose, Kubernetes and nginx files, offline)"
 bash examples/todo/deploy/check.sh
