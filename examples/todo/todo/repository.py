@@ -38,6 +38,7 @@ from scalepy.errors import (
 )
 from scalepy.retry import retry
 from todo.models import TodoRecord
+from todo.outage import OutageLog
 
 if TYPE_CHECKING:
     from scalepy.breaker import CircuitBreaker
@@ -105,6 +106,7 @@ class TodoRepository:
         self._cache = cache
         self._breaker = breaker
         self._retrying = retry(retry_policy, budget=budget)
+        self._invalidations = OutageLog(_logger, "cache invalidation after a write")
 
         # --8<-- [start:reads]
         @cache.cached(ttl=ttl, key="todo:{todo_id}", tags=["todo:{todo_id}", _EVERY_TODO])
@@ -227,9 +229,11 @@ class TodoRepository:
         """Drop the cached reads a committed write changed, on every replica."""
         try:
             await self._cache.invalidate_tags(*tags)
-        except BackendError:
+        except BackendError as exc:
             # The write is committed; failing the request would not undo it. The
             # entries then live until their TTL at most (TODO_CACHE_TTL).
-            _logger.exception("cache invalidation failed after a write: %s", ", ".join(tags))
+            self._invalidations.failed(exc, ", ".join(tags))
+        else:
+            self._invalidations.succeeded()
 
     # --8<-- [end:calls]

@@ -32,6 +32,7 @@ from scalepy.errors import ScalepyError
 from todo.auth import ADMIN, WRITE, authorize
 from todo.http import Operation, Param, Problem, Reply
 from todo.models import Todo, TodoIn, TodoPatch
+from todo.outage import OutageLog
 from todo.urls import PublicUrls
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class TodoRoutes:
         self._tasks = tasks
         self._settings = settings
         self._urls = PublicUrls(settings.trusted_proxies)
+        self._notifications = OutageLog(_logger, "enqueueing a todo's notification")
 
     def routes(self) -> list[Route]:
         """The Starlette routes: one per path, so a 405 lists every method in `Allow`."""
@@ -115,9 +117,11 @@ class TodoRoutes:
         record = await self._repository.create(data)
         try:
             await self._tasks.notify_created.enqueue(record.id)
-        except ScalepyError:
+        except ScalepyError as exc:
             # The todo is committed; a lost notification must not turn it into an error.
-            _logger.exception("could not enqueue the notification of todo %d", record.id)
+            self._notifications.failed(exc, f"todo {record.id} is not notified")
+        else:
+            self._notifications.succeeded()
         todo = _shown(record, self._urls.origin(request))
         return _json(todo, status=201, headers={"Location": todo.url})
 
