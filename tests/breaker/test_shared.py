@@ -162,7 +162,7 @@ async def test_transitions_are_published(redis: RedisClient, keys: tuple[str, st
 class Replica:
     """A breaker named `db` with a shared state, recording the times it changed state."""
 
-    def __init__(self, url: str, namespace: str, **options: Any) -> None:
+    def __init__(self, url: str, namespace: str, *, flush: float = FLUSH, **options: Any) -> None:
         self.changes: dict[BreakerState, asyncio.Event] = {s: asyncio.Event() for s in BreakerState}
         self.times: dict[BreakerState, float] = {}
         settings: dict[str, Any] = {
@@ -174,7 +174,7 @@ class Replica:
         }
         settings.update(options)
         self.shared = RedisSharedState(
-            url, namespace=namespace, flush_interval=FLUSH, max_backoff=0.3
+            url, namespace=namespace, flush_interval=flush, max_backoff=0.3
         )
         self.breaker = CircuitBreaker(
             "db", listeners=[self._changed], shared=self.shared, **settings
@@ -241,8 +241,14 @@ async def test_a_sync_reply_overtaken_by_a_notification_is_not_adopted(
     arrive before the reply of a sync sent earlier; that reply's epoch is then behind,
     which must not read as a lost record.
     """
-    replica = Replica(redis_url, namespace)
+    replica = Replica(redis_url, namespace, flush=3600)
     await replica.shared.sync()
+    # The background task syncs once at start and once when its subscription connects;
+    # one of those sent after the notification below would rightly adopt Redis' epoch 0
+    # (the notification is made up), so the scenario waits until both are done.
+    async with asyncio.timeout(10):
+        while replica.shared.statistics().syncs < 3:
+            await asyncio.sleep(0.01)  # no event tells when a background sync is done
     assert (0, CLOSED) == (replica.shared.statistics().epoch, replica.breaker.state)
     late = asyncio.create_task(replica.shared.sync())
     await asyncio.sleep(0)  # the sync is sent with epoch 0
