@@ -247,8 +247,9 @@ async def test_a_sync_reply_overtaken_by_a_notification_is_not_adopted(
     # one of those sent after the notification below would rightly adopt Redis' epoch 0
     # (the notification is made up), so the scenario waits until both are done.
     async with asyncio.timeout(10):
-        while replica.shared.statistics().syncs < 3:
-            await asyncio.sleep(0.01)  # no event tells when a background sync is done
+        # no event tells when a background sync is done: poll its counter
+        while replica.shared.statistics().syncs < 3:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
     assert (0, CLOSED) == (replica.shared.statistics().epoch, replica.breaker.state)
     late = asyncio.create_task(replica.shared.sync())
     await asyncio.sleep(0)  # the sync is sent with epoch 0
