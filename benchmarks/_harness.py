@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import statistics
@@ -173,6 +174,19 @@ async def median_ns_per_call(
         for name, loop in loops.items():
             results[name].append(await loop(calls))
     return {name: statistics.median(values) for name, values in results.items()}
+
+
+def call_loop(func: Callable[[], Awaitable[object]]) -> TimedLoop:
+    """A loop awaiting `func()` back to back, after a garbage collection."""
+
+    async def run(calls: int) -> float:
+        gc.collect()
+        started = time.perf_counter_ns()
+        for _ in range(calls):
+            await func()
+        return (time.perf_counter_ns() - started) / calls
+
+    return run
 
 
 def asgi_loop(app: ASGIApp, path: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> TimedLoop:

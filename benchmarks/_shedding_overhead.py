@@ -13,19 +13,16 @@ without `LoadShedMiddleware` in front: what one HTTP request pays for the shedde
 
 from __future__ import annotations
 
-import gc
 import math
 import platform
-import time
 from typing import TYPE_CHECKING, Any
 
-from _harness import Message, TimedLoop, asgi_loop, median_ns_per_call
+from _harness import Message, TimedLoop, asgi_loop, call_loop, median_ns_per_call
 from scalepy.bulkhead import Bulkhead
 from scalepy.shedding import AIMD, Gradient, LoadShedder, LoadShedMiddleware
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Awaitable, Callable
 
 TARGET_NS = 2_000  # the issue's target: at most 2 us added to an unloaded request
 
@@ -52,17 +49,6 @@ class Passthrough:
         await self.app(scope, receive, send)
 
 
-def calls_of(func: Callable[[], Awaitable[object]]) -> TimedLoop:
-    async def loop(calls: int) -> float:
-        gc.collect()
-        started = time.perf_counter_ns()
-        for _ in range(calls):
-            await func()
-        return (time.perf_counter_ns() - started) / calls
-
-    return loop
-
-
 def contenders() -> dict[str, TimedLoop]:
     """The bare call, the bulkhead, the shedder (both algorithms), and the ASGI pair."""
     gradient = LoadShedder("bench-gradient", limit=Gradient(max_limit=10_000))
@@ -70,10 +56,10 @@ def contenders() -> dict[str, TimedLoop]:
     bulkhead = Bulkhead("bench", max_concurrent=1_000, max_wait=math.inf)
     middleware = LoadShedMiddleware(constant, shedder=LoadShedder("bench-asgi"))
     return {
-        "bare async call": calls_of(noop),
-        "bulkhead": calls_of(bulkhead(noop)),
-        "shedder, gradient": calls_of(gradient(noop)),
-        "shedder, aimd": calls_of(aimd(noop)),
+        "bare async call": call_loop(noop),
+        "bulkhead": call_loop(bulkhead(noop)),
+        "shedder, gradient": call_loop(gradient(noop)),
+        "shedder, aimd": call_loop(aimd(noop)),
         "raw ASGI app": asgi_loop(constant, "/"),
         "raw ASGI app + passthrough middleware": asgi_loop(Passthrough(constant), "/"),
         "raw ASGI app + LoadShedMiddleware": asgi_loop(middleware, "/"),

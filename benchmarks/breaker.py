@@ -42,7 +42,14 @@ import pybreaker
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
 from redis.asyncio import Redis
 
-from _harness import TimedLoop, figure_row, json_option, median_ns_per_call, write_result
+from _harness import (
+    TimedLoop,
+    call_loop,
+    figure_row,
+    json_option,
+    median_ns_per_call,
+    write_result,
+)
 from _results import Metadata, Result, Row
 from scalepy.breaker import CircuitBreaker, CircuitOpenError, RedisSharedState
 
@@ -73,17 +80,6 @@ def refuse_sync() -> None:
 
 def fail_sync() -> None:
     raise RuntimeError("down")
-
-
-def async_calls(func: AsyncFn) -> TimedLoop:
-    async def loop(calls: int) -> float:
-        gc.collect()
-        started = time.perf_counter_ns()
-        for _ in range(calls):
-            await func()
-        return (time.perf_counter_ns() - started) / calls
-
-    return loop
 
 
 def sync_calls(func: SyncFn) -> TimedLoop:
@@ -171,12 +167,12 @@ def closed_contenders(
     time_window = CircuitBreaker("bench-time", window="time", window_size=60)
     purgatory = AsyncCircuitBreakerFactory()
     loops: dict[str, TimedLoop] = {
-        "bare async call": async_calls(noop),
-        "scalepy, count window": async_calls(count(noop)),
-        "scalepy, time window": async_calls(time_window(noop)),
-        **({} if shared is None else {"scalepy, shared via Redis": async_calls(sharing(noop))}),
-        "aiobreaker": async_calls(aiobreaker.CircuitBreaker()(noop)),
-        "purgatory, in memory": async_calls(purgatory("bench")(noop)),
+        "bare async call": call_loop(noop),
+        "scalepy, count window": call_loop(count(noop)),
+        "scalepy, time window": call_loop(time_window(noop)),
+        **({} if shared is None else {"scalepy, shared via Redis": call_loop(sharing(noop))}),
+        "aiobreaker": call_loop(aiobreaker.CircuitBreaker()(noop)),
+        "purgatory, in memory": call_loop(purgatory("bench")(noop)),
         "bare sync call": sync_calls(noop_sync),
         "scalepy, count window, sync": sync_calls(CircuitBreaker("bench-sync")(noop_sync)),
         "pybreaker, sync": sync_calls(pybreaker.CircuitBreaker()(noop_sync)),
@@ -275,9 +271,7 @@ async def purgatory_redis(url: str, calls: int, rounds: int) -> dict[str, float]
         await factory.initialize()
         wrapped: AsyncFn = factory(name)(noop)
         await wrapped()
-        medians = await median_ns_per_call(
-            {"purgatory, Redis": async_calls(wrapped)}, calls, rounds
-        )
+        medians = await median_ns_per_call({"purgatory, Redis": call_loop(wrapped)}, calls, rounds)
     except Exception as exc:  # any failure only skips this optional row
         print(f"\npurgatory Redis mode skipped ({url}): {type(exc).__name__}: {exc}")
         return None
