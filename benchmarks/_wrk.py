@@ -106,6 +106,11 @@ class WrkRun:
         """Responses per second (of any status)."""
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def successes_per_second(self) -> float:
+        """2xx responses per second: what was served, not refused."""
+        return (self.requests - self.non_2xx) / self.seconds if self.seconds else 0.0
+
     def count(self, *statuses: int) -> int:
         """Responses with any of `statuses`."""
         return sum(self.statuses[status] for status in statuses)

@@ -237,6 +237,9 @@ async def serving(contender: Contender, setup: Setup) -> AsyncIterator[Served]:
 def row(contender: Contender, scenario: str, measured: WrkRun, cpu_seconds: float) -> Row:
     """The result row of one wrk run; a 429 is intended (counted apart), any other non-2xx not.
 
+    Its throughput counts 2xx responses only: a fast refusal (a 429, a shedder's 503) is not
+    a request served, and must not lift a ratio.
+
     `cpu_seconds`: what the contender's processes spent meanwhile.
     """
     latency = measured.latency_ms
@@ -244,7 +247,7 @@ def row(contender: Contender, scenario: str, measured: WrkRun, cpu_seconds: floa
     return Row(
         contender=contender.name,
         scenario=scenario,
-        requests_per_second=measured.requests_per_second,
+        requests_per_second=measured.successes_per_second,
         latency=Latency(
             p50=latency["p50"],
             p90=latency["p90"],
@@ -258,6 +261,7 @@ def row(contender: Contender, scenario: str, measured: WrkRun, cpu_seconds: floa
         extra={
             "key": contender.key,
             "processes": contender.processes,
+            "responses_per_second": measured.requests_per_second,
             "cpu_us_per_request": cpu_seconds * 1e6 / max(1, measured.requests),
             "statuses": {str(status): count for status, count in measured.statuses.items()},
         },
@@ -319,7 +323,7 @@ def ratios(rows: list[Row]) -> None:
 def table(rows: list[Row]) -> str:
     """The rows as the lines the benchmark prints."""
     lines = [
-        f"{'contender':<30} {'scenario':<14} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'contender':<30} {'scenario':<14} {'2xx/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'p99.9 ms':>8} {'errors':>6} {'429':>5} {'vs tutorial':>11} {'vs bare':>7} "
         f"{'CPU us/req':>10}"
     ]

@@ -44,6 +44,17 @@ def test_a_429_is_counted_apart_from_errors() -> None:
     assert 50_000 == measured.extra["cpu_us_per_request"]
 
 
+def test_throughput_counts_only_what_was_served() -> None:
+    """A refusal (a 429, a shedder's 503) is answered fast: it must not count as throughput."""
+    counted = Counter({200: 60, 429: 10, 503: 30})
+    measured = WrkRun(
+        requests=100, seconds=2.0, statuses=counted, socket_errors=0, latency_ms=_LATENCY
+    )
+    made = row(next(c for c in CONTENDERS if c.key == "todo-2"), "read", measured, 1.0)
+    assert 30.0 == made.requests_per_second
+    assert 50.0 == made.extra["responses_per_second"]
+
+
 def test_todo_rows_are_compared_with_the_same_process_count() -> None:
     """A Todo API row's ratios are to the tutorial and the bare route of its worker count."""
     rows = [

@@ -103,6 +103,7 @@ def test_figures_of_several_threads_are_summed() -> None:
     assert 3 == measured.socket_errors
     assert 1.5 == measured.latency_ms["p50"]
     assert 3.5 == measured.requests_per_second
+    assert 3.0 == measured.successes_per_second
 
 
 def test_requests_must_be_ascii_and_not_empty() -> None:
