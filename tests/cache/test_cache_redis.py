@@ -291,25 +291,56 @@ async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
         assert 2 == metrics.value("scalepy.cache.values.oversized")
 
 
-async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: RedisServer) -> None:
-    """A miss nobody else loads: one read that also locks, then the write and the unlock.
+async def commands_during(url: str, action: Callable[[], Awaitable[object]]) -> dict[str, int]:
+    """Run `action`; return the calls of each command the server at `url` ran meanwhile.
 
-    Counted on a private server (INFO commandstats, which counts the commands inside
-    scripts too): two scripts, read-or-lock (a GET and the lock's SET) and release
-    (a GET), and the entry's SET; no separate lock attempt or re-read before loading.
+    Read from INFO commandstats, which counts the commands inside scripts too: use a
+    private server, where nothing else runs. The RESETSTAT and INFO are left out.
     """
-    async with Cache(redis_server.url, namespace="miss") as cache:
-        cached = cache.cached(ttl=60)(Counter())
-        await cache.get("warm-up")  # connects and loads the read script
-        async with RedisClient.from_url(redis_server.url) as admin:
-            await admin.execute("CONFIG", "RESETSTAT")
-            assert {"call": 1} == await cached(1)  # returns once stored and unlocked
-            stats = (await admin.execute("INFO", "commandstats")).decode()
+    async with RedisClient.from_url(url) as admin:
+        await admin.execute("CONFIG", "RESETSTAT")
+        await action()
+        stats = (await admin.execute("INFO", "commandstats")).decode()
     calls = {
         line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
         for line in stats.splitlines()
         if line.startswith("cmdstat_")
     }
-    assert {"evalsha": 2, "set": 2, "get": 2} == {
-        name: calls.get(name, 0) for name in ("evalsha", "set", "get")
-    }
+    calls.pop("config|resetstat", None)
+    calls.pop("config", None)
+    return calls
+
+
+async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: RedisServer) -> None:
+    """A miss nobody else loads: one read that also locks, one write that also unlocks.
+
+    Two scripts: read-or-lock (the entry's GET and the lock's SET) and
+    store-and-release (the entry's SET, the lock's GET and DEL); no separate lock
+    attempt, re-read or unlock.
+    """
+    async with Cache(redis_server.url, namespace="miss") as cache:
+        cached = cache.cached(ttl=60)(Counter())
+        assert {"call": 1} == await cached(0)  # connects and loads both scripts
+
+        async def miss() -> None:
+            assert {"call": 2} == await cached(1)  # returns once stored and unlocked
+
+        calls = await commands_during(redis_server.url, miss)
+    assert {"evalsha": 2, "set": 2, "get": 2, "del": 1} == calls
+
+
+async def test_a_hit_is_one_read_and_writes_nothing(redis_server: RedisServer) -> None:
+    """A Redis hit (L1 off): one script reading the entry and its time left, no lock, no write.
+
+    The script is the read-or-lock of a miss: a hit and an uncontended miss both
+    cost one round trip, so neither has to guess which one it is.
+    """
+    async with Cache(redis_server.url, namespace="hit") as cache:
+        cached = cache.cached(ttl=60)(Counter())
+        assert {"call": 1} == await cached(1)
+
+        async def hit() -> None:
+            assert {"call": 1} == await cached(1)
+
+        calls = await commands_during(redis_server.url, hit)
+    assert {"evalsha": 1, "get": 1, "pttl": 1} == calls
