@@ -61,10 +61,11 @@ class RedisCacheStore:
     - a tag's version: `prefix:tag:{<tag>}`, a counter bumped by each invalidation;
     - the invalidation channel: `prefix:{bus}`.
 
-    A read is one script returning the bytes and `PTTL` together; a tag's versions
-    are plain GETs issued in the same event-loop tick, so the client's automatic
-    pipelining sends them with the read (on a cluster each tag lives in its own
-    slot, so no script spans them).
+    A read is one script returning the bytes and `PTTL` together (taking the load
+    lock on a miss), and a miss's write one script storing the entry and then
+    releasing the lock; a tag's versions are plain GETs issued in the same
+    event-loop tick, so the client's automatic pipelining sends them with the read
+    (on a cluster each tag lives in its own slot, so no script spans them).
 
     Args:
         client: The Redis connection.
