@@ -247,6 +247,8 @@ class Writer:
 
     def keep_found(self, key: str, found: Found, policy: Policy, generation: int) -> None:
         """Hold a value just read from the backend in the L1."""
+        if self._tier.local is None:  # every Redis hit with the L1 off
+            return
         entry = found.entry
         self._tier.keep(
             key,
