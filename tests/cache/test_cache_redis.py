@@ -317,15 +317,20 @@ async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
         assert 2 == metrics.value("scalepy.cache.values.oversized")
 
 
-async def commands_during(url: str, action: Callable[[], Awaitable[object]]) -> dict[str, int]:
-    """Run `action`; return the calls of each command the server at `url` ran meanwhile.
+async def commands_during(
+    client: RedisClient, action: Callable[[], Awaitable[object]]
+) -> tuple[int, dict[str, int]]:
+    """Run `action`; return the commands `client` sent and those its server ran, by name.
 
-    Read from INFO commandstats, which counts the commands inside scripts too: use a
-    private server, where nothing else runs. The RESETSTAT and INFO are left out.
+    The server's count comes from INFO commandstats, which counts the commands inside
+    scripts too: use a private server, where nothing else runs. The RESETSTAT and
+    INFO (sent on a connection of their own) are left out of both counts.
     """
-    async with RedisClient.from_url(url) as admin:
+    async with RedisClient.from_url(client.config) as admin:
         await admin.execute("CONFIG", "RESETSTAT")
+        before = client.statistics().pipeline.commands
         await action()
+        sent = client.statistics().pipeline.commands - before
         stats = (await admin.execute("INFO", "commandstats")).decode()
     calls = {
         line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
@@ -334,7 +339,7 @@ async def commands_during(url: str, action: Callable[[], Awaitable[object]]) -> 
     }
     calls.pop("config|resetstat", None)
     calls.pop("config", None)
-    return calls
+    return sent, calls
 
 
 async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: RedisServer) -> None:
@@ -344,15 +349,18 @@ async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: Redi
     store-and-release (the entry's SET, the lock's GET and DEL); no separate lock
     attempt, re-read or unlock.
     """
-    async with Cache(redis_server.url, namespace="miss") as cache:
+    async with (
+        RedisClient.from_url(redis_server.url) as client,
+        Cache(client, namespace="miss") as cache,
+    ):
         cached = cache.cached(ttl=60)(Counter())
         assert {"call": 1} == await cached(0)  # connects and loads both scripts
 
         async def miss() -> None:
             assert {"call": 2} == await cached(1)  # returns once stored and unlocked
 
-        calls = await commands_during(redis_server.url, miss)
-    assert {"evalsha": 2, "set": 2, "get": 2, "del": 1} == calls
+        sent, calls = await commands_during(client, miss)
+    assert (2, {"evalsha": 2, "set": 2, "get": 2, "del": 1}) == (sent, calls)
 
 
 async def test_a_hit_is_one_read_and_writes_nothing(redis_server: RedisServer) -> None:
@@ -361,12 +369,15 @@ async def test_a_hit_is_one_read_and_writes_nothing(redis_server: RedisServer) -
     The script is the read-or-lock of a miss: a hit and an uncontended miss both
     cost one round trip, so neither has to guess which one it is.
     """
-    async with Cache(redis_server.url, namespace="hit") as cache:
+    async with (
+        RedisClient.from_url(redis_server.url) as client,
+        Cache(client, namespace="hit") as cache,
+    ):
         cached = cache.cached(ttl=60)(Counter())
         assert {"call": 1} == await cached(1)
 
         async def hit() -> None:
             assert {"call": 1} == await cached(1)
 
-        calls = await commands_during(redis_server.url, hit)
-    assert {"evalsha": 1, "get": 1, "pttl": 1} == calls
+        sent, calls = await commands_during(client, hit)
+    assert (1, {"evalsha": 1, "get": 1, "pttl": 1}) == (sent, calls)
