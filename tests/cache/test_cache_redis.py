@@ -213,6 +213,32 @@ async def test_the_l1_is_bypassed_while_the_channel_is_down(redis_server: RedisS
         assert (1, 2) == (cache.statistics().local_hits, counter.calls)
 
 
+async def test_a_busy_event_loop_keeps_the_l1(redis_url: str, namespace: str) -> None:
+    """A read the loop sends past its deadline times out, but the L1 and its channel stay.
+
+    As under 50 tasks of L1 hits that yield every 64 calls: the loop runs so long
+    between two polls that a command goes out after its deadline. That command's
+    connection also carries the invalidation channel; dropping it would bypass the
+    L1 and then empty it.
+    """
+    async with Cache(redis_url, namespace=namespace, local_max_size=10, timeout=0.1) as cache:
+        cached = cache.cached(ttl=60)(Counter())
+        await cached()
+        await cached()
+        assert (1, True) == (cache.statistics().local_hits, cache.statistics().local_coherent)
+        late = asyncio.ensure_future(cache.get("elsewhere"))  # misses the L1: a Redis read
+        asyncio.get_running_loop().call_soon(time.sleep, 0.2)  # right after it is submitted
+        assert None is await late  # timed out, answered as a miss
+        await asyncio.sleep(0.3)  # past the moment the connection is judged
+        await cached()
+        statistics = cache.statistics()
+        assert (2, True, 1) == (
+            statistics.local_hits,
+            statistics.local_coherent,
+            statistics.local_entries,
+        )
+
+
 async def test_signed_pickles_copied_to_another_key_or_namespace_are_misses(
     url: str, namespace: str
 ) -> None:
@@ -291,25 +317,67 @@ async def test_an_oversized_value_is_returned_uncached_and_hurts_nobody(
         assert 2 == metrics.value("scalepy.cache.values.oversized")
 
 
-async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: RedisServer) -> None:
-    """A miss nobody else loads: one read that also locks, then the write and the unlock.
+async def commands_during(
+    client: RedisClient, action: Callable[[], Awaitable[object]]
+) -> tuple[int, dict[str, int]]:
+    """Run `action`; return the commands `client` sent and those its server ran, by name.
 
-    Counted on a private server (INFO commandstats, which counts the commands inside
-    scripts too): two scripts, read-or-lock (a GET and the lock's SET) and release
-    (a GET), and the entry's SET; no separate lock attempt or re-read before loading.
+    The server's count comes from INFO commandstats, which counts the commands inside
+    scripts too: use a private server, where nothing else runs. The RESETSTAT and
+    INFO (sent on a connection of their own) are left out of both counts.
     """
-    async with Cache(redis_server.url, namespace="miss") as cache:
-        cached = cache.cached(ttl=60)(Counter())
-        await cache.get("warm-up")  # connects and loads the read script
-        async with RedisClient.from_url(redis_server.url) as admin:
-            await admin.execute("CONFIG", "RESETSTAT")
-            assert {"call": 1} == await cached(1)  # returns once stored and unlocked
-            stats = (await admin.execute("INFO", "commandstats")).decode()
+    async with RedisClient.from_url(client.config) as admin:
+        await admin.execute("CONFIG", "RESETSTAT")
+        before = client.statistics().pipeline.commands
+        await action()
+        sent = client.statistics().pipeline.commands - before
+        stats = (await admin.execute("INFO", "commandstats")).decode()
     calls = {
         line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
         for line in stats.splitlines()
         if line.startswith("cmdstat_")
     }
-    assert {"evalsha": 2, "set": 2, "get": 2} == {
-        name: calls.get(name, 0) for name in ("evalsha", "set", "get")
-    }
+    calls.pop("config|resetstat", None)
+    calls.pop("config", None)
+    return sent, calls
+
+
+async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: RedisServer) -> None:
+    """A miss nobody else loads: one read that also locks, one write that also unlocks.
+
+    Two scripts: read-or-lock (the entry's GET and the lock's SET) and
+    store-and-release (the entry's SET, the lock's GET and DEL); no separate lock
+    attempt, re-read or unlock.
+    """
+    async with (
+        RedisClient.from_url(redis_server.url) as client,
+        Cache(client, namespace="miss") as cache,
+    ):
+        cached = cache.cached(ttl=60)(Counter())
+        assert {"call": 1} == await cached(0)  # connects and loads both scripts
+
+        async def miss() -> None:
+            assert {"call": 2} == await cached(1)  # returns once stored and unlocked
+
+        sent, calls = await commands_during(client, miss)
+    assert (2, {"evalsha": 2, "set": 2, "get": 2, "del": 1}) == (sent, calls)
+
+
+async def test_a_hit_is_one_read_and_writes_nothing(redis_server: RedisServer) -> None:
+    """A Redis hit (L1 off): one script reading the entry and its time left, no lock, no write.
+
+    The script is the read-or-lock of a miss: a hit and an uncontended miss both
+    cost one round trip, so neither has to guess which one it is.
+    """
+    async with (
+        RedisClient.from_url(redis_server.url) as client,
+        Cache(client, namespace="hit") as cache,
+    ):
+        cached = cache.cached(ttl=60)(Counter())
+        assert {"call": 1} == await cached(1)
+
+        async def hit() -> None:
+            assert {"call": 1} == await cached(1)
+
+        sent, calls = await commands_during(client, hit)
+    assert (1, {"evalsha": 1, "get": 1, "pttl": 1}) == (sent, calls)

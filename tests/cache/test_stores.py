@@ -13,6 +13,7 @@ from scalepy.cache import (
     MemoryCacheStore,
     PubSubCacheStore,
     RedisCacheStore,
+    ReleaseOnSetCacheStore,
 )
 from scalepy.errors import ConfigurationError
 from scalepy.testing import CacheStoreContract, FakeClock
@@ -49,6 +50,28 @@ async def test_redis_layout_shares_one_slot_per_entry(redis_url: str) -> None:
         assert 0 == await client.execute("EXISTS", store.key("gone") + ":lock")
         await other.clear()
         assert "layout" in repr(store)
+
+
+@pytest.mark.parametrize("which", ["standalone", "cluster"])
+async def test_redis_store_and_release_frees_only_its_own_lock(
+    which: str, redis_url: str, cluster_url: str, namespace: str
+) -> None:
+    """`set_and_release` stores the entry, then frees the lock only while the token holds it."""
+    async with RedisClient.from_url(redis_url if which == "standalone" else cluster_url) as client:
+        store = RedisCacheStore(client, namespace=namespace)
+        assert isinstance(store, ReleaseOnSetCacheStore)
+        token = await store.acquire_lock("a")
+        assert token is not None
+        await store.set_and_release("a", b"one", 10.0, token)
+        stored = await store.get("a")
+        assert stored is not None
+        assert b"one" == stored[0]
+        assert 9.0 < stored[1] <= 10.0
+        assert await store.acquire_lock("a") is not None  # free again, and taken by another
+        await store.set_and_release("a", b"two", 10.0, token)  # no longer the holder
+        assert await store.acquire_lock("a") is None  # the other holder keeps its lock
+        assert b"two" == ((await store.get("a")) or (b"",))[0]
+        await store.clear()
 
 
 async def test_entries_without_expiry_are_not_ours(redis_url: str, namespace: str) -> None:

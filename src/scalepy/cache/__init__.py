@@ -30,6 +30,7 @@ from scalepy.cache._store import InvalidationChannel as InvalidationChannel
 from scalepy.cache._store import LockingCacheStore as LockingCacheStore
 from scalepy.cache._store import LockOnMissCacheStore as LockOnMissCacheStore
 from scalepy.cache._store import PubSubCacheStore as PubSubCacheStore
+from scalepy.cache._store import ReleaseOnSetCacheStore as ReleaseOnSetCacheStore
 from scalepy.cache._store import SharedCacheStore as SharedCacheStore
 from scalepy.cache._telemetry import CacheStatistics as CacheStatistics
 
@@ -45,6 +46,7 @@ __all__ = (
     "MemoryCacheStore",
     "PubSubCacheStore",
     "RedisCacheStore",
+    "ReleaseOnSetCacheStore",
     "SharedCacheStore",
 )
 

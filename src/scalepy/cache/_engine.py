@@ -12,8 +12,9 @@ One lookup of a key goes, in order:
 4. on a miss without the lock, the store's load lock (a `LockingCacheStore`): one
    process loads, the others re-read with jittered, growing backoff, never longer
    than `lock_wait`;
-5. the loader, then the write and the lock's release, sent in one pipeline
-   (SET first): the call returns once its entry is stored, so an invalidation
+5. the loader, then the write and the lock's release: one step on a
+   `ReleaseOnSetCacheStore` (one script on Redis), else one pipeline (SET
+   first). The call returns once its entry is stored, so an invalidation
    issued after the call returned (by any process) always wins over it.
 
 While the backend is failing the `BackendGuard` skips steps 3-4 at once: the
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from scalepy.cache._entry import Found, decode_entry
 from scalepy.cache._flight import Abandoned, Flight
 from scalepy.cache._policy import Verdict, judge
-from scalepy.cache._store import LockOnMissCacheStore
+from scalepy.cache._store import LockOnMissCacheStore, ReleaseOnSetCacheStore
 from scalepy.errors import BackendError, SerializationError
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class Engine:
         "_locks_on_miss",
         "_pending",
         "_refreshing",
+        "_releases_on_set",
         "_store",
         "clock",
         "flights",
@@ -125,6 +127,7 @@ class Engine:
         self._store = store
         self._locks = locks
         self._locks_on_miss = locks if isinstance(locks, LockOnMissCacheStore) else None
+        self._releases_on_set = locks if isinstance(locks, ReleaseOnSetCacheStore) else None
         self.writer = writer
         self.tier = tier
         self.flights = flights
@@ -277,6 +280,11 @@ class Engine:
                 await self._release(key, token)
         elif token is None:
             await self.writer.store(key, entry, flight)
+        elif self._releases_on_set is not None:  # one command: no tasks, fewer loop turns
+            if not await self.writer.store_and_release(
+                key, entry, flight, self._releases_on_set, token
+            ):
+                await self._release(key, token)
         else:  # submitted in this order, in one tick: one pipeline, SET before the unlock
             await asyncio.gather(self.writer.store(key, entry, flight), self._release(key, token))
 

@@ -25,7 +25,6 @@ refused like any foreign entry and read as a miss.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -41,9 +40,8 @@ _TAG_VERSION = struct.Struct(">Q")
 _MAX_MS = 2**32 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One decoded entry; `payload` is still serialized."""
+class Entry(NamedTuple):
+    """One decoded entry; `payload` is still serialized (a tuple: built on every hit)."""
 
     payload: bytes
     """The serializer's bytes; empty when `is_none`."""
@@ -107,6 +105,8 @@ def decode_entry(data: bytes) -> Entry:
         version, flags, stale_ms, load_ms, count = _HEADER.unpack_from(data)
         if version != FORMAT:
             raise ValueError(f"unknown cache entry format {version}")
+        if not count and not flags:  # the common entry: a value without tags
+            return Entry(data[_HEADER.size :], False, stale_ms / 1000, load_ms / 1000, ())
         offset = _HEADER.size
         tags: list[tuple[str, int]] = []
         for _ in range(count):

@@ -43,6 +43,10 @@ def _read() -> Script:
     return _scripts()["read"]
 
 
+def _store_release() -> Script:
+    return _scripts()["store_release"]
+
+
 def _invalidate_tag() -> Script:
     return _scripts()["invalidate_tag"]
 
@@ -57,10 +61,11 @@ class RedisCacheStore:
     - a tag's version: `prefix:tag:{<tag>}`, a counter bumped by each invalidation;
     - the invalidation channel: `prefix:{bus}`.
 
-    A read is one script returning the bytes and `PTTL` together; a tag's versions
-    are plain GETs issued in the same event-loop tick, so the client's automatic
-    pipelining sends them with the read (on a cluster each tag lives in its own
-    slot, so no script spans them).
+    A read is one script returning the bytes and `PTTL` together (taking the load
+    lock on a miss), and a miss's write one script storing the entry and then
+    releasing the lock; a tag's versions are plain GETs issued in the same
+    event-loop tick, so the client's automatic pipelining sends them with the read
+    (on a cluster each tag lives in its own slot, so no script spans them).
 
     Args:
         client: The Redis connection.
@@ -163,6 +168,19 @@ class RedisCacheStore:
             BackendError: Redis failed or did not answer in time.
         """
         await self._client.execute("SET", self._keys.key(key), data, "PX", _ms(ttl))
+
+    async def set_and_release(self, key: str, data: bytes, ttl: float, token: str) -> None:
+        """Store `data` under `key` for `ttl` seconds, then release its lock if `token` holds it.
+
+        One script, so a miss's write and unlock are one command, SET first.
+
+        Raises:
+            BackendError: Redis failed or did not answer in time.
+        """
+        entry = self._keys.key(key)
+        await self._client.run_script(
+            _store_release(), (entry, f"{entry}:lock"), (data, _ms(ttl), token)
+        )
 
     async def delete(self, keys: Sequence[str]) -> None:
         """Remove these entries (one DEL each, pipelined: they may live on several nodes).

@@ -9,6 +9,8 @@ further ability is a protocol of its own, so a store cannot claim one it lacks:
   value while the others wait (without it, every process loads on a miss);
 - `LockOnMissCacheStore`: a locking store that reads an entry and, on a miss,
   takes its load lock in the same step (one round trip for an uncontended miss);
+- `ReleaseOnSetCacheStore`: a locking store that writes an entry and releases
+  its load lock in the same step (one round trip, one command, for the write);
 - `PubSubCacheStore`: a channel telling every process which values to drop from
   its in-process L1. Without it an L1 in front of a shared store would serve
   values other processes changed, so the cache refuses one unless told to
@@ -31,6 +33,7 @@ __all__ = (
     "LockOnMissCacheStore",
     "LockingCacheStore",
     "PubSubCacheStore",
+    "ReleaseOnSetCacheStore",
     "SharedCacheStore",
 )
 
@@ -164,6 +167,23 @@ class LockOnMissCacheStore(LockingCacheStore, Protocol):
 
         Raises:
             BackendError: The backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class ReleaseOnSetCacheStore(LockingCacheStore, Protocol):
+    """A locking store whose write releases the entry's load lock in the same step."""
+
+    async def set_and_release(self, key: str, data: bytes, ttl: float, token: str) -> None:
+        """Store `data` under `key` for `ttl` seconds, then release `key`'s load lock.
+
+        Like `set` followed by `release_lock(key, token)`, in one step: the entry is
+        stored before the lock is free.
+
+        Raises:
+            BackendError: The backend failed (whether the entry was stored is then
+                unknown; the lock frees itself after its time to live).
         """
         ...
 

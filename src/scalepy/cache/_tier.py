@@ -103,9 +103,9 @@ class LocalTier:
     def start_soon(self) -> None:
         """Start listening for invalidations in the background, if the L1 needs it."""
         if (
-            not started_here(self._channel_task)  # never, or in an earlier event loop
-            and self.local is not None
+            self.local is not None
             and self._channel is not None
+            and not started_here(self._channel_task)  # never, or in an earlier event loop
         ):
             self._channel_task = asyncio.get_running_loop().create_task(self._channel.start())
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from scalepy.cache._entry import Found
     from scalepy.cache._flight import Flight
     from scalepy.cache._policy import Policy
-    from scalepy.cache._store import CacheStore
+    from scalepy.cache._store import CacheStore, ReleaseOnSetCacheStore
     from scalepy.cache._telemetry import Meter
     from scalepy.cache._tier import LocalTier
 
@@ -188,6 +188,25 @@ class Writer:
         else:
             self._guard.record_success()
 
+    async def store_and_release(
+        self, key: str, entry: Prepared, flight: Flight, store: ReleaseOnSetCacheStore, token: str
+    ) -> bool:
+        """Store `entry` and release `key`'s load lock in one step, as `store` would write.
+
+        Returns:
+            Whether the step was taken; when not (`flight` invalidated, or the guard
+            open), nothing was sent and the caller releases the lock.
+        """
+        if flight.invalidated or not self._guard.available():
+            return False
+        try:
+            await store.set_and_release(key, entry.data, entry.ttl, token)
+        except BackendError as exc:
+            self.failed("write", exc)
+        else:
+            self._guard.record_success()
+        return True
+
     def keep(
         self,
         key: str,
@@ -228,6 +247,8 @@ class Writer:
 
     def keep_found(self, key: str, found: Found, policy: Policy, generation: int) -> None:
         """Hold a value just read from the backend in the L1."""
+        if self._tier.local is None:  # every Redis hit with the L1 off
+            return
         entry = found.entry
         self._tier.keep(
             key,

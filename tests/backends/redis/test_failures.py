@@ -91,6 +91,25 @@ async def test_a_short_timeout_does_not_cut_off_a_longer_one(redis_server: Redis
         assert b"v" == await client.execute("GET", "k")
 
 
+async def test_a_busy_event_loop_times_out_callers_but_keeps_the_connection(
+    redis_url: str,
+) -> None:
+    """A batch written past its deadline (the loop was busy) is no sign of a frozen server.
+
+    Its caller times out, but the connection, which every other caller and the
+    process's subscriptions share, stays: the server answers at once.
+    """
+    async with RedisClient.from_url(f"{redis_url}?timeout=0.1") as client:
+        connection = await client.execute("CLIENT", "ID")
+        late = asyncio.ensure_future(client.execute("PING"))
+        # Runs right after `late` has submitted: the flush comes after the deadline.
+        asyncio.get_running_loop().call_soon(time.sleep, 0.2)
+        with pytest.raises(BackendTimeout):
+            await late
+        await asyncio.sleep(0.2)  # past the point the connection would be judged
+        assert connection == await client.execute("CLIENT", "ID")
+
+
 async def test_a_frozen_server_times_out_within_the_bound_and_recovers(
     redis_server: RedisServer,
 ) -> None:

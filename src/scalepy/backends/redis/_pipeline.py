@@ -21,7 +21,9 @@ its reply until its deadline.
 When a deadline passes with a reply missing, that caller alone gets `BackendTimeout`;
 its reply is discarded when it comes. The dispatcher drops a connection only when it
 has shown no sign of life (see `_resp.py`) for as long as every caller still waiting
-allows: a dead or frozen server, not a slow transfer. The next command then
+allows, judged a timeout after the batch was written and after the event loop
+polled the sockets: a dead or frozen server, not a slow transfer, and not an event
+loop too busy to write the batch in time or to read replies that had arrived. The next command then
 reconnects instead of queueing behind a dead socket. A command whose caller already
 gave up (timed out or cancelled) before the flush is not sent.
 """
@@ -304,7 +306,7 @@ class AutoPipeline:
         deadlines = state.deadlines
         for timeout, queue in list(deadlines.items()):
             while queue and queue[0][0] <= now:
-                self._expire(state, queue.popleft()[1])
+                self._expire(state, *queue.popleft())
             if not queue:
                 del deadlines[timeout]
         earliest = min((queue[0][0] for queue in deadlines.values()), default=None)
@@ -312,7 +314,7 @@ class AutoPipeline:
             None if earliest is None else state.loop.call_at(earliest, self._expire_due, state)
         )
 
-    def _expire(self, state: _LoopState, group: _Group) -> None:
+    def _expire(self, state: _LoopState, deadline: float, group: _Group) -> None:
         expired = False
         for future in group.futures:
             if not future.done():
@@ -327,7 +329,14 @@ class AutoPipeline:
             # the next command reconnects. One that makes progress, however slowly
             # (a large value on its way), is kept: its late replies are discarded.
             longest = max(group.timeout, max(state.deadlines, default=0.0))
-            state.dispatcher.abort_stalled(sent_at - (longest - group.timeout))
+            silent_since = sent_at - (longest - group.timeout)
+            if sent_at < deadline:  # the loop polled the sockets since (this is a timer)
+                state.dispatcher.abort_stalled(silent_since)
+            else:  # a loop kept busy past the deadline wrote the batch just now: the
+                # server gets its timeout, and the loop a poll, before it is judged
+                state.loop.call_at(
+                    sent_at + group.timeout, state.dispatcher.abort_stalled, silent_since
+                )
 
 
 def fail_batches(
