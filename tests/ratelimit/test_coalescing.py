@@ -140,7 +140,7 @@ async def test_a_call_cancelled_after_its_batch_closed_leaves_the_others_answere
     # asyncio runs callbacks in the order they were scheduled: this one schedules the
     # cancellation after the calls have joined, then the batch is closed and sent
     # (scheduled by the first call), then the cancellation runs.
-    loop.call_soon(loop.call_soon, calls[1].cancel)
+    loop.call_soon(lambda: loop.call_soon(calls[1].cancel))
     (one,), (three,) = await asyncio.gather(calls[0], calls[2])
     assert calls[1].cancelled()
     assert [(True, 2), (True, 0)] == fields((one, three))

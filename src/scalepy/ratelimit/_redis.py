@@ -1,22 +1,25 @@
 """`RedisRateLimitStore`: rate-limit state shared by every replica, one round trip a batch.
 
 Calls on one key with the same rules, made in one event-loop tick, are coalesced:
-the first opens a batch and schedules `_send` with `call_soon`, which runs after
-every task already woken in this tick has had its turn to join; one script run
-then decides them in arrival order, each on the state the previous ones left.
-Under load many requests of one client land in the same tick, and each batch costs
-one command to encode, one reply to parse and one script to start instead of one
-per request.
+the first opens a batch and queues one script call in the Redis client's pipeline
+(`RedisClient.submit_script`) whose arguments are asked for when the tick's
+pipeline is written, after every task woken in this tick has had its turn to join;
+the script then decides the calls in arrival order, each on the state the previous
+ones left. Under load many requests of one client land in the same tick, and each
+batch costs one command to encode, one reply to parse and one script to start
+instead of one per request; a call alone in its tick costs what it did uncoalesced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scalepy.backends.keys import KeySpace
 from scalepy.backends.redis import ScriptRegistry
+from scalepy.errors import BackendError
 from scalepy.ratelimit._algorithms import check_cost, policy_decision
 
 if TYPE_CHECKING:
@@ -33,6 +36,8 @@ __all__ = ("RedisRateLimitStore",)
 
 _Reply = tuple[list[int], int]
 """The batch's reply and where a call's decisions start in it."""
+_Slot = tuple[str, bool, tuple[str, ...]]
+"""(key, commit, rule ids): the calls one batch can decide."""
 
 
 @cache
@@ -41,19 +46,25 @@ def _script() -> Script:
     return ScriptRegistry("scalepy.ratelimit")["ratelimit"]
 
 
+def _own_copy(error: BaseException) -> BaseException:
+    """`error` for one more caller: a backend error is copied.
+
+    One instance raised in many tasks would collect every task's traceback.
+    """
+    if isinstance(error, BackendError):
+        return type(error)(error.message, backend=error.backend)
+    return error
+
+
 class _Batch:
     """The calls on one key under the same rules, made in one tick, in arrival order."""
 
-    __slots__ = ("calls", "commit", "key", "loop", "rules")
+    __slots__ = ("calls", "loop", "sent")
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, key: str, rules: Sequence[Policy], commit: bool
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.key = key
-        self.rules = rules  # the first call's policies: the keys and script args of all
-        self.commit = commit
         self.calls: list[tuple[int, asyncio.Future[_Reply]]] = []
+        self.sent: list[asyncio.Future[_Reply]] | None = None  # the calls the script decides
 
 
 class RedisRateLimitStore:
@@ -84,7 +95,7 @@ class RedisRateLimitStore:
         ConfigurationError: `namespace` contains a brace.
     """
 
-    __slots__ = ("_client", "_coalesce", "_keys", "_now_us", "_open", "_owns_client", "_sending")
+    __slots__ = ("_client", "_coalesce", "_keys", "_now_us", "_open", "_owns_client")
 
     def __init__(
         self,
@@ -100,9 +111,7 @@ class RedisRateLimitStore:
         self._owns_client = owns_client
         self._coalesce = coalesce
         self._now_us = now_us
-        # (key, commit, rule ids) -> the batch collecting this tick's calls.
-        self._open: dict[tuple[str, bool, tuple[str, ...]], _Batch] = {}
-        self._sending: set[asyncio.Task[None]] = set()  # strong references while running
+        self._open: dict[_Slot, _Batch] = {}  # the batches collecting this tick's calls
 
     def key(self, key: str, policy: Policy) -> str:
         """Return the Redis key holding `key`'s state under `policy`."""
@@ -133,7 +142,10 @@ class RedisRateLimitStore:
         if self._coalesce:
             reply, start = await self._join(key, policies, cost, commit)
         else:
-            keys, args = self._command(key, policies, commit, [cost])
+            keys = [self.key(key, policy) for policy in policies]
+            args: list[EncodableT] = [self._now(), 1 if commit else 0, 1, cost]
+            for policy in policies:
+                args += policy.rule.script_args
             reply, start = await self._client.run_script(_script(), keys, args), 0
         return tuple(
             policy_decision(policy, reply[i] == 1, reply[i + 1], reply[i + 2], reply[i + 3])
@@ -148,56 +160,50 @@ class RedisRateLimitStore:
         slot = (key, commit, tuple(policy.rule.id for policy in policies))
         batch = self._open.get(slot)
         if batch is None or batch.loop is not loop:  # a batch of another loop keeps its own
-            batch = self._open[slot] = _Batch(loop, key, policies, commit)
-            loop.call_soon(self._send, slot, batch)
+            batch = self._open[slot] = _Batch(loop)
+            keys = [self.key(key, policy) for policy in policies]
+            rules: list[EncodableT] = [a for policy in policies for a in policy.rule.script_args]
+            reply = self._client.submit_script(
+                _script(), keys, functools.partial(self._close, slot, batch, commit, rules)
+            )
+            reply.add_done_callback(functools.partial(self._settle, slot, batch, 4 * len(keys)))
         future: asyncio.Future[_Reply] = loop.create_future()
         batch.calls.append((cost, future))
         return future
 
-    def _send(self, slot: tuple[str, bool, tuple[str, ...]], batch: _Batch) -> None:
-        """Close `batch` and send its calls that still wait, in one script run."""
+    def _close(
+        self, slot: _Slot, batch: _Batch, commit: bool, rules: list[EncodableT]
+    ) -> list[EncodableT] | None:
+        """The script's arguments for the calls that still wait; `None` if none does."""
         if self._open.get(slot) is batch:
             del self._open[slot]
         calls = [call for call in batch.calls if not call[1].done()]  # not the cancelled
         if not calls:
-            return
-        keys, args = self._command(batch.key, batch.rules, batch.commit, [c for c, _ in calls])
-        task = batch.loop.create_task(self._run(keys, args, calls, 4 * len(keys)))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+            return None
+        batch.sent = [future for _, future in calls]
+        return [self._now(), 1 if commit else 0, len(calls), *(c for c, _ in calls), *rules]
 
-    def _command(
-        self, key: str, policies: Sequence[Policy], commit: bool, costs: list[int]
-    ) -> tuple[list[str], list[EncodableT]]:
-        """The script's keys and arguments deciding `costs` in order (see `ratelimit.lua`)."""
-        now: EncodableT = "" if self._now_us is None else self._now_us()
-        args: list[EncodableT] = [now, 1 if commit else 0, len(costs), *costs]
-        for policy in policies:
-            args += policy.rule.script_args
-        return [self.key(key, policy) for policy in policies], args
-
-    async def _run(
-        self,
-        keys: list[str],
-        args: list[EncodableT],
-        calls: list[tuple[int, asyncio.Future[_Reply]]],
-        width: int,
-    ) -> None:
-        """Run the batch's script and settle each call with the reply (or the error)."""
-        try:
-            reply: list[int] = await self._client.run_script(_script(), keys, args)
-        except asyncio.CancelledError:  # the loop is shutting down: nobody gets a reply
-            for _, future in calls:
-                future.cancel()
-            raise
-        except Exception as exc:  # every caller gets what it would have got alone
-            for _, future in calls:
-                if not future.done():
-                    future.set_exception(exc)
+    def _settle(self, slot: _Slot, batch: _Batch, width: int, reply: asyncio.Future[Any]) -> None:
+        """Give each call of the batch its place in the reply, or the batch's error."""
+        if self._open.get(slot) is batch:  # failed before it was written (client closed)
+            del self._open[slot]
+        waiting = batch.sent if batch.sent is not None else [f for _, f in batch.calls]
+        if reply.cancelled():  # withdrawn: every call had been cancelled
             return
-        for index, (_, future) in enumerate(calls):
+        error = reply.exception()
+        if error is not None:
+            for future in waiting:
+                if not future.done():  # each caller gets its own copy of the error
+                    future.set_exception(_own_copy(error))
+            return
+        replies: list[int] = reply.result()
+        for index, future in enumerate(waiting):
             if not future.done():  # a caller cancelled since: its cost was still sent
-                future.set_result((reply, index * width))
+                future.set_result((replies, index * width))
+
+    def _now(self) -> EncodableT:
+        """`now` for the script: the test hook's time, or "" for the server's `TIME`."""
+        return "" if self._now_us is None else self._now_us()
 
     async def reset(self, key: str, policies: Sequence[Policy]) -> None:
         """Delete `key`'s state under `policies` with one DEL: their quotas are whole again.

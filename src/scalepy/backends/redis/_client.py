@@ -27,7 +27,7 @@ from scalepy.backends.redis._metrics import PIPELINE_SIZE
 from scalepy.backends.redis._node import Node
 from scalepy.backends.redis._pipeline import AutoPipeline, PipelineStatistics
 from scalepy.backends.redis._resp import Endpoint
-from scalepy.errors import ConfigurationError
+from scalepy.errors import BackendError, ConfigurationError
 from scalepy.telemetry import get_default
 
 if TYPE_CHECKING:
@@ -273,6 +273,72 @@ class RedisClient(AsyncResource):
             return await self._pipeline.submit(
                 ("EVAL", script.source, len(keys), *keys, *args), timeout=timeout
             )
+
+    def submit_script(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Callable[[], Sequence[EncodableT] | None],
+    ) -> asyncio.Future[Any]:
+        """Queue a Lua script whose arguments are asked for when this tick's pipeline is written.
+
+        Like `run_script`, without awaiting: `args` is called once, after every task
+        woken in this tick has run, so the tasks of one tick can add to one call
+        (the rate limiter's coalesced decisions). A script the server lost is resent.
+
+        Args:
+            script: The script to run.
+            keys: The keys it touches; on a cluster they must share one hash tag.
+            args: Returns the script's other arguments, or `None` to withdraw the
+                call (the future is then cancelled).
+
+        Returns:
+            A future settled with the script's raw reply, or with the errors
+            `run_script` raises (`BackendTimeout`, `BackendUnavailable`,
+            `BackendCommandError`) or one `args` raised.
+
+        Raises:
+            ConfigurationError: On a cluster, the keys live in different slots.
+            BackendUnavailable: The client has been closed.
+        """
+        if self._is_cluster and len(keys) > 1:
+            _check_one_slot(script, keys)
+        timeout = self._timeout
+        sent: list[Sequence[EncodableT]] = []
+
+        def build() -> tuple[EncodableT, ...] | None:
+            built = args()
+            if built is None:
+                return None
+            sent.append(built)
+            return ("EVALSHA", script.sha, len(keys), *keys, *built)
+
+        reply = self._pipeline.submit_deferred(build, timeout=timeout)
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            if result.done():
+                return
+            if done.cancelled():
+                result.cancel()
+                return
+            error = done.exception()
+            if isinstance(error, ScriptNotLoaded):  # resent whole, once
+                (self._parent or self)._script_reloads += 1
+                command = ("EVAL", script.source, len(keys), *keys, *sent[0])
+                try:
+                    resent = self._pipeline.submit(command, timeout=timeout)
+                except BackendError as exc:  # closed meanwhile
+                    result.set_exception(exc)
+                else:
+                    resent.add_done_callback(settle)
+            elif error is not None:
+                result.set_exception(error)
+            else:
+                result.set_result(done.result())
+
+        reply.add_done_callback(settle)
+        return result
 
     async def ping(self) -> bool:
         """Return `True` when the server answers PING in time.
