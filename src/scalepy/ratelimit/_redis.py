@@ -1,13 +1,17 @@
 """`RedisRateLimitStore`: rate-limit state shared by every replica, one round trip a batch.
 
-Calls on one key with the same rules, made in one event-loop tick, are coalesced:
-the first opens a batch and queues one script call in the Redis client's pipeline
+Calls on one key under the same rules are coalesced while the key is busy. A call
+whose key has no script run in flight runs alone, at once, as it would uncoalesced.
+A call that comes while one is in flight joins the batch of its tick: the first
+such call queues one script call in the Redis client's pipeline
 (`RedisClient.submit_script`) whose arguments are asked for when the tick's
 pipeline is written, after every task woken in this tick has had its turn to join;
 the script then decides the calls in arrival order, each on the state the previous
-ones left. Under load many requests of one client land in the same tick, and each
-batch costs one command to encode, one reply to parse and one script to start
-instead of one per request; a call alone in its tick costs what it did uncoalesced.
+ones left. Under load the requests of one client keep its key busy, and each batch
+costs one command to encode, one reply to parse and one script to start instead of
+one per request; a call on a quiet key (one client, or many keys) pays nothing.
+Commands reach the server in the order their first call was made, so calls are
+decided in arrival order across the lone calls and the batches.
 """
 
 from __future__ import annotations
@@ -76,17 +80,18 @@ class RedisRateLimitStore:
     the call's key is the hash tag, so all of a call's keys sit in one cluster
     slot. Keys expire when their quota is whole again, so idle keys disappear.
 
-    Calls on the same key under the same rules made in one event-loop tick share
-    one EVALSHA (`coalesce`): the script decides them one after the other, in the
-    order they were made, at one server time, exactly as if each had been sent
-    alone at that instant. Each call still gets its own decisions, and a call
-    cancelled before its batch is sent is left out of it.
+    Calls on the same key under the same rules made in one event-loop tick while
+    the key has a script run in flight share one EVALSHA (`coalesce`): the script
+    decides them one after the other, in the order they were made, at one server
+    time, exactly as if each had been sent alone at that instant. Each call still
+    gets its own decisions, and a call cancelled before its batch is sent is left
+    out of it.
 
     Args:
         client: The Redis connection.
         namespace: Separates limiters sharing one Redis; no braces.
         owns_client: Close `client` in `aclose()`.
-        coalesce: Decide the calls of one tick on one key in one script run;
+        coalesce: Decide the calls of one tick on a busy key in one script run;
             false sends one script run per call.
         now_us: Test hook: the current time in microseconds, sent to the script
             instead of letting Redis read `TIME`.
@@ -95,7 +100,7 @@ class RedisRateLimitStore:
         ConfigurationError: `namespace` contains a brace.
     """
 
-    __slots__ = ("_client", "_coalesce", "_keys", "_now_us", "_open", "_owns_client")
+    __slots__ = ("_busy", "_client", "_coalesce", "_keys", "_now_us", "_open", "_owns_client")
 
     def __init__(
         self,
@@ -112,6 +117,7 @@ class RedisRateLimitStore:
         self._coalesce = coalesce
         self._now_us = now_us
         self._open: dict[_Slot, _Batch] = {}  # the batches collecting this tick's calls
+        self._busy: dict[_Slot, int] = {}  # script runs in flight, per slot
 
     def key(self, key: str, policy: Policy) -> str:
         """Return the Redis key holding `key`'s state under `policy`."""
@@ -139,37 +145,67 @@ class RedisRateLimitStore:
         cost = check_cost(cost)
         if not policies:
             return ()
-        if self._coalesce:
-            reply, start = await self._join(key, policies, cost, commit)
+        if not self._coalesce:
+            reply, start = await self._run_alone(key, policies, cost, commit), 0
         else:
-            keys = [self.key(key, policy) for policy in policies]
-            args: list[EncodableT] = [self._now(), 1 if commit else 0, 1, cost]
-            for policy in policies:
-                args += policy.rule.script_args
-            reply, start = await self._client.run_script(_script(), keys, args), 0
+            slot = (key, commit, tuple(policy.rule.id for policy in policies))
+            if slot in self._open or slot in self._busy:
+                reply, start = await self._join(slot, key, policies, cost, commit)
+            else:  # nothing to wait with: as fast as uncoalesced, and later calls join a batch
+                self._enter(slot)
+                try:
+                    reply, start = await self._run_alone(key, policies, cost, commit), 0
+                finally:
+                    self._leave(slot)
         return tuple(
             policy_decision(policy, reply[i] == 1, reply[i + 1], reply[i + 2], reply[i + 3])
             for i, policy in zip(range(start, start + 4 * len(policies), 4), policies, strict=True)
         )
 
-    def _join(
+    async def _run_alone(
         self, key: str, policies: Sequence[Policy], cost: int, commit: bool
+    ) -> list[int]:
+        """Decide one call in a script run of its own."""
+        keys = [self.key(key, policy) for policy in policies]
+        args: list[EncodableT] = [self._now(), 1 if commit else 0, 1, cost]
+        for policy in policies:
+            args += policy.rule.script_args
+        reply: list[int] = await self._client.run_script(_script(), keys, args)
+        return reply
+
+    def _join(
+        self, slot: _Slot, key: str, policies: Sequence[Policy], cost: int, commit: bool
     ) -> asyncio.Future[_Reply]:
-        """Add the call to this tick's batch for its key and rules, opening one if needed."""
+        """Add the call to this tick's batch for its slot, opening one if needed."""
         loop = asyncio.get_running_loop()
-        slot = (key, commit, tuple(policy.rule.id for policy in policies))
         batch = self._open.get(slot)
         if batch is None or batch.loop is not loop:  # a batch of another loop keeps its own
-            batch = self._open[slot] = _Batch(loop)
+            batch = _Batch(loop)
             keys = [self.key(key, policy) for policy in policies]
             rules: list[EncodableT] = [a for policy in policies for a in policy.rule.script_args]
-            reply = self._client.submit_script(
-                _script(), keys, functools.partial(self._close, slot, batch, commit, rules)
+            self._client.submit_script(
+                _script(),
+                keys,
+                functools.partial(self._close, slot, batch, commit, rules),
+                functools.partial(self._settle, slot, batch, 4 * len(keys)),
             )
-            reply.add_done_callback(functools.partial(self._settle, slot, batch, 4 * len(keys)))
+            self._open[slot] = batch  # once queued: a batch never sent is never joined
+            self._enter(slot)
         future: asyncio.Future[_Reply] = loop.create_future()
         batch.calls.append((cost, future))
         return future
+
+    def _enter(self, slot: _Slot) -> None:
+        """Count one more script run in flight for `slot`."""
+        self._busy[slot] = self._busy.get(slot, 0) + 1
+
+    def _leave(self, slot: _Slot) -> None:
+        """Count one script run fewer in flight for `slot`."""
+        left = self._busy[slot] - 1
+        if left:
+            self._busy[slot] = left
+        else:
+            del self._busy[slot]
 
     def _close(
         self, slot: _Slot, batch: _Batch, commit: bool, rules: list[EncodableT]
@@ -185,6 +221,7 @@ class RedisRateLimitStore:
 
     def _settle(self, slot: _Slot, batch: _Batch, width: int, reply: asyncio.Future[Any]) -> None:
         """Give each call of the batch its place in the reply, or the batch's error."""
+        self._leave(slot)
         if self._open.get(slot) is batch:  # failed before it was written (client closed)
             del self._open[slot]
         waiting = batch.sent if batch.sent is not None else [f for _, f in batch.calls]

@@ -99,9 +99,10 @@ async def test_a_submitted_script_takes_its_arguments_when_the_tick_is_written(
     """`submit_script` asks for its arguments at the flush: what the tick added counts."""
     keys = KeySpace(key_prefix).keys("counter", "a", "b")
     added: list[int] = []
-    reply = redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: [sum(added)])
+    reply = asyncio.get_running_loop().create_future()
+    redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: [sum(added)], reply.set_result)
     added += [2, 3]  # after submitting, in the same tick
-    assert [5, 5] == await reply
+    assert [5, 5] == (await reply).result()
 
 
 async def test_a_submitted_script_withdrawn_is_not_sent(
@@ -110,9 +111,9 @@ async def test_a_submitted_script_withdrawn_is_not_sent(
     """Arguments of `None` withdraw the call: its future is cancelled, nothing is written."""
     keys = KeySpace(key_prefix).keys("counter", "a", "b")
     sent = redis.statistics().pipeline.commands
-    reply = redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: None)
-    await asyncio.wait([reply])
-    assert reply.cancelled()
+    reply = asyncio.get_running_loop().create_future()
+    redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: None, reply.set_result)
+    assert (await reply).cancelled()
     assert sent == redis.statistics().pipeline.commands
 
 
@@ -124,5 +125,7 @@ async def test_a_submitted_script_survives_script_flush(tmp_path: Path, key_pref
             assert [1, 1] == await redis.run_script(SCRIPTS["incr_pair"], keys, [1])
             reloads = redis.statistics().script_reloads
             await redis.redis.script_flush()
-            assert [3, 3] == await redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: [2])
+            reply = asyncio.get_running_loop().create_future()
+            redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: [2], reply.set_result)
+            assert [3, 3] == (await reply).result()
             assert reloads + 1 == redis.statistics().script_reloads

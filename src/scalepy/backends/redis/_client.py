@@ -279,7 +279,8 @@ class RedisClient(AsyncResource):
         script: Script,
         keys: Sequence[str],
         args: Callable[[], Sequence[EncodableT] | None],
-    ) -> asyncio.Future[Any]:
+        done: Callable[[asyncio.Future[Any]], None],
+    ) -> None:
         """Queue a Lua script whose arguments are asked for when this tick's pipeline is written.
 
         Like `run_script`, without awaiting: `args` is called once, after every task
@@ -290,12 +291,10 @@ class RedisClient(AsyncResource):
             script: The script to run.
             keys: The keys it touches; on a cluster they must share one hash tag.
             args: Returns the script's other arguments, or `None` to withdraw the
-                call (the future is then cancelled).
-
-        Returns:
-            A future settled with the script's raw reply, or with the errors
-            `run_script` raises (`BackendTimeout`, `BackendUnavailable`,
-            `BackendCommandError`) or one `args` raised.
+                call (the future `done` gets is then cancelled).
+            done: Called once with a future settled with the script's raw reply,
+                or with the errors `run_script` raises (`BackendTimeout`,
+                `BackendUnavailable`, `BackendCommandError`) or one `args` raised.
 
         Raises:
             ConfigurationError: On a cluster, the keys live in different slots.
@@ -303,42 +302,8 @@ class RedisClient(AsyncResource):
         """
         if self._is_cluster and len(keys) > 1:
             _check_one_slot(script, keys)
-        timeout = self._timeout
-        sent: list[Sequence[EncodableT]] = []
-
-        def build() -> tuple[EncodableT, ...] | None:
-            built = args()
-            if built is None:
-                return None
-            sent.append(built)
-            return ("EVALSHA", script.sha, len(keys), *keys, *built)
-
-        reply = self._pipeline.submit_deferred(build, timeout=timeout)
-        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def settle(done: asyncio.Future[Any]) -> None:
-            if result.done():
-                return
-            if done.cancelled():
-                result.cancel()
-                return
-            error = done.exception()
-            if isinstance(error, ScriptNotLoaded):  # resent whole, once
-                (self._parent or self)._script_reloads += 1
-                command = ("EVAL", script.source, len(keys), *keys, *sent[0])
-                try:
-                    resent = self._pipeline.submit(command, timeout=timeout)
-                except BackendError as exc:  # closed meanwhile
-                    result.set_exception(exc)
-                else:
-                    resent.add_done_callback(settle)
-            elif error is not None:
-                result.set_exception(error)
-            else:
-                result.set_result(done.result())
-
-        reply.add_done_callback(settle)
-        return result
+        call = _ScriptCall(self, script, keys, args, done)
+        self._pipeline.submit_deferred(call.build, timeout=self._timeout).add_done_callback(call)
 
     async def ping(self) -> bool:
         """Return `True` when the server answers PING in time.
@@ -445,6 +410,56 @@ def _redis_py_client(config: RedisConfig | RedisClusterConfig) -> Redis | RedisC
 
 async def _close_redis_py(client: Redis | RedisCluster) -> None:
     await client.aclose()
+
+
+class _ScriptCall:
+    """One `submit_script` call: builds its command at the flush, resends it after NOSCRIPT.
+
+    A plain object, not closures: closures calling themselves would form a reference
+    cycle per call, left to the garbage collector.
+    """
+
+    __slots__ = ("_args", "_client", "_done", "_keys", "_script", "_sent")
+
+    def __init__(
+        self,
+        client: RedisClient,
+        script: Script,
+        keys: Sequence[str],
+        args: Callable[[], Sequence[EncodableT] | None],
+        done: Callable[[asyncio.Future[Any]], None],
+    ) -> None:
+        self._client = client
+        self._script = script
+        self._keys = keys
+        self._args = args
+        self._done = done
+        self._sent: Sequence[EncodableT] = ()
+
+    def build(self) -> tuple[EncodableT, ...] | None:
+        """The EVALSHA command, or `None` when the caller withdraws it."""
+        args = self._args()
+        if args is None:
+            return None
+        self._sent = args
+        keys = self._keys
+        return ("EVALSHA", self._script.sha, len(keys), *keys, *args)
+
+    def __call__(self, reply: asyncio.Future[Any]) -> None:
+        """Hand the reply to the caller, or resend the whole script once after NOSCRIPT."""
+        if reply.cancelled() or not isinstance(reply.exception(), ScriptNotLoaded):
+            self._done(reply)
+            return
+        client = self._client
+        (client._parent or client)._script_reloads += 1
+        keys = self._keys
+        command = ("EVAL", self._script.source, len(keys), *keys, *self._sent)
+        try:
+            resent = client._pipeline.submit(command, timeout=client._timeout)
+        except BackendError:  # closed meanwhile: the caller gets the NOSCRIPT reply's error
+            self._done(reply)
+        else:
+            resent.add_done_callback(self._done)
 
 
 def _check_one_slot(script: Script, keys: Sequence[str]) -> None:
