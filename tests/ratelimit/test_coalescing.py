@@ -109,7 +109,7 @@ def test_a_batch_decides_as_its_calls_one_by_one_on_the_cluster(
     asyncio.run(compare_rounds(cluster_url, sequence))
 
 
-async def test_concurrent_calls_on_one_key_cost_one_command(
+async def test_concurrent_calls_on_a_busy_key_share_one_command(
     redis: RedisClient, key_prefix: str
 ) -> None:
     """Fifty calls in one tick: the first alone, 49 in one EVALSHA; fifty keys: fifty."""
