@@ -15,13 +15,20 @@ row to read beside it. "errors/fallbacks" counts calls that raised and warnings
 logged (scalepy logs once when it falls back to its local limiter); a row whose
 count is not 0 is marked `!`.
 The raw redis-py EVALSHA of `return 1` is the ceiling of one round trip per call
-without pipelining. The memory rows decide in-process (`memory://` for both
-libraries): the cost of the limiter itself, telemetry included, without a round trip.
+without pipelining.
+Concurrent scalepy calls on one key made in one event-loop tick share one script
+run (see docs/ratelimit.md, "Coalescing"): the "uncoalesced" rows are the same
+limiter with `coalesce=False`, one script run per call, for the before/after
+ratio ("vs uncoalesced") in the same run; the "many keys" rows spread the calls
+over 10,000 keys, where calls of one tick rarely share a key. The memory rows
+decide in-process (`memory://` for both libraries): the cost of the limiter
+itself, telemetry included, without a round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from importlib.metadata import version
 
@@ -46,9 +53,16 @@ from _harness import (
     write_result,
 )
 from _results import Metadata, Result
-from scalepy.ratelimit import GCRA, FixedWindow, RateLimiter, TokenBucket
+from scalepy.backends.redis import RedisClient
+from scalepy.ratelimit import GCRA, FixedWindow, RateLimiter, RedisRateLimitStore, TokenBucket
 
 HUGE = 1_000_000  # requests per second: never limited during the run
+KEYS = 10_000  # the "many keys" rows cycle through this many keys
+# scalepy rows -> the same limiter without coalescing, for the "vs uncoalesced" column.
+UNCOALESCED = {
+    "scalepy token bucket": "scalepy token bucket, uncoalesced",
+    "scalepy token bucket, many keys": "scalepy token bucket, many keys, uncoalesced",
+}
 
 
 async def main() -> None:
@@ -57,6 +71,11 @@ async def main() -> None:
     run = uuid.uuid4().hex[:8]
 
     limiter = RateLimiter(options.url, namespace=f"bench-{run}", timeout=1.0)
+    client = RedisClient.from_url(options.url)
+    uncoalesced = RateLimiter(
+        RedisRateLimitStore(client.with_timeout(1.0), namespace=f"bench-{run}", coalesce=False)
+    )
+    spread = itertools.count()
     in_memory = RateLimiter("memory://")
     bucket = TokenBucket(capacity=HUGE, refill_rate=float(HUGE))
     gcra = GCRA(limit=HUGE, period=1.0)
@@ -72,6 +91,13 @@ async def main() -> None:
 
     contenders: dict[str, Operation] = {
         "scalepy token bucket": lambda: limiter.acquire(f"tb-{run}", bucket),
+        "scalepy token bucket, uncoalesced": lambda: uncoalesced.acquire(f"tbu-{run}", bucket),
+        "scalepy token bucket, many keys": lambda: limiter.acquire(
+            f"tb-{run}-{next(spread) % KEYS}", bucket
+        ),
+        "scalepy token bucket, many keys, uncoalesced": lambda: uncoalesced.acquire(
+            f"tbu-{run}-{next(spread) % KEYS}", bucket
+        ),
         "scalepy GCRA": lambda: limiter.acquire(f"gcra-{run}", gcra),
         "scalepy fixed window": lambda: limiter.acquire(f"fixed-{run}", fixed_window),
         "limits moving window": lambda: moving.hit(item, f"mw-{run}"),
@@ -112,6 +138,10 @@ async def main() -> None:
             for name, figure in figures.items():
                 reference, reference_name = best[_tier(name)]
                 ratio = figure.median / reference
+                more = {"vs raw EVALSHA": figure.median / ceiling}
+                before = UNCOALESCED.get(name)
+                if before is not None:
+                    more["vs uncoalesced"] = figure.median / figures[before].median
                 result.rows.append(
                     figure_row(
                         name,
@@ -120,7 +150,7 @@ async def main() -> None:
                         errors=figure.errors,
                         ratio=ratio,
                         ratio_to=f"vs fastest limits ({reference_name})",
-                        more={"vs raw EVALSHA": figure.median / ceiling},
+                        more=more,
                     )
                 )
                 rows.append(
@@ -130,16 +160,18 @@ async def main() -> None:
                         marked(figure, f"{figure.median:,.0f}"),
                         f"{figure.median / ceiling:.2f}x",
                         f"{ratio:.2f}x {reference_name}",
+                        f"{more['vs uncoalesced']:.2f}x" if before else "",
                         f"{figure.errors:,}",
                     ]
                 )
     finally:
         await limiter.aclose()
+        await client.aclose()
         await in_memory.aclose()
         await plain.aclose()
         await _forget(options.url, run)
     headers = ["contender", "tasks", "decisions/s", "vs raw EVALSHA", "vs fastest limits"]
-    print_table([*headers, "errors/fallbacks"], rows)
+    print_table([*headers, "vs uncoalesced", "errors/fallbacks"], rows)
     write_result(result, options.json)
 
 

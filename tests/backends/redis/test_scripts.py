@@ -10,9 +10,10 @@ import pytest
 from scalepy.backends import KeySpace
 from scalepy.backends.redis import RedisClient, Script, ScriptRegistry
 from scalepy.errors import BackendCommandError, ConfigurationError
+from tests.support.redis_server import RedisServer
 
 if TYPE_CHECKING:
-    from tests.support.redis_server import RedisServer
+    from pathlib import Path
 
 SCRIPTS = ScriptRegistry("tests.backends.redis.lua_scripts")
 
@@ -90,3 +91,41 @@ async def test_multi_key_script_runs_on_the_cluster(cluster_url: str, key_prefix
         split = [space.key("alpha", "a"), space.key("beta", "a")]
         with pytest.raises(ConfigurationError, match="same hash tag"):
             await cluster.run_script(SCRIPTS["incr_pair"], split, [1])
+
+
+async def test_a_submitted_script_takes_its_arguments_when_the_tick_is_written(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """`submit_script` asks for its arguments at the flush: what the tick added counts."""
+    keys = KeySpace(key_prefix).keys("counter", "a", "b")
+    added: list[int] = []
+    reply = asyncio.get_running_loop().create_future()
+    redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: [sum(added)], reply.set_result)
+    added += [2, 3]  # after submitting, in the same tick
+    assert [5, 5] == (await reply).result()
+
+
+async def test_a_submitted_script_withdrawn_is_not_sent(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """Arguments of `None` withdraw the call: its future is cancelled, nothing is written."""
+    keys = KeySpace(key_prefix).keys("counter", "a", "b")
+    sent = redis.statistics().pipeline.commands
+    reply = asyncio.get_running_loop().create_future()
+    redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: None, reply.set_result)
+    assert (await reply).cancelled()
+    assert sent == redis.statistics().pipeline.commands
+
+
+async def test_a_submitted_script_survives_script_flush(tmp_path: Path, key_prefix: str) -> None:
+    """After SCRIPT FLUSH, `submit_script` resends the body (on a server of the test's own)."""
+    keys = KeySpace(key_prefix).keys("counter", "a", "b")
+    with RedisServer(tmp_path, port=22002) as server:
+        async with RedisClient.from_url(server.url) as redis:
+            assert [1, 1] == await redis.run_script(SCRIPTS["incr_pair"], keys, [1])
+            reloads = redis.statistics().script_reloads
+            await redis.redis.script_flush()
+            reply = asyncio.get_running_loop().create_future()
+            redis.submit_script(SCRIPTS["incr_pair"], keys, lambda: [2], reply.set_result)
+            assert [3, 3] == (await reply).result()
+            assert reloads + 1 == redis.statistics().script_reloads

@@ -27,7 +27,7 @@ from scalepy.backends.redis._metrics import PIPELINE_SIZE
 from scalepy.backends.redis._node import Node
 from scalepy.backends.redis._pipeline import AutoPipeline, PipelineStatistics
 from scalepy.backends.redis._resp import Endpoint
-from scalepy.errors import ConfigurationError
+from scalepy.errors import BackendError, ConfigurationError
 from scalepy.telemetry import get_default
 
 if TYPE_CHECKING:
@@ -274,6 +274,37 @@ class RedisClient(AsyncResource):
                 ("EVAL", script.source, len(keys), *keys, *args), timeout=timeout
             )
 
+    def submit_script(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Callable[[], Sequence[EncodableT] | None],
+        done: Callable[[asyncio.Future[Any]], None],
+    ) -> None:
+        """Queue a Lua script whose arguments are asked for when this tick's pipeline is written.
+
+        Like `run_script`, without awaiting: `args` is called once, after every task
+        woken in this tick has run, so the tasks of one tick can add to one call
+        (the rate limiter's coalesced decisions). A script the server lost is resent.
+
+        Args:
+            script: The script to run.
+            keys: The keys it touches; on a cluster they must share one hash tag.
+            args: Returns the script's other arguments, or `None` to withdraw the
+                call (the future `done` gets is then cancelled).
+            done: Called once with a future settled with the script's raw reply,
+                or with the errors `run_script` raises (`BackendTimeout`,
+                `BackendUnavailable`, `BackendCommandError`) or one `args` raised.
+
+        Raises:
+            ConfigurationError: On a cluster, the keys live in different slots.
+            BackendUnavailable: The client has been closed.
+        """
+        if self._is_cluster and len(keys) > 1:
+            _check_one_slot(script, keys)
+        call = _ScriptCall(self, script, keys, args, done)
+        self._pipeline.submit_deferred(call.build, timeout=self._timeout).add_done_callback(call)
+
     async def ping(self) -> bool:
         """Return `True` when the server answers PING in time.
 
@@ -379,6 +410,56 @@ def _redis_py_client(config: RedisConfig | RedisClusterConfig) -> Redis | RedisC
 
 async def _close_redis_py(client: Redis | RedisCluster) -> None:
     await client.aclose()
+
+
+class _ScriptCall:
+    """One `submit_script` call: builds its command at the flush, resends it after NOSCRIPT.
+
+    A plain object, not closures: closures calling themselves would form a reference
+    cycle per call, left to the garbage collector.
+    """
+
+    __slots__ = ("_args", "_client", "_done", "_keys", "_script", "_sent")
+
+    def __init__(
+        self,
+        client: RedisClient,
+        script: Script,
+        keys: Sequence[str],
+        args: Callable[[], Sequence[EncodableT] | None],
+        done: Callable[[asyncio.Future[Any]], None],
+    ) -> None:
+        self._client = client
+        self._script = script
+        self._keys = keys
+        self._args = args
+        self._done = done
+        self._sent: Sequence[EncodableT] = ()
+
+    def build(self) -> tuple[EncodableT, ...] | None:
+        """The EVALSHA command, or `None` when the caller withdraws it."""
+        args = self._args()
+        if args is None:
+            return None
+        self._sent = args
+        keys = self._keys
+        return ("EVALSHA", self._script.sha, len(keys), *keys, *args)
+
+    def __call__(self, reply: asyncio.Future[Any]) -> None:
+        """Hand the reply to the caller, or resend the whole script once after NOSCRIPT."""
+        if reply.cancelled() or not isinstance(reply.exception(), ScriptNotLoaded):
+            self._done(reply)
+            return
+        client = self._client
+        (client._parent or client)._script_reloads += 1
+        keys = self._keys
+        command = ("EVAL", self._script.source, len(keys), *keys, *self._sent)
+        try:
+            resent = client._pipeline.submit(command, timeout=client._timeout)
+        except BackendError:  # closed meanwhile: the caller gets the NOSCRIPT reply's error
+            self._done(reply)
+        else:
+            resent.add_done_callback(self._done)
 
 
 def _check_one_slot(script: Script, keys: Sequence[str]) -> None:

@@ -26,6 +26,11 @@ polled the sockets: a dead or frozen server, not a slow transfer, and not an eve
 loop too busy to write the batch in time or to read replies that had arrived. The next command then
 reconnects instead of queueing behind a dead socket. A command whose caller already
 gave up (timed out or cancelled) before the flush is not sent.
+
+A deferred command (`submit_deferred`) is built by a function called at the flush,
+after every task of the tick has had its turn: the caller gathers what the tick's
+tasks asked for (the rate limiter's coalesced decisions) into one command, written
+with the others, at no extra tick.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from scalepy.backends.redis._command import encode_command
 from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from scalepy.backends.redis._command import Command
     from scalepy.backends.redis._resp import RespConnection
@@ -93,7 +98,8 @@ class _Batch:
     __slots__ = ("futures", "groups", "wires")
 
     def __init__(self) -> None:
-        self.wires: list[bytes] = []
+        # Encoded commands, and functions building deferred ones at the flush.
+        self.wires: list[bytes | Callable[[], Command | None]] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.groups: dict[float, _Group] = {}  # by timeout
 
@@ -197,7 +203,34 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        wire = encode_command(command)
+        return self._enqueue(encode_command(command), timeout)
+
+    def submit_deferred(
+        self, build: Callable[[], Command | None], *, timeout: float | None = None
+    ) -> asyncio.Future[Any]:
+        """Queue the command `build` returns when the current tick's pipeline is written.
+
+        `build` is called once, at the flush, after every task woken in this tick
+        has run: it may gather what they asked for meanwhile into one command.
+
+        Args:
+            build: Returns the command, or `None` to withdraw it (its future is
+                then cancelled); an exception it raises fails the future instead.
+            timeout: As for `submit`; the deadline counts from now.
+
+        Returns:
+            A future settled with the reply, or with the error.
+
+        Raises:
+            BackendUnavailable: The pipeline has been closed.
+        """
+        if self._closed:
+            raise BackendUnavailable("the Redis client is closed", backend=self._backend)
+        return self._enqueue(build, timeout)
+
+    def _enqueue(
+        self, wire: bytes | Callable[[], Command | None], timeout: float | None
+    ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         state = self._state
         if state is None or state.loop is not loop:  # first use, or another event loop
@@ -273,9 +306,16 @@ class AutoPipeline:
         wires: list[bytes] = []
         futures: list[asyncio.Future[Any]] = []
         for wire, future in zip(batch.wires, batch.futures, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(wire, bytes):
                 wires.append(wire)
-                futures.append(future)
+            else:
+                built = _build(wire, future)
+                if built is None:
+                    continue
+                wires.append(built)
+            futures.append(future)
         if not wires:
             return
         self._commands += len(wires)
@@ -339,8 +379,20 @@ class AutoPipeline:
                 )
 
 
+def _build(build: Callable[[], Command | None], future: asyncio.Future[Any]) -> bytes | None:
+    """A deferred command encoded, or `None` when withdrawn or failed (`future` then settled)."""
+    try:
+        command = build()
+        if command is not None:
+            return encode_command(command)
+        future.cancel()
+    except Exception as exc:  # the caller's error, raised in its future
+        future.set_exception(exc)
+    return None
+
+
 def fail_batches(
-    batches: list[tuple[list[bytes], list[asyncio.Future[Any]]]], error: BackendError
+    batches: Sequence[tuple[Sequence[object], list[asyncio.Future[Any]]]], error: BackendError
 ) -> None:
     """Fail every pending future of `batches` with its own copy of `error`.
 

@@ -1,27 +1,36 @@
--- Decide every policy of one rate-limit call atomically, all or nothing.
+-- Decide a batch of rate-limit calls on one key, one after the other, each
+-- atomically and all or nothing across its policies.
 --
 -- Mirrors scalepy/ratelimit/_algorithms.py (decide) and each rule's decide in
 -- scalepy/ratelimit/_rules.py operation for operation; the property tests in
--- tests/ratelimit/test_agreement.py keep the two identical.
+-- tests/ratelimit/test_agreement.py keep the two identical, and those in
+-- tests/ratelimit/test_coalescing.py keep a batch identical to its calls decided
+-- one by one.
 --
 -- KEYS[i]         the state of policy i; all keys of one call share one hash tag
 -- ARGV[1]         now in microseconds, or "" to read the server's TIME
--- ARGV[2]         cost, >= 0
--- ARGV[3]         '1' to consume when every policy allows, '0' to only ask
--- ARGV[3i+1 .. 3i+3] policy i: its rule's script_args, a kind of the `rules`
---                 table below and two integers:
+-- ARGV[2]         '1' to consume when every policy allows, '0' to only ask
+-- ARGV[3]         n, the number of calls in the batch, >= 1
+-- ARGV[3 + j]     the cost of call j (1 <= j <= n), >= 0, in arrival order
+-- ARGV[3 + n + 3i - 2 .. 3 + n + 3i] policy i: its rule's script_args, a kind of
+--                 the `rules` table below and two integers:
 --                   'g', interval_us, burst  (GCRA / token bucket)
 --                   'w', window_us, limit    (sliding-window counter)
 --                   'f', window_us, limit    (fixed-window counter)
 --
--- Returns, per policy: allowed (1/0), remaining, retry_after_us, reset_after_us.
--- When nothing is consumed (a denial, ARGV[3] = '0', cost 0), remaining and
--- reset_after_us describe the quota as it stays (the policy decided at cost 0).
--- New states are written only when every policy allows, cost > 0 and ARGV[3] = '1',
--- each with the TTL its rule gives (its expires_at):
+-- Returns, per call in order and per policy within it: allowed (1/0), remaining,
+-- retry_after_us, reset_after_us. Every call is decided at the same `now`, on the
+-- state the calls before it left: exactly the decisions the calls would get sent
+-- one by one at that instant. When a call consumes nothing (a denial, ARGV[2] =
+-- '0', cost 0), remaining and reset_after_us describe the quota as it stays (the
+-- policy decided at cost 0). A call commits when every policy allows, its cost > 0
+-- and ARGV[2] = '1'; after the batch the last committed state of each policy is
+-- written, with the TTL its rule gives (its expires_at):
 --   GCRA    the TAT as an integer string, PX = ceil(reset_after_us / 1000)
 --   window  "start:current:previous", PX = ceil(2 * window_us / 1000)
 --   fixed   "start:count", PX = ceil(window_us / 1000)
+-- (a state whose TTL is not positive is deleted instead). Writing only the last
+-- state is what writing after each call would leave: all share one `now`.
 --
 -- Lua 5.1 numbers are doubles: every value here stays an integer below 2**53, so
 -- math.floor(a / b) is exact; integers are written with string.format('%.0f')
@@ -36,8 +45,9 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
-local cost = tonumber(ARGV[2])
-local commit = ARGV[3] == '1'
+local commit = ARGV[2] == '1'
+local calls = tonumber(ARGV[3])
+local base = 3 + calls -- ARGV[base + 3i - 2 .. base + 3i]: policy i
 
 local function fmt(x)
   return string.format('%.0f', x)
@@ -141,12 +151,13 @@ for i = 1, #KEYS do
   raws[i] = redis.call('GET', KEYS[i])
 end
 
--- Decides every policy at cost c: per policy {allowed, remaining, retry, reset},
--- the states and TTLs to write, and whether all allowed.
+-- Decides every policy at cost c on `raws`: per policy {allowed, remaining, retry,
+-- reset}, the states and TTLs to write, and whether all allowed.
 local function decide(c)
   local rows, states, ttls, all_allowed = {}, {}, {}, true
   for i = 1, #KEYS do
-    local rule, a, b = rules[ARGV[3 * i + 1]], tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
+    local n = base + 3 * i
+    local rule, a, b = rules[ARGV[n - 2]], tonumber(ARGV[n - 1]), tonumber(ARGV[n])
     local allowed, remaining, retry, reset
     allowed, remaining, retry, reset, states[i], ttls[i] = rule(raws[i], a, b, c)
     all_allowed = all_allowed and allowed
@@ -155,25 +166,36 @@ local function decide(c)
   return rows, states, ttls, all_allowed
 end
 
-local rows, states, ttls, all_allowed = decide(cost)
-if commit and cost > 0 and all_allowed then
+local out, size, written, last_ttls = {}, 0, false, nil
+for j = 1, calls do
+  local cost = tonumber(ARGV[3 + j])
+  local rows, states, ttls, all_allowed = decide(cost)
+  if commit and cost > 0 and all_allowed then
+    -- The next call sees this one's state, as it would read it back from Redis.
+    for i = 1, #KEYS do
+      raws[i] = ttls[i] > 0 and states[i]
+    end
+    written, last_ttls = true, ttls
+  elseif cost > 0 then
+    local kept = decide(0)
+    for i = 1, #KEYS do
+      rows[i][2], rows[i][4] = kept[i][2], kept[i][4]
+    end
+  end
   for i = 1, #KEYS do
-    if ttls[i] > 0 then
-      redis.call('SET', KEYS[i], states[i], 'PX', fmt(ceil(ttls[i] / 1000)))
+    local row = rows[i]
+    out[size + 1], out[size + 2], out[size + 3], out[size + 4] = row[1], row[2], row[3], row[4]
+    size = size + 4
+  end
+end
+
+if written then
+  for i = 1, #KEYS do
+    if raws[i] then
+      redis.call('SET', KEYS[i], raws[i], 'PX', fmt(ceil(last_ttls[i] / 1000)))
     else
       redis.call('DEL', KEYS[i])
     end
   end
-elseif cost > 0 then
-  local kept = decide(0)
-  for i = 1, #KEYS do
-    rows[i][2], rows[i][4] = kept[i][2], kept[i][4]
-  end
-end
-
-local out = {}
-for i = 1, #KEYS do
-  local n = 4 * (i - 1)
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = rows[i][1], rows[i][2], rows[i][3], rows[i][4]
 end
 return out
