@@ -83,8 +83,10 @@ async def stores(url: str) -> AsyncIterator[Stores]:
             client, namespace="agreement", now_us=lambda: int(clock.now() * 1_000_000)
         )
         both = Stores(clock, MemoryRateLimitStore(clock=clock), redis)
-        yield both
-        await redis.reset(both.key, POLICIES)
+        try:
+            yield both
+        finally:  # a failing example too: its keys would outlive the run
+            await redis.reset(both.key, POLICIES)
 
 
 async def compare(url: str, sequence: list[Step]) -> None:
