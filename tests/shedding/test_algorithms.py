@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalepy.errors import ConfigurationError
@@ -105,6 +105,7 @@ class ReferenceGradient:
         return self.limit
 
 
+@settings(deadline=None)  # 300 updates: slow on a busy machine, not stuck
 @given(gradients(), st.lists(samples, max_size=300))
 def test_gradient_follows_the_reference_model(policy: Gradient, feed: list[Sample]) -> None:
     """Whatever the samples, the core's limit and baseline are the plain model's."""
@@ -151,6 +152,7 @@ def cpu_bound(limit: float, alone: float, cpu: float) -> float:
     return max(alone, int(limit) * cpu)
 
 
+@settings(deadline=None)  # 300 updates: slow on a busy machine, not stuck
 @given(st.floats(1e-3, 1.0), st.floats(1.0, 3.0), st.floats(1.0, 2.0))
 def test_gradient_settles_just_past_the_calls_that_keep_the_cpu_busy(
     cpu: float, io_share: float, tolerance: float

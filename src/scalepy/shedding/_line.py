@@ -3,15 +3,16 @@
 Calls wait by priority class, the highest class served first. Within a class the
 line is first-in, first-out until a standing queue forms: the line has not been
 empty for `interval` seconds and its oldest waiter has waited longer than `target`
-(CoDel's test, Nichols and Jacobson 2012). While it stands the process is
-overloaded: the line serves last-in, first-out and sheds every waiter that has
-waited longer than `stale_after` (`target` or less; "Fail at Scale", Maurer 2015):
-a fresh call still has a client waiting for it, a stale one has most likely timed
-out already, and serving it would add its wait to the latency of what is served.
-Once no waiter is older than `target`, it is first-in, first-out again: a LIFO
-line that stayed so would starve its oldest waiters for as long as it never empties. A line
-that never empties but moves faster than `target` (a closed loop of clients, each
-waiting for its answer before it sends again) is not overload: nothing is shed.
+(CoDel's test, Nichols and Jacobson 2012). While it stands, and for `interval`
+after, the process is overloaded: the line serves last-in, first-out and sheds
+every waiter that has waited longer than `stale_after` (`target` or less; "Fail
+at Scale", Maurer 2015): a fresh call still has a client waiting for it, a stale
+one has most likely timed out already, and serving it would add its wait to the
+latency of what is served. Then it is first-in, first-out again until a standing
+queue forms anew: a LIFO line that stayed so until it empties would, in front of a
+closed loop of clients (each waiting for its answer before it sends again), never
+empty, and starve and shed its oldest waiters for good. A line that never empties
+but moves faster than `target` is not overload: nothing is shed.
 
 A call arriving at a full line takes the place of the oldest waiter of a lower
 class; with none, it is refused. Pure: every operation takes `now`.
