@@ -89,6 +89,7 @@ def create_app() -> ASGI:
     )
     if os.environ.get("SHED", "1") != "1":
         return app
-    # It starts under full load: from one call, the first sample is the unqueued latency.
+    # It starts under full load: after the first probe (one call at a time), the limit
+    # grows from one call rather than shrinking from 20 through queued samples.
     app.shedder = LoadShedder("bench", limit=Gradient(initial_limit=1))
     return LoadShedMiddleware(app, shedder=app.shedder, never_shed=["/health", "/control"])

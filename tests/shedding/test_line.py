@@ -47,6 +47,82 @@ def test_last_in_first_out_and_stale_shed_under_sustained_overload() -> None:
     assert not line.overloaded(0.2)
 
 
+def test_a_line_that_never_empties_but_moves_within_target_is_not_overloaded() -> None:
+    """A closed loop of clients keeps the line busy, each waiter briefly: nothing is shed.
+
+    Every 10 ms one waiter is served and a new one arrives, for a second: the line
+    never empties, but nobody waits longer than 30 ms, under the 50 ms target.
+    """
+    line: WaitLine[int] = WaitLine(10, interval=0.1, target=0.05)
+    for client in range(3):
+        line.push(0.0, NORMAL, client)
+    served, stale = [], list[int]()
+    for tick in range(1, 101):
+        now = tick * 0.01
+        item = line.pop(now, stale)
+        assert item is not None
+        served.append(item)
+        line.push(now, NORMAL, item + 3)
+        assert not line.overloaded(now)
+    assert [] == stale
+    assert list(range(100)) == served  # first in, first out throughout
+
+
+def test_a_closed_loop_recovers_from_a_moment_of_overload() -> None:
+    """Overload ends `interval` after the standing queue, not when the line empties.
+
+    Four clients, each sending again as soon as it is answered (served or shed),
+    never let the line empty. A 100 ms stall makes a standing queue: the line turns
+    LIFO and sheds what went stale. A LIFO line that stayed so would starve its
+    oldest waiters, shed them, and so on for as long as the clients send; this one
+    is first in, first out again once nobody has waited past `target`.
+    """
+    line: WaitLine[float] = WaitLine(10, interval=0.1, target=0.05)  # items: when sent
+    for _ in range(4):
+        line.push(0.0, NORMAL, 0.0)
+    now, served, stale = 0.1, list[float](), list[float]()  # a stall: nobody served until 0.1
+    last_shed = 0.0
+    while now < 1.0:
+        shed_before = len(stale)
+        item = line.pop(now, stale)
+        for _ in stale[shed_before:]:
+            last_shed = now
+            line.push(now, NORMAL, now)  # the shed client sends again at once
+        if item is not None:
+            served.append(item)
+            line.push(now, NORMAL, now)  # the served one sends its next request
+        now += 0.01
+    assert stale
+    assert last_shed < 0.3  # in the stall's aftermath, then never again
+    assert served[-50:] == sorted(served[-50:])  # first in, first out again
+    assert not line.overloaded(now)
+
+
+def test_under_overload_waiters_older_than_stale_after_are_shed() -> None:
+    """The shedder lowers `stale_after` below `target` (to the calls' duration)."""
+    line: WaitLine[str] = WaitLine(10, interval=0.1, target=0.05)
+    line.stale_after = 0.01
+    line.push(0.0, NORMAL, "old")
+    line.push(0.17, NORMAL, "older than 10 ms")
+    line.push(0.195, NORMAL, "fresh")
+    assert (["fresh"], ["old", "older than 10 ms"]) == drain(line, 0.2)
+
+
+def test_expire_takes_out_the_waiters_past_max_wait_whatever_their_class() -> None:
+    """Oldest first per class; `oldest()` is then the longest remaining waiter's arrival."""
+    line: WaitLine[str] = WaitLine(10, interval=1.0, target=1.0)
+    line.push(0.0, LOW, "low")
+    line.push(0.1, HIGH, "high")
+    line.push(0.3, NORMAL, "normal")
+    expired: list[str] = []
+    line.expire(0.6, 0.5, expired)
+    assert ["low", "high"] == expired
+    assert 0.3 == line.oldest()
+    line.expire(0.8, 0.5, expired)
+    assert 0 == len(line)
+    assert float("inf") == line.oldest()
+
+
 def test_higher_classes_are_served_first() -> None:
     """A HIGH waiter goes before NORMAL and LOW ones that came earlier."""
     line: WaitLine[str] = WaitLine(10, interval=1.0, target=1.0)

@@ -75,21 +75,34 @@ async def test_runs_up_to_the_limit_at_once_and_queues_the_rest() -> None:
 
 
 async def test_a_call_waiting_longer_than_max_wait_is_shed() -> None:
-    """After `max_wait` seconds in line the call raises `RequestShed` (reason `timeout`)."""
+    """After `max_wait` seconds in line a call raises `RequestShed` (reason `timeout`).
+
+    One timer serves the line: each waiter is shed `max_wait` after it came, not before.
+    """
     clock = FakeClock()
     limiter = shedder(clock, limit=1, max_wait=0.5)
     calls = Holder(limiter)
     calls.start("busy")
-    waiting = calls.start("waits")
+    first = calls.start("first")
     await clock.wait_for_sleepers(1)
-    clock.advance(0.5)
+    clock.advance(0.3)
+    second = calls.start("second")
+    await settle()
+    clock.advance(0.2)  # the first has waited 0.5 s, the second 0.2 s
     with pytest.raises(RequestShed) as caught:
-        await waiting
+        await first
     shed = caught.value
     assert ("api", "normal", "timeout") == (shed.name, shed.priority, shed.reason)
     assert isinstance(caught.value, ScalepyError)
+    assert not second.done()
+    assert 1 == limiter.statistics().queued
+    await clock.wait_for_sleepers(1)
+    clock.advance(0.3)
+    with pytest.raises(RequestShed, match="timeout"):
+        await second
     assert 0 == limiter.statistics().queued
     calls.leave.set()
+    await asyncio.gather(*(task for task in calls.tasks if task not in (first, second)))
 
 
 async def test_a_full_line_sheds_at_once() -> None:
@@ -166,6 +179,46 @@ async def test_stale_waiters_are_shed_under_sustained_overload() -> None:
     await asyncio.gather(*(task for task in calls.tasks if task is not old))
 
 
+async def test_under_overload_a_waiter_older_than_a_call_takes_is_stale() -> None:
+    """The stale cutoff is the calls' mean duration when shorter than `target`.
+
+    Calls take 10 ms: under overload a waiter of 20 ms is shed, though `target` is 50 ms.
+    """
+    clock = FakeClock()
+    limiter = LoadShedder(
+        "api",
+        limit=AIMD(initial_limit=1, min_limit=1, max_limit=1),
+        target=0.05,
+        interval=0.1,
+        sample_window=0.01,
+        min_samples=2,  # so the long "busy" call alone closes no window
+        max_wait=10,
+        clock=clock,
+    )
+    for _ in range(2):
+        async with limiter.slot():
+            clock.advance(0.01)  # one sample: calls take 10 ms
+    calls = Holder(limiter)
+    calls.start("busy")
+    old = calls.start("old")  # waits from 0 s: past target at 0.2 s, a standing queue
+    await settle()
+    clock.advance(0.18)
+    calls.start("20 ms")
+    await settle()
+    clock.advance(0.02)
+    calls.start("fresh")
+    await settle()
+    calls.leave.set()
+    await calls.tasks[0]
+    await settle()
+    with pytest.raises(RequestShed, match="stale"):
+        await old
+    with pytest.raises(RequestShed, match="stale"):
+        await calls.tasks[2]
+    await calls.tasks[3]
+    assert ["busy", "fresh"] == calls.entered
+
+
 async def test_a_cancelled_waiter_leaves_the_line_and_leaks_no_slot() -> None:
     """Cancelling a waiting call removes it; the slot goes to the next one."""
     limiter = shedder(FakeClock(), limit=1)
@@ -184,12 +237,12 @@ async def test_a_cancelled_waiter_leaves_the_line_and_leaks_no_slot() -> None:
 
 
 async def test_the_limit_learns_from_call_durations_and_reports_each_move() -> None:
-    """Slow calls at the limit shrink a gradient limit; each move is an event and a gauge."""
+    """A probe, then slow calls at the limit shrink it; each move is an event and a gauge."""
     clock = FakeClock()
     telemetry = RecordingInstrumentation()
     limiter = LoadShedder(
         "api",
-        limit=Gradient(initial_limit=40, long_window=1000),
+        limit=Gradient(initial_limit=40),
         sample_window=0.01,
         min_samples=40,
         clock=clock,
@@ -204,13 +257,18 @@ async def test_the_limit_learns_from_call_durations_and_reports_each_move() -> N
         for permit in permits:
             await permit.__aexit__(None, None, None)
 
-    await wave(0.01)  # one window at 10 ms: the baseline, and the limit grows
+    assert 1 == limiter.limit  # probing: calls one at a time measure the baseline
+    for _ in range(2 * 40):  # two windows of 40 calls
+        async with limiter.slot():
+            clock.advance(0.01)
+    assert 40 == limiter.limit
+    await wave(0.01)  # 10 ms: within tolerance of the baseline, the limit grows
     grown = limiter.limit
     assert grown > 40
     await wave(1.0)  # 100x slower: the limit shrinks
     assert limiter.limit < grown
     moves = [e.attributes for e in telemetry.events if e.name == "scalepy.shedding.limit_changed"]
-    assert [40, int(grown)] == [move["scalepy.shedding.limit.old"] for move in moves]
+    assert [1, 40, int(grown)] == [move["scalepy.shedding.limit.old"] for move in moves]
     gauge = telemetry.value("scalepy.shedding.limit", {"scalepy.shedding.name": "api"})
     assert limiter.limit == gauge
 

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 from typing import TYPE_CHECKING
 
+import pytest
+
 from scalepy.shedding import LoadShedder, LoadShedMiddleware
 from todo.app import create_app
 
@@ -15,6 +17,12 @@ if TYPE_CHECKING:
 
     from scalepy.shedding import Permit
     from todo.settings import Settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test settings with the shedder on (`TODO_SHEDDING` is off by default)."""
+    return dataclasses.replace(settings, shedding=True)
 
 
 async def fill(shedder: LoadShedder) -> list[Permit]:
@@ -48,9 +56,9 @@ async def test_requests_wait_for_a_slot_while_probes_and_metrics_pass(
     assert 0 == shedder.statistics().in_flight
 
 
-def test_the_shedder_sits_after_the_rate_limits() -> None:
+def test_the_shedder_sits_after_the_rate_limits(settings: Settings) -> None:
     """The limiters come first, so abusers are refused before they take a slot."""
-    app = create_app()
+    app = create_app(settings)
     kinds = [middleware.cls.__name__ for middleware in app.user_middleware]  # type: ignore[attr-defined]
     assert ["RateLimitMiddleware", "RateLimitMiddleware", "LoadShedMiddleware"] == kinds[-3:]
 

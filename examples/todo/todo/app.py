@@ -21,7 +21,7 @@ A request passes through, outermost first:
 9. the rate limits, per client (`X-Forwarded-For` believed only from
    `TODO_TRUSTED_PROXIES`): one policy for every request, a stricter one on top
    for writes; 429 with `Retry-After` and the IETF `RateLimit` headers;
-10. load shedding (`TODO_SHEDDING`, on by default): the replica's adaptive
+10. load shedding (`TODO_SHEDDING`, off by default): the replica's adaptive
    concurrency limit, after the rate limits so that abusers are refused before they
    count; 503 with `Retry-After` when over it; probes and `/metrics` never shed;
 11. the routes: the todos, health probes and `/metrics` (never rate limited) and

@@ -106,8 +106,14 @@ class Settings:
     """`TODO_RATE_LIMIT`: per client, for every request (`100/second`)."""
     write_rate_limit: Rate = Rate(limit=20, period=1.0)
     """`TODO_WRITE_RATE_LIMIT`: per client, for writes, on top of the first (`20/second`)."""
-    shedding: bool = True
-    """`TODO_SHEDDING`: shed load past the concurrency the replica can serve (503), or not."""
+    shedding: bool = False
+    """`TODO_SHEDDING`: shed load past the concurrency the replica can serve (503), or not.
+
+    Off by default: turn it on where many independent clients can send faster than
+    the replica serves (an open loop). A closed loop of clients (a pool, `wrk -c100`)
+    cannot overload it, but its writes wait on PostgreSQL longer than the shedder's
+    20 ms target and would be refused.
+    """
     log_level: str = "INFO"
     """`TODO_LOG_LEVEL`: DEBUG, INFO, WARNING or ERROR."""
     max_body_bytes: int = 64 * 1024

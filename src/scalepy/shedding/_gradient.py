@@ -1,37 +1,34 @@
-"""`Gradient`: a limit that follows the ratio of long-term to short-term latency.
+"""`Gradient`: a limit that keeps latency within `tolerance` of the latency without queueing.
 
-In the spirit of Netflix concurrency-limits' Gradient2. Each sample's mean
-round-trip time (the short-term RTT) is compared with an exponential average
-over many samples (the long-term RTT):
+In the spirit of Netflix concurrency-limits' Gradient2 and Envoy's adaptive
+concurrency filter. Each sample's mean round-trip time is compared with a
+*baseline*: the mean RTT of calls that ran `min_limit` at a time, measured by a
+probe (as Envoy measures its minRTT):
 
 ```
-gradient  = clamp(tolerance * long_rtt / short_rtt, 0.5, 1.0)
-target    = (limit + headroom(limit)) * gradient     # headroom: sqrt(limit) by default
-limit     = clamp(limit + smoothing * (target - limit), min_limit, max_limit)
+gradient = tolerance * baseline / rtt
+target   = limit + headroom                    if gradient >= 1  # headroom: sqrt(limit)
+           limit * max(gradient, 0.5)          otherwise
+limit    = clamp(limit + smoothing * (target - limit), min_limit, max_limit)
 ```
 
-(Gradient2 adds the headroom after scaling, `limit * gradient + headroom`, which
-keeps the limit above 4 however slow the calls: too many for a handler that
-burns CPU. Scaled with the rest, the headroom lets the limit go down to 1.)
+The limit grows while latency stays within `tolerance` of the baseline and shrinks
+in proportion to the excess once it does not, so it settles where calls start to
+queue inside the process: for a handler that burns CPU, a little above the calls
+that keep the CPU busy. (Gradient2 and Envoy add the headroom after scaling, which
+holds the limit that much above the knee: latency then settles at several times the
+baseline.) A sample with fewer than half the limit in flight says nothing about
+capacity: it moves the limit not at all, the baseline only down.
 
-While latency stays within `tolerance` of its long-term level the gradient is 1
-and the limit grows by the headroom, which probes for more capacity; once calls
-queue inside the process (latency rises) the gradient falls below 1 and the limit
-shrinks, at most by half per sample. A sample with fewer than half the limit in
-flight says nothing about capacity (the service is not using the limit): it
-moves the limit not at all, the long-term RTT only down.
-
-Unlike Gradient2's, this long-term RTT is the no-queueing latency: it drops at once
-to any faster sample, and rises only with uncongested samples (within `tolerance`
-of it), averaged over `long_window`. Under sustained overload every sample is
-congested, and a long-term RTT that followed them would drift up, the limit with
-it, and latency without bound. One rule lets it rise further:
-
-- the limit sits at its floor (halving it no longer lowers it) and latency is still
-  over twice `tolerance` times the long-term RTT for `patience` samples in a row:
-  shedding cannot bring latency down, so it is not queueing but the service itself
-  that got slower (a slow dependency). The short-term RTT becomes the new long-term
-  one, and the limit grows again from there.
+The probe: the limit drops to `min_limit` until two samples come from calls that
+ran alone at that concurrency (the calls admitted before the probe have finished);
+the faster of the two is the new baseline, and the limit returns to where it was.
+A probe runs first (so a process that starts overloaded learns the unqueued
+latency, not its queue), every `probe_every` samples after (so the baseline follows
+lasting changes and cannot drift with the load), and after `patience` samples in a
+row with latency over twice what is tolerated: shedding is not bringing latency
+down, so the service itself may have become slower (a slow dependency). Samples
+over the tolerated latency with the limit at `min_limit` count too: it cannot go lower.
 """
 
 from __future__ import annotations
@@ -45,16 +42,16 @@ from scalepy.shedding._limit import LimitBounds, Sample, check_fraction, clamp
 __all__ = ("Gradient", "GradientCore")
 
 _MIN_GRADIENT = 0.5  # a sample halves the limit at most: one noisy window cannot collapse it
+_PROBE_SAMPLES = 2  # clean samples a probe takes; the faster one is the baseline
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gradient(LimitBounds):
     """Configuration of the gradient limit (the default algorithm of `LoadShedder`).
 
-    It grows by about sqrt(limit) per sample while latency allows. A process that may
-    start under overload should start low (`initial_limit=1`): its first sample then
-    measures the latency without queueing, where one taken at 20 calls in flight
-    would pass queueing for the norm until a faster sample comes.
+    It grows by about sqrt(limit) per sample while latency allows. `min_limit` is
+    also the concurrency the baseline latency is measured at (1 by default: calls
+    one at a time).
 
     The bounds (`initial_limit`, `min_limit`, `max_limit`) are `LimitBounds`'.
 
@@ -64,31 +61,28 @@ class Gradient(LimitBounds):
     """
 
     tolerance: float = 1.5
-    """How much the short-term RTT may exceed the long-term one before the limit shrinks; >= 1."""
+    """How far the RTT may exceed the baseline before the limit shrinks; >= 1."""
     smoothing: float = 0.2
     """How far each sample moves the limit toward its target; in (0, 1]."""
-    long_window: int = 600
-    """Samples the long-term RTT averages over (an exponential average); >= 1.
-
-    Long enough that sustained overload does not pass for the normal latency, short
-    enough that a lasting change of the normal latency (a slower dependency) is learned.
-    """
+    probe_every: int = 600
+    """Samples between two probes of the baseline (about a minute at 0.1 s windows); >= 1."""
     headroom: int | None = None
-    """Calls allowed to queue beyond the estimate, the growth per sample; `None`: sqrt(limit)."""
+    """The growth per sample while latency is tolerated; `None`: sqrt(limit)."""
     patience: int = 5
-    """Samples at the floor, still too slow, before a slower latency is the new normal; >= 1."""
+    """Samples in a row far too slow (over twice the tolerated latency, or over it at
+    `min_limit`) before the baseline is probed again; >= 1."""
 
     def __post_init__(self) -> None:
         LimitBounds.__post_init__(self)  # no bare super(): slotted dataclasses are rebuilt
         check_finite("tolerance", self.tolerance, minimum=1, inclusive=True)
         check_fraction("smoothing", self.smoothing, upper_inclusive=True)
-        check_int("long_window", self.long_window)
+        check_int("probe_every", self.probe_every)
         check_int("patience", self.patience)
         if self.headroom is not None:
             check_int("headroom", self.headroom, minimum=0)
 
     def start(self) -> GradientCore:
-        """Return a fresh core at `initial_limit`.
+        """Return a fresh core, probing the baseline before it runs at `initial_limit`.
 
         Returns:
             The gradient algorithm's state.
@@ -97,22 +91,30 @@ class Gradient(LimitBounds):
 
 
 class GradientCore:
-    """The gradient algorithm's state: the limit and the long-term RTT.
+    """The gradient algorithm's state: the limit, the baseline RTT and the probe's progress.
 
     Args:
         config: The policy it follows.
     """
 
-    __slots__ = ("_alpha", "_config", "_pinned", "limit", "long_rtt")
+    __slots__ = ("_clean", "_config", "_resume", "_since_probe", "_slow", "baseline", "limit")
 
     def __init__(self, config: Gradient) -> None:
         self._config = config
-        self._alpha = 2 / (config.long_window + 1)
+        self.baseline: float = math.nan
+        """The unqueued RTT in seconds; NaN until the first probe ends."""
         self.limit: float = config.initial_limit
         """The current limit."""
-        self.long_rtt: float = math.nan
-        """The long-term RTT in seconds; NaN until the first sample that counts."""
-        self._pinned = 0  # samples in a row at the floor and still too slow
+        self._slow = 0  # samples in a row over twice the tolerated latency
+        self._since_probe = 0
+        self._resume = 0.0  # the limit to return to after the probe; 0: not probing
+        self._clean = 0  # clean samples the running probe has taken
+        self._probe()
+
+    @property
+    def probing(self) -> bool:
+        """Whether the limit is at `min_limit` to measure the baseline."""
+        return self._resume > 0
 
     def update(self, sample: Sample) -> float:
         """Learn from one sample and return the new limit.
@@ -124,32 +126,50 @@ class GradientCore:
             The new limit, within `[min_limit, max_limit]`.
         """
         config = self._config
+        rtt = sample.rtt
+        if rtt <= 0:
+            return self.limit
+        if self._resume:
+            return self._measure(sample)
+        if rtt < self.baseline:  # faster than the probe saw: no queueing at all
+            self.baseline = rtt
         limit = self.limit
-        short = sample.rtt
-        if short <= 0:
-            return limit
-        long = self.long_rtt
-        if math.isnan(long) or short < long:  # the fastest the service has been: no queueing
-            long = self.long_rtt = short
         if sample.in_flight * 2 < limit:
             return limit  # the limit is not in use: nothing learned about capacity
-        if short <= config.tolerance * long:  # uncongested: the normal latency
-            long += self._alpha * (short - long)
-        headroom = math.sqrt(limit) if config.headroom is None else config.headroom
-        gradient = clamp(config.tolerance * long / short, _MIN_GRADIENT, 1.0)
-        # At the floor: halving would take less than one call off the target.
-        floor = (limit + headroom) * _MIN_GRADIENT >= limit - 1 or limit <= config.min_limit
-        pinned = floor and gradient <= _MIN_GRADIENT  # as low as it goes, and still too slow
-        self._pinned = self._pinned + 1 if pinned else 0
-        if self._pinned >= config.patience:  # not queueing: the service itself got slower
-            long, gradient, self._pinned = short, 1.0, 0
-        self.long_rtt = long
-        target = (limit + headroom) * gradient
-        limit = clamp(
+        gradient = config.tolerance * self.baseline / rtt
+        if gradient >= 1:
+            target = limit + (math.sqrt(limit) if config.headroom is None else config.headroom)
+        else:
+            target = limit * max(gradient, _MIN_GRADIENT)
+        limit = self.limit = clamp(
             limit + config.smoothing * (target - limit), config.min_limit, config.max_limit
         )
-        self.limit = limit
-        return limit
+        # Too slow, and shedding is not helping: far too slow, or at the floor already.
+        floored = gradient < 1 and limit == config.min_limit
+        self._slow = self._slow + 1 if gradient <= _MIN_GRADIENT or floored else 0
+        self._since_probe += 1
+        if self._slow >= config.patience or self._since_probe >= config.probe_every:
+            self._probe()
+        return self.limit
+
+    def _probe(self) -> None:
+        """Drop the limit to `min_limit` until the baseline is measured there."""
+        self._resume, self._clean, self._slow, self._since_probe = self.limit, 0, 0, 0
+        self.limit = self._config.min_limit
+
+    def _measure(self, sample: Sample) -> float:
+        """Take a probe sample; end the probe after enough clean ones."""
+        if sample.in_flight > self._config.min_limit:
+            return self.limit  # calls admitted before the probe still ran: queued latency
+        first = self._clean == 0
+        self.baseline = sample.rtt if first else min(self.baseline, sample.rtt)
+        self._clean += 1
+        if self._clean >= _PROBE_SAMPLES:
+            self.limit, self._resume = self._resume, 0.0
+        return self.limit
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} limit={self.limit:.2f} long_rtt={self.long_rtt:.6f}>"
+        return (
+            f"<{type(self).__name__} limit={self.limit:.2f} baseline={self.baseline:.6f}"
+            f"{' probing' if self._resume else ''}>"
+        )

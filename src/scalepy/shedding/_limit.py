@@ -55,11 +55,11 @@ class LimitPolicy(Protocol):
 
     @property
     def initial_limit(self) -> int:
-        """The limit before the first sample."""
+        """The limit the algorithm starts from (`Gradient`: once its first probe ended)."""
         ...
 
     def start(self) -> LimitCore:
-        """Return a fresh core at `initial_limit`.
+        """Return a fresh core, starting from `initial_limit`.
 
         Returns:
             The algorithm's state, to be fed samples.
@@ -76,7 +76,7 @@ class LimitBounds:
     """
 
     initial_limit: int = 20
-    """The limit before the first sample; in `[min_limit, max_limit]`."""
+    """The limit the algorithm starts from; in `[min_limit, max_limit]`."""
     min_limit: int = 1
     """The limit never goes below this; >= 1."""
     max_limit: int = 1000

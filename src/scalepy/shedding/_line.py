@@ -1,13 +1,21 @@
 """`WaitLine`: the bounded line of calls waiting for a slot, adaptive LIFO with a CoDel target.
 
 Calls wait by priority class, the highest class served first. Within a class the
-line is first-in, first-out while it keeps emptying; once it has not been empty
-for `interval` seconds the process is overloaded, and the line switches to
-last-in, first-out and sheds every waiter that has waited longer than `target`
-("Fail at Scale", Maurer 2015; CoDel, Nichols and Jacobson 2012): a fresh call
-still has a client waiting for it, a stale one has most likely timed out
-already. A call arriving at a full line takes the place of the oldest waiter of
-a lower class; with none, it is refused. Pure: every operation takes `now`.
+line is first-in, first-out until a standing queue forms: the line has not been
+empty for `interval` seconds and its oldest waiter has waited longer than `target`
+(CoDel's test, Nichols and Jacobson 2012). While it stands, and for `interval`
+after, the process is overloaded: the line serves last-in, first-out and sheds
+every waiter that has waited longer than `stale_after` (`target` or less; "Fail
+at Scale", Maurer 2015): a fresh call still has a client waiting for it, a stale
+one has most likely timed out already, and serving it would add its wait to the
+latency of what is served. Then it is first-in, first-out again until a standing
+queue forms anew: a LIFO line that stayed so until it empties would, in front of a
+closed loop of clients (each waiting for its answer before it sends again), never
+empty, and starve and shed its oldest waiters for good. A line that never empties
+but moves faster than `target` is not overload: nothing is shed.
+
+A call arriving at a full line takes the place of the oldest waiter of a lower
+class; with none, it is refused. Pure: every operation takes `now`.
 """
 
 from __future__ import annotations
@@ -30,11 +38,21 @@ class WaitLine(Generic[T]):
 
     Args:
         max_size: The most calls waiting at once, all classes together.
-        interval: Seconds the line may stay non-empty before it counts as overloaded.
-        target: While overloaded, the longest a call may wait before it is shed.
+        interval: Seconds the line may stay non-empty before it can count as overloaded.
+        target: The wait past which a line that stayed non-empty is overloaded, and
+            then the longest a call may wait before it is shed.
     """
 
-    __slots__ = ("_classes", "_interval", "_last_empty", "_max_size", "_target", "size")
+    __slots__ = (
+        "_classes",
+        "_interval",
+        "_last_empty",
+        "_max_size",
+        "_overloaded_until",
+        "_target",
+        "size",
+        "stale_after",
+    )
 
     def __init__(self, max_size: int, interval: float, target: float) -> None:
         self._max_size = max_size
@@ -44,14 +62,21 @@ class WaitLine(Generic[T]):
         self._classes: tuple[deque[tuple[float, T]], ...] = tuple(deque() for _ in range(_CLASSES))
         self.size = 0
         """How many wait now; read it instead of `len()` on hot paths (no method call)."""
+        self.stale_after = target
+        """While overloaded, waiters older than this are shed; at most `target`."""
         self._last_empty = -math.inf
+        self._overloaded_until = -math.inf  # a standing queue keeps LIFO on this long
 
     def __len__(self) -> int:
         return self.size
 
     def overloaded(self, now: float) -> bool:
-        """Whether the line has not been empty for longer than `interval`."""
-        return self.size > 0 and now - self._last_empty > self._interval
+        """Whether a standing queue stands, or stood less than `interval` ago (see the module)."""
+        if self.size == 0:
+            return False
+        if now < self._overloaded_until:
+            return True
+        return now - self._last_empty > self._interval and now - self.oldest() > self._target
 
     def push(self, now: float, priority: Priority, item: T) -> T | None:
         """Put `item` in line, making room by evicting a lower class if full.
@@ -83,17 +108,19 @@ class WaitLine(Generic[T]):
 
         Args:
             now: The current time.
-            stale: Receives the items shed because they waited longer than `target`
-                while the line was overloaded.
+            stale: Receives the items shed because they waited longer than
+                `stale_after` while the line was overloaded.
 
         Returns:
             The item to serve, or `None` if the line is (now) empty.
         """
         overloaded = self.overloaded(now)
+        if overloaded and now >= self._overloaded_until:
+            self._overloaded_until = now + self._interval
         served: T | None = None
         for line in reversed(self._classes):
             if overloaded:
-                while line and now - line[0][0] > self._target:
+                while line and now - line[0][0] > self.stale_after:
                     stale.append(line.popleft()[1])
                     self.size -= 1
             if line:
@@ -103,6 +130,19 @@ class WaitLine(Generic[T]):
         if self.size == 0:
             self._last_empty = now
         return served
+
+    def oldest(self) -> float:
+        """When the longest waiter came; infinity if nobody waits."""
+        return min((line[0][0] for line in self._classes if line), default=math.inf)
+
+    def expire(self, now: float, max_wait: float, expired: list[T]) -> None:
+        """Take out every waiter that has waited `max_wait` or longer, into `expired`."""
+        for line in self._classes:
+            while line and line[0][0] + max_wait <= now:  # each class is in arrival order
+                expired.append(line.popleft()[1])
+                self.size -= 1
+        if self.size == 0:
+            self._last_empty = now
 
     def remove(self, now: float, priority: Priority, item: T) -> bool:
         """Take `item` out of line (it timed out or was cancelled).

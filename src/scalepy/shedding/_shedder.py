@@ -5,7 +5,7 @@ Who does what, in call order:
 1. `slot(priority)` / the decorator: a `CRITICAL` call runs at once, uncounted.
 2. Under the limit, a call takes a slot at once (the fast path: no await, no lock).
 3. Over it, the call waits in the `WaitLine` (bounded; adaptive LIFO + CoDel target
-   under sustained overload) at most `max_wait` seconds, or is shed at once with
+   once a standing queue forms) at most `max_wait` seconds, or is shed at once with
    `RequestShed` when the line is full of calls at least as important.
 4. When a call ends, its duration goes into the `SampleWindow`; each closed window
    is one `Sample` for the limit algorithm's core, which may move the limit.
@@ -62,7 +62,7 @@ class ShedderStatistics:
     queued: int
     """Calls waiting for a slot now."""
     overloaded: bool
-    """Whether the line has not emptied for longer than the interval (LIFO, CoDel target)."""
+    """Whether a standing queue formed and the line has not emptied since (LIFO, CoDel target)."""
     shed: Mapping[str, int]
     """Calls shed since the shedder was created, by priority class label."""
 
@@ -75,8 +75,10 @@ class LoadShedder:
         limit: The limit algorithm: `Gradient()` (the default) or `AIMD()`.
         max_queue: The most calls waiting for a slot, >= 0 (0: shed at once).
         max_wait: Seconds a call waits for a slot before it is shed, > 0 and finite.
-        target: Under sustained overload, the longest a call may wait; > 0.
-        interval: Seconds the line may stay non-empty before it counts as
+        target: The wait past which a line that stayed non-empty for `interval` is
+            overloaded; then the longest a call may wait, or the calls' mean
+            duration if shorter; > 0.
+        interval: Seconds the line must stay non-empty before it can count as
             overloaded (then LIFO, and waiters older than `target` are shed); > 0.
         sample_window: The shortest sampling window in seconds, > 0.
         min_samples: The fewest calls a sampling window holds, >= 1.
@@ -95,6 +97,7 @@ class LoadShedder:
         "_clock",
         "_core",
         "_drop_on",
+        "_expiry",
         "_in_flight",
         "_instrumentation",
         "_labels",
@@ -106,6 +109,7 @@ class LoadShedder:
         "_rtt",
         "_shed",
         "_shed_counter",
+        "_target",
         "_window",
         "name",
     )
@@ -117,7 +121,7 @@ class LoadShedder:
         limit: LimitPolicy | None = None,
         max_queue: int = 100,
         max_wait: float = 1.0,
-        target: float = 0.05,
+        target: float = 0.02,
         interval: float = 0.1,
         sample_window: float = 0.1,
         min_samples: int = 10,
@@ -143,10 +147,12 @@ class LoadShedder:
         self._line: WaitLine[_Waiter] = WaitLine(max_queue, interval, target)
         self._window = SampleWindow(sample_window, min_samples)
         self._max_wait = max_wait
+        self._target = target
         self._drop_on = drop_on
         self._clock = clock or MonotonicClock()
         self._now = self._clock.now
         self._in_flight = 0
+        self._expiry: asyncio.Task[None] | None = None  # sheds waiters past `max_wait`
         self._rtt = 0.0  # the last sample's mean, for Retry-After estimates
         self._shed = dict.fromkeys((p.label for p in Priority if p is not _CRITICAL), 0)
         self._instrumentation = instrumentation or get_default()
@@ -244,6 +250,9 @@ class LoadShedder:
     def _learn(self, sample: Sample) -> None:
         """Feed one sample to the algorithm; admit waiters if the limit grew."""
         self._rtt = sample.rtt
+        # Under overload a waiter is served only if it waited less than a call takes, so
+        # a served call's latency stays within twice the calls' duration.
+        self._line.stale_after = min(self._target, sample.rtt)
         old = self._capacity
         limit = self._core.update(sample)
         self._limit_gauge.record(limit, self._labels)
@@ -296,9 +305,8 @@ class LoadShedder:
         if refused is not None and not refused.done():
             refused.set_result("evicted")
         self._queued.record(len(line), self._labels)
-        timer = (
-            None if math.isinf(self._max_wait) else loop.create_task(self._expire(priority, waiter))
-        )
+        if self._expiry is None and not math.isinf(self._max_wait):
+            self._expiry = loop.create_task(self._expire())
         try:
             reason = await waiter
         except BaseException:  # cancelled while waiting, or just as a slot was handed over
@@ -307,19 +315,32 @@ class LoadShedder:
             elif waiter.result() is None:
                 self._release(self._clock.now())  # a slot we will never use: pass it on
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
         if reason is not None:
             self._reject(priority, reason)
 
-    async def _expire(self, priority: Priority, waiter: _Waiter) -> None:
-        """After `max_wait`, take a still-waiting call out of the line, unserved."""
-        await self._clock.sleep(self._max_wait)
-        if not waiter.done():
-            self._line.remove(self._clock.now(), priority, waiter)
-            self._queued.record(len(self._line), self._labels)
-            waiter.set_result("timeout")
+    async def _expire(self) -> None:
+        """While calls wait, take out those that waited `max_wait`, unserved.
+
+        One task for the whole line, not a timer per waiter: waiters leave in the
+        order they came (`max_wait` is the same for all), so it sleeps until the
+        oldest one's deadline. Waiting then costs a future and a place in line.
+        """
+        line, clock, max_wait = self._line, self._clock, self._max_wait
+        try:
+            while line.size:
+                now = clock.now()
+                due = line.oldest() + max_wait
+                if now < due:
+                    await clock.sleep(due - now)
+                    continue
+                expired: list[_Waiter] = []
+                line.expire(now, max_wait, expired)
+                for waiter in expired:
+                    if not waiter.done():
+                        waiter.set_result("timeout")
+                self._queued.record(len(line), self._labels)
+        finally:
+            self._expiry = None
 
     def _reject(self, priority: Priority, reason: str) -> None:
         label = priority.label
