@@ -397,7 +397,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fixed-rate", type=float, default=None,
         help="reads per second offered to tutorial-2 and todo-2 for the p99 comparison "
-        f"(default: {_FIXED_SHARE:.0%} of tutorial-2's read rate, at most {_FIXED_MAX:g}); "
+        f"(default: {_FIXED_SHARE:.0%}% of tutorial-2's read rate, at most {_FIXED_MAX:g}); "
         "0: none",
     )  # fmt: skip
     parser.add_argument("--rate-limit", default="1000000/second", help="of both apps, per client")
