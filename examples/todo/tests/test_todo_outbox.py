@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import TYPE_CHECKING
 
@@ -9,12 +10,14 @@ import asyncpg
 import httpx
 from todo_support import UnixRedisServer, WorkerProcess, eventually, write_headers
 
+from scalepy.backends.redis import RedisClient
 from scalepy.queue import JobStatus, Queue, Worker
 from todo.app import create_app
 from todo.outbox import NotificationRelay, notification_job_id
 from todo.tasks import register
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from scalepy.pools import PoolManager
@@ -79,15 +82,60 @@ async def test_a_todo_created_while_redis_is_down_is_notified_once_it_is_back(
     assert [1] * (1 + CREATED_IN_THE_OUTAGE) == [n for _, n in await notified(private)]
 
 
-async def test_rows_relayed_again_after_a_crash_make_no_second_job_nor_notification(
+async def test_rows_relayed_again_make_no_second_job_nor_notification(
     settings: Settings,
 ) -> None:
-    """A relay that died between enqueueing and deleting leaves its rows: enqueued again.
+    """A relay that died between enqueueing and committing leaves its rows due: relayed again.
 
     The next pass enqueues them under the same job ids: the queue hands back the jobs
-    it has, so there is still one job, and one notification, per row.
+    it has, so there is still one job, and one notification, per row; each recorded
+    notification deletes its row.
     """
-    app = create_app(settings)  # with Redis: no relay in the app, the outbox fills
+    async with outbox_of_three(settings) as (pools, queue, rows):
+        relay = NotificationRelay(pools.postgres, register(queue).notify_created)
+        assert 3 == await relay.relay_once()
+        assert 0 == await relay.relay_once()  # relayed: not due again for a while
+        # The crash: as if the relay's UPDATE had not committed.
+        await execute(pools, "UPDATE notification_outbox SET relayed_at = NULL")
+        assert 3 == await relay.relay_once()
+        assert 3 == (await queue.stats()).queued
+        await run_until_notified(queue, pools, settings)
+        infos = [await queue.job(notification_job_id(row["id"])).info() for row in rows]
+        assert [(JobStatus.COMPLETED, 1)] * 3 == [(i.status, i.attempts) for i in infos]
+        assert {(notification_job_id(row["id"]), row["todo_id"]) for row in rows} == {
+            (row["job_id"], row["todo_id"])
+            for row in await fetch(pools, "SELECT job_id, todo_id FROM notifications")
+        }
+        assert [] == await fetch(pools, "SELECT * FROM notification_outbox")
+
+
+async def test_jobs_lost_with_redis_data_are_enqueued_again_after_redeliver_after(
+    settings: Settings,
+) -> None:
+    """Redis restarts without its data after the relay enqueued: the rows are still there.
+
+    Once `redeliver_after` passed since they were relayed, the relay enqueues them
+    again, and each todo is notified once.
+    """
+    async with outbox_of_three(settings) as (pools, queue, _):
+        relay = NotificationRelay(pools.postgres, register(queue).notify_created)
+        assert 3 == await relay.relay_once()
+        async with RedisClient.from_url(settings.redis_url) as redis:
+            async for key in redis.redis.scan_iter(match=f"*{settings.namespace}*", count=1000):
+                await redis.execute("DEL", key)
+        assert 0 == (await queue.stats()).queued
+        assert 0 == await relay.relay_once()
+        await execute(pools, "UPDATE notification_outbox SET relayed_at = now() - interval '1h'")
+        assert 3 == await relay.relay_once()
+        await run_until_notified(queue, pools, settings)
+
+
+@contextlib.asynccontextmanager
+async def outbox_of_three(
+    settings: Settings,
+) -> AsyncIterator[tuple[PoolManager, Queue, list[asyncpg.Record]]]:
+    """Three todos POSTed to an app with Redis (so no relay of its own): three outbox rows."""
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -97,38 +145,33 @@ async def test_rows_relayed_again_after_a_crash_make_no_second_job_nor_notificat
                 )
                 assert 201 == response.status_code
         pools: PoolManager = app.state.services.pools
-        async with pools.postgres.acquire() as connection:
-            rows = await connection.fetch("SELECT * FROM notification_outbox ORDER BY id")
-        assert 3 == len(rows)
-        queue = Queue(settings.redis_url, name=settings.namespace)
-        tasks = register(queue)
-        async with queue:
-            relay = NotificationRelay(pools.postgres, tasks.notify_created)
-            assert 3 == await relay.relay_once()
-            assert 0 == await relay.relay_once()
-            async with pools.postgres.acquire() as connection:
-                # The crash: the rows are back, as if the DELETE had not committed.
-                await connection.executemany(
-                    """INSERT INTO notification_outbox OVERRIDING SYSTEM VALUE
-                       VALUES ($1, $2, $3, $4)""",
-                    [tuple(row.values()) for row in rows],
-                )
-            assert 3 == await relay.relay_once()
-            assert 3 == (await queue.stats()).queued
+        rows = await fetch(pools, "SELECT * FROM notification_outbox ORDER BY id")
+        assert [None] * 3 == [row["relayed_at"] for row in rows]
+        async with Queue(settings.redis_url, name=settings.namespace) as queue:
+            yield pools, queue, rows
 
-            async def startup() -> PoolManager:
-                return pools
 
-            async with Worker(queue, startup=startup):
+async def run_until_notified(queue: Queue, pools: PoolManager, settings: Settings) -> None:
+    """Run a worker until each todo has a notification; assert none has two."""
 
-                async def all_notified() -> bool:
-                    return [1, 1, 1] == [n for _, n in await notified(settings)]
+    async def startup() -> PoolManager:
+        return pools
 
-                await eventually(all_notified)
-            infos = [await queue.job(notification_job_id(row["id"])).info() for row in rows]
-            assert [(JobStatus.COMPLETED, 1)] * 3 == [(i.status, i.attempts) for i in infos]
-        async with pools.postgres.acquire() as connection:
-            recorded = await connection.fetch("SELECT job_id, todo_id FROM notifications")
-        assert {(notification_job_id(row["id"]), row["todo_id"]) for row in rows} == {
-            (row["job_id"], row["todo_id"]) for row in recorded
-        }
+    async def all_notified() -> bool:
+        return all(n for _, n in await notified(settings))
+
+    async with Worker(queue, startup=startup):
+        await eventually(all_notified)
+    assert [1, 1, 1] == [n for _, n in await notified(settings)]
+
+
+async def fetch(pools: PoolManager, query: str) -> list[asyncpg.Record]:
+    """The rows of `query`, on the primary."""
+    async with pools.postgres.acquire() as connection:
+        return await connection.fetch(query)
+
+
+async def execute(pools: PoolManager, query: str) -> None:
+    """Run `query` on the primary."""
+    async with pools.postgres.acquire() as connection:
+        await connection.execute(query)

@@ -5,17 +5,21 @@
 `NotificationRelay`, running in the worker process (`todo/worker.py`), moves the rows
 to the queue:
 
-1. in a transaction, it locks up to `batch_size` of the oldest rows with
+1. in a transaction, it locks up to `batch_size` of the oldest rows due (never
+   relayed, or relayed over `redeliver_after` seconds ago) with
    `SELECT ... FOR UPDATE SKIP LOCKED` (several workers each take other rows);
 2. it enqueues one `notify_created` job per row, with the job id `todo-notification-<row id>`;
-3. it deletes the rows whose enqueue succeeded, and commits.
+3. it sets `relayed_at` on the rows whose enqueue succeeded, and commits.
 
-While Redis (or PostgreSQL) is down, step 2 (or 1) fails: the rows stay, and the relay
-tries again with a backoff doubling up to `max_backoff`, logging once per outage.
+The job deletes the row in the transaction that records the notification
+(`todo/tasks.py`). While Redis (or PostgreSQL) is down, step 2 (or 1) fails: the rows
+stay, and the relay tries again with a backoff doubling up to `max_backoff`, logging
+once per outage. A row still there `redeliver_after` seconds after it was relayed may
+have lost its job (a Redis that restarted without its data), so it is enqueued again.
 
-The job id is the idempotency key. A relay that dies between enqueueing and committing
-leaves its rows, and the next pass enqueues them again under the same ids: the queue
-returns the existing job instead of making a second one, and should that job have ended
+The job id is the idempotency key. Enqueueing a row again, after a relay died before
+committing or once `redeliver_after` passed, makes no second job while the first is
+queued, running or kept: the queue hands that one back. Should the first have run
 and expired, the task records its notification under the job id with
 `ON CONFLICT DO NOTHING`. Delivery is at least once; the notification, exactly once.
 """
@@ -46,8 +50,9 @@ __all__ = ("NotificationRelay", "notification_job_id")
 _logger = logging.getLogger("todo.outbox")
 
 _CLAIM = """SELECT id, todo_id, trace FROM notification_outbox
+            WHERE relayed_at IS NULL OR relayed_at < now() - make_interval(secs => $2)
             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
-_DELETE = "DELETE FROM notification_outbox WHERE id = ANY($1::bigint[])"
+_RELAYED = "UPDATE notification_outbox SET relayed_at = now() WHERE id = ANY($1::bigint[])"
 
 
 def notification_job_id(row_id: int) -> str:
@@ -64,7 +69,9 @@ class NotificationRelay:
         propagation: Makes each row's trace context current while its job is enqueued,
             so the job continues the request's trace; `None` to drop it.
         batch_size: Rows moved per transaction.
-        poll_interval: Seconds between two looks at an empty outbox.
+        poll_interval: Seconds between two looks at an outbox with nothing due.
+        redeliver_after: Seconds after which a relayed row still in the outbox (its
+            job has not recorded the notification) is enqueued again.
         max_backoff: Most seconds between two tries while Redis or PostgreSQL is down.
     """
 
@@ -76,6 +83,7 @@ class NotificationRelay:
         propagation: ContextPropagation | None = None,
         batch_size: int = 100,
         poll_interval: float = 0.2,
+        redeliver_after: float = 15.0,
         max_backoff: float = 5.0,
     ) -> None:
         self._postgres = postgres
@@ -83,6 +91,7 @@ class NotificationRelay:
         self._propagation = propagation
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._redeliver_after = redeliver_after
         self._max_backoff = max_backoff
         self._outage = OutageLog(_logger, "relaying notifications from the outbox")
         self._running: asyncio.Task[None] | None = None
@@ -93,7 +102,7 @@ class NotificationRelay:
             self._running = asyncio.get_running_loop().create_task(self._relay())
 
     async def aclose(self) -> None:
-        """Stop relaying; rows not yet enqueued stay in the outbox for the next relay."""
+        """Stop relaying; the rows not enqueued yet wait in the outbox for the next relay."""
         running, self._running = self._running, None
         if running is not None:
             running.cancel()
@@ -107,15 +116,16 @@ class NotificationRelay:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    # --8<-- [start:relay]
     async def relay_once(self) -> int:
-        """Move one batch of rows to the queue; how many were enqueued.
+        """Enqueue one batch of the rows due; how many were enqueued.
 
         Raises:
             Exception: What made an enqueue, or PostgreSQL, fail (the rows whose
-                enqueue succeeded are deleted all the same).
+                enqueue succeeded are marked relayed all the same).
         """
         async with self._postgres.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(_CLAIM, self._batch_size)
+            rows = await connection.fetch(_CLAIM, self._batch_size, self._redeliver_after)
             if not rows:
                 return 0
             outcomes = await asyncio.gather(
@@ -125,9 +135,11 @@ class NotificationRelay:
                 row["id"] for row, outcome in zip(rows, outcomes, strict=True) if outcome is None
             ]
             if sent:
-                await connection.execute(_DELETE, sent)
+                await connection.execute(_RELAYED, sent)
         _raise_first(outcomes)
         return len(sent)
+
+    # --8<-- [end:relay]
 
     async def _enqueue(self, row: asyncpg.Record) -> None:
         trace = row["trace"]
