@@ -89,6 +89,7 @@ class Services:
         )
         # --8<-- [start:build]
         telemetry = self.instrumentation
+        propagation = context_propagation(telemetry)  # carries traces through the outbox
         memory = settings.single_process
         self.pools = PoolManager(
             postgres=settings.database_url,
@@ -143,13 +144,13 @@ class Services:
             ),
             budget=self.retry_budget,
             ttl=settings.cache_ttl,
-            propagation=context_propagation(telemetry),
+            propagation=propagation,
         )
         self.relay = (
             NotificationRelay(
                 self.pools.postgres,
                 self.tasks.notify_created,
-                propagation=context_propagation(telemetry),
+                propagation=propagation,
             )
             if memory
             else None
