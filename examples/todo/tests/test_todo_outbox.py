@@ -14,7 +14,7 @@ from scalepy.backends.redis import RedisClient
 from scalepy.queue import JobStatus, Queue, Worker
 from todo.app import create_app
 from todo.outbox import NotificationRelay, notification_job_id
-from todo.tasks import register
+from todo.tasks import notify_created, register
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -128,6 +128,40 @@ async def test_jobs_lost_with_redis_data_are_enqueued_again_after_redeliver_afte
         await execute(pools, "UPDATE notification_outbox SET relayed_at = now() - interval '1h'")
         assert 3 == await relay.relay_once()
         await run_until_notified(queue, pools, settings)
+
+
+async def test_a_dead_lettered_job_of_a_row_still_in_the_outbox_is_re_driven(
+    settings: Settings,
+) -> None:
+    """Jobs that failed every attempt are re-driven when their rows are relayed again.
+
+    Here each job has one attempt, on a worker whose task always raises. The rows stay
+    in the outbox: relayed again, the dead jobs are re-driven, and a worker with the
+    real task notifies each todo once.
+    """
+    async with outbox_of_three(settings) as (pools, queue, rows):
+        once = queue.task(name="todo.notify_created", retries=0)(notify_created)
+        relay = NotificationRelay(pools.postgres, once)
+        assert 3 == await relay.relay_once()
+        failing = Queue(settings.redis_url, name=settings.namespace)
+
+        @failing.task(name="todo.notify_created", retries=0)
+        async def always_fails(todo_id: int) -> bool:
+            raise ConnectionError(f"todo {todo_id}: the database is down")
+
+        async def all_dead() -> bool:
+            return 3 == (await failing.stats()).dead
+
+        async with failing, Worker(failing):
+            await eventually(all_dead)
+        await execute(pools, "UPDATE notification_outbox SET relayed_at = now() - interval '1h'")
+        assert 3 == await relay.relay_once()
+        stats = await queue.stats()
+        assert (3, 0) == (stats.queued, stats.dead)
+        await run_until_notified(queue, pools, settings)
+        assert {notification_job_id(row["id"]) for row in rows} == {
+            row["job_id"] for row in await fetch(pools, "SELECT job_id FROM notifications")
+        }
 
 
 @contextlib.asynccontextmanager

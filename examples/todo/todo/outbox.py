@@ -15,7 +15,8 @@ The job deletes the row in the transaction that records the notification
 (`todo/tasks.py`). While Redis (or PostgreSQL) is down, step 2 (or 1) fails: the rows
 stay, and the relay tries again with a backoff doubling up to `max_backoff`, logging
 once per outage. A row still there `redeliver_after` seconds after it was relayed may
-have lost its job (a Redis that restarted without its data), so it is enqueued again.
+have lost its job (a Redis that restarted without its data), so it is enqueued again;
+its job, if dead-lettered meanwhile (it failed every attempt), is re-driven.
 
 The job id is the idempotency key. Enqueueing a row again, after a relay died before
 committing or once `redeliver_after` passed, makes no second job while the first is
@@ -149,7 +150,13 @@ class NotificationRelay:
             else contextlib.nullcontext()
         )
         with scope:
-            await self._task.options(job_id=notification_job_id(row["id"])).enqueue(row["todo_id"])
+            job = await self._task.options(job_id=notification_job_id(row["id"])).enqueue(
+                row["todo_id"]
+            )
+        if not job.created:
+            # Relayed before, and not notified yet: a job that ran out of retries (e.g.
+            # PostgreSQL was down for each attempt) is re-driven; a live one is left be.
+            await self._task.queue.requeue([job.id])
 
     async def _relay(self) -> None:
         failures = 0
