@@ -90,6 +90,40 @@ def test_the_worker_runs_jobs_until_sigterm(
     assert "SIGTERM: stopping" in messages
 
 
+@pytest.mark.parametrize(
+    ("option", "loop_module"), [([], "uvloop"), (["--loop", "asyncio"], "asyncio")]
+)
+def test_the_worker_runs_on_uvloop_when_it_is_installed(
+    queue_url: str,
+    queue_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    option: list[str],
+    loop_module: str,
+) -> None:
+    """The default (`--loop auto`) runs jobs on uvloop, as uvicorn does; `asyncio` opts out.
+
+    asyncio's loop allocates 256 KiB per socket read, which grows a worker's heap.
+    """
+    loops: list[str] = []
+
+    def build() -> Queue:
+        queue = Queue(queue_url, name=queue_name)
+
+        @queue.task(name="which")
+        async def which() -> None:
+            loops.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        return queue
+
+    module = types.ModuleType("scalepy_cli_loop_app")
+    module.__getattr__ = lambda name: build()  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "scalepy_cli_loop_app", module)
+    enqueue(build(), "which")
+    assert 0 == main([*option, "worker", "scalepy_cli_loop_app:queue", "--status-interval", "0"])
+    assert [loop_module] == loops
+
+
 def test_dead_jobs_are_listed_and_re_driven(app: Queue, capsys: pytest.CaptureFixture[str]) -> None:
     """`queue dead` lists dead jobs with their error; `queue requeue` re-drives them."""
     assert 0 == main(["queue", "dead", f"{APP}:queue"])

@@ -53,7 +53,9 @@ async def settings(database_url: str, redis_url: str) -> AsyncIterator[Settings]
     """Settings for one test: empty tables, a fresh Redis namespace, generous rate limits."""
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute("TRUNCATE todos, notifications RESTART IDENTITY")
+        await connection.execute(
+            "TRUNCATE todos, notifications, notification_outbox RESTART IDENTITY"
+        )
     finally:
         await connection.close()
     namespace = f"todo-test-{uuid.uuid4().hex[:12]}"

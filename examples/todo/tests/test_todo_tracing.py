@@ -1,4 +1,4 @@
-"""One trace from the client's request to the job: request span -> enqueue -> job run."""
+"""One trace from the client's request to the job: request span -> outbox -> enqueue -> job run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from todo_support import eventually, write_headers
 
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.queue import Queue, Worker
+from scalepy.telemetry import context_propagation
 from todo.app import create_app
+from todo.outbox import NotificationRelay
 from todo.tasks import register
 
 if TYPE_CHECKING:
@@ -32,25 +34,26 @@ async def test_the_job_runs_in_the_trace_of_the_request_that_enqueued_it(
 ) -> None:
     """A POST carrying `traceparent` is served in a span of that trace.
 
-    The job's `send` span (in the app) and `process` span (in the worker) continue it.
+    The job's `send` span (the worker's relay enqueues it from the outbox, under the
+    trace context the request stored there) and `process` span continue it.
     """
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = create_app(settings, tracer_provider=provider)
-    worker_queue = Queue(
-        settings.redis_url,
-        name=settings.namespace,
-        instrumentation=OpenTelemetryInstrumentation(tracer_provider=provider),
-    )
-    register(worker_queue)
+    tracing = OpenTelemetryInstrumentation(tracer_provider=provider)
+    worker_queue = Queue(settings.redis_url, name=settings.namespace, instrumentation=tracing)
+    tasks = register(worker_queue)
     async with app.router.lifespan_context(app):
         pools: PoolManager = app.state.services.pools
 
         async def startup() -> PoolManager:
             return pools  # the app's pools, already open
 
-        async with worker_queue, Worker(worker_queue, startup=startup):
+        relay = NotificationRelay(
+            pools.postgres, tasks.notify_created, propagation=context_propagation(tracing)
+        )
+        async with worker_queue, Worker(worker_queue, startup=startup), relay:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 from todo.auth import ADMIN, WRITE, issue_token
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "AppProcess",
+    "UnixRedisServer",
     "WorkerProcess",
     "admin_headers",
     "assert_problem",
@@ -200,3 +201,34 @@ class WorkerProcess:
     def __exit__(self, *exc_info: object) -> None:
         if self._process is not None:
             self.stop()
+
+
+class UnixRedisServer(RedisServer):
+    """A redis-server of the test's own on a Unix socket only (no TCP port to pick).
+
+    Args:
+        socket: The socket's path, the same across restarts: `url` reconnects to it.
+    """
+
+    def __init__(self, socket: Path) -> None:
+        super().__init__(socket.parent, "--port", "0", "--unixsocket", str(socket), port=0)
+        self.socket = socket
+
+    @property
+    def url(self) -> str:
+        """`unix://<socket>`."""
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        """Start the server; return once it says it accepts connections on the socket."""
+        command = ["redis-server", "--save", "", "--dir", str(self.directory), *self.options]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        log = b""
+        for line in process.stdout:  # its own log tells when it is ready
+            log += line
+            if b"ready to accept connections at" in line:
+                self._process = process
+                return
+        process.wait()
+        raise RuntimeError(f"redis-server did not start: {log.decode(errors='replace')}")

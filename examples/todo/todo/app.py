@@ -136,7 +136,7 @@ def create_app(
             else []
         ),
     ]
-    routes = TodoRoutes(services.repository, services.tasks, settings).routes()
+    routes = TodoRoutes(services.repository, settings).routes()
     document = openapi_document(
         OPERATIONS,
         title="Todo API",

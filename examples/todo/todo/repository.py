@@ -15,6 +15,9 @@ Who does what, in call order:
 4. **SQL** (asyncpg, through the `PoolManager`'s pool), on the primary: a replica
    that lags could hand the cache a value older than a write it just invalidated.
 
+A created todo's notification is written in the same statement, to the outbox
+(`todo/outbox.py`), never sent to Redis from the request: it cannot be lost.
+
 A write commits, then invalidates the cache tags it touched. After the invalidation
 returns, no process reads the old value from Redis again (the tag versions are read
 with every entry) and every process's L1 has been sent the invalidation, which it
@@ -24,6 +27,7 @@ cache's `staleness_bound` after that): a read after a write, on any replica, see
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from scalepy.cache import Cache
     from scalepy.pools import PostgresCluster
     from scalepy.retry import RetryBudget, RetryPolicy
+    from scalepy.telemetry import ContextPropagation
     from todo.models import TodoIn, TodoPatch
 
 __all__ = ("UNAVAILABLE", "TodoRepository")
@@ -90,6 +95,8 @@ class TodoRepository:
         retry_policy: How reads retry transient failures.
         budget: The retry budget shared by every read.
         ttl: Seconds a cached read stays fresh (writes invalidate it sooner).
+        propagation: Captures the request's trace context into the outbox row of a
+            created todo, so that its notification job continues the trace.
     """
 
     def __init__(
@@ -101,8 +108,10 @@ class TodoRepository:
         retry_policy: RetryPolicy,
         budget: RetryBudget,
         ttl: float,
+        propagation: ContextPropagation | None = None,
     ) -> None:
         self._postgres = postgres
+        self._propagation = propagation
         self._cache = cache
         self._breaker = breaker
         self._retrying = retry(retry_policy, budget=budget)
@@ -148,14 +157,25 @@ class TodoRepository:
 
     # --8<-- [start:create]
     async def create(self, todo: TodoIn) -> TodoRecord:
-        """Insert a todo and return it as stored."""
+        """Insert a todo and its notification (in the outbox); return the todo as stored.
+
+        One statement writes both, so both commit or neither: the relay
+        (`todo/outbox.py`) enqueues the notification, whenever Redis answers.
+        """
+        trace = self._propagation.inject_context() if self._propagation is not None else {}
         row = await self._write(
-            f"""INSERT INTO todos (title, description, completed, "order")
-                VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
+            f"""WITH todo AS (
+                    INSERT INTO todos (title, description, completed, "order")
+                    VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}
+                ), notification AS (
+                    INSERT INTO notification_outbox (todo_id, trace) SELECT id, $5 FROM todo
+                )
+                SELECT {_COLUMNS} FROM todo""",
             todo.title,
             todo.description,
             todo.completed,
             todo.order,
+            json.dumps(trace, separators=(",", ":")) if trace else "",
         )
         record = _record(row[0])
         # Its id may have been looked up (and its absence cached) before it existed.

@@ -10,7 +10,7 @@ the decoder's own exceptions for the rest; `todo.http`'s handlers turn each into
 | Route | Does | Answers |
 | --- | --- | --- |
 | `GET /todos?limit&after&completed` | a page by id; next page in `Link` | 200, an array |
-| `POST /todos` | create; enqueue the notification job | 201 + `Location` |
+| `POST /todos` | create, with its notification (outbox) | 201 + `Location` |
 | `DELETE /todos` | delete every todo (scope `todos:admin`) | 204 |
 | `GET /todos/{id}` | one todo | 200 or 404 |
 | `PATCH /todos/{id}` | change the fields sent | 200 or 404 |
@@ -19,7 +19,6 @@ the decoder's own exceptions for the rest; `todo.http`'s handlers turn each into
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Annotated, TypeAlias, TypeVar
 from urllib.parse import urlencode
 
@@ -28,11 +27,9 @@ from msgspec import Meta
 from starlette.responses import Response
 from starlette.routing import Route
 
-from scalepy.errors import ScalepyError
 from todo.auth import ADMIN, WRITE, authorize
 from todo.http import Operation, Param, Problem, Reply
 from todo.models import Todo, TodoIn, TodoPatch
-from todo.outage import OutageLog
 from todo.urls import PublicUrls
 
 if TYPE_CHECKING:
@@ -43,7 +40,6 @@ if TYPE_CHECKING:
     from todo.models import TodoRecord
     from todo.repository import TodoRepository
     from todo.settings import Settings
-    from todo.tasks import Tasks
 
 __all__ = ("DEFAULT_PAGE", "MAX_PAGE", "OPERATIONS", "TodoRoutes")
 
@@ -58,24 +54,20 @@ _LARGEST_ID = 2**63 - 1  # bigint: a larger id names no todo
 _ITEM = "/todos/{todo_id:int}"
 _JSON = "application/json"
 _encoder = msgspec.json.Encoder()
-_logger = logging.getLogger("todo.routes")
 
 
 class TodoRoutes:
-    """The todo endpoints, bound to the service's repository and tasks.
+    """The todo endpoints, bound to the service's repository.
 
     Args:
         repository: Where todos live.
-        tasks: The queue's tasks (the notification job).
         settings: Auth mode, secret and trusted proxies.
     """
 
-    def __init__(self, repository: TodoRepository, tasks: Tasks, settings: Settings) -> None:
+    def __init__(self, repository: TodoRepository, settings: Settings) -> None:
         self._repository = repository
-        self._tasks = tasks
         self._settings = settings
         self._urls = PublicUrls(settings.trusted_proxies)
-        self._notifications = OutageLog(_logger, "enqueueing a todo's notification")
 
     def routes(self) -> list[Route]:
         """The Starlette routes: one per path, so a 405 lists every method in `Allow`."""
@@ -114,14 +106,8 @@ class TodoRoutes:
         """`POST /todos`: 201 with the todo and its `Location`."""
         authorize(request, self._settings, WRITE)
         data = await _body(request, TodoIn)
+        # The notification commits with the todo; the worker's relay enqueues it.
         record = await self._repository.create(data)
-        try:
-            await self._tasks.notify_created.enqueue(record.id)
-        except ScalepyError as exc:
-            # The todo is committed; a lost notification must not turn it into an error.
-            self._notifications.failed(exc, f"todo {record.id} is not notified")
-        else:
-            self._notifications.succeeded()
         todo = _shown(record, self._urls.origin(request))
         return _json(todo, status=201, headers={"Location": todo.url})
 

@@ -11,7 +11,9 @@
    beside it a `RetryBudget` for reads;
 5. the `Queue` the app enqueues jobs on, on that client, with the tasks registered;
 6. in the single-process mode (`TODO_REDIS_URL=memory://`) a `Worker` running the
-   jobs in this process, since no other process can see a memory queue.
+   jobs in this process, since no other process can see a memory queue, and the
+   `NotificationRelay` moving the outbox's notifications to it (otherwise the
+   worker process runs the relay: `todo/worker.py`).
 
 `Health` runs the checks (PostgreSQL and Redis, through the pools), opens the
 resources in that order at startup and closes them in reverse at shutdown, after
@@ -38,8 +40,9 @@ from scalepy.queue import Queue, Worker
 from scalepy.ratelimit import RateLimiter
 from scalepy.retry import RetryBudget, RetryPolicy
 from scalepy.shedding import LoadShedder
-from scalepy.telemetry import combine
+from scalepy.telemetry import combine, context_propagation
 from todo.metrics_server import serve_metrics
+from todo.outbox import NotificationRelay
 from todo.repository import UNAVAILABLE, TodoRepository
 from todo.schema import migrate
 from todo.tasks import register
@@ -86,6 +89,7 @@ class Services:
         )
         # --8<-- [start:build]
         telemetry = self.instrumentation
+        propagation = context_propagation(telemetry)  # carries traces through the outbox
         memory = settings.single_process
         self.pools = PoolManager(
             postgres=settings.database_url,
@@ -140,6 +144,16 @@ class Services:
             ),
             budget=self.retry_budget,
             ttl=settings.cache_ttl,
+            propagation=propagation,
+        )
+        self.relay = (
+            NotificationRelay(
+                self.pools.postgres,
+                self.tasks.notify_created,
+                propagation=propagation,
+            )
+            if memory
+            else None
         )
         self.health = Health(
             checks=self.pools.health_checks(),
@@ -163,6 +177,8 @@ class Services:
         ordered.append(self.tasks.queue)
         if self.worker is not None:
             ordered.append(self.worker)
+        if self.relay is not None:
+            ordered.append(self.relay)
         return ordered
 
     def lifespan(self) -> Callable[[object], AbstractAsyncContextManager[None]]:

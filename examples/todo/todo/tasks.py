@@ -6,7 +6,9 @@ shared Redis client (`services.py`) and the worker process on its own (`worker.p
 A task reads what it needs through the pools its worker opened at startup
 (`worker_state(PoolManager)`), never through a connection of its own, and makes
 its side effect idempotent with the job's id: delivery is at least once, so a job
-may run again after a worker died, and must not notify twice.
+may run again after a worker died, and must not notify twice. The jobs come from the
+outbox (`todo/outbox.py`): recording the notification deletes the todo's outbox row,
+in the same transaction, so the relay stops enqueueing it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ async def notify_created(todo_id: int) -> bool:
     """
     pools = worker_state(PoolManager)
     job = current_job()
-    async with pools.postgres.acquire() as connection:
+    async with pools.postgres.acquire() as connection, connection.transaction():
+        await connection.execute("DELETE FROM notification_outbox WHERE todo_id = $1", todo_id)
         title = await connection.fetchval("SELECT title FROM todos WHERE id = $1", todo_id)
         if title is None:
             _logger.info("todo %d is gone; nothing to notify (job %s)", todo_id, job.id)
