@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    import pytest
+
     from scalepy.pools import PoolManager
     from todo.settings import Settings
 
@@ -162,6 +164,29 @@ async def test_a_dead_lettered_job_of_a_row_still_in_the_outbox_is_re_driven(
         assert {notification_job_id(row["id"]) for row in rows} == {
             row["job_id"] for row in await fetch(pools, "SELECT job_id FROM notifications")
         }
+
+
+async def test_a_row_relayed_max_relays_times_is_parked_and_logged_once(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A notification whose job never records it is not driven again forever.
+
+    After `max_relays` relays the rows stay in the outbox (nothing is lost), the relay
+    skips them, and each is logged once at ERROR.
+    """
+    overdue = "UPDATE notification_outbox SET relayed_at = now() - interval '1h'"
+    async with outbox_of_three(settings) as (pools, queue, rows):
+        relay = NotificationRelay(pools.postgres, register(queue).notify_created, max_relays=2)
+        relayed = []
+        for _ in range(3):
+            relayed.append(await relay.relay_once())
+            await execute(pools, overdue)  # as if `redeliver_after` passed, still not notified
+        assert [3, 3, 0] == relayed
+        left = await fetch(pools, "SELECT id, relays FROM notification_outbox ORDER BY id")
+        assert [(row["id"], 2) for row in rows] == [(row["id"], row["relays"]) for row in left]
+        parked = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert 3 == len(parked)
+        assert all(any(f"(outbox row {row['id']})" in text for text in parked) for row in rows)
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,10 @@ The job deletes the row in the transaction that records the notification
 stay, and the relay tries again with a backoff doubling up to `max_backoff`, logging
 once per outage. A row still there `redeliver_after` seconds after it was relayed may
 have lost its job (a Redis that restarted without its data), so it is enqueued again;
-its job, if dead-lettered meanwhile (it failed every attempt), is re-driven.
+its job, if dead-lettered meanwhile (it failed every attempt), is re-driven. A row
+relayed `max_relays` times is parked: a job that failed that often will not succeed by
+being driven again (a bug, a todo its task cannot handle). It stays in the outbox, with
+one ERROR naming it; an operator fixes the cause, then sets its `relays` back to 0.
 
 The job id is the idempotency key. Enqueueing a row again, after a relay died before
 committing or once `redeliver_after` passed, makes no second job while the first is
@@ -51,9 +54,11 @@ __all__ = ("NotificationRelay", "notification_job_id")
 _logger = logging.getLogger("todo.outbox")
 
 _CLAIM = """SELECT id, todo_id, trace FROM notification_outbox
-            WHERE relayed_at IS NULL OR relayed_at < now() - make_interval(secs => $2)
+            WHERE (relayed_at IS NULL OR relayed_at < now() - make_interval(secs => $2))
+              AND relays < $3
             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
-_RELAYED = "UPDATE notification_outbox SET relayed_at = now() WHERE id = ANY($1::bigint[])"
+_RELAYED = """UPDATE notification_outbox SET relayed_at = now(), relays = relays + 1
+              WHERE id = ANY($1::bigint[]) RETURNING id, todo_id, relays"""
 
 
 def notification_job_id(row_id: int) -> str:
@@ -74,6 +79,7 @@ class NotificationRelay:
         redeliver_after: Seconds after which a relayed row still in the outbox (its
             job has not recorded the notification) is enqueued again.
         max_backoff: Most seconds between two tries while Redis or PostgreSQL is down.
+        max_relays: Times a row is enqueued before it is parked (logged, left in place).
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class NotificationRelay:
         poll_interval: float = 0.2,
         redeliver_after: float = 15.0,
         max_backoff: float = 5.0,
+        max_relays: int = 20,
     ) -> None:
         self._postgres = postgres
         self._task = task
@@ -94,6 +101,7 @@ class NotificationRelay:
         self._poll_interval = poll_interval
         self._redeliver_after = redeliver_after
         self._max_backoff = max_backoff
+        self._max_relays = max_relays
         self._outage = OutageLog(_logger, "relaying notifications from the outbox")
         self._running: asyncio.Task[None] | None = None
 
@@ -126,7 +134,9 @@ class NotificationRelay:
                 enqueue succeeded are marked relayed all the same).
         """
         async with self._postgres.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(_CLAIM, self._batch_size, self._redeliver_after)
+            rows = await connection.fetch(
+                _CLAIM, self._batch_size, self._redeliver_after, self._max_relays
+            )
             if not rows:
                 return 0
             outcomes = await asyncio.gather(
@@ -136,11 +146,23 @@ class NotificationRelay:
                 row["id"] for row, outcome in zip(rows, outcomes, strict=True) if outcome is None
             ]
             if sent:
-                await connection.execute(_RELAYED, sent)
+                self._log_parked(await connection.fetch(_RELAYED, sent))
         _raise_first(outcomes)
         return len(sent)
 
     # --8<-- [end:relay]
+
+    def _log_parked(self, relayed: Sequence[asyncpg.Record]) -> None:
+        """One ERROR per row relayed for the last time: it will not be driven again."""
+        for row in relayed:
+            if row["relays"] >= self._max_relays:
+                _logger.error(
+                    "the notification of todo %d (outbox row %d) was relayed %d times and "
+                    "never recorded: parked; fix its task, then set its relays to 0",
+                    row["todo_id"],
+                    row["id"],
+                    row["relays"],
+                )
 
     async def _enqueue(self, row: asyncpg.Record) -> None:
         trace = row["trace"]
