@@ -170,7 +170,9 @@ async def seed(database_url: str) -> None:
     """An empty todos table with `_TODOS` todos, ids from 1 (migrated by the caller)."""
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute("TRUNCATE todos, notifications, notification_outbox RESTART IDENTITY")
+        await connection.execute(
+            "TRUNCATE todos, notifications, notification_outbox RESTART IDENTITY"
+        )
         await connection.execute(
             "INSERT INTO todos (title) SELECT 'todo ' || n FROM generate_series(1, $1) n", _TODOS
         )
