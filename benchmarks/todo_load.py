@@ -7,8 +7,9 @@ Run (`scripts/bench.sh` installs wrk and nginx first, then runs this with its ar
 Contenders, each started on this machine for its rows and stopped after them:
 
 - `todo-1`, `todo-2`: the Todo API (examples/todo) as in production (`TODO_ENV=prod`,
-  JWT on writes, rate limits, Prometheus metrics, OpenTelemetry middleware and the
-  two-level cache all on), uvicorn with 1 and 2 workers, clients straight to it;
+  JWT on writes, both rate limits on Redis, Prometheus metrics and the two-level cache
+  all on; OpenTelemetry wired but, with no SDK installed here, recording nothing; load
+  shedding off, its default), uvicorn with 1 and 2 workers, clients straight to it;
 - `todo-nginx-3`: 3 replicas behind the demo's nginx (examples/todo/demo: `Stack`, its
   worker and PostgreSQL relay included);
 - `tutorial-1`, `tutorial-2`: `tutorial_app.py`, the same routes written the way the

@@ -26,7 +26,7 @@ async def main() -> None:
     running = [asyncio.create_task(handle(Priority.NORMAL)) for _ in range(2)]
     low = asyncio.create_task(handle(Priority.LOW))
     normal = asyncio.create_task(handle(Priority.NORMAL))
-    await clock.wait_for_sleepers(2)  # both waiters' max_wait timers are asleep
+    await clock.wait_for_sleepers(1)  # both wait: the line's max_wait timer is asleep
     stats = shedder.statistics()
     assert (stats.in_flight, stats.queued) == (2, 2)
 
@@ -48,24 +48,30 @@ async def main() -> None:
     assert await asyncio.gather(*running, high, normal) == ["normal", "normal", "high", "normal"]
     assert shedder.statistics().shed == {"low": 1, "normal": 0, "high": 0}
 
-    # The gradient limit learns capacity from latency: flat latency at the limit grows it,
-    # latency rising well above its long-term level shrinks it.
+    # The gradient limit learns capacity from latency. It first measures the latency of
+    # calls that do not queue (one at a time), then grows while latency stays flat and
+    # shrinks when latency rises well above that baseline.
     adaptive = LoadShedder(
         "adaptive", limit=Gradient(initial_limit=10), min_samples=10, clock=clock
     )
+    assert adaptive.limit == 1  # probing its baseline
 
-    async def wave(seconds: float) -> None:
-        permits = [adaptive.slot() for _ in range(10)]
-        for permit in permits:
-            await permit.__aenter__()
-        clock.advance(seconds)
-        for permit in permits:
-            await permit.__aexit__(None, None, None)
+    async def calls(count: int, at_once: int, seconds: float) -> None:
+        """`count` calls, `at_once` at a time, each taking `seconds`."""
+        for _ in range(count // at_once):
+            permits = [adaptive.slot() for _ in range(at_once)]
+            for permit in permits:
+                await permit.__aenter__()
+            clock.advance(seconds)
+            for permit in permits:
+                await permit.__aexit__(None, None, None)
 
-    await wave(0.2)  # 10 calls of 200 ms: the baseline, and the limit grows
+    await calls(20, 1, 0.2)  # two samples of 10 calls alone: the baseline is 200 ms
+    assert adaptive.limit == 10  # the probe is over: back to the initial limit
+    await calls(10, 10, 0.2)  # 10 at once, as fast as alone: the limit grows
     grown = adaptive.limit
     assert grown > 10
-    await wave(2.0)  # 10x slower: calls queue inside the process, the limit shrinks
+    await calls(10, 10, 2.0)  # 10x slower: calls queue inside the process, the limit shrinks
     assert adaptive.limit < grown
 
 
