@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import httpx2
     from starlette.requests import Request
     from starlette.responses import Response
+    from starlette.types import Message
 
 
 class Item(msgspec.Struct, forbid_unknown_fields=True):
@@ -281,6 +282,33 @@ def test_a_bug_is_500_without_trace_and_logged_once_with_the_request_id(
     assert "req-1" in record.getMessage()
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], RuntimeError)
+
+
+async def test_a_client_that_leaves_before_its_body_is_not_answered_nor_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Wrk stopping mid-POST: the body never comes, `receive` says the client is gone.
+
+    Nothing is sent (nobody would read it) and nothing is logged at ERROR: the client's
+    leaving is not a bug of the server.
+    """
+    sent: list[Message] = []
+
+    async def gone() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/items", "raw_path": b"/items", "root_path": "",
+        "query_string": b"", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        await build_app()(scope, gone, send)
+    assert ([], []) == (sent, caplog.records)
 
 
 def test_a_failure_after_the_response_started_is_logged_and_not_answered_twice(

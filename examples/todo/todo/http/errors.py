@@ -26,9 +26,11 @@ bodies of the same shape (`type` `about:blank`, `title`, `status`, `detail`, and
 `retry_after` member on a 429), so clients see one error format.
 
 `UnhandledErrorMiddleware` answers anything else `500`, with no traceback in the
-body, and logs it once with the request id. Starlette's own last-resort handler
-sits outside every user middleware, so its 500 would lack the request id, the
-security and the CORS headers: this one goes inside them.
+body, and logs it once with the request id. A client that left before its body
+arrived (Starlette's `ClientDisconnect`) gets nothing: nobody is there to read an
+answer, and its leaving is not the server's error (the request metrics record 499).
+Starlette's own last-resort handler sits outside every user middleware, so its 500
+would lack the request id, the security and the CORS headers: this one goes inside them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from scalepy.errors import (
@@ -170,6 +173,11 @@ class UnhandledErrorMiddleware:
         tracked = TrackedSend(send)
         try:
             await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            _logger.debug(
+                "%s %s: the client left before its body arrived", scope["method"], scope["path"]
+            )
+            return
         except Exception as exc:
             problem = problem_for(exc)
             request_id = current_request_id()
