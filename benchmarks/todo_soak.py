@@ -158,7 +158,10 @@ def _judge(
             f"  RSS {name}: {points[0][1] / 1e6:.1f} -> {points[-1][1] / 1e6:.1f} MB, "
             f"{growth[name]:+.2f} MB per 10 min after the warm-up"
         )
-    failed = len(failed_rows(records))
+    failed_ones = failed_rows(records)
+    failed = len(failed_ones)
+    for line in failure_kinds(records, failed_ones):
+        print(f"  failed: {line}")
     steady = [minute.p99 for minute in minutes if minute.start >= warmup]
     spread = max(steady) / statistics.median(steady) if steady else 1.0
     checks = [
@@ -167,7 +170,12 @@ def _judge(
             all(mb < args.rss_bound for mb in growth.values()),
             ", ".join(f"{name} {mb:+.2f}" for name, mb in growth.items()),
         ),
-        ("no request failed", failed == 0, f"{failed} of {len(records)}"),
+        (
+            "no request failed",
+            failed == 0,
+            f"{failed} of {len(records)}"
+            + "".join(f"; {line}" for line in failure_kinds(records, failed_ones)),
+        ),
         (
             f"no minute's p99 after the warm-up over {args.p99_spread:g}x the median minute's",
             spread <= args.p99_spread,
@@ -177,6 +185,26 @@ def _judge(
     for name, ok, detail in checks:
         print(f"  [{'ok' if ok else 'FAILED'}] {name}: {detail}")
     return checks
+
+
+def failure_kinds(records: Records, rows: Sequence[int]) -> list[str]:
+    """What the failed `rows` were: kind of request, status (or error), how many, a sample.
+
+    A soak's bound is "no failure"; when one fails, this says which request, what it got
+    and the first answer's opening (or the client's error), so a run can be diagnosed.
+    """
+    kinds: dict[tuple[str, int], list[int]] = {}
+    for row in rows:
+        kinds.setdefault((records.label_of(row), records.status[row]), []).append(row)
+    lines = []
+    for (label, status), of_kind in sorted(kinds.items()):
+        first = of_kind[0]
+        detail = (
+            records.errors.get(first)
+            or records.answers.get(first, b"").decode("latin-1").replace("\r\n", " | ")[:300]
+        )
+        lines.append(f"{label} -> {status} x{len(of_kind)}: {detail}")
+    return lines
 
 
 def _points(starts: list[float], windows: list[Bucket], field: str) -> list[tuple[float, float]]:
