@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -108,6 +109,42 @@ async def test_a_busy_event_loop_times_out_callers_but_keeps_the_connection(
             await late
         await asyncio.sleep(0.2)  # past the point the connection would be judged
         assert connection == await client.execute("CLIENT", "ID")
+
+
+def test_on_uvloop_a_watchdog_due_at_once_does_not_break_the_next_command(
+    redis_server: RedisServer,
+) -> None:
+    """On uvloop a timer due within half a millisecond is a plain `Handle`, with no `when()`.
+
+    Deadlines 0.1 ms apart: when the first expires, the watchdog of the next one is such
+    a handle, and the caller woken by the first timeout sends its next command before
+    that handle runs. The pipeline asked the handle `when()`: an AttributeError, which a
+    service answered 500 (seen once in 50,000 requests under load).
+    """
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> set[type[BaseException]]:
+        async with RedisClient.from_url(f"{redis_server.url}?timeout=0.05") as client:
+            await client.execute("PING")
+            redis_server.pause()
+            views = [client.with_timeout(0.05 + n / 10_000) for n in range(1, 40)]
+
+            async def first_then_next() -> None:
+                with contextlib.suppress(BackendTimeout):
+                    await client.execute("GET", "k")
+                await client.execute("GET", "k")  # times out too: the server is paused
+
+            outcomes = await asyncio.gather(
+                first_then_next(),
+                *(view.execute("GET", "k") for view in views),
+                return_exceptions=True,
+            )
+            redis_server.resume()
+            return {type(outcome) for outcome in outcomes}
+
+    # The frozen server's connection is dropped after its timeout: later commands may
+    # learn of it as BackendUnavailable. Neither is a bug of the client.
+    assert uvloop.run(scenario()) <= {BackendTimeout, BackendUnavailable}
 
 
 async def test_a_frozen_server_times_out_within_the_bound_and_recovers(

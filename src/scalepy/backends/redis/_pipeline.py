@@ -128,7 +128,7 @@ class _Group:
 class _LoopState:
     """What the pipeline holds on one event loop: its batches, watchdog and connections."""
 
-    __slots__ = ("collecting", "deadlines", "dispatcher", "loop", "watchdog")
+    __slots__ = ("collecting", "deadlines", "dispatcher", "loop", "watchdog", "watchdog_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher) -> None:
         self.loop = loop
@@ -136,7 +136,10 @@ class _LoopState:
         self.collecting: _Batch | None = None
         # Per timeout, (deadline, group) oldest first; a queue left empty is removed.
         self.deadlines: dict[float, deque[tuple[float, _Group]]] = {}
-        self.watchdog: asyncio.TimerHandle | None = None
+        # The handle is a plain `Handle` on uvloop when its time had already passed (it
+        # then runs soon, with no `when()`): its time is kept here, for every loop.
+        self.watchdog: asyncio.Handle | None = None
+        self.watchdog_at = 0.0
 
 
 class AutoPipeline:
@@ -336,10 +339,11 @@ class AutoPipeline:
             queue.popleft()
         queue.append((deadline, group))
         watchdog = state.watchdog
-        if watchdog is None or deadline < watchdog.when():
+        if watchdog is None or deadline < state.watchdog_at:
             if watchdog is not None:
                 watchdog.cancel()
             state.watchdog = state.loop.call_at(deadline, self._expire_due, state)
+            state.watchdog_at = deadline
 
     def _expire_due(self, state: _LoopState) -> None:
         now = state.loop.time()
@@ -353,6 +357,7 @@ class AutoPipeline:
         state.watchdog = (
             None if earliest is None else state.loop.call_at(earliest, self._expire_due, state)
         )
+        state.watchdog_at = earliest or 0.0
 
     def _expire(self, state: _LoopState, deadline: float, group: _Group) -> None:
         expired = False
