@@ -166,12 +166,17 @@ class RedisRateLimitStore:
         self, key: str, policies: Sequence[Policy], cost: int, commit: bool
     ) -> list[int]:
         """Decide one call in a script run of its own."""
-        keys = [self.key(key, policy) for policy in policies]
-        args: list[EncodableT] = [self._now(), 1 if commit else 0, 1, cost]
-        for policy in policies:
-            args += policy.rule.script_args
+        keys, rules = self._keys_and_rules(key, policies)
+        args: list[EncodableT] = [self._now(), 1 if commit else 0, 1, cost, *rules]
         reply: list[int] = await self._client.run_script(_script(), keys, args)
         return reply
+
+    def _keys_and_rules(
+        self, key: str, policies: Sequence[Policy]
+    ) -> tuple[list[str], list[EncodableT]]:
+        """The script's keys for `key` under `policies`, and their rules' arguments."""
+        keys = [self.key(key, policy) for policy in policies]
+        return keys, [arg for policy in policies for arg in policy.rule.script_args]
 
     def _join(
         self, slot: _Slot, key: str, policies: Sequence[Policy], cost: int, commit: bool
@@ -181,8 +186,7 @@ class RedisRateLimitStore:
         batch = self._open.get(slot)
         if batch is None or batch.loop is not loop:  # a batch of another loop keeps its own
             batch = _Batch(loop)
-            keys = [self.key(key, policy) for policy in policies]
-            rules: list[EncodableT] = [a for policy in policies for a in policy.rule.script_args]
+            keys, rules = self._keys_and_rules(key, policies)
             self._client.submit_script(
                 _script(),
                 keys,
