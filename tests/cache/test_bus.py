@@ -25,9 +25,10 @@ from scalepy.cache._bus import (
 from scalepy.cache._metrics import BUS_RESETS
 from scalepy.errors import BackendError, ConfigurationError
 from scalepy.testing import RecordingInstrumentation
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
     from multiprocessing.queues import Queue
 
     from tests.support.redis_server import RedisServer
@@ -97,14 +98,6 @@ async def pair(redis: RedisClient, channel: str) -> AsyncIterator[tuple[Peer, Pe
     await b.bus.aclose()
 
 
-async def until(predicate: Callable[[], bool], within: float = WAIT) -> None:
-    """Poll `predicate` (state a background task changes) until true, failing after `within`."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 # -- two buses in one process --------------------------------------------------
 
 
@@ -171,7 +164,7 @@ async def test_a_frozen_server_turns_the_bus_unhealthy_within_the_bound(
         # whatever the scheduling: no waiting on a race here.
         await asyncio.sleep(paused + peer.bus.staleness_bound - time.monotonic() + 0.01)
         assert not peer.healthy()
-        await until(lambda: not peer.bus.subscribed)  # the PING watchdog gave up
+        await eventually(lambda: not peer.bus.subscribed)  # the PING watchdog gave up
         redis_server.resume()
         await peer.next_reset()
         assert (True, 2) == (peer.healthy(), peer.resets)
@@ -186,7 +179,7 @@ async def test_a_late_subscriber_catches_up_without_a_reset(pair: tuple[Peer, Pe
     time.sleep(a.bus.staleness_bound + 0.05)  # noqa: ASYNC251 - blocking the loop is the test
     assert not a.healthy()
     assert not b.healthy()
-    await until(lambda: a.healthy() and b.healthy())
+    await eventually(lambda: a.healthy() and b.healthy())
     assert [Invalidation(keys=("before",), origin=a.bus.origin)] == b.received
     assert (1, 1) == (a.resets, b.resets)
     assert (True, True) == (a.bus.subscribed, b.bus.subscribed)
@@ -201,7 +194,7 @@ async def test_a_restarted_server_resets_every_bus(redis_server: RedisServer, ch
         redis_server.stop()
         with pytest.raises(BackendError):
             await a.bus.publish(Invalidation(keys=("lost",)))
-        await until(lambda: not (a.bus.healthy or b.bus.healthy))
+        await eventually(lambda: not (a.bus.healthy or b.bus.healthy))
         redis_server.start()
         await asyncio.gather(a.next_reset(), b.next_reset())
         await a.bus.publish(Invalidation(keys=("after",)))

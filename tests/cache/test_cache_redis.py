@@ -19,6 +19,7 @@ from scalepy.cache import Cache, RedisCacheStore
 from scalepy.errors import BackendError
 from scalepy.serializers import PickleSerializer
 from scalepy.testing import RecordingInstrumentation
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,15 +47,6 @@ async def caches(url: str, namespace: str) -> AsyncIterator[tuple[Cache, Cache]]
     }
     async with Cache(url, **options) as first, Cache(url, **options) as second:
         yield first, second
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> float:
-    """Poll `check` until true; return the seconds it took (fail after `within`)."""
-    started = time.monotonic()
-    while not await check():
-        assert time.monotonic() - started < within, "condition not reached in time"
-        await asyncio.sleep(0.01)  # the message travels through Redis: no event to await
-    return time.monotonic() - started
 
 
 class Counter:

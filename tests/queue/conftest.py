@@ -5,7 +5,6 @@ Tests marked `@ALL_BACKENDS` also run on a `memory://` queue.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ import pytest
 from scalepy.queue import Queue, RedisQueueStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator
 
 WAIT = 10.0  # the most any awaited condition below may take; they usually take milliseconds
 
@@ -67,10 +66,3 @@ def redis_store(queue: Queue) -> RedisQueueStore:
     store = queue.store
     assert isinstance(store, RedisQueueStore)
     return store
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:
-    """Poll `check` until it holds; for conditions set by Redis' clock or other processes."""
-    async with asyncio.timeout(within):
-        while not await check():  # noqa: ASYNC110 - other processes and Redis' clock set no event here
-            await asyncio.sleep(0.01)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from scalepy.queue import JobStatus, Queue
-from tests.queue.conftest import WAIT, eventually, redis_store
+from tests.queue.conftest import WAIT, redis_store
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

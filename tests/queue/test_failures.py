@@ -27,7 +27,8 @@ from scalepy.queue import (
 from scalepy.queue._acks import Acks
 from scalepy.queue._heartbeat import Heartbeat, HeldLeases
 from scalepy.queue._periodic import run_schedule
-from tests.queue.conftest import WAIT, eventually
+from tests.queue.conftest import WAIT
+from tests.support.polling import eventually
 from tests.support.redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ import pytest
 from scalepy.errors import ConfigurationError, JobNotFound
 from scalepy.queue import MAX_CLAIM, Batch, JobStatus, MemoryQueueStore, Queue, Worker, current_job
 from scalepy.testing import FakeClock
-from tests.queue.conftest import WAIT, eventually
+from tests.queue.conftest import WAIT
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

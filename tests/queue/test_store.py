@@ -11,7 +11,8 @@ import pytest
 
 from scalepy.backends.redis import Subscription
 from scalepy.queue import Batch
-from tests.queue.conftest import ALL_BACKENDS, eventually, redis_store
+from tests.queue.conftest import ALL_BACKENDS, redis_store
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
     from scalepy.queue import Claimed, NewJob, Queue, QueueStore

@@ -17,7 +17,8 @@ from scalepy.queue import JobStatus, Queue, Worker, current_job
 from scalepy.ratelimit import TokenBucket
 from scalepy.telemetry import combine
 from scalepy.testing import RecordingInstrumentation
-from tests.queue.conftest import ALL_BACKENDS, WAIT, eventually, redis_store
+from tests.queue.conftest import ALL_BACKENDS, WAIT, redis_store
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -9,7 +9,6 @@ copied.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -19,12 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from tests.support.polling import eventually
 from tests.support.redis_server import RedisServer, free_port
 
 from todo.auth import ADMIN, WRITE, issue_token
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from todo.settings import Settings
@@ -78,15 +77,6 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
     assert status == body["status"]
     assert isinstance(body["title"], str)
     return body
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 15.0) -> None:
-    """Wait until `check()` is true: for what another process does, which sends no event."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within} s: {check}")
-        await asyncio.sleep(0.02)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

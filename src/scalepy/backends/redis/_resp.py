@@ -160,10 +160,18 @@ class RespConnection(asyncio.Protocol):
             self._transport.abort()
 
     async def drain_and_close(self, grace: float) -> None:
-        """Wait up to `grace` seconds for the last unanswered reply, then close."""
+        """Wait up to `grace` seconds for the last unanswered reply, then close.
+
+        Replies still owed then are given up: the connection is dropped, failing their
+        callers at once, and what is left of its writes is never sent.
+        """
         if self._waiting:
             await asyncio.wait([self._waiting[-1][1]], timeout=grace)
-        if self._transport is not None:
+        if self._transport is None:
+            return
+        if self._waiting:  # still owed after the grace: close() would wait for a reader
+            self._transport.abort()
+        else:
             self._transport.close()
 
     # asyncio.Protocol callbacks
