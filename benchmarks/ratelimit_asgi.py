@@ -2,7 +2,7 @@
 
 Run (services up, see scripts/services.sh):
 
-    .venv/bin/python benchmarks/ratelimit_middleware.py [--url redis://127.0.0.1:6379/0]
+    .venv/bin/python benchmarks/ratelimit_asgi.py [--url redis://127.0.0.1:6379/0]
         [--calls 20000] [--rounds 5] [--tasks 1 50]
 
 Every contender answers `GET /todos/1` with a small JSON body from a Starlette
