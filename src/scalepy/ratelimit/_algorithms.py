@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scalepy.errors import ConfigurationError
-from scalepy.ratelimit._decision import PolicyDecision
+from scalepy.ratelimit._decision import build_policy_decision
 from scalepy.ratelimit._rules import RuleResult
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from scalepy.ratelimit._decision import PolicyDecision
     from scalepy.ratelimit._policies import Policy
     from scalepy.ratelimit._rules import Rule, State
 
@@ -34,12 +35,8 @@ def policy_decision(
     policy: Policy, allowed: bool, remaining: int, retry_after_us: int, reset_after_us: int
 ) -> PolicyDecision:
     """Build `policy`'s `PolicyDecision` from a verdict in integer microseconds."""
-    return PolicyDecision(
-        policy=policy,
-        allowed=allowed,
-        remaining=remaining,
-        retry_after=retry_after_us / 1e6,
-        reset_after=reset_after_us / 1e6,
+    return build_policy_decision(
+        policy, allowed, remaining, retry_after_us / 1e6, reset_after_us / 1e6
     )
 
 
