@@ -81,9 +81,9 @@ class MemoryRateLimitStore:
         states = [self._load(slot, now) for slot in slots]
         results, new_states, committed = decide(states, rules, now, cost, commit=commit)
         if committed:
+            # Each slot is already last: `_load` moved it there, or it is added there.
             for slot, rule, result, state in zip(slots, rules, results, new_states, strict=True):
                 self._states[slot] = (state, rule.expires_at(result, now))
-                self._states.move_to_end(slot)
             while len(self._states) > self._max_keys:
                 self._states.popitem(last=False)
         return tuple(
