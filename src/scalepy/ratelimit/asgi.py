@@ -176,15 +176,16 @@ class RateLimitMiddleware:
         if not rule.policies:  # exempt
             await self._app(scope, receive, send)
             return
+        pending = self._gate.decision(
+            scope, rule.policies, rule.suffix, 1 if self._cost is None else self._cost
+        )
+        if pending is None:  # exempt
+            await self._app(scope, receive, send)
+            return
         try:
-            decision = await self._gate.decision(
-                scope, rule.policies, rule.suffix, 1 if self._cost is None else self._cost
-            )
+            decision = await pending
         except CostExceedsBurst as exc:  # no wait would ever let it through
             await _too_large(exc.cost, exc.burst, send)
-            return
-        if decision is None:  # exempt
-            await self._app(scope, receive, send)
             return
         extra = self._gate.headers(rule.headers, decision)
         if not decision.allowed:
