@@ -195,28 +195,10 @@ def asgi_loop(app: ASGIApp, path: str, headers: Sequence[tuple[bytes, bytes]] = 
     Each call gets a fresh copy of a prepared scope, a `receive` returning the empty
     body and a `send` that drops the messages.
     """
-    scope: Message = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"pod"), *headers],
-        "client": ("10.0.0.1", 50000),
-        "server": ("10.0.0.2", 8000),
-    }
+    scope = http_scope(path, headers)
     statuses: list[int] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def record(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
+    receive = empty_body
+    record = status_recorder(statuses)
 
     async def drop(message: Message) -> None:
         return None
@@ -231,6 +213,51 @@ def asgi_loop(app: ASGIApp, path: str, headers: Sequence[tuple[bytes, bytes]] = 
         return (time.perf_counter_ns() - started) / calls
 
     return run
+
+
+def http_scope(path: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> Message:
+    """The scope of `GET path` from 10.0.0.1, as a server builds it; copy it per request."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"pod"), *headers],
+        "client": ("10.0.0.1", 50000),
+        "server": ("10.0.0.2", 8000),
+    }
+
+
+async def empty_body() -> Message:
+    """An ASGI `receive` for a request without a body."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def status_recorder(statuses: list[int]) -> Callable[[Message], Awaitable[None]]:
+    """An ASGI `send` appending each response's status to `statuses`."""
+
+    async def record(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    return record
+
+
+async def forget_keys(url: str, match: str) -> None:
+    """Delete the keys matching `match` (a benchmark's run id) from the Redis at `url`."""
+    from redis.asyncio import Redis  # the bench extra: only benchmarks using Redis need it
+
+    cleanup = Redis.from_url(url)
+    try:
+        async for key in cleanup.scan_iter(match=match, count=1000):
+            await cleanup.unlink(key)
+    finally:
+        await cleanup.aclose()
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> None:

@@ -44,6 +44,7 @@ from redis.asyncio import Redis
 from _harness import (
     Operation,
     figure_row,
+    forget_keys,
     marked,
     median_throughputs,
     print_table,
@@ -169,7 +170,7 @@ async def main() -> None:
         await client.aclose()
         await in_memory.aclose()
         await plain.aclose()
-        await _forget(options.url, run)
+        await forget_keys(options.url, f"*{run}*")  # every contender's key carries it
     headers = ["contender", "tasks", "decisions/s", "vs raw EVALSHA", "vs fastest limits"]
     print_table([*headers, "vs uncoalesced", "errors/fallbacks"], rows)
     write_result(result, options.json)
@@ -178,16 +179,6 @@ async def main() -> None:
 def _tier(name: str) -> str:
     """Where a contender decides: in-process (`memory`) or on Redis."""
     return "memory" if name.endswith("memory") else "Redis"
-
-
-async def _forget(url: str, run: str) -> None:
-    """Delete the run's keys (every contender's key carries the run's id)."""
-    cleanup = Redis.from_url(url)
-    try:
-        async for key in cleanup.scan_iter(match=f"*{run}*", count=1000):
-            await cleanup.unlink(key)
-    finally:
-        await cleanup.aclose()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from scalepy.ratelimit import (
 
 # The pure header renderers, tested directly field by field; the middleware only calls them.
 from scalepy.ratelimit._headers import (
+    HeaderTemplate,
     check_policy_names,
     legacy_headers,
     policy_name,
@@ -180,3 +181,29 @@ def test_check_policy_names_refuses_non_ascii() -> None:
     """Structured-field strings hold printable ASCII only."""
     with pytest.raises(ValueError, match="printable ASCII"):
         check_policy_names([SlidingWindow(limit=5, window=60, name="café")])
+
+
+def test_template_writes_what_rate_limit_headers_lists() -> None:
+    """The middleware's encoded headers equal the listed ones, `%` in a name included."""
+    odd = TokenBucket(capacity=20, refill_rate=10.0, name="50%d")
+    allowed = decision(verdict(odd, 7, reset_after=1.5))
+    denied = decision(verdict(odd, 0, retry_after=0.25, reset_after=2.0), verdict(DAILY, 9))
+    for result in (allowed, denied):
+        for legacy in (False, True):
+            policies = tuple(item.policy for item in result.policies)
+            template = HeaderTemplate(policies, standard=True, legacy=legacy)
+            expected = [
+                (name.encode(), value.encode())
+                for name, value in rate_limit_headers(result, legacy=legacy)
+            ]
+            assert expected == template.encode(result)
+    assert (b"ratelimit", b'"50%d";r=7;t=2') == HeaderTemplate(
+        (odd,), standard=True, legacy=False
+    ).encode(allowed)[1]
+
+
+def test_template_of_other_policies_writes_the_decisions_own() -> None:
+    """A decision under policies other than the template's is written from its own."""
+    template = HeaderTemplate((BURST,), standard=True, legacy=False)
+    expected = [(name.encode(), value.encode()) for name, value in rate_limit_headers(DENIED)]
+    assert expected == template.encode(DENIED)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scalepy.errors import ConfigurationError
-from scalepy.ratelimit._decision import PolicyDecision
+from scalepy.ratelimit._decision import build_policy_decision
 from scalepy.ratelimit._rules import RuleResult
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from scalepy.ratelimit._decision import PolicyDecision
     from scalepy.ratelimit._policies import Policy
     from scalepy.ratelimit._rules import Rule, State
 
@@ -34,12 +35,8 @@ def policy_decision(
     policy: Policy, allowed: bool, remaining: int, retry_after_us: int, reset_after_us: int
 ) -> PolicyDecision:
     """Build `policy`'s `PolicyDecision` from a verdict in integer microseconds."""
-    return PolicyDecision(
-        policy=policy,
-        allowed=allowed,
-        remaining=remaining,
-        retry_after=retry_after_us / 1e6,
-        reset_after=reset_after_us / 1e6,
+    return build_policy_decision(
+        policy, allowed, remaining, retry_after_us / 1e6, reset_after_us / 1e6
     )
 
 
@@ -94,7 +91,7 @@ def decide(
     """
     cost = check_cost(cost)
     results, new_states = _decide_each(states, rules, now, cost)
-    if commit and cost > 0 and all(result.allowed for result in results):
+    if commit and cost > 0 and _all_allowed(results):
         return results, new_states, True
     if cost > 0:
         untouched, _ = _decide_each(states, rules, now, 0)
@@ -103,6 +100,14 @@ def decide(
             for asked, kept in zip(results, untouched, strict=True)
         )
     return results, tuple(states), False
+
+
+def _all_allowed(results: tuple[RuleResult, ...]) -> bool:
+    """Whether every rule allowed: a loop, as `all()` of a generator costs a call per rule."""
+    for result in results:  # noqa: SIM110  # on every decision's path
+        if not result.allowed:
+            return False
+    return True
 
 
 def _decide_each(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scalepy.ratelimit._policies import Policy
 
-__all__ = ("Decision", "Outcome", "PolicyDecision")
+__all__ = ("Decision", "Outcome", "PolicyDecision", "build_policy_decision")
 
 
 class Outcome(enum.Enum):
@@ -85,24 +87,24 @@ class Decision:
         Returns:
             The combined decision.
         """
-        if len(decisions) == 1:  # the common case, on every request's path
+        if len(decisions) == 1 and cls is Decision:  # the common case, on every request's path
             (only,) = decisions
             if outcome is None:
                 outcome = Outcome.ALLOWED if only.allowed else Outcome.LIMITED
-            return cls(
-                allowed=only.allowed,
-                limit=only.policy.limit,
-                remaining=only.remaining,
-                retry_after=only.retry_after,
-                reset_after=only.reset_after,
-                policies=decisions,
-                outcome=outcome,
+            return _decision(
+                only.allowed,
+                only.policy.limit,
+                only.remaining,
+                only.retry_after,
+                only.reset_after,
+                decisions,
+                outcome,
             )
         tightest = min(decisions, key=lambda decision: decision.remaining)
         allowed = all(decision.allowed for decision in decisions)
         if outcome is None:
             outcome = Outcome.ALLOWED if allowed else Outcome.LIMITED
-        return cls(
+        return cls(  # several policies: rarer, the plain constructor
             allowed=allowed,
             limit=tightest.limit,
             remaining=tightest.remaining,
@@ -111,3 +113,60 @@ class Decision:
             policies=decisions,
             outcome=outcome,
         )
+
+
+# A frozen dataclass's `__init__` sets each field through `object.__setattr__` and binds
+# keywords: a decision is built on every request's path, so the library builds its own
+# through each slot's descriptor, by position, about four times quicker. The instances
+# are the same (tests/ratelimit/test_decision.py compares them field by field).
+_new = object.__new__
+_policy_slots: tuple[Callable[[PolicyDecision, Any], None], ...] = tuple(
+    PolicyDecision.__dict__[field.name].__set__ for field in fields(PolicyDecision)
+)
+_decision_slots: tuple[Callable[[Decision, Any], None], ...] = tuple(
+    Decision.__dict__[field.name].__set__ for field in fields(Decision)
+)
+
+
+def build_policy_decision(
+    policy: Policy, allowed: bool, remaining: int, retry_after: float, reset_after: float
+) -> PolicyDecision:
+    """`PolicyDecision(...)` by position, the fields in their declared order."""
+    decision: PolicyDecision = _new(PolicyDecision)
+    set_policy, set_allowed, set_remaining, set_retry_after, set_reset_after = _policy_slots
+    set_policy(decision, policy)
+    set_allowed(decision, allowed)
+    set_remaining(decision, remaining)
+    set_retry_after(decision, retry_after)
+    set_reset_after(decision, reset_after)
+    return decision
+
+
+def _decision(
+    allowed: bool,
+    limit: int,
+    remaining: int,
+    retry_after: float,
+    reset_after: float,
+    policies: tuple[PolicyDecision, ...],
+    outcome: Outcome,
+) -> Decision:
+    """`Decision(...)` by position, the fields in their declared order."""
+    decision: Decision = _new(Decision)
+    (
+        set_allowed,
+        set_limit,
+        set_remaining,
+        set_retry_after,
+        set_reset_after,
+        set_policies,
+        set_outcome,
+    ) = _decision_slots
+    set_allowed(decision, allowed)
+    set_limit(decision, limit)
+    set_remaining(decision, remaining)
+    set_retry_after(decision, retry_after)
+    set_reset_after(decision, reset_after)
+    set_policies(decision, policies)
+    set_outcome(decision, outcome)
+    return decision

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from scalepy.ratelimit._decision import Outcome
-from scalepy.ratelimit._headers import rate_limit_headers
+from scalepy.ratelimit._headers import HeaderTemplate, rate_limit_headers
 from scalepy.ratelimit._keys import EXEMPT, UNIDENTIFIED, quota_key
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from scalepy._asgi import Scope
     from scalepy.ratelimit._decision import Decision
@@ -74,6 +74,10 @@ class RequestGate:
         self._legacy = legacy_headers
         self._warned = False  # about requests without an identity: once, not per request
 
+    def template(self, policies: tuple[Policy, ...]) -> HeaderTemplate:
+        """The headers of `policies`' responses, to build once per policy set."""
+        return HeaderTemplate(policies, standard=self._standard, legacy=self._legacy)
+
     async def decide(
         self,
         scope: Scope,
@@ -93,6 +97,31 @@ class RequestGate:
         Raises:
             CostExceedsBurst: The limiter refused the cost: it could never be allowed.
         """
+        pending = self.decision(scope, policies, suffix, cost)
+        if pending is None:
+            return None
+        decision = await pending
+        # A fail-open decision was not reached on real state: advertise nothing.
+        real = decision.outcome is not Outcome.FAIL_OPEN
+        headers = rate_limit_headers(
+            decision, standard=self._standard and real, legacy=self._legacy and real
+        )
+        return Verdict(decision, headers)
+
+    def decision(
+        self,
+        scope: Scope,
+        policies: tuple[Policy, ...],
+        suffix: str,
+        cost: int | Callable[[Scope], int],
+    ) -> Awaitable[Decision] | None:
+        """`decide` without the headers: the limiter's answer to await, or `None` for `EXEMPT`.
+
+        Not a coroutine itself: the request awaits the limiter's, one frame fewer.
+
+        Raises:
+            CostExceedsBurst: When awaited: the limiter refused the cost.
+        """
         identity = self._key(scope)
         if identity is None:
             identity = self._unidentified(scope)
@@ -100,13 +129,13 @@ class RequestGate:
             return None
         if callable(cost):
             cost = cost(scope)
-        decision = await self._limiter.acquire(quota_key(identity, suffix), *policies, cost=cost)
-        # A fail-open decision was not reached on real state: advertise nothing.
-        real = decision.outcome is not Outcome.FAIL_OPEN
-        headers = rate_limit_headers(
-            decision, standard=self._standard and real, legacy=self._legacy and real
-        )
-        return Verdict(decision, headers)
+        return self._limiter.acquire(quota_key(identity, suffix), *policies, cost=cost)
+
+    @staticmethod
+    def headers(template: HeaderTemplate, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """The headers `decision`'s response carries, written by its policies' `template`."""
+        # As `decide`: a fail-open decision advertises nothing.
+        return [] if decision.outcome is Outcome.FAIL_OPEN else template.encode(decision)
 
     def _unidentified(self, scope: Scope) -> str:
         """The shared key of requests without an identity; the first one is logged."""

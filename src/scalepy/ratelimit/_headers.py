@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from scalepy.ratelimit._policies import Policy
 
 __all__ = (
+    "HeaderTemplate",
     "check_policy_names",
     "legacy_headers",
     "policy_name",
@@ -76,17 +77,20 @@ def _ceil(seconds: float) -> int:
     return max(0, math.ceil(seconds))
 
 
-def _policy_reset(decision: PolicyDecision) -> int:
-    return _ceil(decision.reset_after if decision.allowed else decision.retry_after)
-
-
 def ratelimit_policy_field(decision: Decision) -> str:
     """The `RateLimit-Policy` field value: each policy's quota `q` and window `w`.
 
     Example: `"burst";q=20;w=2, "p1";q=1000;w=86400`.
     """
-    # A policy's name is not part of its equality: the key holds it beside the policy.
-    return _policy_field(tuple((item.policy, item.policy.name) for item in decision.policies))
+    return _policy_field(_named(decision))
+
+
+def _named(decision: Decision) -> tuple[tuple[Policy, str], ...]:
+    """`decision`'s policies, each beside its name.
+
+    A policy's name is not part of its equality: caches key on both.
+    """
+    return tuple((item.policy, item.policy.name) for item in decision.policies)
 
 
 # The same few policy sets answer every request: their field is written once each.
@@ -104,11 +108,101 @@ def ratelimit_field(decision: Decision) -> str:
 
     Example: `"burst";r=0;t=2, "p1";r=998;t=87`.
     """
-    return ", ".join(
-        f"{_string(policy_name(item.policy, index))};r={max(0, item.remaining)}"
-        f";t={_policy_reset(item)}"
-        for index, item in enumerate(decision.policies)
-    )
+    return _template(_named(decision), True, False).ratelimit(decision.policies).decode("latin-1")
+
+
+class HeaderTemplate:
+    """The rate-limit headers of one policy set, encoded for ASGI.
+
+    Everything that does not change between responses (header names, the
+    `RateLimit-Policy` value, each policy's item name) is encoded once, when the
+    template is built; a response formats only its numbers. Build one per policy
+    set, when configuring; `encode` is on every request's path.
+
+    Args:
+        policies: The policies decided together, in order.
+        standard: Include `RateLimit-Policy` and `RateLimit`.
+        legacy: Include `X-RateLimit-Limit`, `-Remaining` and `-Reset`.
+    """
+
+    __slots__ = ("_items", "_legacy", "_policies", "_policy_header", "_standard")
+
+    def __init__(self, policies: Sequence[Policy], *, standard: bool, legacy: bool) -> None:
+        self._policies = tuple(policies)
+        self._standard = standard
+        self._legacy = legacy
+        named = tuple((policy, policy.name) for policy in self._policies)
+        self._policy_header = (b"ratelimit-policy", _policy_field(named).encode("latin-1"))
+        # One `%`-format per item: its name escaped, its two numbers left open.
+        self._items = tuple(
+            _string(policy_name(policy, index)).replace("%", "%%").encode("latin-1") + b";r=%d;t=%d"
+            for index, policy in enumerate(self._policies)
+        )
+
+    def encode(self, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """Every header a response carries for `decision`, as `rate_limit_headers` lists them.
+
+        Args:
+            decision: The limiter's answer under this template's policies (a
+                decision under other policies is written from its own).
+
+        Returns:
+            `(name, value)` pairs, encoded; `Retry-After` first when denied.
+        """
+        items = decision.policies
+        if len(items) == 1 == len(self._policies) and items[0].policy is self._policies[0]:
+            if decision.allowed and self._standard and not self._legacy:  # most responses
+                return [self._policy_header, (b"ratelimit", self._items[0] % _numbers(items[0]))]
+        elif not self._describes(items):
+            return _template(_named(decision), self._standard, self._legacy).written(decision)
+        return self.written(decision)
+
+    def written(self, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """`encode`, for a decision under policies equal to this template's, names included."""
+        items = decision.policies
+        headers: list[tuple[bytes, bytes]] = []
+        if not decision.allowed:
+            headers.append((b"retry-after", b"%d" % retry_after_seconds(decision)))
+        if self._standard and items:
+            headers.append(self._policy_header)
+            headers.append((b"ratelimit", self.ratelimit(items)))
+        if self._legacy:
+            headers.extend(
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in legacy_headers(decision)
+            )
+        return headers
+
+    def _describes(self, items: tuple[PolicyDecision, ...]) -> bool:
+        """Whether `items` are decisions of exactly this template's policies, in order."""
+        policies = self._policies
+        if len(items) != len(policies):
+            return False
+        return all(item.policy is policy for item, policy in zip(items, policies, strict=True))
+
+    def ratelimit(self, items: tuple[PolicyDecision, ...]) -> bytes:
+        """The `RateLimit` value of `items`, decisions of this template's policies in order."""
+        return b", ".join(
+            item % _numbers(decided) for item, decided in zip(self._items, items, strict=True)
+        )
+
+
+def _numbers(decision: PolicyDecision) -> tuple[int, int]:
+    """A policy's `r` and `t`: what is left, and the whole seconds until restored.
+
+    `t` runs until the same request would be allowed when the policy denied it,
+    otherwise until the quota is whole; rounded up, so a client is never early.
+    """
+    seconds = decision.reset_after if decision.allowed else decision.retry_after
+    return max(0, decision.remaining), (math.ceil(seconds) if seconds > 0 else 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _template(
+    policies: tuple[tuple[Policy, str], ...], standard: bool, legacy: bool
+) -> HeaderTemplate:
+    """The template of a policy set met only in a decision (not configured ahead)."""
+    return HeaderTemplate([policy for policy, _ in policies], standard=standard, legacy=legacy)
 
 
 def retry_after_seconds(decision: Decision) -> int:
@@ -144,12 +238,8 @@ def rate_limit_headers(
     Returns:
         `(name, value)` pairs; `Retry-After` comes first when the request was denied.
     """
-    headers: list[tuple[str, str]] = []
-    if not decision.allowed:
-        headers.append(("retry-after", str(retry_after_seconds(decision))))
-    if standard and decision.policies:
-        headers.append(("ratelimit-policy", ratelimit_policy_field(decision)))
-        headers.append(("ratelimit", ratelimit_field(decision)))
-    if legacy:
-        headers.extend(legacy_headers(decision))
-    return headers
+    template = _template(_named(decision), standard, legacy)
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in template.written(decision)
+    ]

@@ -122,6 +122,7 @@ class ClientIP:
     _header_bytes: bytes = field(init=False, repr=False, compare=False)
     _ipv6_mask: int = field(init=False, repr=False, compare=False)
     _cached_key: Callable[[IPAddress], str] = field(init=False, repr=False, compare=False)
+    _peer_key: Callable[[str], str | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for network in self.trusted_proxies:
@@ -142,6 +143,8 @@ class ClientIP:
         mask = ((1 << self.ipv6_prefix) - 1) << (128 - self.ipv6_prefix)  # the leading bits
         object.__setattr__(self, "_ipv6_mask", mask)
         object.__setattr__(self, "_cached_key", _cache(self._key))
+        # Most peers are not proxies: their key depends on the address alone.
+        object.__setattr__(self, "_peer_key", _cache(self._direct_key))
 
     def __call__(self, scope: Scope) -> str | None:
         """Return `prefix` + the client address, or `None` when no address names the client."""
@@ -152,15 +155,23 @@ class ClientIP:
             address = self._walk(scope)
             return None if address is None else self._key(address)
         host = str(client[0])
+        key = self._peer_key(host)
+        if key is not None:
+            return key
+        address = self._walk(scope)  # behind a trusted proxy: the header names the client
+        if address is None:
+            address = _parse_address(host)
+        return None if address is None else self._cached_key(address)
+
+    def _direct_key(self, host: str) -> str | None:
+        """The key of the peer `host` itself; `None` when it is a trusted proxy."""
         peer = _parse_address(host)
         if peer is None:
             # Not an IP (a test client, a socket path): the server's word, not the client's.
             return self.prefix + host
         if self.trusted_proxies and self._trusted(peer):
-            forwarded = self._walk(scope)
-            if forwarded is not None:
-                peer = forwarded
-        return self._cached_key(peer)
+            return None
+        return self._key(peer)
 
     def _key(self, client: IPAddress) -> str:
         """`prefix` + the IPv4 address, or + the IPv6 network of `ipv6_prefix` bits."""

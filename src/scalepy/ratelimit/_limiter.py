@@ -18,7 +18,7 @@ from scalepy.ratelimit._algorithms import check_cost
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
 from scalepy.ratelimit._memory import MemoryRateLimitStore
 from scalepy.ratelimit._metrics import BACKEND_ERRORS, DECISION_DURATION, DECISIONS, RESULT
-from scalepy.ratelimit._policies import Policy
+from scalepy.ratelimit._policies import POLICY_KINDS, Policy
 from scalepy.ratelimit._store import RateLimitStore
 from scalepy.telemetry import ERROR_TYPE, get_default
 
@@ -40,6 +40,7 @@ FailurePolicy = Literal["fail_open", "fail_closed", "local"]
 
 # Built once: a labels dict per outcome, not one per decision.
 _RESULT_LABELS = {outcome: {RESULT: outcome.value} for outcome in Outcome}
+_ALLOWED_LABELS = _RESULT_LABELS[Outcome.ALLOWED]  # most decisions: no enum hash to look up
 
 
 class RateLimiter(AsyncResource):
@@ -164,7 +165,10 @@ class RateLimiter(AsyncResource):
         started = self._clock.now()
         decision = await self._decide(key, policies, cost)
         self._duration.record(self._clock.now() - started)
-        self._decisions.record(1, _RESULT_LABELS[decision.outcome])
+        outcome = decision.outcome
+        self._decisions.record(
+            1, _ALLOWED_LABELS if outcome is Outcome.ALLOWED else _RESULT_LABELS[outcome]
+        )
         if not decision.allowed:
             self._instrumentation.event(
                 "scalepy.ratelimit.limited",
@@ -308,7 +312,8 @@ class RateLimiter(AsyncResource):
             else:
                 self._guard.record_success()
                 decision = Decision.combine(results)
-                self._remember(key, policies, cost, decision)
+                if not decision.allowed and self._remember_denied:
+                    self._remember(key, policies, cost, decision)
                 return decision
         return await self._fail(key, policies, cost, commit)
 
@@ -353,8 +358,7 @@ class RateLimiter(AsyncResource):
     def _remember(
         self, key: str, policies: tuple[Policy, ...], cost: int, decision: Decision
     ) -> None:
-        if decision.allowed or not self._remember_denied:
-            return
+        """Keep `decision`, a denial, to answer the key's next requests from memory."""
         now = self._clock.now()
         trusted = min(decision.retry_after, self._remember_denied_for)
         self._denied[key] = (policies, cost, now + trusted, now + decision.retry_after, decision)
@@ -408,16 +412,22 @@ def _check_policies(policies: tuple[Policy, ...]) -> None:
     if not policies:
         raise ConfigurationError("give at least one policy")
     for policy in policies:
-        given: object = policy  # checked as given, whatever the annotation says
-        if not isinstance(given, Policy):
-            raise ConfigurationError(
-                f"a policy must be a TokenBucket, GCRA, SlidingWindow or FixedWindow, got "
-                f"{given!r}: e.g. TokenBucket(capacity=20, refill_rate=10.0) for 10/s, burst 20"
-            )
+        _check_policy(policy)
+
+
+def _check_policy(given: object) -> None:
+    """Refuse `given` unless it is a policy, whatever the annotation says."""
+    if not isinstance(given, POLICY_KINDS):
+        raise ConfigurationError(
+            f"a policy must be a TokenBucket, GCRA, SlidingWindow or FixedWindow, got "
+            f"{given!r}: e.g. TokenBucket(capacity=20, refill_rate=10.0) for 10/s, burst 20"
+        )
 
 
 def _check_cost(key: object, policies: tuple[Policy, ...], cost: object) -> int:
     """`cost` as an int that every policy could allow when its quota is whole.
+
+    On every call's path: one pass over the policies, no call when all is well.
 
     Raises:
         ConfigurationError: `key` is not a string (a key function that returned
@@ -429,9 +439,16 @@ def _check_cost(key: object, policies: tuple[Policy, ...], cost: object) -> int:
             f"the rate-limit key must be a str, got {type(key).__name__}"
             " (does the key function return on every path?)"
         )
-    _check_policies(policies)
-    checked = check_cost(cost)
-    burst = min(policy.rule.max_cost for policy in policies)  # the strictest names the limit
+    if not policies:
+        raise ConfigurationError("give at least one policy")
+    burst = -1
+    for policy in policies:
+        if not isinstance(policy, POLICY_KINDS):
+            _check_policy(policy)
+        max_cost = policy.rule.max_cost
+        if burst < 0 or max_cost < burst:  # the strictest names the limit
+            burst = max_cost
+    checked = cost if type(cost) is int and cost >= 0 else check_cost(cost)
     if checked > burst:
         raise CostExceedsBurst(key, checked, burst)
     return checked

@@ -58,9 +58,6 @@ class MemoryRateLimitStore:
         """Return the number of states held, expired ones included until touched."""
         return len(self._states)
 
-    def _now_us(self) -> int:
-        return int(self._clock.now() * 1_000_000)
-
     async def acquire(
         self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
     ) -> tuple[PolicyDecision, ...]:
@@ -78,19 +75,19 @@ class MemoryRateLimitStore:
         Raises:
             ConfigurationError: `cost` is not a whole number >= 0.
         """
-        now = self._now_us()
+        now = int(self._clock.now() * 1_000_000)
         rules = [policy.rule for policy in policies]
         slots = [(key, rule.id) for rule in rules]
         states = [self._load(slot, now) for slot in slots]
         results, new_states, committed = decide(states, rules, now, cost, commit=commit)
         if committed:
+            # Each slot is already last: `_load` moved it there, or it is added there.
             for slot, rule, result, state in zip(slots, rules, results, new_states, strict=True):
                 self._states[slot] = (state, rule.expires_at(result, now))
-                self._states.move_to_end(slot)
             while len(self._states) > self._max_keys:
                 self._states.popitem(last=False)
         return tuple(
-            to_decision(policy, result) for policy, result in zip(policies, results, strict=True)
+            [to_decision(policy, result) for policy, result in zip(policies, results, strict=True)]
         )
 
     def _load(self, slot: _Slot, now: int) -> State:

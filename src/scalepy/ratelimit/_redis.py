@@ -148,7 +148,7 @@ class RedisRateLimitStore:
         if not self._coalesce:
             reply, start = await self._run_alone(key, policies, cost, commit), 0
         else:
-            slot = (key, commit, tuple(policy.rule.id for policy in policies))
+            slot = (key, commit, tuple([policy.rule.id for policy in policies]))
             if slot in self._open or slot in self._busy:
                 reply, start = await self._join(slot, key, policies, cost, commit)
             else:  # nothing to wait with: as fast as uncoalesced, and later calls join a batch
@@ -157,9 +157,13 @@ class RedisRateLimitStore:
                     reply, start = await self._run_alone(key, policies, cost, commit), 0
                 finally:
                     self._leave(slot)
-        return tuple(
-            policy_decision(policy, reply[i] == 1, reply[i + 1], reply[i + 2], reply[i + 3])
-            for i, policy in zip(range(start, start + 4 * len(policies), 4), policies, strict=True)
+        return tuple(  # of a list: a generator would cost a call per policy
+            [
+                policy_decision(policy, reply[i] == 1, reply[i + 1], reply[i + 2], reply[i + 3])
+                for i, policy in zip(
+                    range(start, start + 4 * len(policies), 4), policies, strict=True
+                )
+            ]
         )
 
     async def _run_alone(

@@ -29,7 +29,7 @@ before any arithmetic, which keeps the numbers small and the verdict the same;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias, TypeVar
+from typing import NamedTuple, Protocol, TypeAlias, TypeVar
 
 from scalepy.errors import ConfigurationError
 
@@ -54,9 +54,12 @@ State: TypeAlias = object
 S = TypeVar("S")
 
 
-@dataclass(frozen=True, slots=True)
-class RuleResult:
-    """One rule's verdict, in integer microseconds."""
+class RuleResult(NamedTuple):
+    """One rule's verdict, in integer microseconds.
+
+    A named tuple: built on every decision's path, where a frozen dataclass costs
+    twice as much.
+    """
 
     allowed: bool
     """Whether this rule alone allows the request."""

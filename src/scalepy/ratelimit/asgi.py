@@ -54,6 +54,7 @@ from scalepy.ratelimit._problem import too_large_body, too_many_body
 if TYPE_CHECKING:
     from scalepy._asgi import ASGIApp, Message, Receive, Scope, Send
     from scalepy.ratelimit._decision import Decision
+    from scalepy.ratelimit._headers import HeaderTemplate
 
 __all__ = (
     "EXEMPT",
@@ -145,18 +146,24 @@ class RateLimitMiddleware:
         rules: dict[str, _Rule] = {}
         if isinstance(exempt, str):
             raise ConfigurationError(f"exempt must be a list of path prefixes: write [{exempt!r}]")
+        gate = self._gate
         for prefix in exempt:
-            rules[_prefix("exempt", prefix, rules)] = _Rule((), "")
+            rules[_prefix("exempt", prefix, rules)] = _Rule((), "", gate.template(()))
         for prefix, value in (routes or {}).items():
             normal = _prefix("routes", prefix, rules)
-            rules[normal] = _Rule(_policies(f"routes[{prefix!r}]", value), route_suffix(normal))
-        self._default = _Rule(default, route_suffix(None))
-        self._rules = tuple(sorted(rules.items(), key=lambda rule: len(rule[0]), reverse=True))
+            policies = _policies(f"routes[{prefix!r}]", value)
+            rules[normal] = _Rule(policies, route_suffix(normal), gate.template(policies))
+        self._default = _Rule(default, route_suffix(None), gate.template(default))
+        # Longest prefix first, each with what a path under it starts with ("" for "/").
+        self._rules = tuple(
+            (prefix, "" if prefix == "/" else prefix + "/", rule)
+            for prefix, rule in sorted(rules.items(), key=lambda rule: len(rule[0]), reverse=True)
+        )
 
     def _select(self, path: str) -> _Rule:
         """The rule of the longest prefix matching `path`, else the default."""
-        for prefix, rule in self._rules:
-            if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
+        for prefix, under, rule in self._rules:
+            if path == prefix or path.startswith(under):
                 return rule
         return self._default
 
@@ -166,22 +173,23 @@ class RateLimitMiddleware:
             await self._app(scope, receive, send)
             return
         rule = self._select(scope["path"])
-        cost = 1 if self._cost is None else self._cost
+        if not rule.policies:  # exempt
+            await self._app(scope, receive, send)
+            return
+        pending = self._gate.decision(
+            scope, rule.policies, rule.suffix, 1 if self._cost is None else self._cost
+        )
+        if pending is None:  # exempt
+            await self._app(scope, receive, send)
+            return
         try:
-            verdict = (
-                await self._gate.decide(scope, rule.policies, rule.suffix, cost)
-                if rule.policies
-                else None
-            )
+            decision = await pending
         except CostExceedsBurst as exc:  # no wait would ever let it through
             await _too_large(exc.cost, exc.burst, send)
             return
-        if verdict is None:  # exempt
-            await self._app(scope, receive, send)
-            return
-        extra = _encode(verdict.headers)
-        if not verdict.decision.allowed:
-            await _reject(verdict.decision, extra, send)
+        extra = self._gate.headers(rule.headers, decision)
+        if not decision.allowed:
+            await _reject(decision, extra, send)
             return
         if not extra:
             await self._app(scope, receive, send)
@@ -203,6 +211,8 @@ class _Rule:
     """The policies decided together; none for an exemption."""
     suffix: str
     """Appended to the escaped identity so that each route has quotas of its own."""
+    headers: HeaderTemplate
+    """What the responses of these policies carry, encoded once."""
 
 
 async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
@@ -213,10 +223,6 @@ async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: 
 async def _too_large(cost: int, burst: int, send: Send) -> None:
     """Answer 413: the request costs more than its policies ever allow at once."""
     await send_problem(send, 413, too_large_body(cost, burst))
-
-
-def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 def _policies(option: str, value: object) -> _Policies:
