@@ -17,7 +17,8 @@ A request passes through, outermost first:
 5. `Connection: close` on every response once the replica drains (`/health/drain`);
 6. CORS (`TODO_CORS_ORIGINS`; none allowed by default);
 7. the last-resort error handler: anything unexpected becomes a 500 problem+json;
-8. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read;
+8. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read
+   (2 to 8 are one middleware, `todo.http.EdgeMiddleware`: one layer, not seven);
 9. the rate limits, per client (`X-Forwarded-For` believed only from
    `TODO_TRUSTED_PROXIES`): one policy for every request, a stricter one on top
    for writes; 429 with `Retry-After` and the IETF `RateLimit` headers;
@@ -48,18 +49,13 @@ from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
 from scalepy.shedding import LoadShedMiddleware
 from todo import __version__
 from todo.http import (
-    BodySizeLimitMiddleware,
-    CloseWhileDrainingMiddleware,
+    EdgeMiddleware,
     RequestIdFilter,
-    RequestIdMiddleware,
-    SecurityHeadersMiddleware,
-    UnhandledErrorMiddleware,
-    cors_middleware,
     openapi_document,
     openapi_route,
     problem_handlers,
 )
-from todo.metrics import RequestMetricsMiddleware
+from todo.metrics import RequestMetrics
 from todo.routes import OPERATIONS, TodoRoutes
 from todo.services import Services
 from todo.settings import Settings
@@ -109,13 +105,15 @@ def create_app(
     )
     middleware = [
         *([tracing] if _tracing(tracer_provider) else []),
-        Middleware(RequestMetricsMiddleware, instrumentation=services.instrumentation),
-        Middleware(RequestIdMiddleware),
-        Middleware(SecurityHeadersMiddleware),
-        Middleware(CloseWhileDrainingMiddleware, draining=lambda: services.health.draining),
-        *filter(None, [cors_middleware(settings.cors_origins)]),
-        Middleware(UnhandledErrorMiddleware),
-        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+        # Request metrics, request id, security headers, draining, CORS, the 500
+        # handler and the body limit (2 to 8 below), as one middleware.
+        Middleware(
+            EdgeMiddleware,
+            max_body_bytes=settings.max_body_bytes,
+            cors_origins=settings.cors_origins,
+            draining=lambda: services.health.draining,
+            observe=RequestMetrics(services.instrumentation).observe,
+        ),
         Middleware(
             RateLimitMiddleware,
             limiter=services.limiter,
