@@ -119,7 +119,12 @@ class EdgeMiddleware:
                 await self._cors.answer_preflight(scope, receive, send_edge)
             else:
                 try:
-                    await self._limited(scope, receive, send_edge)
+                    if (limited := self._limited(scope, receive)) is None:
+                        await BodyTooLarge(self.max_body_bytes).response()(
+                            scope, receive, send_edge
+                        )
+                    else:
+                        await self.app(scope, limited, send_edge)
                 except Exception as exc:
                     await answer_unhandled(exc, scope, receive, send_edge, started=status != 0)
         except Exception:
@@ -130,12 +135,11 @@ class EdgeMiddleware:
             if self._observe is not None:
                 self._observe(scope, status or 499, time.perf_counter() - started)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The app, behind the body limit."""
+    def _limited(self, scope: Scope, receive: Receive) -> Receive | None:
+        """The `receive` the app gets behind the body limit; `None`: refuse the body at once."""
         declared, streamed = body_framing(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await BodyTooLarge(self.max_body_bytes).response()(scope, receive, send)
-        elif declared is None and streamed:
-            await self.app(scope, counting_receive(receive, self.max_body_bytes), send)
-        else:  # within its declared length, or no body at all
-            await self.app(scope, receive, send)
+            return None
+        if declared is None and streamed:
+            return counting_receive(receive, self.max_body_bytes)
+        return receive  # within its declared length, or no body at all
