@@ -99,11 +99,12 @@ async def test_the_drain_needs_the_token_when_one_is_set(settings: Settings) -> 
 async def test_what_start_up_made_is_kept_out_of_the_cyclic_collector(
     settings: Settings,
 ) -> None:
-    """Once started, the objects the app made are frozen (`gc.freeze()`)."""
+    """Once started, the objects the app made are frozen (`gc.freeze()`); given back at exit."""
     gc.unfreeze()
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
 
 
 async def test_errors_carry_the_request_id_and_security_headers(client: httpx.AsyncClient) -> None:
