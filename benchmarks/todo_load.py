@@ -112,6 +112,8 @@ class Setup:
     secret: str
     namespace: str
     logs: Path
+    port: int = 0
+    """Where a direct contender listens (one at a time); 0: a free port the kernel picks."""
 
     def env(self, contender: Contender) -> dict[str, str]:
         """The environment of `contender`'s processes."""
@@ -216,7 +218,7 @@ async def serving(contender: Contender, setup: Setup) -> AsyncIterator[Served]:
         finally:
             await stack.stop()
         return
-    port = _free_port(0)
+    port = _free_port(setup.port)
     factory, ready = {
         "todo": ("todo.app:create_app", "/health/ready"),
         "tutorial": ("tutorial_app:create_app", "/todos/1"),
@@ -409,6 +411,10 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         help="a database of the benchmark's own: its todos table is emptied",
     )  # fmt: skip
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--port", type=int, default=0,
+        help="where the direct contenders listen, one at a time (default: a free port)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=_BENCHMARKS / "results" / "todo_load.json")
     parser.add_argument("--quick", action="store_true", help="1 s rows: a smoke run")
     parsed = parser.parse_args(argv)
@@ -456,6 +462,7 @@ async def main(argv: list[str] | None = None) -> Result:
         secret=secrets.token_urlsafe(32),
         namespace=f"bench-{secrets.token_hex(4)}",
         logs=logs,
+        port=args.port,
     )
     # The demo stack reads where PostgreSQL and Redis are from the environment.
     os.environ["TODO_DATABASE_URL"] = args.database_url

@@ -113,3 +113,22 @@ def store(cache: Cache) -> MemoryCacheStore:
     """The memory store of `cache`."""
     assert isinstance(cache.store, MemoryCacheStore)
     return cache.store
+
+
+async def test_an_l1_hit_builds_no_tags(clock: FakeClock) -> None:
+    """A fresh L1 hit needs no tags (a write does): only the calls that miss the L1 build them."""
+    cache = Cache("memory://", clock=clock)
+    tagged: list[int] = []
+
+    def tags(item: int) -> list[str]:
+        tagged.append(item)
+        return [f"item:{item}"]
+
+    cached = cache.cached(ttl=60, tags=tags)(record)
+    for _ in range(10):
+        await cached(1)
+    await cache.invalidate_tags("item:1")
+    await cached(1)
+    stats = cache.statistics()
+    # The 2 misses and the first hit (from the store, as above) build them; 8 L1 hits do not.
+    assert (3, 2, 8) == (len(tagged), stats.misses, stats.local_hits)

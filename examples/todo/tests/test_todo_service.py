@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -93,6 +94,17 @@ async def test_the_drain_needs_the_token_when_one_is_set(settings: Settings) -> 
     async for client in serve(create_app(guarded)):
         assert 401 == (await client.post("/health/drain")).status_code
         assert 200 == (await client.get("/health/ready")).status_code  # not draining
+
+
+async def test_what_start_up_made_is_kept_out_of_the_cyclic_collector(
+    settings: Settings,
+) -> None:
+    """Once started, the objects the app made are frozen (`gc.freeze()`); given back at exit."""
+    gc.unfreeze()
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
 
 
 async def test_errors_carry_the_request_id_and_security_headers(client: httpx.AsyncClient) -> None:

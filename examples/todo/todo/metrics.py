@@ -1,4 +1,4 @@
-"""The app's own metrics: the HTTP server's requests, measured by an ASGI middleware.
+"""The app's own metrics: the HTTP server's requests, as the HTTP edge reports them.
 
 scalepy's primitives report what they do (cache, limiter, breaker, pools, queue,
 health); how many requests the service answered, with which status and how fast, is
@@ -11,17 +11,16 @@ exposed to Prometheus as the histogram `http_server_request_duration_seconds`
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from scalepy.telemetry import Metric, MetricKind
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import Scope
 
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("METRICS", "REQUEST_DURATION", "RequestMetricsMiddleware")
+__all__ = ("METRICS", "REQUEST_DURATION", "RequestMetrics")
 
 METHOD = "http.request.method"
 ROUTE = "http.route"
@@ -42,42 +41,30 @@ METRICS = (REQUEST_DURATION,)
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
-class RequestMetricsMiddleware:
-    """Record `http.server.request.duration` for every HTTP request the app answers.
+class RequestMetrics:
+    """Records `http.server.request.duration` for each HTTP request the app answers.
 
-    The route is the template Starlette's router matched (`scope["route"]`, without
-    its converters: `/todos/{todo_id}`), or `""`
-    for a path no route matched; a method outside the standard ones is `_OTHER`
-    (as the semantic conventions say), so clients cannot mint label values.
-    A request whose response never started (the client left) is recorded as 499.
+    `todo.http.EdgeMiddleware` calls `observe` once per request. The route is the
+    template Starlette's router matched (`scope["route"]`, without its converters:
+    `/todos/{todo_id}`), or `""` for a path no route matched; a method outside the
+    standard ones is `_OTHER` (as the semantic conventions say), so clients cannot
+    mint label values. A request whose response never started (the client left) is
+    recorded as 499.
     """
 
-    def __init__(self, app: ASGIApp, *, instrumentation: Instrumentation) -> None:
-        self._app = app
+    __slots__ = ("_duration", "_labels")
+
+    def __init__(self, instrumentation: Instrumentation) -> None:
         self._duration = instrumentation.metric(REQUEST_DURATION)
+        # One label set per (method, route, status): few, and built once each.
+        self._labels: dict[tuple[str, str, int], dict[str, str]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app, timing an HTTP request and noting the status it answered."""
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 499
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._app(scope, receive, send_status)
-        except Exception:
-            status = 500  # the outer error handler answers it
-            raise
-        finally:
-            method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
-            route = getattr(scope.get("route"), "path_format", "")
-            self._duration.record(
-                time.perf_counter() - started, {METHOD: method, ROUTE: route, STATUS: str(status)}
-            )
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """Record that the request of `scope` was answered `status` after `seconds`."""
+        method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
+        route = getattr(scope.get("route"), "path_format", "")
+        labels = self._labels.get((method, route, status))
+        if labels is None:
+            labels = {METHOD: method, ROUTE: route, STATUS: str(status)}
+            self._labels[method, route, status] = labels
+        self._duration.record(seconds, labels)

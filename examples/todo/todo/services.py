@@ -25,6 +25,7 @@ OpenTelemetry.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -203,7 +204,15 @@ class Services:
             )
             async with opened(app):
                 with serving:
-                    yield
+                    # What start-up made lives as long as the process: out of the cyclic
+                    # collector's sight, its full passes no longer walk it (under load they
+                    # had cost a cached read ~9 % of its CPU time). Given back at the end,
+                    # for a process that starts apps again (tests).
+                    gc.freeze()
+                    try:
+                        yield
+                    finally:
+                        gc.unfreeze()
 
         return lifespan
 

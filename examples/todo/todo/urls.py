@@ -44,12 +44,15 @@ class PublicUrls:
     def origin(self, request: Request) -> str:
         """`scheme://host[:port]` plus the app's root path, as the client addressed it."""
         scheme = request.scope.get("scheme", "http")  # not request.url: it parses a URL
-        host = request.headers.get("host", "")
+        # Each header's first value, as `request.headers.get` gives it, without building
+        # Starlette's `Headers` (most of this method's cost once).
+        headers = dict(reversed(request.scope["headers"]))
+        host = headers.get(b"host", b"").decode("latin-1")
         if self._trusted(request):
-            forwarded_proto = _first(request.headers.get("x-forwarded-proto", ""))
+            forwarded_proto = _first(headers.get(b"x-forwarded-proto", b"").decode("latin-1"))
             if forwarded_proto in ("http", "https"):
                 scheme = forwarded_proto
-            forwarded_host = _first(request.headers.get("x-forwarded-host", ""))
+            forwarded_host = _first(headers.get(b"x-forwarded-host", b"").decode("latin-1"))
             if _HOST.fullmatch(forwarded_host):
                 host = forwarded_host
         if not _HOST.fullmatch(host):  # missing or not a host: the address we listen on

@@ -19,6 +19,7 @@ from typing import (
 from scalepy._callables import is_async_callable
 from scalepy._typed import UNTYPED
 from scalepy.cache._bulk import fetch_many
+from scalepy.cache._engine import MISSING
 from scalepy.cache._keys import KeyBuilder, template_fields
 from scalepy.errors import ConfigurationError
 
@@ -165,6 +166,9 @@ class CachedFunction(Generic[P, R]):
         """Return the cached result of `function(*args, **kwargs)`, computing it if needed."""
         call = args if self._instance is _UNBOUND else (self._instance, *args)
         key = self._keys(call, kwargs)
+        value = self._engine.local_hit(key)
+        if value is not MISSING:
+            return cast("R", value)
         tags = self._static_tags if self._tag_maker is None else self._tag_maker(call, kwargs)
         load = functools.partial(self._function, *call, **kwargs)
         return cast("R", await self._engine.fetch(key, load, self._policy, tags, self._condition))

@@ -151,6 +151,22 @@ class Engine:
 
     # -- lookups --------------------------------------------------------------
 
+    def local_hit(self, key: str) -> Any:
+        """Return `key`'s L1 value if fresh and not yet due for a refresh (a hit), or `MISSING`.
+
+        The common path of `fetch`, which a caller tries before it builds what `fetch`
+        needs for anything else (tags, the loader).
+        """
+        tier = self.tier
+        if tier.local is None:
+            return MISSING
+        now = self.clock.now()
+        hit = tier.get(key, now)
+        if hit is None or now >= hit.refresh_from:
+            return MISSING
+        self.meter.hit("l1")
+        return hit.value
+
     async def fetch(
         self,
         key: str,

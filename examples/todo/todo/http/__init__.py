@@ -9,7 +9,8 @@ Each module is one piece, usable alone:
 - `body_limit`: 413 for request bodies over a size limit;
 - `cors`: the CORS set-up of the Todo-Backend contract;
 - `draining`: `Connection: close` on every response while the replica drains;
-- `openapi`: the OpenAPI 3.1 document, from routes described once.
+- `openapi`: the OpenAPI 3.1 document, from routes described once;
+- `edge`: `EdgeMiddleware`, the six middleware below as one (what the Todo API runs).
 
 The middleware, outermost first, so every answer (a 413, a 429, a 500) carries the
 request id, the security and the CORS headers:
@@ -37,6 +38,7 @@ from todo.http.cors import (
     cors_middleware,
 )
 from todo.http.draining import CloseWhileDrainingMiddleware
+from todo.http.edge import EdgeMiddleware
 from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_handlers
 from todo.http.openapi import Operation, Param, Reply, openapi_document, openapi_route
 from todo.http.problem import (
@@ -65,6 +67,7 @@ __all__ = (
     "BodyTooLarge",
     "CloseWhileDrainingMiddleware",
     "CrossOriginMiddleware",
+    "EdgeMiddleware",
     "InvalidField",
     "Operation",
     "Param",

@@ -32,7 +32,7 @@ from todo.http.problem import Problem
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ("BodySizeLimitMiddleware", "BodyTooLarge")
+__all__ = ("BodySizeLimitMiddleware", "BodyTooLarge", "body_framing", "counting_receive")
 
 
 class BodyTooLarge(Problem):
@@ -74,7 +74,7 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared, streamed = _framing(scope)
+        declared, streamed = body_framing(scope)
         if declared is not None and declared > self.max_bytes:
             await BodyTooLarge(self.max_bytes).response()(scope, receive, send)
         elif declared is None and streamed:
@@ -84,29 +84,34 @@ class BodySizeLimitMiddleware:
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a body of unknown length, refusing it once it crosses the limit."""
-        received = 0
         tracked = TrackedSend(send)
-
-        async def receive_counted() -> Message:
-            nonlocal received
-            if received > self.max_bytes:  # never read past the chunk that crossed it
-                raise BodyTooLarge(self.max_bytes)
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
-
         try:
-            await self.app(scope, receive_counted, tracked)
+            await self.app(scope, counting_receive(receive, self.max_bytes), tracked)
         except BodyTooLarge as exc:
             if tracked.started:
                 raise
             await exc.response()(scope, receive, send)
 
 
-def _framing(scope: Scope) -> tuple[int | None, bool]:
+def counting_receive(receive: Receive, max_bytes: int) -> Receive:
+    """`receive`, raising `BodyTooLarge` once the body read crosses `max_bytes`."""
+    received = 0
+
+    async def receive_counted() -> Message:
+        nonlocal received
+        if received > max_bytes:  # never read past the chunk that crossed it
+            raise BodyTooLarge(max_bytes)
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise BodyTooLarge(max_bytes)
+        return message
+
+    return receive_counted
+
+
+def body_framing(scope: Scope) -> tuple[int | None, bool]:
     """The declared body length, and whether a body may come without one.
 
     In HTTP/1.x a body without `Content-Length` is chunked (RFC 9112 §6.3), so a

@@ -108,6 +108,19 @@ class CrossOriginMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        preflight, headers = self.examine(scope)
+        if preflight:
+            await self.answer_preflight(scope, receive, send)
+        elif headers:
+            await self.app(scope, receive, adding_headers(send, headers))
+        else:
+            await self.app(scope, receive, send)
+
+    def examine(self, scope: Scope) -> tuple[bool, Sequence[tuple[bytes, bytes]]]:
+        """Whether the HTTP request of `scope` is a preflight; else the headers its answer gets.
+
+        No headers for a request without `Origin`.
+        """
         origin = None
         preflight = False
         for name, value in scope["headers"]:
@@ -116,11 +129,14 @@ class CrossOriginMiddleware:
             elif name == b"access-control-request-method":
                 preflight = True
         if origin is None:
-            await self.app(scope, receive, send)
-        elif preflight and scope["method"] == "OPTIONS":
-            await self._preflight(scope, receive, send)
-        else:
-            await self.app(scope, receive, adding_headers(send, self._headers_for(origin)))
+            return False, ()
+        if preflight and scope["method"] == "OPTIONS":
+            return True, ()
+        return False, self._headers_for(origin)
+
+    async def answer_preflight(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the preflight request of `scope` (see `examine`)."""
+        await self._preflight(scope, receive, send)
 
     def _headers_for(self, origin: bytes) -> list[tuple[bytes, bytes]]:
         if self._any_origin:

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ("UnhandledErrorMiddleware", "problem_for", "problem_handlers")
+__all__ = ("UnhandledErrorMiddleware", "answer_unhandled", "problem_for", "problem_handlers")
 
 _logger = logging.getLogger("todo.http")
 _AT_PATH = re.compile(r"(?P<detail>.*) - at `(?P<path>\$[^`]*)`", re.DOTALL)
@@ -173,22 +173,38 @@ class UnhandledErrorMiddleware:
         tracked = TrackedSend(send)
         try:
             await self.app(scope, receive, tracked)
-        except ClientDisconnect:
-            _logger.debug(
-                "%s %s: the client left before its body arrived", scope["method"], scope["path"]
-            )
-            return
         except Exception as exc:
-            problem = problem_for(exc)
-            request_id = current_request_id()
-            if tracked.started or problem.status == 500:
-                _logger.exception(
-                    "Unhandled error serving %s %s (request id %s)",
-                    scope["method"],
-                    scope["path"],
-                    request_id,
-                )
-            if not tracked.started:
-                if problem.status == 500 and request_id is not None:
-                    problem.extensions["request_id"] = request_id
-                await problem.response()(scope, receive, send)
+            await answer_unhandled(exc, scope, receive, send, started=tracked.started)
+
+
+async def answer_unhandled(
+    exc: Exception, scope: Scope, receive: Receive, send: Send, *, started: bool
+) -> None:
+    """Answer `exc`, which escaped the app, as `UnhandledErrorMiddleware` does.
+
+    Args:
+        exc: The exception.
+        scope: The request's.
+        receive: The request's.
+        send: Where the answer goes.
+        started: Whether the response had started (then nothing is answered).
+    """
+    if isinstance(exc, ClientDisconnect):
+        _logger.debug(
+            "%s %s: the client left before its body arrived", scope["method"], scope["path"]
+        )
+        return
+    problem = problem_for(exc)
+    request_id = current_request_id()
+    if started or problem.status == 500:
+        _logger.error(
+            "Unhandled error serving %s %s (request id %s)",
+            scope["method"],
+            scope["path"],
+            request_id,
+            exc_info=exc,
+        )
+    if not started:
+        if problem.status == 500 and request_id is not None:
+            problem.extensions["request_id"] = request_id
+        await problem.response()(scope, receive, send)

@@ -13,9 +13,9 @@ so a client can correlate its calls but cannot forge log lines or flood them.
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 from todo.http._asgi import adding_headers
@@ -28,6 +28,8 @@ __all__ = (
     "RequestIdFilter",
     "RequestIdMiddleware",
     "current_request_id",
+    "enter_request",
+    "leave_request",
 )
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -39,6 +41,38 @@ _current: ContextVar[str | None] = ContextVar("todo_request_id", default=None)
 def current_request_id() -> str | None:
     """The id of the request being served, `None` outside of one."""
     return _current.get()
+
+
+def enter_request(
+    scope: Scope, *, trust_incoming: bool = True
+) -> tuple[tuple[bytes, bytes], Token[str | None]]:
+    """Give the HTTP request of `scope` its id: in `scope["state"]`, and current from now.
+
+    Returns:
+        The `X-Request-ID` header echoing it, and the token `leave_request` takes
+        once the request is served.
+    """
+    request_id = (trust_incoming and _incoming(scope)) or _new_id()
+    scope.setdefault("state", {})["request_id"] = request_id
+    return (b"x-request-id", request_id.encode()), _current.set(request_id)
+
+
+def leave_request(token: Token[str | None]) -> None:
+    """Make the id `enter_request` set no longer current."""
+    _current.reset(token)
+
+
+def _new_id() -> str:
+    # Unique, not secret (clients see it): a 128-bit draw from the process's generator
+    # (reseeded in each forked worker) costs a fraction of `secrets`' system call.
+    return f"{random.getrandbits(128):032x}"
+
+
+def _incoming(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value.decode("ascii") if _SAFE_ID.fullmatch(value) else None
+    return None
 
 
 class RequestIdMiddleware:
@@ -62,22 +96,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = self._incoming(scope) or secrets.token_hex(16)
-        scope.setdefault("state", {})["request_id"] = request_id
-        echoed = [(b"x-request-id", request_id.encode())]
-        token = _current.set(request_id)
+        echoed, token = enter_request(scope, trust_incoming=self.trust_incoming)
         try:
-            await self.app(scope, receive, adding_headers(send, echoed))
+            await self.app(scope, receive, adding_headers(send, [echoed]))
         finally:
-            _current.reset(token)
-
-    def _incoming(self, scope: Scope) -> str | None:
-        if not self.trust_incoming:
-            return None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                return value.decode("ascii") if _SAFE_ID.fullmatch(value) else None
-        return None
+            leave_request(token)
 
 
 class RequestIdFilter(logging.Filter):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ("SecurityHeadersMiddleware", "security_headers")
+__all__ = ("SecurityHeaders", "SecurityHeadersMiddleware", "security_headers")
 
 
 def security_headers(
@@ -59,6 +59,34 @@ def security_headers(
     return headers
 
 
+class SecurityHeaders:
+    """`security_headers()`, added to the headers of a response that lacks them.
+
+    Args:
+        hsts_max_age: Seconds browsers must use HTTPS only; `None` (the default)
+            sends no HSTS. Set it when clients reach the service over HTTPS.
+        hsts_include_subdomains: Extend HSTS to every subdomain.
+    """
+
+    __slots__ = ("_names", "headers")
+
+    def __init__(
+        self, *, hsts_max_age: int | None = None, hsts_include_subdomains: bool = True
+    ) -> None:
+        self.headers = security_headers(
+            hsts_max_age=hsts_max_age, hsts_include_subdomains=hsts_include_subdomains
+        )
+        self._names = frozenset(name for name, _ in self.headers)
+
+    def add_to(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Append those of ours `headers` lacks (ASGI header names are lowercase)."""
+        present = {name for name, _ in headers}
+        if present.isdisjoint(self._names):
+            headers.extend(self.headers)
+        else:
+            headers.extend(header for header in self.headers if header[0] not in present)
+
+
 class SecurityHeadersMiddleware:
     """Add `security_headers()` to every HTTP response the app did not set them on.
 
@@ -73,10 +101,10 @@ class SecurityHeadersMiddleware:
         self, app: ASGIApp, *, hsts_max_age: int | None = None, hsts_include_subdomains: bool = True
     ) -> None:
         self.app = app
-        self.headers = security_headers(
+        self._security = SecurityHeaders(
             hsts_max_age=hsts_max_age, hsts_include_subdomains=hsts_include_subdomains
         )
-        self._names = frozenset(name for name, _ in self.headers)
+        self.headers = self._security.headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request, adding the headers to its response."""
@@ -86,17 +114,10 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._with_headers(message.get("headers", ()))
+                # A new list: a response object may reuse its own.
+                headers = list(message.get("headers", ()))
+                self._security.add_to(headers)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-    def _with_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The app's headers, then those of ours it lacks (ASGI header names are lowercase)."""
-        headers = list(headers)  # a new list: a response object may reuse its own
-        present = {name for name, _ in headers}
-        if present.isdisjoint(self._names):
-            headers.extend(self.headers)
-        else:
-            headers.extend(header for header in self.headers if header[0] not in present)
-        return headers
