@@ -39,7 +39,7 @@ class Serialized(NamedTuple):
 
 @dataclass(slots=True, kw_only=True)
 class LocalEntry:
-    """A decoded value held in the L1."""
+    """A value held in the L1: decoded, or `Serialized` until its first hit."""
 
     value: Any
     """The value, shared by every caller: treat it as read-only; `Serialized` until decoded."""
