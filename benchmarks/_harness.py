@@ -111,6 +111,20 @@ async def throughput(operation: Operation, tasks: int, seconds: float) -> Sample
     return Sample(sum(counts) / (time.perf_counter() - started), sum(errors))
 
 
+def settle_heap() -> None:
+    """Collect garbage, then exempt every object alive now from later collections.
+
+    A full collection scans every object alive, so in one process holding every
+    contender (peers' memory caches keep hundreds of thousands of objects by the
+    miss rounds) it paused the event loop for 0.1-0.5 s, billed to whichever
+    contender was running; a pause between a Redis command's submission and its
+    write outlasted the command's timeout and made it fail. Frozen objects are
+    never scanned again, so collections during a round cost what the round allocated.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def median_throughputs(
     contenders: dict[str, Operation],
     tasks: int,
@@ -122,7 +136,9 @@ async def median_throughputs(
 
     A first, shorter round warms every contender up and is discarded. Rounds
     alternate between contenders, starting each round one contender later, so
-    no contender always runs first or right after the same one.
+    no contender always runs first or right after the same one. Before each
+    round the heap is collected and frozen (`settle_heap`), so a round pays for
+    the garbage collection of what it allocates, not of what ran before it.
 
     Args:
         contenders: The operations, by name.
@@ -134,6 +150,7 @@ async def median_throughputs(
     """
     names = list(contenders)
     for name in names:
+        settle_heap()
         await throughput(contenders[name], tasks, max(seconds / 5, 0.05))
     results: dict[str, list[float]] = {name: [] for name in names}
     errors = dict.fromkeys(names, 0)
@@ -145,6 +162,7 @@ async def median_throughputs(
             fallback = (fallbacks or {}).get(name)
             before = fallback() if fallback is not None else 0
             counter.count = 0
+            settle_heap()
             root.addHandler(counter)
             try:
                 sample = await throughput(contenders[name], tasks, seconds)

@@ -17,8 +17,12 @@ same small dict as the value and the same Redis server:
   theirs), misses go to Redis (read-or-lock, write) like the other Redis contenders'.
 * scalepy, L1 off: `Cache(url)`, every hit a Redis GET.
 * scalepy memory: `Cache("memory://")`, one process, its defaults.
-* cashews memory / Redis: `Cache().setup("mem://")` / `setup(url)` (pickle, its only
-  serializer), `@cache(ttl=...)`.
+* cashews memory / Redis: `Cache().setup("mem://?size=100000&check_interval=0")` /
+  `setup(url)` (pickle, its only serializer), `@cache(ttl=...)`. Its memory store's
+  expiry sweep is off: by default it walks the whole store once a second in one
+  event-loop step (40-110 ms at 100,000 entries), a stall every contender of this
+  process paid, long enough to time out another's Redis command; nothing expires
+  during a run, and it drops an expired entry when reading it anyway.
 * aiocache memory / Redis: `@cached(cache=SimpleMemoryCache)` / `RedisCache` on the
   URL's host, port and database (JSON, its Redis default; scalepy's default is JSON too).
 * raw redis-py GET: `Redis.get` of the stored value and `json.loads` of it (a cache
@@ -159,7 +163,7 @@ async def contenders(url: str, run: str) -> tuple[list[Contender], list[Callable
         closers += [local.aclose, remote.aclose, memory.aclose]
 
     cashews_memory = CashewsCache()
-    cashews_memory.setup("mem://?size=100000")
+    cashews_memory.setup("mem://?size=100000&check_interval=0")  # no sweep: see the doc
     cashews_redis = CashewsCache()
     cashews_redis.setup(url)
     closers += [cashews_memory.close, cashews_redis.close]

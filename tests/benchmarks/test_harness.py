@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,23 @@ async def test_a_warm_up_round_runs_before_the_measured_ones() -> None:
     figures = await median_throughputs({"cold start": fails_first}, 1, 0.02, 1)
     assert 0 == figures["cold start"].errors
     assert seen > 1
+
+
+async def test_every_round_starts_on_a_collected_and_frozen_heap() -> None:
+    """What was alive before a round is frozen: the round's collections do not scan it."""
+    gc.unfreeze()
+    frozen: list[int] = []
+
+    async def probe() -> None:
+        frozen.append(gc.get_freeze_count())
+        await asyncio.sleep(0)
+
+    try:
+        await median_throughputs({"probe": probe}, 1, 0.02, 2)
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
+    assert frozen
+    assert min(frozen) > 0
 
 
 def test_tables_align_their_columns(capsys: pytest.CaptureFixture[str]) -> None:

@@ -159,7 +159,10 @@ def profile(user_id: int) -> dict[str, Any]:
 
 
 def fill_l1(count: int, bound: int, _: Barrier, results: Queue[Report]) -> None:
-    """Process entry point: set `count` distinct records; report RSS growth and the L1's size."""
+    """Process entry point: set and read back `count` distinct records.
+
+    Reports the process' RSS growth and the L1's size.
+    """
     results.put(asyncio.run(_fill_l1(count, bound)))
 
 
@@ -182,6 +185,7 @@ async def _fill_l1(count: int, bound: int) -> Report:
         before = _resident_bytes()
         for user_id in range(count):
             await cache.set(f"user:{user_id}", profile(user_id), ttl=60)
+            await cache.get(f"user:{user_id}")  # the L1 holds what it reads back, decoded
         gc.collect()
         statistics = cache.statistics()
         return (_resident_bytes() - before, statistics.local_entries, statistics.local_bytes)

@@ -231,6 +231,62 @@ async def test_a_busy_event_loop_keeps_the_l1(redis_url: str, namespace: str) ->
         )
 
 
+async def test_a_computed_value_waits_serialized_in_the_l1_until_its_first_hit(
+    redis_url: str, namespace: str
+) -> None:
+    """A miss holds the payload, weighed as its bytes; the first L1 hit decodes and weighs it.
+
+    The miss pays for no decoding; the callers after it share one decoded copy,
+    never the loader's own object.
+    """
+    record = {"id": 1, "roles": [f"role-{n}" for n in range(20)]}
+
+    async def load() -> dict[str, Any]:
+        return record
+
+    async with Cache(redis_url, namespace=namespace, local_max_size=10) as cache:
+        cached = cache.cached(ttl=60)(load)
+        assert record is await cached()
+        serialized = cache.statistics().local_bytes
+        first = await cached()
+        decoded = cache.statistics().local_bytes
+        assert first == record
+        assert first is not record
+        assert first is await cached()
+        statistics = cache.statistics()
+        assert (2, 1, decoded) == (
+            statistics.local_hits,
+            statistics.local_entries,
+            statistics.local_bytes,
+        )
+        assert 0 < serialized < decoded
+
+
+async def test_a_value_too_large_once_decoded_leaves_the_l1_at_its_first_hit(
+    redis_url: str, namespace: str
+) -> None:
+    """Small serialized, over `local_max_bytes` decoded: served once from the L1, then not held."""
+
+    async def load() -> list[int]:
+        return list(range(1000, 1200))  # about 1 KB of JSON, about 7 KB decoded
+
+    options: dict[str, Any] = {"local_max_size": 10, "local_max_bytes": 4000}
+    async with Cache(redis_url, namespace=namespace, **options) as cache:
+        cached = cache.cached(ttl=60)(load)
+        await cached()
+        assert 1 == cache.statistics().local_entries
+        assert list(range(1000, 1200)) == await cached()
+        statistics = cache.statistics()
+        assert (1, 0, 0) == (
+            statistics.local_hits,
+            statistics.local_entries,
+            statistics.local_bytes,
+        )
+        assert list(range(1000, 1200)) == await cached()  # from Redis now
+        statistics = cache.statistics()
+        assert (1, 2, 0) == (statistics.local_hits, statistics.hits, statistics.local_entries)
+
+
 async def test_signed_pickles_copied_to_another_key_or_namespace_are_misses(
     url: str, namespace: str
 ) -> None:

@@ -169,6 +169,21 @@ def test_the_l1_is_bounded_by_entries_and_bytes() -> None:
     assert 25 == local.bytes
 
 
+def test_a_reweighed_entry_keeps_the_l1_in_bounds() -> None:
+    """A value decoded in place takes its new size: others leave, or it does when too large."""
+    local = LocalCache(max_entries=10, max_bytes=100)
+    for key in "abc":
+        local.put(key, local_entry(size=30), local.generation)
+    c = local.get("c", 0.0)
+    assert c is not None
+    local.reweigh("c", c, 50)
+    assert (2, 80) == (len(local), local.bytes)  # a went, the least recently used
+    local.reweigh("c", c, 101)
+    assert (1, 30, None) == (len(local), local.bytes, local.get("c", 0.0))
+    local.reweigh("c", c, 20)  # no longer held: nothing to reweigh
+    assert 30 == local.bytes
+
+
 def test_the_l1_expires_and_drops_by_key_tag_and_all() -> None:
     """Expired values vanish; tag and key invalidations drop exactly their values."""
     local = LocalCache(max_entries=10, max_bytes=1000)

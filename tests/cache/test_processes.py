@@ -145,6 +145,6 @@ def test_the_l1_byte_bound_bounds_resident_memory() -> None:
     [(growth, entries, held)] = run_processes(
         processes.fill_l1, 1, lambda _, barrier, results: (60_000, L1_BOUND, barrier, results)
     )
-    assert held <= L1_BOUND
+    assert 0.9 * L1_BOUND <= held <= L1_BOUND  # full: every value read back entered it
     assert entries < 60_000  # the bound, not the entry count, limited the L1
     assert growth <= RSS_FACTOR * L1_BOUND, f"grew {growth / 2**20:.1f} MiB"

@@ -53,8 +53,8 @@ class Cache(AsyncResource):
         local_max_size: Values held in the in-process L1; 0 turns the L1 off. By
             default as many as the store holds for `memory://` (hits are then
             served decoded, shared by their callers), 0 otherwise.
-        local_max_bytes: Estimated memory, in bytes, the L1's values (decoded, with
-            their keys and bookkeeping) may take.
+        local_max_bytes: Estimated memory, in bytes, the L1's values (decoded, or
+            serialized until their first L1 hit, with their keys and bookkeeping) may take.
         local_ttl: Longest time a value stays in the L1.
         allow_stale_local: Accept an L1 in front of a store passed as an object that
             has no invalidation channel (not a `PubSubCacheStore`): values other

@@ -5,6 +5,9 @@ the invalidation channel is healthy (the cache decides that). A small index from
 tag to keys lets a tag invalidation drop exactly the tagged values; it is bounded
 by the L1 itself, since a value leaving the L1 leaves the index.
 
+A value this process computed may be held `Serialized` until its first hit (the
+tier decodes it then, see `_tier.py`): `reweigh` then gives it its decoded size.
+
 `generation` grows with every invalidation. A reader notes it before going to
 the backend and stores what it read only if it has not changed, so a value read
 just before an invalidation (whose message may arrive before the read's reply)
@@ -15,20 +18,31 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ("LocalCache", "LocalEntry")
+    from scalepy.cache._codec import Codec
+
+__all__ = ("LocalCache", "LocalEntry", "Serialized")
+
+
+class Serialized(NamedTuple):
+    """A value held as its payload until its first hit decodes it."""
+
+    codec: Codec
+    """Decodes it into the function's return type."""
+    payload: bytes
+    """The serializer's bytes, as stored in the backend."""
 
 
 @dataclass(slots=True, kw_only=True)
 class LocalEntry:
-    """A decoded value held in the L1."""
+    """A value held in the L1: decoded, or `Serialized` until its first hit."""
 
     value: Any
-    """The value, shared by every caller: treat it as read-only."""
+    """The value, shared by every caller: treat it as read-only; `Serialized` until decoded."""
     size: int
     """Estimated bytes it holds: value, key and bookkeeping (see `_sizing.py`)."""
     expires_at: float
@@ -92,6 +106,19 @@ class LocalCache:
         self._bytes += entry.size
         for tag in entry.tags:
             self._tags.setdefault(tag, set()).add(key)
+        self._evict()
+
+    def reweigh(self, key: str, entry: LocalEntry, size: int) -> None:
+        """Give `key`'s held `entry` a new size; drop it if it alone exceeds `max_bytes`."""
+        if self._entries.get(key) is not entry:
+            return
+        self._bytes += size - entry.size
+        entry.size = size
+        if size > self._max_bytes:
+            self._remove(key)
+        self._evict()
+
+    def _evict(self) -> None:
         while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
             self._remove(next(iter(self._entries)))
 

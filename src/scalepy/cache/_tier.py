@@ -4,10 +4,16 @@ The L1 is used only while it is `coherent`: on, and (for a store shared by
 several processes) while the invalidation channel is healthy, so every
 invalidation another process published has been applied. When the channel turns
 healthy after an outage, messages may have been lost, so the whole L1 is
-dropped. Values enter it decoded from their serialized bytes, exactly as a
-backend read would give them back, and only while fresh, for at most `ttl`.
-Each is weighed once, as it enters, by the memory it holds (`_sizing.py`), so
-the byte bound bounds memory, not serialized bytes, and a hit costs nothing more.
+dropped. Values are served decoded from their serialized bytes, exactly as a
+backend read would give them back, and held only while fresh, for at most `ttl`.
+Each decoded value is weighed once by the memory it holds (`_sizing.py`), so the
+byte bound bounds memory, not serialized bytes, and a later hit costs nothing more.
+
+A value read from the backend enters decoded (the read decoded it anyway). A
+value this process computed enters as its payload (`Serialized`, weighed as those
+bytes), and its first hit decodes and weighs it: a miss pays for neither, and a
+value never read again is never decoded. Its caller keeps the function's own
+object either way; the L1 never holds that object.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from scalepy._loop import cancel_and_wait, started_here
 from scalepy.cache._bus import Invalidation
-from scalepy.cache._local import LocalEntry
+from scalepy.cache._local import LocalEntry, Serialized
 from scalepy.cache._policy import xfetch_horizon
 from scalepy.cache._sizing import ENTRY_OVERHEAD, held_size
-from scalepy.errors import BackendError
+from scalepy.errors import BackendError, SerializationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -94,11 +100,21 @@ class LocalTier:
         return 0 if self.local is None else self.local.generation
 
     def get(self, key: str, now: float) -> LocalEntry | None:
-        """Return `key`'s L1 entry while the L1 is coherent, else `None`."""
+        """Return `key`'s L1 entry, its value decoded, while the L1 is coherent, else `None`."""
         local = self.local
         if local is None or (self._channel is not None and not self._channel.healthy):
             return None
-        return local.get(key, now)
+        entry = local.get(key, now)
+        if entry is None or type(entry.value) is not Serialized:
+            return entry
+        codec, payload = entry.value
+        try:
+            entry.value = codec.loads(key, payload)
+        except SerializationError:  # stored, yet not readable as its type: the backend misses too
+            local.drop(key)
+            return None
+        local.reweigh(key, entry, _weigh(key, entry.value))
+        return entry
 
     def start_soon(self) -> None:
         """Start listening for invalidations in the background, if the L1 needs it."""
@@ -126,7 +142,10 @@ class LocalTier:
         policy: Policy,
         generation: int,
     ) -> None:
-        """Hold a fresh value for the earlier of `fresh` seconds and the L1 TTL."""
+        """Hold a fresh value for the earlier of `fresh` seconds and the L1 TTL.
+
+        `value` is either decoded or `Serialized` (decoded on its first hit).
+        """
         local = self.local
         if local is None or not self.coherent:
             return
@@ -134,7 +153,7 @@ class LocalTier:
         fresh_until = now + fresh
         entry = LocalEntry(
             value=value,
-            size=held_size(value) + sys.getsizeof(key) + ENTRY_OVERHEAD,
+            size=_weigh(key, value),
             expires_at=min(fresh_until, now + self._ttl),
             fresh_until=fresh_until,
             refresh_from=xfetch_horizon(fresh_until, load_time, policy.xfetch_beta),
@@ -200,3 +219,9 @@ class LocalTier:
 
     def __repr__(self) -> str:
         return f"<LocalTier {self.local!r} coherent={self.coherent}>"
+
+
+def _weigh(key: str, value: Any) -> int:
+    """Return the bytes `key`'s L1 entry holds: a payload's bytes, or the decoded value."""
+    held = sys.getsizeof(value.payload) if type(value) is Serialized else held_size(value)
+    return held + sys.getsizeof(key) + ENTRY_OVERHEAD

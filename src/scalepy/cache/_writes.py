@@ -22,6 +22,7 @@ import random
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scalepy.cache._entry import encode_entry
+from scalepy.cache._local import Serialized
 from scalepy.errors import BackendError, SerializationError
 
 if TYPE_CHECKING:
@@ -216,28 +217,24 @@ class Writer:
         policy: Policy,
         generation: int,
     ) -> None:
-        """Hold a just-computed entry in the L1, decoded as the backend would return it.
+        """Hold a just-computed entry in the L1, serialized: its first hit decodes it.
 
-        With a store in this process (no channel) reading the entry back costs no
-        round trip, so it is not decoded now but on its first read, if one comes;
-        the L1 only drops the key's previous value.
+        Not decoded now, so a miss costs no decoding and no weighing, and a value
+        never read again is never decoded. With a store in this process (no
+        channel) reading the entry back costs no round trip, so it is not held
+        at all but read on its first hit; the L1 only drops the key's previous value.
         """
         tier = self._tier
         local = tier.local
-        if local is None or not tier.coherent:  # no L1 to hold it: skip decoding
+        if local is None:
             return
         if tier.channel is None:
             local.drop(key)
             return
         codec = policy.codec or self._codec
-        try:
-            value = None if entry.is_none else codec.loads(key, entry.payload)
-        except SerializationError:  # written, yet not readable as its type: readers miss too
-            local.drop(key)
-            return
-        tier.keep(
+        tier.keep(  # unless the L1 is not coherent now
             key,
-            value,
+            None if entry.is_none else Serialized(codec, entry.payload),
             fresh=entry.fresh,
             load_time=load_time,
             tags=tags,
