@@ -140,12 +140,15 @@ class _LabelledRecorder:
     as given: `labels()` validates and locks on every call, and picking the declared
     values out of the mapping is a loop, which together cost as much as the operation
     itself on a hot path. Primitives pass a few fixed mappings, so the lookup is all
-    a recording pays; `_MAX_LABEL_SETS` bounds it should a caller vary undeclared keys.
+    a recording pays; `_MAX_LABEL_SETS` bounds it should a caller vary undeclared keys
+    (forgetting costs nothing but a lookup: scalepy never removes a child).
     """
 
     __slots__ = ("_applies", "_collector", "_keys", "_kind")
 
-    def __init__(self, collector: MetricWrapperBase, kind: MetricKind, keys: tuple[str, ...]):
+    def __init__(
+        self, collector: MetricWrapperBase, kind: MetricKind, keys: tuple[str, ...]
+    ) -> None:
         self._collector = collector
         self._kind = kind
         self._keys = keys
