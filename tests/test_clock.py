@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from scalepy.clock import Clock, MonotonicClock
 from scalepy.testing import FakeClock
+from tests.support.calls import scalepy_calls
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -33,6 +34,11 @@ def test_monotonic_clock_reads_time_monotonic() -> None:
     now = MonotonicClock().now()
     after = time.monotonic()
     assert before <= now <= after
+
+
+def test_monotonic_clock_reads_without_a_python_call() -> None:
+    """MonotonicClock.now() is `time.monotonic` itself: no frame of scalepy's code per reading."""
+    assert 0 == scalepy_calls(MonotonicClock().now)
 
 
 async def test_monotonic_clock_sleeps_with_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -480,15 +480,23 @@ NOOP = NoopInstrumentation()
 class _FanoutRecorder:
     """Records each value on several recorders."""
 
-    __slots__ = ("_recorders",)
+    __slots__ = ("_records",)
 
     def __init__(self, recorders: tuple[Recorder, ...]) -> None:
-        self._recorders = recorders
+        self._records = tuple(recorder.record for recorder in recorders)
 
     def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Record the value on every recorder."""
-        for recorder in self._recorders:
-            recorder.record(value, labels)
+        for record in self._records:
+            record(value, labels)
+
+
+def _fanout_recorder(recorders: tuple[Recorder, ...]) -> Recorder:
+    """Record on every recorder that keeps values; a lone one needs no fan-out in front."""
+    kept = tuple(recorder for recorder in recorders if recorder is not _NOOP_RECORDER)
+    if len(kept) > 1:
+        return _FanoutRecorder(kept)
+    return kept[0] if kept else _NOOP_RECORDER
 
 
 class _FanoutSpan:
@@ -524,8 +532,8 @@ class _Fanout:
         self.members = members
 
     def metric(self, metric: Metric) -> Recorder:
-        """Return a recorder recording on every member's recorder."""
-        return _FanoutRecorder(tuple(member.metric(metric) for member in self.members))
+        """Return a recorder recording on every member's recorder that keeps values."""
+        return _fanout_recorder(tuple(member.metric(metric) for member in self.members))
 
     @contextlib.contextmanager
     def _span(self, name: str, attributes: Attributes | None) -> Iterator[Span]:

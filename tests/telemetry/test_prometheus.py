@@ -13,6 +13,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from scalepy.errors import ConfigurationError
 from scalepy.integrations.prometheus import (
+    _MAX_LABEL_SETS,  # how many label sets a recorder remembers, to go past it
     PrometheusInstrumentation,
     exposition_registry,
     render_latest,
@@ -145,6 +146,31 @@ def test_exposed_sample(
     record_all(instrumentation.metric(definition), records)
 
     assert expected == registry.get_sample_value(sample, labels)
+
+
+def test_labels_are_read_at_each_recording(
+    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
+) -> None:
+    """Each value lands on the series of the labels it was recorded with.
+
+    Also when the mapping changed since the last recording, lists its keys in another
+    order, or is one of more label sets than a recorder remembers.
+    """
+    recorder = instrumentation.metric(REQUESTS)
+    labels = {"route": "a", "db.system": "redis"}
+    recorder.record(1, labels)
+    labels["route"] = "b"
+    recorder.record(1, labels)
+    recorder.record(1, {"db.system": "redis", "route": "b"})
+    for number in range(_MAX_LABEL_SETS + 1):
+        recorder.record(1, {"route": str(number)})
+    recorder.record(1, {"route": "0"})
+
+    def total(route: str, db_system: str = "") -> float | None:
+        sample = {"route": route, "db_system": db_system}
+        return registry.get_sample_value("scalepy_test_requests_total", sample)
+
+    assert (1, 2, 2, 1) == (total("a", "redis"), total("b", "redis"), total("0"), total("1"))
 
 
 def test_histogram_with_buckets(

@@ -30,6 +30,7 @@ from scalepy.testing import RecordingInstrumentation
 
 # The recorded event's class, to compare events whole; scalepy.testing does not export it.
 from scalepy.testing._instrumentation import RecordedEvent
+from tests.support.calls import scalepy_calls
 from tests.support.metrics import (
     CONFLICTING,
     IN_FLIGHT,
@@ -41,6 +42,8 @@ from tests.support.metrics import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
+
+    from scalepy.telemetry import Recorder
 
 IMPLEMENTATIONS: dict[str, Callable[[], Instrumentation]] = {
     "recording": RecordingInstrumentation,
@@ -196,6 +199,46 @@ def test_combine_fans_out_metrics() -> None:
 
     expected = [("scalepy.test.requests", 2.0, {"route": "a"})]
     assert (expected, expected) == (first.records, second.records)
+
+
+class _TracingOnly(RecordingInstrumentation):
+    """Keeps spans and events but discards metrics, as a tracing-only backend would."""
+
+    def metric(self, metric: Metric) -> Recorder:
+        return NOOP.metric(metric)
+
+
+def test_combine_leaves_out_recorders_that_discard() -> None:
+    """A member discarding metrics costs a combined recording nothing: no fan-out in front."""
+    recording = RecordingInstrumentation()
+    recorder = combine(recording, _TracingOnly()).metric(REQUESTS)
+
+    recorder.record(2, {"route": "a"})
+
+    assert recorder is recording.metric(REQUESTS)
+    assert [("scalepy.test.requests", 2.0, {"route": "a"})] == recording.records
+    assert NOOP.metric(REQUESTS) is combine(_TracingOnly(), _TracingOnly()).metric(REQUESTS)
+
+
+@pytest.mark.parametrize(
+    ("metric", "labels"),
+    [(REQUESTS, {"route": "a", "db.system": "redis"}), (LATENCY, None)],
+    ids=["labelled counter", "histogram"],
+)
+def test_combined_record_runs_one_method_per_backend(
+    metric: Metric, labels: Mapping[str, str] | None
+) -> None:
+    """A recording through Prometheus and OpenTelemetry enters three of scalepy's frames.
+
+    The fan-out and one recorder per backend, nothing more: labels are resolved
+    once per label set, not per recording.
+    """
+    recorder = combine(
+        PrometheusInstrumentation(registry=CollectorRegistry()), OpenTelemetryInstrumentation()
+    ).metric(metric)
+    recorder.record(1, labels)  # the first recording of a label set finds its series
+
+    assert 3 == scalepy_calls(lambda: recorder.record(1, labels))
 
 
 def test_combine_fans_out_spans_and_events() -> None:

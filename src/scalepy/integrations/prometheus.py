@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 from scalepy._extras import missing_extra
 from scalepy.errors import ConfigurationError
@@ -36,7 +36,6 @@ from scalepy.telemetry import NOOP, MetricKind, _RecorderCache
 try:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
     from prometheus_client.exposition import choose_encoder
-    from prometheus_client.metrics import MetricWrapperBase
     from prometheus_client.multiprocess import MultiProcessCollector
 except ImportError as exc:
     raise missing_extra(__name__, "prometheus") from exc
@@ -44,6 +43,8 @@ except ImportError as exc:
 if TYPE_CHECKING:
     import contextlib
     from collections.abc import Callable, Mapping
+
+    from prometheus_client.metrics import MetricWrapperBase
 
     from scalepy.telemetry import Attributes, Metric, Recorder, Span
 
@@ -61,8 +62,6 @@ _UNIT_SUFFIXES = {
     "By": "bytes",
 }
 _NOT_NAME_CHARACTERS = re.compile(r"[^a-z0-9]+")
-
-_C = TypeVar("_C", bound=MetricWrapperBase)
 
 
 def _unit_suffix(metric: Metric) -> str:
@@ -104,47 +103,72 @@ def prometheus_name(metric: Metric) -> str:
     return f"{name}_total" if metric.kind is MetricKind.COUNTER else name
 
 
-def _inc(collector: Counter | Gauge, value: float) -> None:
-    collector.inc(value)
+_OPERATIONS = {
+    MetricKind.COUNTER: "inc",
+    MetricKind.UP_DOWN_COUNTER: "inc",
+    MetricKind.HISTOGRAM: "observe",
+    MetricKind.GAUGE: "set",
+}
+"""The collector method that applies one value of each kind."""
+
+_MAX_LABEL_SETS = 1024
+"""Label sets a recorder remembers; past that it starts over (the children stay)."""
 
 
-def _set(collector: Gauge, value: float) -> None:
-    collector.set(value)
+def _operation(collector: MetricWrapperBase, kind: MetricKind) -> Callable[[float], None]:
+    """Return the bound method applying one value of a `kind` metric to `collector`."""
+    return cast("Callable[[float], None]", getattr(collector, _OPERATIONS[kind]))
 
 
-def _observe(collector: Histogram, value: float) -> None:
-    collector.observe(value)
+class _UnlabelledRecorder:
+    """Applies each value to a collector without labels; labels given are dropped."""
+
+    __slots__ = ("_apply",)
+
+    def __init__(self, apply: Callable[[float], None]) -> None:
+        self._apply = apply
+
+    def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
+        """Apply the value: the metric declares no label to keep."""
+        self._apply(value)
 
 
-class _PrometheusRecorder(Generic[_C]):
-    """Applies one operation (inc, set, observe) to a collector or its labelled child.
+class _LabelledRecorder:
+    """Applies each value to the collector's child for the recording's label values.
 
-    The children are kept by label values: `labels()` validates and locks on every
-    call, which cost as much as the operation itself on a hot path (a child lives as
-    long as its collector anyway; scalepy never removes one).
+    The child's bound operation is remembered per label mapping, keyed by its items
+    as given: `labels()` validates and locks on every call, and picking the declared
+    values out of the mapping is a loop, which together cost as much as the operation
+    itself on a hot path. Primitives pass a few fixed mappings, so the lookup is all
+    a recording pays; `_MAX_LABEL_SETS` bounds it should a caller vary undeclared keys
+    (forgetting costs nothing but a lookup: scalepy never removes a child).
     """
 
-    __slots__ = ("_blank", "_children", "_collector", "_keys", "_operation")
+    __slots__ = ("_applies", "_collector", "_keys", "_kind")
 
     def __init__(
-        self, collector: _C, operation: Callable[[_C, float], None], keys: tuple[str, ...]
+        self, collector: MetricWrapperBase, kind: MetricKind, keys: tuple[str, ...]
     ) -> None:
         self._collector = collector
-        self._operation = operation
+        self._kind = kind
         self._keys = keys
-        self._blank = ("",) * len(keys)
-        self._children: dict[tuple[str, ...], _C] = {}
+        self._applies: dict[tuple[tuple[str, str], ...], Callable[[float], None]] = {}
 
     def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Apply the value; declared labels that are missing are exported as ""."""
-        if not self._keys:
-            self._operation(self._collector, value)
-            return
-        values = self._blank if labels is None else tuple(labels.get(k, "") for k in self._keys)
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._collector.labels(*values)
-        self._operation(child, value)
+        items = () if labels is None else tuple(labels.items())
+        apply = self._applies.get(items)
+        if apply is None:
+            apply = self._child_operation(items)
+        apply(value)
+
+    def _child_operation(self, items: tuple[tuple[str, str], ...]) -> Callable[[float], None]:
+        given = dict(items)
+        child = self._collector.labels(*(given.get(key, "") for key in self._keys))
+        if len(self._applies) >= _MAX_LABEL_SETS:
+            self._applies.clear()
+        apply = self._applies[items] = _operation(child, self._kind)
+        return apply
 
 
 class PrometheusInstrumentation:
@@ -187,6 +211,13 @@ class PrometheusInstrumentation:
         return self._recorders.get(metric)
 
     def _create(self, metric: Metric) -> Recorder:
+        collector = self._collector(metric)
+        if not metric.labels:
+            return _UnlabelledRecorder(_operation(collector, metric.kind))
+        return _LabelledRecorder(collector, metric.kind, metric.labels)
+
+    def _collector(self, metric: Metric) -> MetricWrapperBase:
+        """Register the collector of `metric` on the registry."""
         name, unit = _family_name(metric), _unit_suffix(metric)
         labelnames = tuple(label.replace(".", "_") for label in metric.labels)
         if len(set(labelnames)) != len(labelnames):
@@ -194,15 +225,12 @@ class PrometheusInstrumentation:
                 f"labels {metric.labels!r} of metric {metric.name!r} collide once dots "
                 "become underscores; rename one of them"
             )
-        keys, registry = metric.labels, self._registry
+        registry = self._registry
         try:
             if metric.kind is MetricKind.COUNTER:
-                counter = Counter(
-                    name, metric.description, labelnames, unit=unit, registry=registry
-                )
-                return _PrometheusRecorder(counter, _inc, keys)
+                return Counter(name, metric.description, labelnames, unit=unit, registry=registry)
             if metric.kind is MetricKind.HISTOGRAM:
-                histogram = Histogram(
+                return Histogram(
                     name,
                     metric.description,
                     labelnames,
@@ -210,8 +238,7 @@ class PrometheusInstrumentation:
                     registry=registry,
                     buckets=metric.buckets or Histogram.DEFAULT_BUCKETS,
                 )
-                return _PrometheusRecorder(histogram, _observe, keys)
-            gauge = Gauge(
+            return Gauge(  # up-down counters add to a gauge, gauges set it
                 name,
                 metric.description,
                 labelnames,
@@ -219,9 +246,6 @@ class PrometheusInstrumentation:
                 registry=registry,
                 multiprocess_mode="livesum",
             )
-            if metric.kind is MetricKind.UP_DOWN_COUNTER:
-                return _PrometheusRecorder(gauge, _inc, keys)
-            return _PrometheusRecorder(gauge, _set, keys)  # MetricKind.GAUGE
         except ValueError as exc:
             raise ConfigurationError(
                 f"cannot register metric {metric.name!r} on the Prometheus registry: {exc}; "
