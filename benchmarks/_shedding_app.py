@@ -1,6 +1,6 @@
 """The load-shedding benchmark's app: a handler costing CPU and a dependency call, under uvicorn.
 
-    SHED=1 CPU_MS=10 DB_SLOTS=4 DB_MS=8 uvicorn --factory _shedding_app:create_app
+    SHED=1 TOLERANCE=1.5 CPU_MS=10 DB_SLOTS=4 DB_MS=8 uvicorn --factory _shedding_app:create_app
 
 - `GET /work`: burns `CPU_MS` of CPU (the event loop is blocked, as by real work:
   parsing, rendering), then holds one of `DB_SLOTS` dependency connections for
@@ -11,8 +11,8 @@
 - `GET /control/stats`: the shedder's limit, in-flight and queued calls as JSON.
 
 With `SHED=1` the app sits behind `LoadShedMiddleware` (defaults but a gradient
-limit starting at 1, `/control` never shed besides probes); with `SHED=0` it
-takes every request as it comes.
+limit starting at 1 with `TOLERANCE`, `/control` never shed besides probes); with
+`SHED=0` it takes every request as it comes.
 """
 
 from __future__ import annotations
@@ -91,5 +91,6 @@ def create_app() -> ASGI:
         return app
     # It starts under full load: after the first probe (one call at a time), the limit
     # grows from one call rather than shrinking from 20 through queued samples.
-    app.shedder = LoadShedder("bench", limit=Gradient(initial_limit=1))
+    tolerance = float(os.environ.get("TOLERANCE", "1.5"))
+    app.shedder = LoadShedder("bench", limit=Gradient(initial_limit=1, tolerance=tolerance))
     return LoadShedMiddleware(app, shedder=app.shedder, never_shed=["/health", "/control"])

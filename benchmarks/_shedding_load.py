@@ -53,6 +53,8 @@ class App:
     cpu_ms: float = 10.0
     db_slots: int = 4
     db_ms: float = 8.0
+    tolerance: float = 1.5
+    """The shedder's `Gradient.tolerance`."""
 
     def environment(self, *, shed: bool) -> dict[str, str]:
         """The app's environment variables."""
@@ -62,6 +64,7 @@ class App:
             "CPU_MS": str(self.cpu_ms),
             "DB_SLOTS": str(self.db_slots),
             "DB_MS": str(self.db_ms),
+            "TOLERANCE": str(self.tolerance),
         }
 
 

@@ -49,7 +49,11 @@ P99_TARGET = 3.0  # x the unloaded p99
 
 def _app(options: argparse.Namespace) -> App:
     return App(
-        port=options.port, cpu_ms=options.cpu_ms, db_slots=options.db_slots, db_ms=options.db_ms
+        port=options.port,
+        cpu_ms=options.cpu_ms,
+        db_slots=options.db_slots,
+        db_ms=options.db_ms,
+        tolerance=options.tolerance,
     )
 
 
@@ -157,6 +161,7 @@ def main() -> None:
         command.add_argument("--cpu-ms", type=float, default=10.0)
         command.add_argument("--db-slots", type=int, default=4)
         command.add_argument("--db-ms", type=float, default=8.0)
+        command.add_argument("--tolerance", type=float, default=1.5, help="Gradient's")
         command.add_argument("--calibrate", type=float, default=5.0, help="capacity run, s")
         command.add_argument("--capacity", type=float, help="skip the capacity run: req/s")
         command.add_argument("--out", type=Path, default=Path("results"))

@@ -98,6 +98,28 @@ def test_a_closed_loop_recovers_from_a_moment_of_overload() -> None:
     assert not line.overloaded(now)
 
 
+def test_a_standing_queue_that_forms_again_at_once_is_served_last_in_first_out() -> None:
+    """Shedding empties the line; a queue standing again just after is overload still.
+
+    Twice the calls a slot serves arrive (ten every 50 ms, one served every 10 ms):
+    under LIFO the stale waiters are shed, the line empties, the next burst finds it
+    empty. Were that emptiness taken for a line that caught up, the burst would wait
+    `interval` first in, first out (90 ms here) before the line turned LIFO again.
+    """
+    line: WaitLine[float] = WaitLine(100, interval=0.1, target=0.02)  # items: when they came
+    waits, stale = list[float](), list[float]()
+    for tick in range(200):
+        now = tick / 100
+        if tick % 5 == 0:
+            for _ in range(10):
+                line.push(now, NORMAL, now)
+        came = line.pop(now, stale) if line else None
+        if came is not None and now > 0.5:  # once the first standing queue was found
+            waits.append(now - came)
+    assert stale
+    assert max(waits) <= 2 * 0.02
+
+
 def test_under_overload_waiters_older_than_stale_after_are_shed() -> None:
     """The shedder lowers `stale_after` below `target` (to the calls' duration)."""
     line: WaitLine[str] = WaitLine(10, interval=0.1, target=0.05)

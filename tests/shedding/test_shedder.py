@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from scalepy.errors import ConfigurationError, RequestShed, ScalepyError
-from scalepy.shedding import AIMD, Gradient, LoadShedder, Priority, ShedderStatistics
+from scalepy.shedding import AIMD, Gradient, LoadShedder, Priority, Sample, ShedderStatistics
 from scalepy.testing import FakeClock, RecordingInstrumentation
 
 
@@ -271,6 +271,59 @@ async def test_the_limit_learns_from_call_durations_and_reports_each_move() -> N
     assert [1, 40, int(grown)] == [move["scalepy.shedding.limit.old"] for move in moves]
     gauge = telemetry.value("scalepy.shedding.limit", {"scalepy.shedding.name": "api"})
     assert limiter.limit == gauge
+
+
+class Recorder:
+    """A limit policy and core in one: keeps the limit at 1 and records every sample."""
+
+    initial_limit = 1
+    limit = 1.0
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+
+    def start(self) -> Recorder:
+        """Be the core too."""
+        return self
+
+    def update(self, sample: Sample) -> float:
+        """Record the sample; leave the limit alone."""
+        self.samples.append(sample)
+        return self.limit
+
+
+async def test_a_waiters_duration_counts_from_when_its_slot_was_handed_over() -> None:
+    """Not from when its task next ran: the event loop's delay in between is measured.
+
+    The slot is handed over at 1 s; the loop runs other work until 1.5 s before the
+    waiter's task resumes; its call then takes 0.25 s. It held the slot 0.75 s: the
+    delay is queueing the running calls cause (their CPU work), the limit's signal.
+    """
+    clock = FakeClock()
+    recorder = Recorder()
+    limiter = LoadShedder(
+        "api",
+        limit=recorder,
+        sample_window=1e-9,
+        min_samples=1,
+        max_wait=10,
+        target=10,  # a line that never counts as overloaded: the waiter is served
+        clock=clock,
+    )
+
+    async def waiter() -> None:
+        async with limiter.slot():
+            clock.advance(0.25)
+
+    busy = limiter.slot()
+    await busy.__aenter__()
+    waiting = asyncio.create_task(waiter())
+    await settle()
+    clock.advance(1.0)
+    await busy.__aexit__(None, None, None)  # hands the slot over, synchronously
+    clock.advance(0.5)  # the loop is busy elsewhere before the waiter's task runs
+    await waiting
+    assert [1.0, 0.75] == [sample.rtt for sample in recorder.samples]
 
 
 async def test_aimd_backs_off_when_calls_time_out() -> None:

@@ -23,7 +23,11 @@ class Sample:
     """What the calls that finished during one sampling window saw."""
 
     rtt: float
-    """Their mean duration in seconds, from admission to completion (waiting excluded)."""
+    """Their mean duration in seconds, from taking a slot to completion.
+
+    Waiting in line is excluded; a waiter's duration counts from when its slot was
+    handed over, so the event loop's delay before its task runs is included.
+    """
     in_flight: int
     """The most calls running at once while they ran."""
     dropped: bool

@@ -14,6 +14,14 @@ closed loop of clients (each waiting for its answer before it sends again), neve
 empty, and starve and shed its oldest waiters for good. A line that never empties
 but moves faster than `target` is not overload: nothing is shed.
 
+For `interval` after it stops counting as overloaded, a waiter that has waited
+longer than `target` since then is enough to make it so again (CoDel likewise
+re-enters its dropping state at once when the queue stands again soon after it
+left): shedding empties the line as surely as serving does, and an open loop of
+clients that sends more than the process serves fills it again at once; waiting
+for it to stay non-empty for a whole `interval` would serve that long a queue
+first in, first out.
+
 A call arriving at a full line takes the place of the oldest waiter of a lower
 class; with none, it is refused. Pure: every operation takes `now`.
 """
@@ -71,12 +79,24 @@ class WaitLine(Generic[T]):
         return self.size
 
     def overloaded(self, now: float) -> bool:
-        """Whether a standing queue stands, or stood less than `interval` ago (see the module)."""
+        """Whether a standing queue stands, stood less than `interval` ago, or formed again.
+
+        See the module: "formed again" is a wait past `target`, counted from the end
+        of the last overload and within `interval` of it, however briefly the line
+        emptied since.
+        """
         if self.size == 0:
             return False
-        if now < self._overloaded_until:
+        until = self._overloaded_until
+        if now < until:
             return True
-        return now - self._last_empty > self._interval and now - self.oldest() > self._target
+        oldest = self.oldest()
+        if now - oldest <= self._target:
+            return False
+        if now - self._last_empty > self._interval:
+            return True
+        # It stood a moment ago: a wait past target since then is enough (see the module).
+        return now < until + self._interval and now - until > self._target
 
     def push(self, now: float, priority: Priority, item: T) -> T | None:
         """Put `item` in line, making room by evicting a lower class if full.

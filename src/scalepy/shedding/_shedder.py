@@ -7,8 +7,9 @@ Who does what, in call order:
 3. Over it, the call waits in the `WaitLine` (bounded; adaptive LIFO + CoDel target
    once a standing queue forms) at most `max_wait` seconds, or is shed at once with
    `RequestShed` when the line is full of calls at least as important.
-4. When a call ends, its duration goes into the `SampleWindow`; each closed window
-   is one `Sample` for the limit algorithm's core, which may move the limit.
+4. When a call ends, its duration goes into the `SampleWindow` (a waiter's from when
+   its slot was handed over, not from when its task next ran: see `_wait`); each
+   closed window is one `Sample` for the limit algorithm's core, which may move the limit.
 5. Its slot goes to the next waiter the line picks; stale waiters are shed.
 
 The waits race `clock.sleep(max_wait)`, so `scalepy.testing.FakeClock` decides
@@ -21,7 +22,7 @@ import asyncio
 import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 from scalepy._validation import check_finite, check_int
 from scalepy.clock import MonotonicClock
@@ -48,7 +49,8 @@ R = TypeVar("R")
 
 _NORMAL = Priority.NORMAL
 _CRITICAL = Priority.CRITICAL
-_Waiter = asyncio.Future[str | None]  # resolved with None: served; with a reason: shed
+# Resolved with the time its slot was handed over (served), or with a reason (shed).
+_Waiter = asyncio.Future[float | str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,9 +189,7 @@ class LoadShedder:
         @functools.wraps(func)
         async def limited(*args: P.args, **kwargs: P.kwargs) -> R:
             # The body of `Permit` inlined: this path runs on every call.
-            if not self._admit():
-                await self._wait(_NORMAL)
-            started = self._now()
+            started = self._now() if self._admit() else await self._wait(_NORMAL)
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
@@ -287,14 +287,21 @@ class LoadShedder:
                 if not old.done():
                     old.set_result("stale")
             if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(now)
                 self._queued.record(len(line), self._labels)
                 return True
         self._queued.record(0, self._labels)
         return False
 
-    async def _wait(self, priority: Priority) -> None:
-        """Queue for a slot; raise `RequestShed` if shed instead of served."""
+    async def _wait(self, priority: Priority) -> float:
+        """Queue for a slot; raise `RequestShed` if shed instead of served.
+
+        Returns:
+            When the slot was handed over: the call's duration counts from then,
+            not from when its task next ran. The slot is taken from that moment, and
+            the wait for the event loop in between is queueing the running calls
+            cause (their CPU work), the signal the limit learns from.
+        """
         loop = asyncio.get_running_loop()
         waiter: _Waiter = loop.create_future()
         line = self._line
@@ -308,15 +315,16 @@ class LoadShedder:
         if self._expiry is None and not math.isinf(self._max_wait):
             self._expiry = loop.create_task(self._expire())
         try:
-            reason = await waiter
+            outcome = await waiter
         except BaseException:  # cancelled while waiting, or just as a slot was handed over
             if waiter.cancelled():
                 line.remove(self._clock.now(), priority, waiter)
-            elif waiter.result() is None:
+            elif not isinstance(waiter.result(), str):
                 self._release(self._clock.now())  # a slot we will never use: pass it on
             raise
-        if reason is not None:
-            self._reject(priority, reason)
+        if isinstance(outcome, str):
+            self._reject(priority, outcome)
+        return outcome
 
     async def _expire(self) -> None:
         """While calls wait, take out those that waited `max_wait`, unserved.
@@ -342,7 +350,7 @@ class LoadShedder:
         finally:
             self._expiry = None
 
-    def _reject(self, priority: Priority, reason: str) -> None:
+    def _reject(self, priority: Priority, reason: str) -> NoReturn:
         label = priority.label
         self._shed[label] += 1
         self._shed_counter.record(
@@ -379,9 +387,9 @@ class Permit:
     async def __aenter__(self) -> Permit:
         if self._priority is not _CRITICAL:
             shedder = self._shedder
-            if not shedder._admit():
-                await shedder._wait(self._priority)
-            self._started = shedder._now()
+            self._started = (
+                shedder._now() if shedder._admit() else await shedder._wait(self._priority)
+            )
         return self
 
     async def __aexit__(

@@ -108,13 +108,14 @@ class LoadShedMiddleware:
             return
         # `Permit`'s body inlined (its shedder's private steps): this runs on every request.
         shedder = self._shedder
-        if not shedder._admit():
+        if shedder._admit():
+            started = shedder._now()
+        else:
             try:
-                await shedder._wait(priority)
+                started = await shedder._wait(priority)
             except RequestShed as exc:
                 await _shed(exc, send)
                 return
-        started = shedder._now()
         try:
             await self._app(scope, receive, send)
         except BaseException as exc:
