@@ -26,7 +26,7 @@ def test_hash_tag_contains_no_braces_inside(identity: str) -> None:
     assert inner  # Redis ignores an empty tag
 
 
-@given(st.text(), st.text())
+@given(st.text(st.characters(exclude_categories=())), st.text(st.characters(exclude_categories=())))
 def test_distinct_identities_give_distinct_keys(first: str, second: str) -> None:
     """Escaping is injective: different identities never share a key."""
     space = KeySpace("scalepy:test")
@@ -39,6 +39,16 @@ def test_keys_of_one_identity_share_a_cluster_slot(identity: str, names: list[st
     keys = KeySpace("scalepy:rl").keys(identity, *names)
     assert 1 == len({key_slot(key.encode()) for key in keys})
     assert {hash_tag(identity)[1:-1]} == {_tag(key) for key in keys}
+
+
+@given(st.text(st.characters(codec=None, exclude_categories=())))
+def test_every_identity_gives_a_key_redis_can_carry(identity: str) -> None:
+    """Lone surrogates included: the key is valid UTF-8, and escaping stays injective."""
+    key = KeySpace("scalepy:test").key(identity, "x")
+    key.encode("utf-8")  # raises on a lone surrogate left in the key
+    assert key == KeySpace("scalepy:test").key(identity, "x")
+    assert "scalepy:test:{%ED%A0%80}:x" == KeySpace("scalepy:test").key("\ud800", "x")
+    assert KeySpace("scalepy:test").key("%ED%A0%80") != KeySpace("scalepy:test").key("\ud800")
 
 
 def test_key_spaces_compose() -> None:

@@ -62,6 +62,20 @@ class TestRateLimitStores(RateLimitStoreContract):
     """The shipped store contract, on the memory store, Redis and Redis Cluster."""
 
 
+async def test_a_key_with_a_lone_surrogate_is_limited_like_any_other(
+    store: RateLimitStore,
+) -> None:
+    """JSON's `"\ud800"` decodes to a lone surrogate: a key made of it is its own key.
+
+    Redis keys are UTF-8, which cannot spell it: the Redis stores raised an encoding
+    error (a 500 behind the middleware) where the memory store limited it.
+    """
+    assert all(d.allowed for d in await store.acquire("user:\ud800", [BUCKET], 3))
+    assert not any(d.allowed for d in await store.acquire("user:\ud800", [BUCKET], 1))
+    assert all(d.allowed for d in await store.acquire("user:\udfff", [BUCKET], 1))
+    assert all(d.allowed for d in await store.acquire("user:%ED%A0%80", [BUCKET], 1))
+
+
 # -- memory store ---------------------------------------------------------------------------
 
 

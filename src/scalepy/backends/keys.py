@@ -10,7 +10,8 @@ queue) carries that object's identity as its hash tag:
 
 Identities may contain any character; braces and `%` are percent-escaped so a
 user-supplied identity can never open or close a tag of its own, and distinct
-identities always give distinct keys.
+identities always give distinct keys. A lone surrogate (JSON's `"\ud800"` decodes to
+one), which UTF-8 cannot carry to Redis, is spelled as its code unit's escaped bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,19 @@ from scalepy.errors import ConfigurationError
 
 __all__ = ("KeySpace", "hash_tag")
 
-_ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
+_ESCAPES = str.maketrans(
+    {
+        "%": "%25",
+        "{": "%7B",
+        "}": "%7D",
+        **{
+            chr(unit): "".join(
+                f"%{byte:02X}" for byte in chr(unit).encode("utf-8", "surrogatepass")
+            )
+            for unit in range(0xD800, 0xE000)
+        },
+    }
+)
 
 
 def hash_tag(identity: str) -> str:
@@ -31,8 +44,8 @@ def hash_tag(identity: str) -> str:
         identity: The logical object's identity, any string (may be empty).
 
     Returns:
-        `{identity}` with `%`, `{` and `}` percent-escaped; an empty identity
-        becomes `{%}` because Redis ignores an empty tag.
+        `{identity}` with `%`, `{`, `}` and lone surrogates percent-escaped; an empty
+        identity becomes `{%}` because Redis ignores an empty tag.
     """
     return "{" + (identity.translate(_ESCAPES) or "%") + "}"
 
