@@ -60,8 +60,7 @@ def test_the_shedder_sits_after_the_rate_limits(settings: Settings) -> None:
     """The limiters come first, so abusers are refused before they take a slot."""
     app = create_app(settings)
     kinds = [middleware.cls.__name__ for middleware in app.user_middleware]  # type: ignore[attr-defined]
-    # The request limit, then the write limit (which reads go past), then the shedder.
-    assert ["RateLimitMiddleware", "_WritesOnly", "LoadShedMiddleware"] == kinds[-3:]
+    assert ["RateLimitMiddleware", "RateLimitMiddleware", "LoadShedMiddleware"] == kinds[-3:]
 
 
 def test_todo_shedding_off_builds_no_shedder(settings: Settings) -> None:

@@ -44,7 +44,7 @@ from opentelemetry.trace import ProxyTracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from scalepy.ratelimit import TokenBucket
+from scalepy.ratelimit import EXEMPT, TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
 from scalepy.shedding import LoadShedMiddleware
 from todo import __version__
@@ -61,10 +61,12 @@ from todo.services import Services
 from todo.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
-    from starlette.types import ASGIApp, Receive, Scope, Send
 
+    from scalepy.ratelimit.asgi import Exempt, KeyFunc
     from todo.settings import Rate
 
 __all__ = ("create_app",)
@@ -120,10 +122,10 @@ def create_app(
             exempt=_UNLIMITED,
         ),
         Middleware(
-            _WritesOnly,
+            RateLimitMiddleware,
             limiter=services.limiter,
             policy=_bucket("writes", settings.write_rate_limit),
-            key=client_ip(trusted_proxies=settings.trusted_proxies, prefix="w:"),
+            key=_writes_only(client_ip(trusted_proxies=settings.trusted_proxies, prefix="w:")),
             exempt=_UNLIMITED,
         ),
         *(
@@ -166,23 +168,13 @@ def _bucket(name: str, rate: Rate) -> TokenBucket:
     return TokenBucket(capacity=rate.limit, refill_rate=rate.limit / rate.period, name=name)
 
 
-class _WritesOnly:
-    """A `RateLimitMiddleware` (built from `options`) for writes; reads go straight past it.
+def _writes_only(key: KeyFunc) -> KeyFunc:
+    """Limit writes by `key`; let reads through (they have their own policy)."""
 
-    Reads have their own policy: asking the limiter about them only to hear "exempt"
-    cost a cached read a layer of calls.
-    """
+    def writes(scope: Mapping[str, Any]) -> str | Exempt | None:
+        return EXEMPT if scope.get("method") in _SAFE_METHODS else key(scope)
 
-    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
-        self._app = app
-        self._limited = RateLimitMiddleware(app, **options)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Limit a write; pass anything else on."""
-        if scope.get("method") in _SAFE_METHODS:
-            await self._app(scope, receive, send)
-        else:
-            await self._limited(scope, receive, send)
+    return writes
 
 
 def _configure_logging(settings: Settings) -> None:

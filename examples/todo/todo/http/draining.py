@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ("CloseWhileDrainingMiddleware",)
+__all__ = ("CLOSE", "CloseWhileDrainingMiddleware")
 
-_CLOSE = (b"connection", b"close")
+CLOSE = (b"connection", b"close")
+"""The header that tells a proxy to close the connection after this response."""
 
 
 class CloseWhileDrainingMiddleware:
@@ -47,7 +48,7 @@ class CloseWhileDrainingMiddleware:
 
         async def send_closing(message: Message) -> None:
             if message["type"] == "http.response.start" and self._draining():
-                message["headers"] = [*message.get("headers", ()), _CLOSE]
+                message["headers"] = [*message.get("headers", ()), CLOSE]
             await send(message)
 
         await self.app(scope, receive, send_closing)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from todo.http.body_limit import BodyTooLarge, body_framing, counting_receive
 from todo.http.cors import CrossOriginMiddleware, check_origins
+from todo.http.draining import CLOSE
 from todo.http.errors import answer_unhandled
 from todo.http.request_id import enter_request, leave_request
 from todo.http.security_headers import SecurityHeaders
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ("EdgeMiddleware",)
-
-_CLOSE = (b"connection", b"close")
 
 
 class EdgeMiddleware:
@@ -108,7 +107,7 @@ class EdgeMiddleware:
                 # the stacked middleware: the innermost's headers first.
                 headers = [*message.get("headers", ()), *cors]
                 if self._draining is not None and self._draining():
-                    headers.append(_CLOSE)
+                    headers.append(CLOSE)
                 self._security.add_to(headers)
                 headers.append(echoed)
                 message["headers"] = headers
