@@ -231,9 +231,8 @@ async def test_a_reset_drops_this_replicas_lease() -> None:
     clock = FakeClock()
     limiter = RateLimiter(MemoryRateLimitStore(clock=clock), clock=clock, lease=LEASE)
     bucket = TokenBucket(capacity=100, refill_rate=1000.0)
-    for _ in range(12):
-        clock.advance(0.005)
-        await limiter.acquire("k", bucket)
+    await demand(limiter, bucket, clock)
+    await limiter.acquire("k", bucket)  # takes a batch
     assert Outcome.LEASED == (await limiter.acquire("k", bucket)).outcome
     await limiter.reset("k", bucket)
     decision = await limiter.acquire("k", bucket)
@@ -307,3 +306,66 @@ def test_leased_processes_never_admit_more_than_the_shared_bucket(
     attempts, allowed, leased, unspent = (sum(column) for column in zip(*counts, strict=True))
     assert min(attempts, CAPACITY) - unspent <= allowed <= CAPACITY
     assert leased > 0
+
+
+async def demand(limiter: RateLimiter, bucket: Policy, clock: FakeClock) -> None:
+    """Ten requests in the first 50 ms period, then the clock past its end: the next takes."""
+    for _ in range(10):
+        clock.advance(0.005)
+        assert Outcome.ALLOWED == (await limiter.acquire("k", bucket)).outcome
+    clock.advance(0.01)
+
+
+class Held(CountingStore):
+    """A shared store whose calls wait for `release` while `holding`."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.holding = False
+        self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def acquire(
+        self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
+    ) -> tuple[PolicyDecision, ...]:
+        """Wait for `release` while `holding`, then decide."""
+        if self.holding:
+            self.waiting.set()
+            await self.release.wait()
+        return await super().acquire(key, policies, cost, commit=commit)
+
+
+async def test_a_request_cancelled_while_taking_a_batch_leaves_the_key_leasable() -> None:
+    """Cancelled mid-take: the batch is lost (fewer admitted), the next one is taken."""
+    clock = FakeClock()
+    store = Held(clock)
+    limiter = RateLimiter(store, clock=clock, lease=LEASE)
+    bucket = TokenBucket(capacity=100, refill_rate=1000.0)
+    await demand(limiter, bucket, clock)
+    store.holding = True
+    taking = asyncio.create_task(limiter.acquire("k", bucket))
+    await store.waiting.wait()
+    taking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await taking
+    store.holding = False
+    taken = await limiter.acquire("k", bucket)  # takes a batch again
+    assert Outcome.ALLOWED == taken.outcome
+    assert Outcome.LEASED == (await limiter.acquire("k", bucket)).outcome
+
+
+def test_a_lease_keeps_deciding_across_event_loops() -> None:
+    """The lease book holds no loop-bound state: a batch taken on one loop is spent on the next."""
+    clock = FakeClock()
+    limiter = RateLimiter(MemoryRateLimitStore(clock=clock), clock=clock, lease=LEASE)
+    bucket = TokenBucket(capacity=100, refill_rate=1000.0)
+
+    async def take() -> Outcome:
+        await demand(limiter, bucket, clock)
+        return (await limiter.acquire("k", bucket)).outcome
+
+    async def spend() -> Outcome:
+        return (await limiter.acquire("k", bucket)).outcome
+
+    assert Outcome.ALLOWED == asyncio.run(take())  # the request that took the batch
+    assert Outcome.LEASED == asyncio.run(spend())
