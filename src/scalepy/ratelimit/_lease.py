@@ -2,11 +2,11 @@
 
 Who does what, per `RateLimiter.acquire` with a `Lease`:
 
-1. `LeaseBook.hold` finds the key's `_Hold` (one per key and policies) and counts
-   the request's cost in this lease period's demand.
-2. `LeaseBook.spend` answers from the tokens held, with no I/O, while the lease is
-   fresh and holds enough; the decision's outcome is `Outcome.LEASED`.
-3. Otherwise `LeaseBook.remote` asks the shared store. When the key was hot on
+1. `LeaseBook.spend` finds the key's `_Hold` (one per key and policies), counts
+   the request's cost in this lease period's demand, and answers from the tokens
+   held, with no I/O, while the lease is fresh and holds enough; the decision's
+   outcome is `Outcome.LEASED`.
+2. Otherwise `LeaseBook.remote` asks the shared store. When the key was hot on
    this replica in the previous period, that one call asks for a batch: cost
    `size` = min(last period's demand, `max_share` of the strictest burst, what the
    shared quota had left at the last answer), all or nothing across the policies,
@@ -78,7 +78,6 @@ class _Hold:
     """One key's demand on this replica and the batch of tokens it holds."""
 
     __slots__ = (
-        "cap",
         "decisions",
         "demand",
         "last_demand",
@@ -90,8 +89,7 @@ class _Hold:
         "until",
     )
 
-    def __init__(self, cap: int, period_end: float) -> None:
-        self.cap = cap  # the largest batch: max_share of the strictest burst
+    def __init__(self, period_end: float) -> None:
         self.demand = 0  # cost asked in this period
         self.last_demand = 0  # ... and in the previous one (0 unless it just ended)
         self.period_end = period_end
@@ -114,16 +112,22 @@ class LeaseBook:
         self._tokens = tokens  # the lease.tokens counter: taken and lapsed
         self._holds: dict[tuple[str, ...], _Hold] = {}
 
-    def hold(self, key: str, policies: tuple[Policy, ...], cost: int) -> _Hold:
-        """The key's hold, with `cost` counted in this period's demand."""
+    def spend(
+        self, key: str, policies: tuple[Policy, ...], cost: int
+    ) -> tuple[tuple[PolicyDecision, ...] | None, _Hold]:
+        """Count `cost` in the key's demand and decide from the tokens held if it can.
+
+        Returns:
+            The decisions (`None` when the lease lapsed or holds too few: ask
+            `remote`), and the key's hold.
+        """
         slot = (key, *[policy.rule.id for policy in policies])
         hold = self._holds.get(slot)
         now = self._clock.now()
         if hold is None:
             if len(self._holds) >= self._lease.max_keys:
                 self._lapse(self._holds.pop(next(iter(self._holds))))
-            cap = math.floor(self._lease.max_share * min([p.rule.max_cost for p in policies]))
-            hold = self._holds[slot] = _Hold(cap, now + self._lease.duration)
+            hold = self._holds[slot] = _Hold(now + self._lease.duration)
         elif now >= hold.period_end:
             # The period that just ended sizes the next batch; an older one says nothing.
             recent = now < hold.period_end + self._lease.duration
@@ -131,17 +135,15 @@ class LeaseBook:
             hold.demand = 0
             hold.period_end = now + self._lease.duration
         hold.demand += cost
-        return hold
-
-    def spend(self, hold: _Hold, cost: int) -> tuple[PolicyDecision, ...] | None:
-        """Decide from the tokens held, or `None` if the lease lapsed or holds too few."""
-        now = self._clock.now()
+        tokens = hold.tokens
+        if not tokens:
+            return None, hold
         if now >= hold.until:
             self._lapse(hold)
-            return None
-        if hold.tokens < cost:
-            return None
-        hold.tokens = tokens = hold.tokens - cost
+            return None, hold
+        if tokens < cost:
+            return None, hold
+        hold.tokens = tokens = tokens - cost
         elapsed = now - hold.taken_at
         # Approximate: the shared quota's `remaining` when the batch was taken, plus
         # what this replica still holds; reset_after counted down since then.
@@ -152,7 +154,7 @@ class LeaseBook:
                 )
                 for d in hold.decisions
             ]
-        )
+        ), hold
 
     async def remote(
         self,
@@ -167,7 +169,10 @@ class LeaseBook:
         Raises:
             BackendError: The store failed.
         """
-        size = min(hold.last_demand, hold.cap, hold.room)
+        size = hold.last_demand
+        if size > cost and not hold.taking:  # hot here: the batch is bounded too
+            burst = min([policy.rule.max_cost for policy in policies])
+            size = min(size, math.floor(self._lease.max_share * burst), hold.room)
         if size <= cost or hold.taking:
             results = await store.acquire(key, policies, cost)
             hold.room = _room(results)
@@ -212,7 +217,12 @@ class LeaseBook:
 
 
 def _room(results: tuple[PolicyDecision, ...]) -> int:
-    return min([decision.remaining for decision in results])
+    """The fewest tokens left over the policies."""
+    room = results[0].remaining
+    for decision in results:
+        if decision.remaining < room:
+            room = decision.remaining
+    return room
 
 
 def _all_allowed(results: tuple[PolicyDecision, ...]) -> bool:

@@ -329,11 +329,10 @@ class RateLimiter(AsyncResource):
         leases = self._leases
         hold = None
         if leases is not None and commit and cost:
-            hold = leases.hold(key, policies, cost)
-            if hold.tokens:  # decided here, whether or not the backend is available
-                spent = leases.spend(hold, cost)
-                if spent is not None:
-                    return Decision.combine(spent, Outcome.LEASED)
+            # Decided here when the key holds tokens, whether or not the backend is up.
+            spent, hold = leases.spend(key, policies, cost)
+            if spent is not None:
+                return Decision.combine(spent, Outcome.LEASED)
         if self._guard.available():
             try:
                 if hold is None or leases is None:
