@@ -22,6 +22,7 @@ are spent, by at most `duration`. See docs/ratelimit.md for the stated bound.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,7 +111,9 @@ class LeaseBook:
         self._lease = lease
         self._clock = clock
         self._tokens = tokens  # the lease.tokens counter: taken and lapsed
-        self._holds: dict[tuple[str, ...], _Hold] = {}
+        # Oldest first; popitem(last=False) is O(1), next(iter(dict)) after many
+        # deletions at the front is not.
+        self._holds: OrderedDict[tuple[str, ...], _Hold] = OrderedDict()
 
     def spend(
         self, key: str, policies: tuple[Policy, ...], cost: int
@@ -126,7 +129,7 @@ class LeaseBook:
         now = self._clock.now()
         if hold is None:
             if len(self._holds) >= self._lease.max_keys:
-                self._lapse(self._holds.pop(next(iter(self._holds))))
+                self._lapse(self._holds.popitem(last=False)[1])
             hold = self._holds[slot] = _Hold(now + self._lease.duration)
         elif now >= hold.period_end:
             # The period that just ended sizes the next batch; an older one says nothing.
