@@ -36,7 +36,7 @@ from scalepy.testing import FakeClock, RecordingInstrumentation
 from tests.support.processes import results_of_processes
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Barrier
 
@@ -239,10 +239,38 @@ async def test_a_reset_drops_this_replicas_lease() -> None:
     assert (Outcome.ALLOWED, 99) == (decision.outcome, decision.remaining)
 
 
-def test_a_lease_refuses_a_share_outside_0_1() -> None:
-    """max_share is a share of the burst: in (0, 1]."""
-    with pytest.raises(ConfigurationError, match="max_share"):
-        Lease(max_share=0.0)
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: Lease(max_share=0.0), "max_share"),
+        (lambda: Lease(max_share=1.5), "max_share"),
+        (lambda: Lease(duration=0.0), "duration"),
+        (lambda: Lease(max_keys=0), "max_keys"),
+    ],
+)
+def test_a_lease_refuses_options_out_of_range(build: Callable[[], Lease], named: str) -> None:
+    """max_share is a share of the burst, in (0, 1]; duration > 0; max_keys >= 1."""
+    with pytest.raises(ConfigurationError, match=named):
+        build()
+
+
+async def test_the_oldest_key_is_dropped_beyond_max_keys_and_its_tokens_lapse() -> None:
+    """A replica tracks at most max_keys keys; dropping one lapses what it held."""
+    clock = FakeClock()
+    instrumentation = RecordingInstrumentation()
+    limiter = RateLimiter(
+        MemoryRateLimitStore(clock=clock),
+        clock=clock,
+        lease=Lease(duration=0.05, max_share=0.5, max_keys=1),
+        instrumentation=instrumentation,
+    )
+    bucket = TokenBucket(capacity=100, refill_rate=1000.0)
+    await demand(limiter, bucket, clock)
+    await limiter.acquire("k", bucket)  # takes a batch of 10: holds 9
+    assert 0 == lease_tokens(instrumentation, "lapsed")
+    await limiter.acquire("other", bucket)  # drops "k"
+    assert 9 == lease_tokens(instrumentation, "lapsed")
+    assert Outcome.ALLOWED == (await limiter.acquire("k", bucket)).outcome  # asked again
 
 
 # Several real processes, one Redis: the total admitted never exceeds the shared limit.
