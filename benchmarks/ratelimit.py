@@ -22,7 +22,10 @@ limiter with `coalesce=False`, one script run per call, for the before/after
 ratio ("vs uncoalesced") in the same run; the "many keys" rows spread the calls
 over 10,000 keys, where calls of one tick rarely share a key. The memory rows
 decide in-process (`memory://` for both libraries): the cost of the limiter
-itself, telemetry included, without a round trip.
+itself, telemetry included, without a round trip. The "leased" rows are the
+limiter with a `Lease` (see docs/ratelimit.md, "Leases"): the hot key is decided
+from batches of tokens, most calls without a round trip; over many keys, each
+key is cold (exact, one round trip a call) and the rows show what tracking costs.
 """
 
 from __future__ import annotations
@@ -55,7 +58,14 @@ from _harness import (
 )
 from _results import Metadata, Result
 from scalepy.backends.redis import RedisClient
-from scalepy.ratelimit import GCRA, FixedWindow, RateLimiter, RedisRateLimitStore, TokenBucket
+from scalepy.ratelimit import (
+    GCRA,
+    FixedWindow,
+    Lease,
+    RateLimiter,
+    RedisRateLimitStore,
+    TokenBucket,
+)
 
 HUGE = 1_000_000  # requests per second: never limited during the run
 KEYS = 10_000  # the "many keys" rows cycle through this many keys
@@ -76,6 +86,7 @@ async def main() -> None:
     uncoalesced = RateLimiter(
         RedisRateLimitStore(client.with_timeout(1.0), namespace=f"bench-{run}", coalesce=False)
     )
+    leased = RateLimiter(options.url, namespace=f"bench-{run}", timeout=1.0, lease=Lease())
     spread = itertools.count()
     in_memory = RateLimiter("memory://")
     bucket = TokenBucket(capacity=HUGE, refill_rate=float(HUGE))
@@ -98,6 +109,10 @@ async def main() -> None:
         ),
         "scalepy token bucket, many keys, uncoalesced": lambda: uncoalesced.acquire(
             f"tbu-{run}-{next(spread) % KEYS}", bucket
+        ),
+        "scalepy token bucket, leased": lambda: leased.acquire(f"tbl-{run}", bucket),
+        "scalepy token bucket, many keys, leased": lambda: leased.acquire(
+            f"tbl-{run}-{next(spread) % KEYS}", bucket
         ),
         "scalepy GCRA": lambda: limiter.acquire(f"gcra-{run}", gcra),
         "scalepy fixed window": lambda: limiter.acquire(f"fixed-{run}", fixed_window),
@@ -167,6 +182,7 @@ async def main() -> None:
                 )
     finally:
         await limiter.aclose()
+        await leased.aclose()
         await client.aclose()
         await in_memory.aclose()
         await plain.aclose()

@@ -7,7 +7,6 @@ start hammering at once; nothing here synchronises by sleeping.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import uuid
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.ratelimit import RedisRateLimitStore, SlidingWindow, TokenBucket
+from tests.support.processes import results_of_processes
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -27,7 +27,6 @@ TASKS = 50
 ATTEMPTS = 3  # per task: 1200 requests in all
 BUCKET = TokenBucket(capacity=100, refill_rate=0.001)  # one token per 1000 s: no refill
 WINDOW = SlidingWindow(limit=60, window=3600)
-SPAWN = multiprocessing.get_context("spawn")
 
 
 def hammer(
@@ -59,20 +58,7 @@ async def _hammer(url: str, namespace: str, policies: tuple[Policy, ...], barrie
 
 def allowed_in_total(url: str, namespace: str, policies: tuple[Policy, ...]) -> int:
     """Run the processes against one key and sum what they were allowed."""
-    barrier = SPAWN.Barrier(PROCESSES)
-    results: Queue[int] = SPAWN.Queue()
-    processes = [
-        SPAWN.Process(target=hammer, args=(url, namespace, policies, barrier, results))
-        for _ in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        counts = [results.get(timeout=60) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-    assert [0] * PROCESSES == [process.exitcode for process in processes]
+    counts: list[int] = results_of_processes(hammer, (url, namespace, policies), PROCESSES)
     return sum(counts)
 
 

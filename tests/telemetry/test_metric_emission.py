@@ -21,7 +21,7 @@ from scalepy.cache import Cache
 from scalepy.health import Health, redis_check
 from scalepy.pools import PoolManager
 from scalepy.queue import Queue, Worker
-from scalepy.ratelimit import RateLimiter, TokenBucket
+from scalepy.ratelimit import Lease, RateLimiter, TokenBucket
 from scalepy.retry import RetryPolicy, call
 from scalepy.shedding import AIMD, LoadShedder, RequestShed
 from scalepy.testing import RecordingInstrumentation, asgi_request
@@ -70,9 +70,11 @@ async def test_cache(redis_url: str, key_prefix: str) -> None:
 
 
 async def test_rate_limiter(redis_url: str, key_prefix: str) -> None:
-    """Decisions allowed and limited on Redis."""
+    """Decisions allowed and limited on Redis, by a limiter that leases (its lease metric)."""
     recording = RecordingInstrumentation()
-    async with RateLimiter(redis_url, namespace=key_prefix, instrumentation=recording) as limiter:
+    async with RateLimiter(
+        redis_url, namespace=key_prefix, instrumentation=recording, lease=Lease()
+    ) as limiter:
         bucket = TokenBucket(capacity=1, refill_rate=0.001)
         assert [True, False] == [(await limiter.acquire("k", bucket)).allowed for _ in range(2)]
     check_against(recording, CATALOGUES["Rate limiter"])

@@ -38,7 +38,7 @@ from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.integrations.prometheus import PrometheusInstrumentation
 from scalepy.pools import PoolManager, PoolOptions
 from scalepy.queue import Queue, Worker
-from scalepy.ratelimit import RateLimiter
+from scalepy.ratelimit import Lease, RateLimiter
 from scalepy.retry import RetryBudget, RetryPolicy
 from scalepy.shedding import LoadShedder
 from scalepy.telemetry import combine, context_propagation
@@ -107,8 +107,15 @@ class Services:
             ttl=settings.cache_ttl,
             instrumentation=telemetry,
         )
+        # Leased: a hot client's requests are decided from batches of tokens taken
+        # from Redis, most without a round trip (at most a tenth of a burst held per
+        # replica; see docs/ratelimit.md, "Leases"). No-op on memory://.
         self.limiter = RateLimiter(
-            redis, namespace=settings.namespace, on_failure="local", instrumentation=telemetry
+            redis,
+            namespace=settings.namespace,
+            on_failure="local",
+            instrumentation=telemetry,
+            lease=Lease(),
         )
         # The replica's own concurrency limit, learned from its latency (None: TODO_SHEDDING=0).
         self.shedder = LoadShedder("http", instrumentation=telemetry) if settings.shedding else None

@@ -27,6 +27,7 @@ from scalepy.ratelimit._keys import KeyFunc as KeyFunc
 from scalepy.ratelimit._keys import client_ip as client_ip
 from scalepy.ratelimit._keys import header_key as header_key
 from scalepy.ratelimit._keys import user_key as user_key
+from scalepy.ratelimit._lease import Lease as Lease
 from scalepy.ratelimit._limiter import FailurePolicy as FailurePolicy
 from scalepy.ratelimit._limiter import RateLimiter as RateLimiter
 from scalepy.ratelimit._memory import MemoryRateLimitStore as MemoryRateLimitStore
@@ -49,6 +50,7 @@ __all__ = (
     "FailurePolicy",
     "FixedWindow",
     "KeyFunc",
+    "Lease",
     "MemoryRateLimitStore",
     "Outcome",
     "Policy",

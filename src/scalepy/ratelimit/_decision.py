@@ -21,6 +21,8 @@ class Outcome(enum.Enum):
     """The backend allowed the request."""
     LIMITED = "limited"
     """The backend (or the local cache of denied keys) denied it."""
+    LEASED = "leased"
+    """Allowed from tokens this replica leased from the backend (`Lease`), no round trip."""
     FAIL_OPEN = "fail_open"
     """The backend was unavailable and the policy let the request through."""
     FAIL_CLOSED = "fail_closed"

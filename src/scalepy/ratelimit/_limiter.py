@@ -16,8 +16,15 @@ from scalepy.clock import MonotonicClock
 from scalepy.errors import BackendError, ConfigurationError, CostExceedsBurst, RateLimitExceeded
 from scalepy.ratelimit._algorithms import check_cost
 from scalepy.ratelimit._decision import Decision, Outcome, PolicyDecision
+from scalepy.ratelimit._lease import LeaseBook
 from scalepy.ratelimit._memory import MemoryRateLimitStore
-from scalepy.ratelimit._metrics import BACKEND_ERRORS, DECISION_DURATION, DECISIONS, RESULT
+from scalepy.ratelimit._metrics import (
+    BACKEND_ERRORS,
+    DECISION_DURATION,
+    DECISIONS,
+    LEASE_TOKENS,
+    RESULT,
+)
 from scalepy.ratelimit._policies import POLICY_KINDS, Policy
 from scalepy.ratelimit._store import RateLimitStore
 from scalepy.telemetry import ERROR_TYPE, get_default
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
     from scalepy.backends import BackendConfig
     from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
+    from scalepy.ratelimit._lease import Lease
     from scalepy.telemetry import Instrumentation
 
 __all__ = ("FailurePolicy", "RateLimiter", "fixed_cost")
@@ -66,6 +74,10 @@ class RateLimiter(AsyncResource):
             from a URL sends its own); the process default if `None`.
         owns_client: Close a `RedisClient` given as `backend` in `aclose()`; a
             client built from a URL is always closed, a given one by default not.
+        lease: Decide most requests of a key that is hot on this replica from
+            tokens taken from the shared quota in batches (`Lease`), with the error
+            bound its docs state; `None` (the default) decides every request on the
+            backend. Ignored on `memory://`.
 
     Raises:
         ConfigurationError: An unknown failure policy, a non-positive timeout or
@@ -91,6 +103,7 @@ class RateLimiter(AsyncResource):
         "_fallback",
         "_guard",
         "_instrumentation",
+        "_leases",
         "_on_failure",
         "_owns_store",
         "_remember_denied",
@@ -112,6 +125,7 @@ class RateLimiter(AsyncResource):
         clock: Clock | None = None,
         instrumentation: Instrumentation | None = None,
         owns_client: bool = False,
+        lease: Lease | None = None,
     ) -> None:
         if on_failure not in get_args(FailurePolicy):
             raise ConfigurationError(
@@ -139,6 +153,13 @@ class RateLimiter(AsyncResource):
         self._decisions = self._instrumentation.metric(DECISIONS)
         self._duration = self._instrumentation.metric(DECISION_DURATION)
         self._backend_errors = self._instrumentation.metric(BACKEND_ERRORS)
+        self._leases: LeaseBook | None = None
+        # A memory store the limiter built is its own: every decision is already local.
+        if lease is not None and not (
+            self._owns_store and isinstance(self._store, MemoryRateLimitStore)
+        ):
+            tokens = self._instrumentation.metric(LEASE_TOKENS)
+            self._leases = LeaseBook(lease, self._clock, tokens)
 
     @property
     def store(self) -> RateLimitStore:
@@ -210,6 +231,8 @@ class RateLimiter(AsyncResource):
         """
         _check_policies(policies)
         self._denied.pop(key, None)
+        if self._leases is not None:
+            self._leases.forget(key, policies)
         await self._store.reset(key, policies)
         await self._fallback.reset(key, policies)
 
@@ -303,9 +326,19 @@ class RateLimiter(AsyncResource):
             remembered = self._remembered_denial(key, policies, cost)
             if remembered is not None:
                 return remembered
+        leases = self._leases
+        hold = None
+        if leases is not None and commit and cost:
+            # Decided here when the key holds tokens, whether or not the backend is up.
+            spent, hold = leases.spend(key, policies, cost)
+            if spent is not None:
+                return Decision.combine(spent, Outcome.LEASED)
         if self._guard.available():
             try:
-                results = await self._store.acquire(key, policies, cost, commit=commit)
+                if hold is None or leases is None:
+                    results = await self._store.acquire(key, policies, cost, commit=commit)
+                else:
+                    results = await leases.remote(self._store, hold, key, policies, cost)
             except BackendError as exc:
                 self._guard.record_failure(exc)
                 self._backend_errors.record(1, {ERROR_TYPE: type(exc).__name__})

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from scalepy.telemetry import ERROR_TYPE, Metric, MetricKind
 
-__all__ = ("BACKEND_ERRORS", "DECISIONS", "DECISION_DURATION", "METRICS", "NAMESPACE", "RESULT")
+__all__ = (
+    "BACKEND_ERRORS",
+    "DECISIONS",
+    "DECISION_DURATION",
+    "LEASE",
+    "LEASE_TOKENS",
+    "METRICS",
+    "NAMESPACE",
+    "RESULT",
+)
 
 NAMESPACE = "scalepy.ratelimit"
 
 RESULT = "scalepy.ratelimit.result"
-"""How a decision was reached: `allowed`, `limited`, `fail_open`, `fail_closed` or `local`."""
+"""How a decision was reached: `allowed`, `limited`, `leased`, `fail_open`, `fail_closed` or
+`local`."""
+
+LEASE = "scalepy.ratelimit.lease"
+"""What happened to leased tokens: `taken` (beyond the request that took them) or `lapsed`."""
 
 DECISIONS = Metric(
     name="scalepy.ratelimit.decisions",
@@ -33,5 +46,13 @@ BACKEND_ERRORS = Metric(
     labels=(ERROR_TYPE,),
 )
 
-METRICS = (DECISIONS, DECISION_DURATION, BACKEND_ERRORS)
+LEASE_TOKENS = Metric(
+    name="scalepy.ratelimit.lease.tokens",
+    kind=MetricKind.COUNTER,
+    unit="{token}",
+    description="Tokens leased by this replica, and leased tokens that lapsed unspent.",
+    labels=(LEASE,),
+)
+
+METRICS = (DECISIONS, DECISION_DURATION, BACKEND_ERRORS, LEASE_TOKENS)
 """Every metric a rate limiter emits, in the order the reference lists them."""
