@@ -227,6 +227,7 @@ class TodoRepository:
         batch = self._batch
         if batch is None:
             batch = self._batch = _Batch()
+            # It runs in this first caller's context: its spans join this request's trace.
             writing = asyncio.get_running_loop().create_task(self._create_batch(batch))
             self._writing.add(writing)
             writing.add_done_callback(self._writing.discard)
