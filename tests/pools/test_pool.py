@@ -53,6 +53,23 @@ async def borrowed_pid(pool: PostgresPool) -> int:
         return connection.get_server_pid()
 
 
+async def setting_kept(pool: PostgresPool) -> str:
+    """Set `statement_timeout` in one lease; what the next lease of the connection shows."""
+    async with pool.acquire() as connection:
+        await connection.execute("SET statement_timeout = '1234s'")
+    async with pool.acquire() as connection:
+        shown: str = await connection.fetchval("SHOW statement_timeout")
+        return shown
+
+
+async def returned_in_a_transaction(pool: PostgresPool) -> int:
+    """Lease a connection, set `statement_timeout`, BEGIN, return it; its server pid."""
+    async with pool.acquire() as connection:
+        await connection.execute("SET statement_timeout = '1234s'")
+        await connection.execute("BEGIN")
+        return connection.get_server_pid()
+
+
 async def test_lends_a_connection_and_takes_it_back(postgres_dsn: str, app_name: str) -> None:
     """A lent connection works, counts as used, and is idle again after the block."""
     async with make_pool(postgres_dsn, app_name, min_size=1, max_size=2) as pool:
@@ -93,6 +110,38 @@ async def test_session_state_is_reset_when_returned(postgres_dsn: str, app_name:
             assert not connection.is_in_transaction()
             locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1"
             assert 0 == await connection.fetchval(locks, pid)
+
+
+async def _set_then_fail(pool: PostgresPool) -> None:
+    async with pool.acquire() as connection:
+        await connection.execute("SET statement_timeout = '1234s'")
+        raise LookupError
+
+
+async def test_without_session_reset_a_clean_block_returns_without_a_round_trip(
+    postgres_dsn: str, app_name: str
+) -> None:
+    """With session_reset=False a block that ended cleanly outside a transaction is not reset."""
+    async with make_pool(postgres_dsn, app_name, max_size=1, session_reset=False) as pool:
+        # No reset query ran: the setting the block left is still there.
+        assert "1234s" == await setting_kept(pool)
+
+
+async def test_without_session_reset_an_open_transaction_or_an_error_still_resets(
+    postgres_dsn: str, app_name: str
+) -> None:
+    """With session_reset=False a block left in a transaction, or that raised, is reset."""
+    async with make_pool(postgres_dsn, app_name, max_size=1, session_reset=False) as pool:
+        pid = await returned_in_a_transaction(pool)
+        async with pool.acquire() as connection:
+            assert pid == connection.get_server_pid()
+            assert not connection.is_in_transaction()
+            assert "0" == await connection.fetchval("SHOW statement_timeout")
+        with pytest.raises(LookupError):
+            await _set_then_fail(pool)
+        async with pool.acquire() as connection:
+            assert pid == connection.get_server_pid()
+            assert "0" == await connection.fetchval("SHOW statement_timeout")
 
 
 async def test_acquire_gives_up_at_its_deadline(postgres_dsn: str, app_name: str) -> None:
@@ -383,10 +432,8 @@ async def test_pgbouncer_mode_caches_no_statement_and_skips_the_reset(
         async with pool.acquire() as connection:
             await connection.fetchval("SELECT $1::int", 1)
             assert 0 == await connection.fetchval(prepared)
-            await connection.execute("SET statement_timeout = '1234s'")
-        async with pool.acquire() as connection:
-            # No RESET ALL: behind PgBouncer it would reach whichever server it picks.
-            assert "1234s" == await connection.fetchval("SHOW statement_timeout")
+        # No RESET ALL: behind PgBouncer it would reach whichever server it picks.
+        assert "1234s" == await setting_kept(pool)
 
 
 async def test_pgbouncer_mode_closes_a_connection_returned_in_a_transaction(
@@ -394,9 +441,7 @@ async def test_pgbouncer_mode_closes_a_connection_returned_in_a_transaction(
 ) -> None:
     """A connection returned inside a transaction is closed, not handed on."""
     async with make_pool(postgres_dsn, app_name, max_size=1, pgbouncer=True) as pool:
-        async with pool.acquire() as connection:
-            pid = connection.get_server_pid()
-            await connection.execute("BEGIN")
+        pid = await returned_in_a_transaction(pool)
         async with pool.acquire() as connection:
             assert pid != connection.get_server_pid()
         assert 1 == pool.statistics().recycled["reset"]

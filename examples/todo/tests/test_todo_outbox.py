@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 import httpx
 from todo_support import UnixRedisServer, WorkerProcess, eventually, write_headers
 
 from scalepy.backends.redis import RedisClient
+from scalepy.breaker import CircuitBreaker
+from scalepy.errors import BackendUnavailable
 from scalepy.queue import JobStatus, Queue, Worker
+from scalepy.retry import RetryBudget, RetryPolicy
 from todo.app import create_app
+from todo.models import TodoIn
 from todo.outbox import NotificationRelay, notification_job_id
+from todo.repository import TodoRepository
 from todo.tasks import notify_created, register
 
 if TYPE_CHECKING:
@@ -21,8 +27,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import pytest
+    from starlette.applications import Starlette
 
-    from scalepy.pools import PoolManager
+    from scalepy.pools import PoolManager, PostgresCluster
     from todo.settings import Settings
 
 CREATED_IN_THE_OUTAGE = 5
@@ -234,3 +241,63 @@ async def execute(pools: PoolManager, query: str) -> None:
     """Run `query` on the primary."""
     async with pools.postgres.acquire() as connection:
         await connection.execute(query)
+
+
+async def test_concurrent_creates_are_written_together_each_with_its_own_outbox_row(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Creates made while others wait for a connection share a statement (one commit).
+
+    Each still gets its own todo back, in its own order, and each todo its outbox row.
+    """
+    titles = [f"together {n}" for n in range(20)]
+    responses = await asyncio.gather(
+        *(client.post("/todos", json={"title": t}, headers=write_headers(settings)) for t in titles)
+    )
+    created = [response.json() for response in responses]
+    assert [201] * len(titles) == [response.status_code for response in responses]
+    assert titles == [todo["title"] for todo in created]
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        outbox = await connection.fetch("SELECT todo_id FROM notification_outbox ORDER BY todo_id")
+        commits = await connection.fetchval("SELECT count(DISTINCT created_at) FROM todos")
+    finally:
+        await connection.close()
+    assert sorted(todo["id"] for todo in created) == [row["todo_id"] for row in outbox]
+    # Rows of one transaction share its timestamp: fewer commits than creates.
+    assert commits < len(titles)
+
+
+class _Refusing:
+    """A PostgreSQL cluster whose first `refusals` acquires are refused, then the real one's."""
+
+    def __init__(self, postgres: PostgresCluster, refusals: int) -> None:
+        self._postgres = postgres
+        self.refusals = refusals
+
+    def acquire(self) -> contextlib.AbstractAsyncContextManager[object]:
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectionRefusedError("refused")
+        return self._postgres.acquire()
+
+
+async def test_a_failed_batch_answers_each_create_with_the_error_and_the_next_is_written(
+    app: Starlette,
+) -> None:
+    """Every create of a batch PostgreSQL refused gets BackendUnavailable; later ones succeed."""
+    services = app.state.services
+    repository = TodoRepository(
+        postgres=cast("PostgresCluster", _Refusing(services.pools.postgres, refusals=1)),
+        cache=services.cache,
+        breaker=CircuitBreaker("test", minimum_calls=100),
+        retry_policy=RetryPolicy(attempts=1),
+        budget=RetryBudget(),
+        ttl=60.0,
+    )
+    outcomes = await asyncio.gather(
+        *(repository.create(TodoIn(title=f"refused {n}")) for n in range(3)),
+        return_exceptions=True,
+    )
+    assert [BackendUnavailable] * 3 == [type(outcome) for outcome in outcomes]
+    assert "written" == (await repository.create(TodoIn(title="written"))).title

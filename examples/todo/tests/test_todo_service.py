@@ -60,6 +60,26 @@ async def test_metrics_show_the_primitives_at_work(
         assert name in text
 
 
+async def test_a_write_returns_its_connection_without_a_reset_round_trip(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A write holds its pooled connection for its one statement: no reset query follows it."""
+    created = await client.post("/todos", json={"title": "r"}, headers=write_headers(settings))
+    assert 201 == created.status_code
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        # An idle backend shows the last statement it ran.
+        last = await connection.fetch(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'todo' AND state = 'idle'"
+        )
+    finally:
+        await connection.close()
+    writes = [row["query"] for row in last if "INSERT INTO todos" in row["query"]]
+    resets = [row["query"] for row in last if "RESET ALL" in row["query"]]
+    assert (1, []) == (len(writes), resets)
+
+
 async def test_writes_have_a_stricter_rate_limit(settings: Settings) -> None:
     """Two writes a minute per client: the third is 429, with Retry-After and IETF headers.
 

@@ -16,7 +16,8 @@ Who does what, in call order:
    that lags could hand the cache a value older than a write it just invalidated.
 
 A created todo's notification is written in the same statement, to the outbox
-(`todo/outbox.py`), never sent to Redis from the request: it cannot be lost.
+(`todo/outbox.py`), never sent to Redis from the request: it cannot be lost. Creates
+arriving while earlier ones wait for a connection are written in one statement.
 
 A write commits, then invalidates the cache tags it touched. After the invalidation
 returns, no process reads the old value from Redis again (the tag versions are read
@@ -27,6 +28,8 @@ cache's `staleness_bound` after that): a read after a write, on any replica, see
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING
@@ -45,6 +48,8 @@ from todo.models import TodoRecord
 from todo.outage import OutageLog
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from scalepy.breaker import CircuitBreaker
     from scalepy.cache import Cache
     from scalepy.pools import PostgresCluster
@@ -76,12 +81,63 @@ _EVERY_TODO = "todos:every"  # carried by every by-id entry: DELETE /todos drops
 _LISTS = "todos:lists"  # carried by every list page: any write drops them
 
 
+# The creates of a batch, in one statement: the todos and their outbox rows commit
+# together. The ids are drawn first, so that each outbox row names its todo, and each
+# create gets its own row back (in the order given), whatever order the INSERT takes.
+_CREATE = f"""WITH given AS (
+        SELECT nextval(pg_get_serial_sequence('todos', 'id')) AS id, todo.*
+        FROM unnest($1::text[], $2::text[], $3::boolean[], $4::integer[], $5::text[])
+            WITH ORDINALITY AS todo(title, description, completed, "order", trace, n)
+    ), todo AS (
+        INSERT INTO todos (id, title, description, completed, "order") OVERRIDING SYSTEM VALUE
+        SELECT id, title, description, completed, "order" FROM given
+        RETURNING {_COLUMNS}
+    ), notification AS (
+        INSERT INTO notification_outbox (todo_id, trace) SELECT id, trace FROM given
+    )
+    SELECT todo.* FROM todo JOIN given USING (id) ORDER BY given.n"""
+
+
 def _todo_tag(todo_id: int) -> str:
     return f"todo:{todo_id}"
 
 
 def _record(row: asyncpg.Record) -> TodoRecord:
     return TodoRecord(**dict(row))
+
+
+class _Batch:
+    """Creates waiting to be written together, each with the future its caller awaits."""
+
+    __slots__ = ("todos", "waiters")
+
+    def __init__(self) -> None:
+        self.todos: list[tuple[TodoIn, str]] = []
+        self.waiters: list[asyncio.Future[TodoRecord]] = []
+
+    def columns(self) -> tuple[list[object], ...]:
+        """The arguments of `_CREATE`: one array per column."""
+        return (
+            [todo.title for todo, _ in self.todos],
+            [todo.description for todo, _ in self.todos],
+            [todo.completed for todo, _ in self.todos],
+            [todo.order for todo, _ in self.todos],
+            [trace for _, trace in self.todos],
+        )
+
+    def fail(self, exc: BaseException) -> None:
+        for waiter in self.waiters:
+            if waiter.done():  # its caller gave up
+                continue
+            if isinstance(exc, asyncio.CancelledError):
+                waiter.cancel()
+            else:
+                waiter.set_exception(exc)
+
+    def succeed(self, records: list[TodoRecord]) -> None:
+        for waiter, record in zip(self.waiters, records, strict=True):
+            if not waiter.done():
+                waiter.set_result(record)
 
 
 class TodoRepository:
@@ -116,6 +172,8 @@ class TodoRepository:
         self._breaker = breaker
         self._retrying = retry(retry_policy, budget=budget)
         self._invalidations = OutageLog(_logger, "cache invalidation after a write")
+        self._batch: _Batch | None = None  # the creates gathering for the next statement
+        self._writing: set[asyncio.Task[None]] = set()
 
         # --8<-- [start:reads]
         @cache.cached(ttl=ttl, key="todo:{todo_id}", tags=["todo:{todo_id}", _EVERY_TODO])
@@ -161,26 +219,45 @@ class TodoRepository:
 
         One statement writes both, so both commit or neither: the relay
         (`todo/outbox.py`) enqueues the notification, whenever Redis answers.
+        Creates that arrive while the previous ones wait for a connection are
+        written together, in one statement and one commit: under load a create
+        costs PostgreSQL a share of one, and holds no connection of its own.
         """
         trace = self._propagation.inject_context() if self._propagation is not None else {}
-        row = await self._write(
-            f"""WITH todo AS (
-                    INSERT INTO todos (title, description, completed, "order")
-                    VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}
-                ), notification AS (
-                    INSERT INTO notification_outbox (todo_id, trace) SELECT id, $5 FROM todo
-                )
-                SELECT {_COLUMNS} FROM todo""",
-            todo.title,
-            todo.description,
-            todo.completed,
-            todo.order,
-            json.dumps(trace, separators=(",", ":")) if trace else "",
-        )
-        record = _record(row[0])
-        # Its id may have been looked up (and its absence cached) before it existed.
-        await self._invalidate(_todo_tag(record.id), _LISTS)
-        return record
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+            # It runs in this first caller's context: its spans join this request's trace.
+            writing = asyncio.get_running_loop().create_task(self._create_batch(batch))
+            self._writing.add(writing)
+            writing.add_done_callback(self._writing.discard)
+        waiter: asyncio.Future[TodoRecord] = asyncio.get_running_loop().create_future()
+        batch.todos.append((todo, json.dumps(trace, separators=(",", ":")) if trace else ""))
+        batch.waiters.append(waiter)
+        return await waiter
+
+    async def _create_batch(self, batch: _Batch) -> None:
+        """Write a batch once a connection is free; invalidate; answer its callers."""
+        try:
+            async with self._breaker:
+                with _unavailable_as_scalepy():
+                    async with self._postgres.acquire() as connection:
+                        self._seal(batch)  # later creates gather for the next statement
+                        rows = await connection.fetch(_CREATE, *batch.columns())
+            records = [_record(row) for row in rows]
+            # Their ids may have been looked up (and their absence cached) before they existed.
+            await self._invalidate(*(_todo_tag(record.id) for record in records), _LISTS)
+        except BaseException as exc:
+            self._seal(batch)
+            batch.fail(exc)  # every caller gets what a create alone would have raised
+            if not isinstance(exc, Exception):
+                raise
+            return
+        batch.succeed(records)
+
+    def _seal(self, batch: _Batch) -> None:
+        if self._batch is batch:
+            self._batch = None
 
     # --8<-- [end:create]
 
@@ -235,15 +312,9 @@ class TodoRepository:
             return await self._fetch(query, args)
 
     async def _fetch(self, query: str, args: tuple[object, ...]) -> list[asyncpg.Record]:
-        try:
+        with _unavailable_as_scalepy():
             async with self._postgres.acquire() as connection:
                 return await connection.fetch(query, *args)
-        except ScalepyError:
-            raise  # the pool's own errors say it already
-        except _DRIVER_UNAVAILABLE as exc:
-            # The driver's words for "unreachable" become scalepy's (a 503, not a 500).
-            error = BackendTimeout if isinstance(exc, TimeoutError) else BackendUnavailable
-            raise error(f"{type(exc).__name__}: {exc}", backend="postgresql") from exc
 
     async def _invalidate(self, *tags: str) -> None:
         """Drop the cached reads a committed write changed, on every replica."""
@@ -257,3 +328,15 @@ class TodoRepository:
             self._invalidations.succeeded()
 
     # --8<-- [end:calls]
+
+
+@contextlib.contextmanager
+def _unavailable_as_scalepy() -> Iterator[None]:
+    """The driver's words for "unreachable" become scalepy's (a 503, not a 500)."""
+    try:
+        yield
+    except ScalepyError:
+        raise  # the pool's own errors say it already
+    except _DRIVER_UNAVAILABLE as exc:
+        error = BackendTimeout if isinstance(exc, TimeoutError) else BackendUnavailable
+        raise error(f"{type(exc).__name__}: {exc}", backend="postgresql") from exc

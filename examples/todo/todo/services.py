@@ -95,7 +95,15 @@ class Services:
         self.pools = PoolManager(
             postgres=settings.database_url,
             redis=None if memory else settings.redis_url,
-            options=PoolOptions(max_size=10, acquire_timeout=2.0, application_name="todo"),
+            options=PoolOptions(
+                max_size=10,
+                acquire_timeout=2.0,
+                application_name="todo",
+                # Nothing here changes session state (the writes are single statements,
+                # the tasks' transactions end by themselves): no reset round trip, so a
+                # write holds its connection for one round trip, not two.
+                session_reset=False,
+            ),
             instrumentation=telemetry,
         )
         # The one Redis client of the process, or memory:// in the single-process mode.

@@ -8,7 +8,7 @@ A task reads what it needs through the pools its worker opened at startup
 its side effect idempotent with the job's id: delivery is at least once, so a job
 may run again after a worker died, and must not notify twice. The jobs come from the
 outbox (`todo/outbox.py`): recording the notification deletes the todo's outbox row,
-in the same transaction, so the relay stops enqueueing it.
+in the same statement, so the relay stops enqueueing it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,20 @@ __all__ = ("Tasks", "notify_created", "register")
 _logger = logging.getLogger("todo.tasks")
 
 
+# One statement, so one transaction and one round trip: the outbox row goes, and the
+# notification is recorded under the job id (once, whichever attempt gets there first),
+# together. The DELETE runs though nothing reads it: WITH runs every data-modifying
+# statement to completion.
+_NOTIFY = """WITH relayed AS (DELETE FROM notification_outbox WHERE todo_id = $1),
+                  todo AS (SELECT title FROM todos WHERE id = $1),
+                  recorded AS (
+                      INSERT INTO notifications (job_id, todo_id, title)
+                      SELECT $2, $1, title FROM todo
+                      ON CONFLICT (job_id) DO NOTHING RETURNING true
+                  )
+             SELECT (SELECT title FROM todo) AS title, EXISTS (SELECT FROM recorded) AS recorded"""
+
+
 async def notify_created(todo_id: int) -> bool:
     """Tell the world a todo was created (here: record it and log it), once per job.
 
@@ -33,19 +47,11 @@ async def notify_created(todo_id: int) -> bool:
     """
     pools = worker_state(PoolManager)
     job = current_job()
-    async with pools.postgres.acquire() as connection, connection.transaction():
-        await connection.execute("DELETE FROM notification_outbox WHERE todo_id = $1", todo_id)
-        title = await connection.fetchval("SELECT title FROM todos WHERE id = $1", todo_id)
-        if title is None:
-            _logger.info("todo %d is gone; nothing to notify (job %s)", todo_id, job.id)
-            return False
-        recorded = await connection.fetchval(
-            """INSERT INTO notifications (job_id, todo_id, title) VALUES ($1, $2, $3)
-               ON CONFLICT (job_id) DO NOTHING RETURNING true""",
-            job.id,
-            todo_id,
-            title,
-        )
+    [row] = await pools.postgres.fetch(_NOTIFY, todo_id, job.id)  # no FROM: one row
+    title, recorded = row["title"], row["recorded"]
+    if title is None:
+        _logger.info("todo %d is gone; nothing to notify (job %s)", todo_id, job.id)
+        return False
     if recorded:
         _logger.info("notified: todo %d %r created (job %s)", todo_id, title, job.id)
     return bool(recorded)

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from scalepy.integrations.opentelemetry import OpenTelemetryInstrumentation
 from scalepy.integrations.prometheus import PrometheusInstrumentation
-from scalepy.pools import PoolManager
+from scalepy.pools import PoolManager, PoolOptions
 from scalepy.queue import Queue
 from scalepy.telemetry import combine, context_propagation
 from todo.metrics_server import serve_metrics
@@ -57,7 +57,12 @@ async def startup() -> PoolManager:
     """
     if settings.metrics_address:
         _serving.enter_context(serve_metrics(registry, settings.metrics_address))
-    pools = PoolManager(postgres=settings.database_url, instrumentation=_instrumentation)
+    # The tasks and the relay change no session state: no reset round trip per job.
+    pools = PoolManager(
+        postgres=settings.database_url,
+        options=PoolOptions(session_reset=False),
+        instrumentation=_instrumentation,
+    )
     await pools.open()
     relay = NotificationRelay(
         pools.postgres, tasks.notify_created, propagation=context_propagation(_instrumentation)

@@ -134,6 +134,15 @@ class PoolOptions:
     statement cache (asyncpg's `statement_cache_size=0`), and no session reset on
     release (`RESET ALL` would run on whichever server connection PgBouncer picks);
     a connection returned inside a transaction is closed instead."""
+    session_reset: bool = True
+    """Reset the session when a connection is returned (asyncpg's `reset()`: settings,
+    `LISTEN`s, cursors and advisory locks cleared), which costs a round trip per lease.
+
+    `False` skips it when the block ended without an error and outside a transaction,
+    as psycopg's pool does: for code that changes no session state (no `SET`, `LISTEN`,
+    advisory lock, `WITH HOLD` cursor, temporary table or `add_listener`), whose
+    connections are as clean when returned as when lent. A block that raised, or left
+    a transaction open, still gets the full reset."""
     statement_cache_size: int | None = None
     """asyncpg's prepared statement cache per connection; `None` means asyncpg's
     default (100), or 0 with `pgbouncer`."""

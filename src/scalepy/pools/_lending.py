@@ -7,7 +7,8 @@ each written so that cancelling the task at its await leaves nothing behind:
   acquirer that gives up leaves the connection to the pool (or, if opening
   fails, frees the slot);
 - checking a connection that idled (`SELECT 1`): it is closed if that fails;
-- resetting a returned connection: it is closed if that fails or is cancelled.
+- resetting a returned connection (unless `session_reset` is off and it came back
+  clean): it is closed if that fails or is cancelled.
 
 Waiting is one future per waiter and one timer for its deadline, never a task,
 and a connection that is idle and needs no check is lent without any await.
@@ -231,8 +232,14 @@ class Lender(Ledger):
             raise
         self._put_back(pooled)
 
-    async def _release(self, pooled: Pooled) -> None:
-        """Reset a returned connection and put it back, or close it if unfit."""
+    async def _release(self, pooled: Pooled, *, clean: bool = False) -> None:
+        """Reset a returned connection and put it back, or close it if unfit.
+
+        Args:
+            pooled: The connection.
+            clean: The block ended without an error: with `session_reset` off, a
+                connection outside a transaction then needs no reset.
+        """
         connection = pooled.connection
         if self._leased.get(connection) is not pooled:
             return  # already terminated by close()
@@ -241,7 +248,8 @@ class Lender(Ledger):
         if reason is None and not self._closing:
             try:
                 if not self.options.pgbouncer:
-                    await connection.reset(timeout=self.options.connect_timeout)
+                    if self.options.session_reset or not clean or connection.is_in_transaction():
+                        await connection.reset(timeout=self.options.connect_timeout)
                 elif connection.is_in_transaction():
                     reason = "reset"  # PgBouncer pins the server connection: do not return it
             except BaseException as exc:
@@ -291,4 +299,4 @@ class Lease:
     ) -> None:
         pooled, self._pooled = self._pooled, None
         if pooled is not None:
-            await self._pool._release(pooled)
+            await self._pool._release(pooled, clean=exc_type is None)

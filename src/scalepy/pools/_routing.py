@@ -111,4 +111,4 @@ class ReadLease:
         if self._index >= 0 and pooled.connection.is_closed():
             self.lost_replica = True
             self._cluster._guards[self._index].record_failure()
-        await self._pool._release(pooled)
+        await self._pool._release(pooled, clean=exc_type is None)
