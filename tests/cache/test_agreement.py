@@ -8,8 +8,10 @@ example, so remaining TTLs are compared with a small slack, and every expiry
 boundary sits at least a second away from where real time could push it.
 
 On Redis the sequences leave out `clear`, which scans the whole server (slow on
-a busy shared one; test_stores.py checks it); every key written has a TTL of
-seconds, so examples leave nothing behind.
+a busy shared one; test_stores.py checks it), and add the load lock: a read
+that takes it on a miss (`get_or_lock`, the script a cache uses while lookups
+mostly miss) and its release, beside the plain read (PTTL and GET). Every key
+written has a TTL of seconds, so examples leave nothing behind.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 KEYS = ["a", "b", "c"]
 TAGS = ["x", "y"]
 SLACK = 0.25
+LOCK_TTL = 4
 
 Operation = tuple[Any, ...]
 
@@ -49,7 +52,11 @@ steps = (
     st.tuples(st.just("advance"), st.integers(1, 3)),
 )
 operations = st.lists(st.one_of(*steps, st.tuples(st.just("clear"))), max_size=30)
-redis_operations = st.lists(st.one_of(*steps), max_size=30)
+lock_steps = (
+    st.tuples(st.just("get_or_lock"), st.sampled_from(KEYS)),
+    st.tuples(st.just("release"), st.sampled_from(KEYS)),
+)
+redis_operations = st.lists(st.one_of(*steps, *lock_steps), max_size=30)
 
 
 @dataclass
@@ -59,6 +66,25 @@ class Model:
     now: int = 0
     entries: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     tags: dict[str, tuple[int, int]] = field(default_factory=dict)
+    locks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per key: (holder, expiry); a holder is the number of the read that took it."""
+    reads: int = 0
+
+    def get_or_lock(self, key: str) -> tuple[bytes, int] | int | None:
+        """The entry if alive; else the lock's new holder when free, `None` when held."""
+        if (entry := self.get(key)) is not None:
+            return entry
+        holder = self.locks.get(key)
+        if holder is not None and holder[1] > self.now:
+            return None
+        self.reads += 1
+        self.locks[key] = (self.reads, self.now + LOCK_TTL)
+        return self.reads
+
+    def release(self, key: str, holder: int) -> None:
+        """Free the lock if `holder` still has it."""
+        if self.locks.get(key, (0, 0))[0] == holder:
+            del self.locks[key]
 
     def get(self, key: str) -> tuple[bytes, int] | None:
         """The entry and its remaining seconds, if alive."""
@@ -82,6 +108,7 @@ class Model:
 async def run(store: CacheStore, clock: FakeClock, sequence: list[Operation]) -> None:
     """Apply `sequence` to the model and to `store`, comparing every observation."""
     model = Model()
+    tokens: dict[str, tuple[int, str]] = {}  # key: (the model's holder, the store's token)
     for operation in sequence:
         match operation:
             case ("set", str(key), bytes(data), int(ttl)):
@@ -96,6 +123,25 @@ async def run(store: CacheStore, clock: FakeClock, sequence: list[Operation]) ->
                     assert actual is not None
                     assert expected[0] == actual[0]
                     assert expected[1] - SLACK <= actual[1] <= expected[1]
+            case ("get_or_lock", str(key)):
+                assert isinstance(store, RedisCacheStore)
+                expected_read = model.get_or_lock(key)
+                read = await store.get_or_lock(key)
+                if isinstance(expected_read, int):
+                    assert isinstance(read, str)
+                    tokens[key] = (expected_read, read)
+                elif expected_read is None:
+                    assert read is None
+                else:
+                    assert isinstance(read, tuple)
+                    assert expected_read[0] == read[0]
+                    assert expected_read[1] - SLACK <= read[1] <= expected_read[1]
+            case ("release", str(key)):
+                assert isinstance(store, RedisCacheStore)
+                if key in tokens:
+                    holder, token = tokens.pop(key)
+                    model.release(key, holder)
+                    await store.release_lock(key, token)
             case ("delete", str(key)):
                 model.entries.pop(key, None)
                 await store.delete([key])
@@ -107,10 +153,25 @@ async def run(store: CacheStore, clock: FakeClock, sequence: list[Operation]) ->
             case ("advance", int(step)):
                 model.now += step
                 await warp(store, clock, step, KEYS, TAGS)
+                if isinstance(store, RedisCacheStore):
+                    await warp_locks(store, step)
             case ("clear",):
                 model.entries.clear()
                 model.tags.clear()
                 await store.clear()
+
+
+async def warp_locks(store: RedisCacheStore, step: int) -> None:
+    """Shorten every load lock's TTL by `step` seconds, as `warp` does for entries."""
+    for key in KEYS:
+        name = store.key(key) + ":lock"
+        left = await store.client.execute("PTTL", name)
+        if left < 0:
+            continue
+        if left <= step * 1000:
+            await store.client.execute("DEL", name)
+        else:
+            await store.client.execute("PEXPIRE", name, left - step * 1000)
 
 
 async def agree(url: str | None, sequence: list[Operation]) -> None:
@@ -121,7 +182,9 @@ async def agree(url: str | None, sequence: list[Operation]) -> None:
         return
     async with RedisClient.from_url(url) as client:
         await run(
-            RedisCacheStore(client, namespace=f"agreement-{uuid.uuid4().hex}"), clock, sequence
+            RedisCacheStore(client, namespace=f"agreement-{uuid.uuid4().hex}", lock_ttl=LOCK_TTL),
+            clock,
+            sequence,
         )
 
 

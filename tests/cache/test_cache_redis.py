@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scalepy.backends.redis import RedisClient
 from scalepy.cache import Cache, RedisCacheStore
@@ -412,10 +415,9 @@ async def test_an_uncontended_miss_takes_its_lock_in_the_read(redis_server: Redi
 
 
 async def test_a_hit_is_one_read_and_writes_nothing(redis_server: RedisServer) -> None:
-    """A Redis hit (L1 off): one script reading the entry and its time left, no lock, no write.
+    """A Redis hit (L1 off) once lookups mostly hit: PTTL and GET in one round trip, no script.
 
-    The script is the read-or-lock of a miss: a hit and an uncontended miss both
-    cost one round trip, so neither has to guess which one it is.
+    No lock, no write: the hit costs the server what a plain GET and a PTTL cost.
     """
     async with (
         RedisClient.from_url(redis_server.url) as client,
@@ -423,9 +425,96 @@ async def test_a_hit_is_one_read_and_writes_nothing(redis_server: RedisServer) -
     ):
         cached = cache.cached(ttl=60)(Counter())
         assert {"call": 1} == await cached(1)
+        for _ in range(HITS_TO_SETTLE):
+            await cached(1)
 
         async def hit() -> None:
             assert {"call": 1} == await cached(1)
 
         sent, calls = await commands_during(client, hit)
-    assert (1, {"evalsha": 1, "get": 1, "pttl": 1}) == (sent, calls)
+    assert (2, {"pttl": 1, "get": 1}) == (sent, calls)
+
+
+HITS_TO_SETTLE = 40
+"""Hits after which a new cache, expecting misses at first, reads without the lock."""
+
+
+async def test_misses_after_hits_take_the_lock_in_the_read_again(redis_server: RedisServer) -> None:
+    """A miss among hits takes the lock in a step of its own; a run of misses, in the read.
+
+    The first miss after many hits reads plainly, then locks and re-reads in one
+    round trip (SET NX, PTTL, GET), loads and stores: one load, the lock freed. A
+    second miss in a row is read with the read-or-lock script again.
+    """
+    async with (
+        RedisClient.from_url(redis_server.url) as client,
+        Cache(client, namespace="mixed") as cache,
+    ):
+        counter = Counter()
+        cached = cache.cached(ttl=60)(counter)
+        await cached(0)
+        for _ in range(HITS_TO_SETTLE):
+            await cached(0)
+
+        async def miss(item: int) -> None:
+            assert {"call": item + 1} == await cached(item)
+
+        first = await commands_during(client, lambda: miss(1))
+        second = await commands_during(client, lambda: miss(2))
+        store = cache.store
+        assert isinstance(store, RedisCacheStore)
+        assert None is await client.execute("GET", store.key(cached.key(1)) + ":lock")
+    # PTTL+GET, then SET NX+PTTL+GET, then store-and-release (SET, GET, DEL inside)
+    assert (6, {"pttl": 2, "get": 3, "set": 2, "evalsha": 1, "del": 1}) == first
+    # read-or-lock (GET, SET NX inside), then store-and-release
+    assert (2, {"evalsha": 2, "get": 2, "set": 2, "del": 1}) == second
+
+
+lookups = st.lists(
+    st.tuples(st.sampled_from(["call", "invalidate"]), st.integers(0, 3)), max_size=60
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(warm=st.integers(0, HITS_TO_SETTLE), sequence=lookups)
+def test_lookups_agree_with_a_dict_whichever_way_they_read(
+    redis_url: str, cluster_url: str, warm: int, sequence: list[tuple[str, int]]
+) -> None:
+    """Calls and invalidations give a dict's answers, loading only what is missing.
+
+    The cache reads with the lock or without it as its share of misses moves (`warm`
+    hits of another key first move it towards reading without): either way a call
+    returns the value stored since the last invalidation, loads exactly when the
+    dict has nothing, and leaves no load lock behind.
+    """
+
+    async def check(url: str) -> None:
+        model: dict[int, int] = {}
+        loads = expected_loads = 0
+
+        async def load(item: int) -> int:
+            nonlocal loads
+            loads += 1
+            return loads
+
+        async with Cache(url, namespace=f"lookups-{uuid.uuid4().hex}") as cache:
+            store = cache.store
+            assert isinstance(store, RedisCacheStore)
+            cached = cache.cached(ttl=60)(load)
+            for _ in range(warm):
+                await cached(-1)
+            expected_loads = loads
+            for action, item in sequence:
+                if action == "invalidate":
+                    model.pop(item, None)
+                    await cached.invalidate(item)
+                    continue
+                if item not in model:
+                    expected_loads += 1
+                    model[item] = expected_loads
+                assert (model[item], expected_loads) == (await cached(item), loads)
+                lock = store.key(cached.key(item)) + ":lock"
+                assert None is await store.client.execute("GET", lock)
+
+    asyncio.run(check(redis_url))
+    asyncio.run(check(cluster_url))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,11 +15,15 @@ from scalepy.cache import (
     RedisCacheStore,
     ReleaseOnSetCacheStore,
 )
+from scalepy.cache._redis import entry_of
 from scalepy.errors import ConfigurationError
 from scalepy.testing import CacheStoreContract, FakeClock
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from redis.typing import EncodableT
 
     from scalepy.cache import CacheStore
 
@@ -199,3 +203,95 @@ async def test_a_store_with_only_the_lock_ability_is_locked() -> None:
 
     assert "v" == await cache.get_or_load("k", load)
     assert ["k"] == store.locked
+
+
+class Interleaving(RedisClient):
+    """A client that runs `between` after the first command of `execute_many`.
+
+    It stands for another client whose command Redis runs between a read's PTTL and
+    GET (they normally run back to back).
+    """
+
+    between: Callable[[], Awaitable[object]] | None = None
+
+    async def execute_many(self, *commands: tuple[EncodableT, ...]) -> list[Any]:
+        """Run `commands` one by one, `between` after the first."""
+        replies = [await self.execute(*commands[0])]
+        if self.between is not None:
+            await self.between()
+        replies += [await self.execute(*command) for command in commands[1:]]
+        return replies
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("delete", None),
+        ("expire", None),
+        ("create", None),
+        ("rewrite-longer", (b"new", 10.0)),
+        ("rewrite-shorter", (b"new", 10.0)),
+        ("persist", (b"old", 10.0)),
+    ],
+)
+async def test_a_read_racing_a_write_is_a_miss_or_the_newest_value(
+    cluster_url: str, redis_url: str, namespace: str, change: str, expected: Any
+) -> None:
+    """A write between a read's PTTL and GET: a miss, or the newest bytes with the older time left.
+
+    An entry gone in between (deleted, expired) or created in between is a miss;
+    one rewritten in between gives the new bytes judged by the time the old entry
+    had left, never the old bytes with the new entry's lifetime (so a rewrite with a
+    shorter TTL is judged by the longer one left before it). A PERSIST in between
+    (not something the cache does) leaves the bytes and the time read before it.
+    """
+    for url in (redis_url, cluster_url):
+        found = await read_racing(url, namespace, change)
+        if expected is None:
+            assert found is None
+        else:
+            assert found is not None
+            assert expected[0] == found[0]
+            assert expected[1] - 0.5 <= found[1] <= expected[1]
+
+
+async def read_racing(url: str, namespace: str, change: str) -> tuple[bytes, float] | None:
+    """Read entry "k" (10 s left, unless `change` creates it) while `change` runs in between."""
+    client = Interleaving.from_url(url)
+    assert isinstance(client, Interleaving)
+    async with client:
+        store = RedisCacheStore(client, namespace=namespace)
+        key = store.key("k")
+        if change != "create":
+            await store.set("k", b"old", 10.0)
+        command = {
+            "delete": ("DEL", key),
+            "expire": ("PEXPIRE", key, 1),
+            "create": ("SET", key, b"new", "PX", 10_000),
+            "rewrite-longer": ("SET", key, b"new", "PX", 60_000),
+            "rewrite-shorter": ("SET", key, b"new", "PX", 5_000),
+            "persist": ("PERSIST", key),
+        }[change]
+
+        async def gone() -> bool:
+            return 0 == int(await client.execute("EXISTS", key))
+
+        async def write() -> None:
+            await client.execute(*command)
+            if change == "expire":
+                await eventually(gone)
+
+        client.between = write
+        found = await store.get("k")
+        client.between = None
+        await store.delete(["k"])
+        return found
+
+
+def test_a_read_without_an_expiry_is_a_miss() -> None:
+    """A key without expiry (PTTL -1) is not one of ours; an absent one (-2) is a miss too."""
+    assert (None, None, (b"x", 1.5)) == (
+        entry_of(-1, b"x"),
+        entry_of(-2, b"x"),
+        entry_of(1500, b"x"),
+    )

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from scalepy.cache._bus import Invalidation
     from scalepy.telemetry import Instrumentation
 
-__all__ = ("RedisCacheStore",)
+__all__ = ("RedisCacheStore", "entry_of")
 
 T = TypeVar("T")
 
@@ -39,8 +39,8 @@ def _scripts() -> ScriptRegistry:
     return ScriptRegistry("scalepy.cache")
 
 
-def _read() -> Script:
-    return _scripts()["read"]
+def _read_or_lock() -> Script:
+    return _scripts()["read_or_lock"]
 
 
 def _store_release() -> Script:
@@ -61,9 +61,10 @@ class RedisCacheStore:
     - a tag's version: `prefix:tag:{<tag>}`, a counter bumped by each invalidation;
     - the invalidation channel: `prefix:{bus}`.
 
-    A read is one script returning the bytes and `PTTL` together (taking the load
-    lock on a miss), and a miss's write one script storing the entry and then
-    releasing the lock; a tag's versions are plain GETs issued in the same
+    A read is `PTTL` and `GET`, back to back in one round trip (`get`), or, when
+    the reader wants the load lock on a miss, one script doing both and taking
+    the lock (`get_or_lock`); a miss's write is one script storing the entry and
+    then releasing the lock. A tag's versions are plain GETs issued in the same
     event-loop tick, so the client's automatic pipelining sends them with the read
     (on a cluster each tag lives in its own slot, so no script spans them).
 
@@ -125,17 +126,15 @@ class RedisCacheStore:
     async def get(self, key: str) -> tuple[bytes, float] | None:
         """Return `key`'s bytes and the seconds until Redis expires it, or `None`.
 
+        `PTTL` then `GET`, back to back in one round trip: no script, so a hit costs
+        the server what a plain GET costs, plus a PTTL (see `entry_of`).
+
         Raises:
             BackendError: Redis failed or did not answer in time.
         """
-        reply: list[bytes | int] | None = await self._client.run_script(
-            _read(), (self._keys.key(key),)
-        )
-        if reply is None:
-            return None
-        data, left = reply
-        assert isinstance(data, bytes)
-        return data, int(left) / 1000
+        entry = self._keys.key(key)
+        left, data = await self._client.execute_many(("PTTL", entry), ("GET", entry))
+        return entry_of(left, data)
 
     async def get_or_lock(self, key: str) -> tuple[bytes, float] | str | None:
         """Return `key`'s bytes and seconds left; on a miss, take its load lock in the same step.
@@ -153,7 +152,7 @@ class RedisCacheStore:
         token, ttl_ms = self._lock.claim()
         entry = self._keys.key(key)
         reply: list[bytes | int] | int = await self._client.run_script(
-            _read(), (entry, f"{entry}:lock"), (token, ttl_ms)
+            _read_or_lock(), (entry, f"{entry}:lock"), (token, ttl_ms)
         )
         if isinstance(reply, int):
             return token if reply else None
@@ -298,6 +297,27 @@ class RedisCacheStore:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._keys.prefix!r} client={self._client!r}>"
+
+
+def entry_of(left: int, data: bytes | None) -> tuple[bytes, float] | None:
+    """Judge the replies of `PTTL key` and then `GET key`: (bytes, seconds left), or a miss.
+
+    A key without an expiry (`left` -1) is not one of ours: a miss, as an absent
+    one (-2). Another client's command may run between the two (rarely: Redis runs
+    the commands of one read back to back), and every outcome stays safe:
+
+    - the entry expired or was deleted in between: `data` is `None`, a miss;
+    - it was created in between: `left` is -2, a miss;
+    - it was rewritten in between: the newer bytes are judged by the older entry's
+      time left, the time a reader one step earlier would have seen. A rewrite
+      follows a load or a refresh, which comes when the older entry ran short, so
+      the newer value is mostly judged staler than it is (refreshed early), and it
+      is the newest value either way: never is an older value given the newer
+      entry's lifetime, as `GET` before `PTTL` could.
+    """
+    if data is None or left < 0:
+        return None
+    return data, left / 1000
 
 
 def _ms(seconds: float) -> int:

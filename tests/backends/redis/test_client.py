@@ -88,6 +88,24 @@ async def test_each_caller_gets_its_own_error(redis: RedisClient, key_prefix: st
     assert b"not a number" == results[3]
 
 
+async def test_several_commands_run_back_to_back_in_one_pipeline(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """`execute_many`: one batch, replies in order; an error raises, the rest still run."""
+    key = f"{key_prefix}:many"
+    before = redis.statistics().pipeline
+    replies = await redis.execute_many(("SET", key, "1", "PX", 60_000), ("INCR", key), ("GET", key))
+    after = redis.statistics().pipeline
+    assert ([b"OK", 2, b"2"], 3, 1) == (
+        replies,
+        after.commands - before.commands,
+        after.batches - before.batches,
+    )
+    with pytest.raises(BackendCommandError, match="not an integer"):
+        await redis.execute_many(("SET", key, "text", "PX", 60_000), ("INCR", key), ("DEL", key))
+    assert 0 == await redis.execute("EXISTS", key)
+
+
 async def test_cancelled_callers_do_not_disturb_the_others(
     redis: RedisClient, key_prefix: str
 ) -> None:

@@ -239,6 +239,37 @@ class RedisClient(AsyncResource):
         """
         return await self._pipeline.submit(command, timeout=self._timeout)
 
+    async def execute_many(self, *commands: tuple[EncodableT, ...]) -> list[Any]:
+        """Run several commands in one round trip, back to back and in order.
+
+        Like gathering `execute` calls, without a task per command: the commands
+        join this tick's pipeline next to each other, so a server runs them one
+        after the other (other clients' commands may still run between them).
+
+        Args:
+            *commands: Each a command name and its arguments.
+
+        Returns:
+            The raw replies, in the order of `commands`.
+
+        Raises:
+            BackendTimeout: No reply within the timeout.
+            BackendUnavailable: The server cannot be reached, or the client is closed.
+            BackendCommandError: The server rejected one of the commands.
+        """
+        pipeline, timeout = self._pipeline, self._timeout
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            futures.extend(pipeline.submit(command, timeout=timeout) for command in commands)
+            return [await future for future in futures]
+        except BaseException:
+            for future in futures:  # the replies nobody will read: no "never retrieved" log
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()
+            raise
+
     async def run_script(
         self,
         script: Script,
