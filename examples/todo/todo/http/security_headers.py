@@ -85,11 +85,16 @@ class SecurityHeaders:
 
     def add_to(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Append those of ours `headers` lacks (ASGI header names are lowercase)."""
-        present = {name for name, _ in headers}
-        if present.isdisjoint(self._names):
-            headers.extend(self.headers)
+        # Most responses set none of ours: a scan that stops at the first one set
+        # costs less than building the set of every name present.
+        for name, _ in headers:
+            if name in self._names:
+                break
         else:
-            headers.extend(header for header in self.headers if header[0] not in present)
+            headers.extend(self.headers)
+            return
+        present = {name for name, _ in headers}
+        headers.extend(header for header in self.headers if header[0] not in present)
 
 
 class SecurityHeadersMiddleware:
