@@ -8,43 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import multiprocessing
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from scalepy.backends.redis import RedisClient
 from tests.cache import processes
+from tests.support.processes import run_processes
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from multiprocessing.queues import Queue
-
-SPAWN = multiprocessing.get_context("spawn")
 PROCESSES = 4
-
-
-def run_processes(
-    target: Callable[..., None],
-    count: int,
-    make_args: Callable[[int, Any, Queue[Any]], tuple[Any, ...]],
-) -> list[processes.Report]:
-    """Start `count` processes of `target` sharing a barrier; return their reports."""
-    barrier = SPAWN.Barrier(count)
-    results: Queue[processes.Report] = SPAWN.Queue()
-    started = [
-        SPAWN.Process(target=target, args=make_args(i, barrier, results)) for i in range(count)
-    ]
-    for process in started:
-        process.start()
-    try:
-        reports = [results.get(timeout=90) for _ in started]
-    finally:
-        for process in started:
-            process.join(timeout=30)
-    assert [0] * count == [process.exitcode for process in started]
-    return reports
 
 
 async def redis_value(url: str, *command: str) -> Any:

@@ -14,7 +14,7 @@ import pytest
 
 from scalepy.backends.redis import RedisClient
 from scalepy.ratelimit import RedisRateLimitStore, SlidingWindow, TokenBucket
-from tests.support.processes import results_of_processes
+from tests.support.processes import run_processes
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -58,7 +58,9 @@ async def _hammer(url: str, namespace: str, policies: tuple[Policy, ...], barrie
 
 def allowed_in_total(url: str, namespace: str, policies: tuple[Policy, ...]) -> int:
     """Run the processes against one key and sum what they were allowed."""
-    counts: list[int] = results_of_processes(hammer, (url, namespace, policies), PROCESSES)
+    counts: list[int] = run_processes(
+        hammer, PROCESSES, lambda _, barrier, results: (url, namespace, policies, barrier, results)
+    )
     return sum(counts)
 
 

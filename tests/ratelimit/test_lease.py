@@ -33,7 +33,7 @@ from scalepy.ratelimit import (
     TokenBucket,
 )
 from scalepy.testing import FakeClock, RecordingInstrumentation
-from tests.support.processes import results_of_processes
+from tests.support.processes import run_processes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -328,8 +328,8 @@ def test_leased_processes_never_admit_more_than_the_shared_bucket(
     """
     url = redis_url if target == "standalone" else cluster_url
     namespace = f"lease:{uuid.uuid4().hex}"
-    counts: list[tuple[int, int, int, int]] = results_of_processes(
-        hammer, (url, namespace), PROCESSES
+    counts: list[tuple[int, int, int, int]] = run_processes(
+        hammer, PROCESSES, lambda _, barrier, results: (url, namespace, barrier, results)
     )
     attempts, allowed, leased, unspent = (sum(column) for column in zip(*counts, strict=True))
     assert min(attempts, CAPACITY) - unspent <= allowed <= CAPACITY

@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 import multiprocessing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-T = TypeVar("T")
+    from multiprocessing.queues import Queue
 
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def results_of_processes(target: Callable[..., None], args: tuple[Any, ...], count: int) -> list[T]:
-    """Run `target(*args, barrier, results)` in `count` spawned processes; return what each put.
+def run_processes(
+    target: Callable[..., None],
+    count: int,
+    make_args: Callable[[int, Any, Queue[Any]], tuple[Any, ...]],
+) -> list[Any]:
+    """Run `target(*make_args(index, barrier, results))` in `count` spawned processes.
 
     Each process waits at `barrier` (a `multiprocessing.Barrier` of `count`) once
-    ready, so all start together, and puts one result on `results`. Every process
-    must exit with status 0.
+    ready, so all start together, and puts one result on `results`; returns them.
+    Every process must exit with status 0.
     """
     barrier = SPAWN.Barrier(count)
-    results: multiprocessing.Queue[T] = SPAWN.Queue()
-    processes = [SPAWN.Process(target=target, args=(*args, barrier, results)) for _ in range(count)]
-    for process in processes:
+    results: Queue[Any] = SPAWN.Queue()
+    started = [
+        SPAWN.Process(target=target, args=make_args(i, barrier, results)) for i in range(count)
+    ]
+    for process in started:
         process.start()
     try:
-        returned = [results.get(timeout=60) for _ in processes]
+        returned = [results.get(timeout=90) for _ in started]
     finally:
-        for process in processes:
+        for process in started:
             process.join(timeout=30)
-    assert [0] * count == [process.exitcode for process in processes]
+    assert [0] * count == [process.exitcode for process in started]
     return returned
