@@ -72,6 +72,15 @@ def lease_tokens(instrumentation: RecordingInstrumentation, kind: str) -> int:
     )
 
 
+def leasing(
+    clock: FakeClock, lease: Lease = LEASE, instrumentation: RecordingInstrumentation | None = None
+) -> RateLimiter:
+    """One replica leasing from a store of its own (given, so the lease is not ignored)."""
+    return RateLimiter(
+        MemoryRateLimitStore(clock=clock), clock=clock, lease=lease, instrumentation=instrumentation
+    )
+
+
 class CountingStore:
     """The shared quota, counting the tokens it gave."""
 
@@ -164,12 +173,7 @@ async def test_a_hot_key_is_decided_from_its_lease_and_a_cold_one_stays_exact() 
     """After a period of demand the key's batch answers locally; its headers stay plausible."""
     clock = FakeClock()
     instrumentation = RecordingInstrumentation()
-    limiter = RateLimiter(
-        MemoryRateLimitStore(clock=clock),
-        clock=clock,
-        lease=Lease(duration=0.05, max_share=0.1),
-        instrumentation=instrumentation,
-    )
+    limiter = leasing(clock, Lease(duration=0.05, max_share=0.1), instrumentation)
     bucket = TokenBucket(capacity=100, refill_rate=1000.0)
     outcomes = []
     for _ in range(30):
@@ -229,7 +233,7 @@ async def test_a_held_lease_keeps_deciding_while_the_backend_is_down() -> None:
 async def test_a_reset_drops_this_replicas_lease() -> None:
     """After reset() the next request asks the backend, whose quota is whole again."""
     clock = FakeClock()
-    limiter = RateLimiter(MemoryRateLimitStore(clock=clock), clock=clock, lease=LEASE)
+    limiter = leasing(clock)
     bucket = TokenBucket(capacity=100, refill_rate=1000.0)
     await demand(limiter, bucket, clock)
     await limiter.acquire("k", bucket)  # takes a batch
@@ -258,12 +262,7 @@ async def test_the_oldest_key_is_dropped_beyond_max_keys_and_its_tokens_lapse() 
     """A replica tracks at most max_keys keys; dropping one lapses what it held."""
     clock = FakeClock()
     instrumentation = RecordingInstrumentation()
-    limiter = RateLimiter(
-        MemoryRateLimitStore(clock=clock),
-        clock=clock,
-        lease=Lease(duration=0.05, max_share=0.5, max_keys=1),
-        instrumentation=instrumentation,
-    )
+    limiter = leasing(clock, Lease(duration=0.05, max_share=0.5, max_keys=1), instrumentation)
     bucket = TokenBucket(capacity=100, refill_rate=1000.0)
     await demand(limiter, bucket, clock)
     await limiter.acquire("k", bucket)  # takes a batch of 10: holds 9
@@ -385,7 +384,7 @@ async def test_a_request_cancelled_while_taking_a_batch_leaves_the_key_leasable(
 def test_a_lease_keeps_deciding_across_event_loops() -> None:
     """The lease book holds no loop-bound state: a batch taken on one loop is spent on the next."""
     clock = FakeClock()
-    limiter = RateLimiter(MemoryRateLimitStore(clock=clock), clock=clock, lease=LEASE)
+    limiter = leasing(clock)
     bucket = TokenBucket(capacity=100, refill_rate=1000.0)
 
     async def take() -> Outcome:
