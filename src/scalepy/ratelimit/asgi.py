@@ -218,7 +218,7 @@ class RateLimitMiddleware:
         except CostExceedsBurst as exc:  # no wait would ever let it through
             await _too_large(exc.cost, exc.burst, send)
             return
-        extra = self._gate.headers(limits.headers, decision)
+        extra = limits.headers.encode(decision)
         if not decision.allowed:
             await _reject(decision, extra, send)
             return
