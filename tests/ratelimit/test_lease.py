@@ -54,8 +54,9 @@ POLICIES: tuple[Policy, ...] = (
 Step = tuple[int, int, int]
 """(microseconds to advance, replica index, cost)."""
 
+step = st.tuples(st.integers(0, 4_000), st.integers(0, 2), st.sampled_from([1, 1, 1, 2, 3]))
 steps = st.lists(
-    st.tuples(st.integers(0, 4_000), st.integers(0, 2), st.sampled_from([1, 1, 1, 2, 3])),
+    step,
     min_size=1,
     max_size=300,
 )
@@ -138,6 +139,53 @@ def test_leased_replicas_admit_at_least_the_model_minus_unspent_leases(
 ) -> None:
     """Leases only under-admit, by at most the leased tokens not spent (held or lapsed)."""
     asyncio.run(run(policy, sequence))
+
+
+class PerPolicyStore(CountingStore):
+    """The shared quota, counting the tokens each policy gave."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.given_by: dict[Policy, int] = {}
+
+    async def acquire(
+        self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
+    ) -> tuple[PolicyDecision, ...]:
+        """Decide on the memory store, counting what each policy gave."""
+        decisions = await super().acquire(key, policies, cost, commit=commit)
+        if commit and all(d.allowed for d in decisions):
+            for policy in policies:
+                self.given_by[policy] = self.given_by.get(policy, 0) + cost
+        return decisions
+
+
+async def run_reads_and_writes(sequence: Sequence[tuple[Step, bool]]) -> None:
+    """Reads under one policy, writes under it and a second, leased on 3 replicas."""
+    requests, writes = TokenBucket(capacity=20, refill_rate=100.0), FixedWindow(limit=6, window=0.1)
+    clock = FakeClock()
+    shared = PerPolicyStore(clock)
+    replicas = [RateLimiter(shared, clock=clock, lease=LEASE, remember_denied=0) for _ in range(3)]
+    admitted = {requests: 0, writes: 0}
+    for (advance, replica, cost), write in sequence:
+        clock.advance(advance / 1e6)
+        policies = (requests, writes) if write else (requests,)
+        decision = await replicas[replica].acquire("k", *policies, cost=cost)
+        for policy in policies:
+            admitted[policy] += cost * decision.allowed
+            # Each policy admitted only tokens its shared quota gave, whichever set took them.
+            assert admitted[policy] <= shared.given_by.get(policy, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sequence=st.lists(st.tuples(step, st.booleans()), min_size=1, max_size=300))
+def test_leases_of_reads_and_writes_sharing_a_policy_make_up_no_token(
+    sequence: list[tuple[Step, bool]],
+) -> None:
+    """A key under two policy sets (reads; writes, one policy more) holds a lease per set.
+
+    Each policy admits only tokens its shared quota gave, whichever set took them.
+    """
+    asyncio.run(run_reads_and_writes(sequence))
 
 
 async def over_burst() -> tuple[int, int]:
