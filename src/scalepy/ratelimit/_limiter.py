@@ -183,7 +183,11 @@ class RateLimiter(AsyncResource):
             CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
         cost = _check_cost(key, policies, cost)
-        decision, hold = self._from_memory(key, policies, cost, commit=True)
+        decision, hold = (
+            self._from_memory(key, policies, cost, commit=True)
+            if self._denied or self._leases is not None
+            else (None, None)  # nothing in memory to answer from: no call
+        )
         if decision is None:
             # Only a decision that waits on the backend is timed: one answered from
             # memory costs nothing worth a histogram sample; `decisions` counts it.
