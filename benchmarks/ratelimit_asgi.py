@@ -16,8 +16,11 @@ issue 16's end-to-end runs add to uvicorn's.
 - + limiter: one token bucket, no metrics (the limiter and middleware alone);
 - + limiter, metrics: the same with Prometheus and OpenTelemetry (API only)
   instrumentation, as the Todo API has them;
-- Todo API pair: the Todo API's two middlewares with metrics: a bucket for every
-  request, then one for writes only, whose key function exempts this `GET`.
+- Todo API: the Todo API's rate limits with metrics: one middleware, a bucket for
+  every request and one more for writes (`methods=`), so this `GET` is decided
+  under the first alone;
+- two layers: the wiring the Todo API had before `methods=`, kept to compare: two
+  middlewares, the second's key function exempting this `GET`.
 - leased: the same limiter with a `Lease` (defaults): the one hot key is decided
   from batches of tokens taken from Redis, most requests without a round trip.
 
@@ -91,8 +94,22 @@ def limited(limiter: RateLimiter) -> Starlette:
     return route(Middleware(RateLimitMiddleware, limiter=limiter, policy=bucket("requests")))
 
 
-def todo_pair(limiter: RateLimiter) -> Starlette:
-    """The route behind the Todo API's two rate-limit middlewares."""
+def todo_limits(limiter: RateLimiter) -> Starlette:
+    """The route behind the Todo API's rate limits: one middleware, writes by method."""
+    return route(
+        Middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            policy=bucket("requests"),
+            methods=dict.fromkeys(("POST", "PUT", "PATCH", "DELETE"), bucket("writes")),
+            key=client_ip(),
+            exempt=["/health", "/metrics"],
+        )
+    )
+
+
+def two_layers(limiter: RateLimiter) -> Starlette:
+    """The route behind the two middlewares the Todo API had before `methods=`."""
     return route(
         Middleware(
             RateLimitMiddleware,
@@ -178,9 +195,10 @@ async def main() -> None:
     contenders = {
         "bare route (ceiling)": route(),
         **{f"+ limiter, {name}": limited(limiter) for name, limiter in limiters.items()},
-        "Todo API pair, memory": todo_pair(limiters["memory, metrics"]),
-        "Todo API pair, Redis": todo_pair(limiters["Redis, metrics"]),
-        "Todo API pair, Redis, leased": todo_pair(limiters["Redis, metrics, leased"]),
+        "Todo API, memory": todo_limits(limiters["memory, metrics"]),
+        "Todo API, Redis": todo_limits(limiters["Redis, metrics"]),
+        "Todo API, Redis, leased": todo_limits(limiters["Redis, metrics, leased"]),
+        "two layers (before), Redis, leased": two_layers(limiters["Redis, metrics, leased"]),
     }
     print(
         f"CPython {platform.python_version()}, starlette {version('starlette')}; medians of "

@@ -32,6 +32,7 @@ from scalepy.ratelimit import (
     SlidingWindow,
     TokenBucket,
 )
+from scalepy.ratelimit._metrics import DECISION_DURATION
 from scalepy.testing import FakeClock, RecordingInstrumentation
 from tests.support.processes import run_processes
 
@@ -53,8 +54,9 @@ POLICIES: tuple[Policy, ...] = (
 Step = tuple[int, int, int]
 """(microseconds to advance, replica index, cost)."""
 
+step = st.tuples(st.integers(0, 4_000), st.integers(0, 2), st.sampled_from([1, 1, 1, 2, 3]))
 steps = st.lists(
-    st.tuples(st.integers(0, 4_000), st.integers(0, 2), st.sampled_from([1, 1, 1, 2, 3])),
+    step,
     min_size=1,
     max_size=300,
 )
@@ -139,6 +141,53 @@ def test_leased_replicas_admit_at_least_the_model_minus_unspent_leases(
     asyncio.run(run(policy, sequence))
 
 
+class PerPolicyStore(CountingStore):
+    """The shared quota, counting the tokens each policy gave."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.given_by: dict[Policy, int] = {}
+
+    async def acquire(
+        self, key: str, policies: Sequence[Policy], cost: int, *, commit: bool = True
+    ) -> tuple[PolicyDecision, ...]:
+        """Decide on the memory store, counting what each policy gave."""
+        decisions = await super().acquire(key, policies, cost, commit=commit)
+        if commit and all(d.allowed for d in decisions):
+            for policy in policies:
+                self.given_by[policy] = self.given_by.get(policy, 0) + cost
+        return decisions
+
+
+async def run_reads_and_writes(sequence: Sequence[tuple[Step, bool]]) -> None:
+    """Reads under one policy, writes under it and a second, leased on 3 replicas."""
+    requests, writes = TokenBucket(capacity=20, refill_rate=100.0), FixedWindow(limit=6, window=0.1)
+    clock = FakeClock()
+    shared = PerPolicyStore(clock)
+    replicas = [RateLimiter(shared, clock=clock, lease=LEASE, remember_denied=0) for _ in range(3)]
+    admitted = {requests: 0, writes: 0}
+    for (advance, replica, cost), write in sequence:
+        clock.advance(advance / 1e6)
+        policies = (requests, writes) if write else (requests,)
+        decision = await replicas[replica].acquire("k", *policies, cost=cost)
+        for policy in policies:
+            admitted[policy] += cost * decision.allowed
+            # Each policy admitted only tokens its shared quota gave, whichever set took them.
+            assert admitted[policy] <= shared.given_by.get(policy, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sequence=st.lists(st.tuples(step, st.booleans()), min_size=1, max_size=300))
+def test_leases_of_reads_and_writes_sharing_a_policy_make_up_no_token(
+    sequence: list[tuple[Step, bool]],
+) -> None:
+    """A key under two policy sets (reads; writes, one policy more) holds a lease per set.
+
+    Each policy admits only tokens its shared quota gave, whichever set took them.
+    """
+    asyncio.run(run_reads_and_writes(sequence))
+
+
 async def over_burst() -> tuple[int, int]:
     """A lease taken from a full bucket, spent after the bucket refilled, in a burst."""
     clock = FakeClock()
@@ -188,6 +237,11 @@ async def test_a_hot_key_is_decided_from_its_lease_and_a_cold_one_stays_exact() 
         for name, _, labels in decisions
     )
     assert 0 < lease_tokens(instrumentation, "taken") <= 9 * outcomes.count(Outcome.ALLOWED)
+    # Only decisions that asked the backend are timed (the cold keys' and the hot key's
+    # exact ones): a leased one waits on nothing. `peek` decides nothing: not timed.
+    await limiter.peek("hot", bucket)
+    timed = [name for name, _, _ in decisions if name == DECISION_DURATION.name]
+    assert 30 + outcomes.count(Outcome.ALLOWED) == len(timed)
 
 
 async def test_a_lease_is_ignored_on_memory_urls() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import re
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -83,7 +84,9 @@ async def test_a_write_returns_its_connection_without_a_reset_round_trip(
 async def test_writes_have_a_stricter_rate_limit(settings: Settings) -> None:
     """Two writes a minute per client: the third is 429, with Retry-After and IETF headers.
 
-    Reads have their own quota, and health and metrics are never limited.
+    Writes are decided under both policies at once: a write refused by its own takes
+    nothing from the requests quota. Reads have their own quota, and health and
+    metrics are never limited.
     """
     limited = dataclasses.replace(
         settings, rate_limit=Rate(limit=5, period=60.0), write_rate_limit=Rate(limit=2, period=60.0)
@@ -98,13 +101,20 @@ async def test_writes_have_a_stricter_rate_limit(settings: Settings) -> None:
         response = await client.post("/todos", json={"title": "t"}, headers=headers)
         assert_problem(response, 429)
         assert 1 <= int(response.headers["retry-after"]) <= 30
-        assert '"writes";q=2;w=60' in response.headers.get_list("ratelimit-policy")
-        assert 2 == len((await client.get("/todos")).json())  # reads: their own quota
+        assert '"requests";q=5;w=60, "writes";q=2;w=60' == response.headers["ratelimit-policy"]
+        # r: what is left; t: seconds until restored, counting down in real time.
+        assert re.fullmatch(
+            r'"requests";r=3;t=\d+, "writes";r=0;t=\d+', response.headers["ratelimit"]
+        )
+        read = await client.get("/todos")
+        assert 2 == len(read.json())  # reads: their own quota
+        assert '"requests";q=5;w=60' == read.headers["ratelimit-policy"]
         for _ in range(10):
             assert 200 == (await client.get("/health/live")).status_code
             assert 200 == (await client.get("/metrics")).status_code
-        # 3 POSTs and a GET took 4 of the 5 requests a minute: one more, then 429.
-        assert 200 == (await client.get("/todos")).status_code
+        # 2 POSTs and a GET took 3 of the 5 requests a minute: two more, then 429.
+        for _ in range(2):
+            assert 200 == (await client.get("/todos")).status_code
         assert_problem(await client.get("/todos"), 429)
 
 

@@ -20,8 +20,10 @@ A request passes through, outermost first:
 8. the body size limit (`TODO_MAX_BODY_BYTES`): 413 before a large body is read
    (2 to 8 are one middleware, `todo.http.EdgeMiddleware`: one layer, not seven);
 9. the rate limits, per client (`X-Forwarded-For` believed only from
-   `TODO_TRUSTED_PROXIES`): one policy for every request, a stricter one on top
-   for writes; 429 with `Retry-After` and the IETF `RateLimit` headers;
+   `TODO_TRUSTED_PROXIES`), one middleware: one policy for every request, a stricter
+   one with a quota of its own on top for writes (`POST`, `PUT`, `PATCH`, `DELETE`), both
+   decided in one limiter call; 429 with `Retry-After` and the IETF `RateLimit`
+   headers;
 10. load shedding (`TODO_SHEDDING`, off by default): the replica's adaptive
    concurrency limit, after the rate limits so that abusers are refused before they
    count; 503 with `Retry-After` when over it; probes and `/metrics` never shed;
@@ -36,7 +38,7 @@ every resource in order; at shutdown readiness fails first, then they close.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
@@ -44,7 +46,7 @@ from opentelemetry.trace import ProxyTracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from scalepy.ratelimit import EXEMPT, TokenBucket
+from scalepy.ratelimit import TokenBucket
 from scalepy.ratelimit.asgi import RateLimitMiddleware, client_ip
 from scalepy.shedding import LoadShedMiddleware
 from todo import __version__
@@ -61,12 +63,9 @@ from todo.services import Services
 from todo.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from scalepy.ratelimit.asgi import Exempt, KeyFunc
     from todo.settings import Rate
 
 __all__ = ("create_app",)
@@ -75,7 +74,7 @@ _DESCRIPTION = (
     "The Todo-Backend API (todobackend.com) composed from scalepy: cached reads, "
     "rate limits, a circuit breaker around PostgreSQL, background jobs, health probes."
 )
-_SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _UNLIMITED = ["/health", "/metrics"]
 
 
@@ -96,7 +95,6 @@ def create_app(
     _configure_logging(settings)
     services = Services(settings, tracer_provider=tracer_provider, meter_provider=meter_provider)
     # --8<-- [start:compose]
-    clients = client_ip(trusted_proxies=settings.trusted_proxies)
     tracing = Middleware(
         OpenTelemetryMiddleware,
         excluded_urls="/health,/metrics",
@@ -118,14 +116,8 @@ def create_app(
             RateLimitMiddleware,
             limiter=services.limiter,
             policy=_bucket("requests", settings.rate_limit),
-            key=clients,
-            exempt=_UNLIMITED,
-        ),
-        Middleware(
-            RateLimitMiddleware,
-            limiter=services.limiter,
-            policy=_bucket("writes", settings.write_rate_limit),
-            key=_writes_only(client_ip(trusted_proxies=settings.trusted_proxies, prefix="w:")),
+            methods=dict.fromkeys(_WRITES, _bucket("writes", settings.write_rate_limit)),
+            key=client_ip(trusted_proxies=settings.trusted_proxies),
             exempt=_UNLIMITED,
         ),
         *(
@@ -166,15 +158,6 @@ def _tracing(tracer_provider: TracerProvider | None) -> bool:
 def _bucket(name: str, rate: Rate) -> TokenBucket:
     """`rate.limit` per `rate.period`, with bursts of up to `rate.limit`."""
     return TokenBucket(capacity=rate.limit, refill_rate=rate.limit / rate.period, name=name)
-
-
-def _writes_only(key: KeyFunc) -> KeyFunc:
-    """Limit writes by `key`; let reads through (they have their own policy)."""
-
-    def writes(scope: Mapping[str, Any]) -> str | Exempt | None:
-        return EXEMPT if scope.get("method") in _SAFE_METHODS else key(scope)
-
-    return writes
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -131,12 +131,6 @@ class RequestGate:
             cost = cost(scope)
         return self._limiter.acquire(quota_key(identity, suffix), *policies, cost=cost)
 
-    @staticmethod
-    def headers(template: HeaderTemplate, decision: Decision) -> list[tuple[bytes, bytes]]:
-        """The headers `decision`'s response carries, written by its policies' `template`."""
-        # As `decide`: a fail-open decision advertises nothing.
-        return [] if decision.outcome is Outcome.FAIL_OPEN else template.encode(decision)
-
     def _unidentified(self, scope: Scope) -> str:
         """The shared key of requests without an identity; the first one is logged."""
         if not self._warned:

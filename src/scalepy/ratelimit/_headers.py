@@ -25,6 +25,8 @@ import functools
 import math
 from typing import TYPE_CHECKING
 
+from scalepy.ratelimit._decision import Outcome
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -142,6 +144,8 @@ class HeaderTemplate:
     def encode(self, decision: Decision) -> list[tuple[bytes, bytes]]:
         """Every header a response carries for `decision`, as `rate_limit_headers` lists them.
 
+        A fail-open decision was not reached on real state: it advertises nothing.
+
         Args:
             decision: The limiter's answer under this template's policies (a
                 decision under other policies is written from its own).
@@ -150,10 +154,17 @@ class HeaderTemplate:
             `(name, value)` pairs, encoded; `Retry-After` first when denied.
         """
         items = decision.policies
-        if len(items) == 1 == len(self._policies) and items[0].policy is self._policies[0]:
-            if decision.allowed and self._standard and not self._legacy:  # most responses
-                return [self._policy_header, (b"ratelimit", self._items[0] % _numbers(items[0]))]
-        elif not self._describes(items):
+        if decision.outcome is Outcome.FAIL_OPEN:
+            return []
+        if (  # most responses
+            decision.allowed
+            and len(items) == 1 == len(self._policies)
+            and items[0].policy is self._policies[0]
+            and self._standard
+            and not self._legacy
+        ):
+            return [self._policy_header, (b"ratelimit", self._items[0] % _numbers(items[0]))]
+        if not self._describes(items):
             return _template(_named(decision), self._standard, self._legacy).written(decision)
         return self.written(decision)
 

@@ -2,7 +2,7 @@
 
 Who does what, per `RateLimiter.acquire` with a `Lease`:
 
-1. `LeaseBook.spend` finds the key's `_Hold` (one per key and policies), counts
+1. `LeaseBook.spend` finds the key's `Hold` (one per key and policies), counts
    the request's cost in this lease period's demand, and answers from the tokens
    held, with no I/O, while the lease is fresh and holds enough; the decision's
    outcome is `Outcome.LEASED`.
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from scalepy.ratelimit._store import RateLimitStore
     from scalepy.telemetry import Recorder
 
-__all__ = ("Lease", "LeaseBook")
+__all__ = ("Hold", "Lease", "LeaseBook")
 
 _TAKEN = {LEASE: "taken"}
 _LAPSED = {LEASE: "lapsed"}
@@ -75,7 +75,7 @@ class Lease:
         check_int("max_keys", self.max_keys)
 
 
-class _Hold:
+class Hold:
     """One key's demand on this replica and the batch of tokens it holds."""
 
     __slots__ = (
@@ -113,24 +113,24 @@ class LeaseBook:
         self._tokens = tokens  # the lease.tokens counter: taken and lapsed
         # Oldest first; popitem(last=False) is O(1), next(iter(dict)) after many
         # deletions at the front is not.
-        self._holds: OrderedDict[tuple[str, ...], _Hold] = OrderedDict()
+        self._holds: OrderedDict[tuple[str, ...], Hold] = OrderedDict()
 
     def spend(
         self, key: str, policies: tuple[Policy, ...], cost: int
-    ) -> tuple[tuple[PolicyDecision, ...] | None, _Hold]:
+    ) -> tuple[tuple[PolicyDecision, ...] | None, Hold]:
         """Count `cost` in the key's demand and decide from the tokens held if it can.
 
         Returns:
             The decisions (`None` when the lease lapsed or holds too few: ask
             `remote`), and the key's hold.
         """
-        slot = (key, *[policy.rule.id for policy in policies])
+        slot = _slot(key, policies)
         hold = self._holds.get(slot)
         now = self._clock.now()
         if hold is None:
             if len(self._holds) >= self._lease.max_keys:
                 self._lapse(self._holds.popitem(last=False)[1])
-            hold = self._holds[slot] = _Hold(now + self._lease.duration)
+            hold = self._holds[slot] = Hold(now + self._lease.duration)
         elif now >= hold.period_end:
             # The period that just ended sizes the next batch; an older one says nothing.
             recent = now < hold.period_end + self._lease.duration
@@ -162,7 +162,7 @@ class LeaseBook:
     async def remote(
         self,
         store: RateLimitStore,
-        hold: _Hold,
+        hold: Hold,
         key: str,
         policies: tuple[Policy, ...],
         cost: int,
@@ -205,11 +205,11 @@ class LeaseBook:
 
     def forget(self, key: str, policies: tuple[Policy, ...]) -> None:
         """Drop the key's lease and demand under `policies` (a reset)."""
-        hold = self._holds.pop((key, *[policy.rule.id for policy in policies]), None)
+        hold = self._holds.pop(_slot(key, policies), None)
         if hold is not None:
             self._lapse(hold)
 
-    def _lapse(self, hold: _Hold) -> None:
+    def _lapse(self, hold: Hold) -> None:
         if hold.tokens:
             self._tokens.record(hold.tokens, _LAPSED)
             hold.tokens = 0
@@ -217,6 +217,13 @@ class LeaseBook:
     def __len__(self) -> int:
         """Return the number of keys tracked."""
         return len(self._holds)
+
+
+def _slot(key: str, policies: tuple[Policy, ...]) -> tuple[str, ...]:
+    """The key of `key`'s hold under `policies`: equal policies share one."""
+    if len(policies) == 1:  # most calls: no list to build
+        return (key, policies[0].rule.id)
+    return (key, *[policy.rule.id for policy in policies])
 
 
 def _room(results: tuple[PolicyDecision, ...]) -> int:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from scalepy.backends import BackendConfig
     from scalepy.backends.redis import RedisClient
     from scalepy.clock import Clock
-    from scalepy.ratelimit._lease import Lease
+    from scalepy.ratelimit._lease import Hold, Lease
     from scalepy.telemetry import Instrumentation
 
 __all__ = ("FailurePolicy", "RateLimiter", "fixed_cost")
@@ -183,9 +183,17 @@ class RateLimiter(AsyncResource):
             CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
         cost = _check_cost(key, policies, cost)
-        started = self._clock.now()
-        decision = await self._decide(key, policies, cost)
-        self._duration.record(self._clock.now() - started)
+        decision, hold = (
+            self._from_memory(key, policies, cost, commit=True)
+            if self._denied or self._leases is not None
+            else (None, None)  # nothing in memory to answer from: no call
+        )
+        if decision is None:
+            # Only a decision that waits on the backend is timed: one answered from
+            # memory costs nothing worth a histogram sample; `decisions` counts it.
+            started = self._clock.now()
+            decision = await self._ask(key, policies, cost, True, hold)
+            self._duration.record(self._clock.now() - started)
         outcome = decision.outcome
         self._decisions.record(
             1, _ALLOWED_LABELS if outcome is Outcome.ALLOWED else _RESULT_LABELS[outcome]
@@ -215,7 +223,10 @@ class RateLimiter(AsyncResource):
             CostExceedsBurst: `cost` is above a policy's burst: it could never be allowed.
         """
         cost = _check_cost(key, policies, cost)
-        return await self._decide(key, policies, cost, commit=False)
+        decision, _ = self._from_memory(key, policies, cost, commit=False)
+        if decision is None:
+            decision = await self._ask(key, policies, cost, False, None)
+        return decision
 
     async def reset(self, key: str, *policies: Policy) -> None:
         """Make `key`'s quotas under `policies` whole again, on every replica.
@@ -319,20 +330,33 @@ class RateLimiter(AsyncResource):
             f"shadow={self._shadow} guard={self._guard!r}>"
         )
 
-    async def _decide(
-        self, key: str, policies: tuple[Policy, ...], cost: int, *, commit: bool = True
-    ) -> Decision:
+    def _from_memory(
+        self, key: str, policies: tuple[Policy, ...], cost: int, *, commit: bool
+    ) -> tuple[Decision | None, Hold | None]:
+        """A decision this replica can answer alone (a remembered denial, leased tokens).
+
+        Returns:
+            The decision, `None` when the backend must be asked; and the key's lease
+            hold, for `_ask`, when the limiter leases.
+        """
         if self._denied:
             remembered = self._remembered_denial(key, policies, cost)
             if remembered is not None:
-                return remembered
+                return remembered, None
         leases = self._leases
-        hold = None
         if leases is not None and commit and cost:
             # Decided here when the key holds tokens, whether or not the backend is up.
             spent, hold = leases.spend(key, policies, cost)
             if spent is not None:
-                return Decision.combine(spent, Outcome.LEASED)
+                return Decision.combine(spent, Outcome.LEASED), hold
+            return None, hold
+        return None, None
+
+    async def _ask(
+        self, key: str, policies: tuple[Policy, ...], cost: int, commit: bool, hold: Hold | None
+    ) -> Decision:
+        """Decide on the backend, or by the failure policy while it is unavailable."""
+        leases = self._leases
         if self._guard.available():
             try:
                 if hold is None or leases is None:

@@ -10,6 +10,7 @@ app = RateLimitMiddleware(
     policy=TokenBucket(capacity=20, refill_rate=10.0, name="burst"),
     key=client_ip(trusted_proxies=["10.0.0.0/8"]),
     routes={"/login": GCRA(limit=5, period=60, name="login")},
+    methods={"POST": writes, "PATCH": writes, "DELETE": writes},
     exempt=["/health"],
 )
 ```
@@ -30,7 +31,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from scalepy._asgi import PROBLEM_TYPE, send_problem
 from scalepy._validation import check_object
@@ -96,6 +97,11 @@ class RateLimitMiddleware:
             limited separately under `/login` and `/signup` (the limiter key is
             the identity, pipes doubled, then `|` and the prefix: no identity can
             forge another's key).
+        methods: HTTP method -> policies added, for requests of that method, to
+            those of their route (or `policy`), e.g. `{"POST": writes}`: a `POST`
+            is decided under both in one limiter call, all or nothing, each policy
+            with its own quota, and its response shows both. Not applied on
+            exempt paths. Methods are upper case, as HTTP sends them.
         exempt: Path prefixes never limited, e.g. `["/health", "/metrics"]`.
         cost: What a request costs (default 1), e.g. more for uploads. A request
             the limiter refuses with `CostExceedsBurst` (costing more than a
@@ -108,12 +114,13 @@ class RateLimitMiddleware:
     Raises:
         ConfigurationError: No policy, something that is not a policy, policy names
             that cannot be shown together, a prefix that does not start with `/`,
-            a prefix given twice, `exempt` given as one string, a limiter that is
+            a prefix given twice, `exempt` given as one string, a method that is not
+            an upper-case standard HTTP method (`"post"`, `"FETCH"`), a limiter that is
             not one (a URL, say), or a key that is not a function of the scope
             (`key=client_ip` for `key=client_ip()`).
     """
 
-    __slots__ = ("_app", "_cost", "_default", "_gate", "_rules")
+    __slots__ = ("_app", "_cost", "_default", "_gate", "_prefixes", "_rules")
 
     def __init__(
         self,
@@ -123,6 +130,7 @@ class RateLimitMiddleware:
         policy: Policy | Sequence[Policy],
         key: KeyFunc = _DEFAULT_KEY,
         routes: Mapping[str, Policy | Sequence[Policy]] | None = None,
+        methods: Mapping[str, Policy | Sequence[Policy]] | None = None,
         exempt: Iterable[str] = (),
         cost: Callable[[Scope], int] | None = None,
         legacy_headers: bool = False,
@@ -142,23 +150,44 @@ class RateLimitMiddleware:
         default = _policies("policy", policy)
         if not default:
             raise ConfigurationError("policy must be a policy or a non-empty list of policies")
-        # prefix -> its rule, then sorted longest prefix first; exemptions have no policies.
+        added = _methods(methods or {})
+        # prefix -> its rule, then sorted longest prefix first; exemptions have no limits.
         rules: dict[str, _Rule] = {}
         if isinstance(exempt, str):
             raise ConfigurationError(f"exempt must be a list of path prefixes: write [{exempt!r}]")
-        gate = self._gate
         for prefix in exempt:
-            rules[_prefix("exempt", prefix, rules)] = _Rule((), "", gate.template(()))
+            rules[_prefix("exempt", prefix, rules)] = _EXEMPT_RULE
         for prefix, value in (routes or {}).items():
             normal = _prefix("routes", prefix, rules)
-            policies = _policies(f"routes[{prefix!r}]", value)
-            rules[normal] = _Rule(policies, route_suffix(normal), gate.template(policies))
-        self._default = _Rule(default, route_suffix(None), gate.template(default))
+            option = f"routes[{prefix!r}]"
+            policies = _policies(option, value)
+            rules[normal] = (
+                self._rule(option, policies, route_suffix(normal), added)
+                if policies
+                else _EXEMPT_RULE
+            )
+        self._default = self._rule("policy", default, route_suffix(None), added)
         # Longest prefix first, each with what a path under it starts with ("" for "/").
         self._rules = tuple(
             (prefix, "" if prefix == "/" else prefix + "/", rule)
             for prefix, rule in sorted(rules.items(), key=lambda rule: len(rule[0]), reverse=True)
         )
+        # What every path some rule matches starts with: most paths are told by one call.
+        self._prefixes = tuple(rules)
+
+    def _rule(
+        self, option: str, policies: _Policies, suffix: str, added: Mapping[str, _Policies]
+    ) -> _Rule:
+        """The rule of `policies` under `suffix`, with each method's policies added."""
+        by_method: dict[str, _Limits] = {}
+        for method, extra in added.items():
+            both = (*policies, *extra)
+            try:
+                check_policy_names(both)
+            except ValueError as exc:
+                raise ConfigurationError(f"{option} with methods[{method!r}]: {exc}") from None
+            by_method[method] = _Limits(both, self._gate.template(both))
+        return _Rule(suffix, _Limits(policies, self._gate.template(policies)), by_method)
 
     def _select(self, path: str) -> _Rule:
         """The rule of the longest prefix matching `path`, else the default."""
@@ -172,12 +201,14 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        rule = self._select(scope["path"])
-        if not rule.policies:  # exempt
+        path = scope["path"]
+        rule = self._select(path) if path.startswith(self._prefixes) else self._default
+        limits = rule.by_method.get(scope["method"], rule.limits)
+        if limits is None:  # exempt
             await self._app(scope, receive, send)
             return
         pending = self._gate.decision(
-            scope, rule.policies, rule.suffix, 1 if self._cost is None else self._cost
+            scope, limits.policies, rule.suffix, 1 if self._cost is None else self._cost
         )
         if pending is None:  # exempt
             await self._app(scope, receive, send)
@@ -187,7 +218,7 @@ class RateLimitMiddleware:
         except CostExceedsBurst as exc:  # no wait would ever let it through
             await _too_large(exc.cost, exc.burst, send)
             return
-        extra = self._gate.headers(rule.headers, decision)
+        extra = limits.headers.encode(decision)
         if not decision.allowed:
             await _reject(decision, extra, send)
             return
@@ -204,15 +235,33 @@ class RateLimitMiddleware:
 
 
 @dataclass(frozen=True, slots=True)
+class _Limits:
+    """The policies one request is decided under, and what its response carries."""
+
+    policies: _Policies
+    """Decided together, in one limiter call."""
+    headers: HeaderTemplate
+    """What the responses of these policies carry, encoded once."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Rule:
     """What applies to the paths under one prefix (or to every other path)."""
 
-    policies: _Policies
-    """The policies decided together; none for an exemption."""
     suffix: str
     """Appended to the escaped identity so that each route has quotas of its own."""
-    headers: HeaderTemplate
-    """What the responses of these policies carry, encoded once."""
+    limits: _Limits | None
+    """The limits of a request of a method not in `by_method`; `None` exempts."""
+    by_method: Mapping[str, _Limits]
+    """Method -> the limits with that method's policies added."""
+
+
+_EXEMPT_RULE = _Rule("", None, {})
+
+# The methods of RFC 9110 and RFC 5789 (PATCH), as they appear in the scope.
+_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+)
 
 
 async def _reject(decision: Decision, headers: list[tuple[bytes, bytes]], send: Send) -> None:
@@ -247,6 +296,30 @@ def _policies(option: str, value: object) -> _Policies:
     except ValueError as exc:
         raise ConfigurationError(f"{option}: {exc}") from None
     return tuple(policies)
+
+
+def _methods(methods: Mapping[Any, object]) -> dict[str, _Policies]:
+    """`methods` with each method checked and its value as a non-empty tuple of policies.
+
+    Keys typed `Any`: whatever the annotation says, a caller may pass anything.
+    """
+    checked: dict[str, _Policies] = {}
+    for method, value in methods.items():
+        if not isinstance(method, str) or method not in _METHODS:
+            upper = method.upper() if isinstance(method, str) else None
+            hint = f": write {upper!r}" if upper in _METHODS else ""
+            raise ConfigurationError(
+                f"methods keys must be HTTP methods in upper case "
+                f"({', '.join(sorted(_METHODS))}), got {method!r}{hint}"
+            )
+        policies = _policies(f"methods[{method!r}]", value)
+        if not policies:
+            raise ConfigurationError(
+                f"methods[{method!r}] must hold at least one policy "
+                "(to exempt paths, use exempt or an empty routes entry)"
+            )
+        checked[method] = policies
+    return checked
 
 
 def _prefix(option: str, prefix: object, seen: Mapping[str, object]) -> str:
