@@ -216,3 +216,77 @@ async def test_a_trusted_proxy_names_the_public_url(
             )
     assert response.headers["location"].startswith("https://todo.example/todos/")
     assert response.headers["location"] == response.json()["url"]
+
+
+async def test_a_cached_todo_is_shown_with_the_url_of_each_request(
+    settings: Settings,
+) -> None:
+    """A cached read keeps its encoded answer per origin: each Host, proxy or not, gets its own."""
+    app = create_app(dataclasses.replace(settings, trusted_proxies=("10.0.0.0/8",)))
+    async with app.router.lifespan_context(app):
+        proxied = httpx.ASGITransport(app=app, client=("10.1.2.3", 4242))
+        direct = httpx.ASGITransport(app=app, client=("192.0.2.9", 4242))
+        async with (
+            httpx.AsyncClient(transport=proxied, base_url="http://pod") as via_proxy,
+            httpx.AsyncClient(transport=direct, base_url="http://pod") as client,
+        ):
+            todo = await create(client, settings, title="seen from everywhere")
+            path = f"/todos/{todo['id']}"
+            shown = {
+                (host, forwarded): (
+                    await (via_proxy if forwarded else client).get(
+                        path,
+                        headers={
+                            "host": host,
+                            **({"x-forwarded-host": forwarded} if forwarded else {}),
+                        },
+                    )
+                ).json()["url"]
+                for _ in range(2)  # the second answer of each is the one kept
+                for host, forwarded in [
+                    ("a.example", ""),
+                    ("b.example:8080", ""),
+                    ("a.example", "public.example"),
+                    ("a.example", "other.example"),
+                ]
+            }
+    assert {
+        ("a.example", ""): f"http://a.example{path}",
+        ("b.example:8080", ""): f"http://b.example:8080{path}",
+        ("a.example", "public.example"): f"http://public.example{path}",
+        ("a.example", "other.example"): f"http://other.example{path}",
+    } == shown
+
+
+async def test_a_cached_read_shows_the_patch_made_since(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The answer kept for a cached todo is that of its value: after a PATCH, the new one."""
+    todo = await create(client, settings, title="before")
+    for title in ("after", "before"):  # back to the old title: `updated_at` still moved
+        for _ in range(2):  # cached, then served from the kept answer
+            read = (await client.get(str(todo["url"]))).json()
+        patched = await client.patch(
+            str(todo["url"]), json={"title": title}, headers=write_headers(settings)
+        )
+        assert patched.json() == (await client.get(str(todo["url"]))).json() != read
+        assert title == patched.json()["title"]
+
+
+async def test_json_answers_keep_their_header_order(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """`Location`/`Link` first, then `Content-Length` and `Content-Type`, as before."""
+    created = await client.post("/todos", json={"title": "a"}, headers=write_headers(settings))
+    await create(client, settings, title="b")
+    read = await client.get(created.headers["location"])
+    page = await client.get("/todos?limit=1")
+    assert [b"location", b"content-length", b"content-type"] == [
+        name for name, _ in created.headers.raw[:3]
+    ]
+    assert [b"content-length", b"content-type"] == [name for name, _ in read.headers.raw[:2]]
+    assert (b"content-type", b"application/json") == read.headers.raw[1]
+    assert str(len(read.content)).encode() == read.headers.raw[0][1]
+    assert [b"link", b"content-length", b"content-type"] == [
+        name for name, _ in page.headers.raw[:3]
+    ]

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from todo.auth import ADMIN, WRITE, authorize
-from todo.http import Operation, Param, Problem, Reply
+from todo.http import JSON_MEDIA_TYPE, JsonReply, MethodEndpoint, Operation, Param, Problem, Reply
 from todo.models import Todo, TodoIn, TodoPatch
 from todo.urls import PublicUrls
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
     from starlette.requests import Request
+    from starlette.types import ASGIApp
 
     from todo.models import TodoRecord
     from todo.repository import TodoRepository
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ("DEFAULT_PAGE", "MAX_PAGE", "OPERATIONS", "TodoRoutes")
 
 T = TypeVar("T")
-Handler: TypeAlias = "Callable[[Request], Awaitable[Response]]"
+Handler: TypeAlias = "Callable[[Request], Awaitable[ASGIApp]]"
 
 DEFAULT_PAGE = 100
 """Todos per page when `limit` is not given."""
@@ -53,8 +54,9 @@ MAX_PAGE = 1000
 """The largest `limit` accepted."""
 _LARGEST_ID = 2**63 - 1  # bigint: a larger id names no todo
 _ITEM = "/todos/{todo_id:int}"
-_JSON = "application/json"
 _encoder = msgspec.json.Encoder()
+_KEPT_REPLIES = 1024
+"""Encoded todos kept (`_todo_reply`): the hot ones; a 10 kB description makes 10 MB."""
 
 
 class TodoRoutes:
@@ -71,21 +73,25 @@ class TodoRoutes:
         self._urls = PublicUrls(settings.trusted_proxies)
 
     def routes(self) -> list[Route]:
-        """The Starlette routes: one per path, so a 405 lists every method in `Allow`."""
+        """The Starlette routes: one per path, so a 405 lists every method in `Allow`.
+
+        The item's first: Starlette tries routes in order, and reads by id are the most
+        frequent requests (the two paths never both match).
+        """
         return [
-            _route(
-                "/todos",
-                "todos",
-                {"GET": self.list_todos, "POST": self.create_todo, "DELETE": self.delete_todos},
-            ),
             _route(
                 _ITEM,
                 "todo",
                 {"GET": self.get_todo, "PATCH": self.patch_todo, "DELETE": self.delete_todo},
             ),
+            _route(
+                "/todos",
+                "todos",
+                {"GET": self.list_todos, "POST": self.create_todo, "DELETE": self.delete_todos},
+            ),
         ]
 
-    async def list_todos(self, request: Request) -> Response:
+    async def list_todos(self, request: Request) -> ASGIApp:
         """`GET /todos`: a page of todos as a bare JSON array; `Link: <...>; rel="next"`."""
         limit = _int_param(request, "limit", minimum=1, maximum=MAX_PAGE) or DEFAULT_PAGE
         after = _int_param(request, "after", minimum=0, maximum=_LARGEST_ID)
@@ -94,42 +100,44 @@ class TodoRoutes:
         records = await self._repository.page(limit=limit + 1, after=after, completed=completed)
         page = records[:limit]
         origin = self._urls.origin(request)
-        headers = {}
+        headers = []
         if len(records) > limit:
             # Whole numbers and true/false: nothing to quote (urlencode's work, per request).
             query = f"limit={limit}&after={page[-1].id}"
             if completed is not None:
                 query += f"&completed={str(completed).lower()}"
-            headers["Link"] = f'<{origin}/todos?{query}>; rel="next"'
-        return _json([_shown(record, origin) for record in page], headers=headers)
+            headers.append((b"link", f'<{origin}/todos?{query}>; rel="next"'.encode()))
+        return JsonReply(
+            _encoder.encode([_shown(record, origin) for record in page]), headers=headers
+        )
 
     # --8<-- [start:create]
-    async def create_todo(self, request: Request) -> Response:
+    async def create_todo(self, request: Request) -> ASGIApp:
         """`POST /todos`: 201 with the todo and its `Location`."""
         authorize(request, self._settings, WRITE)
         data = await _body(request, TodoIn)
         # The notification commits with the todo; the worker's relay enqueues it.
         record = await self._repository.create(data)
         todo = _shown(record, self._urls.origin(request))
-        return _json(todo, status=201, headers={"Location": todo.url})
+        return JsonReply(_encoder.encode(todo), 201, [(b"location", todo.url.encode())])
 
     # --8<-- [end:create]
 
-    async def delete_todos(self, request: Request) -> Response:
+    async def delete_todos(self, request: Request) -> ASGIApp:
         """`DELETE /todos`: every todo (scope `todos:admin`)."""
         authorize(request, self._settings, ADMIN)
         await self._repository.delete_all()
         return Response(status_code=204)
 
-    async def get_todo(self, request: Request) -> Response:
-        """`GET /todos/{id}`."""
+    async def get_todo(self, request: Request) -> ASGIApp:
+        """`GET /todos/{id}`: a cached todo is encoded once per origin (`_todo_reply`)."""
         todo_id = _todo_id(request)
         record = await self._repository.get(todo_id)
         if record is None:
             raise _not_found(todo_id)
-        return _json(_shown(record, self._urls.origin(request)))
+        return _todo_reply(record, self._urls.origin(request))
 
-    async def patch_todo(self, request: Request) -> Response:
+    async def patch_todo(self, request: Request) -> ASGIApp:
         """`PATCH /todos/{id}`: change the fields sent, keep the others."""
         authorize(request, self._settings, WRITE)
         todo_id = _todo_id(request)
@@ -137,9 +145,9 @@ class TodoRoutes:
         record = await self._repository.update(todo_id, patch)
         if record is None:
             raise _not_found(todo_id)
-        return _json(_shown(record, self._urls.origin(request)))
+        return _todo_reply(record, self._urls.origin(request))
 
-    async def delete_todo(self, request: Request) -> Response:
+    async def delete_todo(self, request: Request) -> ASGIApp:
         """`DELETE /todos/{id}`."""
         authorize(request, self._settings, WRITE)
         todo_id = _todo_id(request)
@@ -208,27 +216,30 @@ OPERATIONS = (
 
 def _route(path: str, name: str, handlers: Mapping[str, Handler]) -> Route:
     """One route serving each method with its handler (HEAD as GET)."""
-
-    async def endpoint(request: Request) -> Response:
-        method = "GET" if request.method == "HEAD" else request.method
-        return await handlers[method](request)
-
-    return Route(path, endpoint, methods=list(handlers), name=name)
+    return Route(path, MethodEndpoint(handlers), methods=list(handlers), name=name)
 
 
 def _shown(record: TodoRecord, origin: str) -> Todo:
     return Todo.from_record(record, f"{origin}/todos/{record.id}")
 
 
-def _json(value: object, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encoder.encode(value), status, headers=headers, media_type=_JSON)
+@functools.lru_cache(maxsize=_KEPT_REPLIES)
+def _todo_reply(record: TodoRecord, origin: str) -> JsonReply:
+    """The 200 answer showing `record`, kept: an L1 hit returns the same record again.
+
+    Keyed by the record's value (every field, `updated_at` too), never by its identity:
+    a write or another replica's invalidation brings a new record, hence a new reply.
+    """
+    return JsonReply(_encoder.encode(_shown(record, origin)))
 
 
 async def _body(request: Request, kind: type[T]) -> T:
     """The JSON body as `kind`; msgspec's errors become 400 (bad JSON) or 422 (wrong shape)."""
-    media_type = request.headers.get("content-type", _JSON).partition(";")[0].strip().lower()
-    if media_type != _JSON and not media_type.endswith("+json"):
-        raise Problem(415, f"Send the todo as {_JSON}, not {media_type or 'nothing'}.")
+    media_type = (
+        request.headers.get("content-type", JSON_MEDIA_TYPE).partition(";")[0].strip().lower()
+    )
+    if media_type != JSON_MEDIA_TYPE and not media_type.endswith("+json"):
+        raise Problem(415, f"Send the todo as {JSON_MEDIA_TYPE}, not {media_type or 'nothing'}.")
     return msgspec.json.decode(await request.body(), type=kind)
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from starlette.requests import Request
+    from starlette.types import Scope
 
 __all__ = ("PublicUrls",)
 
@@ -43,24 +44,22 @@ class PublicUrls:
 
     def origin(self, request: Request) -> str:
         """`scheme://host[:port]` plus the app's root path, as the client addressed it."""
-        scheme = request.scope.get("scheme", "http")  # not request.url: it parses a URL
+        scope = request.scope
         # Each header's first value, as `request.headers.get` gives it, without building
         # Starlette's `Headers` (most of this method's cost once).
-        headers = dict(reversed(request.scope["headers"]))
-        host = headers.get(b"host", b"").decode("latin-1")
-        if self._trusted(request):
-            forwarded_proto = _first(headers.get(b"x-forwarded-proto", b"").decode("latin-1"))
-            if forwarded_proto in ("http", "https"):
-                scheme = forwarded_proto
-            forwarded_host = _first(headers.get(b"x-forwarded-host", b"").decode("latin-1"))
-            if _HOST.fullmatch(forwarded_host):
-                host = forwarded_host
-        if not _HOST.fullmatch(host):  # missing or not a host: the address we listen on
-            host = _server_address(request)
-        return f"{scheme}://{host}{request.scope.get('root_path', '')}"
+        if self._trusted(scope):
+            first = dict(reversed(scope["headers"]))
+            host = first.get(b"host", b"")
+            forwarded = (first.get(b"x-forwarded-proto"), first.get(b"x-forwarded-host"))
+        else:
+            host = _first_host(scope)
+            forwarded = (None, None)
+        # `scope["scheme"]`, not `request.url`: that parses a URL.
+        scheme, shown = _addressed(scope.get("scheme", "http"), host, *forwarded)
+        return f"{scheme}://{shown or _server_address(scope)}{scope.get('root_path', '')}"
 
-    def _trusted(self, request: Request) -> bool:
-        client = request.scope.get("client")
+    def _trusted(self, scope: Scope) -> bool:
+        client = scope.get("client")
         if not client or not client[0]:  # a Unix socket: the peer has no address
             return self._unix
         return self._trusted_address(client[0])
@@ -73,9 +72,39 @@ class PublicUrls:
         return any(peer in network for network in self._networks)
 
 
-def _server_address(request: Request) -> str:
+@functools.lru_cache(maxsize=256)
+def _addressed(
+    scheme: str, host: bytes, forwarded_proto: bytes | None, forwarded_host: bytes | None
+) -> tuple[str, str | None]:
+    """The scheme and host the client used; `None`: `host` is missing or not a host.
+
+    The forwarded headers are `None` unless a trusted proxy sent them. Kept (bounded):
+    the same few hosts come with every request, and checking them was most of the cost.
+    """
+    if forwarded_proto is not None:
+        proto = _first(forwarded_proto.decode("latin-1"))
+        if proto in ("http", "https"):
+            scheme = proto
+    if forwarded_host is not None:
+        forwarded = _first(forwarded_host.decode("latin-1"))
+        if _HOST.fullmatch(forwarded):
+            return scheme, forwarded
+    client_host = host.decode("latin-1")
+    return scheme, client_host if _HOST.fullmatch(client_host) else None
+
+
+def _first_host(scope: Scope) -> bytes:
+    """The first `Host` header; a client sends it first, so the scan ends there."""
+    host: bytes
+    for name, host in scope["headers"]:
+        if name == b"host":
+            return host
+    return b""
+
+
+def _server_address(scope: Scope) -> str:
     """`host:port` the server listens on; `localhost` on a Unix socket."""
-    server = request.scope.get("server")
+    server = scope.get("server")
     if not server or server[1] is None or not _HOST.fullmatch(str(server[0])):
         return "localhost"
     return f"{server[0]}:{server[1]}"

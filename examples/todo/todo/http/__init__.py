@@ -10,6 +10,8 @@ Each module is one piece, usable alone:
 - `cors`: the CORS set-up of the Todo-Backend contract;
 - `draining`: `Connection: close` on every response while the replica drains;
 - `openapi`: the OpenAPI 3.1 document, from routes described once;
+- `endpoint`: `MethodEndpoint` and `JsonReply`, routes and JSON answers without
+  Starlette's per-call wrapping;
 - `edge`: `EdgeMiddleware`, the six middleware below as one (what the Todo API runs).
 
 The middleware, outermost first, so every answer (a 413, a 429, a 500) carries the
@@ -39,6 +41,7 @@ from todo.http.cors import (
 )
 from todo.http.draining import CloseWhileDrainingMiddleware
 from todo.http.edge import EdgeMiddleware
+from todo.http.endpoint import JSON_MEDIA_TYPE, JsonReply, MethodEndpoint
 from todo.http.errors import UnhandledErrorMiddleware, problem_for, problem_handlers
 from todo.http.openapi import Operation, Param, Reply, openapi_document, openapi_route
 from todo.http.problem import (
@@ -61,6 +64,7 @@ __all__ = (
     "ALLOWED_METHODS",
     "ALLOWED_REQUEST_HEADERS",
     "EXPOSED_HEADERS",
+    "JSON_MEDIA_TYPE",
     "PROBLEM_MEDIA_TYPE",
     "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
@@ -69,6 +73,8 @@ __all__ = (
     "CrossOriginMiddleware",
     "EdgeMiddleware",
     "InvalidField",
+    "JsonReply",
+    "MethodEndpoint",
     "Operation",
     "Param",
     "Problem",
