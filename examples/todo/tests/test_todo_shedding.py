@@ -56,11 +56,11 @@ async def test_requests_wait_for_a_slot_while_probes_and_metrics_pass(
     assert 0 == shedder.statistics().in_flight
 
 
-def test_the_shedder_sits_after_the_rate_limits(settings: Settings) -> None:
-    """The limiters come first, so abusers are refused before they take a slot."""
+def test_the_shedder_sits_after_the_rate_limit(settings: Settings) -> None:
+    """The rate limit comes first, so abusers are refused before they take a slot."""
     app = create_app(settings)
     kinds = [middleware.cls.__name__ for middleware in app.user_middleware]  # type: ignore[attr-defined]
-    assert ["RateLimitMiddleware", "RateLimitMiddleware", "LoadShedMiddleware"] == kinds[-3:]
+    assert ["RateLimitMiddleware", "LoadShedMiddleware"] == kinds[-2:]
 
 
 def test_todo_shedding_off_builds_no_shedder(settings: Settings) -> None:
