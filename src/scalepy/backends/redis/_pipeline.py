@@ -8,9 +8,15 @@ has had its turn to add commands. The flush hands the batch to a dispatcher, whi
 writes it at once on a multiplexed connection (see `_resp.py`); replies settle each
 caller's own future.
 
+Unless the dispatcher is idle (every connection open, no reply owed, nothing
+waiting to be written): then a command, or the commands of one `submit_many`, are
+written at once. Waiting for the tick's end would cost a lone caller one more
+event-loop iteration per request, and gather nothing. Once written, the connection
+owes a reply, so the commands that follow in a busy tick still share one write.
+
 Every command has a deadline: a caller never waits longer than its timeout (the
 pipeline's, or the one given to `submit`), whether its command waits for a
-connection or for a reply. The commands of one tick sharing a timeout share a
+connection or for a reply. The commands of one batch sharing a timeout share a
 deadline, and deadlines of one timeout come in the order they were opened: a queue
 per timeout, and one watchdog timer armed for the earliest head, serve them all (a
 timer per batch would leave thousands of stale timers in the event loop's heap at
@@ -23,9 +29,9 @@ its reply is discarded when it comes. The dispatcher drops a connection only whe
 has shown no sign of life (see `_resp.py`) for as long as every caller still waiting
 allows, judged a timeout after the batch was written and after the event loop
 polled the sockets: a dead or frozen server, not a slow transfer, and not an event
-loop too busy to write the batch in time or to read replies that had arrived. The next command then
-reconnects instead of queueing behind a dead socket. A command whose caller already
-gave up (timed out or cancelled) before the flush is not sent.
+loop too busy to write the batch in time or to read replies that had arrived. The
+next command then reconnects instead of queueing behind a dead socket. A command
+whose caller already gave up (timed out or cancelled) before the flush is not sent.
 
 A deferred command (`submit_deferred`) is built by a function called at the flush,
 after every task of the tick has had its turn: the caller gathers what the tick's
@@ -45,7 +51,7 @@ from scalepy.backends.redis._command import encode_command
 from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from scalepy.backends.redis._command import Command
     from scalepy.backends.redis._resp import RespConnection
@@ -59,6 +65,9 @@ class Dispatcher(Protocol):
 
     def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Send encoded commands now (or as soon as connected); replies settle `futures`."""
+
+    def idle(self) -> bool:
+        """Whether `dispatch` would write at once to connections that owe no reply."""
 
     async def subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
         """The open connection to carry `channel`'s subscription (see `_pubsub.py`).
@@ -190,7 +199,7 @@ class AutoPipeline:
         self._state: _LoopState | None = None  # the last loop's, for the hot path
 
     def submit(self, command: Command, *, timeout: float | None = None) -> asyncio.Future[Any]:
-        """Queue `command` for the current tick's pipeline.
+        """Write `command` at once if the dispatcher is idle, else with this tick's pipeline.
 
         Args:
             command: The command name and its arguments.
@@ -206,7 +215,27 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        return self._enqueue(encode_command(command), timeout)
+        return self._enqueue([encode_command(command)], timeout)[0]
+
+    def submit_many(
+        self, commands: Sequence[Command], *, timeout: float | None = None
+    ) -> list[asyncio.Future[Any]]:
+        """Like `submit`, for `commands` written together, next to each other and in order.
+
+        Args:
+            commands: Each a command name and its arguments.
+            timeout: As for `submit`, shared by the commands.
+
+        Returns:
+            A future per command, as `submit` returns, in the order of `commands`.
+
+        Raises:
+            BackendUnavailable: The pipeline has been closed.
+            SerializationError: A command cannot be encoded; nothing was queued.
+        """
+        if self._closed:
+            raise BackendUnavailable("the Redis client is closed", backend=self._backend)
+        return self._enqueue([encode_command(command) for command in commands], timeout)
 
     def submit_deferred(
         self, build: Callable[[], Command | None], *, timeout: float | None = None
@@ -229,15 +258,32 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        return self._enqueue(build, timeout)
+        return self._join(self._loop_state(), build, timeout)  # built at the flush, never sooner
 
-    def _enqueue(
-        self, wire: bytes | Callable[[], Command | None], timeout: float | None
+    def _enqueue(self, wires: list[bytes], timeout: float | None) -> list[asyncio.Future[Any]]:
+        """Write `wires` at once if the dispatcher is idle, else add them to the tick's batch."""
+        state = self._loop_state()
+        # An open batch goes first: commands keep the order they were submitted in.
+        if state.collecting is None and state.dispatcher.idle():
+            return self._write_now(state, wires, timeout)
+        return [self._join(state, wire, timeout) for wire in wires]
+
+    def _write_now(
+        self, state: _LoopState, wires: list[bytes], timeout: float | None
+    ) -> list[asyncio.Future[Any]]:
+        loop = state.loop
+        group = _Group(self._timeout if timeout is None else timeout)
+        futures = group.futures
+        futures.extend(loop.create_future() for _ in wires)
+        self._watch(state, loop.time() + group.timeout, group)
+        self._send(state, wires, futures, (group,))
+        return futures
+
+    def _join(
+        self, state: _LoopState, wire: bytes | Callable[[], Command | None], timeout: float | None
     ) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        state = self._state
-        if state is None or state.loop is not loop:  # first use, or another event loop
-            state = self._state = self._states.get(loop)
+        """Add `wire` to the tick's batch, opening it (and scheduling its flush) if needed."""
+        loop = state.loop
         batch = state.collecting
         if batch is None:
             batch = state.collecting = _Batch()
@@ -254,6 +300,14 @@ class AutoPipeline:
         group.futures.append(future)
         return future
 
+    def _loop_state(self) -> _LoopState:
+        """The running event loop's state, made on its first use there."""
+        loop = asyncio.get_running_loop()
+        state = self._state
+        if state is None or state.loop is not loop:  # first use, or another event loop
+            state = self._state = self._states.get(loop)
+        return state
+
     def dispatcher(self) -> Dispatcher:
         """The running event loop's dispatcher, for what is not a command (subscriptions).
 
@@ -262,11 +316,7 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        loop = asyncio.get_running_loop()
-        state = self._state
-        if state is None or state.loop is not loop:
-            state = self._state = self._states.get(loop)
-        return state.dispatcher
+        return self._loop_state().dispatcher
 
     def statistics(self) -> PipelineStatistics:
         """Return a snapshot of the pipeline's counters."""
@@ -319,14 +369,22 @@ class AutoPipeline:
                     continue
                 wires.append(built)
             futures.append(future)
-        if not wires:
-            return
+        if wires:
+            self._send(state, wires, futures, batch.groups.values())
+
+    def _send(
+        self,
+        state: _LoopState,
+        wires: list[bytes],
+        futures: list[asyncio.Future[Any]],
+        groups: Iterable[_Group],
+    ) -> None:
         self._commands += len(wires)
         self._batches += 1
         self._batch_sizes.record(len(wires))
         state.dispatcher.dispatch(wires, futures)
         sent_at = state.loop.time()  # not before the writes
-        for group in batch.groups.values():
+        for group in groups:
             group.sent_at = sent_at
 
     def _watch(self, state: _LoopState, deadline: float, group: _Group) -> None:
