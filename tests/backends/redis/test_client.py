@@ -55,9 +55,13 @@ async def test_replies_keep_their_resp2_shapes_over_resp3(
     assert b"inf" == await redis.execute("ZINCRBY", f"{key}:z", "+inf", "q")
 
 
-async def _open_every_connection(redis: RedisClient, key_prefix: str) -> None:
-    """Connect to every server: keys in every slot range reach each cluster node."""
+async def _alone_on_idle_connections(redis: RedisClient, key_prefix: str) -> None:
+    """Connect to every server, then send a lone command: the next caller is alone.
+
+    Keys in every slot range reach each cluster node.
+    """
     await asyncio.gather(*(redis.execute("GET", f"{key_prefix}:open:{n}") for n in range(50)))
+    await redis.execute("PING")
 
 
 async def test_one_tick_of_commands_is_one_pipeline(redis: RedisClient, key_prefix: str) -> None:
@@ -85,11 +89,12 @@ async def test_a_command_on_an_idle_connection_is_written_at_once(
     """A lone caller's command is on the wire before the event loop runs anything else.
 
     Batching it to the tick's end cost a lone caller one more event-loop iteration
-    per request, and gathered nothing. The first command of a busy tick goes at
-    once too; the others of that tick still share one write.
+    per request, and gathered nothing. The first command of a busy tick after it
+    goes at once too, the others of that tick share one write; once ticks are
+    busy, a tick's commands all leave together.
     """
     key = f"{key_prefix}:idle"
-    await _open_every_connection(redis, key_prefix)
+    await _alone_on_idle_connections(redis, key_prefix)
     loop = asyncio.get_running_loop()
     before = redis.statistics().pipeline
     call = asyncio.ensure_future(redis.execute("INCR", key))
@@ -111,6 +116,10 @@ async def test_a_command_on_an_idle_connection_is_written_at_once(
         after.commands - before.commands,
         after.batches - before.batches,
     )
+    before = after
+    await asyncio.gather(*(redis.execute("INCR", key) for _ in range(20)))
+    after = redis.statistics().pipeline
+    assert (20, 1) == (after.commands - before.commands, after.batches - before.batches)
 
 
 async def test_each_caller_gets_its_own_error(redis: RedisClient, key_prefix: str) -> None:
@@ -139,7 +148,7 @@ async def test_several_commands_run_back_to_back_in_one_pipeline(
     On an idle connection too: the commands are written at once, together.
     """
     key = f"{key_prefix}:many"
-    await _open_every_connection(redis, key_prefix)
+    await _alone_on_idle_connections(redis, key_prefix)
     before = redis.statistics().pipeline
     replies = await redis.execute_many(("SET", key, "1", "PX", 60_000), ("INCR", key), ("GET", key))
     after = redis.statistics().pipeline

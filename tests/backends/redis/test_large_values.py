@@ -98,10 +98,7 @@ async def test_a_frozen_server_is_dropped_during_a_large_write(
         started = time.monotonic()
         calls = [client.execute("SET", "large", LARGE), client.execute("GET", "k")]
         results = await asyncio.gather(*calls, return_exceptions=True)
-        # The SET, written at once on the idle connection, has its own deadline, just
-        # before the GET's: the connection may be dropped before the GET's comes.
-        assert BackendTimeout is type(results[0])
-        assert type(results[1]) in {BackendTimeout, BackendUnavailable}
+        assert [BackendTimeout, BackendTimeout] == [type(result) for result in results]
         # Generous on a loaded machine: what this guards against is a wait without end.
         assert time.monotonic() - started < 0.3 + 3.0
         # Dropped at once, or a timeout later where a loaded machine wrote the batch late.

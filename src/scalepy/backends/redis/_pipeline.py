@@ -104,13 +104,15 @@ class PipelineStatistics:
 class _Batch:
     """The commands of one tick, written together; dropped once written."""
 
-    __slots__ = ("futures", "groups", "wires")
+    __slots__ = ("alone", "futures", "groups", "wires")
 
-    def __init__(self) -> None:
+    def __init__(self, *, alone: bool) -> None:
         # Encoded commands, and functions building deferred ones at the flush.
         self.wires: list[bytes | Callable[[], Command | None]] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.groups: dict[float, _Group] = {}  # by timeout
+        # Opened on an idle dispatcher, and no other submission joined it (yet).
+        self.alone = alone
 
 
 class _Group:
@@ -137,12 +139,22 @@ class _Group:
 class _LoopState:
     """What the pipeline holds on one event loop: its batches, watchdog and connections."""
 
-    __slots__ = ("collecting", "deadlines", "dispatcher", "loop", "watchdog", "watchdog_at")
+    __slots__ = (
+        "alone",
+        "collecting",
+        "deadlines",
+        "dispatcher",
+        "loop",
+        "watchdog",
+        "watchdog_at",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher) -> None:
         self.loop = loop
         self.dispatcher = dispatcher
         self.collecting: _Batch | None = None
+        # Whether the last tick that submitted held one submission, on an idle dispatcher.
+        self.alone = False
         # Per timeout, (deadline, group) oldest first; a queue left empty is removed.
         self.deadlines: dict[float, deque[tuple[float, _Group]]] = {}
         # The handle is a plain `Handle` on uvloop when its time had already passed (it
@@ -258,15 +270,24 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        return self._join(self._loop_state(), build, timeout)  # built at the flush, never sooner
+        state = self._loop_state()
+        return self._join(state, self._tick_batch(state), build, timeout)  # built at the flush
 
     def _enqueue(self, wires: list[bytes], timeout: float | None) -> list[asyncio.Future[Any]]:
-        """Write `wires` at once if the dispatcher is idle, else add them to the tick's batch."""
+        """Write `wires` at once if the caller is alone, else add them to the tick's batch.
+
+        Alone: the dispatcher is idle, and the last tick held one submission (the
+        caller's previous one, most likely). A tick of many tasks, woken together by
+        one read of their replies, leaves as one write: had its first command gone at
+        once, its reply, coming apart, would wake its task alone, and the split
+        would last.
+        """
         state = self._loop_state()
         # An open batch goes first: commands keep the order they were submitted in.
-        if state.collecting is None and state.dispatcher.idle():
+        if state.collecting is None and state.alone and state.dispatcher.idle():
             return self._write_now(state, wires, timeout)
-        return [self._join(state, wire, timeout) for wire in wires]
+        batch = self._tick_batch(state)
+        return [self._join(state, batch, wire, timeout) for wire in wires]
 
     def _write_now(
         self, state: _LoopState, wires: list[bytes], timeout: float | None
@@ -279,15 +300,25 @@ class AutoPipeline:
         self._send(state, wires, futures, (group,))
         return futures
 
-    def _join(
-        self, state: _LoopState, wire: bytes | Callable[[], Command | None], timeout: float | None
-    ) -> asyncio.Future[Any]:
-        """Add `wire` to the tick's batch, opening it (and scheduling its flush) if needed."""
-        loop = state.loop
+    def _tick_batch(self, state: _LoopState) -> _Batch:
+        """The tick's batch for one more submission, opened (its flush scheduled) if needed."""
         batch = state.collecting
         if batch is None:
-            batch = state.collecting = _Batch()
-            loop.call_soon(self._flush, state)
+            batch = state.collecting = _Batch(alone=state.dispatcher.idle())
+            state.loop.call_soon(self._flush, state)
+        else:
+            batch.alone = False
+        return batch
+
+    def _join(
+        self,
+        state: _LoopState,
+        batch: _Batch,
+        wire: bytes | Callable[[], Command | None],
+        timeout: float | None,
+    ) -> asyncio.Future[Any]:
+        """Add `wire` to `batch`."""
+        loop = state.loop
         if timeout is None:
             timeout = self._timeout
         group = batch.groups.get(timeout)
@@ -356,6 +387,7 @@ class AutoPipeline:
         batch, state.collecting = state.collecting, None
         if batch is None:
             return
+        state.alone = batch.alone
         wires: list[bytes] = []
         futures: list[asyncio.Future[Any]] = []
         for wire, future in zip(batch.wires, batch.futures, strict=True):
