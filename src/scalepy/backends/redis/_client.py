@@ -61,8 +61,8 @@ class RedisClient(AsyncResource):
 
     Commands issued concurrently within one event-loop tick reach Redis as one
     pipeline, over one multiplexed connection per server; each caller still gets
-    its own reply or its own error. A command finding the connection idle (no
-    reply owed) is written at once: a lone caller never waits for the tick's end.
+    its own reply or its own error. A lone caller's command (the connection owes
+    no reply, the previous tick held one call) is written at once instead.
     The connection speaks RESP3, so it carries the process's `Subscription`s too
     (a server refusing RESP3 gets a second connection for them). Every call is
     bounded by the configured `timeout`, and failures are scalepy errors:

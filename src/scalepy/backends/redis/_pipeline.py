@@ -8,11 +8,13 @@ has had its turn to add commands. The flush hands the batch to a dispatcher, whi
 writes it at once on a multiplexed connection (see `_resp.py`); replies settle each
 caller's own future.
 
-Unless the dispatcher is idle (every connection open, no reply owed, nothing
-waiting to be written): then a command, or the commands of one `submit_many`, are
-written at once. Waiting for the tick's end would cost a lone caller one more
-event-loop iteration per request, and gather nothing. Once written, the connection
-owes a reply, so the commands that follow in a busy tick still share one write.
+Unless the caller is alone: the dispatcher is idle (every connection open, no
+reply owed, nothing waiting to be written) and the last tick that submitted held
+one submission. Then a command, or the commands of one `submit_many`, are written
+at once: waiting for the tick's end would cost a lone caller one more event-loop
+iteration per request, and gather nothing. Once written, the connection owes a
+reply, so the commands that follow in the same tick still share one write, and
+the ticks after that one leave whole (see `_enqueue`).
 
 Every command has a deadline: a caller never waits longer than its timeout (the
 pipeline's, or the one given to `submit`), whether its command waits for a
