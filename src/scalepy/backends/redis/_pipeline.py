@@ -229,7 +229,7 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        return self._enqueue([encode_command(command)], timeout)[0]
+        return self._enqueue(encode_command(command), timeout)
 
     def submit_many(
         self, commands: Sequence[Command], *, timeout: float | None = None
@@ -249,7 +249,17 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        return self._enqueue([encode_command(command) for command in commands], timeout)
+        wires = [encode_command(command) for command in commands]
+        if not wires:
+            return []
+        state = self._loop_state()
+        if state.collecting is None and state.alone and state.dispatcher.idle():
+            return self._write_now(state, wires, timeout)
+        futures = [self._enqueue(wires[0], timeout)]  # one submission: opens or joins the batch
+        batch = state.collecting
+        assert batch is not None
+        futures.extend(self._join(state, batch, wire, timeout) for wire in wires[1:])
+        return futures
 
     def submit_deferred(
         self, build: Callable[[], Command | None], *, timeout: float | None = None
@@ -272,24 +282,33 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        state = self._loop_state()
-        return self._join(state, self._tick_batch(state), build, timeout)  # built at the flush
+        return self._enqueue(build, timeout)
 
-    def _enqueue(self, wires: list[bytes], timeout: float | None) -> list[asyncio.Future[Any]]:
-        """Write `wires` at once if the caller is alone, else add them to the tick's batch.
+    def _enqueue(
+        self, wire: bytes | Callable[[], Command | None], timeout: float | None
+    ) -> asyncio.Future[Any]:
+        """Write `wire` at once if the caller is alone, else add it to the tick's batch.
 
-        Alone: the dispatcher is idle, and the last tick held one submission (the
-        caller's previous one, most likely). A tick of many tasks, woken together by
-        one read of their replies, leaves as one write: had its first command gone at
-        once, its reply, coming apart, would wake its task alone, and the split
-        would last.
+        Alone: the dispatcher is idle, and the last tick that submitted held one
+        submission (the caller's previous one, most likely). A tick of many tasks,
+        woken together by one read of their replies, leaves as one write: had its
+        first command gone at once, its reply, coming apart, would wake its task
+        alone, and the split would last. A deferred command waits for the flush.
         """
-        state = self._loop_state()
-        # An open batch goes first: commands keep the order they were submitted in.
-        if state.collecting is None and state.alone and state.dispatcher.idle():
-            return self._write_now(state, wires, timeout)
-        batch = self._tick_batch(state)
-        return [self._join(state, batch, wire, timeout) for wire in wires]
+        loop = asyncio.get_running_loop()
+        state = self._state  # `_loop_state()`, inline: every command comes here
+        if state is None or state.loop is not loop:
+            state = self._state = self._states.get(loop)
+        batch = state.collecting
+        if batch is None:
+            idle = state.dispatcher.idle()
+            if idle and state.alone and isinstance(wire, bytes):
+                return self._write_now(state, [wire], timeout)[0]
+            batch = state.collecting = _Batch(alone=idle)
+            loop.call_soon(self._flush, state)
+        else:
+            batch.alone = False  # another submission in this tick
+        return self._join(state, batch, wire, timeout)
 
     def _write_now(
         self, state: _LoopState, wires: list[bytes], timeout: float | None
@@ -301,16 +320,6 @@ class AutoPipeline:
         self._watch(state, loop.time() + group.timeout, group)
         self._send(state, wires, futures, (group,))
         return futures
-
-    def _tick_batch(self, state: _LoopState) -> _Batch:
-        """The tick's batch for one more submission, opened (its flush scheduled) if needed."""
-        batch = state.collecting
-        if batch is None:
-            batch = state.collecting = _Batch(alone=state.dispatcher.idle())
-            state.loop.call_soon(self._flush, state)
-        else:
-            batch.alone = False
-        return batch
 
     def _join(
         self,
