@@ -253,12 +253,15 @@ class AutoPipeline:
         if not wires:
             return []
         state = self._loop_state()
-        if state.collecting is None and state.alone and state.dispatcher.idle():
+        opens = state.collecting is None
+        idle = opens and state.dispatcher.idle()
+        if idle and state.alone:
             return self._write_now(state, wires, timeout)
-        futures = [self._enqueue(wires[0], timeout)]  # one submission: opens or joins the batch
-        batch = state.collecting
-        assert batch is not None
-        futures.extend(self._join(state, batch, wire, timeout) for wire in wires[1:])
+        futures = [self._enqueue(wire, timeout) for wire in wires]
+        if opens:  # the batch opened here holds one submission, however many commands
+            batch = state.collecting
+            assert batch is not None
+            batch.alone = idle
         return futures
 
     def submit_deferred(
@@ -308,28 +311,6 @@ class AutoPipeline:
             loop.call_soon(self._flush, state)
         else:
             batch.alone = False  # another submission in this tick
-        return self._join(state, batch, wire, timeout)
-
-    def _write_now(
-        self, state: _LoopState, wires: list[bytes], timeout: float | None
-    ) -> list[asyncio.Future[Any]]:
-        loop = state.loop
-        group = _Group(self._timeout if timeout is None else timeout)
-        futures = group.futures
-        futures.extend(loop.create_future() for _ in wires)
-        self._watch(state, loop.time() + group.timeout, group)
-        self._send(state, wires, futures, (group,))
-        return futures
-
-    def _join(
-        self,
-        state: _LoopState,
-        batch: _Batch,
-        wire: bytes | Callable[[], Command | None],
-        timeout: float | None,
-    ) -> asyncio.Future[Any]:
-        """Add `wire` to `batch`."""
-        loop = state.loop
         if timeout is None:
             timeout = self._timeout
         group = batch.groups.get(timeout)
@@ -341,6 +322,17 @@ class AutoPipeline:
         batch.futures.append(future)
         group.futures.append(future)
         return future
+
+    def _write_now(
+        self, state: _LoopState, wires: list[bytes], timeout: float | None
+    ) -> list[asyncio.Future[Any]]:
+        loop = state.loop
+        group = _Group(self._timeout if timeout is None else timeout)
+        futures = group.futures
+        futures.extend(loop.create_future() for _ in wires)
+        self._watch(state, loop.time() + group.timeout, group)
+        self._send(state, wires, futures, (group,))
+        return futures
 
     def _loop_state(self) -> _LoopState:
         """The running event loop's state, made on its first use there."""
