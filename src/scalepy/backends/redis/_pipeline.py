@@ -213,7 +213,7 @@ class AutoPipeline:
         self._state: _LoopState | None = None  # the last loop's, for the hot path
 
     def submit(self, command: Command, *, timeout: float | None = None) -> asyncio.Future[Any]:
-        """Write `command` at once if the dispatcher is idle, else with this tick's pipeline.
+        """Write `command` at once if its caller is alone, else with this tick's pipeline.
 
         Args:
             command: The command name and its arguments.
