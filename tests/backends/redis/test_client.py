@@ -8,7 +8,7 @@ import pytest
 from redis.crc import key_slot
 
 from scalepy.backends import KeySpace, MemoryConfig, parse_backend_url
-from scalepy.backends.redis import RedisClient
+from scalepy.backends.redis import PipelineStatistics, RedisClient
 from scalepy.backends.redis._metrics import PIPELINE_SIZE
 from scalepy.errors import BackendCommandError, BackendUnavailable, ConfigurationError
 from scalepy.testing import RecordingInstrumentation
@@ -55,19 +55,71 @@ async def test_replies_keep_their_resp2_shapes_over_resp3(
     assert b"inf" == await redis.execute("ZINCRBY", f"{key}:z", "+inf", "q")
 
 
+async def _alone_on_idle_connections(redis: RedisClient, key_prefix: str) -> None:
+    """Connect to every server, then send a lone command: the next caller is alone.
+
+    Keys in every slot range reach each cluster node.
+    """
+    await asyncio.gather(*(redis.execute("GET", f"{key_prefix}:open:{n}") for n in range(50)))
+    await redis.execute("PING")
+
+
 async def test_one_tick_of_commands_is_one_pipeline(redis: RedisClient, key_prefix: str) -> None:
-    """200 concurrent commands leave as one pipeline, and each gets its own reply."""
+    """200 concurrent commands leave as one pipeline, and each gets its own reply.
+
+    A PING goes first: on an idle connection it is written at once, and the
+    connection it leaves busy takes the 200 together.
+    """
     before = redis.statistics().pipeline
-    replies = await asyncio.gather(
-        *(redis.execute("INCR", f"{key_prefix}:{i % 7}") for i in range(200))
+    ping, *replies = await asyncio.gather(
+        redis.execute("PING"), *(redis.execute("INCR", f"{key_prefix}:{i % 7}") for i in range(200))
     )
     after = redis.statistics().pipeline
-    assert 200 == after.commands - before.commands
+    assert (b"PONG", 201) == (ping, after.commands - before.commands)
     expected_batches = 1 if not redis.is_cluster else 3  # one pipeline per node
-    assert expected_batches >= after.batches - before.batches
+    assert 1 + expected_batches >= after.batches - before.batches
     assert sorted(replies) == sorted(
         count for i in range(7) for count in range(1, len(range(i, 200, 7)) + 1)
     )
+
+
+async def test_a_command_on_an_idle_connection_is_written_at_once(
+    redis: RedisClient, key_prefix: str
+) -> None:
+    """A lone caller's command is on the wire before the event loop runs anything else.
+
+    Batching it to the tick's end cost a lone caller one more event-loop iteration
+    per request, and gathered nothing. The first command of a busy tick after it
+    goes at once too, the others of that tick share one write; once ticks are
+    busy, a tick's commands all leave together.
+    """
+    key = f"{key_prefix}:idle"
+    await _alone_on_idle_connections(redis, key_prefix)
+    loop = asyncio.get_running_loop()
+    before = redis.statistics().pipeline
+    call = asyncio.ensure_future(redis.execute("INCR", key))
+    seen: asyncio.Future[PipelineStatistics] = loop.create_future()
+    # Runs right after `call` submitted, before any callback its submission scheduled.
+    loop.call_soon(lambda: seen.set_result(redis.statistics().pipeline))
+    written = await seen
+    assert (1, 1, 1) == (
+        written.commands - before.commands,
+        written.batches - before.batches,
+        written.waiting,  # written, not yet answered
+    )
+    assert 1 == await call
+    before = redis.statistics().pipeline
+    replies = await asyncio.gather(*(redis.execute("INCR", key) for _ in range(20)))
+    after = redis.statistics().pipeline
+    assert (list(range(2, 22)), 20, 2) == (
+        sorted(replies),
+        after.commands - before.commands,
+        after.batches - before.batches,
+    )
+    before = after
+    await asyncio.gather(*(redis.execute("INCR", key) for _ in range(20)))
+    after = redis.statistics().pipeline
+    assert (20, 1) == (after.commands - before.commands, after.batches - before.batches)
 
 
 async def test_each_caller_gets_its_own_error(redis: RedisClient, key_prefix: str) -> None:
@@ -91,8 +143,12 @@ async def test_each_caller_gets_its_own_error(redis: RedisClient, key_prefix: st
 async def test_several_commands_run_back_to_back_in_one_pipeline(
     redis: RedisClient, key_prefix: str
 ) -> None:
-    """`execute_many`: one batch, replies in order; an error raises, the rest still run."""
+    """`execute_many`: one batch, replies in order; an error raises, the rest still run.
+
+    On an idle connection too: the commands are written at once, together.
+    """
     key = f"{key_prefix}:many"
+    await _alone_on_idle_connections(redis, key_prefix)
     before = redis.statistics().pipeline
     replies = await redis.execute_many(("SET", key, "1", "PX", 60_000), ("INCR", key), ("GET", key))
     after = redis.statistics().pipeline

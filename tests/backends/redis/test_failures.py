@@ -103,11 +103,15 @@ async def test_a_busy_event_loop_times_out_callers_but_keeps_the_connection(
     """
     async with RedisClient.from_url(f"{redis_url}?timeout=0.1") as client:
         connection = await client.execute("CLIENT", "ID")
+        # Whether or not `first` is written at once (see `test_client`), `late`, of the
+        # same tick, waits for the flush.
+        first = asyncio.ensure_future(client.execute("PING"))
         late = asyncio.ensure_future(client.execute("PING"))
         # Runs right after `late` has submitted: the flush comes after the deadline.
         asyncio.get_running_loop().call_soon(time.sleep, 0.2)
         with pytest.raises(BackendTimeout):
             await late
+        await asyncio.gather(first, return_exceptions=True)  # answered, or late as well
         await asyncio.sleep(0.2)  # past the point the connection would be judged
         assert connection == await client.execute("CLIENT", "ID")
 

@@ -61,11 +61,12 @@ class RedisClient(AsyncResource):
 
     Commands issued concurrently within one event-loop tick reach Redis as one
     pipeline, over one multiplexed connection per server; each caller still gets
-    its own reply or its own error. The connection speaks RESP3, so it carries the
-    process's `Subscription`s too (a server refusing RESP3 gets a second connection
-    for them). Every call is bounded by the configured
-    `timeout`, and failures are scalepy errors: `BackendTimeout`,
-    `BackendUnavailable` or `BackendCommandError`. A lost connection is reopened
+    its own reply or its own error. A lone caller's command (the connection owes
+    no reply, the previous tick held one call) is written at once instead.
+    The connection speaks RESP3, so it carries the process's `Subscription`s too
+    (a server refusing RESP3 gets a second connection for them). Every call is
+    bounded by the configured `timeout`, and failures are scalepy errors:
+    `BackendTimeout`, `BackendUnavailable` or `BackendCommandError`. A lost connection is reopened
     by the next command. Its connections belong to the running event loop: used
     from another loop (a second `asyncio.run()`, a test's loop), it connects again
     there, and the earlier loop's connections close on that loop. So `open()`
@@ -243,8 +244,9 @@ class RedisClient(AsyncResource):
         """Run several commands in one round trip, back to back and in order.
 
         Like gathering `execute` calls, without a task per command: the commands
-        join this tick's pipeline next to each other, so a server runs them one
-        after the other (other clients' commands may still run between them).
+        are written together (at once on an idle connection, else with this tick's
+        pipeline), so a server runs them one after the other (other clients'
+        commands may still run between them).
 
         Args:
             *commands: Each a command name and its arguments.
@@ -257,10 +259,8 @@ class RedisClient(AsyncResource):
             BackendUnavailable: The server cannot be reached, or the client is closed.
             BackendCommandError: The server rejected one of the commands.
         """
-        pipeline, timeout = self._pipeline, self._timeout
-        futures: list[asyncio.Future[Any]] = []
+        futures = self._pipeline.submit_many(commands, timeout=self._timeout)
         try:
-            futures.extend(pipeline.submit(command, timeout=timeout) for command in commands)
             return [await future for future in futures]
         except BaseException:
             for future in futures:  # the replies nobody will read: no "never retrieved" log

@@ -74,6 +74,14 @@ class ClusterRouter:
         for node, (node_wires, node_futures) in groups.items():
             node.dispatch(node_wires, node_futures)
 
+    def idle(self) -> bool:
+        """Whether the slot map is known and every node is idle (see `Node.idle`)."""
+        return (
+            self._refreshing is None  # nothing pending: it waits for the refresh
+            and self._slots[0] is not None
+            and all(node.idle() for node in self._nodes.values())
+        )
+
     def waiting(self) -> int:
         """Commands sent and not yet answered, over every node."""
         return sum(node.waiting() for node in self._nodes.values())

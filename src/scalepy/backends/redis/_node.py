@@ -128,6 +128,11 @@ class Node:
             self._companion = Node(self.endpoint, backend=self._backend, subscriber=True)
         return await self._companion.open()  # its own subscriber() is never asked
 
+    def idle(self) -> bool:
+        """Whether the connection is open and owes no reply (an open one buffers nothing)."""
+        connection = self._connection
+        return connection is not None and not connection.waiting and connection.is_open
+
     def waiting(self) -> int:
         """Commands sent on this node's connection and not yet answered."""
         return 0 if self._connection is None else self._connection.waiting

@@ -8,9 +8,17 @@ has had its turn to add commands. The flush hands the batch to a dispatcher, whi
 writes it at once on a multiplexed connection (see `_resp.py`); replies settle each
 caller's own future.
 
+Unless the caller is alone: the dispatcher is idle (every connection open, no
+reply owed, nothing waiting to be written) and the last tick that submitted held
+one submission. Then a command, or the commands of one `submit_many`, are written
+at once: waiting for the tick's end would cost a lone caller one more event-loop
+iteration per request, and gather nothing. Once written, the connection owes a
+reply, so the commands that follow in the same tick still share one write, and
+the ticks after that one leave whole (see `_enqueue`).
+
 Every command has a deadline: a caller never waits longer than its timeout (the
 pipeline's, or the one given to `submit`), whether its command waits for a
-connection or for a reply. The commands of one tick sharing a timeout share a
+connection or for a reply. The commands of one batch sharing a timeout share a
 deadline, and deadlines of one timeout come in the order they were opened: a queue
 per timeout, and one watchdog timer armed for the earliest head, serve them all (a
 timer per batch would leave thousands of stale timers in the event loop's heap at
@@ -23,9 +31,9 @@ its reply is discarded when it comes. The dispatcher drops a connection only whe
 has shown no sign of life (see `_resp.py`) for as long as every caller still waiting
 allows, judged a timeout after the batch was written and after the event loop
 polled the sockets: a dead or frozen server, not a slow transfer, and not an event
-loop too busy to write the batch in time or to read replies that had arrived. The next command then
-reconnects instead of queueing behind a dead socket. A command whose caller already
-gave up (timed out or cancelled) before the flush is not sent.
+loop too busy to write the batch in time or to read replies that had arrived. The
+next command then reconnects instead of queueing behind a dead socket. A command
+whose caller already gave up (timed out or cancelled) before the flush is not sent.
 
 A deferred command (`submit_deferred`) is built by a function called at the flush,
 after every task of the tick has had its turn: the caller gathers what the tick's
@@ -45,7 +53,7 @@ from scalepy.backends.redis._command import encode_command
 from scalepy.errors import BackendError, BackendTimeout, BackendUnavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from scalepy.backends.redis._command import Command
     from scalepy.backends.redis._resp import RespConnection
@@ -59,6 +67,9 @@ class Dispatcher(Protocol):
 
     def dispatch(self, wires: list[bytes], futures: list[asyncio.Future[Any]]) -> None:
         """Send encoded commands now (or as soon as connected); replies settle `futures`."""
+
+    def idle(self) -> bool:
+        """Whether `dispatch` would write at once to connections that owe no reply."""
 
     async def subscriber(self, channel: bytes, *, redirect: str | None) -> RespConnection:
         """The open connection to carry `channel`'s subscription (see `_pubsub.py`).
@@ -95,13 +106,15 @@ class PipelineStatistics:
 class _Batch:
     """The commands of one tick, written together; dropped once written."""
 
-    __slots__ = ("futures", "groups", "wires")
+    __slots__ = ("alone", "futures", "groups", "wires")
 
-    def __init__(self) -> None:
+    def __init__(self, *, alone: bool) -> None:
         # Encoded commands, and functions building deferred ones at the flush.
         self.wires: list[bytes | Callable[[], Command | None]] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.groups: dict[float, _Group] = {}  # by timeout
+        # Opened on an idle dispatcher, and no other submission joined it (yet).
+        self.alone = alone
 
 
 class _Group:
@@ -128,12 +141,22 @@ class _Group:
 class _LoopState:
     """What the pipeline holds on one event loop: its batches, watchdog and connections."""
 
-    __slots__ = ("collecting", "deadlines", "dispatcher", "loop", "watchdog", "watchdog_at")
+    __slots__ = (
+        "alone",
+        "collecting",
+        "deadlines",
+        "dispatcher",
+        "loop",
+        "watchdog",
+        "watchdog_at",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, dispatcher: Dispatcher) -> None:
         self.loop = loop
         self.dispatcher = dispatcher
         self.collecting: _Batch | None = None
+        # Whether the last tick that submitted held one submission, on an idle dispatcher.
+        self.alone = False
         # Per timeout, (deadline, group) oldest first; a queue left empty is removed.
         self.deadlines: dict[float, deque[tuple[float, _Group]]] = {}
         # The handle is a plain `Handle` on uvloop when its time had already passed (it
@@ -190,7 +213,7 @@ class AutoPipeline:
         self._state: _LoopState | None = None  # the last loop's, for the hot path
 
     def submit(self, command: Command, *, timeout: float | None = None) -> asyncio.Future[Any]:
-        """Queue `command` for the current tick's pipeline.
+        """Write `command` at once if its caller is alone, else with this tick's pipeline.
 
         Args:
             command: The command name and its arguments.
@@ -207,6 +230,39 @@ class AutoPipeline:
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
         return self._enqueue(encode_command(command), timeout)
+
+    def submit_many(
+        self, commands: Sequence[Command], *, timeout: float | None = None
+    ) -> list[asyncio.Future[Any]]:
+        """Like `submit`, for `commands` written together, next to each other and in order.
+
+        Args:
+            commands: Each a command name and its arguments.
+            timeout: As for `submit`, shared by the commands.
+
+        Returns:
+            A future per command, as `submit` returns, in the order of `commands`.
+
+        Raises:
+            BackendUnavailable: The pipeline has been closed.
+            SerializationError: A command cannot be encoded; nothing was queued.
+        """
+        if self._closed:
+            raise BackendUnavailable("the Redis client is closed", backend=self._backend)
+        wires = [encode_command(command) for command in commands]
+        if not wires:
+            return []
+        state = self._loop_state()
+        opens = state.collecting is None
+        idle = opens and state.dispatcher.idle()
+        if idle and state.alone:
+            return self._write_now(state, wires, timeout)
+        futures = [self._enqueue(wire, timeout) for wire in wires]
+        if opens:  # the batch opened here holds one submission, however many commands
+            batch = state.collecting
+            assert batch is not None
+            batch.alone = idle
+        return futures
 
     def submit_deferred(
         self, build: Callable[[], Command | None], *, timeout: float | None = None
@@ -234,14 +290,27 @@ class AutoPipeline:
     def _enqueue(
         self, wire: bytes | Callable[[], Command | None], timeout: float | None
     ) -> asyncio.Future[Any]:
+        """Write `wire` at once if the caller is alone, else add it to the tick's batch.
+
+        Alone: the dispatcher is idle, and the last tick that submitted held one
+        submission (the caller's previous one, most likely). A tick of many tasks,
+        woken together by one read of their replies, leaves as one write: had its
+        first command gone at once, its reply, coming apart, would wake its task
+        alone, and the split would last. A deferred command waits for the flush.
+        """
         loop = asyncio.get_running_loop()
-        state = self._state
-        if state is None or state.loop is not loop:  # first use, or another event loop
+        state = self._state  # `_loop_state()`, inline: every command comes here
+        if state is None or state.loop is not loop:
             state = self._state = self._states.get(loop)
         batch = state.collecting
         if batch is None:
-            batch = state.collecting = _Batch()
+            idle = state.dispatcher.idle()
+            if idle and state.alone and isinstance(wire, bytes):
+                return self._write_now(state, [wire], timeout)[0]
+            batch = state.collecting = _Batch(alone=idle)
             loop.call_soon(self._flush, state)
+        else:
+            batch.alone = False  # another submission in this tick
         if timeout is None:
             timeout = self._timeout
         group = batch.groups.get(timeout)
@@ -254,6 +323,25 @@ class AutoPipeline:
         group.futures.append(future)
         return future
 
+    def _write_now(
+        self, state: _LoopState, wires: list[bytes], timeout: float | None
+    ) -> list[asyncio.Future[Any]]:
+        loop = state.loop
+        group = _Group(self._timeout if timeout is None else timeout)
+        futures = group.futures
+        futures.extend(loop.create_future() for _ in wires)
+        self._watch(state, loop.time() + group.timeout, group)
+        self._send(state, wires, futures, (group,))
+        return futures
+
+    def _loop_state(self) -> _LoopState:
+        """The running event loop's state, made on its first use there."""
+        loop = asyncio.get_running_loop()
+        state = self._state
+        if state is None or state.loop is not loop:  # first use, or another event loop
+            state = self._state = self._states.get(loop)
+        return state
+
     def dispatcher(self) -> Dispatcher:
         """The running event loop's dispatcher, for what is not a command (subscriptions).
 
@@ -262,11 +350,7 @@ class AutoPipeline:
         """
         if self._closed:
             raise BackendUnavailable("the Redis client is closed", backend=self._backend)
-        loop = asyncio.get_running_loop()
-        state = self._state
-        if state is None or state.loop is not loop:
-            state = self._state = self._states.get(loop)
-        return state.dispatcher
+        return self._loop_state().dispatcher
 
     def statistics(self) -> PipelineStatistics:
         """Return a snapshot of the pipeline's counters."""
@@ -306,6 +390,7 @@ class AutoPipeline:
         batch, state.collecting = state.collecting, None
         if batch is None:
             return
+        state.alone = batch.alone
         wires: list[bytes] = []
         futures: list[asyncio.Future[Any]] = []
         for wire, future in zip(batch.wires, batch.futures, strict=True):
@@ -319,14 +404,22 @@ class AutoPipeline:
                     continue
                 wires.append(built)
             futures.append(future)
-        if not wires:
-            return
+        if wires:
+            self._send(state, wires, futures, batch.groups.values())
+
+    def _send(
+        self,
+        state: _LoopState,
+        wires: list[bytes],
+        futures: list[asyncio.Future[Any]],
+        groups: Iterable[_Group],
+    ) -> None:
         self._commands += len(wires)
         self._batches += 1
         self._batch_sizes.record(len(wires))
         state.dispatcher.dispatch(wires, futures)
         sent_at = state.loop.time()  # not before the writes
-        for group in batch.groups.values():
+        for group in groups:
             group.sent_at = sent_at
 
     def _watch(self, state: _LoopState, deadline: float, group: _Group) -> None:
