@@ -341,3 +341,26 @@ def test_multiprocess_values_are_merged(
         merged.get_sample_value("scalepy_test_jobs_total"),
         merged.get_sample_value("scalepy_test_workers"),
     )
+
+
+def test_one_label_metric_keeps_each_series_apart(
+    instrumentation: PrometheusInstrumentation, registry: CollectorRegistry
+) -> None:
+    """A metric with a single label: complete, partial and missing labels, each repeated.
+
+    Its values are remembered as one string, those of partial labels as a tuple:
+    the two never stand for each other.
+    """
+    recorder = instrumentation.metric(LATENCY)
+    for _ in range(2):
+        recorder.record(0.5, {"route": "a"})
+        recorder.record(0.5, {"route": "a", "user": "u1"})
+        recorder.record(0.5, {"user": "u1"})
+        recorder.record(0.5, {})
+        recorder.record(0.5, None)
+        recorder.record(0.5, {"route": ""})
+
+    def count(route: str) -> float | None:
+        return registry.get_sample_value("scalepy_test_latency_seconds_count", {"route": route})
+
+    assert (4, 8) == (count("a"), count(""))

@@ -56,15 +56,24 @@ class RequestMetrics:
 
     def __init__(self, instrumentation: Instrumentation) -> None:
         self._duration = instrumentation.metric(REQUEST_DURATION)
-        # One label set per (method, route, status): few, and built once each.
+        # One label set per (standard method, route, status): few, and built once each.
         self._labels: dict[tuple[str, str, int], dict[str, str]] = {}
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         """Record that the request of `scope` was answered `status` after `seconds`."""
-        method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
-        route = getattr(scope.get("route"), "path_format", "")
-        labels = self._labels.get((method, route, status))
+        key = (scope["method"], getattr(scope.get("route"), "path_format", ""), status)
+        labels = self._labels.get(key)
         if labels is None:
-            labels = {METHOD: method, ROUTE: route, STATUS: str(status)}
-            self._labels[method, route, status] = labels
+            labels = self._label_set(*key)
         self._duration.record(seconds, labels)
+
+    def _label_set(self, method: str, route: str, status: int) -> dict[str, str]:
+        """Build the labels of a request; remember them if the method is a standard one."""
+        if method not in _METHODS:  # not remembered: clients choose these freely
+            return {METHOD: "_OTHER", ROUTE: route, STATUS: str(status)}
+        labels = self._labels[method, route, status] = {
+            METHOD: method,
+            ROUTE: route,
+            STATUS: str(status),
+        }
+        return labels

@@ -35,28 +35,53 @@ if TYPE_CHECKING:
 
     from scalepy.telemetry import Attributes, Metric, Recorder, Span
 
+    _Emit = Callable[[float, Mapping[str, str] | None], None]
+
 __all__ = ("OpenTelemetryInstrumentation",)
 
 _INSTRUMENTATION_NAME = "scalepy"
+_PROXY_TARGET = "_real_instrument"
+"""What an instrument of the API's proxy meter provider records on once an SDK is set."""
 
 
 class _OpenTelemetryRecorder:
-    """Adds, records or sets values on one OpenTelemetry instrument."""
+    """Adds, records or sets values on one OpenTelemetry instrument.
 
-    __slots__ = ("_emit", "_labels")
+    Until the application sets an SDK meter provider, the global provider is the
+    API's proxy: its instruments drop every value, and forwarding one still costs
+    two calls and a label check on every recording. So the recorder drops the value
+    itself while the proxy has no real instrument behind it, and once it has (the
+    SDK was set, even long after this recorder was made) records on that real
+    instrument directly. The proxy's `_real_instrument` is the API's own switch
+    (tests/telemetry/test_opentelemetry_global.py keeps it honest); an instrument
+    without it is recorded on as it is.
 
-    def __init__(
-        self, emit: Callable[[float, Mapping[str, str] | None], None], labels: frozenset[str]
-    ) -> None:
-        self._emit = emit
+    Args:
+        instrument: The instrument the meter made.
+        operation: Its method recording one value: `add`, `record` or `set`.
+        labels: The label keys the metric declares.
+    """
+
+    __slots__ = ("_emit", "_labels", "_operation", "_proxy")
+
+    def __init__(self, instrument: object, operation: str, labels: frozenset[str]) -> None:
+        self._operation = operation
         self._labels = labels
+        self._proxy = instrument if hasattr(instrument, _PROXY_TARGET) else None
+        self._emit: _Emit | None = None if self._proxy else getattr(instrument, operation)
 
     def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Send the value with the declared labels as attributes."""
+        emit = self._emit
+        if emit is None:
+            real = getattr(self._proxy, _PROXY_TARGET)
+            if real is None:
+                return  # no SDK meter provider yet: the API would drop the value
+            emit = self._emit = getattr(real, self._operation)
         if labels is None or labels.keys() <= self._labels:
-            self._emit(value, labels)
+            emit(value, labels)
         else:
-            self._emit(value, {key: val for key, val in labels.items() if key in self._labels})
+            emit(value, {key: val for key, val in labels.items() if key in self._labels})
 
 
 class OpenTelemetryInstrumentation:
@@ -107,20 +132,23 @@ class OpenTelemetryInstrumentation:
         return self._recorders.get(metric)
 
     def _create(self, metric: Metric) -> Recorder:
-        return _OpenTelemetryRecorder(self._emitter(metric), frozenset(metric.labels))
+        instrument, operation = self._instrument(metric)
+        return _OpenTelemetryRecorder(instrument, operation, frozenset(metric.labels))
 
-    def _emitter(self, metric: Metric) -> Callable[[float, Mapping[str, str] | None], None]:
+    def _instrument(self, metric: Metric) -> tuple[object, str]:
+        """Create the instrument of `metric`; return it with its method recording one value."""
         name, unit, description = metric.name, metric.unit, metric.description
         if metric.kind is MetricKind.COUNTER:
-            return self._meter.create_counter(name, unit, description).add
+            return self._meter.create_counter(name, unit, description), "add"
         if metric.kind is MetricKind.UP_DOWN_COUNTER:
-            return self._meter.create_up_down_counter(name, unit, description).add
+            return self._meter.create_up_down_counter(name, unit, description), "add"
         if metric.kind is MetricKind.HISTOGRAM:
-            return self._meter.create_histogram(
+            histogram = self._meter.create_histogram(
                 name, unit, description, explicit_bucket_boundaries_advisory=metric.buckets
-            ).record
+            )
+            return histogram, "record"
         # MetricKind.GAUGE: the synchronous gauge, in the API since 1.23.
-        return self._meter.create_gauge(name, unit, description).set
+        return self._meter.create_gauge(name, unit, description), "set"
 
     def span(
         self, name: str, attributes: Attributes | None = None

@@ -25,6 +25,7 @@ Gauges and up-down counters are summed over live processes (`livesum`): call
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 from typing import TYPE_CHECKING, cast
@@ -136,15 +137,16 @@ class _UnlabelledRecorder:
 class _LabelledRecorder:
     """Applies each value to the collector's child for the recording's label values.
 
-    The child's bound operation is remembered per label mapping, keyed by its items
-    as given: `labels()` validates and locks on every call, and picking the declared
-    values out of the mapping is a loop, which together cost as much as the operation
-    itself on a hot path. Primitives pass a few fixed mappings, so the lookup is all
-    a recording pays; `_MAX_LABEL_SETS` bounds it should a caller vary undeclared keys
-    (forgetting costs nothing but a lookup: scalepy never removes a child).
+    The child's bound operation is remembered per label values, picked out of the
+    mapping by one `itemgetter` call: `labels()` validates and locks on every call,
+    which costs as much as the operation itself on a hot path, and building a key
+    out of the mapping's items costs nearly as much again. Keys the metric does not
+    declare are not picked, so they cannot grow the memo; `_MAX_LABEL_SETS` bounds
+    it should a caller vary the values themselves (forgetting costs nothing but a
+    lookup: scalepy never removes a child).
     """
 
-    __slots__ = ("_applies", "_collector", "_keys", "_kind")
+    __slots__ = ("_applies", "_collector", "_keys", "_kind", "_pick")
 
     def __init__(
         self, collector: MetricWrapperBase, kind: MetricKind, keys: tuple[str, ...]
@@ -152,22 +154,32 @@ class _LabelledRecorder:
         self._collector = collector
         self._kind = kind
         self._keys = keys
-        self._applies: dict[tuple[tuple[str, str], ...], Callable[[float], None]] = {}
+        # The declared values of a complete label mapping: one value, or a tuple of them
+        # (None, or a mapping missing one, raises: `record` takes the slow path then).
+        self._pick = cast(
+            "Callable[[Mapping[str, str] | None], object]", operator.itemgetter(*keys)
+        )
+        self._applies: dict[object, Callable[[float], None]] = {}
 
     def record(self, value: float, labels: Mapping[str, str] | None = None) -> None:
         """Apply the value; declared labels that are missing are exported as ""."""
-        items = () if labels is None else tuple(labels.items())
-        apply = self._applies.get(items)
-        if apply is None:
-            apply = self._child_operation(items)
+        try:
+            apply = self._applies[self._pick(labels)]
+        except (KeyError, TypeError):  # new values, a declared label missing, or no labels
+            # Such labels are remembered by their values, None for each one missing.
+            values = () if labels is None else tuple(map(labels.get, self._keys))
+            apply = self._applies.get(values) or self._child_operation(values)
         apply(value)
 
-    def _child_operation(self, items: tuple[tuple[str, str], ...]) -> Callable[[float], None]:
-        given = dict(items)
-        child = self._collector.labels(*(given.get(key, "") for key in self._keys))
+    def _child_operation(self, values: tuple[str | None, ...]) -> Callable[[float], None]:
+        """Find the child of `values` (`()`: no labels given); remember its operation."""
+        exported = ("" if v is None else v for v in values or (None,) * len(self._keys))
+        apply = _operation(self._collector.labels(*exported), self._kind)
         if len(self._applies) >= _MAX_LABEL_SETS:
             self._applies.clear()
-        apply = self._applies[items] = _operation(child, self._kind)
+        self._applies[values] = apply
+        if values and None not in values:  # complete: `record` picks them by `_pick` next
+            self._applies[values if len(values) > 1 else values[0]] = apply
         return apply
 
 
