@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "redis_layer": (["--seconds", "1", "--rounds", "3"], ["--seconds", "0.1", "--rounds", "1"]),
     "ratelimit": (["--seconds", "1", "--rounds", "3"], ["--seconds", "0.1", "--rounds", "1"]),
-    "cache": (["--seconds", "1", "--rounds", "3"], ["--seconds", "0.1", "--rounds", "1"]),
+    "cache": (["--seconds", "1", "--rounds", "7"], ["--seconds", "0.1", "--rounds", "1"]),
     "breaker": (["--calls", "200000", "--rounds", "7"], ["--calls", "5000", "--rounds", "1"]),
     "health": (["--calls", "20000", "--rounds", "7"], ["--calls", "1000", "--rounds", "1"]),
     "pools": (["--seconds", "1", "--rounds", "5"], ["--seconds", "0.1", "--rounds", "1"]),

@@ -2,7 +2,7 @@
 
 Run (`scripts/bench.sh` installs wrk and nginx first, then runs this with its arguments):
 
-    .venv/bin/python benchmarks/todo_load.py [--quick] [--seconds 10] [--json PATH]
+    .venv/bin/python benchmarks/todo_load.py [--quick] [--seconds 10] [--rounds 3] [--json PATH]
 
 Contenders, each started on this machine for its rows and stopped after them:
 
@@ -26,6 +26,12 @@ after `--warmup` seconds that fill the caches and are thrown away):
 - `mix`: 90 % reads by id, 10 % `PATCH /todos/{id}` of the same todos (the Todo API
   invalidates what a write changes, so reads after it miss; the baseline serves stale).
 
+The whole sequence of contenders runs `--rounds` times (3 by default), so each
+contender's rows are measured minutes apart, beside the others of each round; a row
+shows its median round, and its ratios are the medians of the ratios measured within
+each round (a Todo API row against the bare route and the tutorial of the same round),
+so that a machine slower for a minute moves one round, not the verdict.
+
 Both apps' rate limits are set high (`--rate-limit`), so every request pays for its
 decision and none is refused; a 429 is counted apart from the errors anyway. Then,
 for the p99 at equal offered load, the open-loop client (`_openloop.py`) sends the
@@ -42,9 +48,11 @@ import importlib.util
 import os
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+import dataclasses
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -325,6 +333,42 @@ def ratios(rows: list[Row]) -> None:
                     current.extra[f"cpu_{name}"] = reference.extra["cpu_us_per_request"] / mine
 
 
+_RATIOS = ("vs_tutorial", "vs_bare", "cpu_vs_tutorial", "cpu_vs_bare")
+
+
+def median_rows(rounds: list[list[Row]]) -> list[Row]:
+    """Each contender's row of its median round, in the order of the first round.
+
+    A closed-loop row is ranked by 2xx/s, a fixed-rate row by its p99. Each ratio of
+    the chosen row is replaced by the median of that ratio over the rounds (each
+    measured against the references of its own round); `extra["rounds"]` keeps every
+    round's figure and `extra["<ratio>_rounds"]` every round's ratio.
+    """
+    by_row: dict[tuple[str, str, bool], list[Row]] = {}
+    for measured in rounds:
+        for current in measured:
+            place = (current.extra["key"], current.scenario, current.offered_rate is not None)
+            by_row.setdefault(place, []).append(current)
+    medians = []
+    for (_, _, fixed), same in by_row.items():
+        figures = [_p99_or_inf(r) if fixed else r.requests_per_second for r in same]
+        middle = sorted(range(len(same)), key=figures.__getitem__)[(len(same) - 1) // 2]
+        chosen = same[middle]
+        extra = {**chosen.extra, "rounds": figures}
+        for name in _RATIOS:
+            values = [r.extra[name] for r in same if name in r.extra]
+            if len(same) > 1 and len(values) == len(same):
+                extra[name] = statistics.median(values)
+                extra[f"{name}_rounds"] = values
+        medians.append(dataclasses.replace(chosen, extra=extra))
+    return medians
+
+
+def _p99_or_inf(measured: Row) -> float:
+    p99 = measured.latency.p99
+    return float("inf") if p99 is None else p99
+
+
 def table(rows: list[Row]) -> str:
     """The rows as the lines the benchmark prints."""
     lines = [
@@ -360,6 +404,8 @@ def targets(rows: list[Row]) -> list[str]:
             text = f"{key} {r.scenario}: {bare:.0%} of the bare route (>= 50 %)"
             by_cpu = r.extra.get("cpu_vs_bare")
             text += f"; by CPU per request {by_cpu:.0%}" if by_cpu else ""
+            if "vs_bare_rounds" in r.extra:
+                text += f" (rounds: {', '.join(f'{v:.0%}' for v in r.extra['vs_bare_rounds'])})"
             lines.append(_verdict(text, bare >= 0.5))
     fixed = {r.extra["key"].partition("-")[0]: r for r in rows if r.offered_rate is not None}
     if {"todo", "tutorial"} <= fixed.keys():
@@ -416,10 +462,16 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the direct contenders listen, one at a time (default: a free port)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=_BENCHMARKS / "results" / "todo_load.json")
-    parser.add_argument("--quick", action="store_true", help="1 s rows: a smoke run")
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="times the whole sequence runs; a row shows its median round",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="1 s rows, one round: a smoke run")
     parsed = parser.parse_args(argv)
     if parsed.quick:
-        parsed.seconds, parsed.warmup = 1.0, 1.0
+        parsed.seconds, parsed.warmup, parsed.rounds = 1.0, 1.0, 1
+    if parsed.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     known = {c.key for c in CONTENDERS}
     parsed.contenders = [key for key in parsed.contenders.split(",") if key]
     parsed.scenarios = [name for name in parsed.scenarios.split(",") if name]
@@ -468,16 +520,31 @@ async def main(argv: list[str] | None = None) -> Result:
     os.environ["TODO_DATABASE_URL"] = args.database_url
     os.environ["TODO_REDIS_URL"] = args.redis_url
     token = setup.token()
+    rounds: list[list[Row]] = []
     try:
         await _migrate(setup)
         await seed(args.database_url)
-        for key in args.contenders:
-            contender = next(c for c in CONTENDERS if c.key == key)
-            await measure(contender, setup, args, token, result)
+        for number in range(1, args.rounds + 1):
+            print(f"round {number} of {args.rounds}")
+            measured: list[Row] = []
+            # Every round offers the fixed rate the first one derived.
+            first = rounds[0] if rounds else measured
+            for key in args.contenders:
+                contender = next(c for c in CONTENDERS if c.key == key)
+                await measure(contender, setup, args, token, result, measured, first)
+            ratios(measured)
+            rounds.append(measured)
     finally:
         with contextlib.suppress(Exception):
             await _delete_keys(args.redis_url, setup.namespace)
-    ratios(result.rows)
+    result.rows.extend(median_rows(rounds))
+    if args.rounds > 1:
+        note = (
+            f"each row: the median of {args.rounds} rounds (by 2xx/s; a fixed-rate row by "
+            "p99); each ratio: the median of the ratios measured within each round"
+        )
+        result.notes.append(note)
+        print(f"\n{note}")
     print()
     print(table(result.rows))
     print()
@@ -493,9 +560,18 @@ async def main(argv: list[str] | None = None) -> Result:
 
 
 async def measure(
-    contender: Contender, setup: Setup, args: argparse.Namespace, token: str, result: Result
+    contender: Contender,
+    setup: Setup,
+    args: argparse.Namespace,
+    token: str,
+    result: Result,
+    rows: list[Row],
+    first_round: list[Row],
 ) -> None:
-    """Start `contender`, run each of its scenarios (warm-up, then measured), stop it."""
+    """Start `contender`, run each of its scenarios (warm-up, then measured), stop it.
+
+    Its rows go to `rows` (the round's); the fixed rate derives from `first_round`'s.
+    """
     scenarios = [s for s in args.scenarios if contender.app != "bare" or s in _READS]
     if not scenarios:
         return
@@ -510,21 +586,21 @@ async def measure(
             cpu, degraded = tree_cpu_seconds(served.pids), served.degraded()
             measured = await run(base_url, requests, seconds=args.seconds, **load)
             cpu = tree_cpu_seconds(served.pids) - cpu
-            result.rows.append(row(contender, scenario, measured, cpu))
-            print(table(result.rows[-1:]).splitlines()[1])
+            rows.append(row(contender, scenario, measured, cpu))
+            print(table(rows[-1:]).splitlines()[1])
             if served.degraded() > degraded:
                 note = (
                     f"{contender.key} {scenario}: a primitive lost its backend during the row "
                     "(WARNING '... is degraded' in its log): it served its fallback meanwhile"
                 )
-                result.rows[-1].extra["degraded"] = True
+                rows[-1].extra["degraded"] = True
                 result.notes.append(note)
                 print(f"  note: {note}")
-        rate = _fixed_rate(args.fixed_rate, result.rows)
+        rate = _fixed_rate(args.fixed_rate, first_round)
         if rate and contender.key in _FIXED:
             fixed = await fixed_rate(contender, base_url, rate, args.seconds, args.connections)
-            result.rows.append(fixed)
-            print(table(result.rows[-1:]).splitlines()[1])
+            rows.append(fixed)
+            print(table(rows[-1:]).splitlines()[1])
 
 
 def _server() -> str:

@@ -12,6 +12,7 @@ from _wrk import WrkRun
 from todo_load import (
     CONTENDERS,
     _fixed_rate,
+    median_rows,
     options,
     ratios,
     row,
@@ -105,7 +106,8 @@ def test_the_mix_is_nine_reads_to_one_write_with_the_token() -> None:
 def test_quick_is_short_and_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     """`--quick` makes 1 s rows; an unknown contender stops the command with its name."""
     quick = options(["--quick"])
-    assert (1.0, 1.0) == (quick.seconds, quick.warmup)
+    assert (1.0, 1.0, 1) == (quick.seconds, quick.warmup, quick.rounds)
+    assert 3 == options([]).rounds
     assert [c.key for c in CONTENDERS] == quick.contenders
     with pytest.raises(SystemExit):
         options(["--contenders", "todo-1,todo-9"])
@@ -118,3 +120,23 @@ def test_the_fixed_rate_is_half_the_baselines_read_rate_unless_given() -> None:
     assert 1230.0 == _fixed_rate(None, [_row("tutorial-2", "read", 2461)])
     assert 2000.0 == _fixed_rate(None, [_row("tutorial-2", "read", 9000)])
     assert 300.0 == _fixed_rate(300.0, [_row("tutorial-2", "read", 2461)])
+
+
+def test_a_row_is_its_median_round_and_its_ratios_the_rounds_medians() -> None:
+    """Each ratio is taken within a round, then the median over the rounds: a slow round
+    of the reference moves one ratio, not the verdict."""
+    rounds = [
+        [_row("bare-1", "read", 10_000), _row("todo-1", "read", 4_800)],
+        [_row("bare-1", "read", 8_000), _row("todo-1", "read", 4_400)],  # a slow minute
+        [_row("bare-1", "read", 9_000), _row("todo-1", "read", 4_600)],
+    ]
+    for measured in rounds:
+        ratios(measured)
+    bare, todo = median_rows(rounds)
+    assert (9_000, [10_000, 8_000, 9_000]) == (bare.requests_per_second, bare.extra["rounds"])
+    assert 4_600 == todo.requests_per_second
+    assert [0.48, 0.55, 4_600 / 9_000] == todo.extra["vs_bare_rounds"]
+    assert 4_600 / 9_000 == todo.extra["vs_bare"]
+    line = next(text for text in targets([bare, todo]) if "bare route" in text)
+    assert line.startswith("ok     todo-1 read: 51% of the bare route")
+    assert line.endswith("(rounds: 48%, 55%, 51%)")
