@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import secrets
@@ -52,7 +53,6 @@ import statistics
 import sys
 import tempfile
 import time
-import dataclasses
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path

@@ -123,8 +123,10 @@ def test_the_fixed_rate_is_half_the_baselines_read_rate_unless_given() -> None:
 
 
 def test_a_row_is_its_median_round_and_its_ratios_the_rounds_medians() -> None:
-    """Each ratio is taken within a round, then the median over the rounds: a slow round
-    of the reference moves one ratio, not the verdict."""
+    """Ratios are taken within a round, then their median: a slow round moves one ratio.
+
+    The reference's slow second round would have made the Todo row 55 % on its own.
+    """
     rounds = [
         [_row("bare-1", "read", 10_000), _row("todo-1", "read", 4_800)],
         [_row("bare-1", "read", 8_000), _row("todo-1", "read", 4_400)],  # a slow minute
