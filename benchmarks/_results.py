@@ -94,7 +94,7 @@ class Metadata:
     date: str
     """When the run started, ISO 8601 in UTC."""
     commit: str
-    """`git describe --always --dirty` of the repository, or `unknown`."""
+    """The commit measured, `-dirty` if a source file differed from it, or `unknown`."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Versions of the servers measured, settings, anything a reader needs to repeat it."""
 
@@ -182,12 +182,26 @@ def _cpu_model() -> str:
     return next(names, platform.machine())
 
 
+_NOT_SOURCE = (":(exclude)benchmarks/results", ":(exclude)docs/assets/benchmarks")
+
+
 def _commit() -> str:
+    """The commit, `-dirty` if a tracked file other than a result differs from it.
+
+    The results and plots are left out: a run of several benchmarks rewrites them as
+    it goes, and they do not change what is measured.
+    """
+    git = ["git", "-C", str(_REPOSITORY)]
     try:
-        completed = subprocess.run(
-            ["git", "-C", str(_REPOSITORY), "describe", "--always", "--dirty"],
+        commit = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, check=True, timeout=10,
-        )  # fmt: skip
+        ).stdout.strip()  # fmt: skip
+        changed = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", *_NOT_SOURCE],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
         return "unknown"
-    return completed.stdout.strip()
+    return f"{commit}-dirty" if changed else commit
+

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
+import _results
 from _results import FORMAT, Latency, Metadata, Result, Row, Series
 from plots import render, save
 
@@ -47,6 +49,26 @@ def test_metadata_describes_machine_and_command() -> None:
     assert metadata.cpu
     assert metadata.commit
     assert metadata.cpu in metadata.describe()
+
+
+def test_the_commit_is_dirty_only_when_a_source_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results and plots rewritten by a run's earlier benchmarks leave the commit clean."""
+    for path in ("src/code.py", "benchmarks/results/cache.json", "docs/assets/benchmarks/a.svg"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("1")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    monkeypatch.setattr(_results, "_REPOSITORY", tmp_path)
+    (tmp_path / "benchmarks/results/cache.json").write_text("2")
+    (tmp_path / "docs/assets/benchmarks/a.svg").write_text("2")
+    clean = Metadata.collect([]).commit
+    assert not clean.endswith("-dirty")
+    (tmp_path / "src/code.py").write_text("2")
+    assert f"{clean}-dirty" == Metadata.collect([]).commit
 
 
 def test_a_file_of_another_format_is_refused() -> None:
