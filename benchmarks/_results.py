@@ -204,4 +204,3 @@ def _commit() -> str:
     except (OSError, subprocess.SubprocessError):  # no git, or not a checkout
         return "unknown"
     return f"{commit}-dirty" if changed else commit
-
